@@ -1,0 +1,227 @@
+"""Register decode built from the register-map tables.
+
+The tables in :mod:`siov.rtl.regmap` are generated from ``rtl/regs.rdl``;
+this component turns them into decode logic, so the RDL is the only place an
+address or field is written. Field behaviour follows SystemRDL 2.0:
+
+========================  ===============================================
+RDL                       port on the bank
+========================  ===============================================
+``sw=rw, hw=r``           ``Out(width)``: the stored value
+``sw=r, hw=w``            ``In(width)``: the block drives what software reads
+``sw=r, hw=na``           none: a constant (the field's reset value)
+``singlepulse``           ``Out(1)``-per-bit pulse for one cycle on write
+``swacc``                 ``<field>_swacc`` ``Out(1)``: strobe on a read
+``swmod``                 ``<field>_swmod`` ``Out(1)``: strobe on a write
+``external`` window       ``ext_<name>`` ``Out(CsrSignature)``, local address
+========================  ===============================================
+
+Bus behaviour: no register at the address answers DECERR; a write to a
+register with no software-writable field answers SLVERR and changes nothing;
+WSTRB selects the bytes that change.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .bus import CsrSignature, Resp
+
+__all__ = ["RegisterBank", "port_name"]
+
+
+def port_name(reg, field):
+    """Name of the bank port for ``field`` of ``reg``: ``global_cap0_num_adis``."""
+    return f"{reg.name}_{field.name.lower()}"
+
+
+class RegisterBank(wiring.Component):
+    """Decode for a set of registers and external windows.
+
+    Parameters
+    ----------
+    registers : iterable of Register
+        Registers held in this bank.
+    externals : iterable of External
+        Windows forwarded to other blocks.
+    addr_width : int
+        Byte address width of the register bus.
+    base : int
+        Absolute address of this bank's window; offsets in the tables are
+        absolute, the bus carries ``absolute - base``.
+
+    Raises
+    ------
+    ValueError
+        If two registers or windows overlap, or a field combination is not supported.
+    """
+
+    def __init__(self, registers, externals=(), *, addr_width, base=0):
+        import dataclasses
+        self._registers = tuple(dataclasses.replace(r, offset=r.offset - base) for r in registers)
+        self._externals = tuple(dataclasses.replace(e, offset=e.offset - base) for e in externals)
+        for item in self._registers + self._externals:
+            if not 0 <= item.offset < (1 << addr_width):
+                raise ValueError(f"{item.path} at {item.offset + base:#x} lies outside the bank "
+                                 f"window {base:#x}..{base + (1 << addr_width):#x}")
+        self._addr_width = addr_width
+        spans = sorted([(r.offset, r.offset + 4, r.path) for r in self._registers] +
+                       [(e.offset, e.offset + e.size, e.path) for e in self._externals])
+        for (a0, a1, p), (b0, b1, q) in zip(spans, spans[1:]):
+            if b0 < a1:
+                raise ValueError(f"Register {q} at {b0:#x} overlaps {p} ({a0:#x}..{a1:#x})")
+        members = {"csr": In(CsrSignature(addr_width))}
+        for reg in self._registers:
+            if reg.offset % 4:
+                raise ValueError(f"Register {reg.path} at {reg.offset:#x} is not word aligned")
+            for f in reg.fields:
+                name = port_name(reg, f)
+                if f.sw_writable and f.hw == "w" and not f.singlepulse:
+                    raise ValueError(f"Field {reg.path}.{f.name}: sw-writable fields written by "
+                                     f"hardware are not supported; split the field")
+                if f.singlepulse:
+                    members[name] = Out(f.width)
+                elif f.has_storage:
+                    members[name] = Out(f.width, init=f.reset or 0)
+                elif f.hw == "w":
+                    members[name] = In(f.width)
+                if f.swacc:
+                    members[name + "_swacc"] = Out(1)
+                if f.swmod:
+                    members[name + "_swmod"] = Out(1)
+        for ext in self._externals:
+            if ext.size & (ext.size - 1) or ext.offset % ext.size:
+                raise ValueError(f"External window {ext.path} must be a naturally aligned power of two, "
+                                 f"not {ext.size:#x} at {ext.offset:#x}")
+            members[f"ext_{ext.name}"] = Out(CsrSignature(max(2, (ext.size - 1).bit_length())))
+        super().__init__(members)
+
+    @classmethod
+    def for_window(cls, window, *, addr_width, base=0):
+        """The bank for external window ``window`` (``""``: the device top), from the regmap."""
+        from .. import regmap
+        from .regdefs import window_contents
+        regs, exts = window_contents(window, regmap.REGISTERS.values(), regmap.EXTERNALS.values())
+        return cls(regs, exts, addr_width=addr_width, base=base)
+
+    def port(self, path):
+        """The bank port of ``"REGFILE.REG.FIELD"`` (or ``"...FIELD_swacc"``)."""
+        *reg_path, fname = path.split(".")
+        suffix = ""
+        for s in ("_swacc", "_swmod"):
+            if fname.endswith(s):
+                fname, suffix = fname[:-len(s)], s
+        reg = next(r for r in self._registers if r.path == ".".join(reg_path))
+        return getattr(self, port_name(reg, reg.field(fname)) + suffix)
+
+    def elaborate(self, platform):
+        m = Module()
+        csr = self.csr
+        word = csr.addr[2:]
+
+        bytemask = Signal(32)
+        m.d.comb += bytemask.eq(Cat(*(b.replicate(8) for b in csr.wstrb)))
+
+        local_ack = Signal()
+        local_rdata = Signal(32)
+        ext_hit = Signal()
+        ext_hits = []
+        ext_ack = []
+        ext_rdata = []
+        ext_resps = []
+
+        for ext in self._externals:
+            port = getattr(self, f"ext_{ext.name}")
+            lw = port.addr.shape().width
+            hit = Signal(name=f"hit_{ext.name}")
+            m.d.comb += hit.eq(csr.addr[lw:] == (ext.offset >> lw))
+            m.d.comb += [
+                port.stb.eq(csr.stb & hit),
+                port.we.eq(csr.we),
+                port.addr.eq(csr.addr[:lw]),
+                port.wdata.eq(csr.wdata),
+                port.wstrb.eq(csr.wstrb),
+            ]
+            ext_ack.append(port.ack)
+            ext_rdata.append(Signal(32, name=f"rdata_{ext.name}"))
+            m.d.comb += ext_rdata[-1].eq(port.rdata & port.ack.replicate(32))
+            ext_hits.append(hit)
+            ext_resps.append(port.resp & port.ack.replicate(2))
+        if ext_hits:
+            m.d.comb += ext_hit.eq(Cat(*ext_hits).any())
+
+        # Pulses and strobes default low.
+        for reg in self._registers:
+            for f in reg.fields:
+                name = port_name(reg, f)
+                if f.singlepulse:
+                    m.d.sync += getattr(self, name).eq(0)
+                if f.swacc:
+                    m.d.sync += getattr(self, name + "_swacc").eq(0)
+                if f.swmod:
+                    m.d.sync += getattr(self, name + "_swmod").eq(0)
+
+        resp_q = Signal(2)
+        rdata_q = Signal(32)
+        m.d.sync += local_ack.eq(csr.stb & ~ext_hit)
+        with m.If(csr.stb & ~ext_hit):
+            m.d.sync += resp_q.eq(Resp.DECERR)
+            m.d.sync += rdata_q.eq(0)
+            with m.Switch(word):
+                for reg in self._registers:
+                    with m.Case(reg.offset >> 2):
+                        self._decode_register(m, reg, bytemask, resp_q, rdata_q)
+
+        m.d.comb += local_rdata.eq(rdata_q & local_ack.replicate(32))
+        rdata, resp, ack = local_rdata, resp_q & local_ack.replicate(2), local_ack
+        for r in ext_rdata:
+            rdata = rdata | r
+        for r in ext_resps:
+            resp = resp | r
+        for a in ext_ack:
+            ack = ack | a
+        m.d.comb += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
+        return m
+
+    def _decode_register(self, m, reg, bytemask, resp_q, rdata_q):
+        csr = self.csr
+        read_value = []
+        for f in reg.fields:
+            name = port_name(reg, f)
+            if not f.sw_readable or f.singlepulse:
+                value = Const(0, f.width)
+            elif f.has_storage or f.hw == "w":
+                value = getattr(self, name)
+            else:
+                value = Const(f.reset or 0, f.width)
+            read_value.append((f.lsb, value))
+        with m.If(csr.we):
+            if reg.sw_writable:
+                m.d.sync += resp_q.eq(Resp.OKAY)
+                for f in reg.fields:
+                    if not f.sw_writable:
+                        continue
+                    name = port_name(reg, f)
+                    fmask = bytemask[f.lsb:f.lsb + f.width]
+                    fdata = csr.wdata[f.lsb:f.lsb + f.width]
+                    if f.singlepulse:
+                        m.d.sync += getattr(self, name).eq(fdata & fmask)
+                    else:
+                        sig = getattr(self, name)
+                        m.d.sync += sig.eq((sig & ~fmask) | (fdata & fmask))
+                    if f.swmod:
+                        m.d.sync += getattr(self, name + "_swmod").eq(fmask.any())
+            else:
+                m.d.sync += resp_q.eq(Resp.SLVERR)
+        with m.Else():
+            m.d.sync += resp_q.eq(Resp.OKAY)
+            parts, pos = [], 0
+            for lsb, value in sorted(read_value, key=lambda lv: lv[0]):
+                if lsb > pos:
+                    parts.append(Const(0, lsb - pos))
+                parts.append(value)
+                pos = lsb + len(value)
+            m.d.sync += rdata_q.eq(Cat(*parts))
+            for f in reg.fields:
+                if f.swacc:
+                    m.d.sync += getattr(self, port_name(reg, f) + "_swacc").eq(1)

@@ -1,0 +1,57 @@
+"""Write the Verilog of every synthesizable top to a folder (``make verilog``).
+
+Each top is elaborated with its default parameters. The same table of tops
+feeds ``make synth`` and the lint test, so a new block is added in one place.
+"""
+
+import argparse
+import pathlib
+import sys
+
+from amaranth.back import verilog
+
+__all__ = ["TOPS", "convert_top", "write_all"]
+
+
+def _device():
+    from .device import Device
+    return Device()
+
+
+#: name of the Verilog module -> factory of the Amaranth component
+TOPS = {
+    "siov_device": _device,
+}
+
+
+def convert_top(name, component=None):
+    """Return the Verilog text of top ``name`` (or of ``component`` under that name)."""
+    if component is None:
+        component = TOPS[name]()
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+def write_all(out_dir, names=None):
+    """Write ``<name>.v`` for each top into ``out_dir``; return the paths."""
+    out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names or TOPS:
+        path = out_dir / f"{name}.v"
+        path.write_text(convert_top(name))
+        paths.append(path)
+    return paths
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="build/verilog", help="output folder (default: build/verilog)")
+    ap.add_argument("tops", nargs="*", help=f"tops to write (default: all of {', '.join(TOPS)})")
+    args = ap.parse_args(argv)
+    for p in write_all(args.out, args.tops or None):
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

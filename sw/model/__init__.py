@@ -1,0 +1,1 @@
+"""siov package."""
