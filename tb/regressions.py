@@ -1,0 +1,59 @@
+"""The table of cocotb regressions: which top, which test module, which parameters.
+
+``tests/test_sim_*.py`` (``make sim``/``make test``) and ``make waves`` read
+this one table, so a regression is declared once.
+"""
+
+import json
+from dataclasses import dataclass, field
+
+__all__ = ["Regression", "REGRESSIONS", "find_test"]
+
+
+@dataclass(frozen=True)
+class Regression:
+    """One cocotb regression: a test module run on one build of one top."""
+    name: str                 # build folder under build/sim, unique
+    top: str                  # Verilog module name
+    test_module: str          # dotted cocotb test module
+    factory: object           # () -> Amaranth component
+    public: tuple = ()        # internal signals the tests poke or peek
+    env: dict = field(default_factory=dict)
+
+    def run(self, **kwargs):
+        from .runner import run_cocotb
+        return run_cocotb(component=self.factory(), top=self.top, test_module=self.test_module,
+                          build_name=self.name, public=self.public, extra_env=self.env, **kwargs)
+
+
+def _device(params):
+    def make():
+        from ..rtl.device import Device
+        return Device(params)
+    return make
+
+
+def _csr_regressions():
+    from ..rtl.params import DeviceParams
+    sets = [DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64, pages_per_domain=65536)]
+    return [Regression(f"csr-{p.tag}", "siov_device", "siov.tb.csr.test_csr", _device(p),
+                       public=("cycles",), env={"SIOV_PARAMS": json.dumps(p.__dict__)}) for p in sets]
+
+
+REGRESSIONS = {r.name: r for r in _csr_regressions()}
+
+
+def find_test(test_name):
+    """The first regression whose test module defines cocotb test ``test_name``.
+
+    A parametrized cocotb test is named by its function (``test_random_traffic``)
+    or with its parameters (``test_random_traffic/pattern=heavy``).
+    """
+    import importlib.util
+    func = test_name.split("/")[0]
+    for reg in REGRESSIONS.values():
+        spec = importlib.util.find_spec(reg.test_module)
+        if spec and spec.origin and f"async def {func}(" in open(spec.origin).read():
+            return reg
+    known = sorted({r.test_module for r in REGRESSIONS.values()})
+    raise LookupError(f"No regression defines a test named {func!r}; test modules: {', '.join(known)}")
