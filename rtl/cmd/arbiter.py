@@ -23,8 +23,8 @@ rotating priority and registers the grant. A request raised in cycle t is
 granted in cycle t+2 at the latest when no other ADI competes. After a grant
 is taken, one cycle passes before the next decision, so that stage 1 sees
 the charged budget and the requester's updated ``req``: at most one grant
-every two cycles, far above the engine's rate of one descriptor per several
-cycles. Ties rotate from the ADI after the last one granted, in every policy.
+every three cycles (measured in bench/bench_arbiter.py), above the engine's
+rate, since the shortest descriptor (NOOP) still fetches and writes back. Ties rotate from the ADI after the last one granted, in every policy.
 
 The cost model (a + b x transfer size) lives in the front end; the arbiter
 receives the estimated cost of each ADI's head descriptor, which must stay
