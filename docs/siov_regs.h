@@ -70,13 +70,361 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t CYCLE_HI;
 } siov__global_t_t;
 
+// reg - siov::irq_t::FAULT_STATUS
+#define SIOV__IRQ_T__FAULT_STATUS__COUNT_bm 0xff
+#define SIOV__IRQ_T__FAULT_STATUS__COUNT_bp 0
+#define SIOV__IRQ_T__FAULT_STATUS__COUNT_bw 8
+#define SIOV__IRQ_T__FAULT_STATUS__OVERFLOW_bm 0x100
+#define SIOV__IRQ_T__FAULT_STATUS__OVERFLOW_bp 8
+#define SIOV__IRQ_T__FAULT_STATUS__OVERFLOW_bw 1
+
+// reg - siov::irq_t::FAULT_REC0
+#define SIOV__IRQ_T__FAULT_REC0__REASON_bm 0xff
+#define SIOV__IRQ_T__FAULT_REC0__REASON_bp 0
+#define SIOV__IRQ_T__FAULT_REC0__REASON_bw 8
+#define SIOV__IRQ_T__FAULT_REC0__VALID_bm 0x200
+#define SIOV__IRQ_T__FAULT_REC0__VALID_bp 9
+#define SIOV__IRQ_T__FAULT_REC0__VALID_bw 1
+#define SIOV__IRQ_T__FAULT_REC0__PASID_bm 0xfffff000
+#define SIOV__IRQ_T__FAULT_REC0__PASID_bp 12
+#define SIOV__IRQ_T__FAULT_REC0__PASID_bw 20
+
+// reg - siov::irq_t::FAULT_REC1
+#define SIOV__IRQ_T__FAULT_REC1__HANDLE_bm 0xffff
+#define SIOV__IRQ_T__FAULT_REC1__HANDLE_bp 0
+#define SIOV__IRQ_T__FAULT_REC1__HANDLE_bw 16
+
+// reg - siov::irq_t::FAULT_CTRL
+#define SIOV__IRQ_T__FAULT_CTRL__POP_bm 0x1
+#define SIOV__IRQ_T__FAULT_CTRL__POP_bp 0
+#define SIOV__IRQ_T__FAULT_CTRL__POP_bw 1
+#define SIOV__IRQ_T__FAULT_CTRL__POP_reset 0x0
+#define SIOV__IRQ_T__FAULT_CTRL__CLEAR_OVERFLOW_bm 0x2
+#define SIOV__IRQ_T__FAULT_CTRL__CLEAR_OVERFLOW_bp 1
+#define SIOV__IRQ_T__FAULT_CTRL__CLEAR_OVERFLOW_bw 1
+#define SIOV__IRQ_T__FAULT_CTRL__CLEAR_OVERFLOW_reset 0x0
+
+// reg - siov::irq_t::FAULT_OVF_COUNT
+#define SIOV__IRQ_T__FAULT_OVF_COUNT__COUNT_bm 0xffffffff
+#define SIOV__IRQ_T__FAULT_OVF_COUNT__COUNT_bp 0
+#define SIOV__IRQ_T__FAULT_OVF_COUNT__COUNT_bw 32
+
+// reg - siov::irq_t::CNT_DELIVERED
+#define SIOV__IRQ_T__CNT_DELIVERED__COUNT_bm 0xffffffff
+#define SIOV__IRQ_T__CNT_DELIVERED__COUNT_bp 0
+#define SIOV__IRQ_T__CNT_DELIVERED__COUNT_bw 32
+
+// reg - siov::irq_t::CNT_PENDED
+#define SIOV__IRQ_T__CNT_PENDED__COUNT_bm 0xffffffff
+#define SIOV__IRQ_T__CNT_PENDED__COUNT_bp 0
+#define SIOV__IRQ_T__CNT_PENDED__COUNT_bw 32
+
+// reg - siov::irq_t::CNT_FAULTED
+#define SIOV__IRQ_T__CNT_FAULTED__COUNT_bm 0xffffffff
+#define SIOV__IRQ_T__CNT_FAULTED__COUNT_bp 0
+#define SIOV__IRQ_T__CNT_FAULTED__COUNT_bw 32
+
+// reg - siov::irq_t::CNT_DMA
+#define SIOV__IRQ_T__CNT_DMA__COUNT_bm 0xffffffff
+#define SIOV__IRQ_T__CNT_DMA__COUNT_bp 0
+#define SIOV__IRQ_T__CNT_DMA__COUNT_bw 32
+
+// reg - siov::irq_t::CNT_CTRL
+#define SIOV__IRQ_T__CNT_CTRL__CLEAR_bm 0x1
+#define SIOV__IRQ_T__CNT_CTRL__CLEAR_bp 0
+#define SIOV__IRQ_T__CNT_CTRL__CLEAR_bw 1
+#define SIOV__IRQ_T__CNT_CTRL__CLEAR_reset 0x0
+
+// mem - siov::irq_t::IMS
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[8192];
+} siov__irq_t__IMS_t;
+
+// addrmap - siov::irq_t
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t FAULT_STATUS;
+    uint32_t FAULT_REC0;
+    uint32_t FAULT_REC1;
+    uint32_t FAULT_CTRL;
+    uint32_t FAULT_OVF_COUNT;
+    uint8_t RESERVED_14_1f[0xc];
+    uint32_t CNT_DELIVERED;
+    uint32_t CNT_PENDED;
+    uint32_t CNT_FAULTED;
+    uint32_t CNT_DMA;
+    uint32_t CNT_CTRL;
+    uint8_t RESERVED_34_7fff[0x7fcc];
+    siov__irq_t__IMS_t IMS;
+} siov__irq_t_t;
+
+// reg - siov::dma_t::STATUS
+#define SIOV__DMA_T__STATUS__BUSY_bm 0x1
+#define SIOV__DMA_T__STATUS__BUSY_bp 0
+#define SIOV__DMA_T__STATUS__BUSY_bw 1
+#define SIOV__DMA_T__STATUS__ERR_bm 0x2
+#define SIOV__DMA_T__STATUS__ERR_bp 1
+#define SIOV__DMA_T__STATUS__ERR_bw 1
+
+// reg - siov::dma_t::OP
+#define SIOV__DMA_T__OP__CODE_bm 0x3
+#define SIOV__DMA_T__OP__CODE_bp 0
+#define SIOV__DMA_T__OP__CODE_bw 2
+#define SIOV__DMA_T__OP__CODE_reset 0x0
+#define SIOV__DMA_T__OP__DOMAIN_bm 0x3f00
+#define SIOV__DMA_T__OP__DOMAIN_bp 8
+#define SIOV__DMA_T__OP__DOMAIN_bw 6
+#define SIOV__DMA_T__OP__DOMAIN_reset 0x0
+#define SIOV__DMA_T__OP__GO_bm 0x80000000
+#define SIOV__DMA_T__OP__GO_bp 31
+#define SIOV__DMA_T__OP__GO_bw 1
+#define SIOV__DMA_T__OP__GO_reset 0x0
+
+// reg - siov::dma_t::OP_START
+#define SIOV__DMA_T__OP_START__PAGE_bm 0xffffffff
+#define SIOV__DMA_T__OP_START__PAGE_bp 0
+#define SIOV__DMA_T__OP_START__PAGE_bw 32
+#define SIOV__DMA_T__OP_START__PAGE_reset 0x0
+
+// reg - siov::dma_t::OP_COUNT
+#define SIOV__DMA_T__OP_COUNT__COUNT_bm 0xffffffff
+#define SIOV__DMA_T__OP_COUNT__COUNT_bp 0
+#define SIOV__DMA_T__OP_COUNT__COUNT_bw 32
+#define SIOV__DMA_T__OP_COUNT__COUNT_reset 0x0
+
+// reg - siov::dma_t::ADI_SEL
+#define SIOV__DMA_T__ADI_SEL__INDEX_bm 0x3f
+#define SIOV__DMA_T__ADI_SEL__INDEX_bp 0
+#define SIOV__DMA_T__ADI_SEL__INDEX_bw 6
+#define SIOV__DMA_T__ADI_SEL__INDEX_reset 0x0
+
+// reg - siov::dma_t::ADI_ENTRY
+#define SIOV__DMA_T__ADI_ENTRY__PASID_bm 0xfffff
+#define SIOV__DMA_T__ADI_ENTRY__PASID_bp 0
+#define SIOV__DMA_T__ADI_ENTRY__PASID_bw 20
+#define SIOV__DMA_T__ADI_ENTRY__PASID_reset 0x0
+#define SIOV__DMA_T__ADI_ENTRY__DOMAIN_bm 0x3f00000
+#define SIOV__DMA_T__ADI_ENTRY__DOMAIN_bp 20
+#define SIOV__DMA_T__ADI_ENTRY__DOMAIN_bw 6
+#define SIOV__DMA_T__ADI_ENTRY__DOMAIN_reset 0x0
+#define SIOV__DMA_T__ADI_ENTRY__VALID_bm 0x80000000
+#define SIOV__DMA_T__ADI_ENTRY__VALID_bp 31
+#define SIOV__DMA_T__ADI_ENTRY__VALID_bw 1
+#define SIOV__DMA_T__ADI_ENTRY__VALID_reset 0x0
+
+// reg - siov::dma_t::ADI_CMD
+#define SIOV__DMA_T__ADI_CMD__WRITE_bm 0x1
+#define SIOV__DMA_T__ADI_CMD__WRITE_bp 0
+#define SIOV__DMA_T__ADI_CMD__WRITE_bw 1
+#define SIOV__DMA_T__ADI_CMD__WRITE_reset 0x0
+
+// reg - siov::dma_t::ADI_CUR
+#define SIOV__DMA_T__ADI_CUR__PASID_bm 0xfffff
+#define SIOV__DMA_T__ADI_CUR__PASID_bp 0
+#define SIOV__DMA_T__ADI_CUR__PASID_bw 20
+#define SIOV__DMA_T__ADI_CUR__DOMAIN_bm 0x3f00000
+#define SIOV__DMA_T__ADI_CUR__DOMAIN_bp 20
+#define SIOV__DMA_T__ADI_CUR__DOMAIN_bw 6
+#define SIOV__DMA_T__ADI_CUR__VALID_bm 0x80000000
+#define SIOV__DMA_T__ADI_CUR__VALID_bp 31
+#define SIOV__DMA_T__ADI_CUR__VALID_bw 1
+
+// reg - siov::dma_t::DOM_SEL
+#define SIOV__DMA_T__DOM_SEL__INDEX_bm 0x3f
+#define SIOV__DMA_T__DOM_SEL__INDEX_bp 0
+#define SIOV__DMA_T__DOM_SEL__INDEX_bw 6
+#define SIOV__DMA_T__DOM_SEL__INDEX_reset 0x0
+
+// reg - siov::dma_t::DOM_BASE_LO
+#define SIOV__DMA_T__DOM_BASE_LO__ADDR_bm 0xfffff000
+#define SIOV__DMA_T__DOM_BASE_LO__ADDR_bp 12
+#define SIOV__DMA_T__DOM_BASE_LO__ADDR_bw 20
+#define SIOV__DMA_T__DOM_BASE_LO__ADDR_reset 0x0
+
+// reg - siov::dma_t::DOM_BASE_HI
+#define SIOV__DMA_T__DOM_BASE_HI__ADDR_bm 0xffffffff
+#define SIOV__DMA_T__DOM_BASE_HI__ADDR_bp 0
+#define SIOV__DMA_T__DOM_BASE_HI__ADDR_bw 32
+#define SIOV__DMA_T__DOM_BASE_HI__ADDR_reset 0x0
+
+// reg - siov::dma_t::DOM_LIMIT
+#define SIOV__DMA_T__DOM_LIMIT__PAGES_bm 0xffffffff
+#define SIOV__DMA_T__DOM_LIMIT__PAGES_bp 0
+#define SIOV__DMA_T__DOM_LIMIT__PAGES_bw 32
+#define SIOV__DMA_T__DOM_LIMIT__PAGES_reset 0x0
+
+// reg - siov::dma_t::DOM_CMD
+#define SIOV__DMA_T__DOM_CMD__WRITE_bm 0x1
+#define SIOV__DMA_T__DOM_CMD__WRITE_bp 0
+#define SIOV__DMA_T__DOM_CMD__WRITE_bw 1
+#define SIOV__DMA_T__DOM_CMD__WRITE_reset 0x0
+
+// reg - siov::dma_t::DOM_CUR_BASE_LO
+#define SIOV__DMA_T__DOM_CUR_BASE_LO__ADDR_bm 0xfffff000
+#define SIOV__DMA_T__DOM_CUR_BASE_LO__ADDR_bp 12
+#define SIOV__DMA_T__DOM_CUR_BASE_LO__ADDR_bw 20
+
+// reg - siov::dma_t::DOM_CUR_BASE_HI
+#define SIOV__DMA_T__DOM_CUR_BASE_HI__ADDR_bm 0xffffffff
+#define SIOV__DMA_T__DOM_CUR_BASE_HI__ADDR_bp 0
+#define SIOV__DMA_T__DOM_CUR_BASE_HI__ADDR_bw 32
+
+// reg - siov::dma_t::DOM_CUR_LIMIT
+#define SIOV__DMA_T__DOM_CUR_LIMIT__PAGES_bm 0xffffffff
+#define SIOV__DMA_T__DOM_CUR_LIMIT__PAGES_bp 0
+#define SIOV__DMA_T__DOM_CUR_LIMIT__PAGES_bw 32
+
+// reg - siov::dma_t::BMAP_SEL
+#define SIOV__DMA_T__BMAP_SEL__BITMAP_bm 0x3
+#define SIOV__DMA_T__BMAP_SEL__BITMAP_bp 0
+#define SIOV__DMA_T__BMAP_SEL__BITMAP_bw 2
+#define SIOV__DMA_T__BMAP_SEL__BITMAP_reset 0x0
+#define SIOV__DMA_T__BMAP_SEL__DOMAIN_bm 0x3f00
+#define SIOV__DMA_T__BMAP_SEL__DOMAIN_bp 8
+#define SIOV__DMA_T__BMAP_SEL__DOMAIN_bw 6
+#define SIOV__DMA_T__BMAP_SEL__DOMAIN_reset 0x0
+
+// reg - siov::dma_t::HARVEST_CTRL
+#define SIOV__DMA_T__HARVEST_CTRL__DOMAIN_bm 0x3f
+#define SIOV__DMA_T__HARVEST_CTRL__DOMAIN_bp 0
+#define SIOV__DMA_T__HARVEST_CTRL__DOMAIN_bw 6
+#define SIOV__DMA_T__HARVEST_CTRL__DOMAIN_reset 0x0
+#define SIOV__DMA_T__HARVEST_CTRL__NO_CLEAR_bm 0x100
+#define SIOV__DMA_T__HARVEST_CTRL__NO_CLEAR_bp 8
+#define SIOV__DMA_T__HARVEST_CTRL__NO_CLEAR_bw 1
+#define SIOV__DMA_T__HARVEST_CTRL__NO_CLEAR_reset 0x0
+
+// reg - siov::dma_t::GUEST_STATUS
+#define SIOV__DMA_T__GUEST_STATUS__RESULT_bm 0xf
+#define SIOV__DMA_T__GUEST_STATUS__RESULT_bp 0
+#define SIOV__DMA_T__GUEST_STATUS__RESULT_bw 4
+
+// reg - siov::dma_t::FAULT_STATUS
+#define SIOV__DMA_T__FAULT_STATUS__COUNT_bm 0xff
+#define SIOV__DMA_T__FAULT_STATUS__COUNT_bp 0
+#define SIOV__DMA_T__FAULT_STATUS__COUNT_bw 8
+#define SIOV__DMA_T__FAULT_STATUS__OVERFLOW_bm 0x100
+#define SIOV__DMA_T__FAULT_STATUS__OVERFLOW_bp 8
+#define SIOV__DMA_T__FAULT_STATUS__OVERFLOW_bw 1
+
+// reg - siov::dma_t::FAULT_REC0
+#define SIOV__DMA_T__FAULT_REC0__REASON_bm 0xff
+#define SIOV__DMA_T__FAULT_REC0__REASON_bp 0
+#define SIOV__DMA_T__FAULT_REC0__REASON_bw 8
+#define SIOV__DMA_T__FAULT_REC0__WRITE_bm 0x100
+#define SIOV__DMA_T__FAULT_REC0__WRITE_bp 8
+#define SIOV__DMA_T__FAULT_REC0__WRITE_bw 1
+#define SIOV__DMA_T__FAULT_REC0__VALID_bm 0x200
+#define SIOV__DMA_T__FAULT_REC0__VALID_bp 9
+#define SIOV__DMA_T__FAULT_REC0__VALID_bw 1
+#define SIOV__DMA_T__FAULT_REC0__PASID_bm 0xfffff000
+#define SIOV__DMA_T__FAULT_REC0__PASID_bp 12
+#define SIOV__DMA_T__FAULT_REC0__PASID_bw 20
+
+// reg - siov::dma_t::FAULT_REC1
+#define SIOV__DMA_T__FAULT_REC1__PAGE_bm 0xffffffff
+#define SIOV__DMA_T__FAULT_REC1__PAGE_bp 0
+#define SIOV__DMA_T__FAULT_REC1__PAGE_bw 32
+
+// reg - siov::dma_t::FAULT_CTRL
+#define SIOV__DMA_T__FAULT_CTRL__POP_bm 0x1
+#define SIOV__DMA_T__FAULT_CTRL__POP_bp 0
+#define SIOV__DMA_T__FAULT_CTRL__POP_bw 1
+#define SIOV__DMA_T__FAULT_CTRL__POP_reset 0x0
+#define SIOV__DMA_T__FAULT_CTRL__CLEAR_OVERFLOW_bm 0x2
+#define SIOV__DMA_T__FAULT_CTRL__CLEAR_OVERFLOW_bp 1
+#define SIOV__DMA_T__FAULT_CTRL__CLEAR_OVERFLOW_bw 1
+#define SIOV__DMA_T__FAULT_CTRL__CLEAR_OVERFLOW_reset 0x0
+
+// reg - siov::dma_t::FAULT_OVF_COUNT
+#define SIOV__DMA_T__FAULT_OVF_COUNT__COUNT_bm 0xffffffff
+#define SIOV__DMA_T__FAULT_OVF_COUNT__COUNT_bp 0
+#define SIOV__DMA_T__FAULT_OVF_COUNT__COUNT_bw 32
+
+// reg - siov::dma_t::CNT_ALLOWED
+#define SIOV__DMA_T__CNT_ALLOWED__COUNT_bm 0xffffffff
+#define SIOV__DMA_T__CNT_ALLOWED__COUNT_bp 0
+#define SIOV__DMA_T__CNT_ALLOWED__COUNT_bw 32
+
+// reg - siov::dma_t::CNT_BLOCKED
+#define SIOV__DMA_T__CNT_BLOCKED__COUNT_bm 0xffffffff
+#define SIOV__DMA_T__CNT_BLOCKED__COUNT_bp 0
+#define SIOV__DMA_T__CNT_BLOCKED__COUNT_bw 32
+
+// reg - siov::dma_t::CNT_DIRTIED
+#define SIOV__DMA_T__CNT_DIRTIED__COUNT_bm 0xffffffff
+#define SIOV__DMA_T__CNT_DIRTIED__COUNT_bp 0
+#define SIOV__DMA_T__CNT_DIRTIED__COUNT_bw 32
+
+// reg - siov::dma_t::CNT_CTRL
+#define SIOV__DMA_T__CNT_CTRL__CLEAR_bm 0x1
+#define SIOV__DMA_T__CNT_CTRL__CLEAR_bp 0
+#define SIOV__DMA_T__CNT_CTRL__CLEAR_bw 1
+#define SIOV__DMA_T__CNT_CTRL__CLEAR_reset 0x0
+
+// mem - siov::dma_t::GUEST
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[2];
+} siov__dma_t__GUEST_t;
+
+// mem - siov::dma_t::BMAP
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[2048];
+} siov__dma_t__BMAP_t;
+
+// mem - siov::dma_t::HARVEST
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[2048];
+} siov__dma_t__HARVEST_t;
+
+// addrmap - siov::dma_t
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t STATUS;
+    uint32_t OP;
+    uint32_t OP_START;
+    uint32_t OP_COUNT;
+    uint32_t ADI_SEL;
+    uint32_t ADI_ENTRY;
+    uint32_t ADI_CMD;
+    uint32_t ADI_CUR;
+    uint32_t DOM_SEL;
+    uint32_t DOM_BASE_LO;
+    uint32_t DOM_BASE_HI;
+    uint32_t DOM_LIMIT;
+    uint32_t DOM_CMD;
+    uint32_t DOM_CUR_BASE_LO;
+    uint32_t DOM_CUR_BASE_HI;
+    uint32_t DOM_CUR_LIMIT;
+    uint32_t BMAP_SEL;
+    uint32_t HARVEST_CTRL;
+    uint32_t GUEST_STATUS;
+    uint8_t RESERVED_4c_4f[0x4];
+    uint32_t FAULT_STATUS;
+    uint32_t FAULT_REC0;
+    uint32_t FAULT_REC1;
+    uint32_t FAULT_CTRL;
+    uint32_t FAULT_OVF_COUNT;
+    uint8_t RESERVED_64_6f[0xc];
+    uint32_t CNT_ALLOWED;
+    uint32_t CNT_BLOCKED;
+    uint32_t CNT_DIRTIED;
+    uint32_t CNT_CTRL;
+    uint8_t RESERVED_80_ff[0x80];
+    siov__dma_t__GUEST_t GUEST;
+    uint8_t RESERVED_108_bfff[0xbef8];
+    siov__dma_t__BMAP_t BMAP;
+    siov__dma_t__HARVEST_t HARVEST;
+} siov__dma_t_t;
+
 // addrmap - siov
 typedef struct __attribute__ ((__packed__)) {
     siov__global_t_t GLOBAL;
+    uint8_t RESERVED_20_ffff[0xffe0];
+    siov__irq_t_t IRQ;
+    siov__dma_t_t DMA;
 } siov_t;
 
 
-static_assert(sizeof(siov_t) == 0x20, "Packing error");
+static_assert(sizeof(siov_t) == 0x30000, "Packing error");
 
 #ifdef __cplusplus
 }

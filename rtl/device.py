@@ -3,14 +3,20 @@
 Today: the AXI4-Lite register fabric with the global registers (ID, VERSION,
 CAP0/CAP1, SCRATCH and the 64-bit cycle counter). Blocks attach to the
 register bus through external windows declared in ``rtl/regs.rdl``.
+The DMA tracker (rtl/dma) answers the ``DMA`` window; its request stream is a
+port for now (the engine will drive it internally). The interrupt remapping
+unit (rtl/irq) answers the ``IRQ`` window; its message input is a port for
+now as well.
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from .csr.axil import AxiLiteSignature, AxiLiteToCsr
 from .csr.bank import RegisterBank
+from .dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
+from .irq.remapper import InterruptRemapper, IrqLayout, MessageLayout
 from .params import DeviceParams
 
 __all__ = ["Device", "CSR_ADDR_WIDTH"]
@@ -31,13 +37,31 @@ class Device(wiring.Component):
     ----------
     csr : In(AxiLiteSignature(20))
         AXI4-Lite slave for every CSR and ADI page.
+    irq_in : In(stream.Signature(MessageLayout))
+        Upstream messages into the interrupt remapping unit (driven by the
+        engine once it exists; a port today so that tests can drive it).
+    irq_out : Out(stream.Signature(IrqLayout))
+        Remapped interrupts {dest, vector} towards the vAPIC model.
+    irq_dma : Out(stream.Signature(MessageLayout))
+        DMA-flagged messages passed through by the remapping unit.
+    dma_req : In(stream.Signature(REQ_LAYOUT))
+        DMA requests into the tracker (driven by the engine later).
+    dma_out : Out(stream.Signature(OUT_LAYOUT))
+        Requests the tracker let through, translated to host addresses.
     """
 
     def __init__(self, params=DeviceParams()):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"Device parameters must be a DeviceParams, not {params!r}")
         self.params = params
-        super().__init__({"csr": In(AxiLiteSignature(CSR_ADDR_WIDTH))})
+        super().__init__({
+            "csr": In(AxiLiteSignature(CSR_ADDR_WIDTH)),
+            "irq_in": In(stream.Signature(MessageLayout)),
+            "irq_out": Out(stream.Signature(IrqLayout)),
+            "irq_dma": Out(stream.Signature(MessageLayout)),
+            "dma_req": In(stream.Signature(REQ_LAYOUT)),
+            "dma_out": Out(stream.Signature(OUT_LAYOUT)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -46,6 +70,18 @@ class Device(wiring.Component):
         m.submodules.regs = regs = RegisterBank.for_window("", addr_width=CSR_ADDR_WIDTH)
         wiring.connect(m, wiring.flipped(self.csr), bridge.axil)
         wiring.connect(m, bridge.csr, regs.csr)
+
+        m.submodules.dma = dma = DmaTracker(p)
+        wiring.connect(m, regs.ext_dma, dma.csr)
+        wiring.connect(m, wiring.flipped(self.dma_req), dma.req)
+        wiring.connect(m, dma.out, wiring.flipped(self.dma_out))
+
+        # Interrupt remapping unit: register window IRQ, message streams.
+        m.submodules.iru = iru = InterruptRemapper(entries=p.ims_entries)
+        wiring.connect(m, regs.ext_irq, iru.csr)
+        wiring.connect(m, wiring.flipped(self.irq_in), iru.msg_in)
+        wiring.connect(m, wiring.flipped(self.irq_out), iru.irq_out)
+        wiring.connect(m, wiring.flipped(self.irq_dma), iru.dma_out)
 
         m.d.comb += [
             regs.port("GLOBAL.CAP0.NUM_ADIS").eq(p.num_adis),

@@ -18,9 +18,28 @@ def _device():
     return Device()
 
 
+def _arbiter():
+    from .cmd.arbiter import QosArbiter
+    from .params import DeviceParams
+    return QosArbiter(DeviceParams().num_adis)
+
+
+def _irq():
+    from .irq.top import IrqTop
+    return IrqTop()
+
+
+def _dma():
+    from .dma.top import DmaTop
+    return DmaTop()
+
+
 #: name of the Verilog module -> factory of the Amaranth component
 TOPS = {
     "siov_device": _device,
+    "siov_dma": _dma,
+    "siov_arbiter": _arbiter,
+    "siov_irq": _irq,
 }
 
 

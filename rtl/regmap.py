@@ -7,7 +7,7 @@ def _reg(path, offset, desc, *fields):
     return Register(path, offset, tuple(fields), desc)
 
 
-ADDR_SPAN = 0x20
+ADDR_SPAN = 0x30000
 
 # Every register, with its absolute byte address. Registers inside an external
 # window are decoded by the block that owns the window.
@@ -36,10 +36,148 @@ REGISTERS = {
     'GLOBAL.CYCLE_HI': _reg('GLOBAL.CYCLE_HI', 0x1c, 'High 32 bits of the cycle counter, as latched by the last read of CYCLE_LO.',
         Field('VALUE', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
+    'IRQ.FAULT_STATUS': _reg('IRQ.FAULT_STATUS', 0x10000, '',
+        Field('COUNT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records in the queue.'),
+        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault found the queue full (counted in FAULT_OVF_COUNT). Cleared by FAULT_CTRL.CLEAR_OVERFLOW.'),
+    ),
+    'IRQ.FAULT_REC0': _reg('IRQ.FAULT_REC0', 0x10004, '',
+        Field('REASON', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Fault reason: 0x21 handle beyond the table, 0x22 entry not present, 0x26 PASID mismatch.'),
+        Field('VALID', lsb=9, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The queue is not empty: this record is valid.'),
+        Field('PASID', lsb=12, width=20, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='PASID carried by the faulting message.'),
+    ),
+    'IRQ.FAULT_REC1': _reg('IRQ.FAULT_REC1', 0x10008, '',
+        Field('HANDLE', lsb=0, width=16, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Interrupt handle carried by the faulting message.'),
+    ),
+    'IRQ.FAULT_CTRL': _reg('IRQ.FAULT_CTRL', 0x1000c, '',
+        Field('POP', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to drop the head record.'),
+        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear FAULT_STATUS.OVERFLOW and FAULT_OVF_COUNT.'),
+    ),
+    'IRQ.FAULT_OVF_COUNT': _reg('IRQ.FAULT_OVF_COUNT', 0x10010, '',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that found the queue full (saturating). Every fault is either in the queue or counted here.'),
+    ),
+    'IRQ.CNT_DELIVERED': _reg('IRQ.CNT_DELIVERED', 0x10020, 'Interrupts taken by the irq_out consumer, including pending interrupts delivered on unmask (saturating).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'IRQ.CNT_PENDED': _reg('IRQ.CNT_PENDED', 0x10024, 'Interrupts that found their entry masked and set its pending bit (saturating; a second one while pending counts again).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'IRQ.CNT_FAULTED': _reg('IRQ.CNT_FAULTED', 0x10028, 'Interrupt messages that raised a fault, queued or overflowed (saturating).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'IRQ.CNT_DMA': _reg('IRQ.CNT_DMA', 0x1002c, 'DMA messages forwarded to the DMA path (saturating).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'IRQ.CNT_CTRL': _reg('IRQ.CNT_CTRL', 0x10030, '',
+        Field('CLEAR', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to zero CNT_DELIVERED, CNT_PENDED, CNT_FAULTED and CNT_DMA.'),
+    ),
+    'DMA.STATUS': _reg('DMA.STATUS', 0x20000, 'Range operation engine status.',
+        Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A range operation (OP.GO) is running; OP_* must not be written.'),
+        Field('ERR', lsb=1, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The last range operation was refused (domain >= NUM_DOMAINS, START+COUNT > PAGES_PER_DOMAIN or unknown CODE); nothing changed.'),
+    ),
+    'DMA.OP': _reg('DMA.OP', 0x20004, 'Privileged page operation on pages START..START+COUNT-1 of DOMAIN. Writing GO starts it; STATUS.BUSY is set until the last 32-page word is done (two cycles per word). CODE 0 PIN: set pinned. CODE 1 UNPIN: clear pinned, mapped and unmap-requested (forced unpin). CODE 2 RECLAIM: lazy unpin, for pages whose unmap-requested bit is set and mapped bit clear: clear pinned and unmap-requested (a page the guest mapped again is kept). CODE 3 CLEAR_UNMAP: clear unmap-requested only.',
+        Field('CODE', lsb=0, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Operation code: 0 PIN, 1 UNPIN, 2 RECLAIM, 3 CLEAR_UNMAP.'),
+        Field('DOMAIN', lsb=8, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Domain index.'),
+        Field('GO', lsb=31, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to start the operation.'),
+    ),
+    'DMA.OP_START': _reg('DMA.OP_START', 0x20008, '',
+        Field('PAGE', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='First guest page number of the range.'),
+    ),
+    'DMA.OP_COUNT': _reg('DMA.OP_COUNT', 0x2000c, '',
+        Field('COUNT', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Number of pages; 0 does nothing.'),
+    ),
+    'DMA.ADI_SEL': _reg('DMA.ADI_SEL', 0x20010, 'Selects the ADI-to-domain table entry that ADI_CMD.WRITE writes and ADI_CUR shows.',
+        Field('INDEX', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='ADI index (entries beyond NUM_ADIS are ignored).'),
+    ),
+    'DMA.ADI_ENTRY': _reg('DMA.ADI_ENTRY', 0x20014, "Value that ADI_CMD.WRITE copies into entry ADI_SEL. A request whose PASID matches a valid entry belongs to that entry's domain (lowest index wins if software binds a PASID twice).",
+        Field('PASID', lsb=0, width=20, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='PASID of the ADI.'),
+        Field('DOMAIN', lsb=20, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='DMA domain of the ADI.'),
+        Field('VALID', lsb=31, width=1, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Entry valid.'),
+    ),
+    'DMA.ADI_CMD': _reg('DMA.ADI_CMD', 0x20018, '',
+        Field('WRITE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to copy ADI_ENTRY into entry ADI_SEL.'),
+    ),
+    'DMA.ADI_CUR': _reg('DMA.ADI_CUR', 0x2001c, 'Entry ADI_SEL as the hardware holds it.',
+        Field('PASID', lsb=0, width=20, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+        Field('DOMAIN', lsb=20, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+        Field('VALID', lsb=31, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.DOM_SEL': _reg('DMA.DOM_SEL', 0x20020, '',
+        Field('INDEX', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Domain index for DOM_CMD.WRITE and DOM_CUR_*.'),
+    ),
+    'DMA.DOM_BASE_LO': _reg('DMA.DOM_BASE_LO', 0x20024, 'Guest page n of the domain lives at host address BASE + n * 4096.',
+        Field('ADDR', lsb=12, width=20, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Host address bits 31:12 of the window base.'),
+    ),
+    'DMA.DOM_BASE_HI': _reg('DMA.DOM_BASE_HI', 0x20028, '',
+        Field('ADDR', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Host address bits 63:32 of the window base.'),
+    ),
+    'DMA.DOM_LIMIT': _reg('DMA.DOM_LIMIT', 0x2002c, 'Window size in pages: a request for page >= PAGES is blocked with reason 0x81 even when the page is mapped.',
+        Field('PAGES', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.DOM_CMD': _reg('DMA.DOM_CMD', 0x20030, '',
+        Field('WRITE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to copy DOM_BASE_LO/HI and DOM_LIMIT into domain DOM_SEL.'),
+    ),
+    'DMA.DOM_CUR_BASE_LO': _reg('DMA.DOM_CUR_BASE_LO', 0x20034, '',
+        Field('ADDR', lsb=12, width=20, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.DOM_CUR_BASE_HI': _reg('DMA.DOM_CUR_BASE_HI', 0x20038, '',
+        Field('ADDR', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.DOM_CUR_LIMIT': _reg('DMA.DOM_CUR_LIMIT', 0x2003c, '',
+        Field('PAGES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.BMAP_SEL': _reg('DMA.BMAP_SEL', 0x20040, 'Which bitmap and domain the BMAP window shows.',
+        Field('BITMAP', lsb=0, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='0 pinned, 1 mapped, 2 unmap-requested, 3 dirty (read without clearing).'),
+        Field('DOMAIN', lsb=8, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Domain index.'),
+    ),
+    'DMA.HARVEST_CTRL': _reg('DMA.HARVEST_CTRL', 0x20044, 'Domain and mode of the HARVEST window.',
+        Field('DOMAIN', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Domain index.'),
+        Field('NO_CLEAR', lsb=8, width=1, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Read without clearing (VFIO/IOMMUFD NO_CLEAR).'),
+    ),
+    'DMA.GUEST_STATUS': _reg('DMA.GUEST_STATUS', 0x20048, 'Result of the last GUEST.MAP or GUEST.UNMAP write: 0 done, 1 refused because the page is not pinned (fall back to the map hypercall), 2 ADI index unused or invalid, 3 page out of range, 4 unmap of a page that is not mapped.',
+        Field('RESULT', lsb=0, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.FAULT_STATUS': _reg('DMA.FAULT_STATUS', 0x20050, '',
+        Field('COUNT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records in the queue.'),
+        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault found the queue full (counted in FAULT_OVF_COUNT).'),
+    ),
+    'DMA.FAULT_REC0': _reg('DMA.FAULT_REC0', 0x20054, '',
+        Field('REASON', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Fault reason (0x05, 0x06, 0x80, 0x81).'),
+        Field('WRITE', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The blocked request was a write.'),
+        Field('VALID', lsb=9, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The queue is not empty: this record is valid.'),
+        Field('PASID', lsb=12, width=20, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Requester PASID.'),
+    ),
+    'DMA.FAULT_REC1': _reg('DMA.FAULT_REC1', 0x20058, '',
+        Field('PAGE', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Guest page number of the blocked request.'),
+    ),
+    'DMA.FAULT_CTRL': _reg('DMA.FAULT_CTRL', 0x2005c, '',
+        Field('POP', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to drop the head record.'),
+        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear OVERFLOW and FAULT_OVF_COUNT.'),
+    ),
+    'DMA.FAULT_OVF_COUNT': _reg('DMA.FAULT_OVF_COUNT', 0x20060, '',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that found the queue full (saturating).'),
+    ),
+    'DMA.CNT_ALLOWED': _reg('DMA.CNT_ALLOWED', 0x20070, '',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.CNT_BLOCKED': _reg('DMA.CNT_BLOCKED', 0x20074, '',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.CNT_DIRTIED': _reg('DMA.CNT_DIRTIED', 0x20078, 'Allowed writes (each sets a dirty bit).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'DMA.CNT_CTRL': _reg('DMA.CNT_CTRL', 0x2007c, '',
+        Field('CLEAR', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to zero CNT_ALLOWED, CNT_BLOCKED and CNT_DIRTIED.'),
+    ),
 }
 
 # Windows forwarded to a block's own CSR port (absolute base, size in bytes).
 EXTERNALS = {
+    'IRQ': External('IRQ', 0x10000, 0x10000, "Remaps interrupt messages {PASID, handle} from the ADIs through the IMS table to {destination, vector} on irq_out; DMA-flagged messages pass through unchanged. Checks, in order: handle beyond the built table (fault 0x21), entry not present (0x22), PASID_EN set and message PASID different from the entry's (0x26, VT-d source verification); then a masked entry makes the interrupt pending, an unmasked one delivers it. One message per cycle; a message is decided one cycle after it is accepted."),
+    'IRQ.IMS': External('IRQ.IMS', 0x18000, 0x8000, "Interrupt message store, idxd layout: entry n is 16 bytes at 16n: word 0 ADDR_LO, word 1 ADDR_HI, word 2 DATA, word 3 CTRL. CTRL bit 0 MASK, bit 1 PENDING (read-only, set by hardware, the entry's MSI-X PBA bit; writes ignore it), bit 3 PASID_EN, bits 31:12 PASID; other CTRL bits are stored and have no effect. An entry is present when it holds an x86 MSI address: ADDR_HI = 0 and ADDR_LO[31:20] = 0xFEE; the destination ID is ADDR_LO[19:12] and the vector DATA[7:0]. Entries reset to zero (not present). Entries beyond the built table size (GLOBAL.CAP0.IMS_ENTRIES) answer DECERR. Ordering against traffic: an IMS access commits in the cycle its bus response is given. A write takes effect at the end of that cycle: a message decided in that cycle or before (a message is decided the cycle after it is accepted) used the old entry, a later one the new entry, so the outcome depends only on the order of acceptance and write, never on back-pressure. A read returns the entry (and PENDING) as they stood at the start of its commit cycle. Unmask: a CTRL write that leaves MASK clear while PENDING is set clears PENDING and replays the interrupt through the checks with the entry's current contents (the PASID check is not repeated: it was passed when the interrupt became pending). A CTRL write that changes PASID or PASID_EN clears PENDING without delivery: a pending interrupt never reaches the entry's next owner. If the message decided in the unmask's own commit cycle makes the entry pending, it is replayed too. Replays wait in a 4-deep queue ahead of new messages; a CTRL write is held (its response waits) while that queue is full."),
+    'DMA': External('DMA', 0x20000, 0x10000, "Per-domain pinned/mapped/unmap-requested/dirty page bitmaps (coIOMMU-style lazy unpin), the ADI-to-domain table, the per-domain guest windows, the DMA fault queue and the dirty-log harvest. Fault reasons: 0x05 write and 0x06 read to a page not mapped (VT-d); project codes 0x80 requester PASID bound to no domain, 0x81 page mapped but outside the domain's window (DOM_LIMIT)."),
+    'DMA.GUEST': External('DMA.GUEST', 0x20100, 0x8, 'Frontend-driver fast path. Word 0 MAP, word 1 UNMAP; both: PAGE in bits 19:0 (guest page number), ADI in bits 25:20 (ADI index of the requesting guest). A write to MAP sets the mapped bit of PAGE in the domain of ADI, refused (GUEST_STATUS=1) unless the page is pinned; it also cancels a pending unmap request of the page. A write to UNMAP clears the mapped bit and sets the unmap-requested bit (lazy unpin, no hypercall). The tracker answers a write only once the operation is done, so GUEST_STATUS is valid right after the write completes; a read returns the last value written. These registers will move into the per-ADI MMIO pages, where the ADI comes from the page.'),
+    'DMA.BMAP': External('DMA.BMAP', 0x2c000, 0x2000, 'Word w holds pages 32w..32w+31 (bit n: page 32w+n) of the bitmap and domain chosen by BMAP_SEL; read-only, words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
+    'DMA.HARVEST': External('DMA.HARVEST', 0x2e000, 0x2000, 'Dirty bitmap of domain HARVEST_CTRL.DOMAIN in the VFIO/IOMMUFD format: consecutive little-endian u64 words, bit n of the bitmap is page n. Each 32-bit read returns 32 pages and clears them atomically against device writes unless HARVEST_CTRL.NO_CLEAR; a racing write lands in this read or a later one, never in neither. Read-only; words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
 }
 
 # Address and field constants
@@ -83,3 +221,221 @@ GLOBAL_CYCLE_HI = 0x1c
 GLOBAL_CYCLE_HI_VALUE_LSB = 0
 GLOBAL_CYCLE_HI_VALUE_WIDTH = 32
 GLOBAL_CYCLE_HI_VALUE_MASK = 0xffffffff
+IRQ_FAULT_STATUS = 0x10000
+IRQ_FAULT_STATUS_COUNT_LSB = 0
+IRQ_FAULT_STATUS_COUNT_WIDTH = 8
+IRQ_FAULT_STATUS_COUNT_MASK = 0xff
+IRQ_FAULT_STATUS_OVERFLOW_LSB = 8
+IRQ_FAULT_STATUS_OVERFLOW_WIDTH = 1
+IRQ_FAULT_STATUS_OVERFLOW_MASK = 0x100
+IRQ_FAULT_REC0 = 0x10004
+IRQ_FAULT_REC0_REASON_LSB = 0
+IRQ_FAULT_REC0_REASON_WIDTH = 8
+IRQ_FAULT_REC0_REASON_MASK = 0xff
+IRQ_FAULT_REC0_VALID_LSB = 9
+IRQ_FAULT_REC0_VALID_WIDTH = 1
+IRQ_FAULT_REC0_VALID_MASK = 0x200
+IRQ_FAULT_REC0_PASID_LSB = 12
+IRQ_FAULT_REC0_PASID_WIDTH = 20
+IRQ_FAULT_REC0_PASID_MASK = 0xfffff000
+IRQ_FAULT_REC1 = 0x10008
+IRQ_FAULT_REC1_HANDLE_LSB = 0
+IRQ_FAULT_REC1_HANDLE_WIDTH = 16
+IRQ_FAULT_REC1_HANDLE_MASK = 0xffff
+IRQ_FAULT_CTRL = 0x1000c
+IRQ_FAULT_CTRL_POP_LSB = 0
+IRQ_FAULT_CTRL_POP_WIDTH = 1
+IRQ_FAULT_CTRL_POP_MASK = 0x1
+IRQ_FAULT_CTRL_CLEAR_OVERFLOW_LSB = 1
+IRQ_FAULT_CTRL_CLEAR_OVERFLOW_WIDTH = 1
+IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK = 0x2
+IRQ_FAULT_OVF_COUNT = 0x10010
+IRQ_FAULT_OVF_COUNT_COUNT_LSB = 0
+IRQ_FAULT_OVF_COUNT_COUNT_WIDTH = 32
+IRQ_FAULT_OVF_COUNT_COUNT_MASK = 0xffffffff
+IRQ_CNT_DELIVERED = 0x10020
+IRQ_CNT_DELIVERED_COUNT_LSB = 0
+IRQ_CNT_DELIVERED_COUNT_WIDTH = 32
+IRQ_CNT_DELIVERED_COUNT_MASK = 0xffffffff
+IRQ_CNT_PENDED = 0x10024
+IRQ_CNT_PENDED_COUNT_LSB = 0
+IRQ_CNT_PENDED_COUNT_WIDTH = 32
+IRQ_CNT_PENDED_COUNT_MASK = 0xffffffff
+IRQ_CNT_FAULTED = 0x10028
+IRQ_CNT_FAULTED_COUNT_LSB = 0
+IRQ_CNT_FAULTED_COUNT_WIDTH = 32
+IRQ_CNT_FAULTED_COUNT_MASK = 0xffffffff
+IRQ_CNT_DMA = 0x1002c
+IRQ_CNT_DMA_COUNT_LSB = 0
+IRQ_CNT_DMA_COUNT_WIDTH = 32
+IRQ_CNT_DMA_COUNT_MASK = 0xffffffff
+IRQ_CNT_CTRL = 0x10030
+IRQ_CNT_CTRL_CLEAR_LSB = 0
+IRQ_CNT_CTRL_CLEAR_WIDTH = 1
+IRQ_CNT_CTRL_CLEAR_MASK = 0x1
+DMA_STATUS = 0x20000
+DMA_STATUS_BUSY_LSB = 0
+DMA_STATUS_BUSY_WIDTH = 1
+DMA_STATUS_BUSY_MASK = 0x1
+DMA_STATUS_ERR_LSB = 1
+DMA_STATUS_ERR_WIDTH = 1
+DMA_STATUS_ERR_MASK = 0x2
+DMA_OP = 0x20004
+DMA_OP_CODE_LSB = 0
+DMA_OP_CODE_WIDTH = 2
+DMA_OP_CODE_MASK = 0x3
+DMA_OP_DOMAIN_LSB = 8
+DMA_OP_DOMAIN_WIDTH = 6
+DMA_OP_DOMAIN_MASK = 0x3f00
+DMA_OP_GO_LSB = 31
+DMA_OP_GO_WIDTH = 1
+DMA_OP_GO_MASK = 0x80000000
+DMA_OP_START = 0x20008
+DMA_OP_START_PAGE_LSB = 0
+DMA_OP_START_PAGE_WIDTH = 32
+DMA_OP_START_PAGE_MASK = 0xffffffff
+DMA_OP_COUNT = 0x2000c
+DMA_OP_COUNT_COUNT_LSB = 0
+DMA_OP_COUNT_COUNT_WIDTH = 32
+DMA_OP_COUNT_COUNT_MASK = 0xffffffff
+DMA_ADI_SEL = 0x20010
+DMA_ADI_SEL_INDEX_LSB = 0
+DMA_ADI_SEL_INDEX_WIDTH = 6
+DMA_ADI_SEL_INDEX_MASK = 0x3f
+DMA_ADI_ENTRY = 0x20014
+DMA_ADI_ENTRY_PASID_LSB = 0
+DMA_ADI_ENTRY_PASID_WIDTH = 20
+DMA_ADI_ENTRY_PASID_MASK = 0xfffff
+DMA_ADI_ENTRY_DOMAIN_LSB = 20
+DMA_ADI_ENTRY_DOMAIN_WIDTH = 6
+DMA_ADI_ENTRY_DOMAIN_MASK = 0x3f00000
+DMA_ADI_ENTRY_VALID_LSB = 31
+DMA_ADI_ENTRY_VALID_WIDTH = 1
+DMA_ADI_ENTRY_VALID_MASK = 0x80000000
+DMA_ADI_CMD = 0x20018
+DMA_ADI_CMD_WRITE_LSB = 0
+DMA_ADI_CMD_WRITE_WIDTH = 1
+DMA_ADI_CMD_WRITE_MASK = 0x1
+DMA_ADI_CUR = 0x2001c
+DMA_ADI_CUR_PASID_LSB = 0
+DMA_ADI_CUR_PASID_WIDTH = 20
+DMA_ADI_CUR_PASID_MASK = 0xfffff
+DMA_ADI_CUR_DOMAIN_LSB = 20
+DMA_ADI_CUR_DOMAIN_WIDTH = 6
+DMA_ADI_CUR_DOMAIN_MASK = 0x3f00000
+DMA_ADI_CUR_VALID_LSB = 31
+DMA_ADI_CUR_VALID_WIDTH = 1
+DMA_ADI_CUR_VALID_MASK = 0x80000000
+DMA_DOM_SEL = 0x20020
+DMA_DOM_SEL_INDEX_LSB = 0
+DMA_DOM_SEL_INDEX_WIDTH = 6
+DMA_DOM_SEL_INDEX_MASK = 0x3f
+DMA_DOM_BASE_LO = 0x20024
+DMA_DOM_BASE_LO_ADDR_LSB = 12
+DMA_DOM_BASE_LO_ADDR_WIDTH = 20
+DMA_DOM_BASE_LO_ADDR_MASK = 0xfffff000
+DMA_DOM_BASE_HI = 0x20028
+DMA_DOM_BASE_HI_ADDR_LSB = 0
+DMA_DOM_BASE_HI_ADDR_WIDTH = 32
+DMA_DOM_BASE_HI_ADDR_MASK = 0xffffffff
+DMA_DOM_LIMIT = 0x2002c
+DMA_DOM_LIMIT_PAGES_LSB = 0
+DMA_DOM_LIMIT_PAGES_WIDTH = 32
+DMA_DOM_LIMIT_PAGES_MASK = 0xffffffff
+DMA_DOM_CMD = 0x20030
+DMA_DOM_CMD_WRITE_LSB = 0
+DMA_DOM_CMD_WRITE_WIDTH = 1
+DMA_DOM_CMD_WRITE_MASK = 0x1
+DMA_DOM_CUR_BASE_LO = 0x20034
+DMA_DOM_CUR_BASE_LO_ADDR_LSB = 12
+DMA_DOM_CUR_BASE_LO_ADDR_WIDTH = 20
+DMA_DOM_CUR_BASE_LO_ADDR_MASK = 0xfffff000
+DMA_DOM_CUR_BASE_HI = 0x20038
+DMA_DOM_CUR_BASE_HI_ADDR_LSB = 0
+DMA_DOM_CUR_BASE_HI_ADDR_WIDTH = 32
+DMA_DOM_CUR_BASE_HI_ADDR_MASK = 0xffffffff
+DMA_DOM_CUR_LIMIT = 0x2003c
+DMA_DOM_CUR_LIMIT_PAGES_LSB = 0
+DMA_DOM_CUR_LIMIT_PAGES_WIDTH = 32
+DMA_DOM_CUR_LIMIT_PAGES_MASK = 0xffffffff
+DMA_BMAP_SEL = 0x20040
+DMA_BMAP_SEL_BITMAP_LSB = 0
+DMA_BMAP_SEL_BITMAP_WIDTH = 2
+DMA_BMAP_SEL_BITMAP_MASK = 0x3
+DMA_BMAP_SEL_DOMAIN_LSB = 8
+DMA_BMAP_SEL_DOMAIN_WIDTH = 6
+DMA_BMAP_SEL_DOMAIN_MASK = 0x3f00
+DMA_HARVEST_CTRL = 0x20044
+DMA_HARVEST_CTRL_DOMAIN_LSB = 0
+DMA_HARVEST_CTRL_DOMAIN_WIDTH = 6
+DMA_HARVEST_CTRL_DOMAIN_MASK = 0x3f
+DMA_HARVEST_CTRL_NO_CLEAR_LSB = 8
+DMA_HARVEST_CTRL_NO_CLEAR_WIDTH = 1
+DMA_HARVEST_CTRL_NO_CLEAR_MASK = 0x100
+DMA_GUEST_STATUS = 0x20048
+DMA_GUEST_STATUS_RESULT_LSB = 0
+DMA_GUEST_STATUS_RESULT_WIDTH = 4
+DMA_GUEST_STATUS_RESULT_MASK = 0xf
+DMA_FAULT_STATUS = 0x20050
+DMA_FAULT_STATUS_COUNT_LSB = 0
+DMA_FAULT_STATUS_COUNT_WIDTH = 8
+DMA_FAULT_STATUS_COUNT_MASK = 0xff
+DMA_FAULT_STATUS_OVERFLOW_LSB = 8
+DMA_FAULT_STATUS_OVERFLOW_WIDTH = 1
+DMA_FAULT_STATUS_OVERFLOW_MASK = 0x100
+DMA_FAULT_REC0 = 0x20054
+DMA_FAULT_REC0_REASON_LSB = 0
+DMA_FAULT_REC0_REASON_WIDTH = 8
+DMA_FAULT_REC0_REASON_MASK = 0xff
+DMA_FAULT_REC0_WRITE_LSB = 8
+DMA_FAULT_REC0_WRITE_WIDTH = 1
+DMA_FAULT_REC0_WRITE_MASK = 0x100
+DMA_FAULT_REC0_VALID_LSB = 9
+DMA_FAULT_REC0_VALID_WIDTH = 1
+DMA_FAULT_REC0_VALID_MASK = 0x200
+DMA_FAULT_REC0_PASID_LSB = 12
+DMA_FAULT_REC0_PASID_WIDTH = 20
+DMA_FAULT_REC0_PASID_MASK = 0xfffff000
+DMA_FAULT_REC1 = 0x20058
+DMA_FAULT_REC1_PAGE_LSB = 0
+DMA_FAULT_REC1_PAGE_WIDTH = 32
+DMA_FAULT_REC1_PAGE_MASK = 0xffffffff
+DMA_FAULT_CTRL = 0x2005c
+DMA_FAULT_CTRL_POP_LSB = 0
+DMA_FAULT_CTRL_POP_WIDTH = 1
+DMA_FAULT_CTRL_POP_MASK = 0x1
+DMA_FAULT_CTRL_CLEAR_OVERFLOW_LSB = 1
+DMA_FAULT_CTRL_CLEAR_OVERFLOW_WIDTH = 1
+DMA_FAULT_CTRL_CLEAR_OVERFLOW_MASK = 0x2
+DMA_FAULT_OVF_COUNT = 0x20060
+DMA_FAULT_OVF_COUNT_COUNT_LSB = 0
+DMA_FAULT_OVF_COUNT_COUNT_WIDTH = 32
+DMA_FAULT_OVF_COUNT_COUNT_MASK = 0xffffffff
+DMA_CNT_ALLOWED = 0x20070
+DMA_CNT_ALLOWED_COUNT_LSB = 0
+DMA_CNT_ALLOWED_COUNT_WIDTH = 32
+DMA_CNT_ALLOWED_COUNT_MASK = 0xffffffff
+DMA_CNT_BLOCKED = 0x20074
+DMA_CNT_BLOCKED_COUNT_LSB = 0
+DMA_CNT_BLOCKED_COUNT_WIDTH = 32
+DMA_CNT_BLOCKED_COUNT_MASK = 0xffffffff
+DMA_CNT_DIRTIED = 0x20078
+DMA_CNT_DIRTIED_COUNT_LSB = 0
+DMA_CNT_DIRTIED_COUNT_WIDTH = 32
+DMA_CNT_DIRTIED_COUNT_MASK = 0xffffffff
+DMA_CNT_CTRL = 0x2007c
+DMA_CNT_CTRL_CLEAR_LSB = 0
+DMA_CNT_CTRL_CLEAR_WIDTH = 1
+DMA_CNT_CTRL_CLEAR_MASK = 0x1
+IRQ_BASE = 0x10000
+IRQ_SIZE = 0x10000
+IRQ_IMS_BASE = 0x18000
+IRQ_IMS_SIZE = 0x8000
+DMA_BASE = 0x20000
+DMA_SIZE = 0x10000
+DMA_GUEST_BASE = 0x20100
+DMA_GUEST_SIZE = 0x8
+DMA_BMAP_BASE = 0x2c000
+DMA_BMAP_SIZE = 0x2000
+DMA_HARVEST_BASE = 0x2e000
+DMA_HARVEST_SIZE = 0x2000

@@ -35,12 +35,39 @@ def _device(params):
 
 def _csr_regressions():
     from ..rtl.params import DeviceParams
-    sets = [DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64, pages_per_domain=65536)]
+    sets = [DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64, pages_per_domain=4096)]
     return [Regression(f"csr-{p.tag}", "siov_device", "siov.tb.csr.test_csr", _device(p),
                        public=("cycles",), env={"SIOV_PARAMS": json.dumps(p.__dict__)}) for p in sets]
 
 
-REGRESSIONS = {r.name: r for r in _csr_regressions()}
+def _arbiter(n):
+    def make():
+        from ..rtl.cmd.arbiter import QosArbiter
+        return QosArbiter(n)
+    return make
+
+
+def _arbiter_regressions():
+    return [Regression(f"arbiter-n{n}", "siov_arbiter", "siov.tb.cmd.test_arbiter", _arbiter(n),
+                       env={"SIOV_NUM_ADIS": str(n)}) for n in (8, 64)]
+
+
+def _irq(entries, pipelined):
+    def make():
+        from ..rtl.irq.top import IrqTop
+        return IrqTop(entries=entries, fault_depth=16, pipelined=pipelined)
+    return make
+
+
+def _irq_regressions():
+    sets = [(256, True), (2048, True), (256, False)]
+    return [Regression(f"irq-e{e}" + ("" if p else "-seq"), "siov_irq", "siov.tb.irq.test_irq",
+                       _irq(e, p), public=("probe",),
+                       env={"SIOV_IRQ_ENTRIES": str(e), "SIOV_IRQ_FAULT_DEPTH": "16",
+                            "SIOV_IRQ_PIPELINED": "1" if p else "0"}) for e, p in sets]
+
+
+REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()}
 
 
 def find_test(test_name):
@@ -53,7 +80,10 @@ def find_test(test_name):
     func = test_name.split("/")[0]
     for reg in REGRESSIONS.values():
         spec = importlib.util.find_spec(reg.test_module)
-        if spec and spec.origin and f"async def {func}(" in open(spec.origin).read():
-            return reg
+        if spec and spec.origin:
+            text = open(spec.origin).read()
+            # cocotb tests are async functions; pyuvm tests are uvm_test classes.
+            if f"async def {func}(" in text or f"class {func}(" in text:
+                return reg
     known = sorted({r.test_module for r in REGRESSIONS.values()})
     raise LookupError(f"No regression defines a test named {func!r}; test modules: {', '.join(known)}")

@@ -1,0 +1,389 @@
+"""Reference model of the DMA tracker (rtl/dma/tracker.py), transaction level.
+
+Same semantics as the hardware, without its timing: a range operation
+completes at once, a request is checked and applied in one call. The model
+answers at two levels:
+
+* transactions: :meth:`DmaModel.request`, :meth:`~DmaModel.range_op`,
+  :meth:`~DmaModel.guest_map`, :meth:`~DmaModel.harvest_word`, ...;
+* registers: :meth:`DmaModel.read` / :meth:`DmaModel.write` at absolute
+  addresses of the ``DMA`` window, decoded from the same generated tables as
+  the hardware, so it plugs into :class:`siov.sw.model.csr.CsrModel` as
+  ``windows["DMA"]``.
+
+Dirty log (VFIO/IOMMUFD format): little-endian u64 words, bit n = page n;
+harvesting clears unless ``no_clear``. The race rule: a write decided before
+the harvest read of its word is in this harvest, one decided after it is in
+the next, never in neither. The hardware runs a harvest read through the
+request slot, so no write is decided in the very cycle of the read; a
+testbench that knows the cycle of each event replays them in that order and
+predicts every harvest exactly. ``racing`` (writes decided in the same cycle,
+ordered after the read) is kept for other orderings of the two.
+"""
+
+import collections
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...rtl import regmap
+from ...rtl.csr.bus import Resp
+from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
+from ...rtl.params import DeviceParams
+from .csr import CsrModel, strobe_mask
+
+__all__ = ["DmaModel", "Decision", "FaultRecord", "bitmap_to_vfio", "vfio_to_pages"]
+
+
+@dataclass(frozen=True)
+class FaultRecord:
+    """One fault-queue record {reason, PASID, page, write flag}."""
+    reason: int
+    pasid: int
+    page: int
+    write: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of checking one request.
+
+    ``allowed`` requests carry ``domain`` and the translated host ``addr``;
+    blocked ones carry the ``fault`` record.
+    """
+    pasid: int
+    page: int
+    write: bool
+    allowed: bool
+    domain: "int | None" = None
+    addr: "int | None" = None
+    fault: "FaultRecord | None" = None
+
+
+def bitmap_to_vfio(bits):
+    """Pack a bool array (bit n = page n) into VFIO/IOMMUFD bytes (LE u64 words)."""
+    bits = np.asarray(bits, dtype=bool)
+    n = -(-len(bits) // 64) * 64
+    padded = np.zeros(n, dtype=bool)
+    padded[:len(bits)] = bits
+    return np.packbits(padded, bitorder="little").tobytes()
+
+
+def vfio_to_pages(buf, base=0):
+    """Page numbers set in a VFIO/IOMMUFD bitmap ``buf`` (bit n = page base+n)."""
+    bits = np.unpackbits(np.frombuffer(bytes(buf), dtype=np.uint8), bitorder="little")
+    return [base + int(i) for i in np.flatnonzero(bits)]
+
+
+class DmaModel:
+    """DMA tracker model.
+
+    Parameters
+    ----------
+    params : DeviceParams
+        Domains, pages per domain and ADIs, as the hardware is built.
+    fault_depth : int
+        Fault queue entries (the hardware's ``fault_depth``).
+    """
+
+    def __init__(self, params=DeviceParams(), fault_depth=16):
+        self.params = params
+        self.fault_depth = fault_depth
+        D, P, A = params.num_domains, params.pages_per_domain, params.num_adis
+        self.bits = np.zeros((len(Bitmap), D, P), dtype=bool)
+        self.adi = [(False, 0, 0)] * A          # (valid, pasid, domain)
+        self.dom_base = [0] * D                 # host page number of guest page 0
+        self.dom_limit = [0] * D                # window size in pages
+        self.faults = collections.deque()
+        self.overflow = False
+        self.ovf_count = 0
+        self.counters = {"allowed": 0, "blocked": 0, "dirtied": 0}
+        self.op_err = False
+        self.guest_result = GuestResult.OK
+        self._regs = CsrModel(params, window="DMA")
+        self._regs.windows = {"DMA.GUEST": _GuestWindow(self), "DMA.BMAP": _BitmapWindow(self, harvest=False),
+                              "DMA.HARVEST": _BitmapWindow(self, harvest=True)}
+
+    # -- configuration -------------------------------------------------------
+
+    def set_adi(self, index, pasid, domain, valid=True):
+        """Program ADI-table entry ``index`` (ignored beyond num_adis, as in hardware)."""
+        if 0 <= index < self.params.num_adis:
+            self.adi[index] = (bool(valid), pasid & 0xFFFFF, domain & 0x3F)
+
+    def set_domain(self, domain, base_addr, limit_pages):
+        """Set the host window of ``domain``: byte address ``base_addr`` (4 KiB aligned)."""
+        if 0 <= domain < self.params.num_domains:
+            self.dom_base[domain] = (base_addr >> PAGE_SHIFT) & ((1 << 52) - 1)
+            self.dom_limit[domain] = limit_pages & 0xFFFF_FFFF
+
+    def lookup(self, pasid):
+        """Domain of ``pasid``: the lowest valid ADI entry with that PASID, or None."""
+        for valid, p, d in self.adi:
+            if valid and p == pasid and d < self.params.num_domains:
+                return d
+        return None
+
+    # -- requests --------------------------------------------------------------
+
+    def check(self, pasid, page, write):
+        """Decide one request without changing any state."""
+        write = bool(write)
+        dom = self.lookup(pasid)
+        if dom is None:
+            reason = Reason.NO_DOMAIN
+        elif not (page < self.params.pages_per_domain and self.bits[Bitmap.MAPPED, dom, page]):
+            reason = Reason.WRITE_UNMAPPED if write else Reason.READ_UNMAPPED
+        elif not page < self.dom_limit[dom]:
+            reason = Reason.OUT_OF_WINDOW
+        else:
+            addr = ((self.dom_base[dom] + page) & ((1 << 52) - 1)) << PAGE_SHIFT
+            return Decision(pasid, page, write, True, dom, addr)
+        return Decision(pasid, page, write, False, fault=FaultRecord(int(reason), pasid, page, write))
+
+    def apply(self, d, set_dirty=True):
+        """Apply the effects of decision ``d``: counters, dirty bit, fault queue."""
+        if d.allowed:
+            self.counters["allowed"] += 1
+            if d.write:
+                self.counters["dirtied"] += 1
+                if set_dirty:
+                    self.bits[Bitmap.DIRTY, d.domain, d.page] = True
+        else:
+            self.counters["blocked"] += 1
+            if len(self.faults) < self.fault_depth:
+                self.faults.append(d.fault)
+            else:
+                self.overflow = True
+                self.ovf_count = min(self.ovf_count + 1, 0xFFFF_FFFF)
+        return d
+
+    def request(self, pasid, page, write):
+        """Check and apply one request; return its :class:`Decision`."""
+        return self.apply(self.check(pasid, page, write))
+
+    def pop_fault(self):
+        """Drop and return the head fault record (None if empty)."""
+        return self.faults.popleft() if self.faults else None
+
+    def clear_overflow(self):
+        self.overflow = False
+        self.ovf_count = 0
+
+    # -- privileged range operations -------------------------------------------
+
+    def range_op(self, code, domain, start, count):
+        """OP: apply ``code`` to pages start..start+count-1; False (and nothing done) if refused."""
+        P = self.params.pages_per_domain
+        if not 0 <= domain < self.params.num_domains or start + count > P:
+            self.op_err = True
+            return False
+        self.op_err = False
+        if count == 0:
+            return True
+        sl = slice(start, start + count)
+        b = self.bits[:, domain]
+        if code == RangeOp.PIN:
+            b[Bitmap.PINNED, sl] = True
+        elif code == RangeOp.UNPIN:
+            b[Bitmap.PINNED, sl] = b[Bitmap.MAPPED, sl] = b[Bitmap.UNMAP, sl] = False
+        elif code == RangeOp.RECLAIM:
+            sel = b[Bitmap.UNMAP, sl] & ~b[Bitmap.MAPPED, sl]
+            b[Bitmap.PINNED, sl] &= ~sel
+            b[Bitmap.UNMAP, sl] &= ~sel
+        elif code == RangeOp.CLEAR_UNMAP:
+            b[Bitmap.UNMAP, sl] = False
+        else:
+            raise ValueError(f"Unknown range operation {code!r}")
+        return True
+
+    # -- guest fast path -------------------------------------------------------
+
+    def _guest_target(self, adi, page):
+        if not 0 <= adi < self.params.num_adis:
+            return GuestResult.BAD_ADI, None
+        valid, _pasid, dom = self.adi[adi]
+        if not valid or dom >= self.params.num_domains:
+            return GuestResult.BAD_ADI, None
+        if not page < self.params.pages_per_domain:
+            return GuestResult.OUT_OF_RANGE, None
+        return None, dom
+
+    def guest_map(self, adi, page):
+        """Set mapped if pinned (also cancels a pending unmap request)."""
+        err, dom = self._guest_target(adi, page)
+        if err is None:
+            if self.bits[Bitmap.PINNED, dom, page]:
+                self.bits[Bitmap.MAPPED, dom, page] = True
+                self.bits[Bitmap.UNMAP, dom, page] = False
+                err = GuestResult.OK
+            else:
+                err = GuestResult.NOT_PINNED
+        self.guest_result = err
+        return err
+
+    def guest_unmap(self, adi, page):
+        """Clear mapped and set unmap-requested (lazy unpin); NOT_MAPPED if it was not mapped."""
+        err, dom = self._guest_target(adi, page)
+        if err is None:
+            if self.bits[Bitmap.MAPPED, dom, page]:
+                self.bits[Bitmap.MAPPED, dom, page] = False
+                self.bits[Bitmap.UNMAP, dom, page] = True
+                err = GuestResult.OK
+            else:
+                err = GuestResult.NOT_MAPPED
+        self.guest_result = err
+        return err
+
+    # -- bitmaps and the dirty log ---------------------------------------------
+
+    def read_word(self, bitmap, domain, word):
+        """32-bit word ``word`` of ``bitmap`` of ``domain`` (bit n = page 32*word+n)."""
+        bits = self.bits[bitmap, domain, word * WORD_PAGES:(word + 1) * WORD_PAGES]
+        return int(np.packbits(bits, bitorder="little").view("<u4")[0])
+
+    def harvest_word(self, domain, word, no_clear=False, racing=()):
+        """Read (and unless ``no_clear`` clear) one dirty word; return its value.
+
+        ``racing`` lists pages of this word whose allowed write was decided in
+        the same cycle as this read: the read returns the word without them,
+        and their bits are set afterwards, for the next harvest.
+        """
+        value = self.read_word(Bitmap.DIRTY, domain, word)
+        sl = slice(word * WORD_PAGES, (word + 1) * WORD_PAGES)
+        if not no_clear:
+            self.bits[Bitmap.DIRTY, domain, sl] = False
+        for page in racing:
+            if not page // WORD_PAGES == word:
+                raise ValueError(f"Racing page {page} is not in word {word}")
+            self.bits[Bitmap.DIRTY, domain, page] = True
+        return value
+
+    def harvest(self, domain, no_clear=False):
+        """The whole dirty log of ``domain`` in VFIO/IOMMUFD format (bytes)."""
+        words = self.params.pages_per_domain // WORD_PAGES
+        out = bytearray()
+        for w in range(words):
+            out += self.harvest_word(domain, w, no_clear).to_bytes(4, "little")
+        return bytes(out)
+
+    # -- register interface ----------------------------------------------------
+
+    def _refresh(self):
+        regs = self._regs
+        st = regs.storage
+        f = lambda path: self._field(path)
+        adi_i = f("DMA.ADI_SEL.INDEX")
+        valid, pasid, dom = self.adi[adi_i] if adi_i < self.params.num_adis else (False, 0, 0)
+        dom_i = f("DMA.DOM_SEL.INDEX")
+        base, limit = ((self.dom_base[dom_i], self.dom_limit[dom_i])
+                       if dom_i < self.params.num_domains else (0, 0))
+        head = self.faults[0] if self.faults else None
+        regs.hw.update({
+            "DMA.STATUS.BUSY": 0, "DMA.STATUS.ERR": int(self.op_err),
+            "DMA.ADI_CUR.PASID": pasid, "DMA.ADI_CUR.DOMAIN": dom, "DMA.ADI_CUR.VALID": int(valid),
+            "DMA.DOM_CUR_BASE_LO.ADDR": base & 0xFFFFF, "DMA.DOM_CUR_BASE_HI.ADDR": base >> 20,
+            "DMA.DOM_CUR_LIMIT.PAGES": limit,
+            "DMA.GUEST_STATUS.RESULT": int(self.guest_result),
+            "DMA.FAULT_STATUS.COUNT": len(self.faults), "DMA.FAULT_STATUS.OVERFLOW": int(self.overflow),
+            "DMA.FAULT_REC0.REASON": head.reason if head else 0,
+            "DMA.FAULT_REC0.WRITE": int(head.write) if head else 0,
+            "DMA.FAULT_REC0.VALID": int(head is not None),
+            "DMA.FAULT_REC0.PASID": head.pasid if head else 0,
+            "DMA.FAULT_REC1.PAGE": head.page if head else 0,
+            "DMA.FAULT_OVF_COUNT.COUNT": self.ovf_count,
+            "DMA.CNT_ALLOWED.COUNT": self.counters["allowed"] & 0xFFFF_FFFF,
+            "DMA.CNT_BLOCKED.COUNT": self.counters["blocked"] & 0xFFFF_FFFF,
+            "DMA.CNT_DIRTIED.COUNT": self.counters["dirtied"] & 0xFFFF_FFFF,
+        })
+        del st
+
+    def _field(self, path):
+        *reg, name = path.split(".")
+        reg = ".".join(reg)
+        fld = self._regs.registers[reg].field(name)
+        return (self._regs.storage[reg] & fld.mask) >> fld.lsb
+
+    def read(self, addr):
+        """Return ``(resp, value)`` for a read at absolute address ``addr``."""
+        self._refresh()
+        return self._regs.read(addr)
+
+    def write(self, addr, data, strb=0xF):
+        """Apply a write at absolute address ``addr``; return the response."""
+        resp = self._regs.write(addr, data, strb)
+        reg = self._regs.register_at(addr)
+        if resp != Resp.OKAY or reg is None or self._regs.window_at(addr) is not None:
+            return resp
+        mask = strobe_mask(strb)
+        pulses = {f.name for f in reg.fields
+                  if f.singlepulse and (data & mask & f.mask)}
+        if not pulses:
+            return resp
+        # A pulse field reads as 0: drop it from storage.
+        self._regs.storage[reg.path] &= ~sum(f.mask for f in reg.fields if f.singlepulse)
+        f = self._field
+        if reg.path == "DMA.OP" and "GO" in pulses:
+            self.range_op(f("DMA.OP.CODE"), f("DMA.OP.DOMAIN"), f("DMA.OP_START.PAGE"),
+                          f("DMA.OP_COUNT.COUNT"))
+        elif reg.path == "DMA.ADI_CMD" and "WRITE" in pulses:
+            self.set_adi(f("DMA.ADI_SEL.INDEX"), f("DMA.ADI_ENTRY.PASID"), f("DMA.ADI_ENTRY.DOMAIN"),
+                         f("DMA.ADI_ENTRY.VALID"))
+        elif reg.path == "DMA.DOM_CMD" and "WRITE" in pulses:
+            base = f("DMA.DOM_BASE_HI.ADDR") << 32 | f("DMA.DOM_BASE_LO.ADDR") << 12
+            self.set_domain(f("DMA.DOM_SEL.INDEX"), base, f("DMA.DOM_LIMIT.PAGES"))
+        elif reg.path == "DMA.FAULT_CTRL":
+            if "POP" in pulses:
+                self.pop_fault()
+            if "CLEAR_OVERFLOW" in pulses:
+                self.clear_overflow()
+        elif reg.path == "DMA.CNT_CTRL" and "CLEAR" in pulses:
+            self.counters = {k: 0 for k in self.counters}
+        return resp
+
+
+class _GuestWindow:
+    """GUEST.MAP / GUEST.UNMAP: a write performs the operation; a read returns the last value."""
+
+    def __init__(self, model):
+        self.model = model
+        self.values = {regmap.DMA_GUEST_BASE + GUEST_MAP: 0, regmap.DMA_GUEST_BASE + GUEST_UNMAP: 0}
+
+    def read(self, addr):
+        return Resp.OKAY, self.values[addr & ~3]
+
+    def write(self, addr, data, strb=0xF):
+        a = addr & ~3
+        m = strobe_mask(strb) & 0x03FF_FFFF
+        v = self.values[a] = (self.values[a] & ~m) | (data & m)
+        page, adi = v & 0xFFFFF, v >> 20
+        if a == regmap.DMA_GUEST_BASE + GUEST_MAP:
+            self.model.guest_map(adi, page)
+        else:
+            self.model.guest_unmap(adi, page)
+        return Resp.OKAY
+
+
+class _BitmapWindow:
+    """BMAP (selected bitmap, read-only) and HARVEST (dirty log, read-and-clear)."""
+
+    def __init__(self, model, harvest):
+        self.model = model
+        self.harvest = harvest
+        self.base = regmap.DMA_HARVEST_BASE if harvest else regmap.DMA_BMAP_BASE
+
+    def read(self, addr):
+        m = self.model
+        word = (addr - self.base) >> 2
+        if self.harvest:
+            dom, bitmap = m._field("DMA.HARVEST_CTRL.DOMAIN"), Bitmap.DIRTY
+        else:
+            dom, bitmap = m._field("DMA.BMAP_SEL.DOMAIN"), m._field("DMA.BMAP_SEL.BITMAP")
+        if word >= m.params.pages_per_domain // WORD_PAGES or dom >= m.params.num_domains:
+            return Resp.DECERR, 0
+        if self.harvest:
+            return Resp.OKAY, m.harvest_word(dom, word, bool(m._field("DMA.HARVEST_CTRL.NO_CLEAR")))
+        return Resp.OKAY, m.read_word(bitmap, dom, word)
+
+    def write(self, addr, data, strb=0xF):
+        return Resp.SLVERR

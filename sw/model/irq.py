@@ -1,0 +1,262 @@
+"""Reference model of the interrupt remapping unit (IRU), at transaction level.
+
+Same semantics as :mod:`siov.rtl.irq.remapper` and the ``IRQ`` section of
+``rtl/regs.rdl``, without cycles: a message is processed with
+:meth:`IrqModel.process`, an IMS or register access with :meth:`IrqModel.read`
+and :meth:`IrqModel.write` (absolute addresses, as on the device bus), and an
+unmasked pending interrupt with :meth:`IrqModel.replay`. The caller orders
+these calls as the hardware orders the events (a message is decided the cycle
+after its acceptance; an IMS read committing in that cycle comes before the
+decision, an IMS write after it); the
+pyuvm scoreboard does so from the probe, the model bus backend by calling
+:meth:`drain_replays` after each write.
+
+Ref: idxd IMS entry layout, x86 MSI address/data, PCI MSI-X PBA, Intel VT-d
+interrupt-remapping fault reasons.
+"""
+
+import collections
+from dataclasses import dataclass
+
+from ...rtl import regmap
+from ...rtl.csr.bus import Resp
+from ...rtl.csr.regdefs import window_contents
+from .csr import strobe_mask
+
+__all__ = ["Message", "Outcome", "IrqModel", "ReplayQueueFull",
+           "FAULT_HANDLE_BEYOND_TABLE", "FAULT_ENTRY_NOT_PRESENT", "FAULT_PASID_MISMATCH",
+           "msi_address", "ims_ctrl"]
+
+FAULT_HANDLE_BEYOND_TABLE = 0x21
+FAULT_ENTRY_NOT_PRESENT = 0x22
+FAULT_PASID_MISMATCH = 0x26
+
+CTRL_MASK = 1 << 0
+CTRL_PENDING = 1 << 1
+CTRL_PASID_EN = 1 << 3
+PASID_MASK = (1 << 20) - 1
+HANDLE_MASK = (1 << 16) - 1
+COUNTER_MAX = (1 << 32) - 1
+
+
+def msi_address(dest):
+    """x86 MSI address_lo for destination ID ``dest`` (physical, no redirection hint)."""
+    return 0xFEE00000 | (dest & 0xFF) << 12
+
+
+def ims_ctrl(*, mask=False, pasid=None):
+    """IMS ctrl word: mask bit, and PASID_EN with the PASID unless ``pasid`` is None."""
+    v = CTRL_MASK if mask else 0
+    if pasid is not None:
+        v |= CTRL_PASID_EN | (pasid & PASID_MASK) << 12
+    return v
+
+
+@dataclass(frozen=True)
+class Message:
+    """An upstream message: interrupt (``is_irq``) or DMA."""
+    is_irq: bool
+    pasid: int
+    handle: int
+    addr: int = 0
+    data: int = 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the unit did with a message or a replay.
+
+    ``kind`` is ``"dma"``, ``"deliver"``, ``"pend"`` or ``"fault"``; ``dest`` and
+    ``vector`` are set for a delivery, ``reason`` for a fault; ``pasid`` is the
+    message's PASID (the entry's for a replay).
+    """
+    kind: str
+    handle: int
+    pasid: int
+    dest: int = 0
+    vector: int = 0
+    reason: int = 0
+    replay: bool = False
+    message: "Message | None" = None
+
+
+class ReplayQueueFull(RuntimeError):
+    """An unmask found the replay queue full: the hardware holds that write."""
+
+
+class IrqModel:
+    """Transaction model of the IRU and its register window.
+
+    Parameters
+    ----------
+    entries : int
+        IMS table size (as built).
+    fault_depth : int
+        Fault queue depth.
+    replay_depth : int
+        Depth of the replay queue of unmasked pending interrupts.
+    """
+
+    def __init__(self, entries=256, fault_depth=16, replay_depth=4):
+        self.entries = entries
+        self.fault_depth = fault_depth
+        self.replay_depth = replay_depth
+        self.ims = [[0, 0, 0, 0] for _ in range(entries)]
+        self.pending = set()
+        self.replays = collections.deque()
+        self.faults = collections.deque()
+        self.overflow = False
+        self.ovf_count = 0
+        self.counters = {"CNT_DELIVERED": 0, "CNT_PENDED": 0, "CNT_FAULTED": 0, "CNT_DMA": 0}
+        regs, exts = window_contents("IRQ", regmap.REGISTERS.values(), regmap.EXTERNALS.values())
+        self._by_word = {r.offset >> 2: r for r in regs}
+        self._ims = regmap.EXTERNALS["IRQ.IMS"]
+
+    # -- traffic -------------------------------------------------------------
+
+    @staticmethod
+    def present(entry):
+        addr_lo, addr_hi = entry[0], entry[1]
+        return addr_hi == 0 and addr_lo >> 20 == 0xFEE
+
+    def _count(self, name):
+        self.counters[name] = min(self.counters[name] + 1, COUNTER_MAX)
+
+    def _fault(self, reason, pasid, handle, msg, replay=False):
+        self._count("CNT_FAULTED")
+        if len(self.faults) < self.fault_depth:
+            self.faults.append((reason, pasid, handle))
+        else:
+            self.overflow = True
+            self.ovf_count = min(self.ovf_count + 1, COUNTER_MAX)
+        return Outcome("fault", handle, pasid, reason=reason, replay=replay, message=msg)
+
+    def process(self, msg):
+        """Decide ``msg``; return its :class:`Outcome`."""
+        if not msg.is_irq:
+            self._count("CNT_DMA")
+            return Outcome("dma", msg.handle, msg.pasid, message=msg)
+        return self._check(msg.handle, msg.pasid, msg, replay=False)
+
+    def _check(self, handle, pasid, msg, replay):
+        if handle >= self.entries:
+            return self._fault(FAULT_HANDLE_BEYOND_TABLE, pasid, handle, msg, replay)
+        entry = self.ims[handle]
+        ctrl = entry[3]
+        if replay:
+            pasid = ctrl >> 12
+        if not self.present(entry):
+            return self._fault(FAULT_ENTRY_NOT_PRESENT, pasid, handle, msg, replay)
+        if not replay and ctrl & CTRL_PASID_EN and ctrl >> 12 != pasid:
+            return self._fault(FAULT_PASID_MISMATCH, pasid, handle, msg, replay)
+        if ctrl & CTRL_MASK:
+            self.pending.add(handle)
+            self._count("CNT_PENDED")
+            return Outcome("pend", handle, pasid, replay=replay, message=msg)
+        self._count("CNT_DELIVERED")
+        return Outcome("deliver", handle, pasid, dest=entry[0] >> 12 & 0xFF,
+                       vector=entry[2] & 0xFF, replay=replay, message=msg)
+
+    def replay(self):
+        """Decide the oldest queued replay of an unmasked pending interrupt."""
+        handle = self.replays.popleft()
+        return self._check(handle, 0, None, replay=True)
+
+    def drain_replays(self):
+        """Decide every queued replay; return their outcomes in order."""
+        out = []
+        while self.replays:
+            out.append(self.replay())
+        return out
+
+    # -- register window -------------------------------------------------------
+
+    def _ims_slot(self, addr):
+        off = addr - self._ims.offset
+        if not 0 <= off < self._ims.size:
+            return None
+        return off >> 4, (off >> 2) & 3
+
+    def read(self, addr):
+        """Return ``(resp, value)`` for a read of absolute address ``addr``."""
+        slot = self._ims_slot(addr)
+        if slot is not None:
+            idx, word = slot
+            if idx >= self.entries:
+                return Resp.DECERR, 0
+            v = self.ims[idx][word]
+            if word == 3 and idx in self.pending:
+                v |= CTRL_PENDING
+            return Resp.OKAY, v
+        reg = self._by_word.get(addr >> 2)
+        if reg is None:
+            return Resp.DECERR, 0
+        return Resp.OKAY, self._reg_value(reg.path)
+
+    def _reg_value(self, path):
+        head = self.faults[0] if self.faults else None
+        name = path.split(".", 1)[1]
+        if name == "FAULT_STATUS":
+            return len(self.faults) | self.overflow << 8
+        if name == "FAULT_REC0":
+            return 0 if head is None else head[0] | 1 << 9 | head[1] << 12
+        if name == "FAULT_REC1":
+            return 0 if head is None else head[2]
+        if name == "FAULT_OVF_COUNT":
+            return self.ovf_count
+        if name in self.counters:
+            return self.counters[name]
+        return 0  # write-only (singlepulse) registers read as zero
+
+    def write(self, addr, data, strb=0xF):
+        """Apply a write; return the response. An unmask may queue a replay."""
+        slot = self._ims_slot(addr)
+        if slot is not None:
+            idx, word = slot
+            if idx >= self.entries:
+                return Resp.DECERR
+            m = strobe_mask(strb)
+            old = self.ims[idx][word]
+            new = (old & ~m) | (data & m)
+            if word == 3:
+                new &= ~CTRL_PENDING
+                changed = (old ^ new) & (CTRL_PASID_EN | PASID_MASK << 12)
+                if idx in self.pending:
+                    if changed:
+                        self.pending.discard(idx)
+                    elif not new & CTRL_MASK:
+                        if len(self.replays) >= self.replay_depth:
+                            raise ReplayQueueFull(f"unmask of entry {idx} with {len(self.replays)} "
+                                                  f"replays queued")
+                        self.pending.discard(idx)
+                        self.replays.append(idx)
+            self.ims[idx][word] = new
+            return Resp.OKAY
+        reg = self._by_word.get(addr >> 2)
+        if reg is None:
+            return Resp.DECERR
+        if not reg.sw_writable:
+            return Resp.SLVERR
+        value = data & strobe_mask(strb)
+        name = reg.path.split(".", 1)[1]
+        if name == "FAULT_CTRL":
+            if value & regmap.IRQ_FAULT_CTRL_POP_MASK and self.faults:
+                self.faults.popleft()
+            if value & regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK:
+                self.overflow = False
+                self.ovf_count = 0
+        elif name == "CNT_CTRL":
+            if value & regmap.IRQ_CNT_CTRL_CLEAR_MASK:
+                for k in self.counters:
+                    self.counters[k] = 0
+        return Resp.OKAY
+
+    # -- convenience for tests and software ------------------------------------
+
+    def set_entry(self, idx, *, dest, vector, pasid=None, mask=False):
+        """Program entry ``idx`` through :meth:`write` (four word writes)."""
+        base = regmap.IRQ_IMS_BASE + 16 * idx
+        self.write(base + 0, msi_address(dest))
+        self.write(base + 4, 0)
+        self.write(base + 8, vector & 0xFF)
+        return self.write(base + 12, ims_ctrl(mask=mask, pasid=pasid))

@@ -1,0 +1,422 @@
+"""pyuvm environment of the DMA tracker (top ``siov_dma``).
+
+Structure (after pyuvm's TinyALU example, one bus-functional model shared by
+the agents):
+
+* :class:`DmaBfm` samples the ports once per clock: it drives the request
+  stream from a queue (the request agent's driver; sequences fill the
+  queue), drives the output ``ready`` with random back-pressure (the output
+  agent), and reports accepted requests, output beats and the harvest tap
+  (``tap_harvest``: the cycle a harvest read reads and clears its word) with
+  the cycle number of each, to the scoreboard's monitors;
+* ``csr`` agent: :class:`CsrAgent` over cocotbext-axi's AxiLiteMaster; every
+  access is checked against the reference model unless it races the request
+  stream (then the caller uses ``raw_read``/``raw_write``);
+* ``fault`` agent: :class:`FaultAgent` pops the fault queue over CSR while
+  traffic runs;
+* ``harvest`` agent: :class:`HarvestAgent` reads the dirty log while traffic
+  runs.
+
+The :class:`Scoreboard` replays every event in hardware order through
+:class:`siov.sw.model.dma.DmaModel`: a request accepted in cycle c is decided
+in cycle c+1; a harvest read whose tap fires in cycle h sees every write
+decided before h (the one of cycle h-1 through the forwarding path) and none
+decided after (the hardware gives the read its own request slot, so no
+write is decided in h). So every output beat, every
+fault record and every harvested word is predicted exactly: every page
+written between two harvests appears in exactly the next harvest. Each output
+is also checked on its own, without the model, against the configuration the
+test programmed: the page is mapped in the requester's own domain and the
+host address lies in that domain's window.
+"""
+
+import collections
+import itertools
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+from pyuvm import uvm_component, uvm_env
+
+from siov.rtl import regmap
+from siov.rtl.csr.bus import Resp
+from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason, guest_word
+from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
+from siov.sw.model.dma import DmaModel, FaultRecord
+from siov.tb.coverage import Coverage
+
+__all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "HarvestAgent",
+           "Scoreboard", "DmaEnv", "COVERAGE_BINS"]
+
+PERIOD_NS = 10
+ACCESS_TIMEOUT_NS = 100_000
+
+COVERAGE_BINS = [
+    # faults
+    "fault_write_unmapped", "fault_read_unmapped", "fault_no_domain", "fault_out_of_window",
+    "fault_queue_overflow", "fault_page_out_of_range", "fault_other_domain",
+    # CSR operations
+    "op_pin", "op_unpin", "op_reclaim", "op_clear_unmap", "op_refused",
+    "guest_map_ok", "guest_map_not_pinned", "guest_unmap_ok", "guest_unmap_not_mapped",
+    "guest_bad_adi", "guest_out_of_range", "adi_write", "dom_write",
+    "bmap_pinned", "bmap_mapped", "bmap_unmap", "bmap_dirty",
+    "harvest_clear", "harvest_no_clear", "fault_pop", "overflow_clear", "counter_clear",
+    "window_decerr", "window_slverr",
+    # hazards
+    "same_word_back_to_back", "write_just_before_harvest", "write_just_after_harvest",
+    "out_backpressure",
+]
+
+
+def pack(layout, **values):
+    """The integer of an Amaranth StructLayout with these field values."""
+    v = 0
+    for name, f in layout:
+        v |= (int(values.get(name, 0)) & ((1 << f.width) - 1)) << f.offset
+    return v
+
+
+def unpack(layout, value):
+    """A dict of the fields of an Amaranth StructLayout integer."""
+    return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+
+
+class DmaBfm:
+    """Clock, reset and the per-cycle view of the streams and the harvest tap."""
+
+    def __init__(self, dut, rng):
+        self.dut = dut
+        self.rng = rng
+        self.cycle = 0
+        self.req_q = collections.deque()
+        self.ready_p = 0.0           # probability of deasserting out.ready in a cycle
+        self.on_accept = []          # f(cycle, dict)
+        self.on_out = []             # f(cycle, dict)
+        self.on_harvest = []         # f(cycle)
+        self.accepted = 0
+        self._cur = None
+        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+
+    async def reset(self):
+        d = self.dut
+        d.req__valid.value = 0
+        d.req__payload.value = 0
+        d.out__ready.value = 1
+        d.rst.value = 1
+        await ClockCycles(d.clk, 4)
+        d.rst.value = 0
+        await ClockCycles(d.clk, 2)
+        cocotb.start_soon(self._loop())
+
+    def idle(self):
+        """True when no request waits in the queue or on the port."""
+        return not self.req_q and self._cur is None
+
+    async def _loop(self):
+        d = self.dut
+        while True:
+            await RisingEdge(d.clk)
+            self.cycle += 1
+            if self._cur is None and self.req_q:
+                self._cur = self.req_q.popleft()
+            if self._cur is not None:
+                d.req__valid.value = 1
+                d.req__payload.value = pack(REQ_LAYOUT, **self._cur)
+            else:
+                d.req__valid.value = 0
+            ready = not (self.ready_p and self.rng.random() < self.ready_p)
+            d.out__ready.value = int(ready)
+            await ReadOnly()
+            # The harvest tap first: a request decided in this cycle races it.
+            if d.tap_harvest.value:
+                for f in self.on_harvest:
+                    f(self.cycle)
+            if self._cur is not None and d.req__ready.value:
+                self.accepted += 1
+                for f in self.on_accept:
+                    f(self.cycle, self._cur)
+                self._cur = None
+            if d.out__valid.value:
+                if ready:
+                    beat = unpack(OUT_LAYOUT, int(d.out__payload.value))
+                    for f in self.on_out:
+                        f(self.cycle, beat)
+                else:
+                    COVERAGE.sample("out_backpressure")
+
+
+COVERAGE = Coverage("dma", COVERAGE_BINS)
+#: The BFM and the model of the running test, for the pyuvm components.
+CTX = {}
+
+
+class CsrAgent(uvm_component):
+    """CSR accesses over AXI4-Lite, checked against the model by default."""
+
+    def build_phase(self):
+        self.bfm = CTX["bfm"]
+        self.model = CTX["model"]
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(self.bfm.dut, "csr", bus_separator="__"),
+                                  self.bfm.dut.clk, self.bfm.dut.rst)
+
+    async def raw_read(self, addr):
+        r = await with_timeout(self.axil.read(addr - regmap.DMA_BASE, 4), ACCESS_TIMEOUT_NS, "ns")
+        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
+
+    async def raw_write(self, addr, data):
+        r = await with_timeout(self.axil.write(addr - regmap.DMA_BASE, data.to_bytes(4, "little")),
+                               ACCESS_TIMEOUT_NS, "ns")
+        return Resp(int(r.resp))
+
+    async def read(self, addr, check=True):
+        resp, value = await self.raw_read(addr)
+        if check:
+            exp = self.model.read(addr)
+            assert (resp, value) == exp, (f"read {addr:#x}: {resp.name} {value:#010x}, "
+                                          f"model {exp[0].name} {exp[1]:#010x}")
+        return resp, value
+
+    async def write(self, addr, data):
+        resp = await self.raw_write(addr, data)
+        exp = self.model.write(addr, data)
+        assert resp == exp, f"write {addr:#x}={data:#x}: {resp.name}, model {exp.name}"
+        return resp
+
+    # -- operations (model and hardware in step; only while the stream is idle) --
+
+    async def wait_idle(self):
+        while True:
+            _, st = await self.raw_read(regmap.DMA_STATUS)
+            if not st & regmap.DMA_STATUS_BUSY_MASK:
+                return
+
+    async def range_op(self, code, dom, start, count):
+        await self.write(regmap.DMA_OP_START, start)
+        await self.write(regmap.DMA_OP_COUNT, count)
+        await self.write(regmap.DMA_OP, (1 << 31) | (dom << 8) | code)
+        await self.wait_idle()
+        _, st = await self.read(regmap.DMA_STATUS)
+        COVERAGE.sample("op_refused", bool(st & regmap.DMA_STATUS_ERR_MASK))
+        if not st & regmap.DMA_STATUS_ERR_MASK:
+            COVERAGE.sample({RangeOp.PIN: "op_pin", RangeOp.UNPIN: "op_unpin",
+                             RangeOp.RECLAIM: "op_reclaim", RangeOp.CLEAR_UNMAP: "op_clear_unmap"}[code])
+        return st
+
+    async def set_adi(self, index, pasid, dom, valid=True):
+        await self.write(regmap.DMA_ADI_SEL, index)
+        await self.write(regmap.DMA_ADI_ENTRY, (int(valid) << 31) | (dom << 20) | pasid)
+        await self.write(regmap.DMA_ADI_CMD, 1)
+        await self.read(regmap.DMA_ADI_CUR)
+        COVERAGE.sample("adi_write")
+
+    async def set_domain(self, dom, base, limit):
+        await self.write(regmap.DMA_DOM_SEL, dom)
+        await self.write(regmap.DMA_DOM_BASE_LO, base & 0xFFFF_F000)
+        await self.write(regmap.DMA_DOM_BASE_HI, base >> 32)
+        await self.write(regmap.DMA_DOM_LIMIT, limit)
+        await self.write(regmap.DMA_DOM_CMD, 1)
+        for a in (regmap.DMA_DOM_CUR_BASE_LO, regmap.DMA_DOM_CUR_BASE_HI, regmap.DMA_DOM_CUR_LIMIT):
+            await self.read(a)
+        COVERAGE.sample("dom_write")
+
+    async def guest(self, unmap, adi, page):
+        addr = regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP)
+        await self.write(addr, guest_word(adi, page))
+        _, res = await self.read(regmap.DMA_GUEST_STATUS)
+        res = GuestResult(res)
+        name = {GuestResult.OK: "guest_unmap_ok" if unmap else "guest_map_ok",
+                GuestResult.NOT_PINNED: "guest_map_not_pinned",
+                GuestResult.NOT_MAPPED: "guest_unmap_not_mapped",
+                GuestResult.BAD_ADI: "guest_bad_adi", GuestResult.OUT_OF_RANGE: "guest_out_of_range"}[res]
+        COVERAGE.sample(name)
+        return res
+
+    async def read_bitmap(self, bitmap, dom, words):
+        await self.write(regmap.DMA_BMAP_SEL, (dom << 8) | bitmap)
+        out = []
+        for w in words:
+            resp, v = await self.read(regmap.DMA_BMAP_BASE + 4 * w)
+            COVERAGE.sample(["bmap_pinned", "bmap_mapped", "bmap_unmap", "bmap_dirty"][bitmap],
+                            resp == Resp.OKAY)
+            COVERAGE.sample("window_decerr", resp == Resp.DECERR)
+            out.append(v)
+        return out
+
+
+class FaultAgent(uvm_component):
+    """Pops the fault queue over CSR; records every record popped."""
+
+    def build_phase(self):
+        self.popped = []
+        self.running = False
+
+    async def pop_all(self, csr):
+        while True:
+            _, r0 = await csr.raw_read(regmap.DMA_FAULT_REC0)
+            if not r0 & regmap.DMA_FAULT_REC0_VALID_MASK:
+                return
+            _, r1 = await csr.raw_read(regmap.DMA_FAULT_REC1)
+            await csr.raw_write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
+            COVERAGE.sample("fault_pop")
+            self.popped.append(FaultRecord(r0 & 0xFF, r0 >> 12, r1, bool(r0 >> 8 & 1)))
+
+    async def run_while(self, csr, period_ns):
+        self.running = True
+        while self.running:
+            await self.pop_all(csr)
+            await cocotb.triggers.Timer(period_ns, unit="ns")
+
+
+class HarvestAgent(uvm_component):
+    """Reads dirty words while traffic runs; the scoreboard predicts each at its tap."""
+
+    def build_phase(self):
+        self.running = False
+
+    async def harvest(self, csr, sb, dom, words, no_clear):
+        await csr.raw_write(regmap.DMA_HARVEST_CTRL, (int(no_clear) << 8) | dom)
+        sb.model.write(regmap.DMA_HARVEST_CTRL, (int(no_clear) << 8) | dom)
+        for w in words:
+            sb.harvest_ctx = (dom, w, no_clear)
+            resp, v = await csr.raw_read(regmap.DMA_HARVEST_BASE + 4 * w)
+            sb.harvest_ctx = None
+            assert resp == Resp.OKAY, f"harvest read of word {w}: {resp.name}"
+            assert sb.harvest_expect, "harvest read returned without a harvest tap"
+            h1, exp, racing = sb.harvest_expect.popleft()
+            assert v == exp, (f"harvest domain {dom} word {w} (cycle {h1}, no_clear={no_clear}): "
+                              f"{v:#010x}, model {exp:#010x} (racing pages {racing})")
+            COVERAGE.sample("harvest_no_clear" if no_clear else "harvest_clear")
+
+    async def run_while(self, csr, sb, rng, doms, words_of):
+        self.running = True
+        while self.running:
+            dom = rng.choice(doms)
+            await self.harvest(csr, sb, dom, words_of(dom), rng.random() < 0.2)
+
+
+class Scoreboard(uvm_component):
+    """Replays requests and harvests in hardware order through the model."""
+
+    def build_phase(self):
+        self.model = CTX["model"]
+        self.pending = collections.deque()     # (decide cycle, request dict)
+        self.expected_out = collections.deque()
+        self.expected_faults = []
+        self.outputs = 0
+        self.last_write = None                  # (decide cycle, domain, word)
+        self.last_harvest = None                # (harvest cycle, domain, word)
+        self.config = None                      # set by the test: domain windows
+        self.harvest_ctx = None                 # (domain, word, no_clear) of the read in flight
+        self.harvest_expect = collections.deque()
+        bfm = CTX["bfm"]
+        bfm.on_harvest.append(self.on_tap)
+        bfm.on_accept.append(lambda c, r: self.pending.append((c + 1, r)))
+        bfm.on_out.append(self.out)
+
+    def _decide(self, cycle, req, set_dirty=True):
+        d = self.model.check(req["pasid"], req["page"], req["write"])
+        self.model.apply(d, set_dirty=set_dirty)
+        if d.allowed:
+            self.expected_out.append(d)
+            if d.write:
+                key = (d.domain, d.page // WORD_PAGES)
+                if self.last_write == (cycle - 1,) + key:
+                    COVERAGE.sample("same_word_back_to_back")
+                if self.last_harvest == (cycle - 1,) + key:
+                    COVERAGE.sample("write_just_after_harvest")
+                self.last_write = (cycle,) + key
+        else:
+            self.expected_faults.append(d.fault)
+            COVERAGE.sample({Reason.WRITE_UNMAPPED: "fault_write_unmapped",
+                             Reason.READ_UNMAPPED: "fault_read_unmapped",
+                             Reason.NO_DOMAIN: "fault_no_domain",
+                             Reason.OUT_OF_WINDOW: "fault_out_of_window"}[Reason(d.fault.reason)])
+            COVERAGE.sample("fault_page_out_of_range", d.page >= self.model.params.pages_per_domain)
+            own = self.model.lookup(d.pasid)
+            COVERAGE.sample("fault_other_domain", own is not None and d.page < self.model.params.pages_per_domain
+                            and any(self.model.bits[Bitmap.MAPPED, o, d.page]
+                                    for o in range(self.model.params.num_domains) if o != own))
+        return d
+
+    def flush(self, before=None):
+        """Decide every pending request decided before cycle ``before`` (all if None)."""
+        while self.pending and (before is None or self.pending[0][0] < before):
+            c, r = self.pending.popleft()
+            self._decide(c, r)
+
+    def on_tap(self, h1):
+        """A harvest read takes its data in cycle ``h1``: predict it now, in hardware order."""
+        if self.harvest_ctx is None:
+            return       # a NO_CLEAR bitmap-window read of the dirty bitmap, checked by CsrAgent
+        dom, word, no_clear = self.harvest_ctx
+        self.flush(before=h1)
+        if self.last_write == (h1 - 1, dom, word):
+            COVERAGE.sample("write_just_before_harvest")
+        self.last_harvest = (h1, dom, word)
+        racing = []
+        while self.pending and self.pending[0][0] == h1:
+            c, r = self.pending.popleft()
+            dec = self.model.check(r["pasid"], r["page"], r["write"])
+            same = dec.allowed and dec.write and dec.domain == dom and dec.page // WORD_PAGES == word
+            self._decide(c, r, set_dirty=not same)
+            if same:
+                racing.append(dec.page)
+        self.harvest_expect.append((h1, self.model.harvest_word(dom, word, no_clear, racing), racing))
+
+    def out(self, cycle, beat):
+        self.flush(before=cycle + 1)
+        assert self.expected_out, f"unexpected output {beat}"
+        d = self.expected_out.popleft()
+        got = (beat["addr"], beat["write"], beat["pasid"], beat["domain"], beat["page"])
+        exp = (d.addr, int(d.write), d.pasid, d.domain, d.page)
+        assert got == exp, f"output {got}, model {exp}"
+        self.outputs += 1
+        # Isolation, independent of the model: own domain, inside its window.
+        if self.config is not None:
+            own = self.config.domain_of(beat["pasid"])
+            assert own == beat["domain"], f"PASID {beat['pasid']:#x} reached domain {beat['domain']}"
+            base, limit = self.config.windows[own]
+            assert base <= beat["addr"] < base + limit * 4096, f"address {beat['addr']:#x} outside window"
+            assert beat["page"] in self.config.mapped[own], f"page {beat['page']} not mapped in {own}"
+
+    def check_faults(self, popped, ovf_count):
+        """Popped records are the predicted ones in order, minus ``ovf_count`` dropped ones."""
+        it = iter(self.expected_faults)
+        for rec in popped:
+            assert any(rec == e for e in it), f"fault record {rec} not predicted (in order)"
+        assert len(popped) + ovf_count == len(self.expected_faults), (
+            f"{len(popped)} faults popped + {ovf_count} overflowed != {len(self.expected_faults)} predicted")
+
+
+class DmaEnv(uvm_env):
+    def build_phase(self):
+        self.csr = CsrAgent("csr", self)
+        self.faults = FaultAgent("fault", self)
+        self.harvester = HarvestAgent("harvest", self)
+        self.sb = Scoreboard("scoreboard", self)
+
+    def report_phase(self):
+        self.logger.info(COVERAGE.report())
+
+    def check_phase(self):
+        COVERAGE.check()
+
+
+def make_bfm(dut, model, seed):
+    """Attach the BFM and the model to the DUT handle for the pyuvm components."""
+    rng = random.Random(seed)
+    bfm = DmaBfm(dut, rng)
+    CTX["bfm"] = bfm
+    CTX["model"] = model
+    return bfm
+
+
+def chunks(it, n):
+    it = iter(it)
+    while True:
+        c = list(itertools.islice(it, n))
+        if not c:
+            return
+        yield c

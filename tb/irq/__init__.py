@@ -1,0 +1,1 @@
+"""Testbench of the interrupt remapping unit: pyuvm environment, tests and formal harnesses."""

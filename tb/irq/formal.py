@@ -1,0 +1,211 @@
+"""Formal harnesses of the interrupt remapping unit, proven by k-induction.
+
+Each harness wraps an :class:`~siov.rtl.irq.remapper.InterruptRemapper` with a
+16-entry table. Every input is free (the register bus, the message stream and
+both ``ready`` lines); the only assumptions are the register-bus protocol
+(one request at a time, request held until ``ack``) and no reset after the
+start. Properties:
+
+``isolation``
+    A message from ``msg_in`` delivered through entry ``sel`` (a free input
+    held constant) carries the PASID of that entry whenever the entry has
+    PASID_EN set. The entry is a shadow copy kept by the harness from the
+    register-bus writes as they commit (``ack``), so the property also checks
+    the write path, the read-port transparency and the one-cycle decision:
+    "the table as software wrote it", not the pipeline's own copy.
+``outcome``
+    Every accepted interrupt message (and every replay) is decided exactly one
+    cycle later and has exactly one effect in the cycle after: pushed to
+    ``irq_out``, made pending, or fault (queued or counted as overflow); DMA
+    messages are pushed to ``dma_out`` in their decision's cycle; a push never
+    meets a full queue (nothing is dropped); nothing happens without a decision.
+
+Run with ``python -m siov.tb.irq.formal`` or ``pytest -m formal``.
+"""
+
+import sys
+import time
+
+from amaranth.hdl import Cat, Module, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from siov.rtl import regmap
+from siov.rtl.csr.bus import CsrSignature, Resp
+from siov.rtl.irq.remapper import (CSR_ADDR_WIDTH, DMA_DEPTH, IRQ_DEPTH, Decision, InterruptRemapper,
+                                   IrqLayout, MessageLayout)
+from siov.tb.formal import prove
+
+__all__ = ["IrqHarness", "PROPERTIES", "run"]
+
+ENTRIES = 16
+PROPERTIES = ("isolation", "outcome")
+
+
+class IrqHarness(wiring.Component):
+    """Free inputs around the IRU plus the assertions of one property.
+
+    Parameters
+    ----------
+    prop : str
+        ``"isolation"`` or ``"outcome"``.
+    """
+
+    def __init__(self, prop):
+        if prop not in PROPERTIES:
+            raise ValueError(f"Property must be one of {', '.join(PROPERTIES)}, not {prop!r}")
+        self.prop = prop
+        super().__init__({
+            "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
+            "msg_in": In(stream.Signature(MessageLayout)),
+            "irq_out": Out(stream.Signature(IrqLayout)),
+            "dma_out": Out(stream.Signature(MessageLayout)),
+            "sel": In(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = InterruptRemapper(entries=ENTRIES, fault_depth=4, replay_depth=2,
+                                                   peek=True)
+        wiring.connect(m, wiring.flipped(self.csr), dut.csr)
+        wiring.connect(m, wiring.flipped(self.msg_in), dut.msg_in)
+        wiring.connect(m, wiring.flipped(self.irq_out), dut.irq_out)
+        wiring.connect(m, wiring.flipped(self.dma_out), dut.dma_out)
+        csr, p = self.csr, dut.probe
+
+        m.d.comb += Assume(~ResetSignal())
+
+        # Register-bus protocol: one request at a time, held stable until ack.
+        outstanding = Signal()
+        lat = Signal(CSR_ADDR_WIDTH + 1 + 32 + 4)
+        req = Cat(csr.addr, csr.we, csr.wdata, csr.wstrb)
+        with m.If(csr.ack):
+            m.d.sync += outstanding.eq(0)
+        with m.If(csr.stb):
+            m.d.sync += [outstanding.eq(1), lat.eq(req)]
+        # A requester issues after the previous ack, never in its cycle (AxiLiteToCsr does).
+        m.d.comb += Assume(~(csr.stb & (outstanding | csr.ack)))
+        with m.If(outstanding):
+            m.d.comb += Assume(req == lat)
+        # The IMS side answers only the request in flight.
+        ims_window = (regmap.IRQ_IMS_BASE - regmap.IRQ_BASE) >> 15
+        m.d.comb += Assert(~p.ims_busy | (outstanding & (lat[15] == ims_window)))
+        self.outstanding = outstanding
+
+        # The message accepted in the previous cycle, as seen on the port.
+        accept = self.msg_in.valid & self.msg_in.ready
+        h_valid = Signal()
+        h_irq = Signal()
+        h_pasid = Signal(20)
+        h_handle = Signal(16)
+        h_replay = Signal()
+        m.d.sync += [h_valid.eq(accept), h_replay.eq(p.replay_take)]
+        with m.If(accept):
+            pl = self.msg_in.payload
+            m.d.sync += [h_irq.eq(pl.is_irq), h_pasid.eq(pl.pasid), h_handle.eq(pl.handle)]
+        # Decided exactly one cycle after acceptance, in order, for what was accepted.
+        m.d.comb += [
+            Assert(~(accept & p.replay_take)),
+            Assert((p.dec_valid & ~p.dec_replay) == h_valid),
+            Assert((p.dec_valid & p.dec_replay) == h_replay),
+        ]
+        with m.If(h_valid):
+            m.d.comb += [
+                Assert(p.dec_handle == h_handle),
+                Assert(p.dec_pasid == h_pasid),
+                Assert((p.dec_kind == Decision.DMA) == ~h_irq),
+            ]
+
+        if self.prop == "isolation":
+            self._isolation(m, dut, h_valid, h_pasid, h_handle)
+        else:
+            self._outcome(m, dut)
+        return m
+
+    def _isolation(self, m, dut, h_valid, h_pasid, h_handle):
+        csr, p, sel = self.csr, dut.probe, self.sel
+        sel_q = Signal(4)
+        m.d.sync += sel_q.eq(sel)
+        started = Signal()
+        m.d.sync += started.eq(1)
+        with m.If(started):
+            m.d.comb += Assume(sel == sel_q)
+
+        # Shadow of entry `sel`, updated by writes as they commit.
+        shadow = Signal(128, reset_less=True)
+        ims_local = regmap.IRQ_IMS_BASE - regmap.IRQ_BASE
+        entry_hit = csr.addr[4:] == ((ims_local >> 4) | sel)
+        commit = self.outstanding & csr.ack & csr.we & entry_hit & (csr.resp == Resp.OKAY)
+        bytemask = Cat(*(b.replicate(8) for b in csr.wstrb))
+        word = csr.addr[2:4]
+        old = shadow.word_select(word, 32)
+        new = Signal(32)
+        m.d.comb += new.eq((old & ~bytemask) | (csr.wdata & bytemask))
+        with m.If(commit):
+            with m.Switch(word):
+                for w in range(4):
+                    with m.Case(w):
+                        if w == 3:
+                            m.d.sync += shadow[96:128].eq(new & 0xFFFF_FFFD)
+                        else:
+                            m.d.sync += shadow[32 * w:32 * w + 32].eq(new)
+        m.d.comb += [dut.peek_addr.eq(sel), Assert(dut.peek_data == shadow)]
+
+        ctrl = shadow[96:128]
+        delivered = h_valid & p.dec_valid & (p.dec_kind == Decision.DELIVER)
+        with m.If(delivered & (h_handle == sel)):
+            m.d.comb += [
+                Assert(~ctrl[3] | (h_pasid == ctrl[12:32])),
+                Assert(shadow[32:64] == 0),
+                Assert(shadow[20:32] == 0xFEE),
+                Assert(~ctrl[0]),
+            ]
+
+    def _outcome(self, m, dut):
+        p = dut.probe
+        kind = p.dec_kind
+        is_dma = p.dec_valid & (kind == Decision.DMA)
+        is_irq = p.dec_valid & (kind != Decision.DMA)
+        # DMA: pushed in the decision's cycle. Interrupts: one effect in the next cycle.
+        d_valid = Signal()
+        d_kind = Signal(Decision)
+        m.d.sync += [d_valid.eq(is_irq), d_kind.eq(kind)]
+        fault = p.eff_fault | p.eff_lost
+        effects = p.eff_irq + p.eff_pend + fault
+        m.d.comb += Assert(p.eff_dma == is_dma)
+        with m.If(d_valid):
+            m.d.comb += [
+                Assert(effects == 1),
+                Assert(~(p.eff_fault & p.eff_lost)),
+                Assert(p.eff_irq == (d_kind == Decision.DELIVER)),
+                Assert(p.eff_pend == (d_kind == Decision.PEND)),
+                Assert(fault == (d_kind == Decision.FAULT)),
+            ]
+        with m.Else():
+            m.d.comb += Assert(effects == 0)
+        m.d.comb += [
+            Assert(~(p.eff_irq & p.irq_full)),                # never dropped
+            Assert(~(p.eff_dma & p.dma_full)),
+            # Credit invariants behind it: queue + messages in flight towards it fit.
+            Assert(p.irq_level + is_irq + (d_valid & (d_kind == Decision.DELIVER)) <= IRQ_DEPTH),
+            Assert(p.dma_level + is_dma <= DMA_DEPTH),
+        ]
+
+
+def run(props=PROPERTIES, depth=6):
+    """Prove each property; return ``{name: (FormalResult, seconds)}``."""
+    out = {}
+    for prop in props:
+        t0 = time.monotonic()
+        res = prove(IrqHarness(prop), f"irq_{prop}", depth=depth)
+        out[prop] = (res, time.monotonic() - t0)
+    return out
+
+
+if __name__ == "__main__":
+    ok = True
+    for prop, (res, secs) in run(sys.argv[1:] or PROPERTIES).items():
+        print(f"{res.summary()}  [{secs:.1f} s]")
+        ok &= res.passed
+    sys.exit(0 if ok else 1)

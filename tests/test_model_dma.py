@@ -1,0 +1,172 @@
+"""Unit tests of the DMA tracker reference model (sw/model/dma.py) on its own."""
+
+import random
+
+import numpy as np
+import pytest
+
+from siov.rtl import regmap
+from siov.rtl.csr.bus import Resp
+from siov.rtl.dma.defs import GUEST_MAP, Bitmap, GuestResult, RangeOp, Reason, guest_word
+from siov.rtl.params import DeviceParams
+from siov.sw.model.dma import DmaModel, FaultRecord, bitmap_to_vfio, vfio_to_pages
+
+P = DeviceParams(num_adis=4, num_domains=2, pages_per_domain=128)
+
+
+def model():
+    m = DmaModel(P, fault_depth=4)
+    m.set_adi(0, pasid=0x11, domain=0)
+    m.set_adi(1, pasid=0x22, domain=1)
+    m.set_domain(0, 0x1_0000_0000, 100)
+    m.set_domain(1, 0x2_0000_0000, 128)
+    return m
+
+
+def test_map_requires_pin_and_translation():
+    m = model()
+    assert m.guest_map(0, 5) == GuestResult.NOT_PINNED
+    assert not m.request(0x11, 5, True).allowed
+    assert m.range_op(RangeOp.PIN, 0, 0, 10)
+    assert m.guest_map(0, 5) == GuestResult.OK
+    d = m.request(0x11, 5, True)
+    assert d.allowed and d.domain == 0 and d.addr == 0x1_0000_0000 + 5 * 4096
+    assert m.read_word(Bitmap.DIRTY, 0, 0) == 1 << 5
+    # Domain 1 never mapped page 5: the other guest is blocked.
+    d = m.request(0x22, 5, False)
+    assert not d.allowed and d.fault == FaultRecord(Reason.READ_UNMAPPED, 0x22, 5, False)
+
+
+def test_fault_reasons_and_overflow():
+    m = model()
+    m.range_op(RangeOp.PIN, 0, 0, 128)
+    for page in (3, 120):
+        m.guest_map(0, page)
+    assert m.request(0x99, 3, True).fault.reason == Reason.NO_DOMAIN
+    assert m.request(0x11, 4, True).fault.reason == Reason.WRITE_UNMAPPED
+    assert m.request(0x11, 4, False).fault.reason == Reason.READ_UNMAPPED
+    assert m.request(0x11, 500, False).fault.reason == Reason.READ_UNMAPPED
+    assert m.request(0x11, 120, True).fault.reason == Reason.OUT_OF_WINDOW   # limit 100
+    assert len(m.faults) == 4 and m.overflow and m.ovf_count == 1
+    assert m.counters == {"allowed": 0, "blocked": 5, "dirtied": 0}
+    m.pop_fault()
+    m.request(0x11, 4, True)
+    assert len(m.faults) == 4 and m.ovf_count == 1
+    m.clear_overflow()
+    assert not m.overflow and m.ovf_count == 0
+
+
+def test_unmap_lazy_unpin_and_reclaim():
+    m = model()
+    m.range_op(RangeOp.PIN, 1, 30, 4)
+    for page in range(30, 34):
+        assert m.guest_map(1, page) == GuestResult.OK
+    assert m.guest_unmap(1, 31) == GuestResult.OK
+    assert m.guest_unmap(1, 31) == GuestResult.NOT_MAPPED
+    assert m.guest_unmap(1, 32) == GuestResult.OK
+    assert m.guest_map(1, 32) == GuestResult.OK     # mapped again: reclaim keeps it
+    assert m.read_word(Bitmap.UNMAP, 1, 0) == 1 << 31
+    assert m.range_op(RangeOp.RECLAIM, 1, 0, 128)
+    assert m.read_word(Bitmap.PINNED, 1, 0) == (1 << 30) and m.read_word(Bitmap.PINNED, 1, 1) == 0b11
+    assert m.read_word(Bitmap.UNMAP, 1, 0) == 0
+    # Mapped implies pinned after every operation.
+    m.range_op(RangeOp.UNPIN, 1, 32, 1)
+    assert not (m.bits[Bitmap.MAPPED] & ~m.bits[Bitmap.PINNED]).any()
+    assert not m.range_op(RangeOp.PIN, 1, 100, 29) and m.op_err
+    assert not m.range_op(RangeOp.PIN, 2, 0, 1)
+    assert m.guest_map(3, 0) == GuestResult.BAD_ADI
+    assert m.guest_map(0, 128) == GuestResult.OUT_OF_RANGE
+
+
+def test_harvest_vfio_format_and_no_clear():
+    m = model()
+    m.range_op(RangeOp.PIN, 0, 0, 100)
+    pages = [0, 1, 31, 32, 63, 64, 99]
+    for p in pages:
+        m.guest_map(0, p)
+        m.request(0x11, p, True)
+    m.request(0x11, 2, False)   # a read dirties nothing
+    buf = m.harvest(0, no_clear=True)
+    assert len(buf) == 16 and vfio_to_pages(buf) == pages
+    assert int.from_bytes(buf[:8], "little") == (1 << 0) | (1 << 1) | (1 << 31) | (1 << 32) | (1 << 63)
+    assert vfio_to_pages(m.harvest(0)) == pages
+    assert vfio_to_pages(m.harvest(0)) == []
+    assert bitmap_to_vfio(np.array([1, 0, 1], dtype=bool)) == bytes([5]) + bytes(7)
+
+
+def test_harvest_race_rule():
+    """A write racing a harvest follows it: it appears in the next harvest, never in neither."""
+    m = model()
+    m.range_op(RangeOp.PIN, 0, 0, 64)
+    for p in range(64):
+        m.guest_map(0, p)
+    # Bit not yet set: the racing write goes to the next harvest.
+    d = m.apply(m.check(0x11, 7, True), set_dirty=False)
+    assert m.harvest_word(0, 0, racing=[7]) == 0
+    assert m.harvest_word(0, 0) == 1 << 7
+    # Bit already set by an earlier write: that write is reported now, the
+    # racing one by the next harvest.
+    m.request(0x11, 9, True)
+    m.apply(m.check(0x11, 9, True), set_dirty=False)
+    assert m.harvest_word(0, 0, racing=[9]) == 1 << 9
+    assert m.harvest_word(0, 0) == 1 << 9
+    assert m.harvest_word(0, 0) == 0
+    # NO_CLEAR: the racing write stays set.
+    m.apply(m.check(0x11, 3, True), set_dirty=False)
+    assert m.harvest_word(0, 0, no_clear=True, racing=[3]) == 0
+    assert m.harvest_word(0, 0) == 1 << 3
+    with pytest.raises(ValueError):
+        m.harvest_word(0, 0, racing=[40])
+    assert d.allowed
+
+
+def test_random_exactly_once():
+    """Random writes and harvests: every page written between two harvests is in the next one."""
+    rng = random.Random(4)
+    m = model()
+    m.range_op(RangeOp.PIN, 0, 0, 128)
+    m.set_domain(0, 0, 128)
+    for p in range(128):
+        m.guest_map(0, p)
+    written = set()
+    for _ in range(200):
+        for _ in range(rng.randrange(20)):
+            p = rng.randrange(128)
+            written.add(p)
+            m.request(0x11, p, True)
+        word = rng.randrange(4)
+        racing = [32 * word + rng.randrange(32)] if rng.random() < 0.3 else []
+        for p in racing:
+            m.apply(m.check(0x11, p, True), set_dirty=False)
+        before = {p for p in written if p // 32 == word}
+        got = m.harvest_word(0, word, racing=racing)
+        got_pages = {32 * word + i for i in range(32) if got >> i & 1}
+        assert got_pages == before
+        written -= got_pages
+        written |= set(racing)
+
+
+def test_register_interface():
+    m = DmaModel(P)
+    assert m.write(regmap.DMA_ADI_SEL, 1) == Resp.OKAY
+    m.write(regmap.DMA_ADI_ENTRY, (1 << 31) | (1 << 20) | 0x33)
+    m.write(regmap.DMA_ADI_CMD, 1)
+    assert m.lookup(0x33) == 1
+    assert m.read(regmap.DMA_ADI_CUR) == (Resp.OKAY, (1 << 31) | (1 << 20) | 0x33)
+    assert m.read(regmap.DMA_ADI_CMD) == (Resp.OKAY, 0)
+    m.write(regmap.DMA_OP_START, 4)
+    m.write(regmap.DMA_OP_COUNT, 40)
+    m.write(regmap.DMA_OP, (1 << 31) | (1 << 8) | RangeOp.PIN)
+    assert m.read(regmap.DMA_STATUS) == (Resp.OKAY, 0)
+    m.write(regmap.DMA_GUEST_BASE + GUEST_MAP, guest_word(1, 6))
+    assert m.read(regmap.DMA_GUEST_STATUS)[1] == GuestResult.OK
+    m.write(regmap.DMA_GUEST_BASE + GUEST_MAP, guest_word(1, 2))
+    assert m.read(regmap.DMA_GUEST_STATUS)[1] == GuestResult.NOT_PINNED
+    m.write(regmap.DMA_BMAP_SEL, (1 << 8) | Bitmap.PINNED)
+    assert m.read(regmap.DMA_BMAP_BASE) == (Resp.OKAY, 0xFFFFFFF0)
+    assert m.read(regmap.DMA_BMAP_BASE + 4) == (Resp.OKAY, 0xFFF)
+    assert m.read(regmap.DMA_BMAP_BASE + 16)[0] == Resp.DECERR
+    assert m.write(regmap.DMA_HARVEST_BASE, 0) == Resp.SLVERR
+    assert m.write(regmap.DMA_STATUS, 1) == Resp.SLVERR
+    m.write(regmap.DMA_OP, (1 << 31) | (5 << 8))
+    assert m.read(regmap.DMA_STATUS) == (Resp.OKAY, 2)
