@@ -7,7 +7,6 @@ then synthesizes ``siov_dma`` (rtl/synth.py) unless ``--no-synth``. Writes
 
 import argparse
 import json
-import pathlib
 import sys
 
 from siov.rtl.dma.top import DmaTop

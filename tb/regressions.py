@@ -21,9 +21,11 @@ class Regression:
     env: dict = field(default_factory=dict)
 
     def run(self, **kwargs):
+        """Build and run; a traced build gets its own folder so it never races a plain one."""
         from .runner import run_cocotb
+        build_name = self.name + ("-waves" if kwargs.get("waves") else "")
         return run_cocotb(component=self.factory(), top=self.top, test_module=self.test_module,
-                          build_name=self.name, public=self.public, extra_env=self.env, **kwargs)
+                          build_name=build_name, public=self.public, extra_env=self.env, **kwargs)
 
 
 def _device(params):
@@ -67,7 +69,24 @@ def _irq_regressions():
                             "SIOV_IRQ_PIPELINED": "1" if p else "0"}) for e, p in sets]
 
 
-REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()}
+def _dma(params):
+    def make():
+        from ..rtl.dma.top import DmaTop
+        return DmaTop(params)
+    return make
+
+
+def _dma_regressions(scale=1):
+    """The default build, and a small odd one (3 domains: not a power of two)."""
+    from ..rtl.params import DeviceParams
+    sets = [DeviceParams(), DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256)]
+    return [Regression(f"dma-{p.tag}", "siov_dma", "siov.tb.dma.test_dma", _dma(p), public=("tap_harvest",),
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__), "SIOV_DMA_SCALE": str(scale)})
+            for p in sets]
+
+
+REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()
+               + _dma_regressions()}
 
 
 def find_test(test_name):

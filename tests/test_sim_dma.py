@@ -1,34 +1,29 @@
-"""Runs the cocotb + pyuvm regression of the DMA tracker on Verilator."""
+"""Runs the cocotb + pyuvm regression of the DMA tracker on Verilator (builds in tb/regressions.py)."""
 
-import json
+import dataclasses
 
 import pytest
 
-from siov.rtl.dma.top import DmaTop
-from siov.rtl.params import DeviceParams
-from siov.tb.runner import run_cocotb
+from siov.tb.regressions import REGRESSIONS
 
-#: The default build, and a small odd one (3 domains: not a power of two).
-PARAM_SETS = [DeviceParams(), DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256)]
+DMA = [name for name in REGRESSIONS if name.startswith("dma-")]
 
 
-def _run(params, scale, build_suffix=""):
-    res = run_cocotb(
-        component=DmaTop(params), top="siov_dma", test_module="siov.tb.dma.test_dma",
-        build_name=f"dma-{params.tag}{build_suffix}", public=["tap_harvest"],
-        extra_env={"SIOV_PARAMS": json.dumps(params.__dict__), "SIOV_DMA_SCALE": str(scale)},
-    )
+def _check(res):
     assert res.tests > 0
     assert res.failed == 0, f"{res.failed} of {res.tests} cocotb tests failed; see {res.results_xml}"
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("params", PARAM_SETS, ids=lambda p: p.tag)
-def test_dma(params):
-    _run(params, 1)
+@pytest.mark.parametrize("name", DMA)
+def test_dma(name):
+    _check(REGRESSIONS[name].run())
 
 
 @pytest.mark.sim
 @pytest.mark.slow
 def test_dma_soak():
-    _run(DeviceParams(), 10)
+    """Ten times the default traffic, on the default build's own soak folder."""
+    base = REGRESSIONS[DMA[0]]
+    soak = dataclasses.replace(base, name=base.name + "-soak", env={**base.env, "SIOV_DMA_SCALE": "10"})
+    _check(soak.run())

@@ -23,12 +23,17 @@ Request path (one request per clock, never stalled by CSR traffic)::
 
     A : accept; ADI table CAM on the PASID -> domain; read the mapped and
         dirty words
+    R : the block RAM words arrive: select the mapped bit, forward into the
+        dirty word, look up the domain's window and translate (registered:
+        keeps the RAM's clock-to-out and the adder off the decision)
     S1: decide; set the dirty bit (read-modify-write, forwarded); push the
         translated request into the output FIFO or a fault record into the
         fault queue
 
-``req.ready`` is a credit check on the output FIFO, so S1 never stalls and
-its read data can never go stale. Faults are VT-d style records
+``req.ready`` is a credit check on the output FIFO, so R and S1 never stall
+and their read data can never go stale. The mapped check sees the bitmap as
+it was at the end of cycle A (the read is transparent to an engine write in
+that cycle). Faults are VT-d style records
 {reason, PASID, page, write}: 0x05 write / 0x06 read to a page that is not
 mapped (or beyond the domain's bitmap), 0x80 PASID bound to no domain, 0x81
 page mapped but outside the domain's host window (DOM_LIMIT). A full fault
@@ -37,9 +42,10 @@ fault is silently lost.
 
 Dirty bitmap hazards. Each bitmap is a simple dual-port block RAM (one
 synchronous read port, one write port). Setting a dirty bit reads the word in
-A and writes it back in S1; the read in A cannot see the write S1 makes in
-the same cycle, so the last write (address, data) is kept and forwarded:
-back-to-back writes to one word neither stall nor lose a bit. A harvest read
+A and writes it back in S1, two cycles later; the read cannot see the writes
+S1 makes in those two cycles, so the last write (address, data) is kept and
+forwarded, into stage R and again into S1: back-to-back writes to one word
+neither stall nor lose a bit. A harvest read
 (and a bitmap-window read of the dirty bitmap) takes the request slot of its
 strobe cycle (``req.ready`` low for that one cycle) and runs through the
 same read-modify-write path, writing zeros unless NO_CLEAR: the read-and-clear
@@ -93,7 +99,7 @@ class DmaTracker(wiring.Component):
         ``num_domains``, ``pages_per_domain`` and ``num_adis`` size the bitmaps
         and the ADI table.
     out_depth : int
-        Entries of the output FIFO (at least 3 for one request per clock).
+        Entries of the output FIFO (at least 4; 6 sustain one request per clock).
     fault_depth : int
         Entries of the fault queue, a power of two 2..128.
 
@@ -112,11 +118,11 @@ class DmaTracker(wiring.Component):
         decided, ``allow`` if it was let through.
     """
 
-    def __init__(self, params=DeviceParams(), *, out_depth=4, fault_depth=16):
+    def __init__(self, params=DeviceParams(), *, out_depth=6, fault_depth=16):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"DMA tracker parameters must be a DeviceParams, not {params!r}")
-        if not isinstance(out_depth, int) or out_depth < 3:
-            raise ValueError(f"Output FIFO depth must be an integer of at least 3, not {out_depth!r}")
+        if not isinstance(out_depth, int) or out_depth < 4:
+            raise ValueError(f"Output FIFO depth must be an integer of at least 4, not {out_depth!r}")
         if (not isinstance(fault_depth, int) or not 2 <= fault_depth <= 128
                 or fault_depth & (fault_depth - 1)):
             raise ValueError(f"Fault queue depth must be a power of two 2..128, not {fault_depth!r}")
@@ -156,6 +162,8 @@ class DmaTracker(wiring.Component):
         self._adi_dom = [Signal(DOMAIN_BITS, name=f"adi{i}_domain") for i in range(A)]
         self._dom_base = [Signal(64 - PAGE_SHIFT, name=f"dom{d}_base") for d in range(D)]
         self._dom_limit = [Signal(32, name=f"dom{d}_limit") for d in range(D)]
+        self._r_req = Signal(REQ_LAYOUT, name="r_req")
+        self._r_dom = Signal(DOMAIN_BITS, name="r_dom")
         self._s1 = Signal(REQ_LAYOUT, name="s1")
         self._s1_dom = Signal(DOMAIN_BITS, name="s1_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
@@ -221,10 +229,11 @@ class DmaTracker(wiring.Component):
         # ---- request path, stage A -----------------------------------------
         req = self.req
         s1_valid = Signal()
+        r_valid = Signal()
         m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
         # Credit: what is in the FIFO, plus what S1 pushes now, plus this one.
         h_slot = Signal()        # a dirty-bitmap read (harvest or window) takes stage A
-        m.d.comb += req.ready.eq((out_fifo.level + s1_valid < self.out_depth) & ~h_slot)
+        m.d.comb += req.ready.eq((out_fifo.level + r_valid + s1_valid < self.out_depth) & ~h_slot)
         accept = Signal()
         m.d.comb += accept.eq(req.valid & req.ready)
 
@@ -259,34 +268,60 @@ class DmaTracker(wiring.Component):
         rd_dp = self.p_rd_dirty
         m.d.comb += [rd_dp.addr.eq(Mux(h_slot, h_addr, a_addr)), rd_dp.en.eq(1)]
 
+        # ---- stage R: the block RAM words arrive ----------------------------
+        r_req, r_dom = self._r_req, self._r_dom
+        r_hit, r_in_range = Signal(), Signal()
+        r_addr = Signal(aw)
+        r_h_active, r_h_port_bmap, r_h_mem, r_h_clear = Signal(), Signal(), Signal(), Signal()
+        r_h_resp = Signal(2)
+        m.d.sync += [r_valid.eq(accept), r_req.eq(req.payload), r_hit.eq(hit), r_dom.eq(hit_dom),
+                     r_in_range.eq(a_in_range), r_addr.eq(rd_dp.addr),
+                     r_h_active.eq(h_take_hv | h_take_bm), r_h_port_bmap.eq(~h_take_hv),
+                     r_h_mem.eq(h_slot), r_h_clear.eq(h_slot & h_take_hv & ~r("DMA.HARVEST_CTRL.NO_CLEAR")),
+                     r_h_resp.eq(Mux(h_ok, Resp.OKAY, Mux(h_we, Resp.SLVERR, Resp.DECERR)))]
+        # The dirty word read in A misses the write S1 made in that same cycle:
+        # it is the last write now, merged here (the next one is merged in S1).
+        lw_v = Signal()
+        lw_a = Signal(aw)
+        lw_d = Signal(32)
+        r_dw = Signal(32)
+        m.d.comb += r_dw.eq(Mux(lw_v & (lw_a == r_addr), lw_d, rd_dp.data))
+        # The domain's window, looked up here: S1 only combines flags.
+        r_base = Signal(64 - PAGE_SHIFT)
+        r_limit = Signal(32)
+        with m.Switch(r_dom):
+            for d in range(D):
+                with m.Case(d):
+                    m.d.comb += [r_base.eq(dom_base[d]), r_limit.eq(dom_limit[d])]
+
+        # ---- stage S1: decide, set the dirty bit ---------------------------
         s1 = self._s1
         s1_hit = Signal()
         s1_dom = self._s1_dom
         s1_in_range = Signal()
         s1_addr = self._s1_addr
+        s1_mapped = Signal()
+        s1_dw = Signal(32)
+        s1_in_window = Signal()
+        s1_host = Signal(64 - PAGE_SHIFT)
         h1_active = Signal()     # a response of the dirty-bitmap read is due this cycle
         h1_port_bmap = Signal()  # ... on the bitmap window (else the harvest window)
         h1_mem = Signal()        # ... with data from the dirty memory
         h1_clear = self._h1_clear
         h1_resp = Signal(2)
-        m.d.sync += [s1_valid.eq(accept), s1.eq(req.payload), s1_hit.eq(hit), s1_dom.eq(hit_dom),
-                     s1_in_range.eq(a_in_range), s1_addr.eq(rd_dp.addr),
-                     h1_active.eq(h_take_hv | h_take_bm), h1_port_bmap.eq(~h_take_hv),
-                     h1_mem.eq(h_slot), h1_clear.eq(h_slot & h_take_hv & ~r("DMA.HARVEST_CTRL.NO_CLEAR")),
-                     h1_resp.eq(Mux(h_ok, Resp.OKAY, Mux(h_we, Resp.SLVERR, Resp.DECERR)))]
+        m.d.sync += [s1_valid.eq(r_valid), s1.eq(r_req), s1_hit.eq(r_hit), s1_dom.eq(r_dom),
+                     s1_in_range.eq(r_in_range), s1_addr.eq(r_addr),
+                     s1_mapped.eq(rd_map.data.bit_select(r_req.page[:5], 1)), s1_dw.eq(r_dw),
+                     s1_in_window.eq(r_req.page < r_limit), s1_host.eq(r_base + r_req.page),
+                     h1_active.eq(r_h_active), h1_port_bmap.eq(r_h_port_bmap),
+                     h1_mem.eq(r_h_mem), h1_clear.eq(r_h_clear), h1_resp.eq(r_h_resp)]
 
         # ---- request path, stage S1 ----------------------------------------
         bit = s1.page[:5]
         mapped_bit = Signal()
-        m.d.comb += mapped_bit.eq(rd_map.data.bit_select(bit, 1))
-        base = Signal(64 - PAGE_SHIFT)
-        limit = Signal(32)
-        with m.Switch(s1_dom):
-            for d in range(D):
-                with m.Case(d):
-                    m.d.comb += [base.eq(dom_base[d]), limit.eq(dom_limit[d])]
+        m.d.comb += mapped_bit.eq(s1_mapped)
         in_window = Signal()
-        m.d.comb += in_window.eq(s1.page < limit)
+        m.d.comb += in_window.eq(s1_in_window)
         allow = Signal()
         block = Signal()
         reason = Signal(8)
@@ -302,7 +337,7 @@ class DmaTracker(wiring.Component):
 
         out_rec = self._out_rec
         m.d.comb += [
-            out_rec.addr.eq(Cat(Const(0, PAGE_SHIFT), (base + s1.page)[:64 - PAGE_SHIFT])),
+            out_rec.addr.eq(Cat(Const(0, PAGE_SHIFT), s1_host)),
             out_rec.write.eq(s1.write), out_rec.pasid.eq(s1.pasid),
             out_rec.domain.eq(s1_dom), out_rec.page.eq(s1.page),
             out_fifo.w_en.eq(allow), out_fifo.w_data.eq(out_rec),
@@ -311,13 +346,10 @@ class DmaTracker(wiring.Component):
         ]
 
         # ---- dirty bitmap: read-modify-write at S1, forwarded -----------------
-        # The word read at A misses the write of the previous cycle (it was in
-        # S1 while this one was in A): the last write is kept and forwarded.
-        lw_v = Signal()
-        lw_a = Signal(aw)
-        lw_d = Signal(32)
+        # The word also misses the write of the previous cycle (made while this
+        # one was in R): forwarded from the last write.
         cur = self._cur
-        m.d.comb += cur.eq(Mux(lw_v & (lw_a == s1_addr), lw_d, rd_dp.data))
+        m.d.comb += cur.eq(Mux(lw_v & (lw_a == s1_addr), lw_d, s1_dw))
         setbit = Signal(32)
         m.d.comb += setbit.eq(Const(1, 32) << bit)
         p_we = Signal()
@@ -332,13 +364,14 @@ class DmaTracker(wiring.Component):
                      hv_port.rdata.eq(Mux(h1_active & ~h1_port_bmap & h1_mem, cur_h, 0))]
 
         # ---- counters ------------------------------------------------------
+        # Counted one cycle after the decision (keeps the adders off its path).
         cnt = {k: Signal(32, name=f"cnt_{k}") for k in ("allowed", "blocked", "dirtied")}
+        inc = {k: Signal(name=f"inc_{k}") for k in cnt}
+        m.d.sync += [inc["allowed"].eq(allow), inc["blocked"].eq(block), inc["dirtied"].eq(p_we)]
         with m.If(r("DMA.CNT_CTRL.CLEAR")):
             m.d.sync += [c.eq(0) for c in cnt.values()]
         with m.Else():
-            m.d.sync += [cnt["allowed"].eq(cnt["allowed"] + allow),
-                         cnt["blocked"].eq(cnt["blocked"] + block),
-                         cnt["dirtied"].eq(cnt["dirtied"] + p_we)]
+            m.d.sync += [cnt[k].eq(cnt[k] + inc[k]) for k in cnt]
         m.d.comb += [r("DMA.CNT_ALLOWED.COUNT").eq(cnt["allowed"]),
                      r("DMA.CNT_BLOCKED.COUNT").eq(cnt["blocked"]),
                      r("DMA.CNT_DIRTIED.COUNT").eq(cnt["dirtied"])]
@@ -448,13 +481,15 @@ class DmaTracker(wiring.Component):
         with m.If(bm.stb & (bm_sel != Bitmap.DIRTY) & (bm.we | (bm_word >= WPD) | (bm_dom >= D))):
             m.d.sync += [b_err_ack.eq(1), b_err_resp.eq(Mux(bm.we, Resp.SLVERR, Resp.DECERR))]
 
-        # Engine: ISSUE presents one word address to the three memories, EXEC
-        # gets the words and writes the changed ones. Guest ops first (they
+        # Engine: ISSUE presents one word address to the three memories, WAIT
+        # registers the words (the RAMs' clock-to-out stays off the compute),
+        # EXEC writes the changed ones. Guest ops first (they
         # are the fast path), then window reads, then the next range word.
         e_kind = Signal(2)      # 0 guest, 1 window read, 2 range word
         e_addr = Signal(aw)
         e_mask = Signal(32)
-        e_exec = Signal()
+        e_wait = Signal()       # the words are on the RAM outputs: register them
+        e_exec = Signal()       # compute from the registered words and write back
         e_unmap = Signal()
         g_ack = Signal()
         b_ack = Signal()
@@ -478,7 +513,7 @@ class DmaTracker(wiring.Component):
         range_mask = Signal(32)
         m.d.comb += range_mask.eq((Const(0xFFFF_FFFF, 32) << lo)[:32] & (Const(0xFFFF_FFFF, 32) >> (31 - hi)[:5]))
 
-        with m.If(~e_exec):
+        with m.If(~e_wait & ~e_exec):
             with m.If(g_pend):
                 with m.If(~g_valid_adi):
                     m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.BAD_ADI)]
@@ -486,17 +521,21 @@ class DmaTracker(wiring.Component):
                     m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.OUT_OF_RANGE)]
                 with m.Else():
                     m.d.comb += issue_addr.eq(self._word_addr(g_page[5:], g_dom))
-                    m.d.sync += [e_exec.eq(1), e_kind.eq(0), e_unmap.eq(g_unmap),
+                    m.d.sync += [e_wait.eq(1), e_kind.eq(0), e_unmap.eq(g_unmap),
                                  e_mask.eq(Const(1, 32) << g_page[:5])]
             with m.Elif(b_pend):
                 m.d.comb += issue_addr.eq(b_addr)
-                m.d.sync += [e_exec.eq(1), e_kind.eq(1)]
+                m.d.sync += [e_wait.eq(1), e_kind.eq(1)]
             with m.Elif(busy):
                 m.d.comb += issue_addr.eq(self._word_addr(r_word, r_dom))
-                m.d.sync += [e_exec.eq(1), e_kind.eq(2), e_mask.eq(range_mask)]
-        m.d.sync += e_addr.eq(issue_addr)
+                m.d.sync += [e_wait.eq(1), e_kind.eq(2), e_mask.eq(range_mask)]
+        with m.If(~e_wait & ~e_exec):
+            m.d.sync += e_addr.eq(issue_addr)
 
-        pw, mw, uw = (rd[b].data for b in (Bitmap.PINNED, Bitmap.MAPPED, Bitmap.UNMAP))
+        pw, mw, uw = Signal(32), Signal(32), Signal(32)
+        with m.If(e_wait):
+            m.d.sync += [e_wait.eq(0), e_exec.eq(1), pw.eq(rd[Bitmap.PINNED].data),
+                         mw.eq(rd[Bitmap.MAPPED].data), uw.eq(rd[Bitmap.UNMAP].data)]
         new = {b: Signal(32, name=f"new_{b.name.lower()}") for b in wr}
         we = {b: Signal(name=f"we_{b.name.lower()}") for b in wr}
         m.d.comb += [new[Bitmap.PINNED].eq(pw), new[Bitmap.MAPPED].eq(mw), new[Bitmap.UNMAP].eq(uw)]

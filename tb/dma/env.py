@@ -19,7 +19,7 @@ the agents):
 
 The :class:`Scoreboard` replays every event in hardware order through
 :class:`siov.sw.model.dma.DmaModel`: a request accepted in cycle c is decided
-in cycle c+1; a harvest read whose tap fires in cycle h sees every write
+in cycle c+2; a harvest read whose tap fires in cycle h sees every write
 decided before h (the one of cycle h-1 through the forwarding path) and none
 decided after (the hardware gives the read its own request slot, so no
 write is decided in h). So every output beat, every
@@ -36,7 +36,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from pyuvm import uvm_component, uvm_env
 
@@ -44,7 +44,7 @@ from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason, guest_word
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
-from siov.sw.model.dma import DmaModel, FaultRecord
+from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
 
 __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "HarvestAgent",
@@ -52,6 +52,8 @@ __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "H
 
 PERIOD_NS = 10
 ACCESS_TIMEOUT_NS = 100_000
+#: A request accepted in cycle c is decided (and sets its dirty bit) in c + 2.
+DECIDE_LATENCY = 2
 
 COVERAGE_BINS = [
     # faults
@@ -266,7 +268,7 @@ class FaultAgent(uvm_component):
         self.running = True
         while self.running:
             await self.pop_all(csr)
-            await cocotb.triggers.Timer(period_ns, unit="ns")
+            await Timer(period_ns, unit="ns")
 
 
 class HarvestAgent(uvm_component):
@@ -312,7 +314,7 @@ class Scoreboard(uvm_component):
         self.harvest_expect = collections.deque()
         bfm = CTX["bfm"]
         bfm.on_harvest.append(self.on_tap)
-        bfm.on_accept.append(lambda c, r: self.pending.append((c + 1, r)))
+        bfm.on_accept.append(lambda c, r: self.pending.append((c + DECIDE_LATENCY, r)))
         bfm.on_out.append(self.out)
 
     def _decide(self, cycle, req, set_dirty=True):

@@ -51,7 +51,7 @@ class Harness(Elaboratable):
 
     def __init__(self, params=TINY):
         self.params = params
-        self.dut = DmaTracker(params, out_depth=3, fault_depth=2)
+        self.dut = DmaTracker(params, out_depth=4, fault_depth=2)
 
     def ports(self):
         """The free inputs of the tracker (they become top-level ports)."""
@@ -86,31 +86,40 @@ class IsolationHarness(Harness):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         s1, s1_dom = dut._s1, dut._s1_dom
+        # The mapped bit as the bitmap stood at the end of the accept cycle:
+        # read in stage R (one cycle after accept), kept for S1.
         mp = dut.mem[Bitmap.MAPPED].read_port(domain="comb")
-        m.d.comb += mp.addr.eq(dut._word_addr(s1.page[5:], s1_dom))
-        # The ADI table as the request saw it in its accept cycle.
+        m.d.comb += mp.addr.eq(dut._word_addr(dut._r_req.page[5:], dut._r_dom))
+        mapped_then = Signal()
+        m.d.sync += mapped_then.eq(mp.data.bit_select(dut._r_req.page[:5], 1))
+        # The ADI table as the request saw it in its accept cycle (two cycles ago).
         pv = [Signal(name=f"past_valid{i}") for i in range(A)]
         pp = [Signal(20, name=f"past_pasid{i}") for i in range(A)]
         pd = [Signal(DOMAIN_BITS, name=f"past_dom{i}") for i in range(A)]
+        pv1 = [Signal(name=f"past1_valid{i}") for i in range(A)]
+        pp1 = [Signal(20, name=f"past1_pasid{i}") for i in range(A)]
+        pd1 = [Signal(DOMAIN_BITS, name=f"past1_dom{i}") for i in range(A)]
         for i in range(A):
-            m.d.sync += [pv[i].eq(dut._adi_valid[i]), pp[i].eq(dut._adi_pasid[i]),
-                         pd[i].eq(dut._adi_dom[i])]
+            m.d.sync += [pv1[i].eq(dut._adi_valid[i]), pp1[i].eq(dut._adi_pasid[i]),
+                         pd1[i].eq(dut._adi_dom[i]),
+                         pv[i].eq(pv1[i]), pp[i].eq(pp1[i]), pd[i].eq(pd1[i])]
         exp_hit = Signal()
         exp_dom = Signal(DOMAIN_BITS)
         for i in reversed(range(A)):
             with m.If(pv[i] & (pp[i] == s1.pasid) & (pd[i] < D)):
                 m.d.comb += [exp_hit.eq(1), exp_dom.eq(pd[i])]
+        # The domain's window as stage R saw it (one cycle ago).
         limit = Signal(32)
         base = Signal(64 - PAGE_SHIFT)
-        with m.Switch(s1_dom):
+        with m.Switch(dut._r_dom):
             for d in range(D):
                 with m.Case(d):
-                    m.d.comb += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
+                    m.d.sync += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
         with m.If(dut.taps["allow"]):
             m.d.comb += [
                 Assert(exp_hit & (exp_dom == s1_dom)),
                 Assert(s1.page < P),
-                Assert(mp.data.bit_select(s1.page[:5], 1)),
+                Assert(mapped_then),
                 Assert(s1.page < limit),
                 Assert(dut._out_rec.addr == Cat(Const(0, PAGE_SHIFT), (base + s1.page)[:64 - PAGE_SHIFT])),
                 Assert(dut._out_rec.domain == s1_dom),

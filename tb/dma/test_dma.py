@@ -28,7 +28,7 @@ import os
 
 import cocotb
 import pyuvm
-from cocotb.triggers import ClockCycles, Timer
+from cocotb.triggers import ClockCycles
 from pyuvm import uvm_test
 
 from siov.rtl import regmap
