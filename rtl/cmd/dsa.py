@@ -1,0 +1,154 @@
+"""DSA descriptor and completion-record formats, opcodes, status codes and flags.
+
+Ref: Linux include/uapi/linux/idxd.h (``struct dsa_hw_desc``, ``struct
+dsa_completion_record``, ``enum dsa_opcode``, ``enum dsa_completion_status``,
+the ``IDXD_OP_FLAG_*`` flags and ``DSA_COMP_STATUS_MASK/WRITE``).
+
+These layouts are the single source of the byte offsets: the RTL views
+descriptors through them and :mod:`siov.sw.model.dsa` packs and unpacks them
+by iterating their fields, so no offset is written twice.
+
+Descriptor (64 bytes, little-endian; bit offset = 8 x byte offset)::
+
+    byte  0  pasid[19:0], rsvd[30:20], priv[31]
+    byte  4  flags[23:0], opcode[31:24]
+    byte  8  completion_addr (u64)
+    byte 16  src_addr (u64)      MEMFILL: the 8-byte pattern
+    byte 24  dst_addr (u64)      COMPARE: the second source
+    byte 32  xfer_size (u32)
+    byte 36  int_handle (u16)
+    byte 38  rsvd1 (u16)
+    byte 40  op_specific (24 bytes; unused by the supported opcodes)
+
+Completion record (32 bytes, 32-byte aligned in memory)::
+
+    byte  0  status[6:0], status_write[7] (the faulting access was a write)
+    byte  1  result
+    byte  2  fault_info
+    byte  3  rsvd
+    byte  4  bytes_completed (u32)
+    byte  8  fault_addr (u64)
+    byte 16  invalid_flags[23:0], rsvd2[31:24]
+    byte 20  cycles (u32)  -- project use of op-specific space: measured cycles
+    byte 24  rsvd3 (u64)
+
+Supported subset: opcodes NOOP, DRAIN, MEMMOVE, MEMFILL (8-byte pattern) and
+COMPARE; flags FENCE, CRAV, RCR, RCI and the cache-control hint CC (accepted,
+no effect; Linux's dmaengine driver sets it on every descriptor). Any other
+flag bit is reserved here and fails the descriptor with
+``Status.INVALID_FLAGS``.
+
+Alignment rule of this engine (checked after opcode, flags, handle and
+size; failure is ``Status.ADDR_ALIGN``):
+
+* ``completion_addr`` (when CRAV is set) is ``CR_ALIGN`` = 32-byte aligned,
+  so a record is one 256-bit beat and never crosses a page;
+* MEMFILL's ``dst_addr`` is ``FILL_ALIGN`` = 8-byte aligned, so the pattern
+  keeps fixed byte lanes on a 64-bit datapath;
+* MEMMOVE and COMPARE addresses and all sizes have no alignment constraint.
+"""
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum
+
+__all__ = [
+    "Opcode", "Status", "Flag", "SUPPORTED_FLAGS", "SIZED_OPCODES",
+    "DESC_BYTES", "COMPLETION_BYTES", "CR_ALIGN", "FILL_ALIGN", "PATTERN_BYTES",
+    "DescriptorLayout", "CompletionLayout",
+]
+
+#: Bytes in a descriptor and in a completion record.
+DESC_BYTES = 64
+COMPLETION_BYTES = 32
+#: Alignment of the completion record address (bytes).
+CR_ALIGN = 32
+#: Alignment of MEMFILL's destination and width of its pattern (bytes).
+FILL_ALIGN = 8
+PATTERN_BYTES = 8
+
+
+class Opcode(enum.Enum, shape=8):
+    """``enum dsa_opcode`` values of the operations this engine implements."""
+    NOOP = 0x00
+    DRAIN = 0x02
+    MEMMOVE = 0x03
+    MEMFILL = 0x04
+    COMPARE = 0x05
+
+
+#: Opcodes whose ``xfer_size`` is checked and used (NOOP and DRAIN ignore it).
+SIZED_OPCODES = frozenset({Opcode.MEMMOVE, Opcode.MEMFILL, Opcode.COMPARE})
+
+
+class Status(enum.Enum, shape=7):
+    """``enum dsa_completion_status`` values this engine reports.
+
+    The status byte of a completion record holds the status in bits 6:0
+    (``DSA_COMP_STATUS_MASK``) and, for a page fault, the direction of the
+    faulting access in bit 7 (``DSA_COMP_STATUS_WRITE``), hence ``shape=7``.
+    """
+    NONE = 0x00                 # DSA_COMP_NONE: record not yet written
+    SUCCESS = 0x01              # DSA_COMP_SUCCESS
+    PAGE_FAULT = 0x03           # DSA_COMP_PAGE_FAULT_NOBOF (block-on-fault not set)
+    BAD_OPCODE = 0x10           # DSA_COMP_BAD_OPCODE
+    INVALID_FLAGS = 0x11        # DSA_COMP_INVALID_FLAGS
+    XFER_SIZE = 0x13            # DSA_COMP_XFER_ERANGE
+    INVALID_INT_HANDLE = 0x19   # DSA_COMP_INT_HANDLE_INVAL
+    ADDR_ALIGN = 0x1C           # DSA_COMP_ADDR_ALIGN
+
+
+class Flag(enum.IntFlag, shape=24):
+    """Descriptor flag bits (``IDXD_OP_FLAG_*``, bits 15:0 of the 24-bit field)."""
+    FENCE = 0x0001       # wait for earlier descriptors of the same queue
+    BOF = 0x0002         # block on fault
+    CRAV = 0x0004        # completion record address valid
+    RCR = 0x0008         # request completion record
+    RCI = 0x0010         # request completion interrupt
+    CRSTS = 0x0020       # completion record store status
+    CR = 0x0080          # check result
+    CC = 0x0100          # cache control (hint)
+    ADDR1_TCS = 0x0200   # traffic-class selectors
+    ADDR2_TCS = 0x0400
+    ADDR3_TCS = 0x0800
+    CR_TCS = 0x1000
+    STORD = 0x2000       # strict ordering
+    DRDBK = 0x4000       # destination readback
+    DSTS = 0x8000        # destination steering tag selector
+
+
+#: Flags the engine accepts; any other set bit yields ``Status.INVALID_FLAGS``.
+SUPPORTED_FLAGS = Flag.FENCE | Flag.CRAV | Flag.RCR | Flag.RCI | Flag.CC
+
+#: ``struct dsa_hw_desc``: the fields in declaration order, 512 bits.
+DescriptorLayout = data.StructLayout({
+    "pasid": unsigned(20),
+    "rsvd": unsigned(11),
+    "priv": unsigned(1),
+    "flags": unsigned(24),
+    "opcode": Opcode,
+    "completion_addr": unsigned(64),
+    "src_addr": unsigned(64),       # union: pattern (MEMFILL)
+    "dst_addr": unsigned(64),       # union: src2_addr (COMPARE)
+    "xfer_size": unsigned(32),
+    "int_handle": unsigned(16),
+    "rsvd1": unsigned(16),
+    "op_specific": unsigned(192),
+})
+
+#: ``struct dsa_completion_record`` with the project's ``cycles`` field, 256 bits.
+CompletionLayout = data.StructLayout({
+    "status": Status,
+    "status_write": unsigned(1),
+    "result": unsigned(8),
+    "fault_info": unsigned(8),
+    "rsvd": unsigned(8),
+    "bytes_completed": unsigned(32),
+    "fault_addr": unsigned(64),
+    "invalid_flags": unsigned(24),
+    "rsvd2": unsigned(8),
+    "cycles": unsigned(32),
+    "rsvd3": unsigned(64),
+})
+
+assert DescriptorLayout.size == 8 * DESC_BYTES
+assert CompletionLayout.size == 8 * COMPLETION_BYTES

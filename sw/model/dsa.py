@@ -1,0 +1,141 @@
+"""DSA descriptors and completion records as Python values, packed to bytes.
+
+Ref: Linux include/uapi/linux/idxd.h (``struct dsa_hw_desc``, 64 bytes;
+``struct dsa_completion_record``, 32 bytes). Byte order is little-endian.
+
+The offsets are not written here: :func:`pack` and :func:`unpack` walk the
+fields of :data:`siov.rtl.cmd.dsa.DescriptorLayout` and
+:data:`~siov.rtl.cmd.dsa.CompletionLayout`, the same layouts the RTL uses.
+Each dataclass must declare exactly the fields of its layout (checked when
+the class is defined).
+
+Field values are plain ints. An Amaranth enum member (``Opcode.MEMMOVE``,
+``Status.SUCCESS``) is accepted wherever an int is and packed as its value;
+:meth:`unpack` always returns ints, so an opcode the engine does not know
+survives a round trip.
+"""
+
+import dataclasses
+import enum as py_enum
+from dataclasses import dataclass
+
+from amaranth.hdl import Shape
+
+from ...rtl.cmd.dsa import CompletionLayout, DescriptorLayout
+
+__all__ = ["Descriptor", "CompletionRecord", "fields_of"]
+
+
+def fields_of(layout):
+    """``[(name, bit offset, width)]`` of a StructLayout, in offset order."""
+    out = [(name, f.offset, Shape.cast(f.shape).width) for name, f in layout]
+    return sorted(out, key=lambda t: t[1])
+
+
+class _Packed:
+    """Base of the record dataclasses: pack/unpack through ``LAYOUT``."""
+
+    LAYOUT = None
+    _FIELDS = ()
+    _NBYTES = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._FIELDS = tuple(fields_of(cls.LAYOUT))
+        cls._NBYTES = cls.LAYOUT.size // 8
+
+    @classmethod
+    def _check_fields(cls):
+        declared = [f.name for f in dataclasses.fields(cls)]
+        expected = sorted(name for name, _, _ in cls._FIELDS)
+        if sorted(declared) != expected:
+            raise TypeError(f"{cls.__name__} declares fields {sorted(declared)}, "
+                            f"its layout has {expected}")
+
+    def pack(self):
+        """The record as ``LAYOUT.size // 8`` little-endian bytes."""
+        word = 0
+        name = type(self).__name__
+        for field, offset, width in self._FIELDS:
+            value = getattr(self, field)
+            if isinstance(value, py_enum.Enum):
+                value = value.value
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name}.{field} must be an int, not {value!r}")
+            if not 0 <= value < 1 << width:
+                raise ValueError(f"{name}.{field} is a {width}-bit field; "
+                                 f"{value:#x} does not fit")
+            word |= value << offset
+        return word.to_bytes(self._NBYTES, "little")
+
+    @classmethod
+    def unpack(cls, buf):
+        """Build a record from exactly ``LAYOUT.size // 8`` bytes."""
+        if not isinstance(buf, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{cls.__name__}.unpack needs a bytes-like object, "
+                            f"not {type(buf).__name__}")
+        buf = bytes(buf)
+        if len(buf) != cls._NBYTES:
+            raise ValueError(f"{cls.__name__} is {cls._NBYTES} bytes, not {len(buf)}")
+        word = int.from_bytes(buf, "little")
+        return cls(**{field: (word >> offset) & ((1 << width) - 1)
+                      for field, offset, width in cls._FIELDS})
+
+
+@dataclass
+class Descriptor(_Packed):
+    """``struct dsa_hw_desc`` (64 bytes)."""
+    LAYOUT = DescriptorLayout
+
+    pasid: int = 0
+    rsvd: int = 0
+    priv: int = 0
+    flags: int = 0
+    opcode: int = 0
+    completion_addr: int = 0
+    src_addr: int = 0
+    dst_addr: int = 0
+    xfer_size: int = 0
+    int_handle: int = 0
+    rsvd1: int = 0
+    op_specific: int = 0
+
+    @property
+    def pattern(self):
+        """MEMFILL's 8-byte pattern (the ``src_addr`` union member)."""
+        return self.src_addr
+
+    @pattern.setter
+    def pattern(self, value):
+        self.src_addr = value
+
+    @property
+    def src2_addr(self):
+        """COMPARE's second source (the ``dst_addr`` union member)."""
+        return self.dst_addr
+
+    @src2_addr.setter
+    def src2_addr(self, value):
+        self.dst_addr = value
+
+
+@dataclass
+class CompletionRecord(_Packed):
+    """``struct dsa_completion_record`` (32 bytes) with the ``cycles`` field."""
+    LAYOUT = CompletionLayout
+
+    status: int = 0
+    status_write: int = 0
+    result: int = 0
+    fault_info: int = 0
+    rsvd: int = 0
+    bytes_completed: int = 0
+    fault_addr: int = 0
+    invalid_flags: int = 0
+    rsvd2: int = 0
+    cycles: int = 0
+    rsvd3: int = 0
+
+
+Descriptor._check_fields()
+CompletionRecord._check_fields()

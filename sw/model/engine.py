@@ -1,0 +1,353 @@
+"""Reference model of the command engine: one DSA descriptor against memory.
+
+Ref: Linux include/uapi/linux/idxd.h for the descriptor, completion record,
+opcodes, status codes and flags (see :mod:`siov.rtl.cmd.dsa`, which also
+states the supported subset and the alignment rule).
+
+Transaction level, no timing. The engine sees device addresses; every access
+goes through ``translate(pasid, addr, write)``, which returns the host
+address of ``addr`` or raises :class:`PageFault`. Translations are page
+granular (4 KiB): the engine splits each transfer at the page boundaries of
+its source and destination and translates once per piece, so a mapping is
+only ever asked for pages the descriptor touches. Memory is then accessed at
+host addresses.
+
+Checks, in this order (the first failure is the status; nothing is read or
+written for the descriptor's data):
+
+1. ``opcode`` not one of :class:`~siov.rtl.cmd.dsa.Opcode` -> ``BAD_OPCODE``;
+2. a flag outside ``SUPPORTED_FLAGS``, or RCR without CRAV ->
+   ``INVALID_FLAGS`` (the record's ``invalid_flags`` names the bad bits);
+3. RCI with ``int_handle >= num_handles`` -> ``INVALID_INT_HANDLE``;
+4. MEMMOVE/MEMFILL/COMPARE with ``xfer_size`` 0 or above ``max_xfer`` ->
+   ``XFER_SIZE`` (NOOP and DRAIN ignore the size);
+5. CRAV with ``completion_addr`` not 32-byte aligned, or MEMFILL with
+   ``dst_addr`` not 8-byte aligned -> ``ADDR_ALIGN``.
+
+Execution:
+
+* NOOP and DRAIN complete at once (the ordering a DRAIN or FENCE implies is
+  the front end's job, not the engine's);
+* MEMMOVE copies like ``memmove``: if the destination starts inside the
+  source it copies in descending address order, otherwise ascending;
+  ``result`` is the direction (0 ascending, 1 descending), so software can
+  resume after a fault;
+* MEMFILL writes byte ``i`` of the destination with byte ``i % 8`` of the
+  little-endian 8-byte pattern;
+* COMPARE reads ``src_addr`` and ``dst_addr`` (``src2_addr``); ``result`` is 0
+  if equal, else 1 with ``bytes_completed`` = offset of the first difference;
+* a page fault stops the operation: status ``PAGE_FAULT``, ``fault_addr`` the
+  lowest device address of the faulting piece, ``status_write`` its
+  direction, ``bytes_completed`` the bytes done before it (for a descending
+  MEMMOVE, counted from the end). On success ``bytes_completed`` is
+  ``xfer_size`` (0 for NOOP/DRAIN).
+
+Completion record and interrupt:
+
+* with CRAV set, the record is written if RCR is set or the status is not
+  SUCCESS (as DSA does for RCR = 0); it is never written when its own
+  address is misaligned, or without CRAV;
+* writing the record is a DMA write: if its page faults, the outcome becomes
+  ``PAGE_FAULT`` at ``completion_addr`` (write) and no record is written;
+* with RCI set and a valid handle, the outcome carries an interrupt message
+  ``Message(is_irq=True, pasid, handle)`` for the interrupt remapper,
+  whatever the status.
+
+``bytes_read``/``bytes_written`` count every byte the engine moved, the
+completion record included; ``pages_written`` lists the device pages written
+(first-write order, no repeats) for dirty tracking.
+"""
+
+from dataclasses import dataclass, field
+
+from ...rtl.cmd.dsa import (COMPLETION_BYTES, CR_ALIGN, FILL_ALIGN, PATTERN_BYTES,
+                            SIZED_OPCODES, SUPPORTED_FLAGS, Flag, Opcode, Status)
+from ...rtl.dma.defs import PAGE_SHIFT
+from .dsa import CompletionRecord, Descriptor
+from .irq import Message
+
+__all__ = ["PAGE_SIZE", "MAX_XFER", "PageFault", "Memory", "PageMap", "Outcome", "Engine",
+           "estimate_cost"]
+
+PAGE_SIZE = 1 << PAGE_SHIFT
+#: Default maximum transfer size (bytes).
+MAX_XFER = 1 << 20
+
+_OPCODES = {op.value: op for op in Opcode}
+
+
+class PageFault(Exception):
+    """Raised by a translate function: device address ``addr`` is not mapped."""
+
+    def __init__(self, addr):
+        super().__init__(f"page fault at {addr:#x}")
+        self.addr = addr
+
+
+class Memory:
+    """Sparse byte-addressed host memory: 4 KiB pages allocated on first write.
+
+    Unwritten bytes read as zero, and reading allocates nothing.
+    """
+
+    def __init__(self, page_size=PAGE_SIZE):
+        self.page_size = page_size
+        self.pages = {}
+
+    def _split(self, addr, n):
+        if addr < 0 or n < 0:
+            raise ValueError(f"Bad memory access: address {addr:#x}, length {n}")
+        while n:
+            page, off = divmod(addr, self.page_size)
+            k = min(n, self.page_size - off)
+            yield page, off, k
+            addr += k
+            n -= k
+
+    def read(self, addr, n):
+        """``n`` bytes at host address ``addr``."""
+        out = bytearray()
+        for page, off, k in self._split(addr, n):
+            buf = self.pages.get(page)
+            out += buf[off:off + k] if buf is not None else bytes(k)
+        return bytes(out)
+
+    def write(self, addr, data):
+        """Store ``data`` at host address ``addr``."""
+        data = bytes(data)
+        pos = 0
+        for page, off, k in self._split(addr, len(data)):
+            buf = self.pages.setdefault(page, bytearray(self.page_size))
+            buf[off:off + k] = data[pos:pos + k]
+            pos += k
+
+
+class PageMap:
+    """A translate function backed by a dict ``{(pasid, device page): host page}``.
+
+    ``readonly`` holds ``(pasid, device page)`` pairs that fault on writes.
+    """
+
+    def __init__(self, pages=None, readonly=()):
+        self.pages = dict(pages or {})
+        self.readonly = set(readonly)
+
+    def map(self, pasid, page, host_page, writable=True):
+        self.pages[(pasid, page)] = host_page
+        if writable:
+            self.readonly.discard((pasid, page))
+        else:
+            self.readonly.add((pasid, page))
+
+    def __call__(self, pasid, addr, write):
+        key = (pasid, addr >> PAGE_SHIFT)
+        if key not in self.pages or (write and key in self.readonly):
+            raise PageFault(addr)
+        return self.pages[key] << PAGE_SHIFT | addr & (PAGE_SIZE - 1)
+
+
+@dataclass
+class Outcome:
+    """What executing one descriptor did.
+
+    ``status`` is the :class:`~siov.rtl.cmd.dsa.Status` of the descriptor;
+    ``record`` the completion record as reported (also when it is not
+    written), ``completion`` the 32 bytes written to ``completion_addr`` or
+    None; ``interrupt`` the message for the interrupt remapper or None.
+    """
+    status: Status
+    record: CompletionRecord
+    completion: "bytes | None" = None
+    interrupt: "Message | None" = None
+    bytes_read: int = 0
+    bytes_written: int = 0
+    pages_written: list = field(default_factory=list)
+
+    @property
+    def fault_addr(self):
+        return self.record.fault_addr
+
+    @property
+    def bytes_completed(self):
+        return self.record.bytes_completed
+
+    @property
+    def result(self):
+        return self.record.result
+
+
+class _Fault(Exception):
+    """A page fault inside an operation, with the progress made before it."""
+
+    def __init__(self, addr, write, done, result=0):
+        super().__init__(addr)
+        self.addr, self.write, self.done, self.result = addr, write, done, result
+
+
+def estimate_cost(desc, a, b, width=None):
+    """The arbiter's QoS cost of ``desc``: ``a + b * xfer_size``.
+
+    NOOP and DRAIN count as size 0. With ``width``, the cost saturates at
+    ``2**width - 1`` (the arbiter's ``cost_width``).
+    """
+    if isinstance(desc, (bytes, bytearray, memoryview)):
+        desc = Descriptor.unpack(desc)
+    op = _OPCODES.get(desc.opcode.value if isinstance(desc.opcode, Opcode) else desc.opcode)
+    size = desc.xfer_size if op in SIZED_OPCODES else 0
+    cost = a + b * size
+    return cost if width is None else min(cost, (1 << width) - 1)
+
+
+class Engine:
+    """Executes descriptors against ``memory`` through ``translate``.
+
+    Parameters
+    ----------
+    memory : Memory
+        Host memory (anything with ``read(addr, n)`` and ``write(addr, data)``).
+    translate : callable
+        ``translate(pasid, addr, write)`` -> host address, or raise :class:`PageFault`.
+    max_xfer : int
+        Largest accepted ``xfer_size`` in bytes (default 1 MiB).
+    num_handles : int
+        Interrupt handles 0..num_handles-1 are valid (default 256, the IMS size).
+    """
+
+    def __init__(self, memory, translate, max_xfer=MAX_XFER, num_handles=256):
+        if not 1 <= max_xfer < 1 << 32:
+            raise ValueError(f"max_xfer must be between 1 and 2**32 - 1, not {max_xfer}")
+        self.memory = memory
+        self.translate = translate
+        self.max_xfer = max_xfer
+        self.num_handles = num_handles
+
+    # -- checks ------------------------------------------------------------------
+
+    def check(self, desc):
+        """``(status, invalid_flags)`` of the checks before execution; SUCCESS if all pass."""
+        op = _OPCODES.get(desc.opcode)
+        if op is None:
+            return Status.BAD_OPCODE, 0
+        bad = desc.flags & ~SUPPORTED_FLAGS & 0xFF_FFFF
+        if desc.flags & Flag.RCR and not desc.flags & Flag.CRAV:
+            bad |= Flag.RCR
+        if bad:
+            return Status.INVALID_FLAGS, int(bad)
+        if desc.flags & Flag.RCI and desc.int_handle >= self.num_handles:
+            return Status.INVALID_INT_HANDLE, 0
+        if op in SIZED_OPCODES and not 0 < desc.xfer_size <= self.max_xfer:
+            return Status.XFER_SIZE, 0
+        if desc.flags & Flag.CRAV and desc.completion_addr % CR_ALIGN:
+            return Status.ADDR_ALIGN, 0
+        if op is Opcode.MEMFILL and desc.dst_addr % FILL_ALIGN:
+            return Status.ADDR_ALIGN, 0
+        return Status.SUCCESS, 0
+
+    # -- execution ---------------------------------------------------------------
+
+    def execute(self, desc, cycles=0):
+        """Run one descriptor (a :class:`Descriptor` or its 64 bytes); return its :class:`Outcome`.
+
+        ``cycles`` is copied into the record's ``cycles`` field (the RTL
+        stores its measured cycle count there).
+        """
+        if isinstance(desc, (bytes, bytearray, memoryview)):
+            desc = Descriptor.unpack(desc)
+        else:
+            desc = Descriptor.unpack(desc.pack())     # normalise enums, check widths
+        self._read = self._written = 0
+        self._pages = {}
+        status, invalid = self.check(desc)
+        rec = CompletionRecord(cycles=cycles, invalid_flags=invalid)
+        if status is Status.SUCCESS:
+            op = _OPCODES[desc.opcode]
+            try:
+                rec.result, rec.bytes_completed = self._run(op, desc)
+            except _Fault as f:
+                status = Status.PAGE_FAULT
+                rec.bytes_completed, rec.fault_addr, rec.status_write = f.done, f.addr, int(f.write)
+                rec.result = f.result
+        rec.status = status.value
+
+        flags = desc.flags
+        completion = None
+        cr_ok = not (flags & Flag.CRAV and desc.completion_addr % CR_ALIGN)
+        if flags & Flag.CRAV and cr_ok and (flags & Flag.RCR or status is not Status.SUCCESS):
+            data = rec.pack()
+            try:
+                self._store(desc.pasid, desc.completion_addr, data)
+                completion = data
+            except PageFault:
+                status = Status.PAGE_FAULT
+                rec.status, rec.status_write, rec.fault_addr = status.value, 1, desc.completion_addr
+        interrupt = None
+        if flags & Flag.RCI and desc.int_handle < self.num_handles:
+            interrupt = Message(True, desc.pasid, desc.int_handle)
+        return Outcome(status, rec, completion, interrupt, self._read, self._written,
+                       list(self._pages))
+
+    def _store(self, pasid, addr, data):
+        host = self.translate(pasid, addr, True)
+        self.memory.write(host, data)
+        self._written += len(data)
+        self._pages.setdefault(addr >> PAGE_SHIFT, None)
+
+    def _translate(self, pasid, addr, write, done):
+        try:
+            return self.translate(pasid, addr, write)
+        except PageFault:
+            raise _Fault(addr, write, done) from None
+
+    @staticmethod
+    def _pieces(addrs, n, descending=False):
+        """Offsets ``(lo, hi)`` splitting ``n`` bytes at every page boundary of each of ``addrs``."""
+        cuts = {0, n}
+        for a in addrs:
+            first = PAGE_SIZE - a % PAGE_SIZE
+            cuts.update(range(first, n, PAGE_SIZE))
+        cuts = sorted(cuts)
+        pieces = list(zip(cuts, cuts[1:]))
+        return pieces[::-1] if descending else pieces
+
+    def _run(self, op, d):
+        """Execute a checked descriptor; return ``(result, bytes_completed)`` or raise _Fault."""
+        if op in (Opcode.NOOP, Opcode.DRAIN):
+            return 0, 0
+        n, mem, pasid = d.xfer_size, self.memory, d.pasid
+        if op is Opcode.MEMMOVE:
+            down = d.src_addr < d.dst_addr < d.src_addr + n
+            for lo, hi in self._pieces((d.src_addr, d.dst_addr), n, down):
+                done = n - hi if down else lo
+                try:
+                    s = self._translate(pasid, d.src_addr + lo, False, done)
+                    t = self._translate(pasid, d.dst_addr + lo, True, done)
+                except _Fault as f:
+                    f.result = int(down)
+                    raise
+                data = mem.read(s, hi - lo)
+                mem.write(t, data)
+                self._read += hi - lo
+                self._written += hi - lo
+                self._pages.setdefault((d.dst_addr + lo) >> PAGE_SHIFT, None)
+            return int(down), n
+        if op is Opcode.MEMFILL:
+            pattern = d.src_addr.to_bytes(PATTERN_BYTES, "little")
+            for lo, hi in self._pieces((d.dst_addr,), n):
+                t = self._translate(pasid, d.dst_addr + lo, True, lo)
+                # dst_addr is 8-byte aligned, so byte lanes follow the offset.
+                k = lo % PATTERN_BYTES
+                data = (pattern * ((hi - lo) // PATTERN_BYTES + 2))[k:k + hi - lo]
+                mem.write(t, data)
+                self._written += hi - lo
+                self._pages.setdefault((d.dst_addr + lo) >> PAGE_SHIFT, None)
+            return 0, n
+        assert op is Opcode.COMPARE
+        for lo, hi in self._pieces((d.src_addr, d.dst_addr), n):
+            a = self._translate(pasid, d.src_addr + lo, False, lo)
+            b = self._translate(pasid, d.dst_addr + lo, False, lo)
+            x, y = mem.read(a, hi - lo), mem.read(b, hi - lo)
+            self._read += 2 * (hi - lo)
+            if x != y:
+                first = next(i for i in range(hi - lo) if x[i] != y[i])
+                return 1, lo + first
+        return 0, n
