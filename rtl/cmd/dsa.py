@@ -52,7 +52,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 __all__ = [
-    "Opcode", "Status", "Flag", "SUPPORTED_FLAGS", "SIZED_OPCODES",
+    "Opcode", "Status", "Flag", "SUPPORTED_FLAGS", "RESERVED_FLAGS", "SIZED_OPCODES",
     "DESC_BYTES", "COMPLETION_BYTES", "CR_ALIGN", "FILL_ALIGN", "PATTERN_BYTES",
     "DescriptorLayout", "CompletionLayout",
 ]
@@ -116,8 +116,12 @@ class Flag(enum.IntFlag, shape=24):
     DSTS = 0x8000        # destination steering tag selector
 
 
-#: Flags the engine accepts; any other set bit yields ``Status.INVALID_FLAGS``.
-SUPPORTED_FLAGS = Flag.FENCE | Flag.CRAV | Flag.RCR | Flag.RCI | Flag.CC
+#: Flags the engine accepts (a plain int mask); any other set bit of the
+#: 24-bit field, named in ``Flag`` or not, yields ``Status.INVALID_FLAGS``.
+SUPPORTED_FLAGS = int(Flag.FENCE | Flag.CRAV | Flag.RCR | Flag.RCI | Flag.CC)
+#: The complement of ``SUPPORTED_FLAGS`` in the 24-bit field. (Not ``~Flag``:
+#: inverting an IntFlag drops the bits it does not name.)
+RESERVED_FLAGS = ((1 << 24) - 1) & ~SUPPORTED_FLAGS
 
 #: ``struct dsa_hw_desc``: the fields in declaration order, 512 bits.
 DescriptorLayout = data.StructLayout({

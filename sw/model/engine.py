@@ -60,8 +60,8 @@ completion record included; ``pages_written`` lists the device pages written
 
 from dataclasses import dataclass, field
 
-from ...rtl.cmd.dsa import (COMPLETION_BYTES, CR_ALIGN, FILL_ALIGN, PATTERN_BYTES,
-                            SIZED_OPCODES, SUPPORTED_FLAGS, Flag, Opcode, Status)
+from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, PATTERN_BYTES,
+                            SIZED_OPCODES, RESERVED_FLAGS, Flag, Opcode, Status)
 from ...rtl.dma.defs import PAGE_SHIFT
 from .dsa import CompletionRecord, Descriptor
 from .irq import Message
@@ -176,6 +176,12 @@ class Outcome:
         return self.record.result
 
 
+def _opcode(desc):
+    """The :class:`Opcode` of ``desc``, or None if the engine does not implement it."""
+    op = desc.opcode
+    return op if isinstance(op, Opcode) else _OPCODES.get(op)
+
+
 class _Fault(Exception):
     """A page fault inside an operation, with the progress made before it."""
 
@@ -192,7 +198,7 @@ def estimate_cost(desc, a, b, width=None):
     """
     if isinstance(desc, (bytes, bytearray, memoryview)):
         desc = Descriptor.unpack(desc)
-    op = _OPCODES.get(desc.opcode.value if isinstance(desc.opcode, Opcode) else desc.opcode)
+    op = _opcode(desc)
     size = desc.xfer_size if op in SIZED_OPCODES else 0
     cost = a + b * size
     return cost if width is None else min(cost, (1 << width) - 1)
@@ -225,12 +231,12 @@ class Engine:
 
     def check(self, desc):
         """``(status, invalid_flags)`` of the checks before execution; SUCCESS if all pass."""
-        op = _OPCODES.get(desc.opcode)
+        op = _opcode(desc)
         if op is None:
             return Status.BAD_OPCODE, 0
-        bad = desc.flags & ~SUPPORTED_FLAGS & 0xFF_FFFF
+        bad = desc.flags & RESERVED_FLAGS
         if desc.flags & Flag.RCR and not desc.flags & Flag.CRAV:
-            bad |= Flag.RCR
+            bad |= Flag.RCR.value
         if bad:
             return Status.INVALID_FLAGS, int(bad)
         if desc.flags & Flag.RCI and desc.int_handle >= self.num_handles:
@@ -260,7 +266,7 @@ class Engine:
         status, invalid = self.check(desc)
         rec = CompletionRecord(cycles=cycles, invalid_flags=invalid)
         if status is Status.SUCCESS:
-            op = _OPCODES[desc.opcode]
+            op = _opcode(desc)
             try:
                 rec.result, rec.bytes_completed = self._run(op, desc)
             except _Fault as f:
@@ -271,8 +277,8 @@ class Engine:
 
         flags = desc.flags
         completion = None
-        cr_ok = not (flags & Flag.CRAV and desc.completion_addr % CR_ALIGN)
-        if flags & Flag.CRAV and cr_ok and (flags & Flag.RCR or status is not Status.SUCCESS):
+        cr_valid = flags & Flag.CRAV and desc.completion_addr % CR_ALIGN == 0
+        if cr_valid and (flags & Flag.RCR or status is not Status.SUCCESS):
             data = rec.pack()
             try:
                 self._store(desc.pasid, desc.completion_addr, data)
