@@ -19,13 +19,10 @@ from cocotb.triggers import ClockCycles, FallingEdge
 
 from siov.sw.model.arbiter import Policy
 from siov.tb.cmd.stimulus import AdiQueues
+from siov.tb.layouts import pack_array
 
 N = int(os.environ.get("SIOV_NUM_ADIS", "8"))
 W = 24
-
-
-def pack(values, width):
-    return sum((v & ((1 << width) - 1)) << (i * width) for i, v in enumerate(values))
 
 
 async def setup(dut, policy, weight=None, quantum=None, slice_cycles=0):
@@ -34,8 +31,8 @@ async def setup(dut, policy, weight=None, quantum=None, slice_cycles=0):
     dut.cost.value = 0
     dut.grant__ready.value = 1
     dut.policy.value = int(policy)
-    dut.weight.value = pack(weight or [1] * N, 8)
-    dut.quantum.value = pack(quantum or [0] * N, W)
+    dut.weight.value = pack_array(weight or [1] * N, 8)
+    dut.quantum.value = pack_array(quantum or [0] * N, W)
     dut.slice_cycles.value = slice_cycles
     dut.rst.value = 1
     await ClockCycles(dut.clk, 3)
@@ -51,14 +48,14 @@ async def drive(dut, queues, cycles, slice_cycles=0):
         if int(dut.grant__valid.value) and int(dut.grant__ready.value):
             pass
         queues.arrive()
-        dut.req.value = pack([int(r) for r in queues.req()], 1)
-        dut.cost.value = pack(queues.cost(), W)
+        dut.req.value = pack_array([int(r) for r in queues.req()], 1)
+        dut.cost.value = pack_array(queues.cost(), W)
         # Sample the grant that the coming edge takes (ready is held at 1).
         if int(dut.grant__valid.value):
             adi = int(dut.grant__payload.value)
             grants.append((t, adi, queues.pop(adi)))
-            dut.req.value = pack([int(r) for r in queues.req()], 1)
-            dut.cost.value = pack(queues.cost(), W)
+            dut.req.value = pack_array([int(r) for r in queues.req()], 1)
+            dut.cost.value = pack_array(queues.cost(), W)
     return grants
 
 

@@ -17,6 +17,7 @@ from cocotb.triggers import ClockCycles, FallingEdge
 from siov.sw.model.arbiter import ArbiterConfig, ArbiterModel, Policy
 from siov.tb.cmd.stimulus import AdiQueues
 from siov.tb.coverage import Coverage
+from siov.tb.layouts import pack_array, unpack_array
 
 N = int(os.environ.get("SIOV_NUM_ADIS", "8"))
 COST_WIDTH = 24
@@ -25,17 +26,6 @@ COVERAGE = Coverage("arbiter", [
     "policy_rr", "policy_wrr", "policy_qos", "grant_backpressure", "wrr_stay",
     "qos_blocked", "qos_oversize", "slice_refill", "policy_switch_with_pending",
 ] + [f"granted_adi{i}" for i in range(N)])
-
-
-def pack(values, width):
-    v = 0
-    for i, x in enumerate(values):
-        v |= (x & ((1 << width) - 1)) << (i * width)
-    return v
-
-
-def unpack(value, width, n):
-    return [(value >> (i * width)) & ((1 << width) - 1) for i in range(n)]
 
 
 class TB:
@@ -50,8 +40,8 @@ class TB:
     def apply_cfg(self):
         d = self.dut
         d.policy.value = int(self.cfg.policy)
-        d.weight.value = pack(self.cfg.weight, 8)
-        d.quantum.value = pack(self.cfg.quantum, COST_WIDTH)
+        d.weight.value = pack_array(self.cfg.weight, 8)
+        d.quantum.value = pack_array(self.cfg.quantum, COST_WIDTH)
         d.slice_cycles.value = self.cfg.slice_cycles
 
     async def reset(self):
@@ -80,7 +70,7 @@ class TB:
             if valid:
                 got_adi = int(d.grant__payload.value)
                 assert got_adi == adi, f"grant ADI {got_adi}, model ADI {adi}"
-            got_budget = unpack(int(d.budget.value), COST_WIDTH, N)
+            got_budget = unpack_array(int(d.budget.value), COST_WIDTH, N)
             assert got_budget == budget, f"budgets {got_budget}, model {budget}"
             if int(d.slice_end.value) and self.cfg.policy == Policy.QOS:
                 COVERAGE.sample("slice_refill")
@@ -92,8 +82,8 @@ class TB:
             queues.arrive()
             req, costs = queues.req(), queues.cost()
             ready = self.rng.random() < ready_p
-            d.req.value = pack([int(r) for r in req], 1)
-            d.cost.value = pack(costs, COST_WIDTH)
+            d.req.value = pack_array([int(r) for r in req], 1)
+            d.cost.value = pack_array(costs, COST_WIDTH)
             d.grant__ready.value = int(ready)
             COVERAGE.sample("grant_backpressure", valid and not ready)
             if self.cfg.policy == Policy.QOS and any(req) and not valid and not self.model.settle:

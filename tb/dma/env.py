@@ -46,6 +46,7 @@ from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestR
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
+from siov.tb.layouts import pack, unpack
 
 __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "HarvestAgent",
            "Scoreboard", "DmaEnv", "COVERAGE_BINS"]
@@ -70,19 +71,6 @@ COVERAGE_BINS = [
     "same_word_back_to_back", "write_just_before_harvest", "write_just_after_harvest",
     "out_backpressure",
 ]
-
-
-def pack(layout, **values):
-    """The integer of an Amaranth StructLayout with these field values."""
-    v = 0
-    for name, f in layout:
-        v |= (int(values.get(name, 0)) & ((1 << f.width) - 1)) << f.offset
-    return v
-
-
-def unpack(layout, value):
-    """A dict of the fields of an Amaranth StructLayout integer."""
-    return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
 
 
 class DmaBfm:

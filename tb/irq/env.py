@@ -35,6 +35,7 @@ from siov.rtl.csr.bus import Resp
 from siov.rtl.irq.remapper import Decision, IrqLayout, MessageLayout, ProbeLayout
 from siov.sw.model.irq import CTRL_PASID_EN, IrqModel, Message
 from siov.tb.coverage import Coverage
+from siov.tb.layouts import pack, unpack
 
 __all__ = ["PERIOD_NS", "pack", "unpack", "IrqBfm", "MsgItem", "CsrItem", "IrqEnv",
            "COVERAGE_BINS"]
@@ -48,30 +49,6 @@ COVERAGE_BINS = [
     "unmask_in_pend_cycle", "fault_queue_overflow",
     "irq_out_backpressure", "dma_interleaved", "pasid_change_discards_pending",
 ]
-
-
-def pack(layout, **values):
-    """Pack field values into the integer of an Amaranth StructLayout."""
-    v = 0
-    for name, (off, width) in _layout_fields(layout).items():
-        v |= (int(values.get(name, 0)) & ((1 << width) - 1)) << off
-    return v
-
-
-def unpack(layout, value):
-    """Unpack the integer of an Amaranth StructLayout into a dict."""
-    return {name: (value >> off) & ((1 << width) - 1)
-            for name, (off, width) in _layout_fields(layout).items()}
-
-
-_LAYOUT_CACHE = {}
-
-
-def _layout_fields(layout):
-    key = id(layout)
-    if key not in _LAYOUT_CACHE:
-        _LAYOUT_CACHE[key] = {name: (f.offset, f.width) for name, f in layout}
-    return _LAYOUT_CACHE[key]
 
 
 def _pause(p, rng):
@@ -104,7 +81,7 @@ class IrqBfm:
         self.listeners = collections.defaultdict(list)
         self.irq_pause = _pause(irq_stall, rng)
         self.dma_pause = _pause(dma_stall, rng)
-        self._probe_fields = _layout_fields(ProbeLayout)
+        self._probe_fields = {name: (f.offset, f.width) for name, f in ProbeLayout}
         self._interest = 0
         for name in ("dec_valid", "replay_take", "ims_ack"):
             self._interest |= 1 << self._probe_fields[name][0]
