@@ -85,8 +85,15 @@ def _dma_regressions(scale=1):
             for p in sets]
 
 
+def _system_regressions():
+    from ..rtl.params import DeviceParams
+    p = DeviceParams()
+    return [Regression(f"system-{p.tag}", "siov_device", "siov.tb.system.test_device", _device(p),
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__)})]
+
+
 REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()
-               + _dma_regressions()}
+               + _dma_regressions() + _system_regressions()}
 
 
 def find_test(test_name):

@@ -1,0 +1,1 @@
+"""System testbenches: the integrated Device through its top-level ports."""
