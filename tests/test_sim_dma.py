@@ -1,4 +1,4 @@
-"""Runs the cocotb + pyuvm regression of the DMA tracker on Verilator (builds in tb/regressions.py)."""
+"""The DMA tracker's soak (its regular builds run from tests/test_sim.py)."""
 
 import dataclasses
 
@@ -12,12 +12,6 @@ DMA = [name for name in REGRESSIONS if name.startswith("dma-")]
 def _check(res):
     assert res.tests > 0
     assert res.failed == 0, f"{res.failed} of {res.tests} cocotb tests failed; see {res.results_xml}"
-
-
-@pytest.mark.sim
-@pytest.mark.parametrize("name", DMA)
-def test_dma(name):
-    _check(REGRESSIONS[name].run())
 
 
 @pytest.mark.sim
