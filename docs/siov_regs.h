@@ -415,16 +415,110 @@ typedef struct __attribute__ ((__packed__)) {
     siov__dma_t__HARVEST_t HARVEST;
 } siov__dma_t_t;
 
+// reg - siov::cmd_t::ADI_SEL
+#define SIOV__CMD_T__ADI_SEL__INDEX_bm 0x3f
+#define SIOV__CMD_T__ADI_SEL__INDEX_bp 0
+#define SIOV__CMD_T__ADI_SEL__INDEX_bw 6
+#define SIOV__CMD_T__ADI_SEL__INDEX_reset 0x0
+
+// reg - siov::cmd_t::RING_BASE_LO
+#define SIOV__CMD_T__RING_BASE_LO__ADDR_bm 0xffffffc0
+#define SIOV__CMD_T__RING_BASE_LO__ADDR_bp 6
+#define SIOV__CMD_T__RING_BASE_LO__ADDR_bw 26
+#define SIOV__CMD_T__RING_BASE_LO__ADDR_reset 0x0
+
+// reg - siov::cmd_t::RING_BASE_HI
+#define SIOV__CMD_T__RING_BASE_HI__ADDR_bm 0xffffffff
+#define SIOV__CMD_T__RING_BASE_HI__ADDR_bp 0
+#define SIOV__CMD_T__RING_BASE_HI__ADDR_bw 32
+#define SIOV__CMD_T__RING_BASE_HI__ADDR_reset 0x0
+
+// reg - siov::cmd_t::RING_SIZE
+#define SIOV__CMD_T__RING_SIZE__ENTRIES_bm 0x1fff
+#define SIOV__CMD_T__RING_SIZE__ENTRIES_bp 0
+#define SIOV__CMD_T__RING_SIZE__ENTRIES_bw 13
+#define SIOV__CMD_T__RING_SIZE__ENTRIES_reset 0x0
+
+// reg - siov::cmd_t::ADI_CFG
+#define SIOV__CMD_T__ADI_CFG__PASID_bm 0xfffff
+#define SIOV__CMD_T__ADI_CFG__PASID_bp 0
+#define SIOV__CMD_T__ADI_CFG__PASID_bw 20
+#define SIOV__CMD_T__ADI_CFG__PASID_reset 0x0
+#define SIOV__CMD_T__ADI_CFG__DOMAIN_bm 0x3f00000
+#define SIOV__CMD_T__ADI_CFG__DOMAIN_bp 20
+#define SIOV__CMD_T__ADI_CFG__DOMAIN_bw 6
+#define SIOV__CMD_T__ADI_CFG__DOMAIN_reset 0x0
+
+// reg - siov::cmd_t::ADI_CMD
+#define SIOV__CMD_T__ADI_CMD__ENABLE_bm 0x1
+#define SIOV__CMD_T__ADI_CMD__ENABLE_bp 0
+#define SIOV__CMD_T__ADI_CMD__ENABLE_bw 1
+#define SIOV__CMD_T__ADI_CMD__ENABLE_reset 0x0
+#define SIOV__CMD_T__ADI_CMD__DRAIN_bm 0x2
+#define SIOV__CMD_T__ADI_CMD__DRAIN_bp 1
+#define SIOV__CMD_T__ADI_CMD__DRAIN_bw 1
+#define SIOV__CMD_T__ADI_CMD__DRAIN_reset 0x0
+#define SIOV__CMD_T__ADI_CMD__ABORT_bm 0x4
+#define SIOV__CMD_T__ADI_CMD__ABORT_bp 2
+#define SIOV__CMD_T__ADI_CMD__ABORT_bw 1
+#define SIOV__CMD_T__ADI_CMD__ABORT_reset 0x0
+#define SIOV__CMD_T__ADI_CMD__RESET_ERROR_bm 0x8
+#define SIOV__CMD_T__ADI_CMD__RESET_ERROR_bp 3
+#define SIOV__CMD_T__ADI_CMD__RESET_ERROR_bw 1
+#define SIOV__CMD_T__ADI_CMD__RESET_ERROR_reset 0x0
+
+// reg - siov::cmd_t::ADI_STATUS
+#define SIOV__CMD_T__ADI_STATUS__STATE_bm 0x3
+#define SIOV__CMD_T__ADI_STATUS__STATE_bp 0
+#define SIOV__CMD_T__ADI_STATUS__STATE_bw 2
+#define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bm 0xf0
+#define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bp 4
+#define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bw 4
+
+// reg - siov::cmd_t::ADI_PTRS
+#define SIOV__CMD_T__ADI_PTRS__HEAD_bm 0xfff
+#define SIOV__CMD_T__ADI_PTRS__HEAD_bp 0
+#define SIOV__CMD_T__ADI_PTRS__HEAD_bw 12
+#define SIOV__CMD_T__ADI_PTRS__TAIL_bm 0xfff0000
+#define SIOV__CMD_T__ADI_PTRS__TAIL_bp 16
+#define SIOV__CMD_T__ADI_PTRS__TAIL_bw 12
+
+// reg - siov::cmd_t::DROPPED_DOORBELLS
+#define SIOV__CMD_T__DROPPED_DOORBELLS__COUNT_bm 0xffffffff
+#define SIOV__CMD_T__DROPPED_DOORBELLS__COUNT_bp 0
+#define SIOV__CMD_T__DROPPED_DOORBELLS__COUNT_bw 32
+
+// addrmap - siov::cmd_t
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t ADI_SEL;
+    uint32_t RING_BASE_LO;
+    uint32_t RING_BASE_HI;
+    uint32_t RING_SIZE;
+    uint32_t ADI_CFG;
+    uint32_t ADI_CMD;
+    uint32_t ADI_STATUS;
+    uint32_t ADI_PTRS;
+    uint32_t DROPPED_DOORBELLS;
+} siov__cmd_t_t;
+
+// mem - siov::ADI_PAGES
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[65536];
+} siov__ADI_PAGES_t;
+
 // addrmap - siov
 typedef struct __attribute__ ((__packed__)) {
     siov__global_t_t GLOBAL;
     uint8_t RESERVED_20_ffff[0xffe0];
     siov__irq_t_t IRQ;
     siov__dma_t_t DMA;
+    siov__cmd_t_t CMD;
+    uint8_t RESERVED_30024_7ffff[0x4ffdc];
+    siov__ADI_PAGES_t ADI_PAGES;
 } siov_t;
 
 
-static_assert(sizeof(siov_t) == 0x30000, "Packing error");
+static_assert(sizeof(siov_t) == 0xc0000, "Packing error");
 
 #ifdef __cplusplus
 }

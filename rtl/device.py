@@ -6,7 +6,9 @@ register bus through external windows declared in ``rtl/regs.rdl``.
 The DMA tracker (rtl/dma) answers the ``DMA`` window; its request stream is a
 port for now (the engine will drive it internally). The interrupt remapping
 unit (rtl/irq) answers the ``IRQ`` window; its message input is a port for
-now as well.
+now as well. The ADI block (rtl/cmd/adi.py) answers the ``CMD`` window and
+the per-ADI doorbell pages ``ADI_PAGES``; its ``pending`` output and
+``consume`` input are ports until the descriptor fetcher exists.
 """
 
 from amaranth.hdl import Module, Signal
@@ -14,6 +16,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .csr.axil import AxiLiteSignature, AxiLiteToCsr
+from .cmd.adi import CONSUME_LAYOUT, AdiBlock
 from .csr.bank import RegisterBank
 from .dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
 from .irq.remapper import InterruptRemapper, IrqLayout, MessageLayout
@@ -48,6 +51,10 @@ class Device(wiring.Component):
         DMA requests into the tracker (driven by the engine later).
     dma_out : Out(stream.Signature(OUT_LAYOUT))
         Requests the tracker let through, translated to host addresses.
+    pending : Out(num_adis)
+        Bit i: ADI i has a posted descriptor (towards the future fetcher).
+    consume : In(stream.Signature(CONSUME_LAYOUT))
+        The fetcher took ADI ``adi``'s head descriptor (always ready).
     """
 
     def __init__(self, params=DeviceParams()):
@@ -61,6 +68,8 @@ class Device(wiring.Component):
             "irq_dma": Out(stream.Signature(MessageLayout)),
             "dma_req": In(stream.Signature(REQ_LAYOUT)),
             "dma_out": Out(stream.Signature(OUT_LAYOUT)),
+            "pending": Out(params.num_adis),
+            "consume": In(stream.Signature(CONSUME_LAYOUT)),
         })
 
     def elaborate(self, platform):
@@ -82,6 +91,13 @@ class Device(wiring.Component):
         wiring.connect(m, wiring.flipped(self.irq_in), iru.msg_in)
         wiring.connect(m, wiring.flipped(self.irq_out), iru.irq_out)
         wiring.connect(m, wiring.flipped(self.irq_dma), iru.dma_out)
+
+        # ADI block: CMD registers and the per-ADI doorbell pages.
+        m.submodules.adi = adi = AdiBlock(p)
+        wiring.connect(m, regs.ext_cmd, adi.csr)
+        wiring.connect(m, regs.ext_adi_pages, adi.pages)
+        wiring.connect(m, wiring.flipped(self.consume), adi.consume)
+        m.d.comb += self.pending.eq(adi.pending)
 
         m.d.comb += [
             regs.port("GLOBAL.CAP0.NUM_ADIS").eq(p.num_adis),

@@ -125,6 +125,9 @@ def render_regmap_py(top):
     out.append("EXTERNALS = {")
     for node in exts:
         size = getattr(node, "total_size", None) or node.size
+        # A window is decoded as a naturally aligned power of two: round an
+        # addrmap's span (its last register's end) up to one.
+        size = 1 << (size - 1).bit_length()
         out.append(f"    {_rel(node)!r}: External({_rel(node)!r}, {hex(node.absolute_address)}, "
                    f"{hex(size)}, {_desc(node)!r}),")
         cname = _rel(node).replace(".", "_").upper()

@@ -29,6 +29,11 @@ def _irq():
     return IrqTop()
 
 
+def _adi():
+    from .cmd.adi_top import AdiTop
+    return AdiTop()
+
+
 def _dma():
     from .dma.top import DmaTop
     return DmaTop()
@@ -40,6 +45,7 @@ TOPS = {
     "siov_dma": _dma,
     "siov_arbiter": _arbiter,
     "siov_irq": _irq,
+    "siov_adi": _adi,
 }
 
 

@@ -7,7 +7,7 @@ def _reg(path, offset, desc, *fields):
     return Register(path, offset, tuple(fields), desc)
 
 
-ADDR_SPAN = 0x30000
+ADDR_SPAN = 0xc0000
 
 # Every register, with its absolute byte address. Registers inside an external
 # window are decoded by the block that owns the window.
@@ -168,6 +168,39 @@ REGISTERS = {
     'DMA.CNT_CTRL': _reg('DMA.CNT_CTRL', 0x2007c, '',
         Field('CLEAR', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to zero CNT_ALLOWED, CNT_BLOCKED and CNT_DIRTIED.'),
     ),
+    'CMD.ADI_SEL': _reg('CMD.ADI_SEL', 0x30000, 'Selects the ADI that ADI_CMD acts on and ADI_STATUS/ADI_PTRS show.',
+        Field('INDEX', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='ADI index; an index >= NUM_ADIS selects nothing (commands are ignored, status reads 0).'),
+    ),
+    'CMD.RING_BASE_LO': _reg('CMD.RING_BASE_LO', 0x30004, 'Host byte address of the descriptor ring, bits 31:6 (the ring is 64-byte aligned; bits 5:0 are zero). Copied into ADI ADI_SEL by ADI_CMD.ENABLE.',
+        Field('ADDR', lsb=6, width=26, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.RING_BASE_HI': _reg('CMD.RING_BASE_HI', 0x30008, 'Host byte address of the descriptor ring, bits 63:32.',
+        Field('ADDR', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.RING_SIZE': _reg('CMD.RING_SIZE', 0x3000c, 'Number of 64-byte descriptors in the ring: a power of two, 2..4096. ADI_CMD.ENABLE with any other value puts the ADI into ERROR with ERROR_CODE 2.',
+        Field('ENTRIES', lsb=0, width=13, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.ADI_CFG': _reg('CMD.ADI_CFG', 0x30010, "PASID and DMA domain the ADI's descriptors run under; copied by ADI_CMD.ENABLE.",
+        Field('PASID', lsb=0, width=20, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='PASID of the ADI.'),
+        Field('DOMAIN', lsb=20, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='DMA domain of the ADI.'),
+    ),
+    'CMD.ADI_CMD': _reg('CMD.ADI_CMD', 0x30014, 'Commands on ADI ADI_SEL. If several bits are written at once only the first of RESET_ERROR, ABORT, DRAIN, ENABLE acts. A command in a state where it does not apply is ignored. A command takes precedence over a doorbell or a fetcher consume for the same ADI in the same cycle (only possible on the standalone top, which has two bus ports).',
+        Field('ENABLE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='DISABLED only: if RING_SIZE is valid, copy RING_BASE_LO/HI, RING_SIZE and ADI_CFG into the ADI, set HEAD = TAIL = 0 and go ENABLED; otherwise go ERROR with ERROR_CODE 2.'),
+        Field('DRAIN', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ENABLED only: go DRAINING; the ADI goes DISABLED once the fetcher has consumed every posted descriptor (HEAD == TAIL). Doorbells are dropped meanwhile.'),
+        Field('ABORT', lsb=2, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ENABLED or DRAINING: discard the posted descriptors (HEAD = TAIL) and go DISABLED.'),
+        Field('RESET_ERROR', lsb=3, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ERROR only: clear ERROR_CODE and go DISABLED (HEAD and TAIL are kept).'),
+    ),
+    'CMD.ADI_STATUS': _reg('CMD.ADI_STATUS', 0x30018, 'State of ADI ADI_SEL.',
+        Field('STATE', lsb=0, width=2, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='0 DISABLED, 1 ENABLED, 2 DRAINING, 3 ERROR.'),
+        Field('ERROR_CODE', lsb=4, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Why the ADI is in ERROR: 1 doorbell tail >= RING_SIZE, 2 ENABLE with a bad RING_SIZE; 0 otherwise.'),
+    ),
+    'CMD.ADI_PTRS': _reg('CMD.ADI_PTRS', 0x3001c, 'Ring indices of ADI ADI_SEL.',
+        Field('HEAD', lsb=0, width=12, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Consumer index: next descriptor the fetcher takes.'),
+        Field('TAIL', lsb=16, width=12, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Producer index: last value accepted from a doorbell.'),
+    ),
+    'CMD.DROPPED_DOORBELLS': _reg('CMD.DROPPED_DOORBELLS', 0x30020, 'Doorbell writes to an ADI that was not ENABLED (saturating).',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
 }
 
 # Windows forwarded to a block's own CSR port (absolute base, size in bytes).
@@ -178,6 +211,8 @@ EXTERNALS = {
     'DMA.GUEST': External('DMA.GUEST', 0x20100, 0x8, 'Frontend-driver fast path. Word 0 MAP, word 1 UNMAP; both: PAGE in bits 19:0 (guest page number), ADI in bits 25:20 (ADI index of the requesting guest). A write to MAP sets the mapped bit of PAGE in the domain of ADI, refused (GUEST_STATUS=1) unless the page is pinned; it also cancels a pending unmap request of the page. A write to UNMAP clears the mapped bit and sets the unmap-requested bit (lazy unpin, no hypercall). The tracker answers a write only once the operation is done, so GUEST_STATUS is valid right after the write completes; a read returns the last value written. These registers will move into the per-ADI MMIO pages, where the ADI comes from the page.'),
     'DMA.BMAP': External('DMA.BMAP', 0x2c000, 0x2000, 'Word w holds pages 32w..32w+31 (bit n: page 32w+n) of the bitmap and domain chosen by BMAP_SEL; read-only, words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'DMA.HARVEST': External('DMA.HARVEST', 0x2e000, 0x2000, 'Dirty bitmap of domain HARVEST_CTRL.DOMAIN in the VFIO/IOMMUFD format: consecutive little-endian u64 words, bit n of the bitmap is page n. Each 32-bit read returns 32 pages and clears them atomically against device writes unless HARVEST_CTRL.NO_CLEAR; a racing write lands in this read or a later one, never in neither. Read-only; words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
+    'CMD': External('CMD', 0x30000, 0x40, 'Privileged per-ADI configuration of the descriptor rings, through an index/data pair: ADI_SEL picks an ADI; RING_BASE_LO/HI, RING_SIZE and ADI_CFG stage a configuration that ADI_CMD.ENABLE copies into that ADI; ADI_STATUS and ADI_PTRS show that ADI as the hardware holds it. Per-ADI state: DISABLED 0, ENABLED 1, DRAINING 2, ERROR 3. Only an ENABLED ADI accepts doorbells (ADI_PAGES); a doorbell to an ADI in any other state is dropped and counted in DROPPED_DOORBELLS. An ADI has a descriptor pending (towards the fetcher) while it is ENABLED or DRAINING and HEAD != TAIL; the fetcher advances HEAD by one (mod RING_SIZE) per descriptor taken. Error codes: 1 doorbell tail beyond the ring (tail >= RING_SIZE), 2 ENABLE with a bad ring configuration (RING_SIZE not a power of two in 2..4096).'),
+    'ADI_PAGES': External('ADI_PAGES', 0x80000, 0x40000, 'One 4 KiB page per ADI (page i at 0x1000 * i), so a hypervisor can map one page into one guest. Offset 0x0 TAIL: a write is the doorbell (fast path): the new producer index; WSTRB bytes not enabled count as zero, and a write with no strobes does nothing. To an ENABLED ADI a tail < RING_SIZE sets TAIL (the ADI has work pending while TAIL != HEAD), a tail >= RING_SIZE puts the ADI into ERROR with ERROR_CODE 1 and changes nothing else; to an ADI in any other state the doorbell is dropped and counted (CMD.DROPPED_DOORBELLS). A read returns TAIL. Offset 0x4 HEAD and offset 0x8 STATE (0 DISABLED, 1 ENABLED, 2 DRAINING, 3 ERROR) are read-only: writes answer SLVERR. Other offsets, and pages of ADIs beyond GLOBAL.CAP0.NUM_ADIS, answer DECERR.'),
 }
 
 # Address and field constants
@@ -427,6 +462,60 @@ DMA_CNT_CTRL = 0x2007c
 DMA_CNT_CTRL_CLEAR_LSB = 0
 DMA_CNT_CTRL_CLEAR_WIDTH = 1
 DMA_CNT_CTRL_CLEAR_MASK = 0x1
+CMD_ADI_SEL = 0x30000
+CMD_ADI_SEL_INDEX_LSB = 0
+CMD_ADI_SEL_INDEX_WIDTH = 6
+CMD_ADI_SEL_INDEX_MASK = 0x3f
+CMD_RING_BASE_LO = 0x30004
+CMD_RING_BASE_LO_ADDR_LSB = 6
+CMD_RING_BASE_LO_ADDR_WIDTH = 26
+CMD_RING_BASE_LO_ADDR_MASK = 0xffffffc0
+CMD_RING_BASE_HI = 0x30008
+CMD_RING_BASE_HI_ADDR_LSB = 0
+CMD_RING_BASE_HI_ADDR_WIDTH = 32
+CMD_RING_BASE_HI_ADDR_MASK = 0xffffffff
+CMD_RING_SIZE = 0x3000c
+CMD_RING_SIZE_ENTRIES_LSB = 0
+CMD_RING_SIZE_ENTRIES_WIDTH = 13
+CMD_RING_SIZE_ENTRIES_MASK = 0x1fff
+CMD_ADI_CFG = 0x30010
+CMD_ADI_CFG_PASID_LSB = 0
+CMD_ADI_CFG_PASID_WIDTH = 20
+CMD_ADI_CFG_PASID_MASK = 0xfffff
+CMD_ADI_CFG_DOMAIN_LSB = 20
+CMD_ADI_CFG_DOMAIN_WIDTH = 6
+CMD_ADI_CFG_DOMAIN_MASK = 0x3f00000
+CMD_ADI_CMD = 0x30014
+CMD_ADI_CMD_ENABLE_LSB = 0
+CMD_ADI_CMD_ENABLE_WIDTH = 1
+CMD_ADI_CMD_ENABLE_MASK = 0x1
+CMD_ADI_CMD_DRAIN_LSB = 1
+CMD_ADI_CMD_DRAIN_WIDTH = 1
+CMD_ADI_CMD_DRAIN_MASK = 0x2
+CMD_ADI_CMD_ABORT_LSB = 2
+CMD_ADI_CMD_ABORT_WIDTH = 1
+CMD_ADI_CMD_ABORT_MASK = 0x4
+CMD_ADI_CMD_RESET_ERROR_LSB = 3
+CMD_ADI_CMD_RESET_ERROR_WIDTH = 1
+CMD_ADI_CMD_RESET_ERROR_MASK = 0x8
+CMD_ADI_STATUS = 0x30018
+CMD_ADI_STATUS_STATE_LSB = 0
+CMD_ADI_STATUS_STATE_WIDTH = 2
+CMD_ADI_STATUS_STATE_MASK = 0x3
+CMD_ADI_STATUS_ERROR_CODE_LSB = 4
+CMD_ADI_STATUS_ERROR_CODE_WIDTH = 4
+CMD_ADI_STATUS_ERROR_CODE_MASK = 0xf0
+CMD_ADI_PTRS = 0x3001c
+CMD_ADI_PTRS_HEAD_LSB = 0
+CMD_ADI_PTRS_HEAD_WIDTH = 12
+CMD_ADI_PTRS_HEAD_MASK = 0xfff
+CMD_ADI_PTRS_TAIL_LSB = 16
+CMD_ADI_PTRS_TAIL_WIDTH = 12
+CMD_ADI_PTRS_TAIL_MASK = 0xfff0000
+CMD_DROPPED_DOORBELLS = 0x30020
+CMD_DROPPED_DOORBELLS_COUNT_LSB = 0
+CMD_DROPPED_DOORBELLS_COUNT_WIDTH = 32
+CMD_DROPPED_DOORBELLS_COUNT_MASK = 0xffffffff
 IRQ_BASE = 0x10000
 IRQ_SIZE = 0x10000
 IRQ_IMS_BASE = 0x18000
@@ -439,3 +528,7 @@ DMA_BMAP_BASE = 0x2c000
 DMA_BMAP_SIZE = 0x2000
 DMA_HARVEST_BASE = 0x2e000
 DMA_HARVEST_SIZE = 0x2000
+CMD_BASE = 0x30000
+CMD_SIZE = 0x40
+ADI_PAGES_BASE = 0x80000
+ADI_PAGES_SIZE = 0x40000

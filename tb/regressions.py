@@ -85,6 +85,21 @@ def _dma_regressions(scale=1):
             for p in sets]
 
 
+def _adi(params):
+    def make():
+        from ..rtl.cmd.adi_top import AdiTop
+        return AdiTop(params)
+    return make
+
+
+def _adi_regressions():
+    """The default build (16 ADIs) and a small odd one (5 ADIs: most pages are beyond NUM_ADIS)."""
+    from ..rtl.params import DeviceParams
+    sets = [DeviceParams(), DeviceParams(num_adis=5)]
+    return [Regression(f"adi-{p.tag}", "siov_adi", "siov.tb.cmd.test_adi", _adi(p),
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__)}) for p in sets]
+
+
 def _system_regressions():
     from ..rtl.params import DeviceParams
     p = DeviceParams()
@@ -93,7 +108,7 @@ def _system_regressions():
 
 
 REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()
-               + _dma_regressions() + _system_regressions()}
+               + _dma_regressions() + _adi_regressions() + _system_regressions()}
 
 
 def find_test(test_name):

@@ -3,7 +3,8 @@
 The block testbenches (tb/irq, tb/dma) drive each block behind its own
 bridge; this one checks the composition: the top-level decoder forwards each
 block's window (IRQ at 0x10000, DMA at 0x20000) with local addresses, answers
-holes correctly, and the blocks' streams work through the Device's ports.
+holes correctly, and the blocks' streams work through the Device's ports;
+the ADI block answers CMD at 0x30000 and the per-ADI doorbell pages at 0x80000.
 The oracle is the Device-level model: :class:`~siov.sw.model.csr.CsrModel`
 with the blocks' models (:class:`~siov.sw.model.irq.IrqModel`,
 :class:`~siov.sw.model.dma.DmaModel`) in its windows.
@@ -24,6 +25,7 @@ from siov.rtl.dma.defs import GUEST_MAP, RangeOp, guest_word
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from siov.rtl.irq.remapper import IrqLayout, MessageLayout
 from siov.rtl.params import DeviceParams
+from siov.sw.model.adi import ENABLED, PAGE_HEAD, PAGE_STATE, AdiModel, page_address
 from siov.sw.model.csr import CsrModel
 from siov.sw.model.dma import DmaModel
 from siov.sw.model.irq import IrqModel, Message, ims_ctrl, msi_address
@@ -35,6 +37,7 @@ TIMEOUT_NS = 50_000
 COVERAGE = Coverage("device", [
     "global_window", "irq_window", "dma_window", "hole_in_irq_window", "hole_in_dma_window",
     "ims_beyond_table", "irq_delivered", "irq_faulted", "dma_allowed", "dma_blocked",
+    "adi_doorbell", "adi_consume", "adi_page_beyond",
 ])
 
 
@@ -46,7 +49,8 @@ class DeviceTB:
         self.model = CsrModel(self.params)
         self.irq = IrqModel(entries=self.params.ims_entries)
         self.dma = DmaModel(self.params)
-        self.model.windows = {"IRQ": self.irq, "DMA": self.dma}
+        self.adi = AdiModel(self.params)
+        self.model.windows = {"IRQ": self.irq, "DMA": self.dma, "CMD": self.adi, "ADI_PAGES": self.adi}
         Clock(dut.clk, 10, unit="ns").start()
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
 
@@ -57,6 +61,7 @@ class DeviceTB:
         d.irq_out__ready.value = 1
         d.irq_dma__ready.value = 1
         d.dma_out__ready.value = 1
+        d.consume__valid.value = 0
         d.rst.value = 1
         await ClockCycles(d.clk, 4)
         d.rst.value = 0
@@ -228,6 +233,45 @@ async def test_dma_through_device(dut):
             COVERAGE.sample("dma_blocked")
     for addr in (regmap.DMA_FAULT_STATUS, regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
         await tb.mread(addr)
+
+
+@cocotb.test()
+async def test_adi_doorbell_through_device(dut):
+    """An ADI configured over the CMD window is rung through its own page; consume drains it."""
+    tb = DeviceTB(dut)
+    await tb.reset()
+    d = dut
+    adi = tb.params.num_adis - 1
+    await tb.mwrite(regmap.CMD_ADI_SEL, adi)
+    await tb.mwrite(regmap.CMD_RING_BASE_LO, 0x4000_0040)
+    await tb.mwrite(regmap.CMD_RING_BASE_HI, 0x1)
+    await tb.mwrite(regmap.CMD_RING_SIZE, 8)
+    await tb.mwrite(regmap.CMD_ADI_CFG, 0x1234 | 2 << 20)
+    await tb.mwrite(regmap.CMD_ADI_CMD, regmap.CMD_ADI_CMD_ENABLE_MASK)
+    await tb.mread(regmap.CMD_ADI_STATUS)
+    assert tb.adi.adis[adi].state == ENABLED
+    await tb.mwrite(page_address(adi), 3)
+    COVERAGE.sample("adi_doorbell")
+    await ClockCycles(d.clk, 2)
+    assert int(d.pending.value) == tb.adi.pending() == 1 << adi
+    for _ in range(3):
+        await tb.send(d.consume__valid, d.consume__payload, d.consume__ready, adi)
+        assert tb.adi.consume(adi)
+        COVERAGE.sample("adi_consume")
+    await ClockCycles(d.clk, 2)
+    assert int(d.pending.value) == tb.adi.pending() == 0
+    for addr in (page_address(adi), page_address(adi, PAGE_HEAD), page_address(adi, PAGE_STATE),
+                 regmap.CMD_ADI_PTRS, regmap.CMD_DROPPED_DOORBELLS):
+        await tb.mread(addr)
+    # Beyond the built ADIs, and past the CMD window: DECERR.
+    resp, _ = await tb.mread(page_address(tb.params.num_adis))
+    assert resp == Resp.DECERR
+    COVERAGE.sample("adi_page_beyond")
+    resp, _ = await tb.mread(regmap.CMD_BASE + regmap.CMD_SIZE)
+    assert resp == Resp.DECERR
+    # A doorbell beyond the ring errors the ADI.
+    await tb.mwrite(page_address(adi), 8)
+    await tb.mread(regmap.CMD_ADI_STATUS)
 
 
 @cocotb.test()

@@ -1,0 +1,224 @@
+"""ADI register block: per-ADI ring configuration, state and doorbell pages.
+
+Two register ports:
+
+* ``csr``: the privileged ``CMD`` window of ``rtl/regs.rdl`` (index/data pair
+  ADI_SEL + staged RING_BASE/RING_SIZE/ADI_CFG, ADI_CMD commands, status);
+* ``pages``: the ``ADI_PAGES`` window, one 4 KiB page per ADI with the TAIL
+  doorbell (fast path) at offset 0x0, HEAD at 0x4 and STATE at 0x8.
+
+Per-ADI state machine (see the RDL text for the register-level contract)::
+
+    DISABLED --ENABLE(ok)--> ENABLED --DRAIN--> DRAINING --(head == tail)--> DISABLED
+    DISABLED --ENABLE(bad size)--> ERROR (code 2)
+    ENABLED  --doorbell tail >= size--> ERROR (code 1)
+    ENABLED/DRAINING --ABORT (head = tail)--> DISABLED
+    ERROR --RESET_ERROR--> DISABLED
+
+Within one cycle, for one ADI: a fetcher consume advances HEAD, a doorbell
+sets TAIL (or the error), a DRAINING ADI whose HEAD equals TAIL (as they stood
+at the start of the cycle) goes DISABLED, and a command overrides all of
+these. In the Device the two register ports share one bus, so a command and a
+doorbell never meet in one cycle.
+
+Towards the descriptor fetcher: ``pending`` (bit i: ADI i is ENABLED or
+DRAINING and HEAD != TAIL), ``ring`` (each ADI's base, size, PASID, domain and
+head), and the ``consume`` stream (always ready) that advances an ADI's head
+by one descriptor; a consume for an ADI that is not pending is ignored.
+"""
+
+import enum
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .. import regmap
+from ..csr.bank import RegisterBank
+from ..csr.bus import CsrSignature, Resp
+from ..params import DeviceParams
+
+__all__ = ["AdiBlock", "AdiState", "AdiError", "RING_LAYOUT", "CONSUME_LAYOUT",
+           "CSR_ADDR_WIDTH", "PAGES_ADDR_WIDTH", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE",
+           "MAX_RING_ENTRIES"]
+
+#: Local address widths of the CMD window and the ADI_PAGES window.
+CSR_ADDR_WIDTH = exact_log2(regmap.CMD_SIZE)
+PAGES_ADDR_WIDTH = exact_log2(regmap.ADI_PAGES_SIZE)
+#: Offsets inside an ADI page.
+PAGE_TAIL, PAGE_HEAD, PAGE_STATE = 0x0, 0x4, 0x8
+MAX_RING_ENTRIES = 4096
+_IDX_BITS = 12      # ring index width (4096 entries at most)
+_SIZE_BITS = 13
+
+
+class AdiState(enum.IntEnum):
+    DISABLED = 0
+    ENABLED = 1
+    DRAINING = 2
+    ERROR = 3
+
+
+class AdiError(enum.IntEnum):
+    NONE = 0
+    TAIL_BEYOND_RING = 1
+    BAD_RING_CONFIG = 2
+
+
+#: Per-ADI ring information for the fetcher: base is the host byte address >> 6.
+RING_LAYOUT = data.StructLayout({"base": 58, "size": _SIZE_BITS, "pasid": 20, "domain": 6,
+                                 "head": _IDX_BITS})
+#: A consume beat: the fetcher took ADI ``adi``'s head descriptor.
+CONSUME_LAYOUT = data.StructLayout({"adi": 6})
+
+
+class AdiBlock(wiring.Component):
+    """ADI configuration registers and doorbell pages.
+
+    Parameters
+    ----------
+    params : DeviceParams
+        ``num_adis`` ADIs (1..64).
+
+    Attributes
+    ----------
+    csr : In(CsrSignature(CSR_ADDR_WIDTH))
+        Local addresses of the ``CMD`` window.
+    pages : In(CsrSignature(18))
+        Local addresses of the ``ADI_PAGES`` window.
+    pending : Out(num_adis)
+    ring : Out(ArrayLayout(RING_LAYOUT, num_adis))
+    consume : In(stream.Signature(CONSUME_LAYOUT))
+    """
+
+    def __init__(self, params=DeviceParams()):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"ADI block parameters must be a DeviceParams, not {params!r}")
+        self.params = params
+        n = params.num_adis
+        super().__init__({
+            "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
+            "pages": In(CsrSignature(PAGES_ADDR_WIDTH)),
+            "pending": Out(n),
+            "ring": Out(data.ArrayLayout(RING_LAYOUT, n)),
+            "consume": In(stream.Signature(CONSUME_LAYOUT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.params.num_adis
+
+        m.submodules.regs = regs = RegisterBank.for_window("CMD", addr_width=CSR_ADDR_WIDTH,
+                                                          base=regmap.CMD_BASE)
+        wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+        r = regs.port
+
+        state = [Signal(AdiState, name=f"adi{i}_state") for i in range(n)]
+        err = [Signal(4, name=f"adi{i}_err") for i in range(n)]
+        head = [Signal(_IDX_BITS, name=f"adi{i}_head") for i in range(n)]
+        tail = [Signal(_IDX_BITS, name=f"adi{i}_tail") for i in range(n)]
+        size = [Signal(_SIZE_BITS, name=f"adi{i}_size") for i in range(n)]
+        base = [Signal(58, name=f"adi{i}_base") for i in range(n)]
+        pasid = [Signal(20, name=f"adi{i}_pasid") for i in range(n)]
+        domain = [Signal(6, name=f"adi{i}_domain") for i in range(n)]
+        dropped = Signal(32)
+
+        # ---- doorbell pages (answer one cycle after stb) --------------------
+        pg = self.pages
+        page = pg.addr[12:]
+        word = pg.addr[2:12]
+        page_ok = page < n
+        bytemask = Signal(32)
+        m.d.comb += bytemask.eq(Cat(*(b.replicate(8) for b in pg.wstrb)))
+        db_value = pg.wdata & bytemask
+        db_stb = Signal()       # a doorbell write this cycle, to ADI `page`
+        m.d.comb += db_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any())
+
+        state_a = Array(state)
+        head_a, tail_a = Array(head), Array(tail)
+        pg_ack, pg_resp, pg_rdata = Signal(), Signal(2), Signal(32)
+        m.d.sync += pg_ack.eq(pg.stb)
+        with m.If(pg.stb):
+            m.d.sync += [pg_resp.eq(Resp.DECERR), pg_rdata.eq(0)]
+            with m.If(page_ok):
+                with m.Switch(word):
+                    with m.Case(PAGE_TAIL >> 2):
+                        m.d.sync += pg_resp.eq(Resp.OKAY)
+                        with m.If(~pg.we):
+                            m.d.sync += pg_rdata.eq(tail_a[page])
+                    for off, arr in ((PAGE_HEAD, head_a), (PAGE_STATE, state_a)):
+                        with m.Case(off >> 2):
+                            with m.If(pg.we):
+                                m.d.sync += pg_resp.eq(Resp.SLVERR)
+                            with m.Else():
+                                m.d.sync += [pg_resp.eq(Resp.OKAY), pg_rdata.eq(arr[page])]
+        m.d.comb += [pg.ack.eq(pg_ack),
+                     pg.resp.eq(pg_resp & pg_ack.replicate(2)),
+                     pg.rdata.eq(pg_rdata & pg_ack.replicate(32))]
+
+        # A doorbell to an ADI that is not ENABLED is dropped and counted.
+        with m.If(db_stb & (state_a[page] != AdiState.ENABLED) & ~dropped.all()):
+            m.d.sync += dropped.eq(dropped + 1)
+
+        # ---- commands ---------------------------------------------------------
+        sel = r("CMD.ADI_SEL.INDEX")
+        c_enable, c_drain = r("CMD.ADI_CMD.ENABLE"), r("CMD.ADI_CMD.DRAIN")
+        c_abort, c_reset = r("CMD.ADI_CMD.ABORT"), r("CMD.ADI_CMD.RESET_ERROR")
+        st_size = r("CMD.RING_SIZE.ENTRIES")
+        size_ok = Signal()
+        m.d.comb += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
+                               & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0))
+        cons = self.consume
+        m.d.comb += cons.ready.eq(1)
+
+        for i in range(n):
+            active = (state[i] == AdiState.ENABLED) | (state[i] == AdiState.DRAINING)
+            m.d.comb += self.pending[i].eq(active & (head[i] != tail[i]))
+            with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
+                m.d.sync += head[i].eq((head[i] + 1) & (size[i] - 1))
+            with m.If(db_stb & (page == i) & (state[i] == AdiState.ENABLED)):
+                with m.If(db_value < size[i]):
+                    m.d.sync += tail[i].eq(db_value)
+                with m.Else():
+                    m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.TAIL_BEYOND_RING)]
+            with m.If((state[i] == AdiState.DRAINING) & (head[i] == tail[i])):
+                m.d.sync += state[i].eq(AdiState.DISABLED)
+            with m.If(sel == i):
+                with m.If(c_reset):
+                    with m.If(state[i] == AdiState.ERROR):
+                        m.d.sync += [state[i].eq(AdiState.DISABLED), err[i].eq(0)]
+                with m.Elif(c_abort):
+                    with m.If(active):
+                        m.d.sync += [head[i].eq(tail[i]), state[i].eq(AdiState.DISABLED)]
+                with m.Elif(c_drain):
+                    with m.If(state[i] == AdiState.ENABLED):
+                        m.d.sync += state[i].eq(AdiState.DRAINING)
+                with m.Elif(c_enable):
+                    with m.If(state[i] == AdiState.DISABLED):
+                        with m.If(size_ok):
+                            m.d.sync += [
+                                state[i].eq(AdiState.ENABLED), head[i].eq(0), tail[i].eq(0),
+                                size[i].eq(st_size),
+                                base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
+                                pasid[i].eq(r("CMD.ADI_CFG.PASID")),
+                                domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
+                            ]
+                        with m.Else():
+                            m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.BAD_RING_CONFIG)]
+            m.d.comb += [
+                self.ring[i].base.eq(base[i]), self.ring[i].size.eq(size[i]),
+                self.ring[i].pasid.eq(pasid[i]), self.ring[i].domain.eq(domain[i]),
+                self.ring[i].head.eq(head[i]),
+            ]
+
+        # ---- status of ADI_SEL --------------------------------------------------
+        sel_ok = sel < n
+        m.d.comb += [
+            r("CMD.ADI_STATUS.STATE").eq(Mux(sel_ok, state_a[sel], 0)),
+            r("CMD.ADI_STATUS.ERROR_CODE").eq(Mux(sel_ok, Array(err)[sel], 0)),
+            r("CMD.ADI_PTRS.HEAD").eq(Mux(sel_ok, head_a[sel], 0)),
+            r("CMD.ADI_PTRS.TAIL").eq(Mux(sel_ok, tail_a[sel], 0)),
+            r("CMD.DROPPED_DOORBELLS.COUNT").eq(dropped),
+        ]
+        return m
