@@ -27,6 +27,7 @@ from siov.sw.model.adi import (DISABLED, DRAINING, ENABLED, ERROR, PAGE_HEAD, PA
                                AdiModel, page_address)
 from siov.tb.axi import apply_axil_pauses
 from siov.tb.coverage import Coverage
+from siov.tb.reset import reset_dut
 
 TIMEOUT_NS = 20_000
 STEPS = int(os.environ.get("SIOV_ADI_STEPS", "1500"))
@@ -56,13 +57,7 @@ class TB:
         self.pages = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "pages", bus_separator="__"), dut.clk, dut.rst)
 
     async def reset(self):
-        d = self.dut
-        d.consume__valid.value = 0
-        d.consume__payload.value = 0
-        d.rst.value = 1
-        await ClockCycles(d.clk, 4)
-        d.rst.value = 0
-        await ClockCycles(d.clk, 2)
+        await reset_dut(self.dut, {"consume__valid": 0, "consume__payload": 0})
 
     def _port(self, addr):
         if addr >= regmap.ADI_PAGES_BASE:

@@ -23,6 +23,7 @@ from siov.rtl.params import DeviceParams
 from siov.sw.model.csr import CsrModel, strobe_mask
 from siov.tb.axi import PATTERNS, apply_axil_pauses
 from siov.tb.coverage import Coverage
+from siov.tb.reset import reset_dut
 
 PERIOD_NS = 10
 #: Any access must complete within this many ns (a hang fails the test).
@@ -48,10 +49,7 @@ class TB:
                                   dut.clk, dut.rst)
 
     async def reset(self):
-        self.dut.rst.value = 1
-        await ClockCycles(self.dut.clk, 4)
-        self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await reset_dut(self.dut, {})
 
     async def read(self, addr):
         r = await with_timeout(self.axil.read(addr, 4), ACCESS_TIMEOUT_NS, "ns")

@@ -36,7 +36,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, Timer, with_timeout
+from cocotb.triggers import ReadOnly, RisingEdge, Timer, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from pyuvm import uvm_component, uvm_env
 
@@ -46,6 +46,7 @@ from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestR
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
+from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
 
 __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "HarvestAgent",
@@ -90,14 +91,7 @@ class DmaBfm:
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
 
     async def reset(self):
-        d = self.dut
-        d.req__valid.value = 0
-        d.req__payload.value = 0
-        d.out__ready.value = 1
-        d.rst.value = 1
-        await ClockCycles(d.clk, 4)
-        d.rst.value = 0
-        await ClockCycles(d.clk, 2)
+        await reset_dut(self.dut, {"req__valid": 0, "req__payload": 0, "out__ready": 1})
         cocotb.start_soon(self._loop())
 
     def idle(self):

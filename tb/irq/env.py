@@ -25,7 +25,7 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, RisingEdge, with_timeout
+from cocotb.triggers import Event, RisingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from pyuvm import (uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_env,
                    uvm_monitor, uvm_sequence_item, uvm_sequencer, uvm_subscriber)
@@ -35,6 +35,7 @@ from siov.rtl.csr.bus import Resp
 from siov.rtl.irq.remapper import Decision, IrqLayout, MessageLayout, ProbeLayout
 from siov.sw.model.irq import CTRL_PASID_EN, IrqModel, Message
 from siov.tb.coverage import Coverage
+from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
 
 __all__ = ["PERIOD_NS", "pack", "unpack", "IrqBfm", "MsgItem", "CsrItem", "IrqEnv",
@@ -106,14 +107,7 @@ class IrqBfm:
             fn(cycle, payload)
 
     async def reset(self):
-        dut = self.dut
-        dut.msg_in__valid.value = 0
-        dut.irq_out__ready.value = 0
-        dut.dma_out__ready.value = 0
-        dut.rst.value = 1
-        await ClockCycles(dut.clk, 4)
-        dut.rst.value = 0
-        await ClockCycles(dut.clk, 1)
+        await reset_dut(self.dut, {"msg_in__valid": 0, "irq_out__ready": 0, "dma_out__ready": 0}, settle=1)
         cocotb.start_soon(self._run())
 
     async def send(self, msg, gap=0):

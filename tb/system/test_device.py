@@ -30,6 +30,7 @@ from siov.sw.model.csr import CsrModel
 from siov.sw.model.dma import DmaModel
 from siov.sw.model.irq import IrqModel, Message, ims_ctrl, msi_address
 from siov.tb.coverage import Coverage
+from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
 
 TIMEOUT_NS = 50_000
@@ -55,17 +56,8 @@ class DeviceTB:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
 
     async def reset(self):
-        d = self.dut
-        d.irq_in__valid.value = 0
-        d.dma_req__valid.value = 0
-        d.irq_out__ready.value = 1
-        d.irq_dma__ready.value = 1
-        d.dma_out__ready.value = 1
-        d.consume__valid.value = 0
-        d.rst.value = 1
-        await ClockCycles(d.clk, 4)
-        d.rst.value = 0
-        await ClockCycles(d.clk, 2)
+        await reset_dut(self.dut, {"irq_in__valid": 0, "dma_req__valid": 0, "irq_out__ready": 1,
+                                   "irq_dma__ready": 1, "dma_out__ready": 1, "consume__valid": 0})
 
     async def read(self, addr):
         r = await with_timeout(self.axil.read(addr, 4), TIMEOUT_NS, "ns")
