@@ -8,6 +8,7 @@ clock in cycles, never the wall clock.
 
 from typing import Protocol, runtime_checkable
 
+from ..rtl import regmap
 from ..rtl.csr.bus import Resp
 
 __all__ = ["Bus", "BusError", "ModelBus", "RtlBus"]
@@ -56,7 +57,6 @@ class ModelBus:
 
     async def read(self, addr):
         self._tick(self.access_cycles)
-        from ..rtl import regmap
         if addr >> 2 == regmap.GLOBAL_CYCLE_LO >> 2:
             self.csr.hw["GLOBAL.CYCLE_HI.VALUE"] = self._now >> 32
         resp, value = self.csr.read(addr)
