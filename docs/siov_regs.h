@@ -501,6 +501,108 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t DROPPED_DOORBELLS;
 } siov__cmd_t_t;
 
+// reg - siov::eng_t::ARB_CTRL
+#define SIOV__ENG_T__ARB_CTRL__POLICY_bm 0x3
+#define SIOV__ENG_T__ARB_CTRL__POLICY_bp 0
+#define SIOV__ENG_T__ARB_CTRL__POLICY_bw 2
+#define SIOV__ENG_T__ARB_CTRL__POLICY_reset 0x0
+
+// reg - siov::eng_t::ARB_SLICE
+#define SIOV__ENG_T__ARB_SLICE__CYCLES_bm 0xffffff
+#define SIOV__ENG_T__ARB_SLICE__CYCLES_bp 0
+#define SIOV__ENG_T__ARB_SLICE__CYCLES_bw 24
+#define SIOV__ENG_T__ARB_SLICE__CYCLES_reset 0x0
+
+// reg - siov::eng_t::COST_A
+#define SIOV__ENG_T__COST_A__A_bm 0xffffff
+#define SIOV__ENG_T__COST_A__A_bp 0
+#define SIOV__ENG_T__COST_A__A_bw 24
+#define SIOV__ENG_T__COST_A__A_reset 0x0
+
+// reg - siov::eng_t::COST_B
+#define SIOV__ENG_T__COST_B__B_bm 0xffff
+#define SIOV__ENG_T__COST_B__B_bp 0
+#define SIOV__ENG_T__COST_B__B_bw 16
+#define SIOV__ENG_T__COST_B__B_reset 0x0
+
+// reg - siov::eng_t::ARB_SEL
+#define SIOV__ENG_T__ARB_SEL__INDEX_bm 0x3f
+#define SIOV__ENG_T__ARB_SEL__INDEX_bp 0
+#define SIOV__ENG_T__ARB_SEL__INDEX_bw 6
+#define SIOV__ENG_T__ARB_SEL__INDEX_reset 0x0
+
+// reg - siov::eng_t::ARB_WEIGHT
+#define SIOV__ENG_T__ARB_WEIGHT__WEIGHT_bm 0xff
+#define SIOV__ENG_T__ARB_WEIGHT__WEIGHT_bp 0
+#define SIOV__ENG_T__ARB_WEIGHT__WEIGHT_bw 8
+#define SIOV__ENG_T__ARB_WEIGHT__WEIGHT_reset 0x1
+
+// reg - siov::eng_t::ARB_QUANTUM
+#define SIOV__ENG_T__ARB_QUANTUM__QUANTUM_bm 0xffffff
+#define SIOV__ENG_T__ARB_QUANTUM__QUANTUM_bp 0
+#define SIOV__ENG_T__ARB_QUANTUM__QUANTUM_bw 24
+#define SIOV__ENG_T__ARB_QUANTUM__QUANTUM_reset 0x0
+
+// reg - siov::eng_t::ARB_CMD
+#define SIOV__ENG_T__ARB_CMD__WRITE_bm 0x1
+#define SIOV__ENG_T__ARB_CMD__WRITE_bp 0
+#define SIOV__ENG_T__ARB_CMD__WRITE_bw 1
+#define SIOV__ENG_T__ARB_CMD__WRITE_reset 0x0
+
+// reg - siov::eng_t::ARB_BUDGET
+#define SIOV__ENG_T__ARB_BUDGET__BUDGET_bm 0xffffff
+#define SIOV__ENG_T__ARB_BUDGET__BUDGET_bp 0
+#define SIOV__ENG_T__ARB_BUDGET__BUDGET_bw 24
+
+// reg - siov::eng_t::ENG_STATUS
+#define SIOV__ENG_T__ENG_STATUS__BUSY_bm 0x1
+#define SIOV__ENG_T__ENG_STATUS__BUSY_bp 0
+#define SIOV__ENG_T__ENG_STATUS__BUSY_bw 1
+#define SIOV__ENG_T__ENG_STATUS__ADI_bm 0x3f00
+#define SIOV__ENG_T__ENG_STATUS__ADI_bp 8
+#define SIOV__ENG_T__ENG_STATUS__ADI_bw 6
+#define SIOV__ENG_T__ENG_STATUS__LAST_STATUS_bm 0x7f0000
+#define SIOV__ENG_T__ENG_STATUS__LAST_STATUS_bp 16
+#define SIOV__ENG_T__ENG_STATUS__LAST_STATUS_bw 7
+
+// reg - siov::eng_t::DESC_DONE
+#define SIOV__ENG_T__DESC_DONE__COUNT_bm 0xffffffff
+#define SIOV__ENG_T__DESC_DONE__COUNT_bp 0
+#define SIOV__ENG_T__DESC_DONE__COUNT_bw 32
+
+// reg - siov::eng_t::DESC_FAILED
+#define SIOV__ENG_T__DESC_FAILED__COUNT_bm 0xffffffff
+#define SIOV__ENG_T__DESC_FAILED__COUNT_bp 0
+#define SIOV__ENG_T__DESC_FAILED__COUNT_bw 32
+
+// reg - siov::eng_t::DESC_REFUSED
+#define SIOV__ENG_T__DESC_REFUSED__COUNT_bm 0xffffffff
+#define SIOV__ENG_T__DESC_REFUSED__COUNT_bp 0
+#define SIOV__ENG_T__DESC_REFUSED__COUNT_bw 32
+
+// reg - siov::eng_t::LAST_CYCLES
+#define SIOV__ENG_T__LAST_CYCLES__CYCLES_bm 0xffffffff
+#define SIOV__ENG_T__LAST_CYCLES__CYCLES_bp 0
+#define SIOV__ENG_T__LAST_CYCLES__CYCLES_bw 32
+
+// addrmap - siov::eng_t
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t ARB_CTRL;
+    uint32_t ARB_SLICE;
+    uint32_t COST_A;
+    uint32_t COST_B;
+    uint32_t ARB_SEL;
+    uint32_t ARB_WEIGHT;
+    uint32_t ARB_QUANTUM;
+    uint32_t ARB_CMD;
+    uint32_t ARB_BUDGET;
+    uint32_t ENG_STATUS;
+    uint32_t DESC_DONE;
+    uint32_t DESC_FAILED;
+    uint32_t DESC_REFUSED;
+    uint32_t LAST_CYCLES;
+} siov__eng_t_t;
+
 // mem - siov::ADI_PAGES
 typedef struct __attribute__ ((__packed__)) {
     uint32_t mem[65536];
@@ -513,7 +615,9 @@ typedef struct __attribute__ ((__packed__)) {
     siov__irq_t_t IRQ;
     siov__dma_t_t DMA;
     siov__cmd_t_t CMD;
-    uint8_t RESERVED_30024_7ffff[0x4ffdc];
+    uint8_t RESERVED_30024_3ffff[0xffdc];
+    siov__eng_t_t ENG;
+    uint8_t RESERVED_40038_7ffff[0x3ffc8];
     siov__ADI_PAGES_t ADI_PAGES;
 } siov_t;
 

@@ -1,25 +1,38 @@
 """The top-level siov Device.
 
-Today: the AXI4-Lite register fabric with the global registers (ID, VERSION,
-CAP0/CAP1, SCRATCH and the 64-bit cycle counter). Blocks attach to the
-register bus through external windows declared in ``rtl/regs.rdl``.
-The DMA tracker (rtl/dma) answers the ``DMA`` window; its request stream is a
-port for now (the engine will drive it internally). The interrupt remapping
-unit (rtl/irq) answers the ``IRQ`` window; its message input is a port for
-now as well. The ADI block (rtl/cmd/adi.py) answers the ``CMD`` window and
-the per-ADI doorbell pages ``ADI_PAGES``; its ``pending`` output and
-``consume`` input are ports until the descriptor fetcher exists.
+Three interfaces, as the command front end issue asks:
+
+* ``csr``: AXI4-Lite slave for every CSR and ADI doorbell page. The top
+  register bank holds the global registers (ID, VERSION, CAP0/CAP1, SCRATCH,
+  the 64-bit cycle counter) and forwards the block windows declared in
+  ``rtl/regs.rdl``: IRQ (interrupt remapping unit), DMA (DMA tracker), CMD
+  (ADI block), ENG (engine and arbiter) and ADI_PAGES (doorbells);
+* ``mem``: AXI4 master (64-bit data) for descriptor fetches, data movement and
+  completion records, all checked and dirty-logged by the DMA tracker;
+* ``irq_out``: remapped interrupts {dest, vector, handle, PASID}.
+
+Inside: ADI block -> engine (prefetch, cost, arbiter, execution) -> DMA
+tracker (every engine access) and interrupt remapping unit (completion
+interrupts). The remapper's DMA pass-through output carries nothing here (the
+engine sends interrupt messages only) and is always ready.
+
+``tap_consume_valid``/``tap_consume_adi`` are named copies of the engine's
+dispatch (the ADI whose descriptor starts), and ``tap_slice_end`` of the
+arbiter's slice boundary, for testbenches that follow the execution order
+and measure QoS.
 """
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .axi4 import Axi4Signature
 from .csr.axil import AxiLiteSignature, AxiLiteToCsr
-from .cmd.adi import CONSUME_LAYOUT, AdiBlock
+from .cmd.adi import AdiBlock
+from .cmd.engine import Engine
 from .csr.bank import RegisterBank
-from .dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
-from .irq.remapper import InterruptRemapper, IrqLayout, MessageLayout
+from .dma.tracker import DmaTracker
+from .irq.remapper import InterruptRemapper, IrqLayout
 from .params import DeviceParams
 
 __all__ = ["Device", "CSR_ADDR_WIDTH"]
@@ -40,21 +53,10 @@ class Device(wiring.Component):
     ----------
     csr : In(AxiLiteSignature(20))
         AXI4-Lite slave for every CSR and ADI page.
-    irq_in : In(stream.Signature(MessageLayout))
-        Upstream messages into the interrupt remapping unit (driven by the
-        engine once it exists; a port today so that tests can drive it).
+    mem : Out(Axi4Signature(64, 64, 1))
+        AXI4 master towards host memory.
     irq_out : Out(stream.Signature(IrqLayout))
         Remapped interrupts {dest, vector} towards the vAPIC model.
-    irq_dma : Out(stream.Signature(MessageLayout))
-        DMA-flagged messages passed through by the remapping unit.
-    dma_req : In(stream.Signature(REQ_LAYOUT))
-        DMA requests into the tracker (driven by the engine later).
-    dma_out : Out(stream.Signature(OUT_LAYOUT))
-        Requests the tracker let through, translated to host addresses.
-    pending : Out(num_adis)
-        Bit i: ADI i has a posted descriptor (towards the future fetcher).
-    consume : In(stream.Signature(CONSUME_LAYOUT))
-        The fetcher took ADI ``adi``'s head descriptor (always ready).
     """
 
     def __init__(self, params=DeviceParams()):
@@ -63,13 +65,8 @@ class Device(wiring.Component):
         self.params = params
         super().__init__({
             "csr": In(AxiLiteSignature(CSR_ADDR_WIDTH)),
-            "irq_in": In(stream.Signature(MessageLayout)),
+            "mem": Out(Axi4Signature(64, 64, 1)),
             "irq_out": Out(stream.Signature(IrqLayout)),
-            "irq_dma": Out(stream.Signature(MessageLayout)),
-            "dma_req": In(stream.Signature(REQ_LAYOUT)),
-            "dma_out": Out(stream.Signature(OUT_LAYOUT)),
-            "pending": Out(params.num_adis),
-            "consume": In(stream.Signature(CONSUME_LAYOUT)),
         })
 
     def elaborate(self, platform):
@@ -81,23 +78,33 @@ class Device(wiring.Component):
         wiring.connect(m, bridge.csr, regs.csr)
 
         m.submodules.dma = dma = DmaTracker(p)
-        wiring.connect(m, regs.ext_dma, dma.csr)
-        wiring.connect(m, wiring.flipped(self.dma_req), dma.req)
-        wiring.connect(m, dma.out, wiring.flipped(self.dma_out))
-
-        # Interrupt remapping unit: register window IRQ, message streams.
         m.submodules.iru = iru = InterruptRemapper(entries=p.ims_entries)
-        wiring.connect(m, regs.ext_irq, iru.csr)
-        wiring.connect(m, wiring.flipped(self.irq_in), iru.msg_in)
-        wiring.connect(m, wiring.flipped(self.irq_out), iru.irq_out)
-        wiring.connect(m, wiring.flipped(self.irq_dma), iru.dma_out)
-
-        # ADI block: CMD registers and the per-ADI doorbell pages.
         m.submodules.adi = adi = AdiBlock(p)
+        m.submodules.engine = eng = Engine(p)
+        wiring.connect(m, regs.ext_dma, dma.csr)
+        wiring.connect(m, regs.ext_irq, iru.csr)
         wiring.connect(m, regs.ext_cmd, adi.csr)
         wiring.connect(m, regs.ext_adi_pages, adi.pages)
-        wiring.connect(m, wiring.flipped(self.consume), adi.consume)
-        m.d.comb += self.pending.eq(adi.pending)
+        wiring.connect(m, regs.ext_eng, eng.csr)
+
+        # ADI block <-> engine.
+        wiring.connect(m, eng.consume, adi.consume)
+        wiring.connect(m, eng.adi_fault, adi.fault)
+        m.d.comb += [eng.pending.eq(adi.pending), eng.ring.eq(adi.ring), adi.busy.eq(eng.busy)]
+
+        # Engine -> DMA tracker (every access), engine -> interrupt remapper.
+        wiring.connect(m, eng.dma_req, dma.req)
+        wiring.connect(m, dma.out, eng.dma_resp)
+        wiring.connect(m, eng.irq, iru.msg_in)
+        wiring.connect(m, iru.irq_out, wiring.flipped(self.irq_out))
+        m.d.comb += iru.dma_out.ready.eq(1)
+        wiring.connect(m, eng.mem, wiring.flipped(self.mem))
+
+        tap_valid = Signal(name="tap_consume_valid")
+        tap_adi = Signal(6, name="tap_consume_adi")
+        tap_slice = Signal(name="tap_slice_end")
+        m.d.comb += [tap_valid.eq(eng.consume.valid), tap_adi.eq(eng.consume.payload.adi),
+                     tap_slice.eq(eng.slice_end)]
 
         m.d.comb += [
             regs.port("GLOBAL.CAP0.NUM_ADIS").eq(p.num_adis),

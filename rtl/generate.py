@@ -39,6 +39,12 @@ def _dma():
     return DmaTop()
 
 
+def _engine():
+    from .cmd.engine import Engine
+    from .csr.wrap import AxiLiteWrapper
+    return AxiLiteWrapper(Engine(), "engine")
+
+
 #: name of the Verilog module -> factory of the Amaranth component
 TOPS = {
     "siov_device": _device,
@@ -46,6 +52,7 @@ TOPS = {
     "siov_arbiter": _arbiter,
     "siov_irq": _irq,
     "siov_adi": _adi,
+    "siov_engine": _engine,
 }
 
 

@@ -171,10 +171,10 @@ REGISTERS = {
     'CMD.ADI_SEL': _reg('CMD.ADI_SEL', 0x30000, 'Selects the ADI that ADI_CMD acts on and ADI_STATUS/ADI_PTRS show.',
         Field('INDEX', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='ADI index; an index >= NUM_ADIS selects nothing (commands are ignored, status reads 0).'),
     ),
-    'CMD.RING_BASE_LO': _reg('CMD.RING_BASE_LO', 0x30004, 'Host byte address of the descriptor ring, bits 31:6 (the ring is 64-byte aligned; bits 5:0 are zero). Copied into ADI ADI_SEL by ADI_CMD.ENABLE.',
+    'CMD.RING_BASE_LO': _reg('CMD.RING_BASE_LO', 0x30004, "Device (guest) byte address of the descriptor ring, bits 31:6 (the ring is 64-byte aligned; bits 5:0 are zero). Descriptors are fetched through the DMA tracker under the ADI's PASID, so the ring must lie in pages mapped for it. Copied into ADI ADI_SEL by ADI_CMD.ENABLE.",
         Field('ADDR', lsb=6, width=26, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
-    'CMD.RING_BASE_HI': _reg('CMD.RING_BASE_HI', 0x30008, 'Host byte address of the descriptor ring, bits 63:32.',
+    'CMD.RING_BASE_HI': _reg('CMD.RING_BASE_HI', 0x30008, 'Device (guest) byte address of the descriptor ring, bits 63:32.',
         Field('ADDR', lsb=0, width=32, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
     'CMD.RING_SIZE': _reg('CMD.RING_SIZE', 0x3000c, 'Number of 64-byte descriptors in the ring: a power of two, 2..4096. ADI_CMD.ENABLE with any other value puts the ADI into ERROR with ERROR_CODE 2.',
@@ -192,7 +192,7 @@ REGISTERS = {
     ),
     'CMD.ADI_STATUS': _reg('CMD.ADI_STATUS', 0x30018, 'State of ADI ADI_SEL.',
         Field('STATE', lsb=0, width=2, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='0 DISABLED, 1 ENABLED, 2 DRAINING, 3 ERROR.'),
-        Field('ERROR_CODE', lsb=4, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Why the ADI is in ERROR: 1 doorbell tail >= RING_SIZE, 2 ENABLE with a bad RING_SIZE; 0 otherwise.'),
+        Field('ERROR_CODE', lsb=4, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc="Why the ADI is in ERROR: 1 doorbell tail >= RING_SIZE, 2 ENABLE with a bad RING_SIZE, 3 descriptor PASID differs from the ADI's, 4 descriptor fetch blocked by the DMA tracker; 0 otherwise."),
     ),
     'CMD.ADI_PTRS': _reg('CMD.ADI_PTRS', 0x3001c, 'Ring indices of ADI ADI_SEL.',
         Field('HEAD', lsb=0, width=12, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Consumer index: next descriptor the fetcher takes.'),
@@ -200,6 +200,50 @@ REGISTERS = {
     ),
     'CMD.DROPPED_DOORBELLS': _reg('CMD.DROPPED_DOORBELLS', 0x30020, 'Doorbell writes to an ADI that was not ENABLED (saturating).',
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.ARB_CTRL': _reg('ENG.ARB_CTRL', 0x40000, '',
+        Field('POLICY', lsb=0, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='0 round robin, 1 weighted round robin (ARB_WEIGHT), 2 QoS time slices (ARB_QUANTUM per SLICE_CYCLES); 3 acts as 0.'),
+    ),
+    'ENG.ARB_SLICE': _reg('ENG.ARB_SLICE', 0x40004, '',
+        Field('CYCLES', lsb=0, width=24, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Cycles per QoS slice; budgets refill at each slice end (0: every cycle).'),
+    ),
+    'ENG.COST_A': _reg('ENG.COST_A', 0x40008, '',
+        Field('A', lsb=0, width=24, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Cost of any descriptor, in cycles.'),
+    ),
+    'ENG.COST_B': _reg('ENG.COST_B', 0x4000c, '',
+        Field('B', lsb=0, width=16, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Cost per byte of xfer_size, in 1/256 cycle. The estimate saturates at 2^24 - 1.'),
+    ),
+    'ENG.ARB_SEL': _reg('ENG.ARB_SEL', 0x40010, '',
+        Field('INDEX', lsb=0, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='ADI whose weight and quantum ARB_CMD.WRITE sets and ARB_BUDGET shows (an index >= NUM_ADIS selects nothing).'),
+    ),
+    'ENG.ARB_WEIGHT': _reg('ENG.ARB_WEIGHT', 0x40014, '',
+        Field('WEIGHT', lsb=0, width=8, sw='rw', hw='r', reset=0x1, singlepulse=False, swacc=False, swmod=False, desc='Weighted round robin: consecutive grants the ADI may take (0 counts as 1).'),
+    ),
+    'ENG.ARB_QUANTUM': _reg('ENG.ARB_QUANTUM', 0x40018, '',
+        Field('QUANTUM', lsb=0, width=24, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='QoS: cost budget of the ADI per slice. A descriptor is dispatched only if its estimated cost fits the remaining budget, or if the budget is still full (so a descriptor dearer than the quantum runs once per slice and no ADI with a nonzero quantum starves).'),
+    ),
+    'ENG.ARB_CMD': _reg('ENG.ARB_CMD', 0x4001c, '',
+        Field('WRITE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to copy ARB_WEIGHT and ARB_QUANTUM into ADI ARB_SEL.'),
+    ),
+    'ENG.ARB_BUDGET': _reg('ENG.ARB_BUDGET', 0x40020, '',
+        Field('BUDGET', lsb=0, width=24, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Remaining QoS budget of ADI ARB_SEL in the current slice.'),
+    ),
+    'ENG.ENG_STATUS': _reg('ENG.ENG_STATUS', 0x40024, '',
+        Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A descriptor is executing.'),
+        Field('ADI', lsb=8, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='ADI of the executing (or last) descriptor.'),
+        Field('LAST_STATUS', lsb=16, width=7, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Status code of the last completed descriptor.'),
+    ),
+    'ENG.DESC_DONE': _reg('ENG.DESC_DONE', 0x40028, 'Descriptors executed to a status (success or error), saturating.',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.DESC_FAILED': _reg('ENG.DESC_FAILED', 0x4002c, 'Completed descriptors whose status is not success, saturating.',
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.DESC_REFUSED': _reg('ENG.DESC_REFUSED', 0x40030, "Descriptors refused because their PASID differs from the ADI's, and fetches blocked by the DMA tracker, saturating.",
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.LAST_CYCLES': _reg('ENG.LAST_CYCLES', 0x40034, 'Cycles from grant to completion of the last completed descriptor; the same value is in its completion record (byte 20).',
+        Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
 }
 
@@ -211,7 +255,8 @@ EXTERNALS = {
     'DMA.GUEST': External('DMA.GUEST', 0x20100, 0x8, 'Frontend-driver fast path. Word 0 MAP, word 1 UNMAP; both: PAGE in bits 19:0 (guest page number), ADI in bits 25:20 (ADI index of the requesting guest). A write to MAP sets the mapped bit of PAGE in the domain of ADI, refused (GUEST_STATUS=1) unless the page is pinned; it also cancels a pending unmap request of the page. A write to UNMAP clears the mapped bit and sets the unmap-requested bit (lazy unpin, no hypercall). The tracker answers a write only once the operation is done, so GUEST_STATUS is valid right after the write completes; a read returns the last value written. These registers will move into the per-ADI MMIO pages, where the ADI comes from the page.'),
     'DMA.BMAP': External('DMA.BMAP', 0x2c000, 0x2000, 'Word w holds pages 32w..32w+31 (bit n: page 32w+n) of the bitmap and domain chosen by BMAP_SEL; read-only, words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'DMA.HARVEST': External('DMA.HARVEST', 0x2e000, 0x2000, 'Dirty bitmap of domain HARVEST_CTRL.DOMAIN in the VFIO/IOMMUFD format: consecutive little-endian u64 words, bit n of the bitmap is page n. Each 32-bit read returns 32 pages and clears them atomically against device writes unless HARVEST_CTRL.NO_CLEAR; a racing write lands in this read or a later one, never in neither. Read-only; words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
-    'CMD': External('CMD', 0x30000, 0x40, 'Privileged per-ADI configuration of the descriptor rings, through an index/data pair: ADI_SEL picks an ADI; RING_BASE_LO/HI, RING_SIZE and ADI_CFG stage a configuration that ADI_CMD.ENABLE copies into that ADI; ADI_STATUS and ADI_PTRS show that ADI as the hardware holds it. Per-ADI state: DISABLED 0, ENABLED 1, DRAINING 2, ERROR 3. Only an ENABLED ADI accepts doorbells (ADI_PAGES); a doorbell to an ADI in any other state is dropped and counted in DROPPED_DOORBELLS. An ADI has a descriptor pending (towards the fetcher) while it is ENABLED or DRAINING and HEAD != TAIL; the fetcher advances HEAD by one (mod RING_SIZE) per descriptor taken. Error codes: 1 doorbell tail beyond the ring (tail >= RING_SIZE), 2 ENABLE with a bad ring configuration (RING_SIZE not a power of two in 2..4096).'),
+    'CMD': External('CMD', 0x30000, 0x40, "Privileged per-ADI configuration of the descriptor rings, through an index/data pair: ADI_SEL picks an ADI; RING_BASE_LO/HI, RING_SIZE and ADI_CFG stage a configuration that ADI_CMD.ENABLE copies into that ADI; ADI_STATUS and ADI_PTRS show that ADI as the hardware holds it. Per-ADI state: DISABLED 0, ENABLED 1, DRAINING 2, ERROR 3. Only an ENABLED ADI accepts doorbells (ADI_PAGES); a doorbell to an ADI in any other state is dropped and counted in DROPPED_DOORBELLS. An ADI has a descriptor pending (towards the fetcher) while it is ENABLED or DRAINING and HEAD != TAIL; the fetcher advances HEAD by one (mod RING_SIZE) per descriptor taken. A DRAINING ADI goes DISABLED once HEAD == TAIL and the engine is not executing one of its descriptors, so DISABLED after DRAIN means all posted work has completed. Error codes: 1 doorbell tail beyond the ring (tail >= RING_SIZE), 2 ENABLE with a bad ring configuration (RING_SIZE not a power of two in 2..4096), 3 a descriptor's PASID differs from the ADI's (the descriptor is consumed and refused: no memory access, no completion record, no interrupt), 4 the descriptor fetch was blocked by the DMA tracker (ring page not mapped for the ADI's PASID; the fault is in DMA.FAULT)."),
+    'ENG': External('ENG', 0x40000, 0x40, "The descriptor engine and its QoS arbiter. The engine prefetches the head descriptor of every pending ADI into a per-ADI slot (through the DMA tracker, under the ADI's PASID), estimates its cost as COST_A + (COST_B * size) / 256 (size = xfer_size for MEMMOVE, MEMFILL and COMPARE, 0 otherwise), and offers the slots to the arbiter, which grants one at a time under ARB_CTRL.POLICY. Descriptors execute one at a time, in grant order; FENCE and DRAIN are therefore always satisfied."),
     'ADI_PAGES': External('ADI_PAGES', 0x80000, 0x40000, 'One 4 KiB page per ADI (page i at 0x1000 * i), so a hypervisor can map one page into one guest. Offset 0x0 TAIL: a write is the doorbell (fast path): the new producer index; WSTRB bytes not enabled count as zero, and a write with no strobes does nothing. To an ENABLED ADI a tail < RING_SIZE sets TAIL (the ADI has work pending while TAIL != HEAD), a tail >= RING_SIZE puts the ADI into ERROR with ERROR_CODE 1 and changes nothing else; to an ADI in any other state the doorbell is dropped and counted (CMD.DROPPED_DOORBELLS). A read returns TAIL. Offset 0x4 HEAD and offset 0x8 STATE (0 DISABLED, 1 ENABLED, 2 DRAINING, 3 ERROR) are read-only: writes answer SLVERR. Other offsets, and pages of ADIs beyond GLOBAL.CAP0.NUM_ADIS, answer DECERR.'),
 }
 
@@ -516,6 +561,68 @@ CMD_DROPPED_DOORBELLS = 0x30020
 CMD_DROPPED_DOORBELLS_COUNT_LSB = 0
 CMD_DROPPED_DOORBELLS_COUNT_WIDTH = 32
 CMD_DROPPED_DOORBELLS_COUNT_MASK = 0xffffffff
+ENG_ARB_CTRL = 0x40000
+ENG_ARB_CTRL_POLICY_LSB = 0
+ENG_ARB_CTRL_POLICY_WIDTH = 2
+ENG_ARB_CTRL_POLICY_MASK = 0x3
+ENG_ARB_SLICE = 0x40004
+ENG_ARB_SLICE_CYCLES_LSB = 0
+ENG_ARB_SLICE_CYCLES_WIDTH = 24
+ENG_ARB_SLICE_CYCLES_MASK = 0xffffff
+ENG_COST_A = 0x40008
+ENG_COST_A_A_LSB = 0
+ENG_COST_A_A_WIDTH = 24
+ENG_COST_A_A_MASK = 0xffffff
+ENG_COST_B = 0x4000c
+ENG_COST_B_B_LSB = 0
+ENG_COST_B_B_WIDTH = 16
+ENG_COST_B_B_MASK = 0xffff
+ENG_ARB_SEL = 0x40010
+ENG_ARB_SEL_INDEX_LSB = 0
+ENG_ARB_SEL_INDEX_WIDTH = 6
+ENG_ARB_SEL_INDEX_MASK = 0x3f
+ENG_ARB_WEIGHT = 0x40014
+ENG_ARB_WEIGHT_WEIGHT_LSB = 0
+ENG_ARB_WEIGHT_WEIGHT_WIDTH = 8
+ENG_ARB_WEIGHT_WEIGHT_MASK = 0xff
+ENG_ARB_QUANTUM = 0x40018
+ENG_ARB_QUANTUM_QUANTUM_LSB = 0
+ENG_ARB_QUANTUM_QUANTUM_WIDTH = 24
+ENG_ARB_QUANTUM_QUANTUM_MASK = 0xffffff
+ENG_ARB_CMD = 0x4001c
+ENG_ARB_CMD_WRITE_LSB = 0
+ENG_ARB_CMD_WRITE_WIDTH = 1
+ENG_ARB_CMD_WRITE_MASK = 0x1
+ENG_ARB_BUDGET = 0x40020
+ENG_ARB_BUDGET_BUDGET_LSB = 0
+ENG_ARB_BUDGET_BUDGET_WIDTH = 24
+ENG_ARB_BUDGET_BUDGET_MASK = 0xffffff
+ENG_ENG_STATUS = 0x40024
+ENG_ENG_STATUS_BUSY_LSB = 0
+ENG_ENG_STATUS_BUSY_WIDTH = 1
+ENG_ENG_STATUS_BUSY_MASK = 0x1
+ENG_ENG_STATUS_ADI_LSB = 8
+ENG_ENG_STATUS_ADI_WIDTH = 6
+ENG_ENG_STATUS_ADI_MASK = 0x3f00
+ENG_ENG_STATUS_LAST_STATUS_LSB = 16
+ENG_ENG_STATUS_LAST_STATUS_WIDTH = 7
+ENG_ENG_STATUS_LAST_STATUS_MASK = 0x7f0000
+ENG_DESC_DONE = 0x40028
+ENG_DESC_DONE_COUNT_LSB = 0
+ENG_DESC_DONE_COUNT_WIDTH = 32
+ENG_DESC_DONE_COUNT_MASK = 0xffffffff
+ENG_DESC_FAILED = 0x4002c
+ENG_DESC_FAILED_COUNT_LSB = 0
+ENG_DESC_FAILED_COUNT_WIDTH = 32
+ENG_DESC_FAILED_COUNT_MASK = 0xffffffff
+ENG_DESC_REFUSED = 0x40030
+ENG_DESC_REFUSED_COUNT_LSB = 0
+ENG_DESC_REFUSED_COUNT_WIDTH = 32
+ENG_DESC_REFUSED_COUNT_MASK = 0xffffffff
+ENG_LAST_CYCLES = 0x40034
+ENG_LAST_CYCLES_CYCLES_LSB = 0
+ENG_LAST_CYCLES_CYCLES_WIDTH = 32
+ENG_LAST_CYCLES_CYCLES_MASK = 0xffffffff
 IRQ_BASE = 0x10000
 IRQ_SIZE = 0x10000
 IRQ_IMS_BASE = 0x18000
@@ -530,5 +637,7 @@ DMA_HARVEST_BASE = 0x2e000
 DMA_HARVEST_SIZE = 0x2000
 CMD_BASE = 0x30000
 CMD_SIZE = 0x40
+ENG_BASE = 0x40000
+ENG_SIZE = 0x40
 ADI_PAGES_BASE = 0x80000
 ADI_PAGES_SIZE = 0x40000

@@ -7,7 +7,7 @@ of booleans per channel, ``True`` meaning "pause this cycle".
 import itertools
 import random
 
-__all__ = ["PATTERNS", "pause_pattern", "apply_axil_pauses"]
+__all__ = ["PATTERNS", "pause_pattern", "apply_axil_pauses", "apply_axi_ram_pauses"]
 
 
 def _random(p, rng):
@@ -41,6 +41,21 @@ def apply_axil_pauses(master, kinds, rng):
         "aw": master.write_if.aw_channel, "w": master.write_if.w_channel,
         "b": master.write_if.b_channel, "ar": master.read_if.ar_channel,
         "r": master.read_if.r_channel,
+    }
+    for name, chan in chans.items():
+        chan.set_pause_generator(pause_pattern(kinds.get(name, "none"), rng))
+
+
+def apply_axi_ram_pauses(ram, kinds, rng):
+    """Set a pause generator on each channel of a cocotbext-axi ``AxiRam``.
+
+    On the slave side a paused AW, W or AR channel holds its READY low
+    (back-pressure) and a paused B or R channel holds its VALID low (random
+    response latency).
+    """
+    chans = {
+        "aw": ram.write_if.aw_channel, "w": ram.write_if.w_channel, "b": ram.write_if.b_channel,
+        "ar": ram.read_if.ar_channel, "r": ram.read_if.r_channel,
     }
     for name, chan in chans.items():
         chan.set_pause_generator(pause_pattern(kinds.get(name, "none"), rng))

@@ -104,6 +104,7 @@ def _system_regressions():
     from ..rtl.params import DeviceParams
     p = DeviceParams()
     return [Regression(f"system-{p.tag}", "siov_device", "siov.tb.system.test_device", _device(p),
+                       public=("tap_consume_valid", "tap_consume_adi", "tap_slice_end"),
                        env={"SIOV_PARAMS": json.dumps(p.__dict__)})]
 
 

@@ -56,6 +56,40 @@ def test_fault_reasons_and_overflow():
     assert not m.overflow and m.ovf_count == 0
 
 
+def test_out_beat_of_every_request():
+    """Every request has an ``out`` beat (OUT_LAYOUT fields): allowed and blocked alike."""
+    from siov.rtl.dma.tracker import OUT_LAYOUT
+    m = model()
+    m.range_op(RangeOp.PIN, 0, 0, 128)
+    for page in (3, 120):
+        m.guest_map(0, page)
+    fields = {name for name, _ in OUT_LAYOUT}
+    assert fields == {"addr", "write", "pasid", "domain", "page", "fault", "reason"}
+    d = m.request(0x11, 3, True)
+    assert d.reason == 0
+    assert d.out_beat() == {"addr": 0x1_0000_0000 + 3 * 4096, "write": 1, "pasid": 0x11, "domain": 0,
+                            "page": 3, "fault": 0, "reason": 0}
+    # Blocked: fault 1, the reason, address 0; domain 0 when there is none.
+    assert m.request(0x99, 3, False).out_beat() == {"addr": 0, "write": 0, "pasid": 0x99, "domain": 0,
+                                                    "page": 3, "fault": 1, "reason": Reason.NO_DOMAIN}
+    d = m.request(0x22, 3, True)              # domain 1 never mapped page 3
+    assert d.domain == 1 and d.reason == Reason.WRITE_UNMAPPED == d.fault.reason
+    assert d.out_beat() == {"addr": 0, "write": 1, "pasid": 0x22, "domain": 1, "page": 3,
+                            "fault": 1, "reason": Reason.WRITE_UNMAPPED}
+    assert m.request(0x11, 500, False).out_beat()["reason"] == Reason.READ_UNMAPPED
+    d = m.request(0x11, 120, True)            # mapped, beyond the window limit 100
+    assert d.out_beat() == {"addr": 0, "write": 1, "pasid": 0x11, "domain": 0, "page": 120,
+                            "fault": 1, "reason": Reason.OUT_OF_WINDOW}
+    # Every beat fits its field.
+    for dec in (m.check(0x11, 3, True), m.check(0x99, 3, False)):
+        for name, f in OUT_LAYOUT:
+            assert 0 <= dec.out_beat()[name] < 1 << f.width, name
+    # The fault record is still queued (and counted) exactly as before.
+    assert m.counters == {"allowed": 1, "blocked": 4, "dirtied": 1}
+    assert [r.reason for r in m.faults] == [Reason.NO_DOMAIN, Reason.WRITE_UNMAPPED, Reason.READ_UNMAPPED,
+                                           Reason.OUT_OF_WINDOW]
+
+
 def test_unmap_lazy_unpin_and_reclaim():
     m = model()
     m.range_op(RangeOp.PIN, 1, 30, 4)

@@ -338,10 +338,12 @@ def test_interrupt_on_error_and_bytes_input():
 
 def test_estimate_cost():
     d = Descriptor(opcode=Opcode.MEMMOVE.value, xfer_size=4096)
-    assert estimate_cost(d, 20, 3) == 20 + 3 * 4096
-    assert estimate_cost(d.pack(), 20, 3) == 20 + 3 * 4096
+    assert estimate_cost(d, 20, 3 * 256) == 20 + 3 * 4096
+    assert estimate_cost(d.pack(), 20, 3 * 256) == 20 + 3 * 4096
+    assert estimate_cost(d, 20, 32) == 20 + 4096 // 8          # b = 1/8 cycle per byte
+    assert estimate_cost(d, 0, 1, frac_bits=0) == 4096
     assert estimate_cost(Descriptor(opcode=Opcode.NOOP, xfer_size=4096), 20, 3) == 20
-    assert estimate_cost(Descriptor(opcode=Opcode.MEMFILL, xfer_size=1 << 20), 5, 64, width=24) == (1 << 24) - 1
+    assert estimate_cost(Descriptor(opcode=Opcode.MEMFILL, xfer_size=1 << 20), 5, 64 << 8, width=24) == (1 << 24) - 1
 
 
 def test_descriptor_checked_on_entry():

@@ -14,6 +14,7 @@ Per-ADI state machine (see the RDL text for the register-level contract)::
     ENABLED  --doorbell tail >= size--> ERROR (code 1)
     ENABLED/DRAINING --ABORT (head = tail)--> DISABLED
     ERROR --RESET_ERROR--> DISABLED
+    ENABLED/DRAINING --engine fault (code 3, 4)--> ERROR
 
 Within one cycle, for one ADI: a fetcher consume advances HEAD, a doorbell
 sets TAIL (or the error), a DRAINING ADI whose HEAD equals TAIL (as they stood
@@ -25,6 +26,13 @@ Towards the descriptor fetcher: ``pending`` (bit i: ADI i is ENABLED or
 DRAINING and HEAD != TAIL), ``ring`` (each ADI's base, size, PASID, domain and
 head), and the ``consume`` stream (always ready) that advances an ADI's head
 by one descriptor; a consume for an ADI that is not pending is ignored.
+From the engine: ``busy`` (bit i: a descriptor of ADI i is executing; a
+DRAINING ADI goes DISABLED only once HEAD == TAIL and it is not busy, so
+DISABLED after DRAIN means every posted descriptor has completed) and the
+``fault`` stream (always ready) that puts an ENABLED or DRAINING ADI into
+ERROR with the engine's code (3: a descriptor's PASID differs from the ADI's,
+4: a descriptor fetch faulted in the DMA tracker). A command to the same ADI
+in the same cycle takes precedence.
 """
 
 import enum
@@ -39,7 +47,7 @@ from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..params import DeviceParams
 
-__all__ = ["AdiBlock", "AdiState", "AdiError", "RING_LAYOUT", "CONSUME_LAYOUT",
+__all__ = ["AdiBlock", "AdiState", "AdiError", "RING_LAYOUT", "CONSUME_LAYOUT", "ADI_FAULT_LAYOUT",
            "CSR_ADDR_WIDTH", "PAGES_ADDR_WIDTH", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE",
            "MAX_RING_ENTRIES"]
 
@@ -64,6 +72,8 @@ class AdiError(enum.IntEnum):
     NONE = 0
     TAIL_BEYOND_RING = 1
     BAD_RING_CONFIG = 2
+    DESC_PASID = 3       # engine: descriptor PASID differs from the ADI's (refused)
+    FETCH_FAULT = 4      # engine: the ring read was blocked by the DMA tracker
 
 
 #: Per-ADI ring information for the fetcher: base is the host byte address >> 6.
@@ -71,6 +81,8 @@ RING_LAYOUT = data.StructLayout({"base": 58, "size": _SIZE_BITS, "pasid": 20, "d
                                  "head": _IDX_BITS})
 #: A consume beat: the fetcher took ADI ``adi``'s head descriptor.
 CONSUME_LAYOUT = data.StructLayout({"adi": 6})
+#: An engine fault beat: put ADI ``adi`` into ERROR with ``code`` (an AdiError).
+ADI_FAULT_LAYOUT = data.StructLayout({"adi": 6, "code": 4})
 
 
 class AdiBlock(wiring.Component):
@@ -90,6 +102,10 @@ class AdiBlock(wiring.Component):
     pending : Out(num_adis)
     ring : Out(ArrayLayout(RING_LAYOUT, num_adis))
     consume : In(stream.Signature(CONSUME_LAYOUT))
+    busy : In(num_adis)
+        Bit i: the engine is executing a descriptor of ADI i.
+    fault : In(stream.Signature(ADI_FAULT_LAYOUT))
+        Engine faults that put an ADI into ERROR (always ready).
     """
 
     def __init__(self, params=DeviceParams()):
@@ -103,6 +119,8 @@ class AdiBlock(wiring.Component):
             "pending": Out(n),
             "ring": Out(data.ArrayLayout(RING_LAYOUT, n)),
             "consume": In(stream.Signature(CONSUME_LAYOUT)),
+            "busy": In(n),
+            "fault": In(stream.Signature(ADI_FAULT_LAYOUT)),
         })
 
     def elaborate(self, platform):
@@ -170,7 +188,8 @@ class AdiBlock(wiring.Component):
         m.d.comb += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
                                & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0))
         cons = self.consume
-        m.d.comb += cons.ready.eq(1)
+        flt = self.fault
+        m.d.comb += [cons.ready.eq(1), flt.ready.eq(1)]
 
         for i in range(n):
             active = (state[i] == AdiState.ENABLED) | (state[i] == AdiState.DRAINING)
@@ -182,8 +201,10 @@ class AdiBlock(wiring.Component):
                     m.d.sync += tail[i].eq(db_value)
                 with m.Else():
                     m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.TAIL_BEYOND_RING)]
-            with m.If((state[i] == AdiState.DRAINING) & (head[i] == tail[i])):
+            with m.If((state[i] == AdiState.DRAINING) & (head[i] == tail[i]) & ~self.busy[i]):
                 m.d.sync += state[i].eq(AdiState.DISABLED)
+            with m.If(flt.valid & (flt.payload.adi == i) & active):
+                m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(flt.payload.code)]
             with m.If(sel == i):
                 with m.If(c_reset):
                     with m.If(state[i] == AdiState.ERROR):

@@ -53,13 +53,15 @@ from amaranth.lib import data, enum
 
 __all__ = [
     "Opcode", "Status", "Flag", "SUPPORTED_FLAGS", "RESERVED_FLAGS", "SIZED_OPCODES",
-    "DESC_BYTES", "COMPLETION_BYTES", "CR_ALIGN", "FILL_ALIGN", "PATTERN_BYTES",
+    "DESC_BYTES", "COMPLETION_BYTES", "MAX_XFER", "CR_ALIGN", "FILL_ALIGN", "PATTERN_BYTES",
     "DescriptorLayout", "CompletionLayout",
 ]
 
 #: Bytes in a descriptor and in a completion record.
 DESC_BYTES = 64
 COMPLETION_BYTES = 32
+#: Largest ``xfer_size`` the engine accepts (bytes); larger is ``Status.XFER_SIZE``.
+MAX_XFER = 1 << 20
 #: Alignment of the completion record address (bytes).
 CR_ALIGN = 32
 #: Alignment of MEMFILL's destination and width of its pattern (bytes).

@@ -27,11 +27,19 @@ Request path (one request per clock, never stalled by CSR traffic)::
         dirty word, look up the domain's window and translate (registered:
         keeps the RAM's clock-to-out and the adder off the decision)
     S1: decide; set the dirty bit (read-modify-write, forwarded); push the
-        translated request into the output FIFO or a fault record into the
-        fault queue
+        outcome into the output FIFO (every request), and a fault record into
+        the fault queue (blocked ones)
 
-``req.ready`` is a credit check on the output FIFO, so R and S1 never stall
-and their read data can never go stale. The mapped check sees the bitmap as
+Output stream: every accepted request gives exactly one ``out`` beat, in
+acceptance order, so the requester learns the outcome of each one. Allowed:
+``fault`` = 0, ``reason`` = 0, ``addr`` = the translated host byte address.
+Blocked: ``fault`` = 1, ``reason`` = the fault reason below, ``addr`` = 0;
+``write``, ``pasid`` and ``page`` are the request's, ``domain`` is the
+requester's domain (0 when its PASID is bound to none).
+
+``req.ready`` is a credit check on the output FIFO (it counts every request
+in R and S1, allowed or not), so R and S1 never stall and their read data
+can never go stale. The mapped check sees the bitmap as
 it was at the end of cycle A (the read is transparent to an engine write in
 that cycle). Faults are VT-d style records
 {reason, PASID, page, write}: 0x05 write / 0x06 read to a page that is not
@@ -84,9 +92,12 @@ CSR_ADDR_WIDTH = 16
 
 #: A DMA request from the engine: requester PASID, guest page, direction.
 REQ_LAYOUT = data.StructLayout({"pasid": PASID_BITS, "page": PAGE_BITS, "write": 1})
-#: A translated request: host byte address of the page, direction, and where it came from.
+#: The outcome of one request (one beat per accepted request, in order): host byte
+#: address of the page (0 if blocked), direction, where it came from, and
+#: ``fault``/``reason`` (0/0 if allowed, else 1 and the fault reason).
 OUT_LAYOUT = data.StructLayout({"addr": 64, "write": 1, "pasid": PASID_BITS,
-                                "domain": DOMAIN_BITS, "page": PAGE_BITS})
+                                "domain": DOMAIN_BITS, "page": PAGE_BITS,
+                                "fault": 1, "reason": 8})
 _FAULT_LAYOUT = data.StructLayout({"reason": 8, "write": 1, "pasid": PASID_BITS, "page": PAGE_BITS})
 
 
@@ -110,7 +121,9 @@ class DmaTracker(wiring.Component):
     req : In(stream.Signature(REQ_LAYOUT))
         DMA requests to check.
     out : Out(stream.Signature(OUT_LAYOUT))
-        Requests let through, translated to host addresses.
+        The outcome of every accepted request, in order: translated to a host
+        address if let through (``fault`` = 0), else ``fault`` = 1 with the
+        fault ``reason`` and ``addr`` = 0.
     taps : dict of Signal
         Observation points for testbenches and formal harnesses (not ports):
         ``harvest`` pulses in the cycle a dirty-bitmap read takes its word
@@ -167,6 +180,8 @@ class DmaTracker(wiring.Component):
         self._s1 = Signal(REQ_LAYOUT, name="s1")
         self._s1_dom = Signal(DOMAIN_BITS, name="s1_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
+        self._out_push = Signal(name="out_push")     # out_rec enters the output FIFO
+        self._out_w_rdy = Signal(name="out_w_rdy")   # the output FIFO has room
         self._h1_clear = Signal(name="h1_clear")     # a harvest clears word s1_addr now
         self._s1_addr = Signal(aw, name="s1_addr")
         self._cur = Signal(32, name="cur")            # dirty word s1_addr, forwarded
@@ -335,12 +350,16 @@ class DmaTracker(wiring.Component):
             m.d.comb += reason.eq(Reason.OUT_OF_WINDOW)
         m.d.comb += [self.taps["decide"].eq(s1_valid), self.taps["allow"].eq(allow)]
 
+        # Every decided request pushes its outcome (the credit check in A
+        # guarantees the room).
         out_rec = self._out_rec
         m.d.comb += [
-            out_rec.addr.eq(Cat(Const(0, PAGE_SHIFT), s1_host)),
+            out_rec.addr.eq(Mux(allow, Cat(Const(0, PAGE_SHIFT), s1_host), 0)),
             out_rec.write.eq(s1.write), out_rec.pasid.eq(s1.pasid),
             out_rec.domain.eq(s1_dom), out_rec.page.eq(s1.page),
-            out_fifo.w_en.eq(allow), out_fifo.w_data.eq(out_rec),
+            out_rec.fault.eq(~allow), out_rec.reason.eq(Mux(allow, 0, reason)),
+            self._out_push.eq(s1_valid), self._out_w_rdy.eq(out_fifo.w_rdy),
+            out_fifo.w_en.eq(self._out_push), out_fifo.w_data.eq(out_rec),
             self.out.valid.eq(out_fifo.r_rdy), self.out.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.out.ready),
         ]

@@ -18,10 +18,11 @@ from ...rtl.params import DeviceParams
 from .csr import CsrModel, strobe_mask
 
 __all__ = ["AdiModel", "AdiEntry", "DISABLED", "ENABLED", "DRAINING", "ERROR",
-           "ERR_TAIL_BEYOND_RING", "ERR_BAD_RING_CONFIG", "page_address"]
+           "ERR_TAIL_BEYOND_RING", "ERR_BAD_RING_CONFIG", "ERR_DESC_PASID", "ERR_FETCH_FAULT",
+           "page_address"]
 
 DISABLED, ENABLED, DRAINING, ERROR = 0, 1, 2, 3
-ERR_TAIL_BEYOND_RING, ERR_BAD_RING_CONFIG = 1, 2
+ERR_TAIL_BEYOND_RING, ERR_BAD_RING_CONFIG, ERR_DESC_PASID, ERR_FETCH_FAULT = 1, 2, 3, 4
 PAGE_SIZE = 0x1000
 PAGE_TAIL, PAGE_HEAD, PAGE_STATE = 0x0, 0x4, 0x8
 COUNTER_MAX = (1 << 32) - 1
@@ -47,6 +48,7 @@ class AdiEntry:
     base: int = 0
     pasid: int = 0
     domain: int = 0
+    busy: bool = False       # a descriptor of this ADI is executing in the engine
 
     @property
     def pending(self):
@@ -74,14 +76,30 @@ class AdiModel:
         """Bit mask of ADIs with a descriptor pending."""
         return sum(1 << i for i, a in enumerate(self.adis) if a.pending)
 
-    def consume(self, adi):
-        """The fetcher took ADI ``adi``'s head descriptor; ignored unless pending. Returns True if applied."""
+    def consume(self, adi, busy=False):
+        """The fetcher took ADI ``adi``'s head descriptor; ignored unless pending. Returns True if applied.
+
+        ``busy``: the engine goes on executing it; call :meth:`complete` when it is done.
+        """
         if not 0 <= adi < len(self.adis) or not self.adis[adi].pending:
             return False
         a = self.adis[adi]
         a.head = (a.head + 1) % a.size
+        a.busy = busy
         self._settle(a)
         return True
+
+    def complete(self, adi):
+        """The engine finished ADI ``adi``'s descriptor (a DRAINING ADI may now go DISABLED)."""
+        a = self.adis[adi]
+        a.busy = False
+        self._settle(a)
+
+    def fault(self, adi, code):
+        """An engine fault: an ENABLED or DRAINING ADI goes ERROR with ``code``."""
+        a = self.adis[adi]
+        if a.state in (ENABLED, DRAINING):
+            a.state, a.error = ERROR, code
 
     def doorbell(self, adi, tail):
         """A TAIL write of ``tail`` to ADI ``adi``'s page."""
@@ -119,7 +137,7 @@ class AdiModel:
 
     @staticmethod
     def _settle(a):
-        if a.state == DRAINING and a.head == a.tail:
+        if a.state == DRAINING and a.head == a.tail and not a.busy:
             a.state = DISABLED
 
     # -- registers ------------------------------------------------------------

@@ -48,8 +48,12 @@ class FaultRecord:
 class Decision:
     """The outcome of checking one request.
 
-    ``allowed`` requests carry ``domain`` and the translated host ``addr``;
-    blocked ones carry the ``fault`` record.
+    ``domain`` is the requester's domain (None if its PASID is bound to no
+    domain), for blocked requests too. ``allowed`` requests carry the
+    translated host ``addr``; blocked ones carry the ``fault`` record, whose
+    reason is also ``reason`` (0 when allowed). :meth:`out_beat` is the
+    tracker's ``out`` beat for the request: the hardware gives one for every
+    request, allowed or blocked, in order.
     """
     pasid: int
     page: int
@@ -58,6 +62,21 @@ class Decision:
     domain: "int | None" = None
     addr: "int | None" = None
     fault: "FaultRecord | None" = None
+
+    @property
+    def reason(self):
+        """The fault reason, or 0 if the request was allowed."""
+        return 0 if self.allowed else self.fault.reason
+
+    def out_beat(self):
+        """The ``out`` stream beat (OUT_LAYOUT fields) the hardware gives for this request.
+
+        Allowed: fault 0, reason 0, the host byte address. Blocked: fault 1,
+        the reason, address 0; the domain is 0 when there is none.
+        """
+        return {"addr": self.addr if self.allowed else 0, "write": int(self.write), "pasid": self.pasid,
+                "domain": self.domain if self.domain is not None else 0, "page": self.page,
+                "fault": int(not self.allowed), "reason": int(self.reason)}
 
 
 def bitmap_to_vfio(bits):
@@ -139,7 +158,7 @@ class DmaModel:
         else:
             addr = ((self.dom_base[dom] + page) & ((1 << 52) - 1)) << PAGE_SHIFT
             return Decision(pasid, page, write, True, dom, addr)
-        return Decision(pasid, page, write, False, fault=FaultRecord(int(reason), pasid, page, write))
+        return Decision(pasid, page, write, False, dom, fault=FaultRecord(int(reason), pasid, page, write))
 
     def apply(self, d, set_dirty=True):
         """Apply the effects of decision ``d``: counters, dirty bit, fault queue."""

@@ -60,7 +60,8 @@ completion record included; ``pages_written`` lists the device pages written
 
 from dataclasses import dataclass, field
 
-from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, PATTERN_BYTES,
+from ...rtl.cmd.cost import COST_FRAC_BITS
+from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, MAX_XFER, PATTERN_BYTES,
                             SIZED_OPCODES, RESERVED_FLAGS, Flag, Opcode, Status)
 from ...rtl.dma.defs import PAGE_SHIFT
 from .dsa import CompletionRecord, Descriptor
@@ -70,8 +71,6 @@ __all__ = ["PAGE_SIZE", "MAX_XFER", "PageFault", "Memory", "PageMap", "Outcome",
            "estimate_cost"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
-#: Default maximum transfer size (bytes).
-MAX_XFER = 1 << 20
 
 _OPCODES = {op.value: op for op in Opcode}
 
@@ -190,17 +189,19 @@ class _Fault(Exception):
         self.addr, self.write, self.done, self.result = addr, write, done, result
 
 
-def estimate_cost(desc, a, b, width=None):
-    """The arbiter's QoS cost of ``desc``: ``a + b * xfer_size``.
+def estimate_cost(desc, a, b, width=None, frac_bits=COST_FRAC_BITS):
+    """The arbiter's QoS cost of ``desc``: ``a + (b * xfer_size) >> frac_bits``.
 
-    NOOP and DRAIN count as size 0. With ``width``, the cost saturates at
-    ``2**width - 1`` (the arbiter's ``cost_width``).
+    ``b`` is in units of 2**-frac_bits per byte (ENG.COST_B). Only MEMMOVE,
+    MEMFILL and COMPARE count their size; any other opcode counts as size 0.
+    With ``width``, the cost saturates at ``2**width - 1`` (the arbiter's
+    ``cost_width``), as the hardware estimator does.
     """
     if isinstance(desc, (bytes, bytearray, memoryview)):
         desc = Descriptor.unpack(desc)
     op = _opcode(desc)
     size = desc.xfer_size if op in SIZED_OPCODES else 0
-    cost = a + b * size
+    cost = a + (b * size >> frac_bits)
     return cost if width is None else min(cost, (1 << width) - 1)
 
 

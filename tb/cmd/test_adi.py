@@ -21,6 +21,7 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from siov.rtl import regmap
+from siov.rtl.cmd.adi import AdiError
 from siov.rtl.csr.bus import Resp
 from siov.rtl.params import DeviceParams
 from siov.sw.model.adi import (DISABLED, DRAINING, ENABLED, ERROR, PAGE_HEAD, PAGE_STATE, PAGE_TAIL,
@@ -42,6 +43,7 @@ COVERAGE = Coverage("adi", [
     "page_read_ok", "page_ro_slverr", "page_offset_decerr", "page_beyond_decerr",
     "cmd_read_ok", "cmd_hole_decerr", "cmd_ro_slverr",
     "consume_applied", "consume_ignored", "ring_wrap", "pending_multiple",
+    "drain_waits_busy", "engine_fault_error", "engine_fault_ignored",
 ])
 
 
@@ -57,7 +59,8 @@ class TB:
         self.pages = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "pages", bus_separator="__"), dut.clk, dut.rst)
 
     async def reset(self):
-        await reset_dut(self.dut, {"consume__valid": 0, "consume__payload": 0})
+        await reset_dut(self.dut, {"consume__valid": 0, "consume__payload": 0, "busy": 0,
+                                   "fault__valid": 0, "fault__payload": 0})
 
     def _port(self, addr):
         if addr >= regmap.ADI_PAGES_BASE:
@@ -112,6 +115,25 @@ class TB:
         COVERAGE.sample("ring_wrap", applied and wrap)
         COVERAGE.sample("drain_completed", draining and a.state == DISABLED)
         await self.check_pending()
+
+    async def consume_raw(self, adi):
+        """A consume beat the caller has already applied to the model."""
+        d = self.dut
+        await FallingEdge(d.clk)
+        d.consume__payload.value = adi
+        d.consume__valid.value = 1
+        await FallingEdge(d.clk)
+        d.consume__valid.value = 0
+
+    async def fault(self, adi, code):
+        """An engine fault beat {adi, code}, applied to the model as well."""
+        d = self.dut
+        await FallingEdge(d.clk)
+        d.fault__payload.value = adi | int(code) << 6
+        d.fault__valid.value = 1
+        await FallingEdge(d.clk)
+        d.fault__valid.value = 0
+        self.model.fault(adi, int(code))
 
     # -- stimulus ---------------------------------------------------------------
 
@@ -239,6 +261,36 @@ async def test_directed(dut):
     await tb.configure(1, size=12)       # not a power of two
     assert tb.model.adis[1].state == ERROR
     await tb.command(1, RESET_ERROR | ENABLE)
+
+
+@cocotb.test()
+async def test_engine_inputs(dut):
+    """DRAIN completes only once the engine is no longer busy with the ADI; engine faults error an ADI."""
+    tb = TB(dut)
+    await tb.reset()
+    await tb.configure(2, size=8)
+    await tb.write(page_address(2), 1)
+    dut.busy.value = 1 << 2                 # the engine runs ADI 2's descriptor...
+    tb.model.consume(2, busy=True)
+    await tb.consume_raw(2)
+    await tb.command(2, DRAIN)
+    await ClockCycles(dut.clk, 4)
+    assert tb.model.adis[2].state == DRAINING
+    await tb.read(regmap.CMD_ADI_STATUS)    # ...so the ADI stays DRAINING
+    COVERAGE.sample("drain_waits_busy")
+    dut.busy.value = 0
+    tb.model.complete(2)
+    await ClockCycles(dut.clk, 2)
+    assert tb.model.adis[2].state == DISABLED
+    await tb.read(regmap.CMD_ADI_STATUS)
+    for adi, code in ((2, AdiError.FETCH_FAULT), (3, AdiError.DESC_PASID)):
+        if adi == 3:
+            await tb.configure(3, size=4)
+        await tb.fault(adi, code)
+        await tb.command(adi, 0)
+        await tb.read(regmap.CMD_ADI_STATUS)
+        COVERAGE.sample("engine_fault_error" if tb.model.adis[adi].state == ERROR else "engine_fault_ignored")
+    await tb.command(3, RESET_ERROR)
 
 
 @cocotb.test()

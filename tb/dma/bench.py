@@ -88,14 +88,21 @@ class Bench:
             await self.write(regmap.DMA_GUEST_BASE + GUEST_MAP, guest_word(0, p))
 
     async def stream(self, reqs):
-        """Offer ``reqs`` back to back; return (cycles from first to last accept, accepted)."""
+        """Offer ``reqs`` back to back; return (cycles from first to last accept, accepted).
+
+        Every request gives one output beat (allowed or blocked), checked
+        against the model in order.
+        """
         self.accepts.clear()
+        self.outs.clear()
         self.bfm.req_q.extend(reqs)
         while not self.bfm.idle():
             await ClockCycles(self.dut.clk, 50)
         await ClockCycles(self.dut.clk, 20)
-        for r in reqs:
-            self.model.request(r["pasid"], r["page"], r["write"])
+        assert len(self.outs) == len(reqs), f"{len(self.outs)} output beats for {len(reqs)} requests"
+        for i, (r, beat) in enumerate(zip(reqs, self.outs)):
+            exp = self.model.request(r["pasid"], r["page"], r["write"]).out_beat()
+            assert beat == exp, f"request {i}: output {beat}, model {exp}"
         return self.accepts[-1] - self.accepts[0] + 1, len(self.accepts)
 
 

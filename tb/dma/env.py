@@ -22,12 +22,14 @@ The :class:`Scoreboard` replays every event in hardware order through
 in cycle c+2; a harvest read whose tap fires in cycle h sees every write
 decided before h (the one of cycle h-1 through the forwarding path) and none
 decided after (the hardware gives the read its own request slot, so no
-write is decided in h). So every output beat, every
-fault record and every harvested word is predicted exactly: every page
-written between two harvests appears in exactly the next harvest. Each output
-is also checked on its own, without the model, against the configuration the
-test programmed: the page is mapped in the requester's own domain and the
-host address lies in that domain's window.
+write is decided in h). So every output beat (one per accepted request,
+allowed or blocked, in acceptance order), every fault record and every
+harvested word is predicted exactly: every page written between two harvests
+appears in exactly the next harvest. Each output is also checked on its own,
+without the model, against the configuration the test programmed: a beat
+let through (``fault`` = 0) has its page mapped in the requester's own domain
+and its host address in that domain's window; a blocked one has address 0,
+a fault reason, and the requester's domain (0 if none).
 """
 
 import collections
@@ -71,6 +73,8 @@ COVERAGE_BINS = [
     # hazards
     "same_word_back_to_back", "write_just_before_harvest", "write_just_after_harvest",
     "out_backpressure",
+    # output stream: outcome beats
+    "out_allowed", "out_blocked",
 ]
 
 
@@ -302,8 +306,8 @@ class Scoreboard(uvm_component):
     def _decide(self, cycle, req, set_dirty=True):
         d = self.model.check(req["pasid"], req["page"], req["write"])
         self.model.apply(d, set_dirty=set_dirty)
+        self.expected_out.append(d)      # every request gives one output beat
         if d.allowed:
-            self.expected_out.append(d)
             if d.write:
                 key = (d.domain, d.page // WORD_PAGES)
                 if self.last_write == (cycle - 1,) + key:
@@ -353,12 +357,21 @@ class Scoreboard(uvm_component):
         self.flush(before=cycle + 1)
         assert self.expected_out, f"unexpected output {beat}"
         d = self.expected_out.popleft()
-        got = (beat["addr"], beat["write"], beat["pasid"], beat["domain"], beat["page"])
-        exp = (d.addr, int(d.write), d.pasid, d.domain, d.page)
-        assert got == exp, f"output {got}, model {exp}"
+        exp = d.out_beat()
+        assert beat == exp, f"cycle {cycle}: output {beat}, model {exp}"
         self.outputs += 1
-        # Isolation, independent of the model: own domain, inside its window.
-        if self.config is not None:
+        COVERAGE.sample("out_blocked" if beat["fault"] else "out_allowed")
+        if self.config is not None and beat["fault"]:
+            # A blocked request, independent of the model: a known reason, no
+            # address, and the requester's own domain (0 if none).
+            own = self.config.domain_of(beat["pasid"])
+            assert beat["reason"] in {int(r) for r in Reason}, f"blocked beat with reason {beat['reason']:#x}"
+            assert beat["addr"] == 0, f"blocked beat with address {beat['addr']:#x}"
+            assert beat["domain"] == (0 if own is None else own), f"blocked beat in domain {beat['domain']}"
+            assert (beat["reason"] == Reason.NO_DOMAIN) == (own is None), f"reason {beat['reason']:#x}"
+        elif self.config is not None:
+            # Isolation, independent of the model: own domain, inside its window.
+            assert beat["reason"] == 0, f"allowed beat with reason {beat['reason']:#x}"
             own = self.config.domain_of(beat["pasid"])
             assert own == beat["domain"], f"PASID {beat['pasid']:#x} reached domain {beat['domain']}"
             base, limit = self.config.windows[own]

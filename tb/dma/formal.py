@@ -10,11 +10,13 @@ including arbitrary guest maps, range operations and harvests. Properties,
 stated on a symbolic page where they concern one page (a free input held constant by assumption, on reset-less
 registers, so reset does not let it change):
 
-* ``dma_isolation``: a request is let through (enters the output queue) only
-  if its PASID was bound, by the lowest matching valid ADI entry, to the
-  domain it is let through in; its page is in range, mapped in that domain,
-  and below the domain's limit; and its host address is
-  ``(BASE + page) * 4096``;
+* ``dma_isolation``: every decided request pushes exactly one beat into the
+  output queue, and the queue has room for it (no beat is dropped); a
+  request is let through (an output beat with ``fault`` = 0) only if its
+  PASID was bound, by the lowest matching valid ADI entry, to the domain it
+  is let through in; its page is in range, mapped in that domain, and below
+  the domain's limit; and its host address is ``(BASE + page) * 4096``; a
+  blocked request's beat has ``fault`` = 1, a nonzero reason and address 0;
 * ``dma_mapped_pinned``: a mapped page is always pinned;
 * ``dma_dirty_sticky``: a set dirty bit stays set until a harvest read that
   reports it (its data, returned on the bus in that cycle, has the bit) clears
@@ -115,8 +117,19 @@ class IsolationHarness(Harness):
             for d in range(D):
                 with m.Case(d):
                     m.d.sync += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
-        with m.If(dut.taps["allow"]):
+        out_rec = dut._out_rec
+        # One beat per decided request, never into a full queue.
+        m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
+                     Assert(~dut._out_push | dut._out_w_rdy)]
+        with m.If(dut._out_push & out_rec.fault):
+            m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
+                         Assert(out_rec.addr == 0), Assert(out_rec.pasid == s1.pasid),
+                         Assert(out_rec.page == s1.page), Assert(out_rec.write == s1.write)]
+        # Let through: an output beat with fault = 0.
+        with m.If(dut._out_push & ~out_rec.fault):
             m.d.comb += [
+                Assert(dut.taps["allow"]),
+                Assert(out_rec.reason == 0),
                 Assert(exp_hit & (exp_dom == s1_dom)),
                 Assert(s1.page < P),
                 Assert(mapped_then),
@@ -176,8 +189,10 @@ class DirtyStickyHarness(_PageHarness):
             # (on the bus in that cycle) had the bit ...
             reported.eq(dut._h1_clear & (dut._s1_addr == dut._word_addr(page[5:], dom)) &
                         dut._cur.bit_select(bit, 1)),
-            # ... or a write to this page was let through.
-            wrote.eq(dut.taps["allow"] & s1.write & (dut._s1_dom == dom) & (s1.page == page)),
+            # ... or a write to this page was let through (an output beat
+            # with fault = 0).
+            wrote.eq(dut._out_push & ~dut._out_rec.fault & s1.write & (dut._s1_dom == dom) &
+                     (s1.page == page)),
         ]
         # A dirty bit falls only through a harvest clear that reports it.
         with m.If(was & ~now):

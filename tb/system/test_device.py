@@ -1,273 +1,319 @@
-"""System regression of the integrated Device: every block through the one AXI4-Lite port.
+"""System regression of the integrated Device: tenants, descriptor streams, bad input, QoS.
 
-The block testbenches (tb/irq, tb/dma) drive each block behind its own
-bridge; this one checks the composition: the top-level decoder forwards each
-block's window (IRQ at 0x10000, DMA at 0x20000) with local addresses, answers
-holes correctly, and the blocks' streams work through the Device's ports;
-the ADI block answers CMD at 0x30000 and the per-ADI doorbell pages at 0x80000.
-The oracle is the Device-level model: :class:`~siov.sw.model.csr.CsrModel`
-with the blocks' models (:class:`~siov.sw.model.irq.IrqModel`,
-:class:`~siov.sw.model.dma.DmaModel`) in its windows.
+Every test is a pyuvm test on :mod:`siov.tb.system.env`: the hypervisor side
+programs the Device over its AXI4-Lite port (every access checked against the
+Device-level model), guests post DSA descriptors to their ADI rings in host
+memory (cocotbext-axi's AxiRam on the AXI4 master port) and ring their
+doorbells, and the scoreboard replays the hardware's dispatch order through
+the reference model: completion records and every byte of every domain
+window, interrupts on ``irq_out``, counters and the dirty log must all agree.
 """
 
 import json
 import os
+import pathlib
 import random
 
 import cocotb
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+import pyuvm
+from cocotb.triggers import ClockCycles
+from pyuvm import uvm_test
 
 from siov.rtl import regmap
+from siov.rtl.cmd.adi import AdiError
+from siov.rtl.cmd.arbiter import Policy
+from siov.rtl.cmd.dsa import PATTERN_BYTES, Flag, Opcode
 from siov.rtl.csr.bus import Resp
-from siov.rtl.dma.defs import GUEST_MAP, RangeOp, guest_word
-from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
-from siov.rtl.irq.remapper import IrqLayout, MessageLayout
-from siov.rtl.params import DeviceParams
-from siov.sw.model.adi import ENABLED, PAGE_HEAD, PAGE_STATE, AdiModel, page_address
-from siov.sw.model.csr import CsrModel
-from siov.sw.model.dma import DmaModel
-from siov.sw.model.irq import IrqModel, Message, ims_ctrl, msi_address
-from siov.tb.coverage import Coverage
-from siov.tb.reset import reset_dut
-from siov.tb.layouts import pack, unpack
+from siov.rtl.dma.defs import RangeOp
+from siov.sw.model.adi import ERROR, page_address
+from siov.sw.model.dsa import Descriptor
+from siov.tb.system.env import COVERAGE, PAGE, SystemEnv
 
-TIMEOUT_NS = 50_000
+RESULTS = pathlib.Path(os.environ.get("SIOV_RESULTS", "build/results"))
 
-COVERAGE = Coverage("device", [
-    "global_window", "irq_window", "dma_window", "hole_in_irq_window", "hole_in_dma_window",
-    "ims_beyond_table", "irq_delivered", "irq_faulted", "dma_allowed", "dma_blocked",
-    "adi_doorbell", "adi_consume", "adi_page_beyond",
-])
+#: Guest layout of every tenant (guest pages): ring, completion records, data, read-only data.
+RING_PAGE, RECORD_PAGE, DATA_FIRST = 0, 1, 2
+PAGES = 24
+RO_PAGES = 4                     # the last RO_PAGES pages are never a destination
+UNMAPPED_PAGE = PAGES - RO_PAGES - 1   # pinned, never mapped: DMA to it faults
+RING_SIZE = 64
 
 
-class DeviceTB:
-    def __init__(self, dut):
-        self.dut = dut
-        self.rng = random.Random(cocotb.RANDOM_SEED)
-        self.params = DeviceParams(**json.loads(os.environ.get("SIOV_PARAMS", "{}")))
-        self.model = CsrModel(self.params)
-        self.irq = IrqModel(entries=self.params.ims_entries)
-        self.dma = DmaModel(self.params)
-        self.adi = AdiModel(self.params)
-        self.model.windows = {"IRQ": self.irq, "DMA": self.dma, "CMD": self.adi, "ADI_PAGES": self.adi}
-        Clock(dut.clk, 10, unit="ns").start()
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
+class Tenant:
+    """One ADI's guest: its PASID, domain, IMS handle and record slots."""
 
-    async def reset(self):
-        await reset_dut(self.dut, {"irq_in__valid": 0, "dma_req__valid": 0, "irq_out__ready": 1,
-                                   "irq_dma__ready": 1, "dma_out__ready": 1, "consume__valid": 0})
+    def __init__(self, adi, pasid, dom, handle):
+        self.adi, self.pasid, self.dom, self.handle = adi, pasid, dom, handle
+        self.records = 0
 
-    async def read(self, addr):
-        r = await with_timeout(self.axil.read(addr, 4), TIMEOUT_NS, "ns")
-        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
-
-    async def write(self, addr, value):
-        r = await with_timeout(self.axil.write(addr, value.to_bytes(4, "little")), TIMEOUT_NS, "ns")
-        return Resp(int(r.resp))
-
-    async def mwrite(self, addr, value):
-        """Write to the Device and the model; the responses must agree."""
-        resp = await self.write(addr, value)
-        exp = self.model.write(addr, value)
-        assert resp == exp, f"write {addr:#07x}: {resp.name}, model {exp.name}"
-        return resp
-
-    async def mread(self, addr):
-        """Read from the Device and the model; response and value must agree."""
-        resp, value = await self.read(addr)
-        exp_resp, exp_value = self.model.read(addr)
-        assert resp == exp_resp, f"read {addr:#07x}: {resp.name}, model {exp_resp.name}"
-        assert value == exp_value, f"read {addr:#07x}: {value:#010x}, model {exp_value:#010x}"
-        return resp, value
-
-    async def wait_dma_idle(self):
-        for _ in range(10_000):
-            _, status = await self.read(regmap.DMA_STATUS)
-            if not status & regmap.DMA_STATUS_BUSY_MASK:
-                return
-        raise AssertionError("DMA range operation never finished")
-
-    async def send(self, valid_sig, payload_sig, ready_sig, value):
-        """Drive one stream beat and wait for its handshake."""
-        d = self.dut
-        await FallingEdge(d.clk)
-        payload_sig.value = value
-        valid_sig.value = 1
-        for _ in range(1000):
-            # READY is settled by mid-cycle and holds until the rising edge that takes the beat.
-            taken = int(ready_sig.value)
-            await FallingEdge(d.clk)
-            if taken:
-                break
-        else:
-            raise AssertionError("stream beat never accepted")
-        valid_sig.value = 0
-
-    async def collect(self, valid_sig, payload_sig, layout, cycles):
-        """Beats seen on an output stream (its ready is held high) over ``cycles``."""
-        beats = []
-        for _ in range(cycles):
-            await FallingEdge(self.dut.clk)
-            if int(valid_sig.value):
-                beats.append(unpack(layout, int(payload_sig.value)))
-        return beats
+    def record_addr(self):
+        addr = RECORD_PAGE * PAGE + 32 * (self.records % (PAGE // 32))
+        self.records += 1
+        return addr
 
 
-@cocotb.test()
-async def test_window_decode(dut):
-    """Each block's registers and tables answer through the Device, holes included."""
-    tb = DeviceTB(dut)
-    await tb.reset()
-    await tb.mread(regmap.GLOBAL_ID)
-    COVERAGE.sample("global_window")
-    for addr in (regmap.IRQ_FAULT_STATUS, regmap.IRQ_CNT_DELIVERED, regmap.IRQ_FAULT_REC0):
-        await tb.mread(addr)
-        COVERAGE.sample("irq_window")
-    for addr in (regmap.DMA_STATUS, regmap.DMA_ADI_CUR, regmap.DMA_CNT_ALLOWED, regmap.DMA_FAULT_STATUS):
-        await tb.mread(addr)
-        COVERAGE.sample("dma_window")
-    # Holes inside the block windows answer DECERR from the block itself.
-    for addr in (regmap.IRQ_BASE + 0x40, regmap.IRQ_BASE + 0x7FFC):
-        resp, _ = await tb.mread(addr)
-        assert resp == Resp.DECERR
-        COVERAGE.sample("hole_in_irq_window")
-    for addr in (regmap.DMA_BASE + 0x90, regmap.DMA_BASE + 0xBFFC):
-        resp, _ = await tb.mread(addr)
-        assert resp == Resp.DECERR
-        COVERAGE.sample("hole_in_dma_window")
-    # IMS entries: random words in and beyond the built table.
-    beyond = [i for i in (tb.params.ims_entries, tb.params.ims_entries + 5) if i < 2048]
-    for n in range(40):
-        idx = beyond[n] if n < len(beyond) else tb.rng.randrange(tb.params.ims_entries)
-        addr = regmap.IRQ_IMS_BASE + 16 * idx + 4 * tb.rng.randrange(3)
-        await tb.mwrite(addr, tb.rng.getrandbits(32))
-        resp, _ = await tb.mread(addr)
-        COVERAGE.sample("ims_beyond_table", resp == Resp.DECERR)
-    # DMA staging registers (plain storage).
-    for addr in (regmap.DMA_ADI_ENTRY, regmap.DMA_DOM_LIMIT, regmap.DMA_OP_START):
-        await tb.mwrite(addr, tb.rng.getrandbits(32))
-        await tb.mread(addr)
+class SystemTest(uvm_test):
+    """Base: environment, reset, tenant set-up and the end-of-test checks."""
 
+    seed_offset = 0
 
-@cocotb.test()
-async def test_interrupt_through_device(dut):
-    """An IMS entry programmed over the Device's bus remaps a message on its irq_in port."""
-    tb = DeviceTB(dut)
-    await tb.reset()
-    d = dut
-    entries = []
-    for _ in range(6):
-        handle = tb.rng.randrange(tb.params.ims_entries)
-        pasid, dest, vector = tb.rng.getrandbits(20), tb.rng.getrandbits(8), tb.rng.randrange(32, 256)
-        base = regmap.IRQ_IMS_BASE + 16 * handle
-        await tb.mwrite(base + 0, msi_address(dest))
-        await tb.mwrite(base + 4, 0)
-        await tb.mwrite(base + 8, vector)
-        await tb.mwrite(base + 12, ims_ctrl(pasid=pasid))
-        entries.append((handle, pasid))
-    for handle, pasid in entries:
-        for forged in (False, True):
-            msg = Message(True, pasid ^ (1 if forged else 0), handle)
-            expected = tb.irq.process(msg)
-            collector = cocotb.start_soon(tb.collect(d.irq_out__valid, d.irq_out__payload, IrqLayout, 12))
-            await tb.send(d.irq_in__valid, d.irq_in__payload, d.irq_in__ready,
-                          pack(MessageLayout, is_irq=1, pasid=msg.pasid, handle=handle))
-            beats = await collector
-            if expected.kind == "deliver":
-                assert [(b["dest"], b["vector"], b["pasid"]) for b in beats] == \
-                    [(expected.dest, expected.vector, msg.pasid)], beats
-                COVERAGE.sample("irq_delivered")
+    def build_phase(self):
+        self.env = SystemEnv("env", self)
+
+    async def run_phase(self):
+        self.raise_objection()
+        seed = cocotb.RANDOM_SEED + self.seed_offset
+        self.env.attach(cocotb.top, seed)
+        self.rng = random.Random(seed)
+        await self.env.bfm.reset()
+        await self.body()
+        self.drop_objection()
+
+    async def setup_tenants(self, count):
+        """``count`` tenants, each with its own domain (shared when domains run out)."""
+        env, csr, p = self.env, self.env.csr, self.env.params
+        tenants = []
+        for i in range(count):
+            dom = i % p.num_domains
+            pasid = 0x100 + 0x31 * i
+            t = Tenant(i, pasid, dom, handle=(3 * i + 1) % p.ims_entries)
+            if i < p.num_domains:
+                await csr.set_domain(dom, env.sys.host_of(dom, 0), PAGES)
+                await csr.range_op(RangeOp.PIN, dom, 0, PAGES)
+            await csr.bind(i, pasid, dom)
+            for page in range(PAGES):
+                if page != UNMAPPED_PAGE:
+                    await csr.guest_map(i, page)
+            await csr.set_ims(t.handle, pasid, dest=i + 1, vector=0x40 + i)
+            await csr.enable_adi(i, RING_PAGE * PAGE, RING_SIZE, pasid, dom)
+            tenants.append(t)
+        # Random initial data in every data page (both memories).
+        for dom in sorted({t.dom for t in tenants}):
+            for page in range(DATA_FIRST, PAGES):
+                env.guest.host_write(env.sys.host_of(dom, page * PAGE), self.rng.randbytes(PAGE))
+        return tenants
+
+    async def finish(self, tenants, count):
+        """Wait for ``count`` dispatches, replay them, and check everything."""
+        env, sb, csr = self.env, self.env.scoreboard, self.env.csr
+        await env.wait_dispatched(count)
+        await ClockCycles(env.bfm.dut.clk, 20)
+        sb.replay()
+        assert sb.replayed == count, f"{sb.replayed} dispatches, expected {count}"
+        sb.check_memory(sorted({t.dom for t in tenants}), PAGES)
+        sb.check_irqs()
+        for addr in (regmap.ENG_DESC_DONE, regmap.ENG_DESC_FAILED, regmap.ENG_DESC_REFUSED,
+                     regmap.ENG_LAST_CYCLES, regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED,
+                     regmap.DMA_CNT_DIRTIED, regmap.IRQ_CNT_DELIVERED, regmap.IRQ_CNT_FAULTED):
+            await csr.read(addr)
+        for t in tenants:
+            await csr.write(regmap.CMD_ADI_SEL, t.adi)
+            await csr.read(regmap.CMD_ADI_STATUS)
+            await csr.read(regmap.CMD_ADI_PTRS)
+        # The dirty log of every domain, read and cleared, against the model.
+        for dom in sorted({t.dom for t in tenants}):
+            await csr.write(regmap.DMA_HARVEST_CTRL, dom)
+            for w in range((PAGES + 31) // 32):
+                await csr.read(regmap.DMA_HARVEST_BASE + 4 * w)
+
+    # -- descriptors -------------------------------------------------------------------
+
+    def data_addr(self, size, *, writable, align=1):
+        """A guest address of ``size`` bytes inside the data pages."""
+        lo = DATA_FIRST * PAGE
+        hi = (UNMAPPED_PAGE if writable else PAGES) * PAGE
+        if not writable:
+            lo = (PAGES - RO_PAGES) * PAGE
+        addr = self.rng.randrange(lo, hi - size + 1)
+        addr -= addr % align
+        if writable and addr < UNMAPPED_PAGE * PAGE <= addr + size:
+            addr = lo
+        return addr
+
+    def random_size(self):
+        r = self.rng.random()
+        if r < 0.4:
+            return self.rng.randint(1, 64)
+        if r < 0.8:
+            return self.rng.randint(65, 2048)
+        return self.rng.choice([PAGE, 2 * PAGE - 8, self.rng.randint(PAGE, 2 * PAGE)])
+
+    def completion_flags(self, t, d, rci_p=0.5):
+        d.flags |= Flag.CRAV | (Flag.RCR if self.rng.random() < 0.8 else 0)
+        d.completion_addr = t.record_addr()
+        if self.rng.random() < rci_p:
+            d.flags |= Flag.RCI
+            d.int_handle = t.handle
+            if self.rng.random() < 0.1:      # another tenant's or an unprogrammed entry: the IRU faults it
+                d.int_handle = (t.handle + self.rng.randint(1, 8)) % self.env.params.ims_entries
+
+    def good_descriptor(self, t):
+        r = self.rng.random()
+        d = Descriptor(pasid=t.pasid)
+        size = self.random_size()
+        if r < 0.4:
+            d.opcode, d.xfer_size = Opcode.MEMMOVE, size
+            d.src_addr = self.data_addr(size, writable=False) if self.rng.random() < 0.3 else \
+                self.data_addr(size, writable=True)
+            kind = self.rng.random()
+            if kind < 0.2 and size < 3000:       # overlapping, destination above: descending
+                d.src_addr = self.data_addr(size + 64, writable=True)
+                d.dst_addr = d.src_addr + self.rng.randint(1, 63)
+            elif kind < 0.3 and size < 3000:     # overlapping, destination below: ascending
+                d.dst_addr = self.data_addr(size + 64, writable=True)
+                d.src_addr = d.dst_addr + self.rng.randint(1, 63)
             else:
-                assert expected.kind == "fault" and beats == [], (expected, beats)
-                COVERAGE.sample("irq_faulted")
-    for addr in (regmap.IRQ_FAULT_STATUS, regmap.IRQ_FAULT_REC0, regmap.IRQ_FAULT_REC1,
-                 regmap.IRQ_CNT_DELIVERED, regmap.IRQ_CNT_FAULTED):
-        await tb.mread(addr)
-
-
-@cocotb.test()
-async def test_dma_through_device(dut):
-    """A page pinned and mapped over the Device's bus lets a dma_req through, translated."""
-    tb = DeviceTB(dut)
-    await tb.reset()
-    d = dut
-    adi, pasid, dom = 3, 0x1234, 1
-    host_base = 0x8000_0000
-    await tb.mwrite(regmap.DMA_ADI_SEL, adi)
-    await tb.mwrite(regmap.DMA_ADI_ENTRY, pasid | dom << 20 | 1 << 31)
-    await tb.mwrite(regmap.DMA_ADI_CMD, 1)
-    await tb.mwrite(regmap.DMA_DOM_SEL, dom)
-    await tb.mwrite(regmap.DMA_DOM_BASE_LO, host_base & 0xFFFF_F000)
-    await tb.mwrite(regmap.DMA_DOM_BASE_HI, host_base >> 32)
-    await tb.mwrite(regmap.DMA_DOM_LIMIT, 256)
-    await tb.mwrite(regmap.DMA_DOM_CMD, 1)
-    await tb.mwrite(regmap.DMA_OP_START, 16)
-    await tb.mwrite(regmap.DMA_OP_COUNT, 8)
-    await tb.mwrite(regmap.DMA_OP, int(RangeOp.PIN) | dom << 8 | 1 << 31)
-    await tb.wait_dma_idle()
-    for page in (16, 20):
-        await tb.mwrite(regmap.DMA_GUEST_BASE + GUEST_MAP, guest_word(adi, page))
-        await tb.mread(regmap.DMA_GUEST_STATUS)
-    for page, write in ((16, True), (20, False), (17, True), (40, False)):
-        expected = tb.dma.request(pasid, page, write)
-        collector = cocotb.start_soon(tb.collect(d.dma_out__valid, d.dma_out__payload, OUT_LAYOUT, 12))
-        await tb.send(d.dma_req__valid, d.dma_req__payload, d.dma_req__ready,
-                      pack(REQ_LAYOUT, pasid=pasid, page=page, write=int(write)))
-        beats = await collector
-        if expected.allowed:
-            assert [(b["addr"], b["write"]) for b in beats] == [(expected.addr, int(write))], beats
-            assert expected.addr == host_base + page * 4096
-            COVERAGE.sample("dma_allowed")
+                d.dst_addr = self.data_addr(size, writable=True)
+        elif r < 0.65:
+            d.opcode, d.xfer_size = Opcode.MEMFILL, size
+            d.dst_addr = self.data_addr(size, writable=True, align=PATTERN_BYTES)
+            d.pattern = self.rng.getrandbits(64)
+        elif r < 0.85:
+            d.opcode, d.xfer_size = Opcode.COMPARE, size
+            d.src_addr = self.data_addr(size, writable=False)
+            d.dst_addr = d.src_addr if self.rng.random() < 0.3 else self.data_addr(size, writable=False)
         else:
-            assert beats == [], beats
-            COVERAGE.sample("dma_blocked")
-    for addr in (regmap.DMA_FAULT_STATUS, regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
-        await tb.mread(addr)
+            d.opcode = self.rng.choice([Opcode.NOOP, Opcode.DRAIN])
+        self.completion_flags(t, d)
+        return d
+
+    def bad_descriptor(self, t):
+        d = self.good_descriptor(t)
+        kind = self.rng.randrange(8)
+        if kind == 0:
+            d.opcode = self.rng.choice([0x01, 0x06, 0x10, 0xFF])
+        elif kind == 1:
+            d.flags |= self.rng.choice([Flag.BOF, Flag.CRSTS, Flag.STORD, 1 << 20])
+        elif kind == 2:
+            d.flags = (d.flags & ~Flag.CRAV) | Flag.RCR
+        elif kind == 3:
+            d.opcode, d.xfer_size = Opcode.MEMFILL, self.rng.choice([0, (1 << 20) + 1])
+            d.dst_addr = DATA_FIRST * PAGE
+        elif kind == 4:
+            d.completion_addr |= self.rng.choice([1, 8, 16])
+        elif kind == 5:
+            d.flags |= Flag.RCI
+            d.int_handle = self.env.params.ims_entries + self.rng.randrange(16)
+        elif kind == 6:      # source or destination in the pinned, unmapped page
+            d.opcode, d.xfer_size = Opcode.MEMMOVE, self.rng.randint(8, 3 * PAGE // 2)
+            if self.rng.random() < 0.5:
+                d.src_addr, d.dst_addr = UNMAPPED_PAGE * PAGE - 100, DATA_FIRST * PAGE
+            else:
+                d.src_addr, d.dst_addr = DATA_FIRST * PAGE, UNMAPPED_PAGE * PAGE - 200
+        else:                # completion record in the unmapped page
+            d.flags |= Flag.CRAV | Flag.RCR
+            d.completion_addr = UNMAPPED_PAGE * PAGE + 32 * self.rng.randrange(128)
+        return d
 
 
-@cocotb.test()
-async def test_adi_doorbell_through_device(dut):
-    """An ADI configured over the CMD window is rung through its own page; consume drains it."""
-    tb = DeviceTB(dut)
-    await tb.reset()
-    d = dut
-    adi = tb.params.num_adis - 1
-    await tb.mwrite(regmap.CMD_ADI_SEL, adi)
-    await tb.mwrite(regmap.CMD_RING_BASE_LO, 0x4000_0040)
-    await tb.mwrite(regmap.CMD_RING_BASE_HI, 0x1)
-    await tb.mwrite(regmap.CMD_RING_SIZE, 8)
-    await tb.mwrite(regmap.CMD_ADI_CFG, 0x1234 | 2 << 20)
-    await tb.mwrite(regmap.CMD_ADI_CMD, regmap.CMD_ADI_CMD_ENABLE_MASK)
-    await tb.mread(regmap.CMD_ADI_STATUS)
-    assert tb.adi.adis[adi].state == ENABLED
-    await tb.mwrite(page_address(adi), 3)
-    COVERAGE.sample("adi_doorbell")
-    await ClockCycles(d.clk, 2)
-    assert int(d.pending.value) == tb.adi.pending() == 1 << adi
-    for _ in range(3):
-        await tb.send(d.consume__valid, d.consume__payload, d.consume__ready, adi)
-        assert tb.adi.consume(adi)
-        COVERAGE.sample("adi_consume")
-    await ClockCycles(d.clk, 2)
-    assert int(d.pending.value) == tb.adi.pending() == 0
-    for addr in (page_address(adi), page_address(adi, PAGE_HEAD), page_address(adi, PAGE_STATE),
-                 regmap.CMD_ADI_PTRS, regmap.CMD_DROPPED_DOORBELLS):
-        await tb.mread(addr)
-    # Beyond the built ADIs, and past the CMD window: DECERR.
-    resp, _ = await tb.mread(page_address(tb.params.num_adis))
-    assert resp == Resp.DECERR
-    COVERAGE.sample("adi_page_beyond")
-    resp, _ = await tb.mread(regmap.CMD_BASE + regmap.CMD_SIZE)
-    assert resp == Resp.DECERR
-    # A doorbell beyond the ring errors the ADI.
-    await tb.mwrite(page_address(adi), 8)
-    await tb.mread(regmap.CMD_ADI_STATUS)
+@pyuvm.test()
+class WindowDecodeTest(SystemTest):
+    """Every block window through the Device's one AXI4-Lite port, holes and the ENG registers."""
+
+    async def body(self):
+        csr = self.env.csr
+        await csr.read(regmap.GLOBAL_ID)
+        for addr in (regmap.IRQ_FAULT_STATUS, regmap.IRQ_CNT_DELIVERED, regmap.DMA_STATUS,
+                     regmap.DMA_CNT_ALLOWED, regmap.CMD_ADI_STATUS, regmap.ENG_ENG_STATUS,
+                     regmap.ENG_DESC_DONE, page_address(0)):
+            await csr.read(addr)
+        for addr in (regmap.IRQ_BASE + 0x40, regmap.DMA_BASE + 0x90, regmap.CMD_BASE + regmap.CMD_SIZE,
+                     regmap.ENG_BASE + regmap.ENG_SIZE, regmap.ENG_BASE + 0x3C,
+                     page_address(self.env.params.num_adis)):
+            resp, _ = await csr.read(addr)
+            assert resp == Resp.DECERR, hex(addr)
+        for addr in (regmap.ENG_ARB_CTRL, regmap.ENG_ARB_SLICE, regmap.ENG_COST_A, regmap.ENG_COST_B,
+                     regmap.ENG_ARB_SEL, regmap.ENG_ARB_WEIGHT, regmap.ENG_ARB_QUANTUM):
+            await csr.write(addr, self.rng.getrandbits(32))
+            await csr.read(addr)
+        resp = await csr.write(regmap.ENG_DESC_DONE, 1)
+        assert resp == Resp.SLVERR
 
 
-@cocotb.test()
-async def test_zzz_coverage(dut):
+@pyuvm.test()
+class EngineRandomTest(SystemTest):
+    """Random descriptor streams from several tenants, good and bad, with memory back-pressure."""
+
+    seed_offset = 1
+
+    async def body(self):
+        env = self.env
+        env.bfm.mem_pauses({"aw": "light", "w": "light", "b": "light", "ar": "light", "r": "light"})
+        env.bfm.irq_ready_p = 0.7
+        COVERAGE.sample("mem_backpressure")
+        tenants = await self.setup_tenants(min(4, env.params.num_adis))
+        await env.csr.set_arbiter(Policy.RR)
+        total = 0
+        per_tenant = 20
+        for batch in range(per_tenant // 5):
+            for t in self.rng.sample(tenants, len(tenants)):
+                descs = [self.bad_descriptor(t) if self.rng.random() < 0.25 else self.good_descriptor(t)
+                         for _ in range(5)]
+                await env.guest.post(t.adi, descs)
+                total += len(descs)
+        await self.finish(tenants, total)
+        adis = [a for _, a in env.bfm.dispatches]
+        COVERAGE.sample("multi_adi_interleaved", any(x != y for x, y in zip(adis, adis[1:])))
+
+
+@pyuvm.test()
+class EngineBadInputTest(SystemTest):
+    """Refused descriptors, blocked fetches and a tail beyond the ring: the ADI errors, nothing hangs."""
+
+    seed_offset = 2
+
+    async def body(self):
+        env, csr = self.env, self.env.csr
+        tenants = await self.setup_tenants(min(3, env.params.num_adis))
+        t0, t1, t2 = tenants[0], tenants[1 % len(tenants)], tenants[2 % len(tenants)]
+        # A descriptor carrying another PASID is refused: ADI ERROR 3, nothing executed.
+        good = self.good_descriptor(t0)
+        forged = self.good_descriptor(t0)
+        forged.pasid = t1.pasid
+        await env.guest.post(t0.adi, [good, forged])
+        await env.wait_dispatched(2)
+        env.scoreboard.replay()
+        _, st = await csr.adi_command(t0.adi, 0)
+        assert st >> 4 & 0xF == AdiError.DESC_PASID and st & 3 == ERROR, hex(st)
+        await csr.adi_command(t0.adi, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
+
+        # A ring whose page is not mapped: the fetch is blocked, ADI ERROR 4.
+        await csr.guest_map(t1.adi, RING_PAGE, unmap=True)
+        await env.guest.post(t1.adi, [self.good_descriptor(t1)])
+        env.sys.posted[t1.adi].clear()
+        for _ in range(100):
+            await ClockCycles(env.bfm.dut.clk, 20)
+            _, st = await csr.raw_read(regmap.CMD_ADI_STATUS)
+            if st & 3 == ERROR:
+                break
+        env.sys.engine.fetch(t1.adi)          # the model's view of the blocked fetch
+        _, st = await csr.adi_command(t1.adi, 0)
+        assert st >> 4 & 0xF == AdiError.FETCH_FAULT, hex(st)
+        COVERAGE.sample("fetch_fault")
+        for addr in (regmap.DMA_FAULT_STATUS, regmap.ENG_DESC_REFUSED):
+            await csr.read(addr)
+
+        # A doorbell beyond the ring.
+        await csr.write(page_address(t2.adi), RING_SIZE + 3)
+        _, st = await csr.adi_command(t2.adi, 0)
+        assert st >> 4 & 0xF == AdiError.TAIL_BEYOND_RING
+        COVERAGE.sample("tail_beyond_ring")
+        await csr.adi_command(t2.adi, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
+        await csr.enable_adi(t2.adi, RING_PAGE * PAGE, RING_SIZE, t2.pasid, t2.dom)
+
+        # Every bad descriptor kind on the tenant that still works.
+        descs = [self.bad_descriptor(t2) for _ in range(24)]
+        await env.guest.post(t2.adi, descs)
+        await self.finish([t2], 2 + len(descs))
+
+
+@pyuvm.test()
+class ZzzCoverageTest(uvm_test):
     """Runs last: every coverage bin was hit."""
-    dut._log.info("\n" + COVERAGE.report())
-    COVERAGE.check()
+
+    async def run_phase(self):
+        self.raise_objection()
+        cocotb.top._log.info("\n" + COVERAGE.report())
+        COVERAGE.save(RESULTS / "coverage_system.json")
+        COVERAGE.check()
+        self.drop_objection()

@@ -1,0 +1,597 @@
+"""Descriptor engine: prefetch, cost estimate, arbitration and execution of DSA descriptors.
+
+Ref: Linux include/uapi/linux/idxd.h for the formats (see :mod:`.dsa`, which
+states the supported subset, the check order and the alignment rule); the
+behaviour is that of the reference model :class:`siov.sw.model.engine.Engine`,
+which the system testbench uses as its scoreboard.
+
+One sequencer owns the AXI4 master and the DMA tracker's request port and does
+one thing at a time:
+
+* **prefetch**: while an ADI is pending and its slot is empty, read its head
+  descriptor (ring base + 64 x head, a device address translated by the DMA
+  tracker under the ADI's PASID) into its slot in block RAM and estimate its
+  cost (:mod:`.cost`). A blocked fetch puts the ADI into ERROR (code 4);
+* **dispatch**: the arbiter (:mod:`.arbiter`) sees ``req = slot filled &
+  pending`` and the slots' costs; the sequencer takes its grant when idle,
+  consumes the ADI's head (the ADI block advances HEAD) and marks the ADI
+  busy until the descriptor completes;
+* **execute**: load the descriptor from the slot; refuse it if its PASID is
+  not the ADI's (ERROR code 3: no memory access, no record, no interrupt);
+  check opcode, flags, interrupt handle, size and alignment in the model's
+  order; run the operation piece by piece, each piece within one 4 KiB page of
+  source and destination. A piece translates its pages through the tracker
+  (source first, then destination, and the destination only if the source was
+  allowed, so that the dirty log and the fault queue match the model), then
+  moves its data: reader -> aligner -> FIFO -> writer. The FIFO holds a whole
+  piece, so a MEMMOVE whose destination starts inside the source's piece is
+  stored and forwarded (read fully, then written), and any other piece streams
+  with reads and writes overlapped. An overlapping MEMMOVE with the
+  destination above the source runs its pieces in descending order;
+* **complete**: write the 32-byte completion record (with CRAV, if RCR is set
+  or the status is not success; its page is translated like any write), then
+  send the interrupt message {PASID, handle} to the interrupt remapper if RCI
+  is set and the handle is valid. The record's ``cycles`` field (byte 20) and
+  ``ENG.LAST_CYCLES`` hold the cycles from grant to record.
+
+Descriptors execute one at a time, in grant order, so FENCE and DRAIN
+ordering holds by construction. Device addresses at or above 2**44 (a page
+number that does not fit the tracker's 32-bit page) fault without a tracker
+request.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import exact_log2
+
+from .. import regmap
+from ..axi4 import Axi4Signature, join_axi4
+from ..csr.bank import RegisterBank
+from ..csr.bus import CsrSignature
+from ..dma.tracker import OUT_LAYOUT, REQ_LAYOUT
+from ..irq.remapper import MessageLayout
+from ..params import DeviceParams
+from .adi import ADI_FAULT_LAYOUT, CONSUME_LAYOUT, RING_LAYOUT, AdiError
+from .arbiter import QosArbiter
+from .cost import COST_WIDTH, CostEstimator
+from .dsa import (CR_ALIGN, DESC_BYTES, MAX_XFER, RESERVED_FLAGS, CompletionLayout,
+                  DescriptorLayout, Flag, Opcode, Status)
+from .mover import (ALIGN_CMD, COUNT_BITS, READ_CMD, WORD_BITS, WRITE_CMD, Aligner, AxiReader,
+                    AxiWriter)
+
+__all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS", "TRANSLATABLE_BITS"]
+
+CSR_ADDR_WIDTH = exact_log2(regmap.ENG_SIZE)
+#: Data FIFO: one whole piece (4096 bytes at any lane offset is 513 words).
+FIFO_WORDS = 1024
+#: Device addresses below 2**44 have a page number the tracker can check.
+TRANSLATABLE_BITS = 44
+_DESC_WORDS = DESC_BYTES // 8
+_CR_WORDS = 4
+
+
+def _strobes(lane_first, length):
+    """(first-word strobes, last-word strobes) for ``length`` bytes starting in ``lane_first``."""
+    last_lane = (lane_first + length - 1)[:3]
+    return (Const(0xFF, 8) << lane_first)[:8], (Const(0xFF, 8) >> (~last_lane)[:3])[:8]
+
+
+class Engine(wiring.Component):
+    """The command engine with its arbiter, slots and the ``ENG`` register window.
+
+    Attributes
+    ----------
+    csr : In(CsrSignature(CSR_ADDR_WIDTH))
+        The ``ENG`` window.
+    mem : Out(Axi4Signature(64, 64, 1))
+        DMA to host memory.
+    ring : In(ArrayLayout(RING_LAYOUT, num_adis))
+    pending : In(num_adis)
+    consume : Out(stream.Signature(CONSUME_LAYOUT))
+    busy : Out(num_adis)
+    adi_fault : Out(stream.Signature(ADI_FAULT_LAYOUT))
+        Towards the ADI block (always ready there).
+    dma_req : Out(stream.Signature(REQ_LAYOUT))
+    dma_resp : In(stream.Signature(OUT_LAYOUT))
+        The tracker's answer to every request, in order.
+    irq : Out(stream.Signature(MessageLayout))
+        Completion interrupts towards the interrupt remapper.
+    slice_end : Out(1)
+        The arbiter's QoS slice boundary (budgets refill), for observation.
+    """
+
+    def __init__(self, params=DeviceParams()):
+        if not isinstance(params, DeviceParams):
+            raise TypeError(f"Engine parameters must be a DeviceParams, not {params!r}")
+        self.params = params
+        n = params.num_adis
+        super().__init__({
+            "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
+            "mem": Out(Axi4Signature(64, 64, 1)),
+            "ring": In(data.ArrayLayout(RING_LAYOUT, n)),
+            "pending": In(n),
+            "consume": Out(stream.Signature(CONSUME_LAYOUT)),
+            "busy": Out(n),
+            "adi_fault": Out(stream.Signature(ADI_FAULT_LAYOUT)),
+            "dma_req": Out(stream.Signature(REQ_LAYOUT)),
+            "dma_resp": In(stream.Signature(OUT_LAYOUT)),
+            "irq": Out(stream.Signature(MessageLayout)),
+            "slice_end": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        n = p.num_adis
+
+        # ---- registers ---------------------------------------------------------
+        m.submodules.regs = regs = RegisterBank.for_window("ENG", addr_width=CSR_ADDR_WIDTH,
+                                                          base=regmap.ENG_BASE)
+        wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+        r = regs.port
+
+        weight = [Signal(8, name=f"weight{i}", init=1) for i in range(n)]
+        quantum = [Signal(COST_WIDTH, name=f"quantum{i}") for i in range(n)]
+        sel = r("ENG.ARB_SEL.INDEX")
+        for i in range(n):
+            with m.If(r("ENG.ARB_CMD.WRITE") & (sel == i)):
+                m.d.sync += [weight[i].eq(r("ENG.ARB_WEIGHT.WEIGHT")),
+                             quantum[i].eq(r("ENG.ARB_QUANTUM.QUANTUM"))]
+
+        # ---- arbiter and slots ---------------------------------------------------
+        m.submodules.arbiter = arb = QosArbiter(n, cost_width=COST_WIDTH)
+        slot_valid = Signal(n)
+        cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
+        m.d.comb += [
+            arb.req.eq(slot_valid & self.pending),
+            arb.policy.eq(r("ENG.ARB_CTRL.POLICY")),
+            arb.slice_cycles.eq(r("ENG.ARB_SLICE.CYCLES")),
+            self.slice_end.eq(arb.slice_end),
+        ]
+        for i in range(n):
+            m.d.comb += [arb.cost[i].eq(cost[i]), arb.weight[i].eq(weight[i]),
+                         arb.quantum[i].eq(quantum[i])]
+        m.d.comb += r("ENG.ARB_BUDGET.BUDGET").eq(
+            Mux(sel < n, Array(arb.budget[i] for i in range(n))[sel], 0))
+
+        slot_addr_bits = exact_log2(_DESC_WORDS) + max(1, (n - 1).bit_length())
+        m.submodules.slots = slots = Memory(shape=WORD_BITS, depth=1 << slot_addr_bits, init=[])
+        slot_wr = slots.write_port()
+        slot_rd = slots.read_port()
+
+        m.submodules.cost = est = CostEstimator()
+        m.d.comb += [est.a.eq(r("ENG.COST_A.A")), est.b.eq(r("ENG.COST_B.B"))]
+
+        # ---- data path -------------------------------------------------------------
+        m.submodules.reader = rd = AxiReader()
+        m.submodules.writer = wr = AxiWriter()
+        m.submodules.aligner = al = Aligner()
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=WORD_BITS, depth=FIFO_WORDS)
+        join_axi4(m, wiring.flipped(self.mem), rd.bus, wr.bus)
+        m.d.comb += [fifo.w_en.eq(al.out.valid), fifo.w_data.eq(al.out.payload),
+                     al.out.ready.eq(fifo.w_rdy)]
+
+        route_compare = Signal()        # reader -> comparator instead of the aligner
+        cmp_a = Signal(WORD_BITS)
+        cmp_b = Signal(WORD_BITS)
+        cmp_fire = Signal()
+        with m.If(route_compare):
+            m.d.comb += [cmp_fire.eq(rd.data.valid & fifo.r_rdy),
+                         rd.data.ready.eq(fifo.r_rdy), cmp_a.eq(fifo.r_data),
+                         cmp_b.eq(rd.data.payload)]
+        with m.Else():
+            wiring.connect(m, rd.data, al.inp)
+
+        SRC_FIFO, SRC_PATTERN, SRC_RECORD = 0, 1, 2
+        wsrc = Signal(2)
+        rec_word = Signal(2)
+        record = Signal(CompletionLayout)
+        desc = Signal(DescriptorLayout)
+        desc_bits = desc.as_value()
+        with m.Switch(wsrc):
+            with m.Case(SRC_FIFO):
+                m.d.comb += [wr.data.valid.eq(fifo.r_rdy), wr.data.payload.eq(fifo.r_data)]
+            with m.Case(SRC_PATTERN):
+                m.d.comb += [wr.data.valid.eq(1), wr.data.payload.eq(desc.src_addr)]
+            with m.Case(SRC_RECORD):
+                m.d.comb += [wr.data.valid.eq(1),
+                             wr.data.payload.eq(record.as_value().word_select(rec_word, WORD_BITS))]
+        with m.If(wr.data.valid & wr.data.ready & (wsrc == SRC_RECORD)):
+            m.d.sync += rec_word.eq(rec_word + 1)
+
+        fifo_pop_fetch = Signal()
+        m.d.comb += fifo.r_en.eq(Mux(route_compare, cmp_fire,
+                                     Mux(wsrc == SRC_FIFO, wr.data.ready & ~fifo_pop_fetch, 0)
+                                     | fifo_pop_fetch))
+
+        # ---- sequencer state ----------------------------------------------------------
+        cur = Signal(range(max(n, 2)))            # ADI being fetched or executed
+        ring = self.ring[cur]
+        word = Signal(range(_DESC_WORDS + 1))
+        stale = Signal()                          # the fetched ADI stopped being pending
+        cycles = Signal(32)
+        status = Signal(Status)
+        invalid = Signal(24)
+        result = Signal(8)
+        fault_addr = Signal(64)
+        fault_write = Signal()
+        done = Signal(32)                         # bytes completed
+        down = Signal()                           # descending MEMMOVE
+        diff_found = Signal()
+        diff_at = Signal(32)
+        busy_adi = Signal()
+        done_count = Signal(32)
+        failed_count = Signal(32)
+        refused_count = Signal(32)
+        last_cycles = Signal(32)
+        last_status = Signal(7)
+
+        # Piece registers.
+        p_src = Signal(64)
+        p_dst = Signal(64)
+        p_len = Signal(13)
+        p_lo = Signal(32)
+        h_src = Signal(64)                        # host addresses after translation
+        h_dst = Signal(64)
+        x_addr = Signal(64)                       # address being translated
+        x_write = Signal()
+
+        opcode = desc.opcode.as_value()
+        flags = desc.flags
+        is_move = opcode == Opcode.MEMMOVE.value
+        is_fill = opcode == Opcode.MEMFILL.value
+        is_cmp = opcode == Opcode.COMPARE.value
+        sized = is_move | is_fill | is_cmp
+        known = (opcode == Opcode.NOOP.value) | (opcode == Opcode.DRAIN.value) | sized
+        bad_flags = Signal(24)
+        m.d.comb += bad_flags.eq((flags & RESERVED_FLAGS)
+                                 | Mux((flags & Flag.RCR.value).any() & ~(flags & Flag.CRAV.value).any(),
+                                       Flag.RCR.value, 0))
+        rci = (flags & Flag.RCI.value).any()
+        crav = (flags & Flag.CRAV.value).any()
+        rcr = (flags & Flag.RCR.value).any()
+        handle_ok = desc.int_handle < p.ims_entries
+
+        m.d.comb += self.busy.eq(Mux(busy_adi, (Const(1, n) << cur)[:n], 0))
+        with m.If(busy_adi):
+            m.d.sync += cycles.eq(cycles + 1)
+
+        # Slots of ADIs that stopped being pending are dropped.
+        m.d.sync += slot_valid.eq(slot_valid & self.pending)
+        need_fetch = Signal(n)
+        m.d.comb += need_fetch.eq(self.pending & ~slot_valid)
+        fetch_pick = Signal(range(max(n, 2)))
+        for i in reversed(range(n)):
+            with m.If(need_fetch[i]):
+                m.d.comb += fetch_pick.eq(i)
+        with m.If(~self.pending.bit_select(cur, 1)):
+            m.d.sync += stale.eq(1)
+
+        ring_addr = Signal(64)
+        m.d.comb += ring_addr.eq((ring.base + ring.head) << 6)
+
+        # Tracker port: one request, then one response (always taken).
+        m.d.comb += [self.dma_req.payload.pasid.eq(desc.pasid),
+                     self.dma_req.payload.page.eq(x_addr[12:TRANSLATABLE_BITS]),
+                     self.dma_req.payload.write.eq(x_write),
+                     self.dma_resp.ready.eq(1)]
+        resp = self.dma_resp.payload
+
+        # Piece geometry, from the registered progress `done`.
+        lo_up = done
+        hi_down = desc.xfer_size - done
+        rem_up = desc.xfer_size - done
+        src_up, dst_up = desc.src_addr + lo_up, desc.dst_addr + lo_up
+        src_end, dst_end = desc.src_addr + hi_down - 1, desc.dst_addr + hi_down - 1
+        len_src = Signal(13)
+        len_dst = Signal(13)
+        rem = Signal(32)
+        with m.If(down):
+            m.d.comb += [len_src.eq(src_end[:12] + 1), len_dst.eq(dst_end[:12] + 1), rem.eq(hi_down)]
+        with m.Else():
+            m.d.comb += [len_src.eq(4096 - src_up[:12]), len_dst.eq(4096 - dst_up[:12]), rem.eq(rem_up)]
+        plen = Signal(13)
+        lim = Signal(13)
+        m.d.comb += lim.eq(Mux(is_fill | (len_dst < len_src), len_dst, len_src))
+        m.d.comb += plen.eq(Mux(rem < lim, rem, lim))
+
+        lane_s, lane_d = p_src[:3], p_dst[:3]
+        words_s = Signal(COUNT_BITS)
+        words_d = Signal(COUNT_BITS)
+        m.d.comb += [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3)]
+        first_strb, last_strb = _strobes(lane_d, p_len)
+        overlap_in_piece = down & ((desc.dst_addr - desc.src_addr) < p_len)
+        movers_idle = ~rd.busy & ~al.busy & ~wr.busy
+
+        # Comparator: masks of the bytes that belong to the piece.
+        cmp_k = Signal(COUNT_BITS)
+        lane_mask = Signal(8)
+        m.d.comb += lane_mask.eq(Mux(cmp_k == 0, first_strb, 0xFF)
+                                 & Mux(cmp_k == words_d - 1, last_strb, 0xFF))
+        neq = Signal(8)
+        for b in range(8):
+            m.d.comb += neq[b].eq((cmp_a[8 * b:8 * b + 8] != cmp_b[8 * b:8 * b + 8]) & lane_mask[b])
+        first_neq = Signal(3)
+        for b in reversed(range(8)):
+            with m.If(neq[b]):
+                m.d.comb += first_neq.eq(b)
+        with m.If(cmp_fire):
+            m.d.sync += cmp_k.eq(cmp_k + 1)
+            with m.If(neq.any() & ~diff_found):
+                m.d.sync += [diff_found.eq(1),
+                             diff_at.eq(p_lo + (cmp_k << 3) + first_neq - lane_d)]
+
+        xlate_then = Signal(3)
+        X_SRC, X_DST, X_CR, X_FETCH = 0, 1, 2, 3
+        xhost = Signal(64)
+        m.d.comb += xhost.eq(resp.addr | x_addr[:12])
+
+        # The completion interrupt message (valid only in state IRQ); one whole
+        # assignment so that the constant address/data fields are plain wires.
+        m.d.comb += self.irq.payload.as_value().eq(
+            Cat(Const(1, 1), desc.pasid, desc.int_handle, Const(0, MessageLayout.size - 37)))
+
+        # Default command payloads (valid only in their states).
+        m.d.comb += [
+            rd.cmd.payload.addr.eq(h_src), rd.cmd.payload.words.eq(words_s),
+            al.cmd.payload.lane_in.eq(lane_s), al.cmd.payload.lane_out.eq(lane_d),
+            al.cmd.payload.words_in.eq(words_s), al.cmd.payload.words_out.eq(words_d),
+            wr.cmd.payload.addr.eq(h_dst), wr.cmd.payload.words.eq(words_d),
+            wr.cmd.payload.first_strb.eq(first_strb), wr.cmd.payload.last_strb.eq(last_strb),
+        ]
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += arb.grant.ready.eq(1)
+                with m.If(arb.grant.valid):
+                    g = arb.grant.payload.adi
+                    m.d.sync += cur.eq(g)
+                    with m.If((slot_valid & self.pending).bit_select(g, 1)):
+                        m.d.comb += [self.consume.valid.eq(1), self.consume.payload.adi.eq(g)]
+                        m.d.sync += [slot_valid.bit_select(g, 1).eq(0), busy_adi.eq(1), cycles.eq(0),
+                                     word.eq(0)]
+                        m.next = "LOAD"
+                with m.Elif(need_fetch.any()):
+                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
+                    m.next = "FETCH"
+
+            # ---- prefetch ---------------------------------------------------------------
+            with m.State("FETCH"):
+                m.d.sync += [x_addr.eq(ring_addr), x_write.eq(0), xlate_then.eq(X_FETCH),
+                             desc.pasid.eq(ring.pasid)]
+                m.next = "XLATE"
+            with m.State("FETCH_READ"):
+                m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_src), rd.cmd.payload.words.eq(8),
+                             al.cmd.valid.eq(1), al.cmd.payload.lane_in.eq(0), al.cmd.payload.lane_out.eq(0),
+                             al.cmd.payload.words_in.eq(8), al.cmd.payload.words_out.eq(8)]
+                m.d.sync += word.eq(0)
+                m.next = "FETCH_STORE"
+            with m.State("FETCH_STORE"):
+                m.d.comb += [fifo_pop_fetch.eq(fifo.r_rdy),
+                             slot_wr.en.eq(fifo.r_rdy),
+                             slot_wr.addr.eq(Cat(word[:3], cur)),
+                             slot_wr.data.eq(fifo.r_data)]
+                with m.If(fifo.r_rdy):
+                    m.d.sync += word.eq(word + 1)
+                    with m.If(word == 0):
+                        m.d.sync += desc.opcode.as_value().eq(fifo.r_data[56:64])
+                    with m.If(word == 4):
+                        m.d.sync += desc.xfer_size.eq(fifo.r_data[:32])
+                    with m.If(word == _DESC_WORDS - 1):
+                        m.next = "FETCH_COST"
+            with m.State("FETCH_COST"):
+                m.d.comb += [est.start.eq(1), est.opcode.eq(desc.opcode.as_value()), est.size.eq(desc.xfer_size)]
+                m.next = "FETCH_COST_WAIT"
+            with m.State("FETCH_COST_WAIT"):
+                with m.If(est.done):
+                    with m.If(~stale & self.pending.bit_select(cur, 1)):
+                        m.d.sync += slot_valid.bit_select(cur, 1).eq(1)
+                        m.d.sync += Array(cost)[cur].eq(est.cost)
+                    m.next = "IDLE"
+
+            # ---- load and check ---------------------------------------------------------
+            with m.State("LOAD"):
+                m.d.comb += slot_rd.addr.eq(Cat(word[:3], cur))
+                m.d.sync += word.eq(word + 1)
+                m.next = "LOAD_WORD"
+            with m.State("LOAD_WORD"):
+                m.d.comb += slot_rd.addr.eq(Cat(word[:3], cur))
+                m.d.sync += desc_bits.word_select((word - 1)[:3], WORD_BITS).eq(slot_rd.data)
+                m.d.sync += word.eq(word + 1)
+                with m.If(word == _DESC_WORDS):
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [status.eq(Status.SUCCESS), invalid.eq(0), result.eq(0), fault_addr.eq(0),
+                             fault_write.eq(0), done.eq(0), diff_found.eq(0),
+                             down.eq(is_move & (desc.src_addr < desc.dst_addr)
+                                     & (desc.dst_addr < desc.src_addr + desc.xfer_size))]
+                with m.If(desc.pasid != ring.pasid):
+                    m.next = "REFUSE"
+                with m.Elif(~known):
+                    m.d.sync += status.eq(Status.BAD_OPCODE)
+                    m.next = "RECORD"
+                with m.Elif(bad_flags != 0):
+                    m.d.sync += [status.eq(Status.INVALID_FLAGS), invalid.eq(bad_flags)]
+                    m.next = "RECORD"
+                with m.Elif(rci & ~handle_ok):
+                    m.d.sync += status.eq(Status.INVALID_INT_HANDLE)
+                    m.next = "RECORD"
+                with m.Elif(sized & ((desc.xfer_size == 0) | (desc.xfer_size > MAX_XFER))):
+                    m.d.sync += status.eq(Status.XFER_SIZE)
+                    m.next = "RECORD"
+                with m.Elif((crav & (desc.completion_addr[:5] != 0)) | (is_fill & (desc.dst_addr[:3] != 0))):
+                    m.d.sync += status.eq(Status.ADDR_ALIGN)
+                    m.next = "RECORD"
+                with m.Elif(sized):
+                    m.next = "PIECE"
+                with m.Else():
+                    m.next = "RECORD"
+            with m.State("REFUSE"):
+                m.d.comb += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
+                             self.adi_fault.payload.code.eq(AdiError.DESC_PASID)]
+                with m.If(~refused_count.all()):
+                    m.d.sync += refused_count.eq(refused_count + 1)
+                m.d.sync += busy_adi.eq(0)
+                m.next = "IDLE"
+
+            # ---- pieces -------------------------------------------------------------------
+            with m.State("PIECE"):
+                with m.If(diff_found | (done == desc.xfer_size)):
+                    with m.If(diff_found):
+                        m.d.sync += [result.eq(1), done.eq(diff_at)]
+                    with m.Elif(is_move):
+                        m.d.sync += result.eq(down)
+                    m.next = "RECORD"
+                with m.Else():
+                    lo = Mux(down, hi_down - plen, lo_up)
+                    m.d.sync += [p_len.eq(plen), p_lo.eq(lo),
+                                 p_src.eq(desc.src_addr + lo), p_dst.eq(desc.dst_addr + lo)]
+                    m.next = "PIECE_XLATE"
+            with m.State("PIECE_XLATE"):
+                with m.If(is_fill):
+                    m.d.sync += [x_addr.eq(p_dst), x_write.eq(1), xlate_then.eq(X_DST)]
+                with m.Else():
+                    m.d.sync += [x_addr.eq(p_src), x_write.eq(0), xlate_then.eq(X_SRC)]
+                m.next = "XLATE"
+
+            # ---- translation through the DMA tracker ---------------------------------------
+            with m.State("XLATE"):
+                with m.If(x_addr[TRANSLATABLE_BITS:] != 0):
+                    m.next = "XLATE_FAULT"
+                with m.Else():
+                    m.d.comb += self.dma_req.valid.eq(1)
+                    with m.If(self.dma_req.ready):
+                        m.next = "XLATE_WAIT"
+            with m.State("XLATE_WAIT"):
+                with m.If(self.dma_resp.valid):
+                    with m.If(resp.fault):
+                        m.next = "XLATE_FAULT"
+                    with m.Else():
+                        with m.Switch(xlate_then):
+                            with m.Case(X_FETCH):
+                                m.d.sync += h_src.eq(xhost)
+                                m.next = "FETCH_READ"
+                            with m.Case(X_SRC):
+                                m.d.sync += [h_src.eq(xhost), x_addr.eq(p_dst), x_write.eq(is_move),
+                                             xlate_then.eq(X_DST)]
+                                m.next = "XLATE"
+                            with m.Case(X_DST):
+                                m.d.sync += h_dst.eq(xhost)
+                                m.next = "MOVE"
+                            with m.Case(X_CR):
+                                m.d.sync += h_dst.eq(xhost)
+                                m.next = "RECORD_WRITE"
+            with m.State("XLATE_FAULT"):
+                with m.Switch(xlate_then):
+                    with m.Case(X_FETCH):
+                        m.d.comb += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
+                                     self.adi_fault.payload.code.eq(AdiError.FETCH_FAULT)]
+                        with m.If(~refused_count.all()):
+                            m.d.sync += refused_count.eq(refused_count + 1)
+                        m.next = "IDLE"
+                    with m.Case(X_CR):
+                        m.d.sync += [status.eq(Status.PAGE_FAULT), fault_write.eq(1),
+                                     fault_addr.eq(desc.completion_addr)]
+                        m.next = "IRQ"
+                    with m.Default():
+                        m.d.sync += [status.eq(Status.PAGE_FAULT), fault_write.eq(x_write),
+                                     fault_addr.eq(x_addr), result.eq(is_move & down)]
+                        m.next = "RECORD"
+
+            # ---- data movement ---------------------------------------------------------------
+            with m.State("MOVE"):
+                with m.If(is_fill):
+                    m.d.sync += wsrc.eq(SRC_PATTERN)
+                    m.d.comb += wr.cmd.valid.eq(1)
+                    m.next = "MOVE_WAIT"
+                with m.Elif(is_cmp):
+                    # Phase 1: source 1 into the FIFO, aligned to source 2's lanes.
+                    m.d.comb += [rd.cmd.valid.eq(1), al.cmd.valid.eq(1)]
+                    m.next = "CMP_FILL"
+                with m.Else():
+                    m.d.sync += wsrc.eq(SRC_FIFO)
+                    m.d.comb += [rd.cmd.valid.eq(1), al.cmd.valid.eq(1)]
+                    with m.If(overlap_in_piece):
+                        m.next = "MOVE_STORE"
+                    with m.Else():
+                        m.d.comb += wr.cmd.valid.eq(1)
+                        m.next = "MOVE_WAIT"
+            with m.State("MOVE_STORE"):
+                with m.If(~rd.busy & ~al.busy):
+                    m.d.comb += wr.cmd.valid.eq(1)
+                    m.next = "MOVE_WAIT"
+            with m.State("MOVE_WAIT"):
+                with m.If(movers_idle):
+                    m.d.sync += done.eq(done + p_len)
+                    m.next = "PIECE"
+            with m.State("CMP_FILL"):
+                with m.If(~rd.busy & ~al.busy):
+                    m.d.sync += [route_compare.eq(1), cmp_k.eq(0)]
+                    m.next = "CMP_READ"
+            with m.State("CMP_READ"):
+                m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_dst),
+                             rd.cmd.payload.words.eq(words_d)]
+                m.next = "CMP_WAIT"
+            with m.State("CMP_WAIT"):
+                with m.If(~rd.busy):
+                    m.d.sync += route_compare.eq(0)
+                    with m.If(~diff_found):
+                        m.d.sync += done.eq(done + p_len)
+                    m.next = "PIECE"
+
+            # ---- completion ----------------------------------------------------------------------
+            with m.State("RECORD"):
+                m.d.sync += [
+                    record.status.eq(status), record.status_write.eq(fault_write),
+                    record.result.eq(result), record.fault_info.eq(0), record.rsvd.eq(0),
+                    record.bytes_completed.eq(Mux(status == Status.PAGE_FAULT, done,
+                                                  Mux(status == Status.SUCCESS,
+                                                      Mux(sized, Mux(result.any() & is_cmp, done,
+                                                                     desc.xfer_size), 0), 0))),
+                    record.fault_addr.eq(fault_addr), record.invalid_flags.eq(invalid),
+                    record.rsvd2.eq(0), record.cycles.eq(cycles), record.rsvd3.eq(0),
+                    last_cycles.eq(cycles),
+                ]
+                with m.If(crav & (desc.completion_addr[:5] == 0) & (rcr | (status != Status.SUCCESS))):
+                    m.d.sync += [x_addr.eq(desc.completion_addr), x_write.eq(1), xlate_then.eq(X_CR)]
+                    m.next = "XLATE"
+                with m.Else():
+                    m.next = "IRQ"
+            with m.State("RECORD_WRITE"):
+                m.d.sync += [wsrc.eq(SRC_RECORD), rec_word.eq(0)]
+                m.d.comb += [wr.cmd.valid.eq(1), wr.cmd.payload.addr.eq(h_dst),
+                             wr.cmd.payload.words.eq(_CR_WORDS),
+                             wr.cmd.payload.first_strb.eq(0xFF), wr.cmd.payload.last_strb.eq(0xFF)]
+                m.next = "RECORD_WAIT"
+            with m.State("RECORD_WAIT"):
+                with m.If(~wr.busy):
+                    m.d.sync += wsrc.eq(SRC_FIFO)
+                    m.next = "IRQ"
+            with m.State("IRQ"):
+                with m.If(rci & handle_ok):
+                    m.d.comb += self.irq.valid.eq(1)
+                    with m.If(self.irq.ready):
+                        m.next = "FINISH"
+                with m.Else():
+                    m.next = "FINISH"
+            with m.State("FINISH"):
+                m.d.sync += [busy_adi.eq(0), last_status.eq(status.as_value())]
+                with m.If(~done_count.all()):
+                    m.d.sync += done_count.eq(done_count + 1)
+                with m.If((status != Status.SUCCESS) & ~failed_count.all()):
+                    m.d.sync += failed_count.eq(failed_count + 1)
+                m.next = "IDLE"
+
+        m.d.comb += [
+            r("ENG.ENG_STATUS.BUSY").eq(busy_adi),
+            r("ENG.ENG_STATUS.ADI").eq(cur),
+            r("ENG.ENG_STATUS.LAST_STATUS").eq(last_status),
+            r("ENG.DESC_DONE.COUNT").eq(done_count),
+            r("ENG.DESC_FAILED.COUNT").eq(failed_count),
+            r("ENG.DESC_REFUSED.COUNT").eq(refused_count),
+            r("ENG.LAST_CYCLES.CYCLES").eq(last_cycles),
+        ]
+        return m

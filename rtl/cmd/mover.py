@@ -1,0 +1,278 @@
+"""The engine's data movers: AXI4 burst reader, burst writer and byte aligner.
+
+The engine moves data in *pieces* that never cross a 4 KiB page of source or
+destination (so one translation covers each side, and no burst crosses the
+AXI 4 KiB boundary). For each piece:
+
+* :class:`AxiReader` reads the 64-bit words covering the source bytes, in
+  INCR bursts of up to ``MAX_BURST`` beats, with no more than one burst
+  address in flight per cycle and R back-pressure when its consumer is full;
+* :class:`Aligner` turns that word stream, whose first byte sits in lane
+  ``a`` = src % 8, into the word stream of the destination, whose first byte
+  sits in lane ``t`` = dst % 8 (a two-word window shifted by whole bytes);
+* :class:`AxiWriter` writes the destination words in INCR bursts, with WSTRB
+  enabling lanes ``t``.. of the first word and ..``(t + len - 1) % 8`` of the
+  last, and waits for every B response.
+
+All three are streams with valid/ready, run one command at a time and report
+``busy``; a response other than OKAY sets their sticky ``error`` until the
+next command.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..axi4 import BOUNDARY, BURST_INCR, MAX_BURST, Axi4ReadSignature, Axi4WriteSignature
+
+__all__ = ["WORD_BYTES", "WORD_BITS", "COUNT_BITS", "READ_CMD", "WRITE_CMD", "ALIGN_CMD",
+           "AxiReader", "AxiWriter", "Aligner", "words_covering"]
+
+WORD_BYTES = 8
+WORD_BITS = 64
+#: Width of word counts: a piece of up to 4096 bytes at any alignment is at most 513 words.
+COUNT_BITS = 11
+
+READ_CMD = data.StructLayout({"addr": 64, "words": COUNT_BITS})
+WRITE_CMD = data.StructLayout({"addr": 64, "words": COUNT_BITS, "first_strb": WORD_BYTES,
+                               "last_strb": WORD_BYTES})
+#: ``lane_in`` = first source byte's lane, ``lane_out`` = first destination byte's
+#: lane, ``words_in``/``words_out`` = words read / words to produce.
+ALIGN_CMD = data.StructLayout({"lane_in": 3, "lane_out": 3, "words_in": COUNT_BITS,
+                               "words_out": COUNT_BITS})
+
+
+def words_covering(lane, length):
+    """Words of 8 bytes covering ``length`` bytes that start in lane ``lane`` (Python side)."""
+    return (lane + length + WORD_BYTES - 1) // WORD_BYTES
+
+
+def _burst_len(m, addr, left, name):
+    """Beats of the next burst: min(left, MAX_BURST, words to the 4 KiB boundary)."""
+    to_boundary = Signal(range(BOUNDARY // WORD_BYTES + 1), name=f"{name}_to_boundary")
+    m.d.comb += to_boundary.eq((BOUNDARY - addr[:12]) >> 3)
+    cap = Signal(range(MAX_BURST + 1), name=f"{name}_cap")
+    m.d.comb += cap.eq(Mux(to_boundary < MAX_BURST, to_boundary, MAX_BURST))
+    blen = Signal(range(MAX_BURST + 1), name=f"{name}_blen")
+    m.d.comb += blen.eq(Mux(left < cap, left, cap))
+    return blen
+
+
+class AxiReader(wiring.Component):
+    """Reads ``words`` 64-bit words from ``addr`` (low 3 bits ignored) in INCR bursts.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(READ_CMD))
+        Accepted when idle; ``words`` must be nonzero and the range must not
+        cross a 4 KiB boundary.
+    data : Out(stream.Signature(64))
+        The words, in address order; back-pressure stalls R.
+    bus : Out(Axi4ReadSignature())
+    busy, error : Out(1)
+    """
+
+    def __init__(self):
+        super().__init__({
+            "cmd": In(stream.Signature(READ_CMD)),
+            "data": Out(stream.Signature(WORD_BITS)),
+            "bus": Out(Axi4ReadSignature()),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        addr = Signal(64)
+        left = Signal(COUNT_BITS)      # words not yet requested
+        expect = Signal(COUNT_BITS)    # words not yet received
+        blen = _burst_len(m, addr, left, "rd")
+
+        m.d.comb += [
+            self.busy.eq(expect != 0),
+            self.cmd.ready.eq(expect == 0),
+            bus.arid.eq(0), bus.arsize.eq(3), bus.arburst.eq(BURST_INCR),
+        ]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [addr.eq(Cat(Signal(3), self.cmd.payload.addr[3:])),
+                         left.eq(self.cmd.payload.words), expect.eq(self.cmd.payload.words),
+                         self.error.eq(0)]
+
+        with m.If(~bus.arvalid | bus.arready):
+            with m.If(left != 0):
+                m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(addr), bus.arlen.eq(blen - 1),
+                             addr.eq(addr + (blen << 3)), left.eq(left - blen)]
+            with m.Else():
+                m.d.sync += bus.arvalid.eq(0)
+
+        m.d.comb += [
+            self.data.valid.eq(bus.rvalid & (expect != 0)),
+            self.data.payload.eq(bus.rdata),
+            bus.rready.eq(self.data.ready & (expect != 0)),
+        ]
+        with m.If(bus.rvalid & bus.rready):
+            m.d.sync += expect.eq(expect - 1)
+            with m.If(bus.rresp != 0):
+                m.d.sync += self.error.eq(1)
+        return m
+
+
+class AxiWriter(wiring.Component):
+    """Writes ``words`` 64-bit words from its ``data`` stream to ``addr`` in INCR bursts.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(WRITE_CMD))
+        Accepted when idle; ``words`` nonzero, no 4 KiB crossing.
+    data : In(stream.Signature(64))
+        The words, in address order.
+    bus : Out(Axi4WriteSignature())
+    busy : Out(1)
+        High from the command until every B response has arrived.
+    error : Out(1)
+    """
+
+    def __init__(self):
+        super().__init__({
+            "cmd": In(stream.Signature(WRITE_CMD)),
+            "data": In(stream.Signature(WORD_BITS)),
+            "bus": Out(Axi4WriteSignature()),
+            "busy": Out(1),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        aw_addr = Signal(64)
+        aw_left = Signal(COUNT_BITS)
+        w_addr = Signal(64)            # start of the burst the W side is in (or starts next)
+        w_left = Signal(COUNT_BITS)    # words not yet sent
+        w_in_burst = Signal(range(MAX_BURST + 1))   # beats left in the current burst (0: new burst)
+        first = Signal()
+        first_strb, last_strb = Signal(8), Signal(8)
+        bursts = Signal(COUNT_BITS)    # AW accepted, B not yet received
+        aw_blen = _burst_len(m, aw_addr, aw_left, "aw")
+        w_blen = _burst_len(m, w_addr, w_left, "w")
+
+        idle = (aw_left == 0) & ~bus.awvalid & (w_left == 0) & (bursts == 0)
+        m.d.comb += [
+            self.busy.eq(~idle),
+            self.cmd.ready.eq(idle),
+            bus.awid.eq(0), bus.awsize.eq(3), bus.awburst.eq(BURST_INCR),
+            bus.bready.eq(1),
+        ]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            p = self.cmd.payload
+            start = Cat(Signal(3), p.addr[3:])
+            m.d.sync += [aw_addr.eq(start), aw_left.eq(p.words), w_addr.eq(start),
+                         w_left.eq(p.words), w_in_burst.eq(0), first.eq(1),
+                         first_strb.eq(p.first_strb), last_strb.eq(p.last_strb), self.error.eq(0)]
+
+        with m.If(~bus.awvalid | bus.awready):
+            with m.If(aw_left != 0):
+                m.d.sync += [bus.awvalid.eq(1), bus.awaddr.eq(aw_addr), bus.awlen.eq(aw_blen - 1),
+                             aw_addr.eq(aw_addr + (aw_blen << 3)), aw_left.eq(aw_left - aw_blen)]
+            with m.Else():
+                m.d.sync += bus.awvalid.eq(0)
+
+        # W: the burst lengths are recomputed from the same address sequence.
+        new_burst = w_in_burst == 0
+        cur = Signal(range(MAX_BURST + 1))
+        m.d.comb += cur.eq(Mux(new_burst, w_blen, w_in_burst))
+        strb = Signal(8)
+        m.d.comb += strb.eq(Mux(first, first_strb, 0xFF) & Mux(w_left == 1, last_strb, 0xFF))
+        m.d.comb += [
+            bus.wvalid.eq(self.data.valid & (w_left != 0)),
+            bus.wdata.eq(self.data.payload),
+            bus.wstrb.eq(strb),
+            bus.wlast.eq(cur == 1),
+            self.data.ready.eq(bus.wready & (w_left != 0)),
+        ]
+        with m.If(bus.wvalid & bus.wready):
+            m.d.sync += [w_left.eq(w_left - 1), w_in_burst.eq(cur - 1), first.eq(0)]
+            with m.If(new_burst):
+                m.d.sync += w_addr.eq(w_addr + (w_blen << 3))
+
+        aw_fire = bus.awvalid & bus.awready
+        b_fire = bus.bvalid & bus.bready
+        with m.If(aw_fire & ~b_fire):
+            m.d.sync += bursts.eq(bursts + 1)
+        with m.Elif(b_fire & ~aw_fire):
+            m.d.sync += bursts.eq(bursts - 1)
+        with m.If(b_fire & (bus.bresp != 0)):
+            m.d.sync += self.error.eq(1)
+        return m
+
+
+class Aligner(wiring.Component):
+    """Realigns a word stream from source byte lanes to destination byte lanes.
+
+    Output word ``k`` is bytes ``8k - t .. 8k - t + 7`` of the transfer (lanes
+    below ``t`` in word 0, and lanes past the end in the last word, are don't
+    care: the writer's strobes mask them). With ``a`` the source lane:
+
+    * ``a <= t``: output = ({cur, prev} >> 8 x (8 + a - t)) for every input word;
+      when ``a == t`` that is the input itself;
+    * ``a > t``: output = ({cur, prev} >> 8 x (a - t)), the first input only fills
+      ``prev``;
+
+    then, if fewer than ``words_out`` words came out, one more with ``cur`` = 0.
+    The output is registered.
+
+    Attributes
+    ----------
+    cmd : In(stream.Signature(ALIGN_CMD))
+        Accepted when idle.
+    inp : In(stream.Signature(64))
+    out : Out(stream.Signature(64))
+    busy : Out(1)
+        From the command until the last word has been taken from ``out``.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "cmd": In(stream.Signature(ALIGN_CMD)),
+            "inp": In(stream.Signature(WORD_BITS)),
+            "out": Out(stream.Signature(WORD_BITS)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        shift = Signal(range(9))        # bytes, 1..8
+        drop = Signal()                 # the next input only fills prev
+        prev = Signal(WORD_BITS)
+        in_left = Signal(COUNT_BITS)
+        out_left = Signal(COUNT_BITS)   # words still to load into the output register
+
+        m.d.comb += [self.busy.eq((out_left != 0) | self.out.valid),
+                     self.cmd.ready.eq(~self.busy)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            p = self.cmd.payload
+            m.d.sync += [
+                shift.eq(Mux(p.lane_in > p.lane_out, p.lane_in - p.lane_out, 8 + p.lane_in - p.lane_out)),
+                drop.eq(p.lane_in > p.lane_out), prev.eq(0),
+                in_left.eq(p.words_in), out_left.eq(p.words_out),
+            ]
+
+        room = ~self.out.valid | self.out.ready
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+
+        cur = Signal(WORD_BITS)
+        m.d.comb += cur.eq(Mux(in_left != 0, self.inp.payload, 0))
+        shifted = Signal(WORD_BITS)
+        m.d.comb += shifted.eq(Cat(prev, cur).bit_select(shift * 8, WORD_BITS))
+        m.d.comb += self.inp.ready.eq(room & (in_left != 0) & (out_left != 0))
+        with m.If(self.inp.valid & self.inp.ready):
+            m.d.sync += [prev.eq(self.inp.payload), in_left.eq(in_left - 1), drop.eq(0)]
+            with m.If(~drop):
+                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(shifted),
+                             out_left.eq(out_left - 1)]
+        with m.Elif(room & (in_left == 0) & (out_left != 0)):
+            # Flush: the last output word takes its high lanes from zeros.
+            m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(shifted),
+                         out_left.eq(out_left - 1)]
+        return m

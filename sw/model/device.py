@@ -1,0 +1,160 @@
+"""Reference model of the engine inside the Device, and of its ``ENG`` register window.
+
+Transaction level: :meth:`EngineModel.dispatch` runs the descriptor an ADI
+would dispatch next, as the hardware does (rtl/cmd/engine.py), on top of the
+block models the Device is made of:
+
+* the ring read and every data and record access go through
+  :class:`~siov.sw.model.dma.DmaModel` (``translate``), so the dirty log,
+  the fault queue and the counters follow;
+* execution is :class:`~siov.sw.model.engine.Engine`;
+* a descriptor whose PASID differs from the ADI's is refused (ADI ERROR code
+  3, nothing executed); a ring read the tracker blocks puts the ADI into ERROR
+  code 4 (:meth:`EngineModel.fetch`);
+* the completion interrupt goes to :class:`~siov.sw.model.irq.IrqModel`.
+
+The hardware prefetches each ADI's head descriptor before arbitration; the
+model reads it at dispatch. The two agree as long as software does not
+rewrite a posted descriptor, which the DSA programming model forbids too.
+Which ADI runs next is the arbiter's choice (:mod:`siov.sw.model.arbiter`
+models it cycle by cycle); a scoreboard replays the order the hardware took.
+"""
+
+from dataclasses import dataclass
+
+from ...rtl.cmd.dsa import DESC_BYTES, Status
+from ...rtl.dma.defs import PAGE_SHIFT
+from .adi import ERR_DESC_PASID, ERR_FETCH_FAULT, AdiModel
+from .csr import CsrModel
+from .dma import DmaModel
+from .dsa import Descriptor
+from .engine import Engine, Outcome, PageFault
+from .irq import IrqModel
+
+__all__ = ["EngineModel", "Dispatch", "TRANSLATABLE_BITS"]
+
+#: Device addresses at or above 2**44 fault without a tracker request (32-bit page numbers).
+TRANSLATABLE_BITS = 44
+COUNTER_MAX = (1 << 32) - 1
+
+
+@dataclass
+class Dispatch:
+    """What one dispatch did: ``refused`` (PASID mismatch) or the engine's ``outcome``,
+    and the interrupt remapper's answer to its completion interrupt (or None)."""
+    adi: int
+    descriptor: Descriptor
+    refused: bool = False
+    outcome: "Outcome | None" = None
+    irq: "object | None" = None
+
+
+class EngineModel:
+    """The Device's engine over the block models.
+
+    Parameters
+    ----------
+    memory : Memory
+        Host memory (``read(addr, n)``, ``write(addr, data)``).
+    adi : AdiModel
+    dma : DmaModel
+    irq : IrqModel
+    """
+
+    def __init__(self, memory, adi: AdiModel, dma: DmaModel, irq: IrqModel):
+        self.memory, self.adi, self.dma, self.irq = memory, adi, dma, irq
+        self.params = adi.params
+        self.engine = Engine(memory, self.translate, num_handles=irq.entries)
+        self._regs = CsrModel(self.params, window="ENG")
+        self.done = self.failed = self.refused = 0
+        self.last_cycles = 0
+        self.last_status = 0
+        self.last_adi = 0
+
+    # -- DMA through the tracker -------------------------------------------------
+
+    def translate(self, pasid, addr, write):
+        """Host address of device address ``addr`` for ``pasid``, through the DMA tracker model."""
+        if addr >> TRANSLATABLE_BITS:
+            raise PageFault(addr)
+        d = self.dma.request(pasid, addr >> PAGE_SHIFT, write)
+        if not d.allowed:
+            raise PageFault(addr)
+        return d.addr | addr & ((1 << PAGE_SHIFT) - 1)
+
+    def fetch(self, adi):
+        """Read ADI ``adi``'s head descriptor through the tracker; None (and ADI ERROR 4) if blocked."""
+        a = self.adi.adis[adi]
+        addr = a.base + a.head * DESC_BYTES
+        try:
+            host = self.translate(a.pasid, addr, False)
+        except PageFault:
+            self.adi.fault(adi, ERR_FETCH_FAULT)
+            self.refused = min(self.refused + 1, COUNTER_MAX)
+            return None
+        return self.memory.read(host, DESC_BYTES)
+
+    # -- dispatch ------------------------------------------------------------------
+
+    def dispatch(self, adi, raw, cycles=0):
+        """Run ``raw`` (64 bytes fetched earlier) as ADI ``adi``'s dispatched descriptor.
+
+        ``cycles`` is what the hardware measured (it goes into the record).
+        """
+        desc = Descriptor.unpack(raw)
+        a = self.adi.adis[adi]
+        self.adi.consume(adi, busy=True)
+        self.last_adi = adi
+        result = Dispatch(adi, desc)
+        if desc.pasid != a.pasid:
+            result.refused = True
+            self.adi.fault(adi, ERR_DESC_PASID)
+            self.adi.complete(adi)
+            self.refused = min(self.refused + 1, COUNTER_MAX)
+            return result
+        out = self.engine.execute(desc, cycles)
+        result.outcome = out
+        if out.interrupt is not None:
+            result.irq = self.irq.process(out.interrupt)
+        self.adi.complete(adi)
+        self.done = min(self.done + 1, COUNTER_MAX)
+        if out.status is not Status.SUCCESS:
+            self.failed = min(self.failed + 1, COUNTER_MAX)
+        self.last_status = out.status.value
+        self.last_cycles = cycles
+        return result
+
+    # -- registers -----------------------------------------------------------------
+
+    def field(self, path):
+        *reg, name = path.split(".")
+        reg = ".".join(reg)
+        fld = self._regs.registers[reg].field(name)
+        return (self._regs.storage[reg] & fld.mask) >> fld.lsb
+
+    def _refresh(self):
+        self._regs.hw.update({
+            "ENG.ENG_STATUS.BUSY": 0,
+            "ENG.ENG_STATUS.ADI": self.last_adi,
+            "ENG.ENG_STATUS.LAST_STATUS": self.last_status,
+            "ENG.DESC_DONE.COUNT": self.done,
+            "ENG.DESC_FAILED.COUNT": self.failed,
+            "ENG.DESC_REFUSED.COUNT": self.refused,
+            "ENG.LAST_CYCLES.CYCLES": self.last_cycles,
+        })
+
+    #: Registers whose value depends on timing (budgets refill every slice).
+    volatile = frozenset({"ENG.ARB_BUDGET"})
+
+    def read(self, addr):
+        """``(resp, value)`` of a read at absolute address ``addr`` (engine idle)."""
+        self._refresh()
+        return self._regs.read(addr)
+
+    def write(self, addr, data, strb=0xF):
+        resp = self._regs.write(addr, data, strb)
+        reg = self._regs.register_at(addr)
+        if reg is not None and reg.path == "ENG.ARB_CMD":
+            self._regs.storage[reg.path] = 0
+        return resp
+

@@ -1,0 +1,405 @@
+"""pyuvm environment of the integrated Device (top ``siov_device``).
+
+Structure (one bus-functional model shared by the agents, as in the block
+environments):
+
+* :class:`SystemBfm`: the clock, cocotbext-axi's AxiLiteMaster on ``csr`` and
+  an AxiRam on ``mem`` as host memory (with optional back-pressure and random
+  response latency on all five channels), and two monitors: the dispatch tap
+  (``tap_consume_valid``/``tap_consume_adi``, with the cycle of each dispatch
+  and of each slice end ``tap_slice_end``) and ``irq_out`` (with random
+  back-pressure);
+* :class:`CsrAgent`: every register access checked against the Device-level
+  model (:class:`~siov.sw.model.csr.CsrModel` with the block models in its
+  windows), plus the hypervisor's configuration sequences (domains, ADI
+  table, pins, guest maps, IMS entries, ADI rings, arbiter);
+* :class:`GuestAgent`: writes descriptors into its ADI's ring in host memory
+  (the AxiRam and the model's mirror alike) and rings the doorbell;
+* :class:`Scoreboard`: replays the dispatches in hardware order through
+  :class:`~siov.sw.model.device.EngineModel` and checks the completion records
+  and final memory (every page of every domain window), the interrupts on
+  ``irq_out``, the counters and the dirty log;
+* :class:`QosMonitor`: from the dispatch times, slice ends and estimated
+  costs, the largest overrun of a slice per ADI and each ADI's share.
+"""
+
+import collections
+import json
+import logging
+import os
+import random
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, with_timeout
+from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+from pyuvm import uvm_component, uvm_env
+
+from siov.rtl import regmap
+from siov.rtl.cmd.cost import COST_WIDTH
+from siov.rtl.cmd.dsa import COMPLETION_BYTES, CR_ALIGN, DESC_BYTES, Flag
+from siov.rtl.csr.bus import Resp
+from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, RangeOp, guest_word
+from siov.rtl.irq.remapper import IrqLayout
+from siov.rtl.params import DeviceParams
+from siov.sw.model.adi import AdiModel, page_address
+from siov.sw.model.csr import CsrModel
+from siov.sw.model.device import EngineModel
+from siov.sw.model.dma import DmaModel
+from siov.sw.model.dsa import CompletionRecord, Descriptor
+from siov.sw.model.engine import Memory, estimate_cost
+from siov.sw.model.irq import IrqModel, ims_ctrl, msi_address
+from siov.tb.axi import apply_axi_ram_pauses
+from siov.tb.coverage import Coverage
+from siov.tb.layouts import unpack
+from siov.tb.reset import reset_dut
+
+__all__ = ["SystemBfm", "CsrAgent", "GuestAgent", "Scoreboard", "QosMonitor", "SystemEnv",
+           "COVERAGE", "PAGE", "HOST_BASE", "DOMAIN_SPAN"]
+
+PERIOD_NS = 10
+ACCESS_TIMEOUT_NS = 200_000
+PAGE = 1 << PAGE_SHIFT
+#: Host memory layout: domain d's window starts at HOST_BASE + d * DOMAIN_SPAN.
+HOST_BASE = 0x0100_0000
+DOMAIN_SPAN = 0x0040_0000
+RAM_SIZE = 1 << 28
+
+COVERAGE = Coverage("system", [
+    "op_noop", "op_drain", "op_memmove", "op_memfill", "op_compare",
+    "memmove_descending", "memmove_store_forward", "memmove_unaligned", "multi_page",
+    "compare_equal", "compare_differ",
+    "status_success", "status_page_fault", "status_bad_opcode", "status_invalid_flags",
+    "status_xfer_size", "status_invalid_int_handle", "status_addr_align",
+    "fault_src", "fault_dst", "fault_record", "record_written", "record_skipped",
+    "irq_delivered", "irq_faulted", "desc_pasid_refused", "fetch_fault", "tail_beyond_ring",
+    "multi_adi_interleaved", "mem_backpressure",
+])
+
+
+class SystemBfm:
+    """Clock, bus masters, host memory and the monitors of one Device."""
+
+    def __init__(self, dut, rng):
+        self.dut = dut
+        self.rng = rng
+        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
+        self.ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
+                          size=RAM_SIZE)
+        for log in (self.axil.write_if.log, self.axil.read_if.log, self.ram.write_if.log,
+                    self.ram.read_if.log):
+            log.setLevel(logging.WARNING)
+        self.cycle = 0
+        self.dispatches = []        # (cycle, adi)
+        self.slice_ends = []        # cycles
+        self.irqs = []              # irq_out beats (dicts)
+        self.irq_ready_p = 1.0
+
+    def mem_pauses(self, kinds):
+        apply_axi_ram_pauses(self.ram, kinds, self.rng)
+
+    async def reset(self):
+        await reset_dut(self.dut, {"irq_out__ready": 1})
+        cocotb.start_soon(self._monitor())
+
+    async def _monitor(self):
+        """Once per cycle, between edges: drive ``irq_out.ready`` for the coming
+        rising edge, then sample what that edge will take."""
+        d = self.dut
+        while True:
+            await FallingEdge(d.clk)
+            d.irq_out__ready.value = int(self.rng.random() < self.irq_ready_p)
+            await ReadOnly()
+            self.cycle += 1
+            if int(d.tap_consume_valid.value):
+                self.dispatches.append((self.cycle, int(d.tap_consume_adi.value)))
+            if int(d.tap_slice_end.value):
+                self.slice_ends.append(self.cycle)
+            if int(d.irq_out__valid.value) and int(d.irq_out__ready.value):
+                self.irqs.append(unpack(IrqLayout, int(d.irq_out__payload.value)))
+
+
+class CsrAgent(uvm_component):
+    """Register accesses checked against the model, and the hypervisor's set-up sequences."""
+
+    def build_phase(self):
+        self.bfm = None
+        self.model = None
+
+    def attach(self, bfm, model):
+        self.bfm, self.model = bfm, model
+
+    async def raw_read(self, addr):
+        r = await with_timeout(self.bfm.axil.read(addr, 4), ACCESS_TIMEOUT_NS, "ns")
+        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
+
+    async def read(self, addr, check=True):
+        resp, value = await self.raw_read(addr)
+        if check:
+            exp_resp, exp_value = self.model.read(addr)
+            assert resp == exp_resp, f"read {addr:#07x}: {resp.name}, model {exp_resp.name}"
+            assert value == exp_value, f"read {addr:#07x}: {value:#010x}, model {exp_value:#010x}"
+        return resp, value
+
+    async def write(self, addr, value):
+        r = await with_timeout(self.bfm.axil.write(addr, value.to_bytes(4, "little")),
+                               ACCESS_TIMEOUT_NS, "ns")
+        resp = Resp(int(r.resp))
+        exp = self.model.write(addr, value)
+        assert resp == exp, f"write {addr:#07x}: {resp.name}, model {exp.name}"
+        return resp
+
+    # -- DMA tracker ----------------------------------------------------------------
+
+    async def wait_dma_idle(self):
+        for _ in range(10_000):
+            _, st = await self.raw_read(regmap.DMA_STATUS)
+            if not st & regmap.DMA_STATUS_BUSY_MASK:
+                return
+        raise AssertionError("DMA range operation never finished")
+
+    async def set_domain(self, dom, base, pages):
+        await self.write(regmap.DMA_DOM_SEL, dom)
+        await self.write(regmap.DMA_DOM_BASE_LO, base & 0xFFFF_F000)
+        await self.write(regmap.DMA_DOM_BASE_HI, base >> 32)
+        await self.write(regmap.DMA_DOM_LIMIT, pages)
+        await self.write(regmap.DMA_DOM_CMD, 1)
+
+    async def bind(self, index, pasid, dom):
+        await self.write(regmap.DMA_ADI_SEL, index)
+        await self.write(regmap.DMA_ADI_ENTRY, (1 << 31) | (dom << 20) | pasid)
+        await self.write(regmap.DMA_ADI_CMD, 1)
+
+    async def range_op(self, code, dom, start, count):
+        await self.write(regmap.DMA_OP_START, start)
+        await self.write(regmap.DMA_OP_COUNT, count)
+        await self.write(regmap.DMA_OP, (1 << 31) | (dom << 8) | code)
+        await self.wait_dma_idle()
+        await self.read(regmap.DMA_STATUS)
+
+    async def guest_map(self, adi, page, unmap=False):
+        await self.write(regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP), guest_word(adi, page))
+        _, res = await self.read(regmap.DMA_GUEST_STATUS)
+        return res
+
+    # -- interrupts, ADIs, arbiter --------------------------------------------------------
+
+    async def set_ims(self, handle, pasid, dest, vector, mask=False):
+        base = regmap.IRQ_IMS_BASE + 16 * handle
+        for off, v in ((0, msi_address(dest)), (4, 0), (8, vector), (12, ims_ctrl(mask=mask, pasid=pasid))):
+            await self.write(base + off, v)
+
+    async def enable_adi(self, adi, ring, size, pasid, dom):
+        await self.write(regmap.CMD_ADI_SEL, adi)
+        await self.write(regmap.CMD_RING_BASE_LO, ring & 0xFFFF_FFC0)
+        await self.write(regmap.CMD_RING_BASE_HI, ring >> 32)
+        await self.write(regmap.CMD_RING_SIZE, size)
+        await self.write(regmap.CMD_ADI_CFG, pasid | dom << 20)
+        await self.write(regmap.CMD_ADI_CMD, regmap.CMD_ADI_CMD_ENABLE_MASK)
+        await self.read(regmap.CMD_ADI_STATUS)
+
+    async def adi_command(self, adi, mask):
+        await self.write(regmap.CMD_ADI_SEL, adi)
+        await self.write(regmap.CMD_ADI_CMD, mask)
+        return await self.read(regmap.CMD_ADI_STATUS)
+
+    async def set_arbiter(self, policy, slice_cycles=0, cost_a=0, cost_b=0, weights=None, quanta=None):
+        await self.write(regmap.ENG_ARB_CTRL, policy)
+        await self.write(regmap.ENG_ARB_SLICE, slice_cycles)
+        await self.write(regmap.ENG_COST_A, cost_a)
+        await self.write(regmap.ENG_COST_B, cost_b)
+        n = len(weights or quanta or [])
+        for i in range(n):
+            await self.write(regmap.ENG_ARB_SEL, i)
+            await self.write(regmap.ENG_ARB_WEIGHT, (weights or [1] * n)[i])
+            await self.write(regmap.ENG_ARB_QUANTUM, (quanta or [0] * n)[i])
+            await self.write(regmap.ENG_ARB_CMD, 1)
+
+
+class GuestAgent(uvm_component):
+    """Posts descriptors to ADI rings: memory first, then the doorbell (fast path)."""
+
+    def build_phase(self):
+        self.bfm = self.csr = self.sys = None
+
+    def attach(self, bfm, csr, sysmodel):
+        self.bfm, self.csr, self.sys = bfm, csr, sysmodel
+
+    def host_write(self, host, data):
+        self.bfm.ram.write(host, bytes(data))
+        self.sys.memory.write(host, bytes(data))
+
+    async def post(self, adi, descriptors):
+        """Write ``descriptors`` at ADI ``adi``'s tail and ring its doorbell once."""
+        a = self.sys.adi.adis[adi]
+        tail = a.tail
+        for desc in descriptors:
+            raw = desc.pack() if isinstance(desc, Descriptor) else bytes(desc)
+            self.host_write(self.sys.host_of(a.domain, a.base + tail * DESC_BYTES), raw)
+            self.sys.posted[adi].append(raw)
+            tail = (tail + 1) % a.size
+        await self.csr.write(page_address(adi), tail)
+
+
+class SystemModel:
+    """The Device-level model and the test's view of guest memory."""
+
+    def __init__(self, params):
+        self.params = params
+        self.memory = Memory()
+        self.irq = IrqModel(entries=params.ims_entries)
+        self.dma = DmaModel(params)
+        self.adi = AdiModel(params)
+        self.engine = EngineModel(self.memory, self.adi, self.dma, self.irq)
+        self.csr = CsrModel(params)
+        self.csr.windows = {"IRQ": self.irq, "DMA": self.dma, "CMD": self.adi, "ADI_PAGES": self.adi,
+                            "ENG": self.engine}
+        self.posted = collections.defaultdict(collections.deque)
+
+    @staticmethod
+    def host_of(dom, guest_addr):
+        return HOST_BASE + dom * DOMAIN_SPAN + guest_addr
+
+
+class Scoreboard(uvm_component):
+    """Replays the hardware's dispatch order through the model and compares everything."""
+
+    def build_phase(self):
+        self.sys = self.bfm = None
+        self.replayed = 0
+        self.expected_irqs = []
+        self.results = []
+
+    def attach(self, bfm, sysmodel):
+        self.bfm, self.sys = bfm, sysmodel
+
+    def _rtl_cycles(self, adi, raw):
+        """Cycles the hardware stored in the record of ``raw`` (0 if it wrote none there)."""
+        desc = Descriptor.unpack(raw)
+        a = self.sys.adi.adis[adi]
+        if not desc.flags & Flag.CRAV or desc.completion_addr % CR_ALIGN:
+            return 0
+        if desc.completion_addr >= DOMAIN_SPAN:
+            return 0
+        host = self.sys.host_of(a.domain, desc.completion_addr)
+        rec = CompletionRecord.unpack(self.bfm.ram.read(host, COMPLETION_BYTES))
+        return rec.cycles
+
+    def replay(self):
+        """Run the model over every dispatch not yet replayed."""
+        for cycle, adi in self.bfm.dispatches[self.replayed:]:
+            self.replayed += 1
+            raw = self.sys.engine.fetch(adi)
+            assert raw is not None, f"ADI {adi} dispatched a descriptor the model cannot fetch"
+            posted = self.sys.posted[adi].popleft()
+            assert raw == posted, f"ADI {adi}: fetched descriptor differs from the posted one"
+            res = self.sys.engine.dispatch(adi, raw, self._rtl_cycles(adi, raw))
+            self.results.append((cycle, res))
+            if res.irq is not None and res.irq.kind == "deliver":
+                self.expected_irqs.append((res.irq.dest, res.irq.vector))
+            self._sample(res)
+
+    def _sample(self, res):
+        if res.refused:
+            COVERAGE.sample("desc_pasid_refused")
+            return
+        out, d = res.outcome, res.descriptor
+        op = int(d.opcode)
+        COVERAGE.sample({0: "op_noop", 2: "op_drain", 3: "op_memmove", 4: "op_memfill",
+                         5: "op_compare"}.get(op, "status_bad_opcode"), op in (0, 2, 3, 4, 5)
+                        or out.status.name == "BAD_OPCODE")
+        COVERAGE.sample("status_" + out.status.name.lower())
+        COVERAGE.sample("record_written" if out.completion is not None else "record_skipped")
+        if out.status.name == "SUCCESS" and op == 3:
+            down = d.src_addr < d.dst_addr < d.src_addr + d.xfer_size
+            COVERAGE.sample("memmove_descending", down)
+            COVERAGE.sample("memmove_store_forward", down and d.dst_addr - d.src_addr < PAGE)
+            COVERAGE.sample("memmove_unaligned", (d.src_addr ^ d.dst_addr) % 8 != 0)
+        if out.status.name == "SUCCESS" and op in (3, 4, 5):
+            COVERAGE.sample("multi_page", (d.dst_addr % PAGE) + d.xfer_size > PAGE)
+        if out.status.name == "SUCCESS" and op == 5:
+            COVERAGE.sample("compare_differ" if out.result else "compare_equal")
+        if out.status.name == "PAGE_FAULT":
+            if out.fault_addr == d.completion_addr and out.record.status_write and out.completion is None:
+                COVERAGE.sample("fault_record")
+            elif out.record.status_write:
+                COVERAGE.sample("fault_dst")
+            else:
+                COVERAGE.sample("fault_src")
+        if res.irq is not None:
+            COVERAGE.sample("irq_delivered" if res.irq.kind == "deliver" else "irq_faulted",
+                            res.irq.kind in ("deliver", "fault"))
+
+    def check_memory(self, domains, pages):
+        """Every page of every domain window: hardware memory equals the model's."""
+        for dom in domains:
+            for page in range(pages):
+                host = self.sys.host_of(dom, page * PAGE)
+                got = self.bfm.ram.read(host, PAGE)
+                exp = self.sys.memory.read(host, PAGE)
+                if got != exp:
+                    first = next(i for i in range(PAGE) if got[i] != exp[i])
+                    raise AssertionError(
+                        f"domain {dom} guest page {page}: byte {first:#x} is {got[first]:#04x}, "
+                        f"model {exp[first]:#04x}")
+
+    def check_irqs(self):
+        got = [(b["dest"], b["vector"]) for b in self.bfm.irqs]
+        assert got == self.expected_irqs, f"irq_out {got} != model {self.expected_irqs}"
+
+
+class QosMonitor(uvm_component):
+    """Largest overrun of a slice and share per ADI, from dispatches, slice ends and costs."""
+
+    def build_phase(self):
+        self.costs = collections.defaultdict(list)      # adi -> [(cycle, cost)]
+
+    def record(self, cycle, adi, cost):
+        self.costs[adi].append((cycle, cost))
+
+    def measure(self, slice_ends, quanta, start, end):
+        """Per-ADI totals and the largest per-slice overrun over the slices in [start, end)."""
+        bounds = [c for c in slice_ends if start <= c < end]
+        overrun = {}
+        totals = {}
+        for adi, items in self.costs.items():
+            worst = 0
+            for lo, hi in zip(bounds, bounds[1:]):
+                # A grant taken in the cycle of a slice end is charged after the refill.
+                spent = sum(c for cyc, c in items if lo <= cyc < hi)
+                worst = max(worst, spent - quanta[adi])
+            overrun[adi] = worst
+            totals[adi] = sum(c for cyc, c in items if bounds and bounds[0] <= cyc < bounds[-1])
+        return totals, overrun
+
+
+class SystemEnv(uvm_env):
+    def build_phase(self):
+        self.csr = CsrAgent("csr", self)
+        self.guest = GuestAgent("guest", self)
+        self.scoreboard = Scoreboard("scoreboard", self)
+        self.qos = QosMonitor("qos", self)
+
+    def attach(self, dut, seed):
+        self.rng = random.Random(seed)
+        self.params = DeviceParams(**json.loads(os.environ.get("SIOV_PARAMS", "{}")))
+        self.sys = SystemModel(self.params)
+        self.bfm = SystemBfm(dut, self.rng)
+        self.csr.attach(self.bfm, self.sys.csr)
+        self.guest.attach(self.bfm, self.csr, self.sys)
+        self.scoreboard.attach(self.bfm, self.sys)
+
+    async def wait_dispatched(self, count, timeout_cycles=200_000):
+        """Until ``count`` dispatches happened and the engine is idle again."""
+        for _ in range(timeout_cycles // 50):
+            await ClockCycles(self.bfm.dut.clk, 50)
+            if len(self.bfm.dispatches) >= count:
+                _, st = await self.csr.raw_read(regmap.ENG_ENG_STATUS)
+                if not st & regmap.ENG_ENG_STATUS_BUSY_MASK:
+                    return
+        raise AssertionError(f"only {len(self.bfm.dispatches)} of {count} descriptors dispatched")
+
+    def cost_of(self, raw):
+        return estimate_cost(raw, self.sys.engine.field("ENG.COST_A.A"),
+                             self.sys.engine.field("ENG.COST_B.B"), width=COST_WIDTH)
