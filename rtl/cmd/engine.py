@@ -13,9 +13,13 @@ one thing at a time:
   tracker under the ADI's PASID) into its slot in block RAM and estimate its
   cost (:mod:`.cost`). A blocked fetch puts the ADI into ERROR (code 4);
 * **dispatch**: the arbiter (:mod:`.arbiter`) sees ``req = slot filled &
-  pending`` and the slots' costs; the sequencer takes its grant when idle,
-  consumes the ADI's head (the ADI block advances HEAD) and marks the ADI
-  busy until the descriptor completes;
+  pending`` and the slots' costs; the sequencer takes its grant when idle and
+  no slot of a pending ADI is empty (fetches go first, so the arbiter always
+  chooses among every ADI with work), consumes the ADI's head (the ADI block
+  advances HEAD) and marks the ADI busy until the descriptor completes. The
+  arbiter's requests are held low while the sequencer is busy, so each
+  decision is made with every slot current (2 cycles after the sequencer
+  becomes idle);
 * **execute**: load the descriptor from the slot; refuse it if its PASID is
   not the ADI's (ERROR code 3: no memory access, no record, no interrupt);
   check opcode, flags, interrupt handle, size and alignment in the model's
@@ -145,8 +149,12 @@ class Engine(wiring.Component):
         m.submodules.arbiter = arb = QosArbiter(n, cost_width=COST_WIDTH)
         slot_valid = Signal(n)
         cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
+        # The arbiter decides only while the sequencer waits for a grant with
+        # every pending ADI's slot filled: a decision then sees every ADI with
+        # work, current costs, and (WRR) the last winner's next descriptor.
+        deciding = Signal()
         m.d.comb += [
-            arb.req.eq(slot_valid & self.pending),
+            arb.req.eq(Mux(deciding, slot_valid & self.pending, 0)),
             arb.policy.eq(r("ENG.ARB_CTRL.POLICY")),
             arb.slice_cycles.eq(r("ENG.ARB_SLICE.CYCLES")),
             self.slice_end.eq(arb.slice_end),
@@ -345,8 +353,15 @@ class Engine(wiring.Component):
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
-                m.d.comb += arb.grant.ready.eq(1)
-                with m.If(arb.grant.valid):
+                m.d.comb += deciding.eq(~need_fetch.any())
+                # Fetch first: every pending ADI has its head descriptor in its
+                # slot before a grant is taken, so the arbiter always chooses
+                # among all ADIs with work (grants never starve a fetch).
+                with m.If(need_fetch.any()):
+                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
+                    m.next = "FETCH"
+                with m.Elif(arb.grant.valid):
+                    m.d.comb += arb.grant.ready.eq(1)
                     g = arb.grant.payload.adi
                     m.d.sync += cur.eq(g)
                     with m.If((slot_valid & self.pending).bit_select(g, 1)):
@@ -354,9 +369,6 @@ class Engine(wiring.Component):
                         m.d.sync += [slot_valid.bit_select(g, 1).eq(0), busy_adi.eq(1), cycles.eq(0),
                                      word.eq(0)]
                         m.next = "LOAD"
-                with m.Elif(need_fetch.any()):
-                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
-                    m.next = "FETCH"
 
             # ---- prefetch ---------------------------------------------------------------
             with m.State("FETCH"):

@@ -143,8 +143,9 @@ class EngineModel:
             "ENG.LAST_CYCLES.CYCLES": self.last_cycles,
         })
 
-    #: Registers whose value depends on timing (budgets refill every slice).
-    volatile = frozenset({"ENG.ARB_BUDGET"})
+    #: Registers whose value depends on timing: budgets refill every slice, and
+    #: the cycles of a descriptor that wrote no record are not known to the model.
+    volatile = frozenset({"ENG.ARB_BUDGET", "ENG.LAST_CYCLES"})
 
     def read(self, addr):
         """``(resp, value)`` of a read at absolute address ``addr`` (engine idle)."""

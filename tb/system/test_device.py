@@ -9,6 +9,7 @@ the reference model: completion records and every byte of every domain
 window, interrupts on ``irq_out``, counters and the dirty log must all agree.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -25,7 +26,7 @@ from siov.rtl.cmd.arbiter import Policy
 from siov.rtl.cmd.dsa import PATTERN_BYTES, Flag, Opcode
 from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import RangeOp
-from siov.sw.model.adi import ERROR, page_address
+from siov.sw.model.adi import ERROR, PAGE_HEAD, page_address
 from siov.sw.model.dsa import Descriptor
 from siov.tb.system.env import COVERAGE, PAGE, SystemEnv
 
@@ -305,6 +306,113 @@ class EngineBadInputTest(SystemTest):
         descs = [self.bad_descriptor(t2) for _ in range(24)]
         await env.guest.post(t2.adi, descs)
         await self.finish([t2], 2 + len(descs))
+
+
+class QosTestBase(SystemTest):
+    """Saturated tenants under one arbiter policy; dispatch shares and slice overruns measured.
+
+    Every tenant's ring is kept at least ``LOW`` descriptors deep for
+    ``duration`` cycles (the guests top their rings up as the hardware's HEAD
+    advances), so every ADI always has work and the shares show the policy
+    alone. The scoreboard replays completed dispatches as it goes, so ring
+    slots can be reused.
+    """
+
+    policy = Policy.QOS
+    slice_cycles = 3000
+    cost_a, cost_b = 40, 32                 # 40 cycles + 1/8 cycle per byte
+    quanta = [800, 400, 200, 200]
+    weights = [4, 2, 1, 1]
+    duration = 40_000
+    LOW, BATCH = 24, 16
+
+    def fill_descriptor(self, t):
+        d = Descriptor(pasid=t.pasid, opcode=Opcode.MEMFILL)
+        d.xfer_size = self.rng.choice([64, 128, 256, 512])
+        d.dst_addr = self.data_addr(d.xfer_size, writable=True, align=PATTERN_BYTES)
+        d.pattern = self.rng.getrandbits(64)
+        if self.rng.random() < 0.3:
+            self.completion_flags(t, d, rci_p=0.3)
+        return d
+
+    async def body(self):
+        env = self.env
+        n = min(4, env.params.num_adis)
+        tenants = await self.setup_tenants(n)
+        await env.csr.set_arbiter(self.policy, self.slice_cycles, self.cost_a, self.cost_b,
+                                  weights=self.weights[:n], quanta=self.quanta[:n])
+        start = env.bfm.cycle
+        stop = start + self.duration
+        total = 0
+        while env.bfm.cycle < stop:
+            env.scoreboard.replay(keep_last=True)
+            for t in tenants:
+                _, head = await env.csr.raw_read(page_address(t.adi, PAGE_HEAD))
+                if (env.sys.adi.adis[t.adi].tail - head) % RING_SIZE < self.LOW:
+                    await env.guest.post(t.adi, [self.fill_descriptor(t) for _ in range(self.BATCH)])
+                    total += self.BATCH
+            await ClockCycles(env.bfm.dut.clk, 100)
+        await self.finish(tenants, total)
+        self.measure(n, start, stop)
+
+    def measure(self, n, start, stop):
+        env = self.env
+        costs = [(cycle, res.adi, env.cost_of(res.descriptor.pack()))
+                 for cycle, res in env.scoreboard.results]
+        slices = [c for c in env.bfm.slice_ends if start <= c <= stop]
+        assert len(slices) >= 3, f"only {len(slices)} slice ends in the saturated window"
+        spent = collections.defaultdict(lambda: collections.defaultdict(int))
+        counts = collections.defaultdict(int)
+        for cycle, adi, cost in costs:
+            if slices[0] <= cycle < slices[-1]:
+                # Slice k is [end_k, end_k+1): a grant in the refill cycle is charged after it.
+                k = max(i for i, b in enumerate(slices) if b <= cycle)
+                spent[k][adi] += cost
+                counts[adi] += 1
+        max_cost = max(c for _, _, c in costs)
+        quanta = self.quanta[:n]
+        total = sum(sum(v.values()) for v in spent.values())
+        share = {a: sum(v.get(a, 0) for v in spent.values()) / total for a in range(n)}
+        total_n = sum(counts.values())
+        count_share = {a: counts[a] / total_n for a in range(n)}
+        overrun = {a: max(v.get(a, 0) - quanta[a] for v in spent.values()) for a in range(n)}
+        report = {
+            "policy": Policy(self.policy).name, "slices": len(slices) - 1, "slice_cycles": self.slice_cycles,
+            "descriptors": total_n, "quanta": quanta, "weights": self.weights[:n],
+            "max_descriptor_cost": max_cost, "cost_share": share, "dispatch_share": count_share,
+            "largest_overrun": overrun,
+        }
+        for a in range(n):
+            assert counts[a] > 0, f"ADI {a} starved"
+        if self.policy == Policy.QOS:
+            target = {a: quanta[a] / sum(quanta) for a in range(n)}
+            report["share_error"] = max(abs(share[a] - target[a]) for a in range(n))
+            # Design bound: an ADI overruns its quantum by less than one descriptor.
+            for a in range(n):
+                assert overrun[a] < max_cost, f"ADI {a} overran its slice by {overrun[a]} >= {max_cost}"
+        else:
+            target = {a: self.weights[a] / sum(self.weights[:n]) for a in range(n)}
+            report["share_error"] = max(abs(count_share[a] - target[a]) for a in range(n))
+            # Design bound: under saturation each ADI is within one round of its weighted share.
+            for a in range(n):
+                assert abs(counts[a] - target[a] * total_n) <= sum(self.weights[:n]), (a, counts, target)
+        report["target_share"] = target
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"qos_system_{Policy(self.policy).name.lower()}.json").write_text(json.dumps(report, indent=1))
+        cocotb.top._log.info(f"QoS {Policy(self.policy).name}: {json.dumps(report)}")
+
+
+@pyuvm.test()
+class QosSliceTest(QosTestBase):
+    """QoS time slices: every saturated tenant gets its quantum per slice, overrun below one descriptor."""
+    seed_offset = 3
+
+
+@pyuvm.test()
+class WeightedShareTest(QosTestBase):
+    """Weighted round robin: dispatch shares follow the weights."""
+    seed_offset = 4
+    policy = Policy.WRR
 
 
 @pyuvm.test()
