@@ -242,6 +242,7 @@ class Engine(wiring.Component):
         p_dst = Signal(64)
         p_len = Signal(13)
         p_lo = Signal(32)
+        adi_pasid = Signal(20)                    # the executing ADI's PASID, latched
         h_src = Signal(64)                        # host addresses after translation
         h_dst = Signal(64)
         x_addr = Signal(64)                       # address being translated
@@ -278,8 +279,10 @@ class Engine(wiring.Component):
         with m.If(~self.pending.bit_select(cur, 1)):
             m.d.sync += stale.eq(1)
 
+        f_base = Signal(58)
+        f_head = Signal(12)
         ring_addr = Signal(64)
-        m.d.comb += ring_addr.eq((ring.base + ring.head) << 6)
+        m.d.comb += ring_addr.eq((f_base + f_head) << 6)
 
         # Tracker port: one request, then one response (always taken).
         m.d.comb += [self.dma_req.payload.pasid.eq(desc.pasid),
@@ -288,30 +291,33 @@ class Engine(wiring.Component):
                      self.dma_resp.ready.eq(1)]
         resp = self.dma_resp.payload
 
-        # Piece geometry, from the registered progress `done`.
-        lo_up = done
-        hi_down = desc.xfer_size - done
-        rem_up = desc.xfer_size - done
-        src_up, dst_up = desc.src_addr + lo_up, desc.dst_addr + lo_up
-        src_end, dst_end = desc.src_addr + hi_down - 1, desc.dst_addr + hi_down - 1
+        # Piece geometry from running pointers, so that no 64-bit adder sits in
+        # front of a comparison: `at_src`/`at_dst` are the next piece's start
+        # (ascending) or end, exclusive (descending); `rem` the bytes left.
+        at_src = Signal(64)
+        at_dst = Signal(64)
+        rem = Signal(32)
+        src_end = Signal(64)                      # src + size, for the overlap test
+        gap = Signal(64)                          # dst - src
         len_src = Signal(13)
         len_dst = Signal(13)
-        rem = Signal(32)
         with m.If(down):
-            m.d.comb += [len_src.eq(src_end[:12] + 1), len_dst.eq(dst_end[:12] + 1), rem.eq(hi_down)]
+            m.d.comb += [len_src.eq(Mux(at_src[:12] == 0, 4096, at_src[:12])),
+                         len_dst.eq(Mux(at_dst[:12] == 0, 4096, at_dst[:12]))]
         with m.Else():
-            m.d.comb += [len_src.eq(4096 - src_up[:12]), len_dst.eq(4096 - dst_up[:12]), rem.eq(rem_up)]
+            m.d.comb += [len_src.eq(4096 - at_src[:12]), len_dst.eq(4096 - at_dst[:12])]
         plen = Signal(13)
         lim = Signal(13)
         m.d.comb += lim.eq(Mux(is_fill | (len_dst < len_src), len_dst, len_src))
-        m.d.comb += plen.eq(Mux(rem < lim, rem, lim))
+        m.d.comb += plen.eq(Mux((rem[13:] == 0) & (rem[:13] < lim), rem, lim))
 
         lane_s, lane_d = p_src[:3], p_dst[:3]
         words_s = Signal(COUNT_BITS)
         words_d = Signal(COUNT_BITS)
         m.d.comb += [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3)]
         first_strb, last_strb = _strobes(lane_d, p_len)
-        overlap_in_piece = down & ((desc.dst_addr - desc.src_addr) < p_len)
+        overlap_in_piece = Signal()
+        m.d.comb += overlap_in_piece.eq(down & (gap[13:] == 0) & (gap[:13] < p_len))
         movers_idle = ~rd.busy & ~al.busy & ~wr.busy
 
         # Comparator: masks of the bytes that belong to the piece.
@@ -326,11 +332,16 @@ class Engine(wiring.Component):
         for b in reversed(range(8)):
             with m.If(neq[b]):
                 m.d.comb += first_neq.eq(b)
+        # Registered: which lanes differed in word cmp_k; the offset is formed a cycle later.
+        neq_q = Signal(8)
+        first_q = Signal(3)
+        k_q = Signal(COUNT_BITS)
+        m.d.sync += neq_q.eq(0)
         with m.If(cmp_fire):
-            m.d.sync += cmp_k.eq(cmp_k + 1)
-            with m.If(neq.any() & ~diff_found):
-                m.d.sync += [diff_found.eq(1),
-                             diff_at.eq(p_lo + (cmp_k << 3) + first_neq - lane_d)]
+            m.d.sync += [cmp_k.eq(cmp_k + 1), neq_q.eq(neq), first_q.eq(first_neq), k_q.eq(cmp_k)]
+        with m.If(neq_q.any() & ~diff_found):
+            m.d.sync += [diff_found.eq(1),
+                         diff_at.eq(p_lo + (k_q << 3) + first_q - lane_d)]
 
         xlate_then = Signal(3)
         X_SRC, X_DST, X_CR, X_FETCH = 0, 1, 2, 3
@@ -372,8 +383,10 @@ class Engine(wiring.Component):
 
             # ---- prefetch ---------------------------------------------------------------
             with m.State("FETCH"):
-                m.d.sync += [x_addr.eq(ring_addr), x_write.eq(0), xlate_then.eq(X_FETCH),
-                             desc.pasid.eq(ring.pasid)]
+                m.d.sync += [f_base.eq(ring.base), f_head.eq(ring.head), desc.pasid.eq(ring.pasid)]
+                m.next = "FETCH_ADDR"
+            with m.State("FETCH_ADDR"):
+                m.d.sync += [x_addr.eq(ring_addr), x_write.eq(0), xlate_then.eq(X_FETCH)]
                 m.next = "XLATE"
             with m.State("FETCH_READ"):
                 m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_src), rd.cmd.payload.words.eq(8),
@@ -414,13 +427,20 @@ class Engine(wiring.Component):
                 m.d.sync += desc_bits.word_select((word - 1)[:3], WORD_BITS).eq(slot_rd.data)
                 m.d.sync += word.eq(word + 1)
                 with m.If(word == _DESC_WORDS):
-                    m.next = "CHECK"
+                    m.next = "PREPARE"
+            with m.State("PREPARE"):
+                m.d.sync += [src_end.eq(desc.src_addr + desc.xfer_size),
+                             gap.eq(desc.dst_addr - desc.src_addr),
+                             adi_pasid.eq(ring.pasid)]
+                m.next = "CHECK"
             with m.State("CHECK"):
+                is_down = is_move & (desc.src_addr < desc.dst_addr) & (desc.dst_addr < src_end)
                 m.d.sync += [status.eq(Status.SUCCESS), invalid.eq(0), result.eq(0), fault_addr.eq(0),
-                             fault_write.eq(0), done.eq(0), diff_found.eq(0),
-                             down.eq(is_move & (desc.src_addr < desc.dst_addr)
-                                     & (desc.dst_addr < desc.src_addr + desc.xfer_size))]
-                with m.If(desc.pasid != ring.pasid):
+                             fault_write.eq(0), done.eq(0), diff_found.eq(0), down.eq(is_down),
+                             rem.eq(desc.xfer_size),
+                             at_src.eq(Mux(is_down, src_end, desc.src_addr)),
+                             at_dst.eq(Mux(is_down, desc.dst_addr + desc.xfer_size, desc.dst_addr))]
+                with m.If(desc.pasid != adi_pasid):
                     m.next = "REFUSE"
                 with m.Elif(~known):
                     m.d.sync += status.eq(Status.BAD_OPCODE)
@@ -451,17 +471,19 @@ class Engine(wiring.Component):
 
             # ---- pieces -------------------------------------------------------------------
             with m.State("PIECE"):
-                with m.If(diff_found | (done == desc.xfer_size)):
+                with m.If(diff_found | (rem == 0)):
                     with m.If(diff_found):
                         m.d.sync += [result.eq(1), done.eq(diff_at)]
                     with m.Elif(is_move):
                         m.d.sync += result.eq(down)
                     m.next = "RECORD"
                 with m.Else():
-                    lo = Mux(down, hi_down - plen, lo_up)
-                    m.d.sync += [p_len.eq(plen), p_lo.eq(lo),
-                                 p_src.eq(desc.src_addr + lo), p_dst.eq(desc.dst_addr + lo)]
-                    m.next = "PIECE_XLATE"
+                    m.d.sync += [p_len.eq(plen), p_lo.eq(done)]
+                    m.next = "PIECE_ADDR"
+            with m.State("PIECE_ADDR"):
+                m.d.sync += [p_src.eq(Mux(down, at_src - p_len, at_src)),
+                             p_dst.eq(Mux(down, at_dst - p_len, at_dst))]
+                m.next = "PIECE_XLATE"
             with m.State("PIECE_XLATE"):
                 with m.If(is_fill):
                     m.d.sync += [x_addr.eq(p_dst), x_write.eq(1), xlate_then.eq(X_DST)]
@@ -537,8 +559,12 @@ class Engine(wiring.Component):
                     m.next = "MOVE_WAIT"
             with m.State("MOVE_WAIT"):
                 with m.If(movers_idle):
-                    m.d.sync += done.eq(done + p_len)
-                    m.next = "PIECE"
+                    m.next = "ADVANCE"
+            with m.State("ADVANCE"):
+                m.d.sync += [done.eq(done + p_len), rem.eq(rem - p_len),
+                             at_src.eq(Mux(down, p_src, p_src + p_len)),
+                             at_dst.eq(Mux(down, p_dst, p_dst + p_len))]
+                m.next = "PIECE"
             with m.State("CMP_FILL"):
                 with m.If(~rd.busy & ~al.busy):
                     m.d.sync += [route_compare.eq(1), cmp_k.eq(0)]
@@ -549,10 +575,14 @@ class Engine(wiring.Component):
                 m.next = "CMP_WAIT"
             with m.State("CMP_WAIT"):
                 with m.If(~rd.busy):
-                    m.d.sync += route_compare.eq(0)
-                    with m.If(~diff_found):
-                        m.d.sync += done.eq(done + p_len)
+                    m.next = "CMP_SETTLE"
+            with m.State("CMP_SETTLE"):
+                # One more cycle: the registered comparison of the last word lands.
+                m.d.sync += route_compare.eq(0)
+                with m.If(neq_q.any() | diff_found):
                     m.next = "PIECE"
+                with m.Else():
+                    m.next = "ADVANCE"
 
             # ---- completion ----------------------------------------------------------------------
             with m.State("RECORD"):

@@ -47,10 +47,15 @@ def words_covering(lane, length):
     return (lane + length + WORD_BYTES - 1) // WORD_BYTES
 
 
-def _burst_len(m, addr, left, name):
-    """Beats of the next burst: min(left, MAX_BURST, words to the 4 KiB boundary)."""
+def _burst_len(m, offset, left, name):
+    """Beats of the next burst: min(left, MAX_BURST, words to the 4 KiB boundary).
+
+    ``offset`` is the byte offset inside the 4 KiB page. A command never
+    crosses a page, so only the offset advances: the page bits are loaded once
+    and no 64-bit adder sits on the burst path.
+    """
     to_boundary = Signal(range(BOUNDARY // WORD_BYTES + 1), name=f"{name}_to_boundary")
-    m.d.comb += to_boundary.eq((BOUNDARY - addr[:12]) >> 3)
+    m.d.comb += to_boundary.eq((BOUNDARY - offset[:12]) >> 3)
     cap = Signal(range(MAX_BURST + 1), name=f"{name}_cap")
     m.d.comb += cap.eq(Mux(to_boundary < MAX_BURST, to_boundary, MAX_BURST))
     blen = Signal(range(MAX_BURST + 1), name=f"{name}_blen")
@@ -84,10 +89,11 @@ class AxiReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
-        addr = Signal(64)
+        page = Signal(52)
+        offset = Signal(13)
         left = Signal(COUNT_BITS)      # words not yet requested
         expect = Signal(COUNT_BITS)    # words not yet received
-        blen = _burst_len(m, addr, left, "rd")
+        blen = _burst_len(m, offset, left, "rd")
 
         m.d.comb += [
             self.busy.eq(expect != 0),
@@ -95,14 +101,16 @@ class AxiReader(wiring.Component):
             bus.arid.eq(0), bus.arsize.eq(3), bus.arburst.eq(BURST_INCR),
         ]
         with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [addr.eq(Cat(Signal(3), self.cmd.payload.addr[3:])),
+            m.d.sync += [page.eq(self.cmd.payload.addr[12:]),
+                         offset.eq(Cat(Signal(3), self.cmd.payload.addr[3:12])),
                          left.eq(self.cmd.payload.words), expect.eq(self.cmd.payload.words),
                          self.error.eq(0)]
 
         with m.If(~bus.arvalid | bus.arready):
             with m.If(left != 0):
-                m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(addr), bus.arlen.eq(blen - 1),
-                             addr.eq(addr + (blen << 3)), left.eq(left - blen)]
+                m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(Cat(offset[:12], page)),
+                             bus.arlen.eq(blen - 1),
+                             offset.eq(offset + (blen << 3)), left.eq(left - blen)]
             with m.Else():
                 m.d.sync += bus.arvalid.eq(0)
 
@@ -145,9 +153,10 @@ class AxiWriter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
-        aw_addr = Signal(64)
+        page = Signal(52)
+        aw_addr = Signal(13)           # offsets in the page
         aw_left = Signal(COUNT_BITS)
-        w_addr = Signal(64)            # start of the burst the W side is in (or starts next)
+        w_addr = Signal(13)            # start of the burst the W side is in (or starts next)
         w_left = Signal(COUNT_BITS)    # words not yet sent
         w_in_burst = Signal(range(MAX_BURST + 1))   # beats left in the current burst (0: new burst)
         first = Signal()
@@ -165,14 +174,15 @@ class AxiWriter(wiring.Component):
         ]
         with m.If(self.cmd.valid & self.cmd.ready):
             p = self.cmd.payload
-            start = Cat(Signal(3), p.addr[3:])
-            m.d.sync += [aw_addr.eq(start), aw_left.eq(p.words), w_addr.eq(start),
+            start = Cat(Signal(3), p.addr[3:12])
+            m.d.sync += [page.eq(p.addr[12:]), aw_addr.eq(start), aw_left.eq(p.words), w_addr.eq(start),
                          w_left.eq(p.words), w_in_burst.eq(0), first.eq(1),
                          first_strb.eq(p.first_strb), last_strb.eq(p.last_strb), self.error.eq(0)]
 
         with m.If(~bus.awvalid | bus.awready):
             with m.If(aw_left != 0):
-                m.d.sync += [bus.awvalid.eq(1), bus.awaddr.eq(aw_addr), bus.awlen.eq(aw_blen - 1),
+                m.d.sync += [bus.awvalid.eq(1), bus.awaddr.eq(Cat(aw_addr[:12], page)),
+                             bus.awlen.eq(aw_blen - 1),
                              aw_addr.eq(aw_addr + (aw_blen << 3)), aw_left.eq(aw_left - aw_blen)]
             with m.Else():
                 m.d.sync += bus.awvalid.eq(0)
