@@ -184,9 +184,14 @@ class AdiBlock(wiring.Component):
         c_enable, c_drain = r("CMD.ADI_CMD.ENABLE"), r("CMD.ADI_CMD.DRAIN")
         c_abort, c_reset = r("CMD.ADI_CMD.ABORT"), r("CMD.ADI_CMD.RESET_ERROR")
         st_size = r("CMD.RING_SIZE.ENTRIES")
+        # Registered from the staged register and the select, which software
+        # writes in earlier bus transactions than the command: the command's
+        # fan-out to every ADI then starts at flip-flops (timing).
         size_ok = Signal()
-        m.d.comb += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
+        m.d.sync += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
                                & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0))
+        sel_hit = Signal(n)
+        m.d.sync += sel_hit.eq(Cat(sel == i for i in range(n)))
         cons = self.consume
         flt = self.fault
         m.d.comb += [cons.ready.eq(1), flt.ready.eq(1)]
@@ -205,7 +210,7 @@ class AdiBlock(wiring.Component):
                 m.d.sync += state[i].eq(AdiState.DISABLED)
             with m.If(flt.valid & (flt.payload.adi == i) & active):
                 m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(flt.payload.code)]
-            with m.If(sel == i):
+            with m.If(sel_hit[i]):
                 with m.If(c_reset):
                     with m.If(state[i] == AdiState.ERROR):
                         m.d.sync += [state[i].eq(AdiState.DISABLED), err[i].eq(0)]

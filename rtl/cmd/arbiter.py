@@ -108,14 +108,19 @@ class QosArbiter(wiring.Component):
         for i in range(n):
             m.d.comb += self.budget[i].eq(budget[i])
 
-        # Slice timer and refill.
+        # Slice timer and refill. `at_zero` is registered (the timer is 1 in the
+        # cycle before it reaches 0), and the reload value is registered from
+        # the CSR, so no 24-bit compare or subtract feeds the refill fan-out.
         refill = Signal()
-        m.d.comb += refill.eq(timer == 0)
+        at_zero = Signal(init=1)
+        reload = Signal(24)
+        m.d.sync += reload.eq(Mux(self.slice_cycles == 0, 0, self.slice_cycles - 1))
+        m.d.comb += refill.eq(at_zero)
         m.d.comb += self.slice_end.eq(refill)
         with m.If(refill):
-            m.d.sync += timer.eq(Mux(self.slice_cycles == 0, 0, self.slice_cycles - 1))
+            m.d.sync += [timer.eq(reload), at_zero.eq(reload == 0)]
         with m.Else():
-            m.d.sync += timer.eq(timer - 1)
+            m.d.sync += [timer.eq(timer - 1), at_zero.eq(timer == 1)]
 
         # Stage 1: eligibility and the WRR "stay" decision, registered.
         fits = Signal(n)

@@ -37,6 +37,7 @@ class ArbiterModel:
         self.credit = 0  # WRR: further grants `last` may take in a row
         self.settle = False
         self.timer = 0
+        self.reload = 0          # registered slice_cycles - 1 (one cycle behind the CSR)
         self.valid = False
         self.adi = 0
         self.eligible_q = [False] * num_adis   # stage-1 registers
@@ -66,8 +67,7 @@ class ArbiterModel:
         pick, found = self._pick(self.eligible_q)
         choice = self.last if self.stay_q else pick
 
-        timer = ((cfg.slice_cycles - 1 if cfg.slice_cycles else 0) if refill
-                 else (self.timer - 1) & 0xFFFFFF)
+        timer = self.reload if refill else (self.timer - 1) & 0xFFFFFF
         valid, adi, settle = self.valid, self.adi, self.settle
         last, credit = self.last, self.credit
         if take:
@@ -88,6 +88,7 @@ class ArbiterModel:
                 fresh[i] = False
                 budget[i] = 0 if cost[i] >= self.budget[i] else self.budget[i] - cost[i]
         self.timer, self.valid, self.adi, self.settle = timer, valid, adi, settle
+        self.reload = cfg.slice_cycles - 1 if cfg.slice_cycles else 0
         self.last, self.credit, self.budget, self.fresh = last, credit, budget, fresh
         self.eligible_q, self.stay_q = eligible, stay
         return take
