@@ -19,10 +19,10 @@ help:
 	@echo "make test               the whole test suite (unit, sim, formal, lint)"
 	@echo "make formal             SymbiYosys k-induction proofs"
 	@echo "make verilog            build/verilog/*.v, checked by verilator --lint-only -Wall"
-	@echo "make synth              yosys synth_ecp5 + nextpnr-ecp5 --25k: LUT/FF/BRAM/fmax table"
+	@echo "make synth [TOPS=..]    yosys synth_ecp5 + nextpnr-ecp5 --25k: LUT/FF/BRAM/fmax table"
 	@echo "make waves TEST=<name>  rerun one cocotb test with a waveform dump"
 	@echo "make docs               regenerate register map outputs (rtl/regmap.py, docs/registers.md, docs/siov_regs.h)"
-	@echo "make bench / soak       benchmarks (docs/PERFORMANCE.md) / long random soaks"
+	@echo "make bench [BENCH=..]   benchmarks (docs/PERFORMANCE.md; BENCH=engine runs one) / make soak: long soaks"
 	@echo "make clean              remove build/ (keeps .venv)"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -53,7 +53,7 @@ verilog: $(STAMP)
 	$(PY) -m pytest -q tests/test_verilog.py -k lint
 
 synth: $(STAMP)
-	$(PY) -m siov.rtl.synth
+	$(PY) -m siov.rtl.synth $(TOPS)
 
 waves: $(STAMP)
 	@if [ -z "$(TEST)" ]; then echo "usage: make waves TEST=<cocotb test name>"; exit 2; fi
@@ -63,7 +63,7 @@ docs regs: $(STAMP)
 	$(PY) -m siov.rtl.gen_regs
 
 bench: $(STAMP)
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(if $(BENCH),--only $(BENCH))
 
 soak: $(STAMP)
 	$(PY) -m pytest -m slow -v tests

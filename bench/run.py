@@ -56,10 +56,18 @@ def render(results, synth):
     return "\n".join(out)
 
 
-def main():
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", metavar="NAME",
+                    help="run only bench_<NAME>.py (the document is still made from every result present)")
+    args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     status = 0
-    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+    scripts = sorted((ROOT / "bench").glob("bench_*.py"))
+    if args.only is not None:
+        scripts = [p for p in scripts if p.stem[len("bench_"):] in args.only]
+    for script in scripts:
         t0 = time.monotonic()
         print(f"[bench] {script.name}", flush=True)
         proc = subprocess.run([sys.executable, str(script)], cwd=ROOT)

@@ -239,7 +239,10 @@ class EngineRandomTest(SystemTest):
 
     async def body(self):
         env = self.env
-        env.bfm.mem_pauses({"aw": "light", "w": "light", "b": "light", "ar": "light", "r": "light"})
+        # Back-pressure (AW, W, AR ready) and response latency (B, R valid), a pattern per channel.
+        kinds = {ch: self.rng.choice(["light", "heavy", "bursty"]) for ch in ("aw", "w", "b", "ar", "r")}
+        cocotb.top._log.info(f"memory pause patterns: {kinds}")
+        env.bfm.mem_pauses(kinds)
         env.bfm.irq_ready_p = 0.7
         COVERAGE.sample("mem_backpressure")
         tenants = await self.setup_tenants(min(4, env.params.num_adis))
