@@ -143,10 +143,7 @@ class AdiModel:
     # -- registers ------------------------------------------------------------
 
     def _field(self, path):
-        *reg, name = path.split(".")
-        reg = ".".join(reg)
-        fld = self._regs.registers[reg].field(name)
-        return (self._regs.storage[reg] & fld.mask) >> fld.lsb
+        return self._regs.field(path)
 
     def _refresh(self):
         sel = self._field("CMD.ADI_SEL.INDEX")

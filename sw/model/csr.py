@@ -58,6 +58,13 @@ class CsrModel:
             "GLOBAL.CYCLE_HI.VALUE": 0,
         }
 
+    def field(self, path):
+        """The stored value of software-written field ``"REG.PATH.FIELD"``."""
+        *reg, name = path.split(".")
+        reg = ".".join(reg)
+        fld = self.registers[reg].field(name)
+        return (self.storage[reg] & fld.mask) >> fld.lsb
+
     def register_at(self, addr):
         """The register at byte address ``addr`` (low two bits ignored), or None."""
         return self._by_word.get(addr >> 2)

@@ -127,10 +127,8 @@ class EngineModel:
     # -- registers -----------------------------------------------------------------
 
     def field(self, path):
-        *reg, name = path.split(".")
-        reg = ".".join(reg)
-        fld = self._regs.registers[reg].field(name)
-        return (self._regs.storage[reg] & fld.mask) >> fld.lsb
+        """Stored value of an ENG field, ``"ENG.COST_A.A"``."""
+        return self._regs.field(path)
 
     def _refresh(self):
         self._regs.hw.update({

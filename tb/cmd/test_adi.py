@@ -101,12 +101,7 @@ class TB:
         COVERAGE.sample("pending_multiple", bin(got).count("1") > 1)
 
     async def consume(self, adi):
-        d = self.dut
-        await FallingEdge(d.clk)
-        d.consume__payload.value = adi
-        d.consume__valid.value = 1
-        await FallingEdge(d.clk)
-        d.consume__valid.value = 0
+        await self.consume_raw(adi)
         a = self.model.adis[adi] if adi < self.n else None
         draining = a is not None and a.state == DRAINING
         wrap = a is not None and a.pending and a.head == a.size - 1
