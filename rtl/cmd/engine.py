@@ -362,6 +362,9 @@ class Engine(wiring.Component):
             wr.cmd.payload.first_strb.eq(first_strb), wr.cmd.payload.last_strb.eq(last_strb),
         ]
 
+        with m.If(self.consume.valid):       # always ready in the ADI block
+            m.d.sync += self.consume.valid.eq(0)
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += deciding.eq(~need_fetch.any())
@@ -376,7 +379,9 @@ class Engine(wiring.Component):
                     g = arb.grant.payload.adi
                     m.d.sync += cur.eq(g)
                     with m.If((slot_valid & self.pending).bit_select(g, 1)):
-                        m.d.comb += [self.consume.valid.eq(1), self.consume.payload.adi.eq(g)]
+                        # The consume beat leaves from a register (the ADI block
+                        # advances HEAD a cycle later, long before the next fetch).
+                        m.d.sync += [self.consume.valid.eq(1), self.consume.payload.adi.eq(g)]
                         m.d.sync += [slot_valid.bit_select(g, 1).eq(0), busy_adi.eq(1), cycles.eq(0),
                                      word.eq(0)]
                         m.next = "LOAD"
