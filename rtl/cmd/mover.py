@@ -52,14 +52,16 @@ def _burst_len(m, offset, left, name):
 
     ``offset`` is the byte offset inside the 4 KiB page. A command never
     crosses a page, so only the offset advances: the page bits are loaded once
-    and no 64-bit adder sits on the burst path.
+    and no 64-bit adder sits on the burst path. With 16-beat bursts the words
+    to the boundary only matter in the last 16 words of the page (word index
+    496 + k leaves 16 - k), so the minimum takes 5-bit arithmetic.
     """
-    to_boundary = Signal(range(BOUNDARY // WORD_BYTES + 1), name=f"{name}_to_boundary")
-    m.d.comb += to_boundary.eq((BOUNDARY - offset[:12]) >> 3)
-    cap = Signal(range(MAX_BURST + 1), name=f"{name}_cap")
-    m.d.comb += cap.eq(Mux(to_boundary < MAX_BURST, to_boundary, MAX_BURST))
-    blen = Signal(range(MAX_BURST + 1), name=f"{name}_blen")
-    m.d.comb += blen.eq(Mux(left < cap, left, cap))
+    assert MAX_BURST == 16 and BOUNDARY == 4096
+    word = offset[3:12]
+    cap = Signal(5, name=f"{name}_cap")
+    m.d.comb += cap.eq(Mux(word[4:].all(), 16 - word[:4], 16))
+    blen = Signal(5, name=f"{name}_blen")
+    m.d.comb += blen.eq(Mux((left[5:] == 0) & (left[:5] < cap), left[:5], cap))
     return blen
 
 
