@@ -149,9 +149,14 @@ class AdiBlock(wiring.Component):
         page_ok = page < n
         bytemask = Signal(32)
         m.d.comb += bytemask.eq(Cat(*(b.replicate(8) for b in pg.wstrb)))
-        db_value = pg.wdata & bytemask
-        db_stb = Signal()       # a doorbell write this cycle, to ADI `page`
-        m.d.comb += db_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any())
+        # The doorbell is registered and acts one cycle after its strobe (still
+        # before the bus can issue the next access): the per-ADI compare and
+        # TAIL update then start from flip-flops, not from the bus (timing).
+        db_stb = Signal()       # a doorbell write, to ADI `db_page`, acting this cycle
+        db_page = Signal(6)
+        db_value = Signal(32)
+        m.d.sync += [db_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any()),
+                     db_page.eq(page), db_value.eq(pg.wdata & bytemask)]
 
         state_a = Array(state)
         head_a, tail_a = Array(head), Array(tail)
@@ -176,7 +181,7 @@ class AdiBlock(wiring.Component):
                      pg.rdata.eq(pg_rdata & pg_ack.replicate(32))]
 
         # A doorbell to an ADI that is not ENABLED is dropped and counted.
-        with m.If(db_stb & (state_a[page] != AdiState.ENABLED) & ~dropped.all()):
+        with m.If(db_stb & (state_a[db_page] != AdiState.ENABLED) & ~dropped.all()):
             m.d.sync += dropped.eq(dropped + 1)
 
         # ---- commands ---------------------------------------------------------
@@ -201,7 +206,7 @@ class AdiBlock(wiring.Component):
             m.d.comb += self.pending[i].eq(active & (head[i] != tail[i]))
             with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
                 m.d.sync += head[i].eq((head[i] + 1) & (size[i] - 1))
-            with m.If(db_stb & (page == i) & (state[i] == AdiState.ENABLED)):
+            with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
                 with m.If(db_value < size[i]):
                     m.d.sync += tail[i].eq(db_value)
                 with m.Else():

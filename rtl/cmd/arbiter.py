@@ -6,7 +6,7 @@ Three policies, selected at run time over CSR (see ``CMD.ARB_CTRL`` in
 * ``RR``   round robin over the ADIs that have a descriptor ready;
 * ``WRR``  weighted round robin: the granted ADI keeps the grant for up to
   ``weight[i]`` consecutive descriptors (weight 0 counts as 1). The credit
-  is loaded from ``weight`` when the grant moves to a new ADI, so a weight
+  is taken from ``weight`` when a grant to a new ADI is issued, so a weight
   changed over CSR takes effect at that ADI's next turn;
 * ``QOS``  best-effort time slices: each ADI has a ``quantum`` of cost per
   slice of ``slice_cycles`` cycles. Its head descriptor is dispatched only if
@@ -34,7 +34,7 @@ stable while the request is up. Budgets are charged with the granted ADI's
 
 import enum
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -138,9 +138,11 @@ class QosArbiter(wiring.Component):
         m.d.sync += [eligible_q.eq(eligible), stay_q.eq(stay)]
 
         # Stage 2: rotating priority, first eligible index after `last`, wrapping.
+        # `after[i]`: i comes after `last` in the rotation; a register kept in
+        # step with `last`, so stage 2 has no index compare (timing).
+        after = Signal(n, init=0)
         above = Signal(n)
-        for i in range(1, n):  # index 0 is never after `last`
-            m.d.comb += above[i].eq(eligible_q[i] & (last < i))
+        m.d.comb += above.eq(eligible_q & after)
         pick = Signal(range(max(n, 2)))
         found = Signal()
         for i in reversed(range(n)):
@@ -159,14 +161,22 @@ class QosArbiter(wiring.Component):
         for i in range(n):
             m.d.comb += credit_load[i].eq(Mux(self.weight[i] == 0, 0, self.weight[i] - 1))
 
+        # Registered with the grant: whether it repeats `last`, the credit a new
+        # winner starts with, and the rotation mask that follows it.
+        g_same = Signal()
+        g_load = Signal(8)
+        g_after = Signal(n)
         with m.If(take):
-            m.d.sync += [self.grant.valid.eq(0), settle.eq(1), last.eq(self.grant.payload.adi)]
-            with m.If(self.grant.payload.adi == last):
+            m.d.sync += [self.grant.valid.eq(0), settle.eq(1), last.eq(self.grant.payload.adi),
+                         after.eq(g_after)]
+            with m.If(g_same):
                 m.d.sync += credit.eq(Mux(credit == 0, 0, credit - 1))
             with m.Else():
-                m.d.sync += credit.eq(Array(credit_load)[self.grant.payload.adi])
+                m.d.sync += credit.eq(g_load)
         with m.Elif(~self.grant.valid & ~settle & (found | stay_q)):
-            m.d.sync += [self.grant.valid.eq(1), self.grant.payload.adi.eq(choice)]
+            m.d.sync += [self.grant.valid.eq(1), self.grant.payload.adi.eq(choice),
+                         g_same.eq(choice == last), g_load.eq(Array(credit_load)[choice]),
+                         g_after.eq(Cat(Const(0, 1), *(choice < i for i in range(1, n))) if n > 1 else 0)]
         with m.If(settle):
             m.d.sync += settle.eq(0)
 
