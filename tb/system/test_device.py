@@ -178,9 +178,36 @@ class SystemTest(uvm_test):
         self.completion_flags(t, d)
         return d
 
-    def bad_descriptor(self, t):
+    def directed_descriptors(self, t):
+        """One of each behaviour the random mix may miss on an unlucky seed."""
+        ro = (PAGES - RO_PAGES) * PAGE
+        w = DATA_FIRST * PAGE
+        cases = [
+            dict(opcode=Opcode.COMPARE, xfer_size=300, src_addr=ro + 5, dst_addr=ro + 5),      # equal
+            dict(opcode=Opcode.COMPARE, xfer_size=3000, src_addr=ro + 1, dst_addr=ro + PAGE + 6),
+            dict(opcode=Opcode.MEMMOVE, xfer_size=1000, src_addr=w + 10, dst_addr=w + 13),   # descending
+            dict(opcode=Opcode.MEMMOVE, xfer_size=1000, src_addr=w + 2 * PAGE + 13,
+                 dst_addr=w + 2 * PAGE + 10),                                                # overlap, ascending
+            dict(opcode=Opcode.MEMMOVE, xfer_size=PAGE + 77, src_addr=ro + 3, dst_addr=w + PAGE + 4070),
+            dict(opcode=Opcode.MEMFILL, xfer_size=2 * PAGE - 8, dst_addr=w + 4 * PAGE + 8, src_addr=0x0123456789ABCDEF),
+            dict(opcode=Opcode.NOOP), dict(opcode=Opcode.DRAIN),
+        ]
+        out = []
+        for c in cases:
+            d = Descriptor(pasid=t.pasid, **c)
+            self.completion_flags(t, d, rci_p=1.0)
+            d.int_handle = t.handle
+            out.append(d)
+        return out
+
+    BAD_KINDS = 8
+
+    def bad_descriptor(self, t, kind=None, variant=None):
+        """A descriptor with one defect: ``kind`` 0..7 (random if None); ``variant`` picks
+        the source or the destination for kind 6."""
         d = self.good_descriptor(t)
-        kind = self.rng.randrange(8)
+        kind = self.rng.randrange(self.BAD_KINDS) if kind is None else kind
+        variant = self.rng.random() < 0.5 if variant is None else variant
         if kind == 0:
             d.opcode = self.rng.choice([0x01, 0x06, 0x10, 0xFF])
         elif kind == 1:
@@ -196,8 +223,8 @@ class SystemTest(uvm_test):
             d.flags |= Flag.RCI
             d.int_handle = self.env.params.ims_entries + self.rng.randrange(16)
         elif kind == 6:      # source or destination in the pinned, unmapped page
-            d.opcode, d.xfer_size = Opcode.MEMMOVE, self.rng.randint(8, 3 * PAGE // 2)
-            if self.rng.random() < 0.5:
+            d.opcode, d.xfer_size = Opcode.MEMMOVE, self.rng.randint(256, 3 * PAGE // 2)
+            if variant:
                 d.src_addr, d.dst_addr = UNMAPPED_PAGE * PAGE - 100, DATA_FIRST * PAGE
             else:
                 d.src_addr, d.dst_addr = DATA_FIRST * PAGE, UNMAPPED_PAGE * PAGE - 200
@@ -248,6 +275,10 @@ class EngineRandomTest(SystemTest):
         tenants = await self.setup_tenants(min(4, env.params.num_adis))
         await env.csr.set_arbiter(Policy.RR)
         total = 0
+        for t in tenants:
+            descs = self.directed_descriptors(t)
+            await env.guest.post(t.adi, descs)
+            total += len(descs)
         per_tenant = 20
         for batch in range(per_tenant // 5):
             for t in self.rng.sample(tenants, len(tenants)):
@@ -305,8 +336,9 @@ class EngineBadInputTest(SystemTest):
         await csr.adi_command(t2.adi, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
         await csr.enable_adi(t2.adi, RING_PAGE * PAGE, RING_SIZE, t2.pasid, t2.dom)
 
-        # Every bad descriptor kind on the tenant that still works.
-        descs = [self.bad_descriptor(t2) for _ in range(24)]
+        # Every bad descriptor kind (both variants) on the tenant that still works.
+        descs = [self.bad_descriptor(t2, kind, variant) for kind in range(self.BAD_KINDS)
+                 for variant in (False, True)]
         await env.guest.post(t2.adi, descs)
         await self.finish([t2], 2 + len(descs))
 
