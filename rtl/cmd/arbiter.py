@@ -6,7 +6,7 @@ Three policies, selected at run time over CSR (see ``CMD.ARB_CTRL`` in
 * ``RR``   round robin over the ADIs that have a descriptor ready;
 * ``WRR``  weighted round robin: the granted ADI keeps the grant for up to
   ``weight[i]`` consecutive descriptors (weight 0 counts as 1). The credit
-  is taken from ``weight`` when a grant to a new ADI is issued, so a weight
+  is loaded from ``weight`` when the grant moves to a new ADI, so a weight
   changed over CSR takes effect at that ADI's next turn;
 * ``QOS``  best-effort time slices: each ADI has a ``quantum`` of cost per
   slice of ``slice_cycles`` cycles. Its head descriptor is dispatched only if
@@ -161,22 +161,18 @@ class QosArbiter(wiring.Component):
         for i in range(n):
             m.d.comb += credit_load[i].eq(Mux(self.weight[i] == 0, 0, self.weight[i] - 1))
 
-        # Registered with the grant: whether it repeats `last`, the credit a new
-        # winner starts with, and the rotation mask that follows it.
-        g_same = Signal()
-        g_load = Signal(8)
-        g_after = Signal(n)
+        # At the take, everything comes from registers (the granted index and
+        # `last`); `after` follows the new `last` for stage 2.
         with m.If(take):
-            m.d.sync += [self.grant.valid.eq(0), settle.eq(1), last.eq(self.grant.payload.adi),
-                         after.eq(g_after)]
-            with m.If(g_same):
+            g = self.grant.payload.adi
+            m.d.sync += [self.grant.valid.eq(0), settle.eq(1), last.eq(g),
+                         after.eq(Cat(Const(0, 1), *(g < i for i in range(1, n))) if n > 1 else 0)]
+            with m.If(g == last):
                 m.d.sync += credit.eq(Mux(credit == 0, 0, credit - 1))
             with m.Else():
-                m.d.sync += credit.eq(g_load)
+                m.d.sync += credit.eq(Array(credit_load)[g])
         with m.Elif(~self.grant.valid & ~settle & (found | stay_q)):
-            m.d.sync += [self.grant.valid.eq(1), self.grant.payload.adi.eq(choice),
-                         g_same.eq(choice == last), g_load.eq(Array(credit_load)[choice]),
-                         g_after.eq(Cat(Const(0, 1), *(choice < i for i in range(1, n))) if n > 1 else 0)]
+            m.d.sync += [self.grant.valid.eq(1), self.grant.payload.adi.eq(choice)]
         with m.If(settle):
             m.d.sync += settle.eq(0)
 

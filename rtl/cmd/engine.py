@@ -64,7 +64,7 @@ from .cost import COST_WIDTH, CostEstimator
 from .dsa import (CR_ALIGN, DESC_BYTES, MAX_XFER, RESERVED_FLAGS, CompletionLayout,
                   DescriptorLayout, Flag, Opcode, Status)
 from .mover import (ALIGN_CMD, COUNT_BITS, READ_CMD, WORD_BITS, WRITE_CMD, Aligner, AxiReader,
-                    AxiWriter)
+                    AxiWriter, PipeStage)
 
 __all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS", "TRANSLATABLE_BITS"]
 
@@ -181,14 +181,22 @@ class Engine(wiring.Component):
         join_axi4(m, wiring.flipped(self.mem), rd.bus, wr.bus)
         m.d.comb += [fifo.w_en.eq(al.out.valid), fifo.w_data.eq(al.out.payload),
                      al.out.ready.eq(fifo.w_rdy)]
+        # The FIFO's block RAM output goes straight into a register stage;
+        # everything downstream reads `head` (valid/ready/data) instead.
+        m.submodules.fifo_head = head = PipeStage(WORD_BITS)
+        fifo_pop = Signal()
+        m.d.comb += [head.inp.valid.eq(fifo.r_rdy), head.inp.payload.eq(fifo.r_data),
+                     fifo.r_en.eq(head.inp.ready), head.out.ready.eq(fifo_pop)]
+        fifo_rdy = head.out.valid
+        fifo_data = head.out.payload
 
         route_compare = Signal()        # reader -> comparator instead of the aligner
         cmp_a = Signal(WORD_BITS)
         cmp_b = Signal(WORD_BITS)
         cmp_fire = Signal()
         with m.If(route_compare):
-            m.d.comb += [cmp_fire.eq(rd.data.valid & fifo.r_rdy),
-                         rd.data.ready.eq(fifo.r_rdy), cmp_a.eq(fifo.r_data),
+            m.d.comb += [cmp_fire.eq(rd.data.valid & fifo_rdy),
+                         rd.data.ready.eq(fifo_rdy), cmp_a.eq(fifo_data),
                          cmp_b.eq(rd.data.payload)]
         with m.Else():
             wiring.connect(m, rd.data, al.inp)
@@ -201,7 +209,7 @@ class Engine(wiring.Component):
         desc_bits = desc.as_value()
         with m.Switch(wsrc):
             with m.Case(SRC_FIFO):
-                m.d.comb += [wr.data.valid.eq(fifo.r_rdy), wr.data.payload.eq(fifo.r_data)]
+                m.d.comb += [wr.data.valid.eq(fifo_rdy), wr.data.payload.eq(fifo_data)]
             with m.Case(SRC_PATTERN):
                 m.d.comb += [wr.data.valid.eq(1), wr.data.payload.eq(desc.src_addr)]
             with m.Case(SRC_RECORD):
@@ -211,9 +219,9 @@ class Engine(wiring.Component):
             m.d.sync += rec_word.eq(rec_word + 1)
 
         fifo_pop_fetch = Signal()
-        m.d.comb += fifo.r_en.eq(Mux(route_compare, cmp_fire,
-                                     Mux(wsrc == SRC_FIFO, wr.data.ready & ~fifo_pop_fetch, 0)
-                                     | fifo_pop_fetch))
+        m.d.comb += fifo_pop.eq(Mux(route_compare, cmp_fire,
+                                    Mux(wsrc == SRC_FIFO, wr.data.ready & ~fifo_pop_fetch, 0)
+                                    | fifo_pop_fetch))
 
         # ---- sequencer state ----------------------------------------------------------
         cur = Signal(range(max(n, 2)))            # ADI being fetched or executed
@@ -400,16 +408,16 @@ class Engine(wiring.Component):
                 m.d.sync += word.eq(0)
                 m.next = "FETCH_STORE"
             with m.State("FETCH_STORE"):
-                m.d.comb += [fifo_pop_fetch.eq(fifo.r_rdy),
-                             slot_wr.en.eq(fifo.r_rdy),
+                m.d.comb += [fifo_pop_fetch.eq(fifo_rdy),
+                             slot_wr.en.eq(fifo_rdy),
                              slot_wr.addr.eq(Cat(word[:3], cur)),
-                             slot_wr.data.eq(fifo.r_data)]
-                with m.If(fifo.r_rdy):
+                             slot_wr.data.eq(fifo_data)]
+                with m.If(fifo_rdy):
                     m.d.sync += word.eq(word + 1)
                     with m.If(word == 0):
-                        m.d.sync += desc.opcode.as_value().eq(fifo.r_data[56:64])
+                        m.d.sync += desc.opcode.as_value().eq(fifo_data[56:64])
                     with m.If(word == 4):
-                        m.d.sync += desc.xfer_size.eq(fifo.r_data[:32])
+                        m.d.sync += desc.xfer_size.eq(fifo_data[:32])
                     with m.If(word == _DESC_WORDS - 1):
                         m.next = "FETCH_COST"
             with m.State("FETCH_COST"):

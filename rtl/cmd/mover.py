@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 from ..axi4 import BOUNDARY, BURST_INCR, MAX_BURST, Axi4ReadSignature, Axi4WriteSignature
 
 __all__ = ["WORD_BYTES", "WORD_BITS", "COUNT_BITS", "READ_CMD", "WRITE_CMD", "ALIGN_CMD",
-           "AxiReader", "AxiWriter", "Aligner", "words_covering"]
+           "AxiReader", "AxiWriter", "Aligner", "PipeStage", "words_covering"]
 
 WORD_BYTES = 8
 WORD_BITS = 64
@@ -287,4 +287,31 @@ class Aligner(wiring.Component):
             # Flush: the last output word takes its high lanes from zeros.
             m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(shifted),
                          out_left.eq(out_left - 1)]
+        return m
+
+
+class PipeStage(wiring.Component):
+    """One register stage on a valid/ready stream, at full throughput.
+
+    Block RAM on ECP5 as yosys maps it has no output register and a clock to
+    output of about 5.8 ns, so a RAM's read data must go straight into a
+    flip-flop: this stage is that flip-flop for the engine's data FIFO.
+
+    Attributes
+    ----------
+    inp : In(stream.Signature(width))
+    out : Out(stream.Signature(width))
+    """
+
+    def __init__(self, width):
+        super().__init__({
+            "inp": In(stream.Signature(width)),
+            "out": Out(stream.Signature(width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.inp.ready.eq(~self.out.valid | self.out.ready)
+        with m.If(self.inp.ready):
+            m.d.sync += [self.out.valid.eq(self.inp.valid), self.out.payload.eq(self.inp.payload)]
         return m

@@ -40,7 +40,6 @@ class ArbiterModel:
         self.reload = 0          # registered slice_cycles - 1 (one cycle behind the CSR)
         self.valid = False
         self.adi = 0
-        self.g_same, self.g_load = False, 0
         self.eligible_q = [False] * num_adis   # stage-1 registers
         self.stay_q = False
 
@@ -71,15 +70,14 @@ class ArbiterModel:
         timer = self.reload if refill else (self.timer - 1) & 0xFFFFFF
         valid, adi, settle = self.valid, self.adi, self.settle
         last, credit = self.last, self.credit
-        g_same, g_load = self.g_same, self.g_load
         if take:
             valid, settle, last = False, True, self.adi
-            credit = max(self.credit - 1, 0) if self.g_same else self.g_load
+            if self.adi == self.last:
+                credit = max(self.credit - 1, 0)
+            else:
+                credit = max(weight[self.adi] - 1, 0)
         elif not self.valid and not self.settle and (found or self.stay_q):
-            # Latched with the grant, as in hardware: repeat of `last`, and the
-            # credit a new winner starts with (the weight as it is now).
             valid, adi = True, choice
-            g_same, g_load = choice == self.last, max(weight[choice] - 1, 0)
         if self.settle:
             settle = False
         budget, fresh = list(self.budget), list(self.fresh)
@@ -92,6 +90,5 @@ class ArbiterModel:
         self.timer, self.valid, self.adi, self.settle = timer, valid, adi, settle
         self.reload = cfg.slice_cycles - 1 if cfg.slice_cycles else 0
         self.last, self.credit, self.budget, self.fresh = last, credit, budget, fresh
-        self.g_same, self.g_load = g_same, g_load
         self.eligible_q, self.stay_q = eligible, stay
         return take
