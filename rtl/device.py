@@ -73,7 +73,7 @@ class Device(wiring.Component):
         m = Module()
         p = self.params
         m.submodules.bridge = bridge = AxiLiteToCsr(CSR_ADDR_WIDTH)
-        m.submodules.regs = regs = RegisterBank.for_window("", addr_width=CSR_ADDR_WIDTH)
+        m.submodules.regs = regs = RegisterBank.for_window("", addr_width=CSR_ADDR_WIDTH, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), bridge.axil)
         wiring.connect(m, bridge.csr, regs.csr)
 

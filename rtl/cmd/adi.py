@@ -128,7 +128,7 @@ class AdiBlock(wiring.Component):
         n = self.params.num_adis
 
         m.submodules.regs = regs = RegisterBank.for_window("CMD", addr_width=CSR_ADDR_WIDTH,
-                                                          base=regmap.CMD_BASE)
+                                                          base=regmap.CMD_BASE, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         r = regs.port
 

@@ -133,7 +133,7 @@ class Engine(wiring.Component):
 
         # ---- registers ---------------------------------------------------------
         m.submodules.regs = regs = RegisterBank.for_window("ENG", addr_width=CSR_ADDR_WIDTH,
-                                                          base=regmap.ENG_BASE)
+                                                          base=regmap.ENG_BASE, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         r = regs.port
 

@@ -21,7 +21,7 @@ register with no software-writable field answers SLVERR and changes nothing;
 WSTRB selects the bytes that change.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -49,6 +49,12 @@ class RegisterBank(wiring.Component):
     base : int
         Absolute address of this bank's window; offsets in the tables are
         absolute, the bus carries ``absolute - base``.
+    pipelined : bool
+        Decode the address in the cycle of ``stb`` and act one cycle later
+        (``ack`` two cycles after ``stb`` instead of one), so that no address
+        compare sits in front of the read mux or the write enables. Every
+        block whose testbench does not depend on the exact register latency
+        uses it.
 
     Raises
     ------
@@ -56,8 +62,9 @@ class RegisterBank(wiring.Component):
         If two registers or windows overlap, or a field combination is not supported.
     """
 
-    def __init__(self, registers, externals=(), *, addr_width, base=0):
+    def __init__(self, registers, externals=(), *, addr_width, base=0, pipelined=False):
         import dataclasses
+        self.pipelined = bool(pipelined)
         self._registers = tuple(dataclasses.replace(r, offset=r.offset - base) for r in registers)
         self._externals = tuple(dataclasses.replace(e, offset=e.offset - base) for e in externals)
         for item in self._registers + self._externals:
@@ -97,12 +104,12 @@ class RegisterBank(wiring.Component):
         super().__init__(members)
 
     @classmethod
-    def for_window(cls, window, *, addr_width, base=0):
+    def for_window(cls, window, *, addr_width, base=0, pipelined=False):
         """The bank for external window ``window`` (``""``: the device top), from the regmap."""
         from .. import regmap
         from .regdefs import window_contents
         regs, exts = window_contents(window, regmap.REGISTERS.values(), regmap.EXTERNALS.values())
-        return cls(regs, exts, addr_width=addr_width, base=base)
+        return cls(regs, exts, addr_width=addr_width, base=base, pipelined=pipelined)
 
     def port(self, path):
         """The bank port of ``"REGFILE.REG.FIELD"`` (or ``"...FIELD_swacc"``)."""
@@ -161,16 +168,48 @@ class RegisterBank(wiring.Component):
                 if f.swmod:
                     m.d.sync += getattr(self, name + "_swmod").eq(0)
 
+        # A local register access reads (an AND-OR of the matched register's
+        # value) or writes in the cycle ``act``, and ``ack`` follows one cycle
+        # later. Without ``pipelined`` that is the cycle of ``stb``; with it,
+        # the cycle of ``stb`` only registers a one-hot match per register and
+        # the access acts one cycle later (timing; the request stays stable
+        # meanwhile, by the bus contract). Externals get ``stb`` at once and
+        # answer themselves.
+        regs = list(self._registers)
+        match = Signal(max(len(regs), 1))
+        act = Signal()                  # a local request acts this cycle
+        local = csr.stb & ~ext_hit
+        decode = Cat(*(word == reg.offset >> 2 for reg in regs)) if regs else 0
+        if self.pipelined:
+            m.d.sync += act.eq(local)
+            with m.If(local):
+                m.d.sync += match.eq(decode)
+        else:
+            m.d.comb += [act.eq(local), match.eq(decode)]
+
         resp_q = Signal(2)
         rdata_q = Signal(32)
-        m.d.sync += local_ack.eq(csr.stb & ~ext_hit)
-        with m.If(csr.stb & ~ext_hit):
-            m.d.sync += resp_q.eq(Resp.DECERR)
-            m.d.sync += rdata_q.eq(0)
-            with m.Switch(word):
-                for reg in self._registers:
-                    with m.Case(reg.offset >> 2):
-                        self._decode_register(m, reg, bytemask, resp_q, rdata_q)
+        m.d.sync += local_ack.eq(act)
+        read_any = Signal(32)
+        hit_any = Signal()
+        writable = Signal()
+        m.d.comb += [
+            read_any.eq(0 if not regs else
+                        _or_all(self._read_value(reg) & match[k].replicate(32) for k, reg in enumerate(regs))),
+            hit_any.eq(match.any() if regs else 0),
+            writable.eq(0 if not regs else
+                        Cat(*(match[k] & int(reg.sw_writable) for k, reg in enumerate(regs))).any()),
+        ]
+        with m.If(act):
+            with m.If(~hit_any):
+                m.d.sync += [resp_q.eq(Resp.DECERR), rdata_q.eq(0)]
+            with m.Elif(csr.we):
+                m.d.sync += [resp_q.eq(Mux(writable, Resp.OKAY, Resp.SLVERR)), rdata_q.eq(0)]
+            with m.Else():
+                m.d.sync += [resp_q.eq(Resp.OKAY), rdata_q.eq(read_any)]
+            for k, reg in enumerate(regs):
+                with m.If(match[k]):
+                    self._decode_register(m, reg, bytemask)
 
         m.d.comb += local_rdata.eq(rdata_q & local_ack.replicate(32))
         rdata, resp, ack = local_rdata, resp_q & local_ack.replicate(2), local_ack
@@ -183,21 +222,32 @@ class RegisterBank(wiring.Component):
         m.d.comb += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
         return m
 
-    def _decode_register(self, m, reg, bytemask, resp_q, rdata_q):
-        csr = self.csr
-        read_value = []
+    def _read_value(self, reg):
+        """The 32-bit value a read of ``reg`` returns."""
+        parts, pos = [], 0
+        fields = []
         for f in reg.fields:
-            name = port_name(reg, f)
             if not f.sw_readable or f.singlepulse:
                 value = Const(0, f.width)
             elif f.has_storage or f.hw == "w":
-                value = getattr(self, name)
+                value = getattr(self, port_name(reg, f))
             else:
                 value = Const(f.reset or 0, f.width)
-            read_value.append((f.lsb, value))
+            fields.append((f.lsb, value))
+        for lsb, value in sorted(fields, key=lambda lv: lv[0]):
+            if lsb > pos:
+                parts.append(Const(0, lsb - pos))
+            parts.append(value)
+            pos = lsb + len(value)
+        if pos < 32:
+            parts.append(Const(0, 32 - pos))
+        return Cat(*parts)[:32]
+
+    def _decode_register(self, m, reg, bytemask):
+        """Side effects of an access to ``reg`` (in its match condition): writes, pulses, strobes."""
+        csr = self.csr
         with m.If(csr.we):
             if reg.sw_writable:
-                m.d.sync += resp_q.eq(Resp.OKAY)
                 for f in reg.fields:
                     if not f.sw_writable:
                         continue
@@ -211,17 +261,15 @@ class RegisterBank(wiring.Component):
                         m.d.sync += sig.eq((sig & ~fmask) | (fdata & fmask))
                     if f.swmod:
                         m.d.sync += getattr(self, name + "_swmod").eq(fmask.any())
-            else:
-                m.d.sync += resp_q.eq(Resp.SLVERR)
         with m.Else():
-            m.d.sync += resp_q.eq(Resp.OKAY)
-            parts, pos = [], 0
-            for lsb, value in sorted(read_value, key=lambda lv: lv[0]):
-                if lsb > pos:
-                    parts.append(Const(0, lsb - pos))
-                parts.append(value)
-                pos = lsb + len(value)
-            m.d.sync += rdata_q.eq(Cat(*parts))
             for f in reg.fields:
                 if f.swacc:
                     m.d.sync += getattr(self, port_name(reg, f) + "_swacc").eq(1)
+
+
+def _or_all(values):
+    values = list(values)
+    out = values[0]
+    for v in values[1:]:
+        out = out | v
+    return out
