@@ -7,13 +7,13 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 
 from siov.tb.formal import prove
-from siov.tb.irq.formal import PROPERTIES, IrqHarness
+from siov.tb.irq.formal import DEPTH, PROPERTIES, IrqHarness
 
 
 @pytest.mark.formal
 @pytest.mark.parametrize("prop", PROPERTIES)
 def test_irq_formal(prop):
-    res = prove(IrqHarness(prop), f"irq_{prop}", depth=6, timeout_s=600)
+    res = prove(IrqHarness(prop), f"irq_{prop}", depth=DEPTH[prop], timeout_s=600)
     assert res.passed, res.summary()
 
 

@@ -11,23 +11,37 @@ array semantics, and Intel VT-d interrupt-remapping fault reasons (0x21, 0x22,
 Pipeline, one message per cycle:
 
 * accept (cycle t): a replay of an unmasked pending interrupt, if any, else a
-  message from ``msg_in``; the IMS entry is read from block RAM with a read
-  port transparent to the IMS write port;
-* decide (cycle t+1): DMA pass-through (pushed to the 3-deep ``dma_out``
-  queue now), or the checks against the entry: fault, pending or deliver;
-  the decision is registered;
-* effect (cycle t+2): push to the 4-deep ``irq_out`` queue, set the pending
-  bit (or replay, if an IMS write of cycle t+1 unmasked the entry), or push
-  to the fault queue (or count an overflow);
+  message from ``msg_in``; its IMS entry is read from block RAM at the end of
+  the cycle;
+* read (cycle t+1): the entry comes out of the block RAM straight into a
+  register (nothing else in that path: the ECP5 DP16KD's clock-to-out without
+  its output register, about 5.7 ns, is most of a cycle); a DMA message is
+  pushed to the 3-deep ``dma_out`` queue;
+* effect (cycle t+2): the checks (fault, pending or deliver) on the
+  registered entry, and their effect: push to the 4-deep ``irq_out`` queue,
+  or set the pending bit (registered first, set one cycle later), or a fault
+  record (registered first, queued or counted as an overflow one cycle later);
 * ``dma_out`` valid from cycle t+2, ``irq_out`` from cycle t+3.
 
-Neither the decide nor the effect stage ever stalls: a message is accepted
-only when the output queues have room for it and for the messages in those
-stages. So every message is decided exactly one cycle after its acceptance,
-whatever the back-pressure, and the outcome of a race with an IMS write
-depends only on the order of the acceptance and the write's commit cycle
-(the cycle of its bus response). The effect stage keeps the block RAM's
-output off the queue and pending-bit logic, for clock speed.
+The message is *decided* in cycle t+1 in the sense of the register map: it
+uses the entry as the IMS writes committed up to cycle t left it, and the
+probe reports its decision in cycle t+2. Neither stage after acceptance ever
+stalls: a message is accepted only when the output queues have room for it
+and for the messages in flight (an interrupt in the effect stage counts as a
+delivery). So the outcome of a race with an IMS write depends only on the
+order of the acceptance and the write's commit cycle (the cycle of its bus
+response).
+
+The IMS table has a single block RAM port shared by the pipeline and the
+register window, with one 36-bit lane per IMS word (the word and a flag
+decoded when it is written, so that "present" needs no comparison). A window
+access reads the row (no message is accepted in that cycle) and, for a write,
+writes the lane one cycle before its commit (only a message for the same
+entry, which reads the old row, or a DMA message is accepted in that cycle);
+a CTRL read takes no message two cycles before its commit. Counters, the
+overflow flag, pending-bit updates, replay pushes and the registers the bank
+reads are all fed from flip-flops, one cycle after their events, to keep the
+checks' logic off every other path.
 """
 
 import enum
@@ -55,7 +69,7 @@ CSR_ADDR_WIDTH = 16
 #: Depth of the irq_out queue: room for the two messages in the decide and
 #: effect stages plus one per cycle of consumer latency, so 1 message/cycle holds.
 IRQ_DEPTH = 4
-#: Depth of the dma_out queue (DMA messages are pushed from the decide stage).
+#: Depth of the dma_out queue (DMA messages are pushed from the read stage).
 DMA_DEPTH = 3
 
 
@@ -101,7 +115,8 @@ FaultLayout = data.StructLayout({
 
 #: Observation points for testbenches and formal harnesses (not used by the design).
 ProbeLayout = data.StructLayout({
-    "dec_valid": 1,             # a message is decided this cycle
+    "dec_valid": 1,             # a decision is reported this cycle (the effect stage; it was
+                                # taken in the previous cycle, against the IMS as it stood then)
     "dec_kind": 2,              # Decision
     "dec_replay": 1,            # ... and it is a replay of a pending interrupt
     "dec_reason": 8,            # FaultReason when dec_kind is FAULT
@@ -117,10 +132,10 @@ ProbeLayout = data.StructLayout({
     "ims_rdata": 32,
     "ims_resp": 2,
     "eff_irq": 1,               # pushed into the irq_out queue
-    "eff_dma": 1,               # pushed into the dma_out queue
+    "eff_dma": 1,               # pushed into the dma_out queue (the cycle before the report)
     "eff_pend": 1,              # set a pending bit
-    "eff_fault": 1,             # pushed into the fault queue
-    "eff_lost": 1,              # counted as an overflow (queue full)
+    "eff_fault": 1,             # pushed into the fault queue (the cycle after the report)
+    "eff_lost": 1,              # counted as an overflow (queue full), idem
     "irq_level": 3,             # irq_out queue occupancy
     "dma_level": 3,             # dma_out queue occupancy
     "irq_full": 1,
@@ -128,11 +143,49 @@ ProbeLayout = data.StructLayout({
 })
 
 
+#: IMS table row: four lanes of 36 bits (a 32-bit word, a decoded flag, zeros).
+_LANE = 36
+_ROW = 4 * _LANE
+#: Cycles of an IMS window access, counted from its stb (see InterruptRemapper.elaborate).
+_P_WAIT, _P_READ, _P_ROW, _P_OLD, _P_NEW, _P_CTRL, _P_WRITE, _P_COMMIT = range(8)
+
+
 def _saturating_inc(m, counter, when, clear):
     with m.If(clear):
         m.d.sync += counter.eq(0)
     with m.Elif(when & ~counter.all()):
         m.d.sync += counter.eq(counter + 1)
+
+
+class _ShiftQueue(wiring.Component):
+    """First-in first-out queue whose head is a register (``r_data`` comes
+    straight from a flip-flop), with a registered ``r_rdy``; ports as
+    :class:`~amaranth.lib.fifo.SyncFIFO` (``w_en`` only when ``w_rdy``)."""
+
+    def __init__(self, width, depth):
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        slots = [Signal(self.width, name=f"slot{i}") for i in range(self.depth)]
+        nonempty = Signal()
+        do_read = self.r_en & nonempty
+        do_write = self.w_en & self.w_rdy
+        level_next = self.level + do_write - do_read
+        m.d.comb += [self.w_rdy.eq(self.level != self.depth), self.r_rdy.eq(nonempty),
+                     self.r_data.eq(slots[0])]
+        m.d.sync += [self.level.eq(level_next), nonempty.eq(level_next != 0)]
+        # Slot i takes slot i + 1 on a read; the write lands at level - read.
+        at = self.level - do_read
+        for i, s in enumerate(slots):
+            shifted = slots[i + 1] if i + 1 < self.depth else s
+            m.d.sync += s.eq(Mux(do_write & (at == i), self.w_data, Mux(do_read, shifted, s)))
+        return m
 
 
 class InterruptRemapper(wiring.Component):
@@ -151,14 +204,18 @@ class InterruptRemapper(wiring.Component):
         Depth of the queue of unmasked pending interrupts waiting to replay.
     peek : bool
         Adds an asynchronous read port of the IMS table (``peek_addr``,
-        ``peek_data``) for formal harnesses. Off in every synthesized top.
+        ``peek_data``, and ``peek_flags``: the decoded "ADDR_LO is 0xFEE..."
+        and "ADDR_HI is not zero" flags stored with words 0 and 1) for formal
+        harnesses. Off in every synthesized top.
 
     Attributes
     ----------
     csr : In(CsrSignature(16))
         Register bus, local addresses of the 64 KiB ``IRQ`` window.
     msg_in : In(stream.Signature(MessageLayout))
-        Upstream messages from the ADIs.
+        Upstream messages from the ADIs. ``ready`` is low while the IMS
+        window reads the table; while it writes an entry, ``ready`` depends
+        on the payload (high only for a DMA message or one for that entry).
     irq_out : Out(stream.Signature(IrqLayout))
         Remapped interrupts.
     dma_out : Out(stream.Signature(MessageLayout))
@@ -196,6 +253,7 @@ class InterruptRemapper(wiring.Component):
         if peek:
             members["peek_addr"] = In(self.idx_bits)
             members["peek_data"] = Out(128)
+            members["peek_flags"] = Out(2)
         super().__init__(members)
         self.probe = Signal(ProbeLayout)
 
@@ -210,105 +268,155 @@ class InterruptRemapper(wiring.Component):
         ims_bus = regs.ext_irq_ims
 
         # ---- storage ---------------------------------------------------------
-        # One 128-bit row per entry: address_lo, address_hi, data, ctrl.
-        m.submodules.ims = ims = Memory(shape=128, depth=n, init=[])
-        wr = ims.write_port(granularity=32)
-        rd = ims.read_port(transparent_for=(wr,))   # pipeline: sees a write of the same cycle
-        crd = ims.read_port()                       # CSR side
+        # One row per entry, four 36-bit lanes (IMS word w in lane w): the 32-bit
+        # word, then a flag decoded when the word is written (lane 0: ADDR_LO
+        # bits 31:20 are 0xFEE; lane 1: ADDR_HI is not zero), then zeros. The
+        # row is split into 18-bit memories that share one address for reads
+        # and writes, so that each maps to one ECP5 DP16KD port whose
+        # read-before-write mode is native: no logic sits between the block
+        # RAM's output and the register that takes it.
+        port_addr = Signal(ib)
+        port_lane_en = Signal(4)
+        port_wdata = Signal(_LANE)
+        row = []
+        peek_row = []
+        for j in range(_ROW // 18):
+            mem = Memory(shape=18, depth=n, init=[])
+            m.submodules[f"ims{j}"] = mem
+            w = mem.write_port()
+            r = mem.read_port()
+            lane = 18 * j // _LANE
+            m.d.comb += [w.addr.eq(port_addr), r.addr.eq(port_addr),
+                         w.data.eq(port_wdata[(18 * j) % _LANE:][:18]), w.en.eq(port_lane_en[lane])]
+            row.append(r.data)
+            if hasattr(self, "peek_addr"):
+                pr = mem.read_port(domain="comb")
+                m.d.comb += pr.addr.eq(self.peek_addr)
+                peek_row.append(pr.data)
+        # The row read in the previous cycle, registered straight off the block
+        # RAM: for the pipeline (every cycle) and, separately, for the IMS
+        # window (in cycle 2 of an access).
+        raw = Signal(_ROW)
+        csr_row = Signal(_ROW)
+        m.d.sync += raw.eq(Cat(*row))
         if hasattr(self, "peek_addr"):
-            prd = ims.read_port(domain="comb")
-            m.d.comb += [prd.addr.eq(self.peek_addr), self.peek_data.eq(prd.data)]
+            pr = Cat(*peek_row)
+            m.d.comb += [self.peek_data.eq(Cat(*(pr[_LANE * w:][:32] for w in range(4)))),
+                         self.peek_flags.eq(Cat(pr[32], pr[_LANE + 32]))]
         pending = Signal(n)
 
-        m.submodules.replay_q = replay_q = SyncFIFO(width=ib, depth=self.replay_depth)
+        m.submodules.replay_q = replay_q = _ShiftQueue(ib, self.replay_depth)
         m.submodules.irq_q = irq_q = SyncFIFO(width=IrqLayout.size, depth=IRQ_DEPTH)
         m.submodules.dma_q = dma_q = SyncFIFO(width=MessageLayout.size, depth=DMA_DEPTH)
         m.submodules.fault_q = fault_q = SyncFIFO(width=FaultLayout.size, depth=self.fault_depth)
 
-        # ---- accept stage ----------------------------------------------------
+        # ---- accept stage (cycle t) --------------------------------------------
+        port_csr = Signal()                   # the IMS window uses the table's port this cycle ...
+        port_excl = Signal()                  # ... and the pipeline takes no message at all
         s1_valid = Signal()
         s1_replay = Signal()
         s1_msg = Signal(MessageLayout)
         s1_to_irq = s1_valid & (s1_msg.is_irq | s1_replay)
         s1_to_dma = s1_valid & ~s1_msg.is_irq & ~s1_replay
-        s2_valid = Signal()                   # effect stage: a decision of the previous cycle
-        s2_kind = Signal(Decision)
+        s2_valid = Signal()                   # effect stage: an interrupt (or replay) to decide
         can_accept = Signal()
-        s2_to_irq = s2_valid & (s2_kind == Decision.DELIVER)
         if self.pipelined:
-            m.d.comb += can_accept.eq((irq_q.level + s1_to_irq + s2_to_irq < IRQ_DEPTH) &
-                                      (dma_q.level + s1_to_dma < DMA_DEPTH))
+            # An interrupt in the effect stage is counted as if it delivered.
+            m.d.comb += can_accept.eq((irq_q.level + s1_to_irq + s2_valid < IRQ_DEPTH) &
+                                      (dma_q.level + s1_to_dma < DMA_DEPTH) & ~port_excl)
         else:
-            m.d.comb += can_accept.eq(~s1_valid & ~s2_valid & (irq_q.level == 0) & (dma_q.level == 0))
+            m.d.comb += can_accept.eq(~s1_valid & ~s2_valid & (irq_q.level == 0) & (dma_q.level == 0) &
+                                      ~port_excl)
         replay_take = Signal()
         accept = Signal()
+        q_idx = Signal(ib)                    # IMS window: entry of the access
+        # While the window writes an entry (read-before-write on the same
+        # port), the only message taken is one for that entry, or a DMA one:
+        # it reads the entry as it was.
+        pl = self.msg_in.payload
+        same_entry = ~pl.is_irq | (pl.handle[:ib] == q_idx)
         m.d.comb += [
-            replay_take.eq(can_accept & replay_q.r_rdy),
+            replay_take.eq(can_accept & replay_q.r_rdy & ~port_csr),
             replay_q.r_en.eq(replay_take),
-            self.msg_in.ready.eq(can_accept & ~replay_q.r_rdy),
+            self.msg_in.ready.eq(can_accept & ~replay_q.r_rdy & (~port_csr | same_entry)),
             accept.eq(self.msg_in.valid & self.msg_in.ready),
-            rd.addr.eq(Mux(replay_take, replay_q.r_data, self.msg_in.payload.handle[:ib])),
         ]
-        m.d.sync += [s1_valid.eq(accept | replay_take), s1_replay.eq(replay_take)]
-        with m.If(accept):
-            m.d.sync += s1_msg.eq(self.msg_in.payload)
-        with m.Elif(replay_take):
-            m.d.sync += [s1_msg.is_irq.eq(1), s1_msg.handle.eq(replay_q.r_data),
-                         s1_msg.pasid.eq(0), s1_msg.addr.eq(0), s1_msg.data.eq(0)]
+        replay_msg = Signal(MessageLayout)
+        next_msg = Signal(MessageLayout)
+        m.d.comb += [
+            replay_msg.is_irq.eq(1), replay_msg.handle.eq(replay_q.r_data),
+            next_msg.eq(Mux(replay_q.r_rdy, replay_msg, self.msg_in.payload)),
+            # The entry is read at the end of the acceptance cycle.
+            port_addr.eq(Mux(port_csr, q_idx, next_msg.handle[:ib])),
+        ]
+        m.d.sync += [s1_valid.eq(accept | replay_take), s1_replay.eq(replay_take), s1_msg.eq(next_msg)]
 
-        # ---- decide stage ----------------------------------------------------
-        e = rd.data
-        addr_lo, addr_hi, edata, ctrl = e[0:32], e[32:64], e[64:96], e[96:128]
-        e_mask, e_pasid_en, e_pasid = ctrl[0], ctrl[3], ctrl[12:32]
-        s1_idx = s1_msg.handle[:ib]
-        in_range = s1_msg.handle[ib:] == 0 if ib < HANDLE_WIDTH else Const(1)
-        present = (addr_hi == 0) & (addr_lo[20:32] == 0xFEE)
-        pasid_ok = s1_replay | ~e_pasid_en | (e_pasid == s1_msg.pasid)
+        # ---- read stage (cycle t+1): the row comes out of the block RAM ----------
         is_irq = s1_msg.is_irq | s1_replay
-        dec_pasid = Mux(s1_replay, e_pasid, s1_msg.pasid)
         dec_dma = s1_valid & ~is_irq
-        dec_fault = s1_valid & is_irq & ~(in_range & present & pasid_ok)
-        dec_pend = s1_valid & is_irq & in_range & present & pasid_ok & e_mask
-        dec_deliver = s1_valid & is_irq & in_range & present & pasid_ok & ~e_mask
+        m.d.comb += [dma_q.w_en.eq(dec_dma), dma_q.w_data.eq(s1_msg)]
+        s2_dma = Signal()                     # a DMA message was pushed in the previous cycle
+        s2_replay = Signal()
+        s2_in_range = Signal()
+        s2_handle = Signal(HANDLE_WIDTH)
+        s2_msg_pasid = Signal(PASID_WIDTH)
+        m.d.sync += [
+            s2_valid.eq(s1_valid & is_irq), s2_dma.eq(dec_dma), s2_replay.eq(s1_replay),
+            s2_in_range.eq(s1_msg.handle[ib:] == 0 if ib < HANDLE_WIDTH else 1),
+            s2_handle.eq(s1_msg.handle), s2_msg_pasid.eq(s1_msg.pasid),
+        ]
+
+        # ---- effect stage (cycle t+2): checks, and their effect ------------------
+        addr_lo, fee = raw[0:32], raw[32]
+        hi_nonzero = raw[_LANE + 32]
+        edata = raw[2 * _LANE:][:32]
+        ctrl = raw[3 * _LANE:][:32]
+        e_mask, e_pasid_en, e_pasid = ctrl[0], ctrl[3], ctrl[12:32]
+        s2_idx = s2_handle[:ib]
+        present = fee & ~hi_nonzero
+        pasid_ok = s2_replay | ~e_pasid_en | (e_pasid == s2_msg_pasid)
+        ok = s2_in_range & present & pasid_ok
+        s2_deliver = s2_valid & ok & ~e_mask
+        s2_pend = s2_valid & ok & e_mask
+        s2_fault = s2_valid & ~ok
         reason = Signal(8)
-        with m.If(~in_range):
+        with m.If(~s2_in_range):
             m.d.comb += reason.eq(FaultReason.HANDLE_BEYOND_TABLE)
         with m.Elif(~present):
             m.d.comb += reason.eq(FaultReason.ENTRY_NOT_PRESENT)
         with m.Else():
             m.d.comb += reason.eq(FaultReason.PASID_MISMATCH)
-
-        # The decision is registered; its effects happen in the next cycle.
         kind = Signal(Decision)
-        m.d.comb += kind.eq(Mux(dec_dma, Decision.DMA, Mux(dec_deliver, Decision.DELIVER,
-                                                        Mux(dec_pend, Decision.PEND, Decision.FAULT))))
+        m.d.comb += kind.eq(Mux(s2_dma, Decision.DMA, Mux(s2_deliver, Decision.DELIVER,
+                                                      Mux(s2_pend, Decision.PEND, Decision.FAULT))))
         s2_irq = Signal(IrqLayout)            # the interrupt, or the fault's PASID and handle
-        s2_reason = Signal(8)
-        m.d.sync += [s2_valid.eq(s1_valid & is_irq), s2_kind.eq(kind), s2_reason.eq(reason),
-                     s2_irq.dest.eq(addr_lo[12:20]), s2_irq.vector.eq(edata[0:8]),
-                     s2_irq.handle.eq(s1_msg.handle), s2_irq.pasid.eq(dec_pasid)]
-        s2_idx = s2_irq.handle[:ib]
-        s2_pend = s2_valid & (s2_kind == Decision.PEND)
-        s2_fault = s2_valid & (s2_kind == Decision.FAULT)
         m.d.comb += [
-            irq_q.w_en.eq(s2_valid & (s2_kind == Decision.DELIVER)), irq_q.w_data.eq(s2_irq),
-            dma_q.w_en.eq(dec_dma), dma_q.w_data.eq(s1_msg),
+            s2_irq.dest.eq(addr_lo[12:20]), s2_irq.vector.eq(edata[0:8]), s2_irq.handle.eq(s2_handle),
+            s2_irq.pasid.eq(Mux(s2_replay, e_pasid, s2_msg_pasid)),
+            irq_q.w_en.eq(s2_deliver), irq_q.w_data.eq(s2_irq),
         ]
+        # A fault is queued (or counted as lost) one cycle after its effect
+        # stage: the record is registered first.
+        fault_push = Signal()
         fault_rec = Signal(FaultLayout)
-        m.d.comb += [
-            fault_rec.reason.eq(s2_reason), fault_rec.pasid.eq(s2_irq.pasid),
-            fault_rec.handle.eq(s2_irq.handle),
-            fault_q.w_en.eq(s2_fault), fault_q.w_data.eq(fault_rec),
+        m.d.sync += [
+            fault_push.eq(s2_fault),
+            fault_rec.reason.eq(reason), fault_rec.pasid.eq(s2_irq.pasid), fault_rec.handle.eq(s2_handle),
         ]
+        m.d.comb += [fault_q.w_en.eq(fault_push), fault_q.w_data.eq(fault_rec)]
+        # Overflow flag and count: the event is registered first; a clear in
+        # the event's own cycle still wins, as if unpipelined.
         overflow = Signal()
         ovf_count = Signal(32)
         clear_ovf = regs.port("IRQ.FAULT_CTRL.CLEAR_OVERFLOW")
-        fault_lost = s2_fault & ~fault_q.w_rdy
+        fault_lost = fault_push & ~fault_q.w_rdy
+        lost_q = Signal()
+        m.d.sync += lost_q.eq(fault_lost & ~clear_ovf)
         with m.If(clear_ovf):
             m.d.sync += overflow.eq(0)
-        with m.Elif(fault_lost):
+        with m.Elif(lost_q):
             m.d.sync += overflow.eq(1)
-        _saturating_inc(m, ovf_count, fault_lost, clear_ovf)
+        _saturating_inc(m, ovf_count, lost_q, clear_ovf)
 
         # Output queues -> streams.
         m.d.comb += [
@@ -319,98 +427,197 @@ class InterruptRemapper(wiring.Component):
         ]
 
         # ---- IMS window (CSR side) --------------------------------------------
-        # Cycle 0 (stb): the entry is read on the CSR read port; cycle 1: it is
-        # registered; cycle 2: the access commits (ack). A CTRL write waits
-        # while the replay queue is full. A read returns the state at the start of its commit cycle; a
-        # write takes effect at its end, after the decision of that cycle: if
-        # that decision made the entry pending and the write unmasks it, the
-        # decide side queues the replay (the CSR side sees the older pending bit).
-        c_idx = ims_bus.addr[4:4 + ib]
-        c_word = ims_bus.addr[2:4]
-        c_in_range = ims_bus.addr[4 + ib:] == 0 if 4 + ib < 15 else Const(1)
+        # An access (the request is held on the bus until ack), from its stb:
+        #   0 (_P_WAIT)   a CTRL write waits here while the replay queue may be
+        #                 full (counting the replays the last commit may still
+        #                 push); from there on the access never waits;
+        #   1 (_P_READ)   the row is read (the pipeline takes no message: the
+        #                 table has one port);
+        #   2 (_P_ROW)    the row is registered;
+        #   3 (_P_OLD)    the addressed word is taken from it;
+        #   4 (_P_NEW)    the new word is computed;
+        #   5 (_P_CTRL)   and what a CTRL write does to PENDING;
+        #   6 (_P_WRITE)  a write is written into the table (the only message
+        #                 taken is one for the same entry: it reads the old one);
+        #   7 (_P_COMMIT) the access commits (ack).
+        # A message is read at the end of its acceptance cycle, so writing the
+        # table one cycle before the commit gives the ordering of the register
+        # map: a message accepted in the commit cycle or later sees the new
+        # entry, an earlier one the old entry. A read returns the state at the
+        # start of its commit cycle; a write takes effect at its end: if the
+        # interrupt decided in the effect stage of that cycle makes the entry
+        # pending and the write unmasks it, the replay is queued all the same.
+        q_word = ims_bus.addr[2:4]
+        q_in_range = ims_bus.addr[4 + ib:] == 0 if 4 + ib < 15 else Const(1)
+        m.d.comb += q_idx.eq(ims_bus.addr[4:4 + ib])
+        is_ctrl = q_word == 3
         busy = Signal()
-        fetched = Signal()                    # old_row holds the entry (cycle 2 onwards)
-        old_row = Signal(128)
-        m.d.comb += crd.addr.eq(c_idx)
-        m.d.sync += old_row.eq(crd.data)
-        with m.If(ims_bus.stb):
-            m.d.sync += busy.eq(1)
-        old_word = old_row.word_select(c_word, 32)
+        phase = Signal(range(_P_COMMIT + 1))
+        at = lambda p: busy & (phase == p)
+        old_word = Signal(32)
+        with m.If(at(_P_ROW)):
+            m.d.sync += csr_row.eq(Cat(*row))
+        with m.If(at(_P_OLD)):
+            m.d.sync += old_word.eq(csr_row.word_select(q_word, _LANE)[:32])
         bytemask = Cat(*(b.replicate(8) for b in ims_bus.wstrb))
         new_word = Signal(32)
-        is_ctrl = c_word == 3
         m.d.comb += new_word.eq(((old_word & ~bytemask) | (ims_bus.wdata & bytemask)) &
                                 Mux(is_ctrl, Const(0xFFFF_FFFD, 32), Const(0xFFFF_FFFF, 32)))
-        # A pending decision of the previous cycle (effect stage) counts as pending now,
-        # unless the write of the previous cycle cleared that entry's pending bit.
+        n_word = Signal(32)
+        n_flag = Signal()
+        n_write = Signal()                    # a write inside the table
+        n_owner = Signal()                    # ... that changes PASID_EN or PASID (if CTRL)
+        n_unmask = Signal()                   # ... of CTRL that leaves MASK clear, same owner
+        n_clear = Signal()                    # ... of CTRL that clears PENDING
+        with m.If(at(_P_NEW)):
+            m.d.sync += [
+                n_word.eq(new_word),
+                n_flag.eq(Mux(q_word == 0, new_word[20:32] == 0xFEE,
+                              Mux(q_word == 1, new_word.any(), 0))),
+                n_write.eq(ims_bus.we & q_in_range),
+                n_owner.eq((old_word[3] != new_word[3]) | (old_word[12:32] != new_word[12:32])),
+            ]
+        with m.If(at(_P_CTRL)):
+            m.d.sync += [
+                n_unmask.eq(n_write & is_ctrl & ~n_word[0] & ~n_owner),
+                n_clear.eq(n_write & is_ctrl & (~n_word[0] | n_owner)),
+            ]
+        # An unmask pushes at most one replay, one to three cycles after its
+        # commit (below); no other access commits meanwhile. So room now,
+        # counting the pushes still to come from the last commit, is room at
+        # this access's push.
+        replay_1 = Signal()
+        replay_2 = Signal()
+        push = Signal()
+        last_unmask = Signal()                # the write of the previous cycle unmasked ...
+        owed = push + replay_1 + replay_2 + last_unmask
+        wait = ims_bus.we & q_in_range & is_ctrl & (replay_q.level + owed >= self.replay_depth)
+        start = Mux(ims_bus.stb, 1, at(_P_WAIT)) & ~wait
+        commit = Signal()
+        m.d.comb += commit.eq(at(_P_COMMIT))
+        # The pipeline takes no message while the port reads, nor two cycles
+        # before the commit of a CTRL read (see below), and only one for the
+        # same entry while it writes.
+        ctrl_read = ~ims_bus.we & q_in_range & is_ctrl
+        excl = start | (at(_P_COMMIT - 3) & ctrl_read)
+        m.d.sync += [port_csr.eq(excl | (at(_P_WRITE - 1) & n_write)), port_excl.eq(excl)]
+        with m.If(ims_bus.stb):
+            m.d.sync += [busy.eq(1), phase.eq(Mux(wait, _P_WAIT, _P_READ))]
+        with m.Elif(commit):
+            m.d.sync += busy.eq(0)
+        with m.Elif(busy & ((phase != _P_WAIT) | ~wait)):
+            m.d.sync += phase.eq(phase + 1)
+        do_write = at(_P_WRITE) & n_write
+        m.d.comb += [
+            port_wdata.eq(Cat(n_word, n_flag)),
+            port_lane_en.eq(Mux(do_write, Const(1, 4) << q_word, 0)),
+        ]
+
+        # A pending interrupt sets its bit one cycle after its effect stage
+        # (registered first). PENDING of the addressed entry at the start of
+        # the commit cycle: the bit three cycles earlier (read in two steps),
+        # plus the interrupts of the three effect stages since (only a commit
+        # clears). The pipeline takes no message two cycles before a CTRL read
+        # commits, so no interrupt is in the effect stage then.
         last_clear = Signal()                 # the write of the previous cycle cleared PENDING
-        last_unmask = Signal()                # ... by unmasking
-        last_replayed = Signal()              # ... and queued a replay itself
         last_idx = Signal(ib)
         s2_cleared = last_clear & (last_idx == s2_idx)
         s2_sets = s2_pend & ~s2_cleared
-        pend_now = pending.bit_select(c_idx, 1) | (s2_sets & (s2_idx == c_idx))
-        commit = Signal()
-        m.d.comb += commit.eq(busy & fetched & ~(ims_bus.we & c_in_range & is_ctrl & ~replay_q.w_rdy))
-        m.d.sync += fetched.eq(busy & ~commit)
+        s2_hit = s2_sets & (s2_idx == q_idx)
+        lo = min(4, ib)
+        pend_grp = Signal(n >> lo)            # bit q_idx[:lo] of each group of 2**lo bits
+        m.d.sync += [pend_grp[g].eq(pending[g << lo:(g + 1) << lo].bit_select(q_idx[:lo], 1))
+                     for g in range(n >> lo)]
+        pend_q = Signal()
+        set_q = Signal(3)                     # s2_hit of the last three cycles
+        m.d.sync += [pend_q.eq(pend_grp.bit_select(q_idx[lo:], 1)), set_q.eq(Cat(s2_hit, set_q[:2]))]
+        pend_start = pend_q | set_q.any()
+        unmask = commit & n_unmask
+        pend_clear = commit & n_clear
+        # An unmask queues one replay if the entry is pending: set before the
+        # commit cycle (queued now), set by the interrupt in the effect stage
+        # of the commit cycle (queued in the next cycle), or set by the one in
+        # the effect stage of the next cycle, which had read the entry before
+        # the write (queued two cycles after the commit). The two later cases
+        # are registered first, so that no check feeds the queue directly.
+        replay_now = unmask & pend_start
+        last_replayed = Signal()              # ... and queued (or will queue) a replay
+        m.d.sync += [
+            replay_1.eq(unmask & ~pend_start & s2_hit),
+            replay_2.eq(s2_pend & s2_cleared & last_unmask & ~last_replayed),
+            last_clear.eq(pend_clear), last_unmask.eq(unmask), last_idx.eq(q_idx),
+            last_replayed.eq(unmask & (pend_start | s2_hit)),
+        ]
+        replay_idx = Signal(ib)               # entry of the last commit, for replay_1 and replay_2
         with m.If(commit):
-            m.d.sync += busy.eq(0)
-        do_write = commit & ims_bus.we & c_in_range
-        pasid_changed = (old_word[3] != new_word[3]) | (old_word[12:32] != new_word[12:32])
-        unmask = do_write & is_ctrl & ~new_word[0] & ~pasid_changed
-        replay_csr = unmask & pend_now
-        pend_clear = do_write & is_ctrl & (unmask | pasid_changed)
-        m.d.sync += [last_clear.eq(pend_clear), last_unmask.eq(unmask),
-                     last_replayed.eq(replay_csr), last_idx.eq(c_idx)]
-        # A decision of the write's own cycle pended: replay it now (once).
-        replay_s2 = s2_pend & s2_cleared & last_unmask & ~last_replayed
+            m.d.sync += replay_idx.eq(q_idx)
         m.d.comb += [
             ims_bus.ack.eq(commit),
-            ims_bus.resp.eq(Mux(c_in_range, Resp.OKAY, Resp.DECERR)),
-            ims_bus.rdata.eq(Mux(commit & ~ims_bus.we & c_in_range,
-                                 old_word | Mux(is_ctrl, pend_now << 1, 0), 0)),
-            wr.addr.eq(c_idx),
-            wr.data.eq(new_word.replicate(4)),
-            wr.en.eq(Mux(do_write, Const(1, 4) << c_word, 0)),
-            replay_q.w_en.eq(replay_csr | replay_s2),
-            replay_q.w_data.eq(Mux(replay_csr, c_idx, s2_idx)),
+            ims_bus.resp.eq(Mux(q_in_range, Resp.OKAY, Resp.DECERR)),
+            ims_bus.rdata.eq(Mux(commit & ~ims_bus.we & q_in_range,
+                                 old_word | Mux(is_ctrl, pend_start << 1, 0), 0)),
         ]
-        # Unmasking or a new owner clears the pending bit (over a set in the same cycle).
+        # At most one of the three per unmask, and commits are at least eight
+        # cycles apart. The push itself is registered.
+        push_idx = Signal(ib)
+        m.d.sync += [push.eq(replay_now | replay_1 | replay_2), push_idx.eq(Mux(commit, q_idx, replay_idx))]
+        m.d.comb += [replay_q.w_en.eq(push), replay_q.w_data.eq(push_idx)]
+        # Unmasking or a new owner clears the pending bit (one cycle after the
+        # commit, registered first), over a set by an interrupt of an earlier
+        # effect stage (registered in set_ev) or of the commit cycle's (dropped
+        # here). The next one cannot set it (s2_cleared).
+        set_ev = Signal()
+        set_idx = Signal(ib)
+        clr_ev = Signal()
+        clr_idx = Signal(ib)
+        m.d.sync += [set_ev.eq(s2_sets & ~(pend_clear & (s2_idx == q_idx))), set_idx.eq(s2_idx),
+                     clr_ev.eq(pend_clear), clr_idx.eq(q_idx)]
         set_mask = Signal(n)
         clr_mask = Signal(n)
         m.d.comb += [
-            set_mask.eq(Mux(s2_sets, Const(1, n) << s2_idx, 0)),
-            clr_mask.eq(Mux(pend_clear, Const(1, n) << c_idx, 0)),
+            set_mask.eq(Mux(set_ev, Const(1, n) << set_idx, 0)),
+            clr_mask.eq(Mux(clr_ev, Const(1, n) << clr_idx, 0)),
         ]
         m.d.sync += pending.eq((pending | set_mask) & ~clr_mask)
 
         # ---- fault queue and counters over CSR ---------------------------------
+        # The register bank reads flip-flops only: the queue's head record and
+        # level are registered (one cycle behind the queue).
         head = Signal(FaultLayout)
+        head_valid = Signal()
+        fault_count = Signal.like(fault_q.level)
+        m.d.sync += [
+            head.eq(Mux(fault_q.r_rdy, fault_q.r_data, 0)), head_valid.eq(fault_q.r_rdy),
+            fault_count.eq(fault_q.level),
+        ]
         m.d.comb += [
-            head.eq(fault_q.r_data),
             fault_q.r_en.eq(regs.port("IRQ.FAULT_CTRL.POP")),
-            regs.port("IRQ.FAULT_STATUS.COUNT").eq(fault_q.level),
+            regs.port("IRQ.FAULT_STATUS.COUNT").eq(fault_count),
             regs.port("IRQ.FAULT_STATUS.OVERFLOW").eq(overflow),
-            regs.port("IRQ.FAULT_REC0.REASON").eq(Mux(fault_q.r_rdy, head.reason, 0)),
-            regs.port("IRQ.FAULT_REC0.VALID").eq(fault_q.r_rdy),
-            regs.port("IRQ.FAULT_REC0.PASID").eq(Mux(fault_q.r_rdy, head.pasid, 0)),
-            regs.port("IRQ.FAULT_REC1.HANDLE").eq(Mux(fault_q.r_rdy, head.handle, 0)),
+            regs.port("IRQ.FAULT_REC0.REASON").eq(head.reason),
+            regs.port("IRQ.FAULT_REC0.VALID").eq(head_valid),
+            regs.port("IRQ.FAULT_REC0.PASID").eq(head.pasid),
+            regs.port("IRQ.FAULT_REC1.HANDLE").eq(head.handle),
             regs.port("IRQ.FAULT_OVF_COUNT.COUNT").eq(ovf_count),
         ]
+        # Counter events are registered, then counted (a clear in the event's
+        # own cycle still wins): a counter lags its event by one cycle.
         clear_cnt = regs.port("IRQ.CNT_CTRL.CLEAR")
         for name, event in (("CNT_DELIVERED", self.irq_out.valid & self.irq_out.ready),
                             ("CNT_PENDED", s2_pend), ("CNT_FAULTED", s2_fault),
                             ("CNT_DMA", dec_dma)):
+            ev = Signal(name=f"{name.lower()}_ev")
+            m.d.sync += ev.eq(event & ~clear_cnt)
             cnt = Signal(32, name=name.lower())
-            _saturating_inc(m, cnt, event, clear_cnt)
+            _saturating_inc(m, cnt, ev, clear_cnt)
             m.d.comb += regs.port(f"IRQ.{name}.COUNT").eq(cnt)
 
         # ---- probe ---------------------------------------------------------------
         p = self.probe
         m.d.comb += [
-            p.dec_valid.eq(s1_valid), p.dec_kind.eq(kind), p.dec_replay.eq(s1_replay),
-            p.dec_reason.eq(Mux(dec_fault, reason, 0)), p.dec_handle.eq(s1_msg.handle),
-            p.dec_pasid.eq(dec_pasid), p.replay_take.eq(replay_take),
+            p.dec_valid.eq(s2_valid | s2_dma), p.dec_kind.eq(kind), p.dec_replay.eq(s2_replay),
+            p.dec_reason.eq(Mux(s2_fault, reason, 0)), p.dec_handle.eq(s2_handle),
+            p.dec_pasid.eq(s2_irq.pasid), p.replay_take.eq(replay_take),
             p.ims_busy.eq(busy), p.ims_ack.eq(ims_bus.ack), p.ims_we.eq(ims_bus.we), p.ims_addr.eq(ims_bus.addr),
             p.ims_wdata.eq(ims_bus.wdata), p.ims_wstrb.eq(ims_bus.wstrb),
             p.ims_rdata.eq(ims_bus.rdata), p.ims_resp.eq(ims_bus.resp),

@@ -12,8 +12,10 @@ into transactions on analysis ports:
 
 The scoreboard replays every event in hardware order through the reference
 model (:class:`siov.sw.model.irq.IrqModel`): a message is decided the cycle
-after its acceptance; an IMS read committing in that cycle comes before the
-decision, an IMS write after it.
+after its acceptance (it sees the IMS as it stands then); an IMS read
+committing in that cycle comes before the decision, an IMS write after it.
+The probe reports a decision one cycle later, from the effect stage, so the
+scoreboard holds each IMS write until the decision of its cycle is known.
 Every decision, every output and every IMS read is compared with the model;
 every delivery is also checked for PASID isolation against the entry as the
 model holds it. The coverage subscriber fails ``check_phase`` on a missed bin.
@@ -86,6 +88,7 @@ class IrqBfm:
         self._interest = 0
         for name in ("dec_valid", "replay_take", "ims_ack"):
             self._interest |= 1 << self._probe_fields[name][0]
+        self._ack_bit = 1 << self._probe_fields["ims_ack"][0]
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"),
                                   dut.clk, dut.rst)
@@ -130,15 +133,19 @@ class IrqBfm:
         probe = dut.probe
         driven_valid = 0
         irq_r = dma_r = 0
+        flush = 0
         while True:
             await RisingEdge(clk)
             self.cycle += 1
             c = self.cycle
             # ---- sample (values of the cycle that ends at this edge) ----
             p = int(probe.value)
-            if p & self._interest:
+            # The cycle after an IMS commit is always reported: the decision
+            # of the commit's cycle is reported then (see IrqScoreboard).
+            if p & self._interest or flush:
                 self._emit("probe", c, {n: (p >> o) & ((1 << w) - 1)
                                         for n, (o, w) in self._probe_fields.items()})
+            flush = p & self._ack_bit
             if driven_valid and int(msg_ready.value):
                 self._emit("accept", c, self.current)
                 self.current = None
@@ -303,6 +310,7 @@ class IrqScoreboard(uvm_component):
         self.model = self.cdb_get("MODEL")
         self.errors = []
         self.accepted = collections.deque()     # (cycle, Message) not yet decided
+        self.held_write = None                  # (cycle, probe) of an IMS write not yet applied
         self.exp_irq = collections.deque()
         self.exp_dma = collections.deque()
         self.decisions = 0
@@ -325,14 +333,20 @@ class IrqScoreboard(uvm_component):
 
     def _probe(self, t):
         # Within a cycle: an IMS read sees the state at the start of the cycle,
-        # then the decision, then an IMS write takes effect at the end.
+        # then the decision, then an IMS write takes effect at the end. The
+        # decision of cycle c - 1 (the cycle after its acceptance) is reported
+        # in cycle c, from the effect stage: a write of cycle c - 1 waits for it.
         c, p = t
-        if p["ims_ack"] and not p["ims_we"]:
-            self._commit(c, p)
         if p["dec_valid"]:
-            self._decide(c, p)
-        if p["ims_ack"] and p["ims_we"]:
-            self._commit(c, p)
+            self._decide(c - 1, p)
+        if self.held_write is not None:
+            self._commit(*self.held_write)
+            self.held_write = None
+        if p["ims_ack"]:
+            if p["ims_we"]:
+                self.held_write = (c, p)
+            else:
+                self._commit(c, p)
 
     def _decide(self, c, p):
         self.decisions += 1
@@ -413,7 +427,8 @@ class IrqScoreboard(uvm_component):
 
     @property
     def settled(self):
-        return not (self.accepted or self.exp_irq or self.exp_dma or self.model.replays)
+        return not (self.accepted or self.exp_irq or self.exp_dma or self.model.replays
+                    or self.held_write is not None)
 
     def check_phase(self):
         if self.errors:

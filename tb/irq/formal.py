@@ -6,19 +6,24 @@ both ``ready`` lines); the only assumptions are the register-bus protocol
 (one request at a time, request held until ``ack``) and no reset after the
 start. Properties:
 
+A message is decided the cycle after its acceptance (it sees the IMS table
+as the writes committed up to its acceptance cycle left it); the probe reports
+the decision one cycle later, from the effect stage.
+
 ``isolation``
     A message from ``msg_in`` delivered through entry ``sel`` (a free input
     held constant) carries the PASID of that entry whenever the entry has
     PASID_EN set. The entry is a shadow copy kept by the harness from the
     register-bus writes as they commit (``ack``), so the property also checks
-    the write path, the read-port transparency and the one-cycle decision:
-    "the table as software wrote it", not the pipeline's own copy.
+    the write path, the ordering of writes against acceptance and the
+    decision: "the table as software wrote it", not the pipeline's own copy.
 ``outcome``
-    Every accepted interrupt message (and every replay) is decided exactly one
-    cycle later and has exactly one effect in the cycle after: pushed to
-    ``irq_out``, made pending, or fault (queued or counted as overflow); DMA
-    messages are pushed to ``dma_out`` in their decision's cycle; a push never
-    meets a full queue (nothing is dropped); nothing happens without a decision.
+    Every accepted interrupt message (and every replay) is reported decided
+    exactly two cycles later and has exactly one effect: pushed to
+    ``irq_out`` or made pending in that cycle, or a fault (queued or counted
+    as overflow) in the next; DMA messages are pushed to ``dma_out`` the cycle
+    before their report; a push never meets a full queue (nothing is
+    dropped); nothing happens without a decision.
 
 Run with ``python -m siov.tb.irq.formal`` or ``pytest -m formal``.
 """
@@ -37,7 +42,7 @@ from siov.rtl.irq.remapper import (CSR_ADDR_WIDTH, DMA_DEPTH, IRQ_DEPTH, Decisio
                                    IrqLayout, MessageLayout)
 from siov.tb.formal import prove
 
-__all__ = ["IrqHarness", "PROPERTIES", "run"]
+__all__ = ["IrqHarness", "PROPERTIES", "DEPTH", "run"]
 
 ENTRIES = 16
 PROPERTIES = ("isolation", "outcome")
@@ -93,18 +98,27 @@ class IrqHarness(wiring.Component):
         m.d.comb += Assert(~p.ims_busy | (outstanding & (lat[15] == ims_window)))
         self.outstanding = outstanding
 
-        # The message accepted in the previous cycle, as seen on the port.
+        # The message accepted two cycles ago, as seen on the port (h1: one cycle ago).
         accept = self.msg_in.valid & self.msg_in.ready
+        h1_valid = Signal()
+        h1_irq = Signal()
+        h1_pasid = Signal(20)
+        h1_handle = Signal(16)
+        h1_replay = Signal()
+        m.d.sync += [h1_valid.eq(accept), h1_replay.eq(p.replay_take)]
+        with m.If(accept):
+            pl = self.msg_in.payload
+            m.d.sync += [h1_irq.eq(pl.is_irq), h1_pasid.eq(pl.pasid), h1_handle.eq(pl.handle)]
         h_valid = Signal()
         h_irq = Signal()
         h_pasid = Signal(20)
         h_handle = Signal(16)
         h_replay = Signal()
-        m.d.sync += [h_valid.eq(accept), h_replay.eq(p.replay_take)]
-        with m.If(accept):
-            pl = self.msg_in.payload
-            m.d.sync += [h_irq.eq(pl.is_irq), h_pasid.eq(pl.pasid), h_handle.eq(pl.handle)]
-        # Decided exactly one cycle after acceptance, in order, for what was accepted.
+        m.d.sync += [h_valid.eq(h1_valid), h_replay.eq(h1_replay), h_irq.eq(h1_irq),
+                     h_pasid.eq(h1_pasid), h_handle.eq(h1_handle)]
+        # An interrupt (or replay) is in the stage between acceptance and report.
+        self.in_flight_irq = (h1_valid & h1_irq) | h1_replay
+        # Reported exactly two cycles after acceptance, in order, for what was accepted.
         m.d.comb += [
             Assert(~(accept & p.replay_take)),
             Assert((p.dec_valid & ~p.dec_replay) == h_valid),
@@ -132,8 +146,11 @@ class IrqHarness(wiring.Component):
         with m.If(started):
             m.d.comb += Assume(sel == sel_q)
 
-        # Shadow of entry `sel`, updated by writes as they commit.
+        # Shadow of entry `sel`, updated by writes as they commit; `shadow_next`
+        # includes the write committing now, `shadow_q` is the shadow one cycle ago.
         shadow = Signal(128, reset_less=True)
+        shadow_next = Signal(128)
+        shadow_q = Signal(128, reset_less=True)
         ims_local = regmap.IRQ_IMS_BASE - regmap.IRQ_BASE
         entry_hit = csr.addr[4:] == ((ims_local >> 4) | sel)
         commit = self.outstanding & csr.ack & csr.we & entry_hit & (csr.resp == Resp.OKAY)
@@ -142,23 +159,32 @@ class IrqHarness(wiring.Component):
         old = shadow.word_select(word, 32)
         new = Signal(32)
         m.d.comb += new.eq((old & ~bytemask) | (csr.wdata & bytemask))
+        m.d.comb += shadow_next.eq(shadow)
         with m.If(commit):
             with m.Switch(word):
                 for w in range(4):
                     with m.Case(w):
                         if w == 3:
-                            m.d.sync += shadow[96:128].eq(new & 0xFFFF_FFFD)
+                            m.d.comb += shadow_next[96:128].eq(new & 0xFFFF_FFFD)
                         else:
-                            m.d.sync += shadow[32 * w:32 * w + 32].eq(new)
-        m.d.comb += [dut.peek_addr.eq(sel), Assert(dut.peek_data == shadow)]
+                            m.d.comb += shadow_next[32 * w:32 * w + 32].eq(new)
+        m.d.sync += [shadow.eq(shadow_next), shadow_q.eq(shadow)]
+        # The table is written the cycle before the commit; the flags stored
+        # with words 0 and 1 are what the pipeline checks for "present".
+        m.d.comb += [
+            dut.peek_addr.eq(sel), Assert(dut.peek_data == shadow_next),
+            Assert(dut.peek_flags[0] == (dut.peek_data[20:32] == 0xFEE)),
+            Assert(dut.peek_flags[1] == dut.peek_data[32:64].any()),
+        ]
 
-        ctrl = shadow[96:128]
+        # A decision reported now was taken one cycle ago, against the shadow as it stood then.
+        ctrl = shadow_q[96:128]
         delivered = h_valid & p.dec_valid & (p.dec_kind == Decision.DELIVER)
         with m.If(delivered & (h_handle == sel)):
             m.d.comb += [
                 Assert(~ctrl[3] | (h_pasid == ctrl[12:32])),
-                Assert(shadow[32:64] == 0),
-                Assert(shadow[20:32] == 0xFEE),
+                Assert(shadow_q[32:64] == 0),
+                Assert(shadow_q[20:32] == 0xFEE),
                 Assert(~ctrl[0]),
             ]
 
@@ -167,38 +193,36 @@ class IrqHarness(wiring.Component):
         kind = p.dec_kind
         is_dma = p.dec_valid & (kind == Decision.DMA)
         is_irq = p.dec_valid & (kind != Decision.DMA)
-        # DMA: pushed in the decision's cycle. Interrupts: one effect in the next cycle.
-        d_valid = Signal()
-        d_kind = Signal(Decision)
-        m.d.sync += [d_valid.eq(is_irq), d_kind.eq(kind)]
+        # DMA: pushed the cycle before its report. Interrupts: delivered or made
+        # pending in the cycle of the report, or a fault in the next cycle.
+        d_dma = Signal()
+        d_fault = Signal()
+        m.d.sync += [d_dma.eq(p.eff_dma), d_fault.eq(is_irq & (kind == Decision.FAULT))]
         fault = p.eff_fault | p.eff_lost
-        effects = p.eff_irq + p.eff_pend + fault
-        m.d.comb += Assert(p.eff_dma == is_dma)
-        with m.If(d_valid):
-            m.d.comb += [
-                Assert(effects == 1),
-                Assert(~(p.eff_fault & p.eff_lost)),
-                Assert(p.eff_irq == (d_kind == Decision.DELIVER)),
-                Assert(p.eff_pend == (d_kind == Decision.PEND)),
-                Assert(fault == (d_kind == Decision.FAULT)),
-            ]
-        with m.Else():
-            m.d.comb += Assert(effects == 0)
         m.d.comb += [
+            Assert(d_dma == is_dma),
+            Assert(p.eff_irq == (is_irq & (kind == Decision.DELIVER))),
+            Assert(p.eff_pend == (is_irq & (kind == Decision.PEND))),
+            Assert(fault == d_fault),
+            Assert(~(p.eff_fault & p.eff_lost)),
             Assert(~(p.eff_irq & p.irq_full)),                # never dropped
             Assert(~(p.eff_dma & p.dma_full)),
             # Credit invariants behind it: queue + messages in flight towards it fit.
-            Assert(p.irq_level + is_irq + (d_valid & (d_kind == Decision.DELIVER)) <= IRQ_DEPTH),
-            Assert(p.dma_level + is_dma <= DMA_DEPTH),
+            Assert(p.irq_level + self.in_flight_irq + is_irq <= IRQ_DEPTH),
+            Assert(p.dma_level + p.eff_dma <= DMA_DEPTH),
         ]
 
 
-def run(props=PROPERTIES, depth=6):
+#: Induction length per property (``isolation`` spans a whole IMS window access).
+DEPTH = {"isolation": 10, "outcome": 6}
+
+
+def run(props=PROPERTIES, depth=None):
     """Prove each property; return ``{name: (FormalResult, seconds)}``."""
     out = {}
     for prop in props:
         t0 = time.monotonic()
-        res = prove(IrqHarness(prop), f"irq_{prop}", depth=depth)
+        res = prove(IrqHarness(prop), f"irq_{prop}", depth=depth or DEPTH[prop])
         out[prop] = (res, time.monotonic() - t0)
     return out
 
