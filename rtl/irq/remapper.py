@@ -263,7 +263,7 @@ class InterruptRemapper(wiring.Component):
 
         # ---- registers -------------------------------------------------------
         m.submodules.regs = regs = RegisterBank.for_window("IRQ", addr_width=CSR_ADDR_WIDTH,
-                                                           base=regmap.IRQ_BASE)
+                                                           base=regmap.IRQ_BASE, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         ims_bus = regs.ext_irq_ims
 
