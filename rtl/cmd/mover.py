@@ -21,6 +21,7 @@ next command.
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..axi4 import BOUNDARY, BURST_INCR, MAX_BURST, Axi4ReadSignature, Axi4WriteSignature
@@ -96,6 +97,8 @@ class AxiReader(wiring.Component):
         left = Signal(COUNT_BITS)      # words not yet requested
         expect = Signal(COUNT_BITS)    # words not yet received
         blen = _burst_len(m, offset, left, "rd")
+        blen_q = Signal(5)
+        have_len = Signal()            # blen_q holds the next burst's length
 
         m.d.comb += [
             self.busy.eq(expect != 0),
@@ -106,15 +109,19 @@ class AxiReader(wiring.Component):
             m.d.sync += [page.eq(self.cmd.payload.addr[12:]),
                          offset.eq(Cat(Signal(3), self.cmd.payload.addr[3:12])),
                          left.eq(self.cmd.payload.words), expect.eq(self.cmd.payload.words),
-                         self.error.eq(0)]
+                         self.error.eq(0), have_len.eq(0)]
 
-        with m.If(~bus.arvalid | bus.arready):
-            with m.If(left != 0):
-                m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(Cat(offset[:12], page)),
-                             bus.arlen.eq(blen - 1),
-                             offset.eq(offset + (blen << 3)), left.eq(left - blen)]
-            with m.Else():
-                m.d.sync += bus.arvalid.eq(0)
+        # Two phases per burst address (timing): register the burst length,
+        # then issue it. A 16-beat burst takes 16 cycles of data, so one
+        # address every two cycles keeps R busy.
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += bus.arvalid.eq(0)
+        with m.If(~have_len):
+            m.d.sync += [blen_q.eq(blen), have_len.eq(left != 0)]
+        with m.Elif(~bus.arvalid | bus.arready):
+            m.d.sync += [bus.arvalid.eq(1), bus.araddr.eq(Cat(offset[:12], page)),
+                         bus.arlen.eq(blen_q - 1), have_len.eq(0),
+                         offset.eq(offset + (blen_q << 3)), left.eq(left - blen_q)]
 
         m.d.comb += [
             self.data.valid.eq(bus.rvalid & (expect != 0)),
@@ -158,14 +165,14 @@ class AxiWriter(wiring.Component):
         page = Signal(52)
         aw_addr = Signal(13)           # offsets in the page
         aw_left = Signal(COUNT_BITS)
-        w_addr = Signal(13)            # start of the burst the W side is in (or starts next)
         w_left = Signal(COUNT_BITS)    # words not yet sent
         w_in_burst = Signal(range(MAX_BURST + 1))   # beats left in the current burst (0: new burst)
         first = Signal()
         first_strb, last_strb = Signal(8), Signal(8)
         bursts = Signal(COUNT_BITS)    # AW accepted, B not yet received
         aw_blen = _burst_len(m, aw_addr, aw_left, "aw")
-        w_blen = _burst_len(m, w_addr, w_left, "w")
+        aw_blen_q = Signal(5)
+        aw_have = Signal()
 
         idle = (aw_left == 0) & ~bus.awvalid & (w_left == 0) & (bursts == 0)
         m.d.comb += [
@@ -177,35 +184,41 @@ class AxiWriter(wiring.Component):
         with m.If(self.cmd.valid & self.cmd.ready):
             p = self.cmd.payload
             start = Cat(Signal(3), p.addr[3:12])
-            m.d.sync += [page.eq(p.addr[12:]), aw_addr.eq(start), aw_left.eq(p.words), w_addr.eq(start),
+            m.d.sync += [page.eq(p.addr[12:]), aw_addr.eq(start), aw_left.eq(p.words), aw_have.eq(0),
                          w_left.eq(p.words), w_in_burst.eq(0), first.eq(1),
                          first_strb.eq(p.first_strb), last_strb.eq(p.last_strb), self.error.eq(0)]
 
-        with m.If(~bus.awvalid | bus.awready):
-            with m.If(aw_left != 0):
-                m.d.sync += [bus.awvalid.eq(1), bus.awaddr.eq(Cat(aw_addr[:12], page)),
-                             bus.awlen.eq(aw_blen - 1),
-                             aw_addr.eq(aw_addr + (aw_blen << 3)), aw_left.eq(aw_left - aw_blen)]
-            with m.Else():
-                m.d.sync += bus.awvalid.eq(0)
+        # AW in two phases, as the reader's AR; each issued length also goes
+        # to a small queue that tells the W side where its bursts end.
+        m.submodules.lengths = lengths = SyncFIFO(width=5, depth=4)
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += bus.awvalid.eq(0)
+        with m.If(~aw_have):
+            m.d.sync += [aw_blen_q.eq(aw_blen), aw_have.eq(aw_left != 0)]
+        with m.Elif((~bus.awvalid | bus.awready) & lengths.w_rdy):
+            m.d.sync += [bus.awvalid.eq(1), bus.awaddr.eq(Cat(aw_addr[:12], page)),
+                         bus.awlen.eq(aw_blen_q - 1), aw_have.eq(0),
+                         aw_addr.eq(aw_addr + (aw_blen_q << 3)), aw_left.eq(aw_left - aw_blen_q)]
+            m.d.comb += [lengths.w_en.eq(1), lengths.w_data.eq(aw_blen_q)]
 
-        # W: the burst lengths are recomputed from the same address sequence.
+        # W: a new burst takes its length from the queue.
         new_burst = w_in_burst == 0
         cur = Signal(range(MAX_BURST + 1))
-        m.d.comb += cur.eq(Mux(new_burst, w_blen, w_in_burst))
+        m.d.comb += cur.eq(Mux(new_burst, lengths.r_data, w_in_burst))
+        w_go = Signal()
+        m.d.comb += w_go.eq((w_left != 0) & (~new_burst | lengths.r_rdy))
         strb = Signal(8)
         m.d.comb += strb.eq(Mux(first, first_strb, 0xFF) & Mux(w_left == 1, last_strb, 0xFF))
         m.d.comb += [
-            bus.wvalid.eq(self.data.valid & (w_left != 0)),
+            bus.wvalid.eq(self.data.valid & w_go),
             bus.wdata.eq(self.data.payload),
             bus.wstrb.eq(strb),
             bus.wlast.eq(cur == 1),
-            self.data.ready.eq(bus.wready & (w_left != 0)),
+            self.data.ready.eq(bus.wready & w_go),
         ]
         with m.If(bus.wvalid & bus.wready):
             m.d.sync += [w_left.eq(w_left - 1), w_in_burst.eq(cur - 1), first.eq(0)]
-            with m.If(new_burst):
-                m.d.sync += w_addr.eq(w_addr + (w_blen << 3))
+            m.d.comb += lengths.r_en.eq(new_burst)
 
         aw_fire = bus.awvalid & bus.awready
         b_fire = bus.bvalid & bus.bready
