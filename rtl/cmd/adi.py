@@ -160,22 +160,32 @@ class AdiBlock(wiring.Component):
 
         state_a = Array(state)
         head_a, tail_a = Array(head), Array(tail)
+        # Page accesses answer two cycles after stb: the first cycle registers
+        # the page and offset, the second reads the selected ADI's register
+        # from flip-flops (timing).
         pg_ack, pg_resp, pg_rdata = Signal(), Signal(2), Signal(32)
-        m.d.sync += pg_ack.eq(pg.stb)
+        pg_act = Signal()
+        pg_page = Signal(6)
+        pg_word = Signal(10)
+        pg_ok = Signal()
+        pg_we = Signal()
+        m.d.sync += [pg_act.eq(pg.stb), pg_ack.eq(pg_act)]
         with m.If(pg.stb):
+            m.d.sync += [pg_page.eq(page), pg_word.eq(word), pg_ok.eq(page_ok), pg_we.eq(pg.we)]
+        with m.If(pg_act):
             m.d.sync += [pg_resp.eq(Resp.DECERR), pg_rdata.eq(0)]
-            with m.If(page_ok):
-                with m.Switch(word):
+            with m.If(pg_ok):
+                with m.Switch(pg_word):
                     with m.Case(PAGE_TAIL >> 2):
                         m.d.sync += pg_resp.eq(Resp.OKAY)
-                        with m.If(~pg.we):
-                            m.d.sync += pg_rdata.eq(tail_a[page])
+                        with m.If(~pg_we):
+                            m.d.sync += pg_rdata.eq(tail_a[pg_page])
                     for off, arr in ((PAGE_HEAD, head_a), (PAGE_STATE, state_a)):
                         with m.Case(off >> 2):
-                            with m.If(pg.we):
+                            with m.If(pg_we):
                                 m.d.sync += pg_resp.eq(Resp.SLVERR)
                             with m.Else():
-                                m.d.sync += [pg_resp.eq(Resp.OKAY), pg_rdata.eq(arr[page])]
+                                m.d.sync += [pg_resp.eq(Resp.OKAY), pg_rdata.eq(arr[pg_page])]
         m.d.comb += [pg.ack.eq(pg_ack),
                      pg.resp.eq(pg_resp & pg_ack.replicate(2)),
                      pg.rdata.eq(pg_rdata & pg_ack.replicate(32))]

@@ -276,8 +276,15 @@ class Engine(wiring.Component):
         with m.If(busy_adi):
             m.d.sync += cycles.eq(cycles + 1)
 
-        # Slots of ADIs that stopped being pending are dropped.
-        m.d.sync += slot_valid.eq(slot_valid & self.pending)
+        # Slots of ADIs that stopped being pending are dropped; a finished
+        # prefetch fills its slot one cycle after the cost arrives.
+        fill = Signal()
+        fill_cost = Signal(COST_WIDTH)
+        fill_onehot = Signal(n)
+        m.d.sync += [slot_valid.eq((slot_valid | Mux(fill, fill_onehot, 0)) & self.pending), fill.eq(0)]
+        for i in range(n):
+            with m.If(fill & fill_onehot[i]):
+                m.d.sync += cost[i].eq(fill_cost)
         need_fetch = Signal(n)
         m.d.comb += need_fetch.eq(self.pending & ~slot_valid)
         fetch_pick = Signal(range(max(n, 2)))
@@ -425,10 +432,13 @@ class Engine(wiring.Component):
                 m.next = "FETCH_COST_WAIT"
             with m.State("FETCH_COST_WAIT"):
                 with m.If(est.done):
-                    with m.If(~stale & self.pending.bit_select(cur, 1)):
-                        m.d.sync += slot_valid.bit_select(cur, 1).eq(1)
-                        m.d.sync += Array(cost)[cur].eq(est.cost)
-                    m.next = "IDLE"
+                    m.d.sync += [fill.eq(~stale & self.pending.bit_select(cur, 1)), fill_cost.eq(est.cost),
+                                 fill_onehot.eq((Const(1, n) << cur)[:n])]
+                    m.next = "FETCH_FILL"
+            with m.State("FETCH_FILL"):
+                # The slot is filled from registers: the per-ADI write enables
+                # decode a registered one-hot, not the FSM state and index (timing).
+                m.next = "IDLE"
 
             # ---- load and check ---------------------------------------------------------
             with m.State("LOAD"):
