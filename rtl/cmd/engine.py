@@ -363,10 +363,13 @@ class Engine(wiring.Component):
         xhost = Signal(64)
         m.d.comb += xhost.eq(resp.addr | x_addr[:12])
 
-        # The completion interrupt message (valid only in state IRQ); one whole
-        # assignment so that the constant address/data fields are plain wires.
-        m.d.comb += self.irq.payload.as_value().eq(
-            Cat(Const(1, 1), desc.pasid, desc.int_handle, Const(0, MessageLayout.size - 37)))
+        # The completion interrupt message enters a register stage in state IRQ
+        # (the remapper sees a registered valid and payload).
+        m.submodules.irq_stage = irq_stage = PipeStage(MessageLayout.size)
+        m.d.comb += [irq_stage.inp.payload.eq(
+            Cat(Const(1, 1), desc.pasid, desc.int_handle, Const(0, MessageLayout.size - 37))),
+            self.irq.valid.eq(irq_stage.out.valid), self.irq.payload.as_value().eq(irq_stage.out.payload),
+            irq_stage.out.ready.eq(self.irq.ready)]
 
         # Default command payloads (valid only in their states).
         m.d.comb += [
@@ -379,6 +382,8 @@ class Engine(wiring.Component):
 
         with m.If(self.consume.valid):       # always ready in the ADI block
             m.d.sync += self.consume.valid.eq(0)
+        with m.If(self.adi_fault.valid):     # likewise, and registered like consume
+            m.d.sync += self.adi_fault.valid.eq(0)
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -435,6 +440,10 @@ class Engine(wiring.Component):
                     m.d.sync += [fill.eq(~stale & self.pending.bit_select(cur, 1)), fill_cost.eq(est.cost),
                                  fill_onehot.eq((Const(1, n) << cur)[:n])]
                     m.next = "FETCH_FILL"
+            with m.State("SETTLE"):
+                # The registered ADI fault beat lands this cycle: only then may
+                # IDLE look at `pending` again (no fetch for an ADI going ERROR).
+                m.next = "IDLE"
             with m.State("FETCH_FILL"):
                 # The slot is filled from registers: the per-ADI write enables
                 # decode a registered one-hot, not the FSM state and index (timing).
@@ -485,12 +494,12 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.next = "RECORD"
             with m.State("REFUSE"):
-                m.d.comb += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
+                m.d.sync += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
                              self.adi_fault.payload.code.eq(AdiError.DESC_PASID)]
                 with m.If(~refused_count.all()):
                     m.d.sync += refused_count.eq(refused_count + 1)
                 m.d.sync += busy_adi.eq(0)
-                m.next = "IDLE"
+                m.next = "SETTLE"
 
             # ---- pieces -------------------------------------------------------------------
             with m.State("PIECE"):
@@ -544,11 +553,11 @@ class Engine(wiring.Component):
             with m.State("XLATE_FAULT"):
                 with m.Switch(xlate_then):
                     with m.Case(X_FETCH):
-                        m.d.comb += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
+                        m.d.sync += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
                                      self.adi_fault.payload.code.eq(AdiError.FETCH_FAULT)]
                         with m.If(~refused_count.all()):
                             m.d.sync += refused_count.eq(refused_count + 1)
-                        m.next = "IDLE"
+                        m.next = "SETTLE"
                     with m.Case(X_CR):
                         m.d.sync += [status.eq(Status.PAGE_FAULT), fault_write.eq(1),
                                      fault_addr.eq(desc.completion_addr)]
@@ -637,8 +646,8 @@ class Engine(wiring.Component):
                     m.next = "IRQ"
             with m.State("IRQ"):
                 with m.If(rci & handle_ok):
-                    m.d.comb += self.irq.valid.eq(1)
-                    with m.If(self.irq.ready):
+                    m.d.comb += irq_stage.inp.valid.eq(1)
+                    with m.If(irq_stage.inp.ready):
                         m.next = "FINISH"
                 with m.Else():
                     m.next = "FINISH"
