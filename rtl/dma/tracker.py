@@ -19,16 +19,28 @@ words (word ``w`` of domain ``d`` is at address ``d * pages/32 + w``, bit
   VFIO/IOMMUFD dirty-bitmap layout (little-endian u64 words, bit n = page n),
   read-and-clear unless NO_CLEAR.
 
-Request path (one request per clock, never stalled by CSR traffic)::
+Request path (one request per clock, never stalled by CSR traffic; short
+register stages, for the clock rate)::
 
-    A : accept; ADI table CAM on the PASID -> domain; read the mapped and
-        dirty words
-    R : the block RAM words arrive: select the mapped bit, forward into the
-        dirty word, look up the domain's window and translate (registered:
-        keeps the RAM's clock-to-out and the adder off the decision)
-    S1: decide; set the dirty bit (read-modify-write, forwarded); push the
-        outcome into the output FIFO (every request), and a fault record into
-        the fault queue (blocked ones)
+    A : accept (credit check; a dirty-bitmap read takes the slot)
+    C : ADI table CAM: the PASID compared with every entry, 4 bits at a time
+    D0: ... the chunks combined: the matching entries
+    D1: the lowest matching entry, one-hot
+    D2: its domain: an AND-OR of the one-hot, by groups of four entries ...
+    D3: ... and of the groups; the bitmap word address
+    M : the block RAMs take the address
+    O : the block RAMs' output registers; the domain's window is looked up
+    R : the words arrive; dirty: the writes S made in M and O are merged
+    T : the mapped bit is selected (pre-decoded one-hot); window check and
+        host address (low half); dirty: S's write of R is merged
+    S : decide; set the dirty bit (read-modify-write, S's write of T
+        forwarded); push the outcome into the output FIFO (every request) and
+        a fault record into the fault queue (blocked ones)
+
+A request accepted in cycle ``c`` is decided in ``c + DECIDE_LATENCY`` (10).
+The bitmaps are :class:`~.bram.BitmapRam` block RAMs with a registered output
+(read latency 2: the ECP5 block RAM's clock-to-out without its output
+register alone is longer than a 5 ns clock).
 
 Output stream: every accepted request gives exactly one ``out`` beat, in
 acceptance order, so the requester learns the outcome of each one. Allowed:
@@ -37,30 +49,38 @@ Blocked: ``fault`` = 1, ``reason`` = the fault reason below, ``addr`` = 0;
 ``write``, ``pasid`` and ``page`` are the request's, ``domain`` is the
 requester's domain (0 when its PASID is bound to none).
 
-``req.ready`` is a credit check on the output FIFO (it counts every request
-in R and S1, allowed or not), so R and S1 never stall and their read data
-can never go stale. The mapped check sees the bitmap as
-it was at the end of cycle A (the read is transparent to an engine write in
-that cycle). Faults are VT-d style records
-{reason, PASID, page, write}: 0x05 write / 0x06 read to a page that is not
-mapped (or beyond the domain's bitmap), 0x80 PASID bound to no domain, 0x81
-page mapped but outside the domain's host window (DOM_LIMIT). A full fault
-queue sets a sticky overflow flag and counts the fault (as VT-d's PFO): no
-fault is silently lost.
+``req.ready`` is a credit check on the output FIFO: a credit counter holds
+the FIFO entries not yet promised to a request (taken at accept, given back
+when a beat leaves the FIFO), so every request in flight, allowed or not, has
+its entry and no stage after A ever stalls, so no read data can go stale.
+The mapped check sees the bitmap as it was at the end of stage M (the read
+is transparent to an engine write in that cycle); the ADI table is the one
+of stage C and the domain window the one of stage O. Faults are VT-d style
+records {reason, PASID, page, write}: 0x05 write / 0x06 read to a page that
+is not mapped (or beyond the domain's bitmap), 0x80 PASID bound to no domain,
+0x81 page mapped but outside the domain's host window (DOM_LIMIT). A full
+fault queue sets a sticky overflow flag and counts the fault (as VT-d's PFO):
+no fault is silently lost.
 
 Dirty bitmap hazards. Each bitmap is a simple dual-port block RAM (one
 synchronous read port, one write port). Setting a dirty bit reads the word in
-A and writes it back in S1, two cycles later; the read cannot see the writes
-S1 makes in those two cycles, so the last write (address, data) is kept and
-forwarded, into stage R and again into S1: back-to-back writes to one word
-neither stall nor lose a bit. A harvest read
-(and a bitmap-window read of the dirty bitmap) takes the request slot of its
-strobe cycle (``req.ready`` low for that one cycle) and runs through the
-same read-modify-write path, writing zeros unless NO_CLEAR: the read-and-clear
-is atomic against requests by construction, and a write decided just before
-it is forwarded into it (in this harvest) while one decided just after it
-lands in the word after the clear (in the next one). One request slot per 32
-harvested pages is the price of a single write port.
+M and writes it back in S, four cycles later; the read cannot see the writes
+S makes in those four cycles (the one of M itself included: the block RAM's
+read-during-write result is never used), so the last two writes are kept
+and forwarded: the writes of M and O into R, the write of R into T, the
+write of T into S (address matches are computed a stage ahead). Back-to-back
+writes to one word neither stall nor lose a bit. A harvest read (and a
+bitmap-window read of the dirty bitmap) is registered, takes the request
+slot of the next cycle (``req.ready`` low for that one cycle) and runs
+through the same read-modify-write path, writing zeros unless NO_CLEAR: the
+read-and-clear is atomic against requests by construction, and a write
+decided just before it is forwarded into it (in this harvest) while one
+decided just after it lands in the word after the clear (in the next one).
+One request slot per 32 harvested pages is the price of a single write port.
+
+The engine (range operations, guest map/unmap, bitmap-window reads of the
+other bitmaps) works one word at a time: ISSUE, RD, OUT, LATCH, FLAGS, EVAL,
+WRITE.
 
 The ADI-to-domain table is a CAM of ``num_adis`` entries {valid, PASID,
 domain}, indexed by ADI and written by the hypervisor (ADI_SEL/ADI_ENTRY/
@@ -70,10 +90,9 @@ nothing. Each domain's guest memory is a contiguous window of host memory:
 guest page ``n`` is at ``BASE + n * 4096`` and must be below ``LIMIT`` pages.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
@@ -81,6 +100,7 @@ from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..params import DeviceParams
+from .bram import BitmapRam
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
 __all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH"]
@@ -110,9 +130,14 @@ class DmaTracker(wiring.Component):
         ``num_domains``, ``pages_per_domain`` and ``num_adis`` size the bitmaps
         and the ADI table.
     out_depth : int
-        Entries of the output FIFO (at least 4; 6 sustain one request per clock).
+        Entries of the output FIFO (at least 4; 16 sustain one request per
+        clock: the credit loop from accept to the FIFO's read is 12 cycles).
     fault_depth : int
         Entries of the fault queue, a power of two 2..128.
+    primitive : None or "ecp5"
+        How the bitmap block RAMs are built (:class:`~.bram.BitmapRam`):
+        inferred (default; simulation, formal, lint) or ECP5 DP16KD with the
+        output register inside the block RAM (synthesis only).
 
     Attributes
     ----------
@@ -131,7 +156,10 @@ class DmaTracker(wiring.Component):
         decided, ``allow`` if it was let through.
     """
 
-    def __init__(self, params=DeviceParams(), *, out_depth=6, fault_depth=16):
+    #: Cycles from the accept of a request to its decision (stage S).
+    DECIDE_LATENCY = 10
+
+    def __init__(self, params=DeviceParams(), *, out_depth=16, fault_depth=16, primitive=None):
         if not isinstance(params, DeviceParams):
             raise TypeError(f"DMA tracker parameters must be a DeviceParams, not {params!r}")
         if not isinstance(out_depth, int) or out_depth < 4:
@@ -142,6 +170,7 @@ class DmaTracker(wiring.Component):
         self.params = params
         self.out_depth = out_depth
         self.fault_depth = fault_depth
+        self.primitive = primitive
         super().__init__({
             "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
             "req": In(stream.Signature(REQ_LAYOUT)),
@@ -149,41 +178,54 @@ class DmaTracker(wiring.Component):
         })
         self.words_per_domain = params.pages_per_domain // 32
         self.depth = params.num_domains * self.words_per_domain
-        # Memories and ports are made here so that a formal harness can add
-        # its own (combinational) read ports before elaboration.
-        mk = lambda name: Memory(shape=32, depth=self.depth, init=[])
-        self.mem = {b: mk(b.name) for b in Bitmap}
-        pin, mp, um, dt = (self.mem[b] for b in Bitmap)
-        # Engine (range ops, guest ops, bitmap window): pinned, mapped, unmap-requested.
-        self.e_wr = {b: self.mem[b].write_port() for b in (Bitmap.PINNED, Bitmap.MAPPED, Bitmap.UNMAP)}
-        self.e_rd = {b: self.mem[b].read_port() for b in (Bitmap.PINNED, Bitmap.MAPPED, Bitmap.UNMAP)}
-        # Request path: mapped check, transparent for the engine's write.
-        self.p_rd_map = mp.read_port(transparent_for=(self.e_wr[Bitmap.MAPPED],))
-        # Dirty bitmap: request-path port pair and harvest port pair.
-        # Dirty bitmap: one read port (stage A) and one write port (stage S1),
-        # shared by requests and harvest reads: a simple dual-port block RAM.
-        self.p_rd_dirty = dt.read_port()
-        self.p_wr_dirty = dt.write_port()
+        # Block RAMs (made here so that a formal harness can add its own
+        # combinational read ports to their memories before elaboration).
+        # Engine (range ops, guest ops, bitmap window): pinned, mapped,
+        # unmap-requested (read port 0). The request path reads mapped
+        # through its second read port, transparent for the engine's write.
+        mk = lambda name, transparent=(False,): BitmapRam(self.depth, transparent=transparent,
+                                                          primitive=primitive, name=name)
+        self.ram = {b: mk(f"ram_{b.name.lower()}", (False, True) if b == Bitmap.MAPPED else (False,))
+                    for b in Bitmap}
+        #: The behavioural memories (None with a primitive): the engine's
+        #: pinned, mapped, unmap-requested and dirty bitmaps.
+        self.mem = {b: r.mem for b, r in self.ram.items()}
         self.taps = {"harvest": Signal(name="evt_harvest"), "decide": Signal(name="evt_decide"),
                      "allow": Signal(name="evt_allow")}
         # State that formal harnesses state properties about (made here so a
         # harness can name it before elaboration).
         D, A = params.num_domains, params.num_adis
         aw = max(1, ceil_log2(self.depth))
+        self.aw = aw
         self._adi_valid = [Signal(name=f"adi{i}_valid") for i in range(A)]
         self._adi_pasid = [Signal(PASID_BITS, name=f"adi{i}_pasid") for i in range(A)]
         self._adi_dom = [Signal(DOMAIN_BITS, name=f"adi{i}_domain") for i in range(A)]
         self._dom_base = [Signal(64 - PAGE_SHIFT, name=f"dom{d}_base") for d in range(D)]
         self._dom_limit = [Signal(32, name=f"dom{d}_limit") for d in range(D)]
-        self._r_req = Signal(REQ_LAYOUT, name="r_req")
-        self._r_dom = Signal(DOMAIN_BITS, name="r_dom")
-        self._s1 = Signal(REQ_LAYOUT, name="s1")
-        self._s1_dom = Signal(DOMAIN_BITS, name="s1_dom")
+        # Stage C (CAM compare), stage M (block RAM address), stage S (decision).
+        self._c_valid = Signal(name="c_valid")
+        self._c_req = Signal(REQ_LAYOUT, name="c_req")
+        self._m_valid = Signal(name="m_valid")
+        self._m_req = Signal(REQ_LAYOUT, name="m_req")
+        self._m_dom = Signal(DOMAIN_BITS, name="m_dom")
+        self._m_addr = Signal(aw, name="m_addr")
+        self._s_valid = Signal(name="s_valid")
+        self._o_req = Signal(REQ_LAYOUT, name="o_req")
+        self._o_dom = Signal(DOMAIN_BITS, name="o_dom")
+        #: Valid flags of the stages after A (C, D0, D1, D2, D3, M, O, R, T, S).
+        self._valids = [self._c_valid] + [Signal(name=f"{n}_valid") for n in ("d0", "d1", "d2", "d3")] + [
+            self._m_valid] + [Signal(name=f"{n}_valid") for n in ("o", "r", "t")] + [self._s_valid]
+        #: ... and whether each holds a dirty-bitmap read or clear (never with a request).
+        self._h_mems = [Signal(name=f"hmem{k}") for k in range(len(self._valids))]
+        self._credits = Signal(range(out_depth + 1), init=out_depth, name="credits")
+        self._out_level = Signal(range(out_depth + 1), name="out_level")
+        self._s1 = Signal(REQ_LAYOUT, name="s_req")
+        self._s1_dom = Signal(DOMAIN_BITS, name="s_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
         self._out_push = Signal(name="out_push")     # out_rec enters the output FIFO
         self._out_w_rdy = Signal(name="out_w_rdy")   # the output FIFO has room
         self._h1_clear = Signal(name="h1_clear")     # a harvest clears word s1_addr now
-        self._s1_addr = Signal(aw, name="s1_addr")
+        self._s1_addr = Signal(aw, name="s_addr")
         self._cur = Signal(32, name="cur")            # dirty word s1_addr, forwarded
 
     # -- helpers -----------------------------------------------------------
@@ -191,8 +233,39 @@ class DmaTracker(wiring.Component):
     def _word_addr(self, word, domain):
         """Memory address of ``word`` of ``domain`` (both in range)."""
         wbits = exact_log2(self.words_per_domain)
-        aw = max(1, ceil_log2(self.depth))
-        return Cat(word[:wbits], domain)[:aw]
+        return Cat(word[:wbits], domain)[:self.aw]
+
+    @staticmethod
+    def _reg_port(m, port, name):
+        """The request side of an external window port, registered (its strobe a cycle late)."""
+        class Q:
+            pass
+        q = Q()
+        for f in ("stb", "we", "addr", "wdata", "wstrb"):
+            sig = getattr(port, f)
+            setattr(q, f, Signal.like(sig, name=f"{name}_{f}"))
+            m.d.sync += getattr(q, f).eq(sig)
+        return q
+
+    @staticmethod
+    def _readback(m, name, index, values):
+        """``values[index]`` (0 beyond), three cycles late: index registered, 4:1, then the rest."""
+        n = len(values)
+        width = len(values[0])
+        idx1 = Signal.like(index, name=f"{name}_idx1")
+        idx2 = Signal.like(index, name=f"{name}_idx2")
+        ok1, ok2 = Signal(name=f"{name}_ok1"), Signal(name=f"{name}_ok2")
+        m.d.sync += [idx1.eq(index), ok1.eq(index < n), idx2.eq(idx1), ok2.eq(ok1)]
+        groups = []
+        for g in range(0, n, 4):
+            grp = Signal(width, name=f"{name}_grp{g // 4}")
+            part = values[g:g + 4]
+            m.d.sync += grp.eq(Array(part)[idx1[:2]] if len(part) > 1 else part[0])
+            groups.append(grp)
+        out = Signal(width, name=name)
+        sel = Array(groups)[idx2[2:]] if len(groups) > 1 else groups[0]
+        m.d.sync += out.eq(Mux(ok2, sel, 0))
+        return out
 
     def elaborate(self, platform):
         m = Module()
@@ -200,13 +273,15 @@ class DmaTracker(wiring.Component):
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
         wbits = exact_log2(WPD)
-        aw = max(1, ceil_log2(self.depth))
+        aw = self.aw
 
-        for b, mem in self.mem.items():
-            m.submodules[f"mem_{b.name.lower()}"] = mem
+        for b, ram in self.ram.items():
+            m.submodules[f"ram_{b.name.lower()}"] = ram
 
+        # The bank's address decode is pipelined (a local register acts, and
+        # answers, a cycle later), for the clock rate.
         m.submodules.regs = regs = RegisterBank.for_window("DMA", addr_width=CSR_ADDR_WIDTH,
-                                                          base=regmap.DMA_BASE)
+                                                          base=regmap.DMA_BASE, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         r = regs.port
 
@@ -214,173 +289,283 @@ class DmaTracker(wiring.Component):
         adi_valid, adi_pasid, adi_dom = self._adi_valid, self._adi_pasid, self._adi_dom
         dom_base, dom_limit = self._dom_base, self._dom_limit
 
-        with m.If(r("DMA.ADI_CMD.WRITE")):
-            with m.Switch(r("DMA.ADI_SEL.INDEX")):
-                for i in range(A):
-                    with m.Case(i):
-                        m.d.sync += [adi_valid[i].eq(r("DMA.ADI_ENTRY.VALID")),
-                                     adi_pasid[i].eq(r("DMA.ADI_ENTRY.PASID")),
-                                     adi_dom[i].eq(r("DMA.ADI_ENTRY.DOMAIN"))]
-        with m.Switch(r("DMA.ADI_SEL.INDEX")):
-            for i in range(A):
-                with m.Case(i):
-                    m.d.comb += [r("DMA.ADI_CUR.VALID").eq(adi_valid[i]),
-                                 r("DMA.ADI_CUR.PASID").eq(adi_pasid[i]),
-                                 r("DMA.ADI_CUR.DOMAIN").eq(adi_dom[i])]
-        with m.If(r("DMA.DOM_CMD.WRITE")):
-            with m.Switch(r("DMA.DOM_SEL.INDEX")):
-                for d in range(D):
-                    with m.Case(d):
-                        m.d.sync += [dom_base[d].eq(Cat(r("DMA.DOM_BASE_LO.ADDR"),
-                                                        r("DMA.DOM_BASE_HI.ADDR"))),
-                                     dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES"))]
-        with m.Switch(r("DMA.DOM_SEL.INDEX")):
-            for d in range(D):
-                with m.Case(d):
-                    m.d.comb += [r("DMA.DOM_CUR_BASE_LO.ADDR").eq(dom_base[d][:20]),
-                                 r("DMA.DOM_CUR_BASE_HI.ADDR").eq(dom_base[d][20:]),
-                                 r("DMA.DOM_CUR_LIMIT.PAGES").eq(dom_limit[d])]
+        # Table writes: the entry index is decoded one-hot a cycle ahead (the
+        # CMD write is a later bus write than SEL, ENTRY, BASE and LIMIT).
+        adi_we = Signal(A, name="adi_we")
+        m.d.sync += adi_we.eq(Cat(*(r("DMA.ADI_SEL.INDEX") == i for i in range(A))))
+        for i in range(A):
+            with m.If(r("DMA.ADI_CMD.WRITE") & adi_we[i]):
+                m.d.sync += [adi_valid[i].eq(r("DMA.ADI_ENTRY.VALID")),
+                             adi_pasid[i].eq(r("DMA.ADI_ENTRY.PASID")),
+                             adi_dom[i].eq(r("DMA.ADI_ENTRY.DOMAIN"))]
+        dom_we = Signal(D, name="dom_we")
+        m.d.sync += dom_we.eq(Cat(*(r("DMA.DOM_SEL.INDEX") == d for d in range(D))))
+        for d in range(D):
+            with m.If(r("DMA.DOM_CMD.WRITE") & dom_we[d]):
+                m.d.sync += [dom_base[d].eq(Cat(r("DMA.DOM_BASE_LO.ADDR"), r("DMA.DOM_BASE_HI.ADDR"))),
+                             dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES"))]
+        # Read-back registers, a few cycles behind the table and the index (a
+        # bus read comes later): a registered two-level mux.
+        cur_adi = self._readback(m, "cur_adi", r("DMA.ADI_SEL.INDEX"),
+                                 [Cat(adi_valid[i], adi_pasid[i], adi_dom[i]) for i in range(A)])
+        m.d.comb += [r("DMA.ADI_CUR.VALID").eq(cur_adi[0]), r("DMA.ADI_CUR.PASID").eq(cur_adi[1:21]),
+                     r("DMA.ADI_CUR.DOMAIN").eq(cur_adi[21:])]
+        cur_dom = self._readback(m, "cur_dom", r("DMA.DOM_SEL.INDEX"),
+                                 [Cat(dom_base[d], dom_limit[d]) for d in range(D)])
+        cur_base, cur_limit = cur_dom[:64 - PAGE_SHIFT], cur_dom[64 - PAGE_SHIFT:]
+        m.d.comb += [r("DMA.DOM_CUR_BASE_LO.ADDR").eq(cur_base[:20]),
+                     r("DMA.DOM_CUR_BASE_HI.ADDR").eq(cur_base[20:]),
+                     r("DMA.DOM_CUR_LIMIT.PAGES").eq(cur_limit)]
 
-        # ---- request path, stage A -----------------------------------------
-        req = self.req
-        s1_valid = Signal()
-        r_valid = Signal()
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
-        # Credit: what is in the FIFO, plus what S1 pushes now, plus this one.
-        h_slot = Signal()        # a dirty-bitmap read (harvest or window) takes stage A
-        m.d.comb += req.ready.eq((out_fifo.level + r_valid + s1_valid < self.out_depth) & ~h_slot)
-        accept = Signal()
-        m.d.comb += accept.eq(req.valid & req.ready)
-
-        hit = Signal()
-        hit_dom = Signal(DOMAIN_BITS)
-        for i in reversed(range(A)):   # lowest index wins: its assignment comes last
-            with m.If(adi_valid[i] & (adi_pasid[i] == req.payload.pasid) & (adi_dom[i] < D)):
-                m.d.comb += [hit.eq(1), hit_dom.eq(adi_dom[i])]
-        a_in_range = Signal()
-        m.d.comb += a_in_range.eq(req.payload.page < P)
-        a_addr = Signal(aw)
-        m.d.comb += a_addr.eq(self._word_addr(req.payload.page[5:], hit_dom))
-        rd_map = self.p_rd_map
-        m.d.comb += [rd_map.addr.eq(a_addr), rd_map.en.eq(1)]
-
-        # Harvest and bitmap-window reads of the dirty bitmap use the request
-        # slot: one read-and-clear per 32 pages, through the same RMW path.
+        # ---- dirty-bitmap reads (harvest window, bitmap window) -------------
+        # A read of the dirty bitmap is registered, then takes the request slot
+        # of the next cycle (req.ready low) and runs down the request pipeline
+        # through the same read-modify-write path (writing zeros unless
+        # NO_CLEAR). Error answers ride the pipeline too, without the slot.
+        H = data.StructLayout({"active": 1, "bmap": 1, "mem": 1, "clear": 1, "resp": 2})
         hv_port, bm_port = regs.ext_dma_harvest, regs.ext_dma_bmap
+        # The window strobes are registered first (the bank's address decode
+        # stays off the tracker's paths).
+        hvq = self._reg_port(m, hv_port, "hvq")
+        self._bmq = bmq = self._reg_port(m, bm_port, "bmq")
+        self._gpq = self._reg_port(m, regs.ext_dma_guest, "gpq")
         bm_sel = r("DMA.BMAP_SEL.BITMAP")
         bm_dom = r("DMA.BMAP_SEL.DOMAIN")
         hv_dom = r("DMA.HARVEST_CTRL.DOMAIN")
-        h_take_hv = hv_port.stb
-        h_take_bm = bm_port.stb & (bm_sel == Bitmap.DIRTY)
+        h_take_hv = hvq.stb
+        h_take_bm = bmq.stb & (bm_sel == Bitmap.DIRTY)
         h_dom = Mux(h_take_hv, hv_dom, bm_dom)
-        h_word = Mux(h_take_hv, hv_port.addr[2:], bm_port.addr[2:])
-        h_we = Mux(h_take_hv, hv_port.we, bm_port.we)
+        h_word = Mux(h_take_hv, hvq.addr[2:], bmq.addr[2:])
+        h_we = Mux(h_take_hv, hvq.we, bmq.we)
         h_ok = Signal()
-        m.d.comb += [h_ok.eq(~h_we & (h_word < WPD) & (h_dom < D)),
-                     h_slot.eq((h_take_hv | h_take_bm) & h_ok)]
-        h_addr = Signal(aw)
-        m.d.comb += h_addr.eq(self._word_addr(h_word, h_dom))
-        rd_dp = self.p_rd_dirty
-        m.d.comb += [rd_dp.addr.eq(Mux(h_slot, h_addr, a_addr)), rd_dp.en.eq(1)]
+        m.d.comb += h_ok.eq(~h_we & (h_word < WPD) & (h_dom < D))
+        a_h = Signal(H)
+        a_hword = Signal(max(1, wbits))
+        a_hdom = Signal(DOMAIN_BITS)
+        m.d.sync += [a_h.active.eq(h_take_hv | h_take_bm), a_h.bmap.eq(~h_take_hv),
+                     a_h.mem.eq((h_take_hv | h_take_bm) & h_ok),
+                     a_h.clear.eq(h_take_hv & h_ok & ~r("DMA.HARVEST_CTRL.NO_CLEAR")),
+                     a_h.resp.eq(Mux(h_ok, Resp.OKAY, Mux(h_we, Resp.SLVERR, Resp.DECERR))),
+                     a_hword.eq(h_word), a_hdom.eq(h_dom)]
 
-        # ---- stage R: the block RAM words arrive ----------------------------
-        r_req, r_dom = self._r_req, self._r_dom
-        r_hit, r_in_range = Signal(), Signal()
-        r_addr = Signal(aw)
-        r_h_active, r_h_port_bmap, r_h_mem, r_h_clear = Signal(), Signal(), Signal(), Signal()
-        r_h_resp = Signal(2)
-        m.d.sync += [r_valid.eq(accept), r_req.eq(req.payload), r_hit.eq(hit), r_dom.eq(hit_dom),
-                     r_in_range.eq(a_in_range), r_addr.eq(rd_dp.addr),
-                     r_h_active.eq(h_take_hv | h_take_bm), r_h_port_bmap.eq(~h_take_hv),
-                     r_h_mem.eq(h_slot), r_h_clear.eq(h_slot & h_take_hv & ~r("DMA.HARVEST_CTRL.NO_CLEAR")),
-                     r_h_resp.eq(Mux(h_ok, Resp.OKAY, Mux(h_we, Resp.SLVERR, Resp.DECERR)))]
-        # The dirty word read in A misses the write S1 made in that same cycle:
-        # it is the last write now, merged here (the next one is merged in S1).
-        lw_v = Signal()
-        lw_a = Signal(aw)
-        lw_d = Signal(32)
+        # ---- request path --------------------------------------------------
+        # A : accept (credit check on the output FIFO; a dirty-bitmap read
+        #     takes the slot)
+        # C : ADI table CAM: PASID compare per entry
+        # D1: the lowest matching entry (one-hot)
+        # D2: its domain; the block RAM word address (or the harvest's)
+        # M : the block RAMs take the address
+        # O : the block RAMs' output registers; the domain window check and
+        #     the host address
+        # R : the words arrive (mapped: as of the end of M, with an engine
+        #     write in M; dirty: plus the writes S made in M and O)
+        # T : select the mapped bit; forward S's write of R into the dirty word
+        # S : decide; set the dirty bit (forwarding S's write of T); push the
+        #     outcome and a fault record
+        req = self.req
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
+        # Credits: free output FIFO entries not promised to a request in flight.
+        credits = self._credits
+        m.d.comb += self._out_level.eq(out_fifo.level)
+        credit_ok = Signal()
+        m.d.comb += credit_ok.eq(credits != 0)
+        m.d.comb += req.ready.eq(credit_ok & ~a_h.mem)
+        accept = Signal()
+        pop = Signal()
+        m.d.comb += [accept.eq(req.valid & req.ready), pop.eq(out_fifo.r_rdy & self.out.ready)]
+        with m.If(accept & ~pop):
+            m.d.sync += credits.eq(credits - 1)
+        with m.Elif(pop & ~accept):
+            m.d.sync += credits.eq(credits + 1)
+
+        def stage(name, layout):
+            return Signal(layout, name=name)
+
+        # C
+        c_valid, c_req = self._c_valid, self._c_req
+        c_h = stage("c_h", H)
+        c_hword, c_hdom = Signal.like(a_hword, name="c_hword"), Signal(DOMAIN_BITS, name="c_hdom")
+        m.d.sync += [c_valid.eq(accept), c_req.eq(req.payload), c_h.eq(a_h),
+                     c_hword.eq(a_hword), c_hdom.eq(a_hdom)]
+        # D0: per-entry compare, in 4-bit chunks, with the entry's enable and
+        # domain as the CAM saw them (the table of stage C).
+        CH = -(-PASID_BITS // 4)
+        d0_valid, d0_req, d0_h = self._valids[1], stage("d0_req", REQ_LAYOUT), stage("d0_h", H)
+        d0_hword, d0_hdom = Signal.like(a_hword, name="d0_hword"), Signal(DOMAIN_BITS, name="d0_hdom")
+        d0_eq = [Signal(CH, name=f"d0_eq{i}") for i in range(A)]
+        d0_en = Signal(A, name="d0_en")
+        d0_mdom = [Signal(DOMAIN_BITS, name=f"d0_mdom{i}") for i in range(A)]
+        d0_in_range = Signal(name="d0_in_range")
+        m.d.sync += [d0_valid.eq(c_valid), d0_req.eq(c_req), d0_h.eq(c_h),
+                     d0_hword.eq(c_hword), d0_hdom.eq(c_hdom),
+                     d0_in_range.eq(c_req.page < P)]
+        for i in range(A):
+            m.d.sync += [d0_eq[i].eq(Cat(*(adi_pasid[i][4 * k:4 * k + 4] == c_req.pasid[4 * k:4 * k + 4]
+                                           for k in range(CH)))),
+                         d0_en[i].eq(c_valid & adi_valid[i] & (adi_dom[i] < D)),
+                         d0_mdom[i].eq(adi_dom[i])]
+        # D1: per-entry match.
+        d1_valid, d1_req, d1_h = self._valids[2], stage("d1_req", REQ_LAYOUT), stage("d1_h", H)
+        d1_hword, d1_hdom = Signal.like(a_hword, name="d1_hword"), Signal(DOMAIN_BITS, name="d1_hdom")
+        d1_match = Signal(A, name="d1_match")
+        d1_mdom = [Signal(DOMAIN_BITS, name=f"d1_mdom{i}") for i in range(A)]
+        d1_in_range = Signal(name="d1_in_range")
+        m.d.sync += [d1_valid.eq(d0_valid), d1_req.eq(d0_req), d1_h.eq(d0_h),
+                     d1_hword.eq(d0_hword), d1_hdom.eq(d0_hdom), d1_in_range.eq(d0_in_range),
+                     d1_match.eq(Cat(*(d0_en[i] & d0_eq[i].all() for i in range(A))))]
+        m.d.sync += [d1_mdom[i].eq(d0_mdom[i]) for i in range(A)]
+        # D2: the lowest matching entry, one-hot.
+        d2_valid, d2_req, d2_h = self._valids[3], stage("d2_req", REQ_LAYOUT), stage("d2_h", H)
+        d2_hword, d2_hdom = Signal.like(a_hword, name="d2_hword"), Signal(DOMAIN_BITS, name="d2_hdom")
+        d2_first = Signal(A, name="d2_first")
+        d2_mdom = [Signal(DOMAIN_BITS, name=f"d2_mdom{i}") for i in range(A)]
+        d2_hit, d2_in_range = Signal(name="d2_hit"), Signal(name="d2_in_range")
+        m.d.sync += [d2_valid.eq(d1_valid), d2_req.eq(d1_req), d2_h.eq(d1_h),
+                     d2_hword.eq(d1_hword), d2_hdom.eq(d1_hdom),
+                     d2_hit.eq(d1_match.any()), d2_in_range.eq(d1_in_range),
+                     d2_first.eq(Cat(*(d1_match[i] & ~d1_match[:i].any() if i else d1_match[0]
+                                       for i in range(A))))]
+        m.d.sync += [d2_mdom[i].eq(d1_mdom[i]) for i in range(A)]
+        # D3: the domain, an AND-OR of the one-hot (0 if none), in groups of four.
+        d3_valid, d3_req, d3_h = self._valids[4], stage("d3_req", REQ_LAYOUT), stage("d3_h", H)
+        d3_hword, d3_hdom = Signal.like(a_hword, name="d3_hword"), Signal(DOMAIN_BITS, name="d3_hdom")
+        d3_hit, d3_in_range = Signal(name="d3_hit"), Signal(name="d3_in_range")
+        d3_part = []
+        for g in range(0, A, 4):
+            part = Signal(DOMAIN_BITS, name=f"d3_part{g // 4}")
+            acc = Const(0, DOMAIN_BITS)
+            for i in range(g, min(g + 4, A)):
+                acc = acc | (d2_first[i].replicate(DOMAIN_BITS) & d2_mdom[i])
+            m.d.sync += part.eq(acc)
+            d3_part.append(part)
+        m.d.sync += [d3_valid.eq(d2_valid), d3_req.eq(d2_req), d3_h.eq(d2_h),
+                     d3_hword.eq(d2_hword), d3_hdom.eq(d2_hdom),
+                     d3_hit.eq(d2_hit), d3_in_range.eq(d2_in_range)]
+        # M: the domain and the word address.
+        m_valid, m_req, m_dom, m_addr = self._m_valid, self._m_req, self._m_dom, self._m_addr
+        m_h = stage("m_h", H)
+        m_hit, m_in_range = Signal(name="m_hit"), Signal(name="m_in_range")
+        dom_sel = Signal(DOMAIN_BITS)
+        acc = Const(0, DOMAIN_BITS)
+        for part in d3_part:
+            acc = acc | part
+        m.d.comb += dom_sel.eq(acc)
+        # In a harvest slot no entry matches (the request slot is empty): the
+        # harvest's domain and word go in through the same OR.
+        addr_dom = dom_sel | Mux(d3_h.mem, d3_hdom, 0)
+        addr_word = Mux(d3_h.mem, d3_hword, d3_req.page[5:])
+        m.d.sync += [m_valid.eq(d3_valid), m_req.eq(d3_req), m_h.eq(d3_h), m_dom.eq(dom_sel),
+                     m_hit.eq(d3_hit), m_in_range.eq(d3_in_range),
+                     m_addr.eq(self._word_addr(addr_word, addr_dom))]
+        rm, rd = self.ram[Bitmap.MAPPED], self.ram[Bitmap.DIRTY]
+        m.d.comb += [rm.r_addrs[1].eq(m_addr), rd.r_addr.eq(m_addr)]
+
+        # Dirty-bitmap writes (stage S), kept for forwarding: w[0] made in the
+        # previous cycle, w[1] the one before.
+        wp = self.ram[Bitmap.DIRTY]
+        w_v = [Signal(name="w1_v"), Signal(name="w2_v")]
+        w_d = [Signal(32, name="w1_d"), Signal(32, name="w2_d")]
+        m.d.sync += [w_v[0].eq(wp.w_en), w_d[0].eq(wp.w_data), w_v[1].eq(w_v[0]), w_d[1].eq(w_d[0])]
+        s_addr = self._s1_addr
+
+        # O
+        o_valid, o_req, o_h = self._valids[6], self._o_req, stage("o_h", H)
+        o_hit, o_in_range, o_dom = Signal(name="o_hit"), Signal(name="o_in_range"), self._o_dom
+        o_addr = Signal(aw, name="o_addr")
+        o_eq2 = Signal(name="o_eq2")   # this word is the one S writes in M
+        m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
+                     o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
+                     o_eq2.eq(m_addr == s_addr)]
+        # R
+        r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
+        r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
+        r_addr = Signal(aw, name="r_addr")
+        # The domain's window, looked up in O.
+        r_base, r_limit = Signal(64 - PAGE_SHIFT, name="r_base"), Signal(32, name="r_limit")
+        dsel = o_dom[:max(1, (D - 1).bit_length())]
+        r_onehot = Signal(32, name="r_onehot")
+        r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
+        m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
+                     r_in_range.eq(o_in_range), r_dom.eq(o_dom), r_addr.eq(o_addr),
+                     r_base.eq(Array(dom_base)[dsel]), r_limit.eq(Array(dom_limit)[dsel]),
+                     r_onehot.eq(Const(1, 32) << o_req.page[:5]),
+                     r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2)]
         r_dw = Signal(32)
-        m.d.comb += r_dw.eq(Mux(lw_v & (lw_a == r_addr), lw_d, rd_dp.data))
-        # The domain's window, looked up here: S1 only combines flags.
-        r_base = Signal(64 - PAGE_SHIFT)
-        r_limit = Signal(32)
-        with m.Switch(r_dom):
-            for d in range(D):
-                with m.Case(d):
-                    m.d.comb += [r_base.eq(dom_base[d]), r_limit.eq(dom_limit[d])]
+        m.d.comb += r_dw.eq(Mux(r_eq1 & w_v[0], w_d[0], Mux(r_eq2 & w_v[1], w_d[1], rd.r_data)))
+        # T
+        t_valid, t_req, t_h = self._valids[8], stage("t_req", REQ_LAYOUT), stage("t_h", H)
+        t_hit, t_in_range, t_dom = (Signal(name="t_hit"), Signal(name="t_in_range"),
+                                          Signal(DOMAIN_BITS, name="t_dom"))
+        t_addr = Signal(aw, name="t_addr")
+        t_in_window = Signal(name="t_in_window")
+        t_host_lo = Signal(33, name="t_host_lo")
+        t_host_hi = Signal(64 - PAGE_SHIFT - 32, name="t_host_hi")
+        t_onehot = Signal(32, name="t_onehot")
+        t_mword, t_dw = Signal(32, name="t_mword"), Signal(32, name="t_dw")
+        t_eq1 = Signal(name="t_eq1")
+        m.d.sync += [t_valid.eq(r_valid), t_req.eq(r_req), t_h.eq(r_h), t_hit.eq(r_hit),
+                     t_in_range.eq(r_in_range), t_dom.eq(r_dom), t_addr.eq(r_addr),
+                     t_in_window.eq(r_req.page < r_limit), t_host_lo.eq(r_base[:32] + r_req.page),
+                     t_host_hi.eq(r_base[32:]), t_onehot.eq(r_onehot),
+                     t_mword.eq(rm.r_datas[1]), t_dw.eq(r_dw), t_eq1.eq(r_addr == s_addr)]
+        # S
+        s_valid, s1, s1_dom = self._s_valid, self._s1, self._s1_dom
+        s_h = stage("s_h", H)
+        s_ok, s_hit, s_in_range, s_mapped = (Signal(name="s_ok"), Signal(name="s_hit"),
+                                             Signal(name="s_in_range"), Signal(name="s_mapped"))
+        s_host = Signal(64 - PAGE_SHIFT, name="s_host")
+        s_setbit, s_dw = Signal(32, name="s_setbit"), Signal(32, name="s_dw")
+        s_eq1 = Signal(name="s_eq1")
+        m.d.sync += [s_valid.eq(t_valid), s1.eq(t_req), s_h.eq(t_h), s_hit.eq(t_hit),
+                     s_in_range.eq(t_in_range), s1_dom.eq(t_dom), s_addr.eq(t_addr), s_ok.eq(t_hit & t_in_range & t_in_window),
+                     s_mapped.eq((t_mword & t_onehot).any()), s_host.eq(Cat(t_host_lo[:32], t_host_hi + t_host_lo[32])), s_setbit.eq(t_onehot),
+                     s_dw.eq(Mux(t_eq1 & w_v[0], w_d[0], t_dw)), s_eq1.eq(t_addr == s_addr)]
 
-        # ---- stage S1: decide, set the dirty bit ---------------------------
-        s1 = self._s1
-        s1_hit = Signal()
-        s1_dom = self._s1_dom
-        s1_in_range = Signal()
-        s1_addr = self._s1_addr
-        s1_mapped = Signal()
-        s1_dw = Signal(32)
-        s1_in_window = Signal()
-        s1_host = Signal(64 - PAGE_SHIFT)
-        h1_active = Signal()     # a response of the dirty-bitmap read is due this cycle
-        h1_port_bmap = Signal()  # ... on the bitmap window (else the harvest window)
-        h1_mem = Signal()        # ... with data from the dirty memory
-        h1_clear = self._h1_clear
-        h1_resp = Signal(2)
-        m.d.sync += [s1_valid.eq(r_valid), s1.eq(r_req), s1_hit.eq(r_hit), s1_dom.eq(r_dom),
-                     s1_in_range.eq(r_in_range), s1_addr.eq(r_addr),
-                     s1_mapped.eq(rd_map.data.bit_select(r_req.page[:5], 1)), s1_dw.eq(r_dw),
-                     s1_in_window.eq(r_req.page < r_limit), s1_host.eq(r_base + r_req.page),
-                     h1_active.eq(r_h_active), h1_port_bmap.eq(r_h_port_bmap),
-                     h1_mem.eq(r_h_mem), h1_clear.eq(r_h_clear), h1_resp.eq(r_h_resp)]
+        m.d.comb += [hm.eq(h.mem | h.clear) for hm, h in zip(self._h_mems, (c_h, d0_h, d1_h, d2_h, d3_h, m_h, o_h,
+                                                                   r_h, t_h, s_h))]
 
-        # ---- request path, stage S1 ----------------------------------------
-        bit = s1.page[:5]
-        mapped_bit = Signal()
-        m.d.comb += mapped_bit.eq(s1_mapped)
-        in_window = Signal()
-        m.d.comb += in_window.eq(s1_in_window)
+        # ---- stage S: decide, set the dirty bit ---------------------------
         allow = Signal()
         block = Signal()
         reason = Signal(8)
-        m.d.comb += [allow.eq(s1_valid & s1_hit & s1_in_range & mapped_bit & in_window),
-                     block.eq(s1_valid & ~allow)]
-        with m.If(~s1_hit):
+        m.d.comb += [allow.eq(s_valid & s_ok & s_mapped), block.eq(s_valid & ~(s_ok & s_mapped))]
+        with m.If(~s_hit):
             m.d.comb += reason.eq(Reason.NO_DOMAIN)
-        with m.Elif(~s1_in_range | ~mapped_bit):
+        with m.Elif(~s_in_range | ~s_mapped):
             m.d.comb += reason.eq(Mux(s1.write, Reason.WRITE_UNMAPPED, Reason.READ_UNMAPPED))
         with m.Else():
             m.d.comb += reason.eq(Reason.OUT_OF_WINDOW)
-        m.d.comb += [self.taps["decide"].eq(s1_valid), self.taps["allow"].eq(allow)]
+        m.d.comb += [self.taps["decide"].eq(s_valid), self.taps["allow"].eq(allow)]
 
-        # Every decided request pushes its outcome (the credit check in A
-        # guarantees the room).
+        # Every decided request pushes its outcome (the credits guarantee the room).
         out_rec = self._out_rec
         m.d.comb += [
-            out_rec.addr.eq(Mux(allow, Cat(Const(0, PAGE_SHIFT), s1_host), 0)),
+            out_rec.addr.eq(Mux(allow, Cat(Const(0, PAGE_SHIFT), s_host), 0)),
             out_rec.write.eq(s1.write), out_rec.pasid.eq(s1.pasid),
             out_rec.domain.eq(s1_dom), out_rec.page.eq(s1.page),
             out_rec.fault.eq(~allow), out_rec.reason.eq(Mux(allow, 0, reason)),
-            self._out_push.eq(s1_valid), self._out_w_rdy.eq(out_fifo.w_rdy),
+            self._out_push.eq(s_valid), self._out_w_rdy.eq(out_fifo.w_rdy),
             out_fifo.w_en.eq(self._out_push), out_fifo.w_data.eq(out_rec),
             self.out.valid.eq(out_fifo.r_rdy), self.out.payload.eq(out_fifo.r_data),
             out_fifo.r_en.eq(self.out.ready),
         ]
 
-        # ---- dirty bitmap: read-modify-write at S1, forwarded -----------------
-        # The word also misses the write of the previous cycle (made while this
-        # one was in R): forwarded from the last write.
+        # Dirty bitmap read-modify-write: the word misses the write S made in
+        # the previous cycle (while this one was in T): forwarded here.
         cur = self._cur
-        m.d.comb += cur.eq(Mux(lw_v & (lw_a == s1_addr), lw_d, s1_dw))
-        setbit = Signal(32)
-        m.d.comb += setbit.eq(Const(1, 32) << bit)
+        h1_clear = self._h1_clear
+        m.d.comb += [h1_clear.eq(s_h.clear), cur.eq(Mux(s_eq1 & w_v[0], w_d[0], s_dw))]
         p_we = Signal()
         m.d.comb += p_we.eq(allow & s1.write)
-        wp = self.p_wr_dirty
-        m.d.comb += [wp.en.eq(p_we | h1_clear), wp.addr.eq(s1_addr),
-                     wp.data.eq(Mux(h1_clear, 0, cur | setbit))]
-        m.d.sync += [lw_v.eq(wp.en), lw_a.eq(s1_addr), lw_d.eq(wp.data)]
-        cur_h = Signal(32)
-        m.d.comb += [cur_h.eq(cur), self.taps["harvest"].eq(h1_mem)]
-        m.d.comb += [hv_port.ack.eq(h1_active & ~h1_port_bmap), hv_port.resp.eq(h1_resp),
-                     hv_port.rdata.eq(Mux(h1_active & ~h1_port_bmap & h1_mem, cur_h, 0))]
+        m.d.comb += [wp.w_en.eq(p_we | h1_clear), wp.w_addr.eq(s_addr),
+                     wp.w_data.eq(Mux(h1_clear, 0, cur | s_setbit)),
+                     self.taps["harvest"].eq(s_h.mem)]
+        # The answer of a dirty-bitmap read, registered.
+        h_ack, h_bmap, h_resp, h_data = Signal(), Signal(), Signal(2), Signal(32)
+        m.d.sync += [h_ack.eq(s_h.active), h_bmap.eq(s_h.bmap), h_resp.eq(s_h.resp),
+                     h_data.eq(Mux(s_h.mem, cur, 0))]
+        m.d.comb += [hv_port.ack.eq(h_ack & ~h_bmap), hv_port.resp.eq(h_resp),
+                     hv_port.rdata.eq(Mux(h_ack & ~h_bmap, h_data, 0))]
 
         # ---- counters ------------------------------------------------------
         # Counted one cycle after the decision (keeps the adders off its path).
@@ -402,9 +587,11 @@ class DmaTracker(wiring.Component):
                      frec.page.eq(s1.page), fq.w_en.eq(block), fq.w_data.eq(frec)]
         overflow = Signal()
         ovf_count = Signal(32)
+        ovf_evt = Signal()      # a fault found the queue full (counted a cycle later)
+        m.d.sync += ovf_evt.eq(block & ~fq.w_rdy)
         with m.If(r("DMA.FAULT_CTRL.CLEAR_OVERFLOW")):
             m.d.sync += [overflow.eq(0), ovf_count.eq(0)]
-        with m.Elif(block & ~fq.w_rdy):
+        with m.Elif(ovf_evt):
             m.d.sync += overflow.eq(1)
             with m.If(~ovf_count.all()):
                 m.d.sync += ovf_count.eq(ovf_count + 1)
@@ -421,17 +608,17 @@ class DmaTracker(wiring.Component):
         ]
 
         # ---- engine: range ops, guest map/unmap, bitmap window -------------
-        self._elaborate_engine(m, regs, adi_valid, adi_dom, h1_active & h1_port_bmap, h1_mem, h1_resp,
-                               cur_h)
+        self._elaborate_engine(m, regs, adi_valid, adi_dom, h_ack & h_bmap, h_resp, h_data)
         return m
 
-    def _elaborate_engine(self, m, regs, adi_valid, adi_dom, h_bm_ack, h_bm_mem, h_bm_resp, cur_h):
+    def _elaborate_engine(self, m, regs, adi_valid, adi_dom, h_bm_ack, h_bm_resp, h_bm_data):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
-        aw = max(1, ceil_log2(self.depth))
+        aw = self.aw
         r = regs.port
         gp, bm = regs.ext_dma_guest, regs.ext_dma_bmap
+        gq, bq = self._gpq, self._bmq      # their requests, registered
 
         # Range operation registers.
         busy = Signal()
@@ -439,43 +626,54 @@ class DmaTracker(wiring.Component):
         r_code = Signal(2)
         r_dom = Signal(DOMAIN_BITS)
         r_word = Signal(16)
-        r_first = Signal(16)
         r_last = Signal(16)
-        r_lo = Signal(5)
-        r_hi = Signal(5)
+        r_is_first = Signal()
+        r_is_last = Signal()
+        lo_mask = Signal(32)
+        hi_mask = Signal(32)
         m.d.comb += [r("DMA.STATUS.BUSY").eq(busy), r("DMA.STATUS.ERR").eq(err)]
         start = r("DMA.OP_START.PAGE")
         count = r("DMA.OP_COUNT.COUNT")
+        # The range's end and masks, computed ahead of OP.GO from the stored
+        # registers, two register stages deep (GO is a later bus write than
+        # OP_START and OP_COUNT: its pulse comes at least three cycles after
+        # theirs reached storage).
         end = Signal(33)
-        m.d.comb += end.eq(start + count)    # one past the last page
         last_page = Signal(32)
-        m.d.comb += last_page.eq(end - 1)
+        beyond, one_word, nonempty = Signal(), Signal(), Signal()
+        lo_pre, hi_pre = Signal(32), Signal(32)
+        m.d.sync += [end.eq(start + count), last_page.eq(start + count - 1),
+                     beyond.eq(end > P), one_word.eq(start[5:] == last_page[5:]), nonempty.eq(count != 0),
+                     lo_pre.eq(Const(0xFFFF_FFFF, 32) << start[:5]),
+                     hi_pre.eq(Const(0xFFFF_FFFF, 32) >> (31 - last_page[:5])[:5])]
         with m.If(r("DMA.OP.GO")):
-            with m.If(busy | (r("DMA.OP.DOMAIN") >= D) | (end > P)):
+            with m.If(busy | (r("DMA.OP.DOMAIN") >= D) | beyond):
                 m.d.sync += err.eq(1)
             with m.Else():
-                m.d.sync += [err.eq(0), busy.eq(count != 0), r_code.eq(r("DMA.OP.CODE")),
-                             r_dom.eq(r("DMA.OP.DOMAIN")), r_word.eq(start[5:]), r_first.eq(start[5:]),
-                             r_last.eq(last_page[5:]), r_lo.eq(start[:5]), r_hi.eq(last_page[:5])]
+                m.d.sync += [err.eq(0), busy.eq(nonempty), r_code.eq(r("DMA.OP.CODE")),
+                             r_dom.eq(r("DMA.OP.DOMAIN")), r_word.eq(start[5:]),
+                             r_last.eq(last_page[5:]), r_is_first.eq(1), r_is_last.eq(one_word),
+                             lo_mask.eq(lo_pre), hi_mask.eq(hi_pre)]
 
         # Guest fast path: latch the request; answer when it is done.
         g_pend = Signal()
+        g_look = Signal()       # the ADI lookup of the latched request is done
         g_unmap = Signal()
         g_val = [Signal(26, name="g_map_val"), Signal(26, name="g_unmap_val")]
         g_new = Signal(26)
-        bytemask = Cat(*(b.replicate(8) for b in gp.wstrb))[:26]
-        g_old = Mux(gp.addr[2], g_val[1], g_val[0])
-        m.d.comb += g_new.eq((g_old & ~bytemask) | (gp.wdata[:26] & bytemask))
+        bytemask = Cat(*(b.replicate(8) for b in gq.wstrb))[:26]
+        g_old = Mux(gq.addr[2], g_val[1], g_val[0])
+        m.d.comb += g_new.eq((g_old & ~bytemask) | (gq.wdata[:26] & bytemask))
         g_rd_ack = Signal()
         g_rd_data = Signal(26)
         g_page = Signal(20)
         g_adi = Signal(6)
         m.d.sync += g_rd_ack.eq(0)
-        with m.If(gp.stb):
-            with m.If(gp.we):
-                m.d.sync += [g_pend.eq(1), g_unmap.eq(gp.addr[2]), g_page.eq(g_new[:20]),
+        with m.If(gq.stb):
+            with m.If(gq.we):
+                m.d.sync += [g_pend.eq(1), g_look.eq(0), g_unmap.eq(gq.addr[2]), g_page.eq(g_new[:20]),
                              g_adi.eq(g_new[20:26])]
-                with m.If(gp.addr[2]):
+                with m.If(gq.addr[2]):
                     m.d.sync += g_val[1].eq(g_new)
                 with m.Else():
                     m.d.sync += g_val[0].eq(g_new)
@@ -483,125 +681,139 @@ class DmaTracker(wiring.Component):
                 m.d.sync += [g_rd_ack.eq(1), g_rd_data.eq(g_old)]
         g_result = Signal(4)
         m.d.comb += r("DMA.GUEST_STATUS.RESULT").eq(g_result)
+        # The ADI lookup, registered.
+        g_valid_adi = Signal()
+        g_dom = Signal(DOMAIN_BITS)
+        g_in_range = Signal()
+        g_entry_ok = Signal(A)      # registered: the table is stable while a guest op waits
+        m.d.sync += g_entry_ok.eq(Cat(*(adi_valid[i] & (adi_dom[i] < D) for i in range(A))))
+        m.d.sync += [g_valid_adi.eq((g_adi < A) & g_entry_ok.bit_select(g_adi, 1)), g_dom.eq(Array(adi_dom)[g_adi]),
+                     g_in_range.eq(g_page < P)]
+        with m.If(g_pend & ~gq.stb):
+            m.d.sync += g_look.eq(1)
 
         # Bitmap window reads of pinned/mapped/unmap-requested.
         b_pend = Signal()
         b_addr = Signal(aw)
         b_sel = Signal(2)
-        bm_word = bm.addr[2:]
+        bm_word = bq.addr[2:]
         bm_sel = r("DMA.BMAP_SEL.BITMAP")
         bm_dom = r("DMA.BMAP_SEL.DOMAIN")
-        with m.If(bm.stb & (bm_sel != Bitmap.DIRTY) & ~bm.we & (bm_word < WPD) & (bm_dom < D)):
+        with m.If(bq.stb & (bm_sel != Bitmap.DIRTY) & ~bq.we & (bm_word < WPD) & (bm_dom < D)):
             m.d.sync += [b_pend.eq(1), b_sel.eq(bm_sel), b_addr.eq(self._word_addr(bm_word, bm_dom))]
         # Errors on the bitmap window for non-dirty bitmaps answer at once.
         b_err_ack = Signal()
         b_err_resp = Signal(2)
         m.d.sync += b_err_ack.eq(0)
-        with m.If(bm.stb & (bm_sel != Bitmap.DIRTY) & (bm.we | (bm_word >= WPD) | (bm_dom >= D))):
-            m.d.sync += [b_err_ack.eq(1), b_err_resp.eq(Mux(bm.we, Resp.SLVERR, Resp.DECERR))]
+        with m.If(bq.stb & (bm_sel != Bitmap.DIRTY) & (bq.we | (bm_word >= WPD) | (bm_dom >= D))):
+            m.d.sync += [b_err_ack.eq(1), b_err_resp.eq(Mux(bq.we, Resp.SLVERR, Resp.DECERR))]
 
-        # Engine: ISSUE presents one word address to the three memories, WAIT
-        # registers the words (the RAMs' clock-to-out stays off the compute),
-        # EXEC writes the changed ones. Guest ops first (they
-        # are the fast path), then window reads, then the next range word.
+        # Engine, one word at a time: ISSUE (IDLE) registers the word address
+        # (guest ops first: they are the fast path, then window reads, then
+        # the next range word); RD the block RAMs take it; OUT their output
+        # registers; LATCH registers the words; FLAGS tests the guest op's
+        # bit; EVAL computes the new words; WRITE writes the changed ones and
+        # answers.
+        e_st = Signal(range(7))
+        IDLE, RD, OUT, LATCH, FLAGS, EVAL, WRITE = range(7)
         e_kind = Signal(2)      # 0 guest, 1 window read, 2 range word
         e_addr = Signal(aw)
         e_mask = Signal(32)
-        e_wait = Signal()       # the words are on the RAM outputs: register them
-        e_exec = Signal()       # compute from the registered words and write back
         e_unmap = Signal()
         g_ack = Signal()
         b_ack = Signal()
         b_data = Signal(32)
         m.d.sync += [g_ack.eq(0), b_ack.eq(0)]
-        rd = self.e_rd
-        wr = self.e_wr
-        issue_addr = Signal(aw)
-        for port in rd.values():
-            m.d.comb += [port.addr.eq(issue_addr), port.en.eq(1)]
+        eb = (Bitmap.PINNED, Bitmap.MAPPED, Bitmap.UNMAP)
+        rams = self.ram
+        for b in eb:
+            m.d.comb += rams[b].r_addr.eq(e_addr)
 
-        g_valid_adi = Signal()
-        g_dom = Signal(DOMAIN_BITS)
-        with m.Switch(g_adi):
-            for i in range(A):
-                with m.Case(i):
-                    m.d.comb += [g_valid_adi.eq(adi_valid[i] & (adi_dom[i] < D)), g_dom.eq(adi_dom[i])]
-
-        lo = Mux(r_word == r_first, r_lo, 0)
-        hi = Mux(r_word == r_last, r_hi, 31)
+        r_next_last = Signal()      # r_word + 1 is the last word (r_word holds for a whole step)
+        m.d.sync += r_next_last.eq(r_word + 1 == r_last)
         range_mask = Signal(32)
-        m.d.comb += range_mask.eq((Const(0xFFFF_FFFF, 32) << lo)[:32] & (Const(0xFFFF_FFFF, 32) >> (31 - hi)[:5]))
+        m.d.comb += range_mask.eq(Mux(r_is_first, lo_mask, 0xFFFF_FFFF) & Mux(r_is_last, hi_mask, 0xFFFF_FFFF))
 
-        with m.If(~e_wait & ~e_exec):
-            with m.If(g_pend):
+        with m.If(e_st == IDLE):
+            with m.If(g_pend & g_look):
                 with m.If(~g_valid_adi):
                     m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.BAD_ADI)]
-                with m.Elif(g_page >= P):
+                with m.Elif(~g_in_range):
                     m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.OUT_OF_RANGE)]
                 with m.Else():
-                    m.d.comb += issue_addr.eq(self._word_addr(g_page[5:], g_dom))
-                    m.d.sync += [e_wait.eq(1), e_kind.eq(0), e_unmap.eq(g_unmap),
+                    m.d.sync += [e_st.eq(RD), e_kind.eq(0), e_unmap.eq(g_unmap),
+                                 e_addr.eq(self._word_addr(g_page[5:], g_dom)),
                                  e_mask.eq(Const(1, 32) << g_page[:5])]
             with m.Elif(b_pend):
-                m.d.comb += issue_addr.eq(b_addr)
-                m.d.sync += [e_wait.eq(1), e_kind.eq(1)]
+                m.d.sync += [e_st.eq(RD), e_kind.eq(1), e_addr.eq(b_addr)]
             with m.Elif(busy):
-                m.d.comb += issue_addr.eq(self._word_addr(r_word, r_dom))
-                m.d.sync += [e_wait.eq(1), e_kind.eq(2), e_mask.eq(range_mask)]
-        with m.If(~e_wait & ~e_exec):
-            m.d.sync += e_addr.eq(issue_addr)
-
+                m.d.sync += [e_st.eq(RD), e_kind.eq(2), e_mask.eq(range_mask),
+                             e_addr.eq(self._word_addr(r_word, r_dom))]
+        with m.If(e_st == RD):
+            m.d.sync += e_st.eq(OUT)
+        with m.If(e_st == OUT):
+            m.d.sync += e_st.eq(LATCH)
         pw, mw, uw = Signal(32), Signal(32), Signal(32)
-        with m.If(e_wait):
-            m.d.sync += [e_wait.eq(0), e_exec.eq(1), pw.eq(rd[Bitmap.PINNED].data),
-                         mw.eq(rd[Bitmap.MAPPED].data), uw.eq(rd[Bitmap.UNMAP].data)]
-        new = {b: Signal(32, name=f"new_{b.name.lower()}") for b in wr}
-        we = {b: Signal(name=f"we_{b.name.lower()}") for b in wr}
-        m.d.comb += [new[Bitmap.PINNED].eq(pw), new[Bitmap.MAPPED].eq(mw), new[Bitmap.UNMAP].eq(uw)]
-        for b, port in wr.items():
-            m.d.comb += [port.addr.eq(e_addr), port.data.eq(new[b]), port.en.eq(we[b])]
-        with m.If(e_exec):
-            m.d.sync += e_exec.eq(0)
+        with m.If(e_st == LATCH):
+            m.d.sync += [e_st.eq(FLAGS), pw.eq(rams[Bitmap.PINNED].r_data),
+                         mw.eq(rams[Bitmap.MAPPED].r_data), uw.eq(rams[Bitmap.UNMAP].r_data)]
+        p_hit, m_hit = Signal(), Signal()     # the guest op's page is pinned / mapped
+        with m.If(e_st == FLAGS):
+            m.d.sync += [e_st.eq(EVAL), p_hit.eq((pw & e_mask).any()), m_hit.eq((mw & e_mask).any())]
+        new = {b: Signal(32, name=f"new_{b.name.lower()}") for b in eb}
+        we = {b: Signal(name=f"we_{b.name.lower()}") for b in eb}
+        for b in eb:
+            m.d.comb += [rams[b].w_addr.eq(e_addr), rams[b].w_data.eq(new[b]),
+                         rams[b].w_en.eq(we[b] & (e_st == WRITE))]
+        with m.If(e_st == EVAL):
+            m.d.sync += [e_st.eq(WRITE), new[Bitmap.PINNED].eq(pw), new[Bitmap.MAPPED].eq(mw),
+                         new[Bitmap.UNMAP].eq(uw)]
+            m.d.sync += [w.eq(0) for w in we.values()]
             with m.Switch(e_kind):
                 with m.Case(0):
-                    m.d.sync += [g_pend.eq(0), g_ack.eq(1)]
                     with m.If(~e_unmap):
-                        with m.If(pw & e_mask):
-                            m.d.comb += [new[Bitmap.MAPPED].eq(mw | e_mask), we[Bitmap.MAPPED].eq(1),
-                                         new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1)]
-                            m.d.sync += g_result.eq(GuestResult.OK)
+                        with m.If(p_hit):
+                            m.d.sync += [new[Bitmap.MAPPED].eq(mw | e_mask), we[Bitmap.MAPPED].eq(1),
+                                         new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1),
+                                         g_result.eq(GuestResult.OK)]
                         with m.Else():
                             m.d.sync += g_result.eq(GuestResult.NOT_PINNED)
                     with m.Else():
-                        with m.If(mw & e_mask):
-                            m.d.comb += [new[Bitmap.MAPPED].eq(mw & ~e_mask), we[Bitmap.MAPPED].eq(1),
-                                         new[Bitmap.UNMAP].eq(uw | e_mask), we[Bitmap.UNMAP].eq(1)]
-                            m.d.sync += g_result.eq(GuestResult.OK)
+                        with m.If(m_hit):
+                            m.d.sync += [new[Bitmap.MAPPED].eq(mw & ~e_mask), we[Bitmap.MAPPED].eq(1),
+                                         new[Bitmap.UNMAP].eq(uw | e_mask), we[Bitmap.UNMAP].eq(1),
+                                         g_result.eq(GuestResult.OK)]
                         with m.Else():
                             m.d.sync += g_result.eq(GuestResult.NOT_MAPPED)
                 with m.Case(1):
-                    m.d.sync += [b_pend.eq(0), b_ack.eq(1),
-                                 b_data.eq(Mux(b_sel == Bitmap.PINNED, pw,
-                                               Mux(b_sel == Bitmap.MAPPED, mw, uw)))]
+                    m.d.sync += b_data.eq(Mux(b_sel == Bitmap.PINNED, pw, Mux(b_sel == Bitmap.MAPPED, mw, uw)))
                 with m.Case(2):
                     with m.Switch(r_code):
                         with m.Case(RangeOp.PIN):
-                            m.d.comb += [new[Bitmap.PINNED].eq(pw | e_mask), we[Bitmap.PINNED].eq(1)]
+                            m.d.sync += [new[Bitmap.PINNED].eq(pw | e_mask), we[Bitmap.PINNED].eq(1)]
                         with m.Case(RangeOp.UNPIN):
-                            m.d.comb += [new[Bitmap.PINNED].eq(pw & ~e_mask),
+                            m.d.sync += [new[Bitmap.PINNED].eq(pw & ~e_mask),
                                          new[Bitmap.MAPPED].eq(mw & ~e_mask),
                                          new[Bitmap.UNMAP].eq(uw & ~e_mask)]
-                            m.d.comb += [w.eq(1) for w in we.values()]
+                            m.d.sync += [w.eq(1) for w in we.values()]
                         with m.Case(RangeOp.RECLAIM):
                             sel = e_mask & uw & ~mw
-                            m.d.comb += [new[Bitmap.PINNED].eq(pw & ~sel), new[Bitmap.UNMAP].eq(uw & ~sel),
+                            m.d.sync += [new[Bitmap.PINNED].eq(pw & ~sel), new[Bitmap.UNMAP].eq(uw & ~sel),
                                          we[Bitmap.PINNED].eq(1), we[Bitmap.UNMAP].eq(1)]
                         with m.Case(RangeOp.CLEAR_UNMAP):
-                            m.d.comb += [new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1)]
-                    with m.If(r_word == r_last):
+                            m.d.sync += [new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1)]
+        with m.If(e_st == WRITE):
+            m.d.sync += e_st.eq(IDLE)
+            with m.Switch(e_kind):
+                with m.Case(0):
+                    m.d.sync += [g_pend.eq(0), g_ack.eq(1)]
+                with m.Case(1):
+                    m.d.sync += [b_pend.eq(0), b_ack.eq(1)]
+                with m.Case(2):
+                    with m.If(r_is_last):
                         m.d.sync += busy.eq(0)
                     with m.Else():
-                        m.d.sync += r_word.eq(r_word + 1)
+                        m.d.sync += [r_word.eq(r_word + 1), r_is_first.eq(0), r_is_last.eq(r_next_last)]
 
         # Responses.
         m.d.comb += [
@@ -609,5 +821,5 @@ class DmaTracker(wiring.Component):
             gp.rdata.eq(Mux(g_rd_ack, g_rd_data, 0)),
             bm.ack.eq(b_ack | b_err_ack | h_bm_ack),
             bm.resp.eq(Mux(h_bm_ack, h_bm_resp, Mux(b_err_ack, b_err_resp, Resp.OKAY))),
-            bm.rdata.eq(Mux(b_ack, b_data, Mux(h_bm_ack & h_bm_mem, cur_h, 0))),
+            bm.rdata.eq(Mux(b_ack, b_data, Mux(h_bm_ack, h_bm_data, 0))),
         ]

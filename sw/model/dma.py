@@ -318,10 +318,7 @@ class DmaModel:
         del st
 
     def _field(self, path):
-        *reg, name = path.split(".")
-        reg = ".".join(reg)
-        fld = self._regs.registers[reg].field(name)
-        return (self._regs.storage[reg] & fld.mask) >> fld.lsb
+        return self._regs.field(path)
 
     def read(self, addr):
         """Return ``(resp, value)`` for a read at absolute address ``addr``."""

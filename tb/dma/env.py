@@ -19,7 +19,7 @@ the agents):
 
 The :class:`Scoreboard` replays every event in hardware order through
 :class:`siov.sw.model.dma.DmaModel`: a request accepted in cycle c is decided
-in cycle c+2; a harvest read whose tap fires in cycle h sees every write
+in cycle c + DECIDE_LATENCY; a harvest read whose tap fires in cycle h sees every write
 decided before h (the one of cycle h-1 through the forwarding path) and none
 decided after (the hardware gives the read its own request slot, so no
 write is decided in h). So every output beat (one per accepted request,
@@ -45,7 +45,7 @@ from pyuvm import uvm_component, uvm_env
 from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason, guest_word
-from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
+from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
 from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
 from siov.tb.reset import reset_dut
@@ -56,8 +56,8 @@ __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "H
 
 PERIOD_NS = 10
 ACCESS_TIMEOUT_NS = 100_000
-#: A request accepted in cycle c is decided (and sets its dirty bit) in c + 2.
-DECIDE_LATENCY = 2
+#: A request accepted in cycle c is decided (and sets its dirty bit) in c + DECIDE_LATENCY.
+DECIDE_LATENCY = DmaTracker.DECIDE_LATENCY
 
 COVERAGE_BINS = [
     # faults

@@ -31,7 +31,7 @@ test of a guest map, the dirty-word forwarding); the
 cocotb regression shows the same states are reachable from reset.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from siov.rtl.dma.defs import PAGE_SHIFT, Bitmap
@@ -83,44 +83,58 @@ class Harness(Elaboratable):
         return dut._word_addr(word, domain)
 
 
+def _delay(m, sig, n, name):
+    """``sig`` as it was ``n`` cycles ago (a chain of registers)."""
+    for i in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(sig)
+        sig = nxt
+    return sig
+
+
 class IsolationHarness(Harness):
+    depth = 12
+
     def properties(self, m, dut):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
+        L = dut.DECIDE_LATENCY
         s1, s1_dom = dut._s1, dut._s1_dom
-        # The mapped bit as the bitmap stood at the end of the accept cycle:
-        # read in stage R (one cycle after accept), kept for S1.
-        mp = dut.mem[Bitmap.MAPPED].read_port(domain="comb")
-        m.d.comb += mp.addr.eq(dut._word_addr(dut._r_req.page[5:], dut._r_dom))
-        mapped_then = Signal()
-        m.d.sync += mapped_then.eq(mp.data.bit_select(dut._r_req.page[:5], 1))
-        # The ADI table as the request saw it in its accept cycle (two cycles ago).
-        pv = [Signal(name=f"past_valid{i}") for i in range(A)]
-        pp = [Signal(20, name=f"past_pasid{i}") for i in range(A)]
-        pd = [Signal(DOMAIN_BITS, name=f"past_dom{i}") for i in range(A)]
-        pv1 = [Signal(name=f"past1_valid{i}") for i in range(A)]
-        pp1 = [Signal(20, name=f"past1_pasid{i}") for i in range(A)]
-        pd1 = [Signal(DOMAIN_BITS, name=f"past1_dom{i}") for i in range(A)]
-        for i in range(A):
-            m.d.sync += [pv1[i].eq(dut._adi_valid[i]), pp1[i].eq(dut._adi_pasid[i]),
-                         pd1[i].eq(dut._adi_dom[i]),
-                         pv[i].eq(pv1[i]), pp[i].eq(pp1[i]), pd[i].eq(pd1[i])]
-        exp_hit = Signal()
-        exp_dom = Signal(DOMAIN_BITS)
+        # The ADI table as the CAM saw it (stage C, one cycle after accept):
+        # the lowest valid entry whose PASID matches, computed here on its own.
+        c_hit = Signal()
+        c_dom = Signal(DOMAIN_BITS)
         for i in reversed(range(A)):
-            with m.If(pv[i] & (pp[i] == s1.pasid) & (pd[i] < D)):
-                m.d.comb += [exp_hit.eq(1), exp_dom.eq(pd[i])]
-        # The domain's window as stage R saw it (one cycle ago).
-        limit = Signal(32)
+            with m.If(dut._adi_valid[i] & (dut._adi_pasid[i] == dut._c_req.pasid) & (dut._adi_dom[i] < D)):
+                m.d.comb += [c_hit.eq(1), c_dom.eq(dut._adi_dom[i])]
+        exp_hit = _delay(m, c_hit, L - 1, "exp_hit")
+        exp_dom = _delay(m, c_dom, L - 1, "exp_dom")
+        # The mapped bit as the bitmap stood when the block RAM took the
+        # address (stage M), including an engine write in that very cycle.
+        mp = dut.mem[Bitmap.MAPPED].read_port(domain="comb")
+        ew = dut.ram[Bitmap.MAPPED]
+        m.d.comb += mp.addr.eq(dut._m_addr)
+        word_m = Signal(32)
+        m.d.comb += word_m.eq(Mux(ew.w_en & (ew.w_addr == dut._m_addr), ew.w_data, mp.data))
+        M_TO_S = 4
+        mapped_then = _delay(m, word_m.bit_select(dut._m_req.page[:5], 1), M_TO_S, "mapped_then")
+        # The domain's window as stage O saw it.
         base = Signal(64 - PAGE_SHIFT)
-        with m.Switch(dut._r_dom):
+        limit = Signal(32)
+        with m.Switch(dut._o_dom):
             for d in range(D):
                 with m.Case(d):
-                    m.d.sync += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
+                    m.d.comb += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
+        O_TO_S = M_TO_S - 1
+        in_window = _delay(m, dut._o_req.page < limit, O_TO_S, "in_window")
+        host = _delay(m, (base + dut._o_req.page)[:64 - PAGE_SHIFT], O_TO_S, "host")
         out_rec = dut._out_rec
-        # One beat per decided request, never into a full queue.
+        # One beat per decided request, never into a full queue; the credits
+        # account for every request in flight and every beat queued.
+        in_flight = sum(v for v in dut._valids)
         m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
-                     Assert(~dut._out_push | dut._out_w_rdy)]
+                     Assert(~dut._out_push | dut._out_w_rdy),
+                     Assert(dut._credits + in_flight + dut._out_level == dut.out_depth)]
         with m.If(dut._out_push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
                          Assert(out_rec.addr == 0), Assert(out_rec.pasid == s1.pasid),
@@ -133,10 +147,10 @@ class IsolationHarness(Harness):
                 Assert(exp_hit & (exp_dom == s1_dom)),
                 Assert(s1.page < P),
                 Assert(mapped_then),
-                Assert(s1.page < limit),
-                Assert(dut._out_rec.addr == Cat(Const(0, PAGE_SHIFT), (base + s1.page)[:64 - PAGE_SHIFT])),
-                Assert(dut._out_rec.domain == s1_dom),
-                Assert(dut._out_rec.pasid == s1.pasid),
+                Assert(in_window),
+                Assert(out_rec.addr == Cat(Const(0, PAGE_SHIFT), host)),
+                Assert(out_rec.domain == s1_dom),
+                Assert(out_rec.pasid == s1.pasid),
             ]
 
 
@@ -166,6 +180,7 @@ class _PageHarness(Harness):
 
 
 class MappedPinnedHarness(_PageHarness):
+    depth = 9       # longer than the engine's seven cycles per word
     def properties(self, m, dut):
         _dom, page, ports = self.page_ports(m, dut, (Bitmap.PINNED, Bitmap.MAPPED))
         bit = page[:5]
@@ -174,6 +189,7 @@ class MappedPinnedHarness(_PageHarness):
 
 
 class DirtyStickyHarness(_PageHarness):
+    depth = 10      # longer than read (M) to write (S) plus the forwarding history
     def properties(self, m, dut):
         dom, page, ports = self.page_ports(m, dut, (Bitmap.DIRTY,))
         bit = page[:5]
@@ -194,6 +210,9 @@ class DirtyStickyHarness(_PageHarness):
             wrote.eq(dut._out_push & ~dut._out_rec.fault & s1.write & (dut._s1_dom == dom) &
                      (s1.page == page)),
         ]
+        # A dirty-bitmap read has its request slot to itself, in every stage
+        # (an invariant of the pipeline, stated for the induction).
+        m.d.comb += [Assert(~(v & h)) for v, h in zip(dut._valids, dut._h_mems)]
         # A dirty bit falls only through a harvest clear that reports it.
         with m.If(was & ~now):
             m.d.comb += Assert(reported)

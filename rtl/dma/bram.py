@@ -1,0 +1,136 @@
+"""Bitmap RAM of the DMA tracker: a simple dual-port block RAM with a registered output.
+
+One write port, one read port, 32-bit words. A read address presented in
+cycle ``c`` (sampled at the clock edge that ends ``c``) gives its word on
+``r_data`` in cycle ``c + 2``: the block RAM's own read register, then an
+output register. The output register is what lets the tracker run at its
+clock: an ECP5 DP16KD without its output register has a clock-to-out of about
+5.8 ns, with it about 1 ns.
+
+The word read is the memory as it stood after every write made before cycle
+``c``. A write made in cycle ``c`` itself (same edge) to the same address is
+either also seen (``transparent=True``: the written word is substituted, by
+a bypass after the output register) or must not matter to the user
+(``transparent=False``: the tracker forwards those writes itself). That makes
+the read-during-write behaviour of the block RAM irrelevant, so both
+implementations behave identically cycle for cycle:
+
+* ``primitive=None`` (default): an Amaranth :class:`~amaranth.lib.memory.Memory`
+  (inferred block RAM) followed by a fabric register. This is what
+  simulation, formal proofs and lint see.
+* ``primitive="ecp5"``: Lattice ECP5 ``DP16KD`` instances in 1024 x 18 mode
+  (two per 32-bit word, 16 bits each), port A writes, port B reads with
+  ``REGMODE_B = "OUTREG"`` (the output register inside the block RAM). For
+  synthesis only: the primitive has no simulation model here. Depth at most
+  1024 words.
+"""
+
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
+from amaranth.lib.memory import Memory
+from amaranth.utils import ceil_log2
+
+__all__ = ["BitmapRam", "PRIMITIVES"]
+
+#: Accepted values of ``primitive``.
+PRIMITIVES = (None, "ecp5")
+
+
+class BitmapRam(Elaboratable):
+    """RAM of 32-bit words, one write port and read ports of latency 2 (registered output).
+
+    Each read port is one simple dual-port block RAM (a second read port
+    costs a second copy, written alike); the behavioural model is one memory
+    with several read ports.
+
+    Parameters
+    ----------
+    transparent : tuple of bool
+        One per read port: whether it sees a write made in its own address
+        cycle.
+
+    Attributes
+    ----------
+    w_en, w_addr, w_data : Signal
+        Write port (written at the end of the cycle).
+    r_addr : Signal
+        Read address of port 0, sampled at the end of the cycle.
+    r_data : Signal(32)
+        The word port 0 read two cycles earlier.
+    r_addrs, r_datas : list of Signal
+        The same for every read port.
+    """
+
+    def __init__(self, depth, *, transparent=(False,), primitive=None, name="ram"):
+        if primitive not in PRIMITIVES:
+            raise ValueError(f"Block RAM primitive must be one of {PRIMITIVES}, not {primitive!r}")
+        if primitive == "ecp5" and depth > 1024:
+            raise ValueError(f"The ECP5 bitmap RAM holds at most 1024 words, not {depth}")
+        self.depth = depth
+        self.transparent = tuple(transparent)
+        self.primitive = primitive
+        aw = max(1, ceil_log2(depth))
+        self.aw = aw
+        self.w_en = Signal(name=f"{name}_w_en")
+        self.w_addr = Signal(aw, name=f"{name}_w_addr")
+        self.w_data = Signal(32, name=f"{name}_w_data")
+        n = len(self.transparent)
+        self.r_addrs = [Signal(aw, name=f"{name}_r{i}_addr") for i in range(n)]
+        self.r_datas = [Signal(32, name=f"{name}_r{i}_data") for i in range(n)]
+        self.r_addr, self.r_data = self.r_addrs[0], self.r_datas[0]
+        # The behavioural memory (so a formal harness can add read ports to it).
+        self.mem = Memory(shape=32, depth=depth, init=[]) if primitive is None else None
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.primitive is None:
+            m.submodules.mem = mem = self.mem
+            wp = mem.write_port()
+            m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
+        for i, (r_addr, r_data, transparent) in enumerate(zip(self.r_addrs, self.r_datas, self.transparent)):
+            q = Signal(32, name=f"q{i}")      # the output register (cycle c + 2)
+            if self.primitive is None:
+                rp = mem.read_port()
+                m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(1)]
+                m.d.sync += q.eq(rp.data)
+            else:
+                self._ecp5(m, q, r_addr, i)
+            if transparent:
+                # A write in the read's own cycle: substitute its word after the
+                # output register (the block RAM's collision result is not used).
+                coll = [Signal(name=f"coll{i}_{k}") for k in (1, 2)]
+                wd = [Signal(32, name=f"coll{i}_data{k}") for k in (1, 2)]
+                m.d.sync += [coll[0].eq(self.w_en & (self.w_addr == r_addr)), wd[0].eq(self.w_data),
+                             coll[1].eq(coll[0]), wd[1].eq(wd[0])]
+                m.d.comb += r_data.eq(Mux(coll[1], wd[1], q))
+            else:
+                m.d.comb += r_data.eq(q)
+        return m
+
+    def _ecp5(self, m, q, r_addr, port):
+        # 1024 x 18: word address on AD[13:4]; AD[1:0] are the byte write
+        # enables of a write port; 16 of the 18 data bits are used.
+        waddr = Cat(Const(0, 4), self.w_addr, Const(0, 10 - self.aw))
+        raddr = Cat(Const(0, 4), r_addr, Const(0, 10 - self.aw))
+        for half in range(2):
+            ports = dict(
+                p_DATA_WIDTH_A=18, p_DATA_WIDTH_B=18, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                i_CLKA=ClockSignal(), i_CLKB=ClockSignal(),
+                i_WEA=self.w_en, i_WEB=Const(0), i_CEA=Const(1), i_CEB=Const(1),
+                i_OCEA=Const(1), i_OCEB=Const(1), i_RSTA=Const(0), i_RSTB=Const(0),
+                i_CSA0=Const(0), i_CSA1=Const(0), i_CSA2=Const(0),
+                i_CSB0=Const(0), i_CSB1=Const(0), i_CSB2=Const(0),
+            )
+            for i in range(14):
+                ports[f"i_ADA{i}"] = Const(1) if i < 2 else waddr[i]
+                ports[f"i_ADB{i}"] = Const(0) if i < 4 else raddr[i]
+            data = Cat(self.w_data[16 * half:16 * half + 16], Const(0, 2))
+            out = Signal(18, name=f"dob{port}_{half}")
+            for i in range(18):
+                ports[f"i_DIA{i}"] = data[i]
+                ports[f"i_DIB{i}"] = Const(0)
+                ports[f"o_DOB{i}"] = out[i]
+            m.submodules[f"dp16kd{port}_{half}"] = Instance("DP16KD", **ports)
+            m.d.comb += q[16 * half:16 * half + 16].eq(out[:16])
