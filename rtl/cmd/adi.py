@@ -152,21 +152,14 @@ class AdiBlock(wiring.Component):
         # The doorbell is registered and acts one cycle after its strobe (still
         # before the bus can issue the next access): the per-ADI compare and
         # TAIL update then start from flip-flops, not from the bus (timing).
-        # Two registered steps: the write (page, value), then whether the value
-        # is beyond that ADI's ring (one compare after a mux, not one per ADI);
-        # the doorbell acts in the third cycle, still before the bus can issue
-        # its next access.
-        db0_stb = Signal()
-        db0_page = Signal(6)
-        db0_value = Signal(32)
-        m.d.sync += [db0_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any()),
-                     db0_page.eq(page), db0_value.eq(pg.wdata & bytemask)]
+        # The doorbell is registered and acts one cycle after its strobe (still
+        # before the bus can issue the next access): the per-ADI compare and
+        # TAIL update then start from flip-flops, not from the bus (timing).
         db_stb = Signal()       # a doorbell write, to ADI `db_page`, acting this cycle
         db_page = Signal(6)
-        db_value = Signal(_IDX_BITS)
-        db_beyond = Signal()
-        m.d.sync += [db_stb.eq(db0_stb), db_page.eq(db0_page), db_value.eq(db0_value[:_IDX_BITS]),
-                     db_beyond.eq(db0_value >= Array(size)[db0_page])]
+        db_value = Signal(32)
+        m.d.sync += [db_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any()),
+                     db_page.eq(page), db_value.eq(pg.wdata & bytemask)]
 
         state_a = Array(state)
         head_a, tail_a = Array(head), Array(tail)
@@ -227,7 +220,7 @@ class AdiBlock(wiring.Component):
             with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
                 m.d.sync += head[i].eq((head[i] + 1) & (size[i] - 1))
             with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
-                with m.If(~db_beyond):
+                with m.If(db_value < size[i]):
                     m.d.sync += tail[i].eq(db_value)
                 with m.Else():
                     m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.TAIL_BEYOND_RING)]

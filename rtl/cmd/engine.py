@@ -326,11 +326,17 @@ class Engine(wiring.Component):
         m.d.comb += lim.eq(Mux(is_fill | (len_dst < len_src), len_dst, len_src))
         m.d.comb += plen.eq(Mux((rem[13:] == 0) & (rem[:13] < lim), rem, lim))
 
+        # Word counts and strobes of the piece, registered in PIECE_XLATE (after
+        # p_src/p_dst/p_len are), so no adder feeds the movers or the comparator.
         lane_s, lane_d = p_src[:3], p_dst[:3]
         words_s = Signal(COUNT_BITS)
         words_d = Signal(COUNT_BITS)
-        m.d.comb += [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3)]
-        first_strb, last_strb = _strobes(lane_d, p_len)
+        last_k = Signal(COUNT_BITS)
+        first_strb = Signal(8)
+        last_strb = Signal(8)
+        fs, ls = _strobes(lane_d, p_len)
+        piece_words = [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3),
+                       last_k.eq(((lane_d + p_len + 7) >> 3) - 1), first_strb.eq(fs), last_strb.eq(ls)]
         overlap_in_piece = Signal()
         m.d.comb += overlap_in_piece.eq(down & (gap[13:] == 0) & (gap[:13] < p_len))
         movers_idle = ~rd.busy & ~al.busy & ~wr.busy
@@ -339,7 +345,7 @@ class Engine(wiring.Component):
         cmp_k = Signal(COUNT_BITS)
         lane_mask = Signal(8)
         m.d.comb += lane_mask.eq(Mux(cmp_k == 0, first_strb, 0xFF)
-                                 & Mux(cmp_k == words_d - 1, last_strb, 0xFF))
+                                 & Mux(cmp_k == last_k, last_strb, 0xFF))
         neq = Signal(8)
         for b in range(8):
             m.d.comb += neq[b].eq((cmp_a[8 * b:8 * b + 8] != cmp_b[8 * b:8 * b + 8]) & lane_mask[b])
@@ -517,6 +523,7 @@ class Engine(wiring.Component):
                              p_dst.eq(Mux(down, at_dst - p_len, at_dst))]
                 m.next = "PIECE_XLATE"
             with m.State("PIECE_XLATE"):
+                m.d.sync += piece_words
                 with m.If(is_fill):
                     m.d.sync += [x_addr.eq(p_dst), x_write.eq(1), xlate_then.eq(X_DST)]
                 with m.Else():
