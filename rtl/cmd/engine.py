@@ -314,13 +314,15 @@ class Engine(wiring.Component):
         rem = Signal(32)
         src_end = Signal(64)                      # src + size, for the overlap test
         gap = Signal(64)                          # dst - src
+        # Bytes to the page boundary on each side, registered every cycle (valid
+        # one cycle after the pointers move, which is when PIECE_LEN uses them).
         len_src = Signal(13)
         len_dst = Signal(13)
         with m.If(down):
-            m.d.comb += [len_src.eq(Mux(at_src[:12] == 0, 4096, at_src[:12])),
+            m.d.sync += [len_src.eq(Mux(at_src[:12] == 0, 4096, at_src[:12])),
                          len_dst.eq(Mux(at_dst[:12] == 0, 4096, at_dst[:12]))]
         with m.Else():
-            m.d.comb += [len_src.eq(4096 - at_src[:12]), len_dst.eq(4096 - at_dst[:12])]
+            m.d.sync += [len_src.eq(4096 - at_src[:12]), len_dst.eq(4096 - at_dst[:12])]
         plen = Signal(13)
         lim = Signal(13)
         m.d.comb += lim.eq(Mux(is_fill | (len_dst < len_src), len_dst, len_src))
@@ -516,8 +518,10 @@ class Engine(wiring.Component):
                         m.d.sync += result.eq(down)
                     m.next = "RECORD"
                 with m.Else():
-                    m.d.sync += [p_len.eq(plen), p_lo.eq(done)]
-                    m.next = "PIECE_ADDR"
+                    m.next = "PIECE_LEN"
+            with m.State("PIECE_LEN"):
+                m.d.sync += [p_len.eq(plen), p_lo.eq(done)]
+                m.next = "PIECE_ADDR"
             with m.State("PIECE_ADDR"):
                 m.d.sync += [p_src.eq(Mux(down, at_src - p_len, at_src)),
                              p_dst.eq(Mux(down, at_dst - p_len, at_dst))]
