@@ -33,7 +33,7 @@ from .cmd.engine import Engine
 from .csr.bank import RegisterBank
 from .dma.tracker import DmaTracker
 from .irq.remapper import InterruptRemapper, IrqLayout
-from .params import DeviceParams
+from .params import DeviceParams, require_params
 
 __all__ = ["Device", "CSR_ADDR_WIDTH"]
 
@@ -60,9 +60,7 @@ class Device(wiring.Component):
     """
 
     def __init__(self, params=DeviceParams()):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"Device parameters must be a DeviceParams, not {params!r}")
-        self.params = params
+        self.params = require_params(params, "Device")
         super().__init__({
             "csr": In(AxiLiteSignature(CSR_ADDR_WIDTH)),
             "mem": Out(Axi4Signature(64, 64, 1)),

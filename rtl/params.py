@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-__all__ = ["DeviceParams"]
+__all__ = ["DeviceParams", "require_params"]
 
 
 def _check_range(name, value, lo, hi, *, power_of_two=False):
@@ -44,3 +44,10 @@ class DeviceParams:
     def tag(self):
         """Short string naming this parameter set, for build folders."""
         return f"a{self.num_adis}_i{self.ims_entries}_d{self.num_domains}_p{self.pages_per_domain}"
+
+
+def require_params(params, what):
+    """``params`` if it is a :class:`DeviceParams`; a TypeError naming ``what`` otherwise."""
+    if not isinstance(params, DeviceParams):
+        raise TypeError(f"{what} parameters must be a DeviceParams, not {params!r}")
+    return params

@@ -45,7 +45,7 @@ from amaranth.utils import exact_log2
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
-from ..params import DeviceParams
+from ..params import DeviceParams, require_params
 
 __all__ = ["AdiBlock", "AdiState", "AdiError", "RING_LAYOUT", "CONSUME_LAYOUT", "ADI_FAULT_LAYOUT",
            "CSR_ADDR_WIDTH", "PAGES_ADDR_WIDTH", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE",
@@ -109,9 +109,7 @@ class AdiBlock(wiring.Component):
     """
 
     def __init__(self, params=DeviceParams()):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"ADI block parameters must be a DeviceParams, not {params!r}")
-        self.params = params
+        self.params = require_params(params, "ADI block")
         n = params.num_adis
         super().__init__({
             "csr": In(CsrSignature(CSR_ADDR_WIDTH)),

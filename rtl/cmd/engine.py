@@ -55,25 +55,25 @@ from .. import regmap
 from ..axi4 import Axi4Signature, join_axi4
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature
+from ..dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
 from ..dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from ..irq.remapper import MessageLayout
-from ..params import DeviceParams
+from ..params import DeviceParams, require_params
 from .adi import ADI_FAULT_LAYOUT, CONSUME_LAYOUT, RING_LAYOUT, AdiError
 from .arbiter import QosArbiter
 from .cost import COST_WIDTH, CostEstimator
-from .dsa import (CR_ALIGN, DESC_BYTES, MAX_XFER, RESERVED_FLAGS, CompletionLayout,
+from .dsa import (CR_ALIGN, DESC_BYTES, FILL_ALIGN, MAX_XFER, RESERVED_FLAGS, CompletionLayout,
                   DescriptorLayout, Flag, Opcode, Status)
-from .mover import (ALIGN_CMD, COUNT_BITS, READ_CMD, WORD_BITS, WRITE_CMD, Aligner, AxiReader,
-                    AxiWriter, PipeStage)
+from .mover import COUNT_BITS, WORD_BITS, Aligner, AxiReader, AxiWriter, PipeStage
 
-__all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS", "TRANSLATABLE_BITS"]
+__all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS"]
 
 CSR_ADDR_WIDTH = exact_log2(regmap.ENG_SIZE)
 #: Data FIFO: one whole piece (4096 bytes at any lane offset is 513 words).
 FIFO_WORDS = 1024
-#: Device addresses below 2**44 have a page number the tracker can check.
-TRANSLATABLE_BITS = 44
 _DESC_WORDS = DESC_BYTES // 8
+_CR_LOW = exact_log2(CR_ALIGN)        # address bits that must be 0 in a completion address
+_FILL_LOW = exact_log2(FILL_ALIGN)    # ... and in a MEMFILL destination
 _CR_WORDS = 4
 
 
@@ -108,9 +108,7 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, params=DeviceParams()):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"Engine parameters must be a DeviceParams, not {params!r}")
-        self.params = params
+        self.params = require_params(params, "Engine")
         n = params.num_adis
         super().__init__({
             "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
@@ -220,8 +218,7 @@ class Engine(wiring.Component):
 
         fifo_pop_fetch = Signal()
         m.d.comb += fifo_pop.eq(Mux(route_compare, cmp_fire,
-                                    Mux(wsrc == SRC_FIFO, wr.data.ready & ~fifo_pop_fetch, 0)
-                                    | fifo_pop_fetch))
+                                    fifo_pop_fetch | ((wsrc == SRC_FIFO) & wr.data.ready)))
 
         # ---- sequencer state ----------------------------------------------------------
         cur = Signal(range(max(n, 2)))            # ADI being fetched or executed
@@ -301,7 +298,7 @@ class Engine(wiring.Component):
 
         # Tracker port: one request, then one response (always taken).
         m.d.comb += [self.dma_req.payload.pasid.eq(desc.pasid),
-                     self.dma_req.payload.page.eq(x_addr[12:TRANSLATABLE_BITS]),
+                     self.dma_req.payload.page.eq(x_addr[PAGE_SHIFT:TRANSLATABLE_BITS]),
                      self.dma_req.payload.write.eq(x_write),
                      self.dma_resp.ready.eq(1)]
         resp = self.dma_resp.payload
@@ -494,7 +491,7 @@ class Engine(wiring.Component):
                 with m.Elif(sized & ((desc.xfer_size == 0) | (desc.xfer_size > MAX_XFER))):
                     m.d.sync += status.eq(Status.XFER_SIZE)
                     m.next = "RECORD"
-                with m.Elif((crav & (desc.completion_addr[:5] != 0)) | (is_fill & (desc.dst_addr[:3] != 0))):
+                with m.Elif((crav & (desc.completion_addr[:_CR_LOW] != 0)) | (is_fill & (desc.dst_addr[:_FILL_LOW] != 0))):
                     m.d.sync += status.eq(Status.ADDR_ALIGN)
                     m.next = "RECORD"
                 with m.Elif(sized):
@@ -640,7 +637,7 @@ class Engine(wiring.Component):
                     record.rsvd2.eq(0), record.cycles.eq(cycles), record.rsvd3.eq(0),
                     last_cycles.eq(cycles),
                 ]
-                with m.If(crav & (desc.completion_addr[:5] == 0) & (rcr | (status != Status.SUCCESS))):
+                with m.If(crav & (desc.completion_addr[:_CR_LOW] == 0) & (rcr | (status != Status.SUCCESS))):
                     m.d.sync += [x_addr.eq(desc.completion_addr), x_write.eq(1), xlate_then.eq(X_CR)]
                     m.next = "XLATE"
                 with m.Else():

@@ -8,7 +8,7 @@ encodings documented in ``rtl/regs.rdl`` (window ``DMA``).
 import enum
 
 __all__ = ["Bitmap", "Reason", "RangeOp", "GuestResult", "PAGE_SHIFT", "PASID_BITS",
-           "PAGE_BITS", "WORD_PAGES", "GUEST_MAP", "GUEST_UNMAP", "guest_word"]
+           "PAGE_BITS", "TRANSLATABLE_BITS", "WORD_PAGES", "GUEST_MAP", "GUEST_UNMAP", "guest_word"]
 
 #: 4 KiB pages.
 PAGE_SHIFT = 12
@@ -16,6 +16,8 @@ PAGE_SHIFT = 12
 PASID_BITS = 20
 #: Width of the guest page number carried by a DMA request.
 PAGE_BITS = 32
+#: Device addresses below 2**TRANSLATABLE_BITS have a page number a request can carry.
+TRANSLATABLE_BITS = PAGE_SHIFT + PAGE_BITS
 #: Pages per bitmap word (one 32-bit CSR read).
 WORD_PAGES = 32
 #: Byte offsets of the two words of the ``DMA.GUEST`` window (regs.rdl).

@@ -7,7 +7,7 @@ streams are the tracker's own.
 """
 
 from ..csr.wrap import AxiLiteWrapper
-from ..params import DeviceParams
+from ..params import DeviceParams, require_params
 from .tracker import DmaTracker
 
 __all__ = ["DmaTop"]
@@ -22,9 +22,7 @@ class DmaTop(AxiLiteWrapper):
     """
 
     def __init__(self, params=DeviceParams(), **kwargs):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"DMA top parameters must be a DeviceParams, not {params!r}")
-        self.params = params
+        self.params = require_params(params, "DMA top")
         self.tracker = DmaTracker(params, **kwargs)
         super().__init__(self.tracker, "tracker",
                          observe={f"tap_{name}": sig for name, sig in self.tracker.taps.items()})

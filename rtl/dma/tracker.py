@@ -99,7 +99,7 @@ from amaranth.utils import ceil_log2, exact_log2
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
-from ..params import DeviceParams
+from ..params import DeviceParams, require_params
 from .bram import BitmapRam
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
@@ -160,8 +160,7 @@ class DmaTracker(wiring.Component):
     DECIDE_LATENCY = 10
 
     def __init__(self, params=DeviceParams(), *, out_depth=16, fault_depth=16, primitive=None):
-        if not isinstance(params, DeviceParams):
-            raise TypeError(f"DMA tracker parameters must be a DeviceParams, not {params!r}")
+        require_params(params, "DMA tracker")
         if not isinstance(out_depth, int) or out_depth < 4:
             raise ValueError(f"Output FIFO depth must be an integer of at least 4, not {out_depth!r}")
         if (not isinstance(fault_depth, int) or not 2 <= fault_depth <= 128

@@ -23,7 +23,7 @@ models it cycle by cycle); a scoreboard replays the order the hardware took.
 from dataclasses import dataclass
 
 from ...rtl.cmd.dsa import DESC_BYTES, Status
-from ...rtl.dma.defs import PAGE_SHIFT
+from ...rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
 from .adi import ERR_DESC_PASID, ERR_FETCH_FAULT, AdiModel
 from .csr import CsrModel
 from .dma import DmaModel
@@ -31,10 +31,7 @@ from .dsa import Descriptor
 from .engine import Engine, Outcome, PageFault
 from .irq import IrqModel
 
-__all__ = ["EngineModel", "Dispatch", "TRANSLATABLE_BITS"]
-
-#: Device addresses at or above 2**44 fault without a tracker request (32-bit page numbers).
-TRANSLATABLE_BITS = 44
+__all__ = ["EngineModel", "Dispatch"]
 COUNTER_MAX = (1 << 32) - 1
 
 
@@ -74,7 +71,10 @@ class EngineModel:
     # -- DMA through the tracker -------------------------------------------------
 
     def translate(self, pasid, addr, write):
-        """Host address of device address ``addr`` for ``pasid``, through the DMA tracker model."""
+        """Host address of device address ``addr`` for ``pasid``, through the DMA tracker model.
+
+        An address at or above 2**TRANSLATABLE_BITS faults without a tracker request.
+        """
         if addr >> TRANSLATABLE_BITS:
             raise PageFault(addr)
         d = self.dma.request(pasid, addr >> PAGE_SHIFT, write)

@@ -39,7 +39,7 @@ from siov.rtl import regmap
 from siov.rtl.cmd.cost import COST_WIDTH
 from siov.rtl.cmd.dsa import COMPLETION_BYTES, CR_ALIGN, DESC_BYTES, Flag
 from siov.rtl.csr.bus import Resp
-from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, RangeOp, guest_word
+from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, guest_word
 from siov.rtl.irq.remapper import IrqLayout
 from siov.rtl.params import DeviceParams
 from siov.sw.model.adi import AdiModel, page_address
