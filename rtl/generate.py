@@ -1,6 +1,9 @@
 """Write the Verilog of every synthesizable top to a folder (``make verilog``).
 
-Each top is elaborated with its default parameters. The same table of tops
+Each top is elaborated with its default parameters. The ``*_ecp5`` tops are
+the same blocks with ECP5 block RAM primitives (:mod:`siov.rtl.ecp5`) in place
+of inferred memories; their Verilog instantiates ``DP16KD``, which simulation
+and lint take from ``tb/models/dp16kd.v``. The same table of tops
 feeds ``make synth`` and the lint test, so a new block is added in one place.
 """
 
@@ -29,6 +32,16 @@ def _irq():
     return IrqTop()
 
 
+def _irq_ecp5():
+    from .irq.top import IrqTop
+    return IrqTop(primitive="ecp5")
+
+
+def _dma_ecp5():
+    from .dma.top import DmaTop
+    return DmaTop(primitive="ecp5")
+
+
 def _adi():
     from .cmd.adi_top import AdiTop
     return AdiTop()
@@ -51,6 +64,8 @@ TOPS = {
     "siov_dma": _dma,
     "siov_arbiter": _arbiter,
     "siov_irq": _irq,
+    "siov_irq_ecp5": _irq_ecp5,
+    "siov_dma_ecp5": _dma_ecp5,
     "siov_adi": _adi,
     "siov_engine": _engine,
 }

@@ -19,13 +19,15 @@ class Regression:
     factory: object           # () -> Amaranth component
     public: tuple = ()        # internal signals the tests poke or peek
     env: dict = field(default_factory=dict)
+    sources: tuple = ()       # other Verilog the build needs (primitive models)
 
     def run(self, **kwargs):
         """Build and run; a traced build gets its own folder so it never races a plain one."""
         from .runner import run_cocotb
         build_name = self.name + ("-waves" if kwargs.get("waves") else "")
         return run_cocotb(component=self.factory(), top=self.top, test_module=self.test_module,
-                          build_name=build_name, public=self.public, extra_env=self.env, **kwargs)
+                          build_name=build_name, public=self.public, extra_env=self.env,
+                          extra_sources=self.sources, **kwargs)
 
 
 def _device(params):
@@ -54,35 +56,46 @@ def _arbiter_regressions():
                        env={"SIOV_NUM_ADIS": str(n)}) for n in (8, 64)]
 
 
-def _irq(entries, pipelined):
+def _primitive_sources(primitive):
+    from ..rtl.ecp5 import SIM_MODEL
+    return (SIM_MODEL,) if primitive == "ecp5" else ()
+
+
+def _irq(entries, pipelined, primitive=None):
     def make():
         from ..rtl.irq.top import IrqTop
-        return IrqTop(entries=entries, fault_depth=16, pipelined=pipelined)
+        return IrqTop(entries=entries, fault_depth=16, pipelined=pipelined, primitive=primitive)
     return make
 
 
 def _irq_regressions():
-    sets = [(256, True), (2048, True), (256, False)]
-    return [Regression(f"irq-e{e}" + ("" if p else "-seq"), "siov_irq", "siov.tb.irq.test_irq",
-                       _irq(e, p), public=("probe",),
+    """Default, largest table, one message at a time, and the ECP5 block RAM primitive build."""
+    sets = [(256, True, None), (2048, True, None), (256, False, None), (256, True, "ecp5")]
+    return [Regression(f"irq-e{e}" + ("" if p else "-seq") + (f"-{prim}" if prim else ""), "siov_irq",
+                       "siov.tb.irq.test_irq", _irq(e, p, prim), public=("probe",),
                        env={"SIOV_IRQ_ENTRIES": str(e), "SIOV_IRQ_FAULT_DEPTH": "16",
-                            "SIOV_IRQ_PIPELINED": "1" if p else "0"}) for e, p in sets]
+                            "SIOV_IRQ_PIPELINED": "1" if p else "0"},
+                       sources=_primitive_sources(prim)) for e, p, prim in sets]
 
 
-def _dma(params):
+def _dma(params, primitive=None):
     def make():
         from ..rtl.dma.top import DmaTop
-        return DmaTop(params)
+        return DmaTop(params, primitive=primitive)
     return make
 
 
 def _dma_regressions(scale=1):
-    """The default build, and a small odd one (3 domains: not a power of two)."""
+    """The default build, a small odd one (3 domains: not a power of two), and
+    the default build with the ECP5 block RAM primitive."""
     from ..rtl.params import DeviceParams
-    sets = [DeviceParams(), DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256)]
-    return [Regression(f"dma-{p.tag}", "siov_dma", "siov.tb.dma.test_dma", _dma(p), public=("tap_harvest",),
-                       env={"SIOV_PARAMS": json.dumps(p.__dict__), "SIOV_DMA_SCALE": str(scale)})
-            for p in sets]
+    sets = [(DeviceParams(), None), (DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256), None),
+            (DeviceParams(), "ecp5")]
+    return [Regression(f"dma-{p.tag}" + (f"-{prim}" if prim else ""), "siov_dma", "siov.tb.dma.test_dma",
+                       _dma(p, prim), public=("tap_harvest",),
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__), "SIOV_DMA_SCALE": str(scale)},
+                       sources=_primitive_sources(prim))
+            for p, prim in sets]
 
 
 def _adi(params):

@@ -99,7 +99,7 @@ def _public_vlt(path, top, public):
 
 
 def run_cocotb(*, component, top, test_module, build_name, testcase=None, public=(),
-               seed=None, waves=None, extra_env=None, timeout_s=None):
+               seed=None, waves=None, extra_env=None, timeout_s=None, extra_sources=()):
     """Build ``component`` as Verilog module ``top`` and run cocotb ``test_module`` on it.
 
     Parameters
@@ -119,6 +119,8 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         ports. ``None`` makes every signal of the top module public.
     waves : bool, optional
         Dump a waveform; defaults to the ``WAVES`` environment variable.
+    extra_sources : iterable of path
+        Verilog the top needs besides its own (models of vendor primitives).
 
     Returns
     -------
@@ -137,14 +139,14 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     if not vpath.exists() or vpath.read_text() != text:
         vpath.write_text(text)  # unchanged text keeps the old mtime: no rebuild
 
-    sources = [vpath]
+    sources = [*extra_sources, vpath]
     if sim == "verilator":
         setup_verilator_env()
         runner = _verilator_runner()
         runner.trace_fst = waves and fst_supported()
         pub = build_dir / "public.vlt"
         _public_vlt(pub, top, None if public is None else port_names(component) + list(public))
-        sources = [WAIVERS, pub, vpath]
+        sources = [WAIVERS, pub, *extra_sources, vpath]
     else:
         runner = get_runner(sim)
 

@@ -1,7 +1,8 @@
 """Runs the pyuvm regression of the interrupt remapping unit on Verilator.
 
 Builds (tb/regressions.py): ``irq-e256`` (default), ``irq-e2048`` (largest
-table), ``irq-e256-seq`` (the one-message-at-a-time variant). One pytest test
+table), ``irq-e256-seq`` (the one-message-at-a-time variant), ``irq-e256-ecp5``
+(the IMS table as ECP5 DP16KD primitives, on their behavioural model). One pytest test
 per build, so that parallel workers (``make sim -n 2``) never share a build
 folder. The isolation run sends ``SIOV_IRQ_MESSAGES`` adversarial messages
 (default 100 000, about 6 s of simulation); the soak sends a million.
@@ -38,6 +39,12 @@ def test_irq_2048_entries():
 @pytest.mark.sim
 def test_irq_not_pipelined():
     _run("irq-e256-seq", [("IrqRandomTest", 5)])
+
+
+@pytest.mark.sim
+def test_irq_ecp5_primitive():
+    """The IMS table built from DP16KD instances with their output register behaves alike."""
+    _run("irq-e256-ecp5", [("IrqRandomTest", 6)])
 
 
 @pytest.mark.sim

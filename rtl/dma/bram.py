@@ -20,14 +20,16 @@ implementations behave identically cycle for cycle:
   simulation, formal proofs and lint see.
 * ``primitive="ecp5"``: Lattice ECP5 ``DP16KD`` instances in 1024 x 18 mode
   (two per 32-bit word, 16 bits each), port A writes, port B reads with
-  ``REGMODE_B = "OUTREG"`` (the output register inside the block RAM). For
-  synthesis only: the primitive has no simulation model here. Depth at most
-  1024 words.
+  ``REGMODE_B = "OUTREG"`` (the output register inside the block RAM), see
+  :mod:`siov.rtl.ecp5`. Simulated with the behavioural model
+  ``tb/models/dp16kd.v``. Depth at most 1024 words.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
+from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
+
+from ..ecp5 import DP16KD_DEPTH, dp16kd
 
 __all__ = ["BitmapRam", "PRIMITIVES"]
 
@@ -63,8 +65,8 @@ class BitmapRam(Elaboratable):
     def __init__(self, depth, *, transparent=(False,), primitive=None, name="ram"):
         if primitive not in PRIMITIVES:
             raise ValueError(f"Block RAM primitive must be one of {PRIMITIVES}, not {primitive!r}")
-        if primitive == "ecp5" and depth > 1024:
-            raise ValueError(f"The ECP5 bitmap RAM holds at most 1024 words, not {depth}")
+        if primitive == "ecp5" and depth > DP16KD_DEPTH:
+            raise ValueError(f"The ECP5 bitmap RAM holds at most {DP16KD_DEPTH} words, not {depth}")
         self.depth = depth
         self.transparent = tuple(transparent)
         self.primitive = primitive
@@ -107,30 +109,9 @@ class BitmapRam(Elaboratable):
         return m
 
     def _ecp5(self, m, q, r_addr, port):
-        # 1024 x 18: word address on AD[13:4]; AD[1:0] are the byte write
-        # enables of a write port; 16 of the 18 data bits are used.
-        waddr = Cat(Const(0, 4), self.w_addr, Const(0, 10 - self.aw))
-        raddr = Cat(Const(0, 4), r_addr, Const(0, 10 - self.aw))
+        # Two x18 DP16KDs per 32-bit word, 16 bits each: port A writes,
+        # port B reads into its output register.
         for half in range(2):
-            ports = dict(
-                p_DATA_WIDTH_A=18, p_DATA_WIDTH_B=18, p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
-                p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
-                p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
-                p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
-                i_CLKA=ClockSignal(), i_CLKB=ClockSignal(),
-                i_WEA=self.w_en, i_WEB=Const(0), i_CEA=Const(1), i_CEB=Const(1),
-                i_OCEA=Const(1), i_OCEB=Const(1), i_RSTA=Const(0), i_RSTB=Const(0),
-                i_CSA0=Const(0), i_CSA1=Const(0), i_CSA2=Const(0),
-                i_CSB0=Const(0), i_CSB1=Const(0), i_CSB2=Const(0),
-            )
-            for i in range(14):
-                ports[f"i_ADA{i}"] = Const(1) if i < 2 else waddr[i]
-                ports[f"i_ADB{i}"] = Const(0) if i < 4 else raddr[i]
-            data = Cat(self.w_data[16 * half:16 * half + 16], Const(0, 2))
-            out = Signal(18, name=f"dob{port}_{half}")
-            for i in range(18):
-                ports[f"i_DIA{i}"] = data[i]
-                ports[f"i_DIB{i}"] = Const(0)
-                ports[f"o_DOB{i}"] = out[i]
-            m.submodules[f"dp16kd{port}_{half}"] = Instance("DP16KD", **ports)
-            m.d.comb += q[16 * half:16 * half + 16].eq(out[:16])
+            m.submodules[f"dp16kd{port}_{half}"] = dp16kd(f"dp16kd{port}_{half}", a=dict(
+                addr=self.w_addr, we=self.w_en, wdata=self.w_data[16 * half:][:16],
+            ), b=dict(addr=r_addr, rdata=q[16 * half:][:16], regmode="OUTREG"))

@@ -55,6 +55,7 @@ from amaranth.lib.wiring import In, Out
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
+from ..ecp5 import DP16KD_DEPTH, dp16kd
 
 __all__ = [
     "PASID_WIDTH", "HANDLE_WIDTH", "CSR_ADDR_WIDTH", "IRQ_DEPTH", "DMA_DEPTH", "FaultReason", "Decision",
@@ -207,6 +208,12 @@ class InterruptRemapper(wiring.Component):
         ``peek_data``, and ``peek_flags``: the decoded "ADDR_LO is 0xFEE..."
         and "ADDR_HI is not zero" flags stored with words 0 and 1) for formal
         harnesses. Off in every synthesized top.
+    primitive : None or "ecp5"
+        How the IMS table is built: an inferred memory followed by a register
+        (default: simulation, formal, lint, and ``make synth``'s ``siov_irq``),
+        or ECP5 DP16KD instances whose output register is that register
+        (``siov_irq_ecp5``; see :mod:`siov.rtl.ecp5`). Same behaviour, cycle
+        for cycle; at most 1024 entries.
 
     Attributes
     ----------
@@ -229,7 +236,8 @@ class InterruptRemapper(wiring.Component):
         On a bad parameter.
     """
 
-    def __init__(self, *, entries=256, fault_depth=16, pipelined=True, replay_depth=4, peek=False):
+    def __init__(self, *, entries=256, fault_depth=16, pipelined=True, replay_depth=4, peek=False,
+                 primitive=None):
         if not isinstance(entries, int) or isinstance(entries, bool):
             raise TypeError(f"Number of IMS entries must be an integer, not {entries!r}")
         if not 16 <= entries <= 2048 or entries & (entries - 1):
@@ -239,6 +247,12 @@ class InterruptRemapper(wiring.Component):
             raise ValueError(f"Fault queue depth must be an integer between 2 and 255, not {fault_depth!r}")
         if not isinstance(replay_depth, int) or not 1 <= replay_depth <= 64:
             raise ValueError(f"Replay queue depth must be an integer between 1 and 64, not {replay_depth!r}")
+        if primitive not in (None, "ecp5"):
+            raise ValueError(f"Block RAM primitive must be None or 'ecp5', not {primitive!r}")
+        if primitive == "ecp5" and (entries > DP16KD_DEPTH or peek):
+            raise ValueError(f"The ECP5 IMS table holds at most {DP16KD_DEPTH} entries and has no "
+                             f"peek port (entries={entries}, peek={peek})")
+        self.primitive = primitive
         self.entries = entries
         self.fault_depth = fault_depth
         self.pipelined = bool(pipelined)
@@ -278,27 +292,33 @@ class InterruptRemapper(wiring.Component):
         port_addr = Signal(ib)
         port_lane_en = Signal(4)
         port_wdata = Signal(_LANE)
+        # ``raw``: the row read in the previous cycle, registered straight off
+        # the block RAM (for the pipeline every cycle, and for the IMS window
+        # in cycle 3 of an access). With ``primitive="ecp5"`` that register is
+        # the DP16KD's own output register.
+        raw = Signal(_ROW)
         row = []
         peek_row = []
         for j in range(_ROW // 18):
+            lane = 18 * j // _LANE
+            wdata = port_wdata[(18 * j) % _LANE:][:18]
+            if self.primitive == "ecp5":
+                m.submodules[f"ims{j}"] = dp16kd(f"ims{j}", a=dict(
+                    addr=port_addr, we=port_lane_en[lane], wdata=wdata, rdata=raw[18 * j:][:18],
+                    regmode="OUTREG", writemode="READBEFOREWRITE"))
+                continue
             mem = Memory(shape=18, depth=n, init=[])
             m.submodules[f"ims{j}"] = mem
             w = mem.write_port()
             r = mem.read_port()
-            lane = 18 * j // _LANE
-            m.d.comb += [w.addr.eq(port_addr), r.addr.eq(port_addr),
-                         w.data.eq(port_wdata[(18 * j) % _LANE:][:18]), w.en.eq(port_lane_en[lane])]
+            m.d.comb += [w.addr.eq(port_addr), r.addr.eq(port_addr), w.data.eq(wdata), w.en.eq(port_lane_en[lane])]
             row.append(r.data)
             if hasattr(self, "peek_addr"):
                 pr = mem.read_port(domain="comb")
                 m.d.comb += pr.addr.eq(self.peek_addr)
                 peek_row.append(pr.data)
-        # The row read in the previous cycle, registered straight off the block
-        # RAM: for the pipeline (every cycle) and, separately, for the IMS
-        # window (in cycle 2 of an access).
-        raw = Signal(_ROW)
-        csr_row = Signal(_ROW)
-        m.d.sync += raw.eq(Cat(*row))
+        if row:
+            m.d.sync += raw.eq(Cat(*row))
         if hasattr(self, "peek_addr"):
             pr = Cat(*peek_row)
             m.d.comb += [self.peek_data.eq(Cat(*(pr[_LANE * w:][:32] for w in range(4)))),
@@ -433,8 +453,8 @@ class InterruptRemapper(wiring.Component):
         #                 push); from there on the access never waits;
         #   1 (_P_READ)   the row is read (the pipeline takes no message: the
         #                 table has one port);
-        #   2 (_P_ROW)    the row is registered;
-        #   3 (_P_OLD)    the addressed word is taken from it;
+        #   2 (_P_ROW)    the row comes out of the block RAM into ``raw``;
+        #   3 (_P_OLD)    the addressed word is taken from ``raw``;
         #   4 (_P_NEW)    the new word is computed;
         #   5 (_P_CTRL)   and what a CTRL write does to PENDING;
         #   6 (_P_WRITE)  a write is written into the table (the only message
@@ -455,10 +475,8 @@ class InterruptRemapper(wiring.Component):
         phase = Signal(range(_P_COMMIT + 1))
         at = lambda p: busy & (phase == p)
         old_word = Signal(32)
-        with m.If(at(_P_ROW)):
-            m.d.sync += csr_row.eq(Cat(*row))
         with m.If(at(_P_OLD)):
-            m.d.sync += old_word.eq(csr_row.word_select(q_word, _LANE)[:32])
+            m.d.sync += old_word.eq(raw.word_select(q_word, _LANE)[:32])
         bytemask = Cat(*(b.replicate(8) for b in ims_bus.wstrb))
         new_word = Signal(32)
         m.d.comb += new_word.eq(((old_word & ~bytemask) | (ims_bus.wdata & bytemask)) &
