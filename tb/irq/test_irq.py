@@ -34,6 +34,13 @@ def entry_addr(i, word=0):
     return IMS + 16 * i + 4 * word
 
 
+#: IMS entries written by the tests run so far in this simulation. A reset
+#: clears the unit's registers, queues and pending bits but not its block RAM
+#: (as in hardware), so each test first zeroes what earlier ones wrote, as a
+#: driver initializing the table would, and the fresh model agrees with it.
+_WRITTEN_ENTRIES = set()
+
+
 class CsrOps(uvm_sequence):
     """CSR accesses through the CSR agent's sequencer, one at a time."""
 
@@ -51,6 +58,8 @@ class CsrOps(uvm_sequence):
         return it.resp, it.value
 
     async def write(self, addr, data, strb=0xF):
+        if IMS <= addr < entry_addr(ENTRIES):
+            _WRITTEN_ENTRIES.add((addr - IMS) // 16)
         return (await self._do(CsrItem("wr", addr, write=True, data=data, strb=strb))).resp
 
     async def body(self):
@@ -100,10 +109,18 @@ class IrqBaseTest(uvm_test):
         self.raise_objection()
         await self.bfm.reset()
         self.ops = CsrOps("csr", self.env.csr.seqr)
+        await self.clear_written_entries()
         await self.scenario()
         self.drop_objection()
 
     # -- building blocks ---------------------------------------------------
+
+    async def clear_written_entries(self):
+        """Zero every IMS entry an earlier test of this simulation wrote (CTRL
+        first, so no entry is briefly present with a stale owner)."""
+        for i in sorted(_WRITTEN_ENTRIES):
+            for word in (3, 0, 1, 2):
+                await self.ops.write(entry_addr(i, word), 0)
 
     async def quiesce(self, limit=200_000):
         sb = self.env.scoreboard
