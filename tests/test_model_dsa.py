@@ -82,7 +82,8 @@ def test_enum_values_match_idxd():
         "NOOP": 0x00, "DRAIN": 0x02, "MEMMOVE": 0x03, "MEMFILL": 0x04, "COMPARE": 0x05}
     assert {s.name: s.value for s in Status} == {
         "NONE": 0x00, "SUCCESS": 0x01, "PAGE_FAULT": 0x03, "BAD_OPCODE": 0x10,
-        "INVALID_FLAGS": 0x11, "XFER_SIZE": 0x13, "INVALID_INT_HANDLE": 0x19, "ADDR_ALIGN": 0x1C}
+        "INVALID_FLAGS": 0x11, "XFER_SIZE": 0x13, "INVALID_INT_HANDLE": 0x19, "ADDR_ALIGN": 0x1C,
+        "HW_ERROR": 0x20}
     assert (Flag.FENCE, Flag.BOF, Flag.CRAV, Flag.RCR, Flag.RCI) == (0x1, 0x2, 0x4, 0x8, 0x10)
     assert (Flag.CRSTS, Flag.CR, Flag.CC) == (0x20, 0x80, 0x100)
     assert (Flag.ADDR1_TCS, Flag.ADDR2_TCS, Flag.ADDR3_TCS, Flag.CR_TCS) == (0x200, 0x400, 0x800, 0x1000)

@@ -5,10 +5,15 @@ import random
 import pytest
 
 from siov.rtl.cmd.dsa import Flag, Opcode, Status
+from siov.rtl.dma.defs import RangeOp
+from siov.rtl.params import DeviceParams
+from siov.sw.model.adi import ERR_FETCH_FAULT, ERROR, AdiModel
+from siov.sw.model.device import EngineModel
+from siov.sw.model.dma import DmaModel
 from siov.sw.model.dsa import CompletionRecord, Descriptor
-from siov.sw.model.engine import (MAX_XFER, PAGE_SIZE, Engine, Memory, PageFault, PageMap,
-                                  estimate_cost)
-from siov.sw.model.irq import Message
+from siov.sw.model.engine import (MAX_XFER, PAGE_SIZE, BusErrors, Engine, Memory, PageFault,
+                                  PageMap, estimate_cost)
+from siov.sw.model.irq import IrqModel, Message
 
 P = PAGE_SIZE
 PASID = 0x2A
@@ -293,6 +298,127 @@ def test_readonly_destination_faults():
     o = eng.execute(desc(Opcode.MEMMOVE, src_addr=0x1000, dst_addr=0x5000, xfer_size=64))
     assert (o.status, o.fault_addr, o.bytes_completed) == (Status.PAGE_FAULT, 0x5000, 0)
     assert 0x555 not in mem.pages
+
+
+# -- bus errors (SLVERR/DECERR from host memory) ---------------------------------------------
+
+def bus_error_page(pm, eng, page, read=True, write=True):
+    """Make device page ``page`` of PASID 42 answer bus errors (its host page, whole)."""
+    eng.bus_errors.add(pm(PASID, page * P, False), P, read=read, write=write)
+
+
+def test_bus_errors_granularity():
+    mem, errors = Memory(), BusErrors()
+    mem.write(0x1000, bytes(range(1, 33)))
+    errors.add(0x100C, 2, write=False)               # inside the second 8-byte word
+    assert errors.read(mem, 0x1000, 32) == (bytes(range(1, 9)) + bytes(8) + bytes(range(17, 33)), True)
+    assert errors.read(mem, 0x1010, 16) == (bytes(range(17, 33)), False)
+    assert not errors.write_fails(0x100C, 2)
+    errors.add(0x2004, 2, read=False)
+    assert errors.write(mem, 0x2000, b"abcdefgh" * 2)
+    assert mem.read(0x2000, 16) == bytes(8) + b"abcdefgh"    # the erroring beat stored nothing
+    assert not errors.write(mem, 0x2000, b"xyzw")            # bytes 0..3 do not touch 0x2004
+    errors.clear()
+    assert errors.read(mem, 0x1000, 8) == (bytes(range(1, 9)), False)
+
+
+def test_bus_error_memmove_source():
+    mem, pm, eng = setup()
+    data = random.Random(5).randbytes(3 * P)
+    dev_write(mem, pm, 0x1000, data)
+    bus_error_page(pm, eng, 2, write=False)
+    o = eng.execute(desc(Opcode.MEMMOVE, src_addr=0x1800, dst_addr=0x8000, xfer_size=P + 0x100))
+    r = record(mem)
+    assert o.status is Status.HW_ERROR and o.completion == r.pack()
+    # Pieces: [0x1800, 0x2000) copied, then [0x2000, 0x2800) reads the erroring page.
+    assert (r.status, r.status_write, r.result, r.fault_addr, r.bytes_completed) == (0x20, 0, 0, 0, 0x800)
+    assert dev_read(mem, pm, 0x8000, 0x800) == data[0x800:0x1000]
+    assert dev_read(mem, pm, 0x8800, 0x800) == bytes(0x800)     # the failing piece: zeros were read
+    assert dev_read(mem, pm, 0x9000, 0x100) == bytes(0x100)     # nothing after it
+
+
+def test_bus_error_memmove_destination_descending():
+    mem, pm, eng = setup()
+    data = random.Random(6).randbytes(0x2000)
+    dev_write(mem, pm, 0x0800, data)
+    bus_error_page(pm, eng, 1, read=False)
+    # dst inside src, descending: piece [0x17F0, 0x1800) writes dst 0x2000.. (page 2), then
+    # [0x800, 0x17F0) writes dst 0x1010..0x2000 on the erroring page.
+    o = eng.execute(desc(Opcode.MEMMOVE, src_addr=0x0800, dst_addr=0x0810, xfer_size=0x1800))
+    r = record(mem)
+    assert (o.status, r.result, r.bytes_completed) == (Status.HW_ERROR, 1, 0x10)
+    assert dev_read(mem, pm, 0x0800, 0x1800) == data[:0x1800]   # the erroring page kept its bytes
+    assert dev_read(mem, pm, 0x2000, 0x10) == data[0x17F0:0x1800]
+
+
+def test_bus_error_memfill_and_compare():
+    mem, pm, eng = setup()
+    bus_error_page(pm, eng, 3)
+    o = eng.execute(desc(Opcode.MEMFILL, pattern=0x1122334455667788, dst_addr=0x2F00, xfer_size=0x200))
+    assert (o.status, o.bytes_completed, o.record.status_write) == (Status.HW_ERROR, 0x100, 0)
+    assert dev_read(mem, pm, 0x2F00, 8) == (0x1122334455667788).to_bytes(8, "little")
+    assert dev_read(mem, pm, 0x3000, 0x100) == bytes(0x100)
+    bus_error_page(pm, eng, 7, write=False)
+    for src, src2 in ((0x7000, 0x5000), (0x5000, 0x7000)):
+        # Equal data elsewhere, zeros read from the erroring page: still an error, not a difference.
+        o = eng.execute(desc(Opcode.COMPARE, src_addr=src - 0x80, src2_addr=src2 - 0x80, xfer_size=0x100))
+        assert (o.status, o.result, o.bytes_completed) == (Status.HW_ERROR, 0, 0x80)
+
+
+def test_bus_error_on_completion_record():
+    mem, pm, eng = setup()
+    eng.bus_errors.add(0x900 << 12, P, read=False)
+    o = eng.execute(desc(Opcode.NOOP, flags=CR_FLAGS | Flag.RCI, int_handle=3), cycles=9)
+    assert o.status is Status.HW_ERROR and o.completion is None
+    assert (o.record.status, o.record.status_write, o.record.fault_addr) == (0x20, 0, 0)
+    assert o.interrupt == Message(True, PASID, 3)            # the interrupt is still sent
+    assert mem.pages == {}
+    # A data error whose record also fails: one outcome, HW_ERROR.
+    bus_error_page(pm, eng, 1)
+    o = eng.execute(desc(Opcode.MEMFILL, dst_addr=0x1000, xfer_size=8))
+    assert (o.status, o.completion) == (Status.HW_ERROR, None)
+
+
+def test_bus_error_record_written_without_rcr():
+    mem, pm, eng = setup()
+    bus_error_page(pm, eng, 4, read=False)
+    o = eng.execute(desc(Opcode.MEMFILL, flags=Flag.CRAV, dst_addr=0x4000, xfer_size=64))
+    assert o.status is Status.HW_ERROR and record(mem).status == 0x20
+
+
+def test_bus_error_elsewhere_changes_nothing():
+    """An error range the descriptor does not touch: the outcome is the plain one."""
+    runs = []
+    for with_errors in (False, True):
+        mem, pm, eng = setup()
+        dev_write(mem, pm, 0x1000, random.Random(7).randbytes(2 * P))
+        if with_errors:
+            bus_error_page(pm, eng, 9)
+            eng.bus_errors.add(pm(PASID, 0x1000, False) - 8, 8)   # the word just below the source
+        o = eng.execute(desc(Opcode.MEMMOVE, src_addr=0x1003, dst_addr=0x6005, xfer_size=P + 9))
+        runs.append((o, dict((k, bytes(v)) for k, v in mem.pages.items())))
+    assert runs[0] == runs[1] and runs[0][0].status is Status.SUCCESS
+
+
+def test_fetch_bus_error_is_fetch_fault():
+    """EngineModel: a ring read answered with an error fails like a blocked one (ADI ERROR 4)."""
+    params = DeviceParams()
+    adi, dma, mem = AdiModel(params), DmaModel(params), Memory()
+    model = EngineModel(mem, adi, dma, IrqModel(entries=params.ims_entries))
+    ring_host = 0x40_0000
+    dma.set_domain(0, ring_host, 16)
+    dma.range_op(RangeOp.PIN, 0, 0, 16)
+    dma.set_adi(0, PASID, 0)
+    dma.guest_map(0, 0)
+    adi.command(0, enable=True, base=0, size=4, pasid=PASID, domain=0)
+    adi.doorbell(0, 2)
+    raws = [Descriptor(pasid=PASID, opcode=Opcode.NOOP, completion_addr=i).pack() for i in range(2)]
+    mem.write(ring_host, raws[0] + raws[1])
+    assert model.fetch(0) == raws[0] and model.refused == 0
+    model.bus_errors.add(ring_host + 8, 1, write=False)         # one beat of the head descriptor
+    assert model.fetch(0) is None
+    assert (adi.adis[0].state, adi.adis[0].error, model.refused) == (ERROR, ERR_FETCH_FAULT, 1)
+    assert dma.counters["allowed"] == 2                          # both reads were translated
 
 
 @pytest.mark.parametrize("seed", range(6))

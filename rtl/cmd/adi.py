@@ -31,7 +31,7 @@ DRAINING ADI goes DISABLED only once HEAD == TAIL and it is not busy, so
 DISABLED after DRAIN means every posted descriptor has completed) and the
 ``fault`` stream (always ready) that puts an ENABLED or DRAINING ADI into
 ERROR with the engine's code (3: a descriptor's PASID differs from the ADI's,
-4: a descriptor fetch faulted in the DMA tracker). A command to the same ADI
+4: a descriptor fetch faulted in the DMA tracker or got an AXI error). A command to the same ADI
 in the same cycle takes precedence.
 """
 
@@ -73,7 +73,7 @@ class AdiError(enum.IntEnum):
     TAIL_BEYOND_RING = 1
     BAD_RING_CONFIG = 2
     DESC_PASID = 3       # engine: descriptor PASID differs from the ADI's (refused)
-    FETCH_FAULT = 4      # engine: the ring read was blocked by the DMA tracker
+    FETCH_FAULT = 4      # engine: the ring read was blocked by the DMA tracker or got an AXI error
 
 
 #: Per-ADI ring information for the fetcher: base is the host byte address >> 6.

@@ -88,6 +88,11 @@ class Status(enum.Enum, shape=7):
     The status byte of a completion record holds the status in bits 6:0
     (``DSA_COMP_STATUS_MASK``) and, for a page fault, the direction of the
     faulting access in bit 7 (``DSA_COMP_STATUS_WRITE``), hence ``shape=7``.
+
+    ``HW_ERROR`` is ``DSA_COMP_HW_ERR1`` (0x20, the entry after
+    ``DSA_COMP_PFAULT_RDBA`` = 0x1f in the header): the engine reports it when
+    host memory answers a data read or write, or the completion-record write,
+    with a response other than OKAY (see :mod:`.engine`).
     """
     NONE = 0x00                 # DSA_COMP_NONE: record not yet written
     SUCCESS = 0x01              # DSA_COMP_SUCCESS
@@ -97,6 +102,7 @@ class Status(enum.Enum, shape=7):
     XFER_SIZE = 0x13            # DSA_COMP_XFER_ERANGE
     INVALID_INT_HANDLE = 0x19   # DSA_COMP_INT_HANDLE_INVAL
     ADDR_ALIGN = 0x1C           # DSA_COMP_ADDR_ALIGN
+    HW_ERROR = 0x20             # DSA_COMP_HW_ERR1: an AXI read or write answered SLVERR/DECERR
 
 
 class Flag(enum.IntFlag, shape=24):

@@ -11,7 +11,8 @@ one thing at a time:
 * **prefetch**: while an ADI is pending and its slot is empty, read its head
   descriptor (ring base + 64 x head, a device address translated by the DMA
   tracker under the ADI's PASID) into its slot in block RAM and estimate its
-  cost (:mod:`.cost`). A blocked fetch puts the ADI into ERROR (code 4);
+  cost (:mod:`.cost`). A blocked fetch, or one whose read gets a non-OKAY
+  RRESP, puts the ADI into ERROR (code 4, as the model's ``fetch``);
 * **dispatch**: the arbiter (:mod:`.arbiter`) sees ``req = slot filled &
   pending`` and the slots' costs; the sequencer takes its grant when idle and
   no slot of a pending ADI is empty (fetches go first, so the arbiter always
@@ -31,9 +32,17 @@ one thing at a time:
   piece, so a MEMMOVE whose destination starts inside the source's piece is
   stored and forwarded (read fully, then written), and any other piece streams
   with reads and writes overlapped. An overlapping MEMMOVE with the
-  destination above the source runs its pieces in descending order;
+  destination above the source runs its pieces in descending order. When a
+  piece has been moved (every R and B response in), a non-OKAY response to
+  one of its reads or writes ends the descriptor with ``Status.HW_ERROR``
+  (0x20, ``DSA_COMP_HW_ERR1``): ``bytes_completed`` counts the pieces before
+  it, ``result`` is the MEMMOVE direction as for a page fault. The movers
+  finish a piece whatever its responses, so the FIFO is empty and nothing
+  waits on a response that will not come;
 * **complete**: write the 32-byte completion record (with CRAV, if RCR is set
-  or the status is not success; its page is translated like any write), then
+  or the status is not success; its page is translated like any write; a
+  non-OKAY BRESP to it makes the outcome ``HW_ERROR``, as a fault on its page
+  makes it ``PAGE_FAULT``), then
   send the interrupt message {PASID, handle} to the interrupt remapper if RCI
   is set and the handle is valid. The record's ``cycles`` field (byte 20) and
   ``ENG.LAST_CYCLES`` hold the cycles from grant to record.
@@ -235,6 +244,7 @@ class Engine(wiring.Component):
         down = Signal()                           # descending MEMMOVE
         diff_found = Signal()
         diff_at = Signal(32)
+        cmp_src_err = Signal()                    # COMPARE: the piece's source-1 read saw an error
         busy_adi = Signal()
         done_count = Signal(32)
         failed_count = Signal(32)
@@ -390,6 +400,14 @@ class Engine(wiring.Component):
         with m.If(self.adi_fault.valid):     # likewise, and registered like consume
             m.d.sync += self.adi_fault.valid.eq(0)
 
+        def fetch_fault():
+            # The ring read was blocked or answered with an error: ADI ERROR code 4.
+            m.d.sync += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
+                         self.adi_fault.payload.code.eq(AdiError.FETCH_FAULT)]
+            with m.If(~refused_count.all()):
+                m.d.sync += refused_count.eq(refused_count + 1)
+            m.next = "SETTLE"
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += deciding.eq(~need_fetch.any())
@@ -436,7 +454,14 @@ class Engine(wiring.Component):
                     with m.If(word == 4):
                         m.d.sync += desc.xfer_size.eq(fifo_data[:32])
                     with m.If(word == _DESC_WORDS - 1):
-                        m.next = "FETCH_COST"
+                        # The last word has passed the aligner and the FIFO, so
+                        # every R beat of the fetch has been seen: `rd.error` is final.
+                        with m.If(rd.error):
+                            m.next = "FETCH_ERROR"
+                        with m.Else():
+                            m.next = "FETCH_COST"
+            with m.State("FETCH_ERROR"):
+                fetch_fault()
             with m.State("FETCH_COST"):
                 m.d.comb += [est.start.eq(1), est.opcode.eq(desc.opcode.as_value()), est.size.eq(desc.xfer_size)]
                 m.next = "FETCH_COST_WAIT"
@@ -561,11 +586,7 @@ class Engine(wiring.Component):
             with m.State("XLATE_FAULT"):
                 with m.Switch(xlate_then):
                     with m.Case(X_FETCH):
-                        m.d.sync += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
-                                     self.adi_fault.payload.code.eq(AdiError.FETCH_FAULT)]
-                        with m.If(~refused_count.all()):
-                            m.d.sync += refused_count.eq(refused_count + 1)
-                        m.next = "SETTLE"
+                        fetch_fault()
                     with m.Case(X_CR):
                         m.d.sync += [status.eq(Status.PAGE_FAULT), fault_write.eq(1),
                                      fault_addr.eq(desc.completion_addr)]
@@ -599,7 +620,14 @@ class Engine(wiring.Component):
                     m.next = "MOVE_WAIT"
             with m.State("MOVE_WAIT"):
                 with m.If(movers_idle):
-                    m.next = "ADVANCE"
+                    # The piece is fully read and written: an error response on
+                    # either side ends the descriptor (MEMFILL issued no read,
+                    # so the reader's flag may be left from an earlier command).
+                    with m.If(wr.error | (rd.error & ~is_fill)):
+                        m.d.sync += [status.eq(Status.HW_ERROR), result.eq(is_move & down)]
+                        m.next = "RECORD"
+                    with m.Else():
+                        m.next = "ADVANCE"
             with m.State("ADVANCE"):
                 m.d.sync += [done.eq(done + p_len), rem.eq(rem - p_len),
                              at_src.eq(Mux(down, p_src, p_src + p_len)),
@@ -607,7 +635,8 @@ class Engine(wiring.Component):
                 m.next = "PIECE"
             with m.State("CMP_FILL"):
                 with m.If(~rd.busy & ~al.busy):
-                    m.d.sync += [route_compare.eq(1), cmp_k.eq(0)]
+                    # Source 2's read clears the reader's error flag: keep source 1's.
+                    m.d.sync += [route_compare.eq(1), cmp_k.eq(0), cmp_src_err.eq(rd.error)]
                     m.next = "CMP_READ"
             with m.State("CMP_READ"):
                 m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_dst),
@@ -619,7 +648,12 @@ class Engine(wiring.Component):
             with m.State("CMP_SETTLE"):
                 # One more cycle: the registered comparison of the last word lands.
                 m.d.sync += route_compare.eq(0)
-                with m.If(neq_q.any() | diff_found):
+                with m.If(cmp_src_err | rd.error):
+                    # Both sources were read whole (the FIFO is empty again); an
+                    # error outranks any difference found in the piece.
+                    m.d.sync += status.eq(Status.HW_ERROR)
+                    m.next = "RECORD"
+                with m.Elif(neq_q.any() | diff_found):
                     m.next = "PIECE"
                 with m.Else():
                     m.next = "ADVANCE"
@@ -629,7 +663,8 @@ class Engine(wiring.Component):
                 m.d.sync += [
                     record.status.eq(status), record.status_write.eq(fault_write),
                     record.result.eq(result), record.fault_info.eq(0), record.rsvd.eq(0),
-                    record.bytes_completed.eq(Mux(status == Status.PAGE_FAULT, done,
+                    record.bytes_completed.eq(Mux((status == Status.PAGE_FAULT) | (status == Status.HW_ERROR),
+                                                  done,
                                                   Mux(status == Status.SUCCESS,
                                                       Mux(sized, Mux(result.any() & is_cmp, done,
                                                                      desc.xfer_size), 0), 0))),
@@ -651,6 +686,11 @@ class Engine(wiring.Component):
             with m.State("RECORD_WAIT"):
                 with m.If(~wr.busy):
                     m.d.sync += wsrc.eq(SRC_FIFO)
+                    with m.If(wr.error):
+                        # The record did not reach memory: the descriptor's outcome
+                        # is the error (ENG.LAST_STATUS, DESC_FAILED), as for a
+                        # record whose page faults.
+                        m.d.sync += status.eq(Status.HW_ERROR)
                     m.next = "IRQ"
             with m.State("IRQ"):
                 with m.If(rci & handle_ok):

@@ -16,7 +16,11 @@ AXI 4 KiB boundary). For each piece:
 
 All three are streams with valid/ready, run one command at a time and report
 ``busy``; a response other than OKAY sets their sticky ``error`` until the
-next command.
+next command. An error does not cut a command short: the reader still takes
+every beat (an erroring beat's data is passed on as received) and the writer
+still sends every beat and waits for every B, so a command always ends and
+leaves no data behind. Acting on ``error`` once ``busy`` falls is the
+engine's job (``Status.HW_ERROR``).
 """
 
 from amaranth.hdl import Cat, Module, Mux, Signal

@@ -9,8 +9,9 @@ block models the Device is made of:
   the fault queue and the counters follow;
 * execution is :class:`~siov.sw.model.engine.Engine`;
 * a descriptor whose PASID differs from the ADI's is refused (ADI ERROR code
-  3, nothing executed); a ring read the tracker blocks puts the ADI into ERROR
-  code 4 (:meth:`EngineModel.fetch`);
+  3, nothing executed); a ring read the tracker blocks, or that host memory
+  answers with a bus error (:attr:`EngineModel.bus_errors`), puts the ADI
+  into ERROR code 4 (:meth:`EngineModel.fetch`);
 * the completion interrupt goes to :class:`~siov.sw.model.irq.IrqModel`.
 
 The hardware prefetches each ADI's head descriptor before arbitration; the
@@ -28,7 +29,7 @@ from .adi import ERR_DESC_PASID, ERR_FETCH_FAULT, AdiModel
 from .csr import CsrModel
 from .dma import DmaModel
 from .dsa import Descriptor
-from .engine import Engine, Outcome, PageFault
+from .engine import BusErrors, Engine, Outcome, PageFault
 from .irq import IrqModel
 
 __all__ = ["EngineModel", "Dispatch"]
@@ -56,12 +57,20 @@ class EngineModel:
     adi : AdiModel
     dma : DmaModel
     irq : IrqModel
+
+    Attributes
+    ----------
+    bus_errors : BusErrors
+        Host ranges where memory answers the engine's reads or writes with an
+        error (the testbench's memory consults the same object).
     """
 
     def __init__(self, memory, adi: AdiModel, dma: DmaModel, irq: IrqModel):
         self.memory, self.adi, self.dma, self.irq = memory, adi, dma, irq
         self.params = adi.params
-        self.engine = Engine(memory, self.translate, num_handles=irq.entries)
+        self.bus_errors = BusErrors()
+        self.engine = Engine(memory, self.translate, num_handles=irq.entries,
+                             bus_errors=self.bus_errors)
         self._regs = CsrModel(self.params, window="ENG")
         self.done = self.failed = self.refused = 0
         self.last_cycles = 0
@@ -83,16 +92,21 @@ class EngineModel:
         return d.addr | addr & ((1 << PAGE_SHIFT) - 1)
 
     def fetch(self, adi):
-        """Read ADI ``adi``'s head descriptor through the tracker; None (and ADI ERROR 4) if blocked."""
+        """Read ADI ``adi``'s head descriptor through the tracker; None (and ADI ERROR 4) if
+        the tracker blocks the read or memory answers it with an error."""
         a = self.adi.adis[adi]
         addr = a.base + a.head * DESC_BYTES
         try:
             host = self.translate(a.pasid, addr, False)
         except PageFault:
-            self.adi.fault(adi, ERR_FETCH_FAULT)
-            self.refused = min(self.refused + 1, COUNTER_MAX)
-            return None
-        return self.memory.read(host, DESC_BYTES)
+            host = None
+        if host is not None:
+            raw, error = self.bus_errors.read(self.memory, host, DESC_BYTES)
+            if not error:
+                return raw
+        self.adi.fault(adi, ERR_FETCH_FAULT)
+        self.refused = min(self.refused + 1, COUNTER_MAX)
+        return None
 
     # -- dispatch ------------------------------------------------------------------
 

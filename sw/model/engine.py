@@ -40,7 +40,15 @@ Execution:
   lowest device address of the faulting piece, ``status_write`` its
   direction, ``bytes_completed`` the bytes done before it (for a descending
   MEMMOVE, counted from the end). On success ``bytes_completed`` is
-  ``xfer_size`` (0 for NOOP/DRAIN).
+  ``xfer_size`` (0 for NOOP/DRAIN);
+* a bus error (host memory answering a read or write with SLVERR/DECERR,
+  see :class:`BusErrors`) is found when the piece has been moved: the piece
+  completes as the bus allowed (erroring reads return zeros, erroring writes
+  store nothing), then the operation stops with ``HW_ERROR``
+  (``DSA_COMP_HW_ERR1``), ``bytes_completed`` the bytes done before the
+  failing piece (counted from the end for a descending MEMMOVE), ``result``
+  the MEMMOVE direction as for a page fault (0 for COMPARE, whose result is
+  not meaningful), ``fault_addr`` and ``status_write`` 0.
 
 Completion record and interrupt:
 
@@ -49,6 +57,9 @@ Completion record and interrupt:
   address is misaligned, or without CRAV;
 * writing the record is a DMA write: if its page faults, the outcome becomes
   ``PAGE_FAULT`` at ``completion_addr`` (write) and no record is written;
+  if the write gets a bus error, the outcome becomes ``HW_ERROR`` (the record
+  reported keeps its other fields) and the record's words in the erroring
+  range are not stored;
 * with RCI set and a valid handle, the outcome carries an interrupt message
   ``Message(is_irq=True, pasid, handle)`` for the interrupt remapper,
   whatever the status.
@@ -67,10 +78,12 @@ from ...rtl.dma.defs import PAGE_SHIFT
 from .dsa import CompletionRecord, Descriptor
 from .irq import Message
 
-__all__ = ["PAGE_SIZE", "MAX_XFER", "PageFault", "Memory", "PageMap", "Outcome", "Engine",
-           "estimate_cost"]
+__all__ = ["PAGE_SIZE", "MAX_XFER", "BUS_WORD", "PageFault", "Memory", "PageMap", "BusErrors",
+           "Outcome", "Engine", "estimate_cost"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
+#: Bytes per beat of the engine's AXI4 master: the unit a bus error applies to.
+BUS_WORD = 8
 
 _OPCODES = {op.value: op for op in Opcode}
 
@@ -145,6 +158,82 @@ class PageMap:
         return self.pages[key] << PAGE_SHIFT | addr & (PAGE_SIZE - 1)
 
 
+class BusErrors:
+    """Host-address ranges where memory answers the engine's AXI accesses with an error.
+
+    The granularity is the bus beat (:data:`BUS_WORD` bytes at an aligned
+    address), as a slave answers RRESP per beat and drops a beat it cannot
+    store:
+
+    * a read beat whose word overlaps a read-error range returns zeros and
+      an error;
+    * a write beat whose written bytes overlap a write-error range stores
+      none of them, and its burst's BRESP is an error.
+
+    An empty set (the default) makes every access OKAY.
+    """
+
+    def __init__(self):
+        self.ranges = []        # (start, end, read, write), end exclusive
+
+    def add(self, start, size, read=True, write=True):
+        """Make ``size`` bytes from host address ``start`` answer errors to reads and/or writes."""
+        if size <= 0 or start < 0:
+            raise ValueError(f"Bad error range: start {start:#x}, size {size}")
+        self.ranges.append((start, start + size, read, write))
+
+    def remove(self, start, size, read=True, write=True):
+        """Undo :meth:`add` with the same arguments."""
+        self.ranges.remove((start, start + size, read, write))
+
+    def clear(self):
+        self.ranges.clear()
+
+    def _hits(self, lo, hi, write):
+        return any(s < hi and lo < e and (w if write else r) for s, e, r, w in self.ranges)
+
+    def read_fails(self, addr, n=BUS_WORD):
+        """Whether a read of the beats covering ``[addr, addr + n)`` gets an error."""
+        lo = addr - addr % BUS_WORD
+        hi = -(-(addr + n) // BUS_WORD) * BUS_WORD
+        return self._hits(lo, hi, write=False)
+
+    def write_fails(self, addr, n=BUS_WORD):
+        """Whether writing the bytes ``[addr, addr + n)`` gets an error."""
+        return self._hits(addr, addr + n, write=True)
+
+    def read(self, memory, addr, n):
+        """``(data, error)``: ``n`` bytes read from ``memory`` beat by beat."""
+        out = bytearray()
+        error = False
+        for lo, hi in _beats(addr, n):
+            if self.read_fails(lo, hi - lo):
+                out += bytes(hi - lo)
+                error = True
+            else:
+                out += memory.read(lo, hi - lo)
+        return bytes(out), error
+
+    def write(self, memory, addr, data):
+        """Write ``data`` to ``memory`` beat by beat; True if any beat got an error."""
+        error = False
+        for lo, hi in _beats(addr, len(data)):
+            if self.write_fails(lo, hi - lo):
+                error = True
+            else:
+                memory.write(lo, data[lo - addr:hi - addr])
+        return error
+
+
+def _beats(addr, n):
+    """``(lo, hi)`` host byte ranges of ``[addr, addr + n)`` cut at every bus-word boundary."""
+    while n:
+        k = min(n, BUS_WORD - addr % BUS_WORD)
+        yield addr, addr + k
+        addr += k
+        n -= k
+
+
 @dataclass
 class Outcome:
     """What executing one descriptor did.
@@ -189,6 +278,14 @@ class _Fault(Exception):
         self.addr, self.write, self.done, self.result = addr, write, done, result
 
 
+class _BusError(Exception):
+    """A bus error in a piece of an operation, with the progress made before that piece."""
+
+    def __init__(self, done, result=0):
+        super().__init__(done)
+        self.done, self.result = done, result
+
+
 def estimate_cost(desc, a, b, width=None, frac_bits=COST_FRAC_BITS):
     """The arbiter's QoS cost of ``desc``: ``a + (b * xfer_size) >> frac_bits``.
 
@@ -218,15 +315,18 @@ class Engine:
         Largest accepted ``xfer_size`` in bytes (default 1 MiB).
     num_handles : int
         Interrupt handles 0..num_handles-1 are valid (default 256, the IMS size).
+    bus_errors : BusErrors
+        Host ranges that answer errors (default: none).
     """
 
-    def __init__(self, memory, translate, max_xfer=MAX_XFER, num_handles=256):
+    def __init__(self, memory, translate, max_xfer=MAX_XFER, num_handles=256, bus_errors=None):
         if not 1 <= max_xfer < 1 << 32:
             raise ValueError(f"max_xfer must be between 1 and 2**32 - 1, not {max_xfer}")
         self.memory = memory
         self.translate = translate
         self.max_xfer = max_xfer
         self.num_handles = num_handles
+        self.bus_errors = BusErrors() if bus_errors is None else bus_errors
 
     # -- checks ------------------------------------------------------------------
 
@@ -274,6 +374,9 @@ class Engine:
                 status = Status.PAGE_FAULT
                 rec.bytes_completed, rec.fault_addr, rec.status_write = f.done, f.addr, int(f.write)
                 rec.result = f.result
+            except _BusError as e:
+                status = Status.HW_ERROR
+                rec.bytes_completed, rec.result = e.done, e.result
         rec.status = status.value
 
         flags = desc.flags
@@ -282,8 +385,11 @@ class Engine:
         if cr_valid and (flags & Flag.RCR or status is not Status.SUCCESS):
             data = rec.pack()
             try:
-                self._store(desc.pasid, desc.completion_addr, data)
-                completion = data
+                if self._store(desc.pasid, desc.completion_addr, data):
+                    status = Status.HW_ERROR
+                    rec.status = status.value
+                else:
+                    completion = data
             except PageFault:
                 status = Status.PAGE_FAULT
                 rec.status, rec.status_write, rec.fault_addr = status.value, 1, desc.completion_addr
@@ -294,10 +400,21 @@ class Engine:
                        list(self._pages))
 
     def _store(self, pasid, addr, data):
+        """Write ``data`` at device address ``addr`` (one page); True if the bus answered an error."""
         host = self.translate(pasid, addr, True)
-        self.memory.write(host, data)
-        self._written += len(data)
+        error = self._write(host, data)
         self._pages.setdefault(addr >> PAGE_SHIFT, None)
+        return error
+
+    def _read_host(self, host, n):
+        """``(data, error)`` of a bus read at host address ``host``."""
+        self._read += n
+        return self.bus_errors.read(self.memory, host, n)
+
+    def _write(self, host, data):
+        """A bus write at host address ``host``; True if it got an error."""
+        self._written += len(data)
+        return self.bus_errors.write(self.memory, host, data)
 
     def _translate(self, pasid, addr, write, done):
         try:
@@ -317,10 +434,10 @@ class Engine:
         return pieces[::-1] if descending else pieces
 
     def _run(self, op, d):
-        """Execute a checked descriptor; return ``(result, bytes_completed)`` or raise _Fault."""
+        """Execute a checked descriptor; return ``(result, bytes_completed)`` or raise _Fault/_BusError."""
         if op in (Opcode.NOOP, Opcode.DRAIN):
             return 0, 0
-        n, mem, pasid = d.xfer_size, self.memory, d.pasid
+        n, pasid = d.xfer_size, d.pasid
         if op is Opcode.MEMMOVE:
             down = d.src_addr < d.dst_addr < d.src_addr + n
             for lo, hi in self._pieces((d.src_addr, d.dst_addr), n, down):
@@ -331,11 +448,11 @@ class Engine:
                 except _Fault as f:
                     f.result = int(down)
                     raise
-                data = mem.read(s, hi - lo)
-                mem.write(t, data)
-                self._read += hi - lo
-                self._written += hi - lo
+                data, read_error = self._read_host(s, hi - lo)
+                write_error = self._write(t, data)
                 self._pages.setdefault((d.dst_addr + lo) >> PAGE_SHIFT, None)
+                if read_error or write_error:
+                    raise _BusError(done, int(down))
             return int(down), n
         if op is Opcode.MEMFILL:
             pattern = d.src_addr.to_bytes(PATTERN_BYTES, "little")
@@ -344,16 +461,18 @@ class Engine:
                 # dst_addr is 8-byte aligned, so byte lanes follow the offset.
                 k = lo % PATTERN_BYTES
                 data = (pattern * ((hi - lo) // PATTERN_BYTES + 2))[k:k + hi - lo]
-                mem.write(t, data)
-                self._written += hi - lo
+                write_error = self._write(t, data)
                 self._pages.setdefault((d.dst_addr + lo) >> PAGE_SHIFT, None)
+                if write_error:
+                    raise _BusError(lo)
             return 0, n
         assert op is Opcode.COMPARE
         for lo, hi in self._pieces((d.src_addr, d.dst_addr), n):
             a = self._translate(pasid, d.src_addr + lo, False, lo)
             b = self._translate(pasid, d.dst_addr + lo, False, lo)
-            x, y = mem.read(a, hi - lo), mem.read(b, hi - lo)
-            self._read += 2 * (hi - lo)
+            (x, x_error), (y, y_error) = self._read_host(a, hi - lo), self._read_host(b, hi - lo)
+            if x_error or y_error:
+                raise _BusError(lo)
             if x != y:
                 first = next(i for i in range(hi - lo) if x[i] != y[i])
                 return 1, lo + first

@@ -5,7 +5,8 @@ environments):
 
 * :class:`SystemBfm`: the clock, cocotbext-axi's AxiLiteMaster on ``csr`` and
   an AxiRam on ``mem`` as host memory (with optional back-pressure and random
-  response latency on all five channels), and two monitors: the dispatch tap
+  response latency on all five channels, and host ranges that answer SLVERR,
+  see :func:`answer_bus_errors`), and two monitors: the dispatch tap
   (``tap_consume_valid``/``tap_consume_adi``, with the cycle of each dispatch
   and of each slice end ``tap_slice_end``) and ``irq_out`` (with random
   back-pressure);
@@ -54,7 +55,7 @@ from siov.tb.coverage import Coverage
 from siov.tb.layouts import unpack
 from siov.tb.reset import reset_dut
 
-__all__ = ["SystemBfm", "CsrAgent", "GuestAgent", "Scoreboard", "QosMonitor", "SystemEnv",
+__all__ = ["answer_bus_errors", "SystemBfm", "CsrAgent", "GuestAgent", "Scoreboard", "QosMonitor", "SystemEnv",
            "COVERAGE", "PAGE", "HOST_BASE", "DOMAIN_SPAN"]
 
 PERIOD_NS = 10
@@ -74,22 +75,60 @@ COVERAGE = Coverage("system", [
     "fault_src", "fault_dst", "fault_record", "record_written", "record_skipped",
     "irq_delivered", "irq_faulted", "desc_pasid_refused", "fetch_fault", "tail_beyond_ring",
     "multi_adi_interleaved", "mem_backpressure",
+    "status_hw_error", "bus_error_src", "bus_error_dst", "bus_error_compare", "bus_error_record",
+    "bus_error_fetch",
 ])
+
+
+class BusErrorResponse(Exception):
+    """Raised by the host memory's beat handlers for an access in an error range."""
+
+
+def answer_bus_errors(ram, errors):
+    """Make cocotbext-axi ``AxiRam`` ``ram`` answer SLVERR where ``errors`` says so.
+
+    ``errors`` is the model's :class:`~siov.sw.model.engine.BusErrors`, so the
+    scoreboard predicts exactly these responses. cocotbext-axi's slaves call
+    ``_read(word address, byte lanes)`` once per R beat and ``_write(address,
+    bytes)`` once per run of strobed bytes of a W beat, and turn an exception
+    from either into SLVERR (a read beat then carries zeros, the write run is
+    not stored; BRESP covers the whole burst). Overriding those two methods on
+    the RAM's interfaces gives beat-granular errors without touching the
+    channel handling, back-pressure included. Backdoor ``ram.read``/``write``
+    (the test's own set-up and checks) are unaffected.
+    """
+    read_if, write_if = ram.read_if, ram.write_if
+
+    async def read_beat(address, length):
+        if errors.read_fails(address, length):
+            raise BusErrorResponse(f"read {address:#x}")
+        return read_if.read(address % read_if.size, length)
+
+    async def write_run(address, data):
+        if errors.write_fails(address, len(data)):
+            raise BusErrorResponse(f"write {address:#x}")
+        write_if.write(address % write_if.size, data)
+
+    read_if._read = read_beat
+    write_if._write = write_run
 
 
 class SystemBfm:
     """Clock, bus masters, host memory and the monitors of one Device."""
 
-    def __init__(self, dut, rng):
+    def __init__(self, dut, rng, bus_errors):
         self.dut = dut
         self.rng = rng
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
                           size=RAM_SIZE)
-        for log in (self.axil.write_if.log, self.axil.read_if.log, self.ram.write_if.log,
-                    self.ram.read_if.log):
+        answer_bus_errors(self.ram, bus_errors)
+        for log in (self.axil.write_if.log, self.axil.read_if.log):
             log.setLevel(logging.WARNING)
+        # The RAM warns on every SLVERR beat it answers; those are intended here.
+        for log in (self.ram.write_if.log, self.ram.read_if.log):
+            log.setLevel(logging.ERROR)
         self.cycle = 0
         self.dispatches = []        # (cycle, adi)
         self.slice_ends = []        # cycles
@@ -332,6 +371,18 @@ class Scoreboard(uvm_component):
             COVERAGE.sample("multi_page", (d.dst_addr % PAGE) + d.xfer_size > PAGE)
         if out.status.name == "SUCCESS" and op == 5:
             COVERAGE.sample("compare_differ" if out.result else "compare_equal")
+        if out.status.name == "HW_ERROR":
+            if out.completion is None and d.flags & Flag.CRAV:
+                COVERAGE.sample("bus_error_record")
+            elif op == 3:
+                errors = self.sys.engine.bus_errors
+                a = self.sys.adi.adis[res.adi]
+                src = self.sys.host_of(a.domain, d.src_addr)
+                COVERAGE.sample("bus_error_src" if errors.read_fails(src, d.xfer_size) else "bus_error_dst")
+            elif op == 4:
+                COVERAGE.sample("bus_error_dst")
+            elif op == 5:
+                COVERAGE.sample("bus_error_compare")
         if out.status.name == "PAGE_FAULT":
             if out.fault_addr == d.completion_addr and out.record.status_write and out.completion is None:
                 COVERAGE.sample("fault_record")
@@ -397,7 +448,7 @@ class SystemEnv(uvm_env):
         self.rng = random.Random(seed)
         self.params = DeviceParams(**json.loads(os.environ.get("SIOV_PARAMS", "{}")))
         self.sys = SystemModel(self.params)
-        self.bfm = SystemBfm(dut, self.rng)
+        self.bfm = SystemBfm(dut, self.rng, self.sys.engine.bus_errors)
         self.csr.attach(self.bfm, self.sys.csr)
         self.guest.attach(self.bfm, self.csr, self.sys)
         self.scoreboard.attach(self.bfm, self.sys)

@@ -23,7 +23,7 @@ from pyuvm import uvm_test
 from siov.rtl import regmap
 from siov.rtl.cmd.adi import AdiError
 from siov.rtl.cmd.arbiter import Policy
-from siov.rtl.cmd.dsa import PATTERN_BYTES, Flag, Opcode
+from siov.rtl.cmd.dsa import PATTERN_BYTES, Flag, Opcode, Status
 from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import RangeOp
 from siov.sw.model.adi import ERROR, PAGE_HEAD, page_address
@@ -341,6 +341,119 @@ class EngineBadInputTest(SystemTest):
                  for variant in (False, True)]
         await env.guest.post(t2.adi, descs)
         await self.finish([t2], 2 + len(descs))
+
+
+@pyuvm.test()
+class EngineBusErrorTest(SystemTest):
+    """SLVERR from host memory on a data read, a data write, a completion record and a
+    descriptor fetch: the descriptor ends with ``HW_ERROR`` (0x20, ``DSA_COMP_HW_ERR1``),
+    a failed fetch puts the ADI into ERROR code 4, and the device keeps working."""
+
+    seed_offset = 6
+    READ_ERR_PAGE = DATA_FIRST + 6      # reads answer SLVERR, writes succeed
+    WRITE_ERR_PAGE = DATA_FIRST + 9     # writes answer SLVERR, reads succeed
+
+    def error_descriptors(self, t):
+        """``[(descriptor, expected status)]``: every engine access that can get an error."""
+        ro, w = (PAGES - RO_PAGES) * PAGE, DATA_FIRST * PAGE
+        r_err, w_err = self.READ_ERR_PAGE * PAGE, self.WRITE_ERR_PAGE * PAGE
+        k = self.rng.randrange(8)
+        cases = [
+            # MEMMOVE whose source runs into the read-error page after a good piece.
+            dict(opcode=Opcode.MEMMOVE, src_addr=r_err - 700 - k, dst_addr=w + 37, xfer_size=1500),
+            # Descending, stored and forwarded (destination inside the source's piece).
+            dict(opcode=Opcode.MEMMOVE, src_addr=r_err + 100, dst_addr=r_err + 120 + k, xfer_size=1000),
+            # MEMMOVE and MEMFILL whose destinations run into the write-error page.
+            dict(opcode=Opcode.MEMMOVE, src_addr=ro + 3, dst_addr=w_err - 300 - k, xfer_size=1000),
+            dict(opcode=Opcode.MEMFILL, dst_addr=w_err - 512, xfer_size=2048, src_addr=self.rng.getrandbits(64)),
+            # COMPARE with either source in the read-error page.
+            dict(opcode=Opcode.COMPARE, src_addr=r_err + 5, dst_addr=ro + 9, xfer_size=300),
+            dict(opcode=Opcode.COMPARE, src_addr=ro + 1, dst_addr=r_err + 16 + k, xfer_size=400),
+        ]
+        out = []
+        for c in cases:
+            d = Descriptor(pasid=t.pasid, **c)
+            self.completion_flags(t, d)
+            out.append((d, Status.HW_ERROR))
+        # RCR clear: the record is still written, as for any status but success.
+        d = Descriptor(pasid=t.pasid, opcode=Opcode.MEMMOVE, src_addr=ro + 64, dst_addr=w_err + 8,
+                       xfer_size=64, flags=Flag.CRAV, completion_addr=t.record_addr())
+        out.append((d, Status.HW_ERROR))
+        # Good operations whose completion record lands in the write-error page.
+        for d in (Descriptor(pasid=t.pasid, opcode=Opcode.MEMMOVE, src_addr=ro + 200, dst_addr=w + PAGE,
+                             xfer_size=777),
+                  Descriptor(pasid=t.pasid, opcode=Opcode.NOOP)):
+            d.flags = Flag.CRAV | Flag.RCR | Flag.RCI
+            d.completion_addr, d.int_handle = w_err + 32 * self.rng.randrange(PAGE // 32), t.handle
+            out.append((d, Status.HW_ERROR))
+        return out
+
+    def good_move(self, t):
+        ro, w = (PAGES - RO_PAGES) * PAGE, DATA_FIRST * PAGE
+        d = Descriptor(pasid=t.pasid, opcode=Opcode.MEMMOVE, src_addr=ro + self.rng.randrange(64),
+                       dst_addr=w + 2 * PAGE + self.rng.randrange(64), xfer_size=self.rng.randint(100, PAGE),
+                       flags=Flag.CRAV | Flag.RCR | Flag.RCI, int_handle=t.handle)
+        d.completion_addr = t.record_addr()
+        return d
+
+    def check_statuses(self, expected):
+        got = [res.outcome.status for _, res in self.env.scoreboard.results[-len(expected):]]
+        assert got == expected, f"statuses {[s.name for s in got]}, expected {[s.name for s in expected]}"
+
+    async def body(self):
+        env, csr = self.env, self.env.csr
+        kinds = {ch: self.rng.choice(["none", "light", "bursty"]) for ch in ("aw", "w", "b", "ar", "r")}
+        cocotb.top._log.info(f"memory pause patterns: {kinds}")
+        env.bfm.mem_pauses(kinds)
+        tenants = await self.setup_tenants(min(2, env.params.num_adis))
+        t0, t1 = tenants[0], tenants[1 % len(tenants)]
+        errors = env.sys.engine.bus_errors
+        errors.add(env.sys.host_of(t0.dom, self.READ_ERR_PAGE * PAGE), PAGE, read=True, write=False)
+        errors.add(env.sys.host_of(t0.dom, self.WRITE_ERR_PAGE * PAGE), PAGE, read=False, write=True)
+
+        # Data reads, data writes and records that get errors, then a good descriptor.
+        cases = self.error_descriptors(t0) + [(self.good_move(t0), Status.SUCCESS)]
+        await env.guest.post(t0.adi, [d for d, _ in cases])
+        await env.wait_dispatched(len(cases))
+        env.scoreboard.replay()
+        self.check_statuses([st for _, st in cases])
+        await csr.read(regmap.ENG_ENG_STATUS)          # LAST_STATUS: success again
+        await csr.read(regmap.ENG_DESC_FAILED)
+        dispatched = len(cases)
+
+        # A ring read answered with SLVERR: the fetch fails, ADI ERROR 4, nothing dispatched.
+        if t1 is not t0:
+            ring = env.sys.host_of(t1.dom, RING_PAGE * PAGE)
+            errors.add(ring, PAGE, read=True, write=False)
+            await env.guest.post(t1.adi, [self.good_move(t1)])
+            env.sys.posted[t1.adi].clear()
+            for _ in range(100):
+                await ClockCycles(env.bfm.dut.clk, 20)
+                _, st = await csr.raw_read(regmap.CMD_ADI_STATUS)
+                if st & 3 == ERROR:
+                    break
+            assert env.sys.engine.fetch(t1.adi) is None     # the model's view of the failed fetch
+            _, st = await csr.adi_command(t1.adi, 0)
+            assert st & 3 == ERROR and st >> 4 & 0xF == AdiError.FETCH_FAULT, hex(st)
+            COVERAGE.sample("bus_error_fetch")
+            await csr.read(regmap.ENG_DESC_REFUSED)
+            # Memory answers again: the ADI is recovered and runs a descriptor.
+            errors.remove(ring, PAGE, read=True, write=False)
+            await csr.adi_command(t1.adi, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
+            await csr.enable_adi(t1.adi, RING_PAGE * PAGE, RING_SIZE, t1.pasid, t1.dom)
+            await env.guest.post(t1.adi, [self.good_move(t1)])
+            dispatched += 1
+            await env.wait_dispatched(dispatched)
+            env.scoreboard.replay()
+            self.check_statuses([Status.SUCCESS])
+
+        # Both tenants keep working with the error pages still in place.
+        more = [(t, self.good_move(t)) for t in tenants for _ in range(2)]
+        for t, d in more:
+            await env.guest.post(t.adi, [d])
+        dispatched += len(more)
+        await self.finish(tenants, dispatched)
+        self.check_statuses([Status.SUCCESS] * len(more))
 
 
 class QosTestBase(SystemTest):
