@@ -637,14 +637,20 @@ class DmaTracker(wiring.Component):
         # registers, two register stages deep (GO is a later bus write than
         # OP_START and OP_COUNT: its pulse comes at least three cycles after
         # theirs reached storage).
+        # One carry chain per stage: the last page is end - 1 a stage after
+        # end, and what needs only its low five bits (the last word's mask,
+        # whether the range fits one word) is computed from 6-bit sums.
         end = Signal(33)
         last_page = Signal(32)
+        last_bit = Signal(5)                  # last_page[:5]
         beyond, one_word, nonempty = Signal(), Signal(), Signal()
         lo_pre, hi_pre = Signal(32), Signal(32)
-        m.d.sync += [end.eq(start + count), last_page.eq(start + count - 1),
-                     beyond.eq(end > P), one_word.eq(start[5:] == last_page[5:]), nonempty.eq(count != 0),
+        m.d.sync += [end.eq(start + count), last_page.eq(end - 1), last_bit.eq(start[:5] + count[:5] - 1),
+                     beyond.eq(end > P),
+                     # start[:5] + count - 1 < 32, for a nonempty range
+                     one_word.eq((count[6:] == 0) & (count[:6] + start[:5] <= 32)), nonempty.eq(count != 0),
                      lo_pre.eq(Const(0xFFFF_FFFF, 32) << start[:5]),
-                     hi_pre.eq(Const(0xFFFF_FFFF, 32) >> (31 - last_page[:5])[:5])]
+                     hi_pre.eq(Const(0xFFFF_FFFF, 32) >> (31 - last_bit)[:5])]
         with m.If(r("DMA.OP.GO")):
             with m.If(busy | (r("DMA.OP.DOMAIN") >= D) | beyond):
                 m.d.sync += err.eq(1)
