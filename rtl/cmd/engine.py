@@ -344,10 +344,11 @@ class Engine(wiring.Component):
         first_strb = Signal(8)
         last_strb = Signal(8)
         fs, ls = _strobes(lane_d, p_len)
-        piece_words = [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3),
-                       last_k.eq(((lane_d + p_len + 7) >> 3) - 1), first_strb.eq(fs), last_strb.eq(ls)]
         overlap_in_piece = Signal()
-        m.d.comb += overlap_in_piece.eq(down & (gap[13:] == 0) & (gap[:13] < p_len))
+        piece_words = [words_s.eq((lane_s + p_len + 7) >> 3), words_d.eq((lane_d + p_len + 7) >> 3),
+                       last_k.eq(((lane_d + p_len + 7) >> 3) - 1), first_strb.eq(fs), last_strb.eq(ls),
+                       # the destination starts inside the piece's source: store, then forward
+                       overlap_in_piece.eq(down & (gap[13:] == 0) & (gap[:13] < p_len))]
         movers_idle = ~rd.busy & ~al.busy & ~wr.busy
 
         # Comparator: masks of the bytes that belong to the piece.
