@@ -23,7 +23,8 @@ these. In the Device the two register ports share one bus, so a command and a
 doorbell never meet in one cycle.
 
 Towards the descriptor fetcher: ``pending`` (bit i: ADI i is ENABLED or
-DRAINING and HEAD != TAIL), ``ring`` (each ADI's base, size, PASID, domain and
+DRAINING and HEAD != TAIL; a register, computed from the next values of
+those registers, so it always equals that condition on their current ones), ``ring`` (each ADI's base, size, PASID, domain and
 head), and the ``consume`` stream (always ready) that advances an ADI's head
 by one descriptor; a consume for an ADI that is not pending is ignored.
 From the engine: ``busy`` (bit i: a descriptor of ADI i is executing; a
@@ -214,40 +215,54 @@ class AdiBlock(wiring.Component):
 
         for i in range(n):
             active = (state[i] == AdiState.ENABLED) | (state[i] == AdiState.DRAINING)
-            m.d.comb += self.pending[i].eq(active & (head[i] != tail[i]))
+            # Next values of HEAD, TAIL and STATE (the updates below), so that
+            # `pending` leaves from a flip-flop holding exactly what it would be
+            # computed from the current registers: the engine and the arbiter
+            # behind it start from a register (timing), cycle for cycle as before.
+            head_n = Signal.like(head[i], name=f"adi{i}_head_n")
+            tail_n = Signal.like(tail[i], name=f"adi{i}_tail_n")
+            state_n = Signal.like(state[i], name=f"adi{i}_state_n")
+            m.d.comb += [head_n.eq(head[i]), tail_n.eq(tail[i]), state_n.eq(state[i])]
+            m.d.sync += [head[i].eq(head_n), tail[i].eq(tail_n), state[i].eq(state_n),
+                         self.pending[i].eq(((state_n == AdiState.ENABLED) | (state_n == AdiState.DRAINING))
+                                            & (head_n != tail_n))]
             with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
-                m.d.sync += head[i].eq((head[i] + 1) & (size[i] - 1))
+                m.d.comb += head_n.eq((head[i] + 1) & (size[i] - 1))
             with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
                 with m.If(db_value < size[i]):
-                    m.d.sync += tail[i].eq(db_value)
+                    m.d.comb += tail_n.eq(db_value)
                 with m.Else():
-                    m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.TAIL_BEYOND_RING)]
+                    m.d.comb += state_n.eq(AdiState.ERROR)
+                    m.d.sync += [err[i].eq(AdiError.TAIL_BEYOND_RING)]
             with m.If((state[i] == AdiState.DRAINING) & (head[i] == tail[i]) & ~self.busy[i]):
-                m.d.sync += state[i].eq(AdiState.DISABLED)
+                m.d.comb += state_n.eq(AdiState.DISABLED)
             with m.If(flt.valid & (flt.payload.adi == i) & active):
-                m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(flt.payload.code)]
+                m.d.comb += state_n.eq(AdiState.ERROR)
+                m.d.sync += [err[i].eq(flt.payload.code)]
             with m.If(sel_hit[i]):
                 with m.If(c_reset):
                     with m.If(state[i] == AdiState.ERROR):
-                        m.d.sync += [state[i].eq(AdiState.DISABLED), err[i].eq(0)]
+                        m.d.comb += state_n.eq(AdiState.DISABLED)
+                        m.d.sync += [err[i].eq(0)]
                 with m.Elif(c_abort):
                     with m.If(active):
-                        m.d.sync += [head[i].eq(tail[i]), state[i].eq(AdiState.DISABLED)]
+                        m.d.comb += [head_n.eq(tail[i]), state_n.eq(AdiState.DISABLED)]
                 with m.Elif(c_drain):
                     with m.If(state[i] == AdiState.ENABLED):
-                        m.d.sync += state[i].eq(AdiState.DRAINING)
+                        m.d.comb += state_n.eq(AdiState.DRAINING)
                 with m.Elif(c_enable):
                     with m.If(state[i] == AdiState.DISABLED):
                         with m.If(size_ok):
+                            m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(0), tail_n.eq(0)]
                             m.d.sync += [
-                                state[i].eq(AdiState.ENABLED), head[i].eq(0), tail[i].eq(0),
                                 size[i].eq(st_size),
                                 base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
                                 pasid[i].eq(r("CMD.ADI_CFG.PASID")),
                                 domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
                             ]
                         with m.Else():
-                            m.d.sync += [state[i].eq(AdiState.ERROR), err[i].eq(AdiError.BAD_RING_CONFIG)]
+                            m.d.comb += state_n.eq(AdiState.ERROR)
+                            m.d.sync += [err[i].eq(AdiError.BAD_RING_CONFIG)]
             m.d.comb += [
                 self.ring[i].base.eq(base[i]), self.ring[i].size.eq(size[i]),
                 self.ring[i].pasid.eq(pasid[i]), self.ring[i].domain.eq(domain[i]),
