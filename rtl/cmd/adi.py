@@ -136,6 +136,10 @@ class AdiBlock(wiring.Component):
         head = [Signal(_IDX_BITS, name=f"adi{i}_head") for i in range(n)]
         tail = [Signal(_IDX_BITS, name=f"adi{i}_tail") for i in range(n)]
         size = [Signal(_SIZE_BITS, name=f"adi{i}_size") for i in range(n)]
+        # SIZE - 1, set with SIZE (a power of two): the ring index mask, so
+        # neither the head's wrap nor the doorbell's range check needs a carry
+        # chain (timing).
+        wrap = [Signal(_IDX_BITS, name=f"adi{i}_wrap") for i in range(n)]
         base = [Signal(58, name=f"adi{i}_base") for i in range(n)]
         pasid = [Signal(20, name=f"adi{i}_pasid") for i in range(n)]
         domain = [Signal(6, name=f"adi{i}_domain") for i in range(n)]
@@ -157,8 +161,10 @@ class AdiBlock(wiring.Component):
         db_stb = Signal()       # a doorbell write, to ADI `db_page`, acting this cycle
         db_page = Signal(6)
         db_value = Signal(32)
+        db_high_zero = Signal()  # db_value < MAX_RING_ENTRIES
         m.d.sync += [db_stb.eq(pg.stb & pg.we & page_ok & (word == PAGE_TAIL >> 2) & pg.wstrb.any()),
-                     db_page.eq(page), db_value.eq(pg.wdata & bytemask)]
+                     db_page.eq(page), db_value.eq(pg.wdata & bytemask),
+                     db_high_zero.eq(((pg.wdata & bytemask) >> _IDX_BITS) == 0)]
 
         state_a = Array(state)
         head_a, tail_a = Array(head), Array(tail)
@@ -227,9 +233,10 @@ class AdiBlock(wiring.Component):
                          self.pending[i].eq(((state_n == AdiState.ENABLED) | (state_n == AdiState.DRAINING))
                                             & (head_n != tail_n))]
             with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
-                m.d.comb += head_n.eq((head[i] + 1) & (size[i] - 1))
+                m.d.comb += head_n.eq((head[i] + 1) & wrap[i])
             with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
-                with m.If(db_value < size[i]):
+                # db_value < SIZE, SIZE a power of two
+                with m.If(db_high_zero & ((db_value[:_IDX_BITS] & ~wrap[i]) == 0)):
                     m.d.comb += tail_n.eq(db_value)
                 with m.Else():
                     m.d.comb += state_n.eq(AdiState.ERROR)
@@ -255,7 +262,7 @@ class AdiBlock(wiring.Component):
                         with m.If(size_ok):
                             m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(0), tail_n.eq(0)]
                             m.d.sync += [
-                                size[i].eq(st_size),
+                                size[i].eq(st_size), wrap[i].eq(st_size - 1),
                                 base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
                                 pasid[i].eq(r("CMD.ADI_CFG.PASID")),
                                 domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
