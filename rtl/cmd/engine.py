@@ -293,9 +293,7 @@ class Engine(wiring.Component):
             with m.If(fill & fill_onehot[i]):
                 m.d.sync += cost[i].eq(fill_cost)
         need_fetch = Signal(n)
-        fetch_wanted = Signal()                   # need_fetch.any() in the previous cycle
         m.d.comb += need_fetch.eq(self.pending & ~slot_valid)
-        m.d.sync += fetch_wanted.eq(need_fetch.any())
         fetch_pick = Signal(range(max(n, 2)))
         for i in reversed(range(n)):
             with m.If(need_fetch[i]):
@@ -413,16 +411,14 @@ class Engine(wiring.Component):
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
-                m.d.comb += deciding.eq(~fetch_wanted)
+                m.d.comb += deciding.eq(~need_fetch.any())
                 # Fetch first: every pending ADI has its head descriptor in its
                 # slot before a grant is taken, so the arbiter always chooses
-                # among all ADIs with work (grants never starve a fetch). The
-                # grant side looks at the registered `fetch_wanted`, so the
-                # arbiter's state does not wait on `pending` (timing): an ADI
-                # that became pending in the last cycle is fetched after a
-                # grant taken in this one, as one that becomes pending while a
-                # descriptor runs.
-                with m.If(arb.grant.valid & ~fetch_wanted):
+                # among all ADIs with work (grants never starve a fetch).
+                with m.If(need_fetch.any()):
+                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
+                    m.next = "FETCH"
+                with m.Elif(arb.grant.valid):
                     m.d.comb += arb.grant.ready.eq(1)
                     g = arb.grant.payload.adi
                     m.d.sync += cur.eq(g)
@@ -433,9 +429,6 @@ class Engine(wiring.Component):
                         m.d.sync += [slot_valid.bit_select(g, 1).eq(0), busy_adi.eq(1), cycles.eq(0),
                                      word.eq(0)]
                         m.next = "LOAD"
-                with m.Elif(need_fetch.any()):
-                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
-                    m.next = "FETCH"
 
             # ---- prefetch ---------------------------------------------------------------
             with m.State("FETCH"):
