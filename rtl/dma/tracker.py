@@ -99,8 +99,10 @@ from amaranth.utils import ceil_log2, exact_log2
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
+from ..csr.regdefs import window_contents
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam
+from .fifo import SyncFifoOut
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
 __all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH"]
@@ -131,7 +133,7 @@ class DmaTracker(wiring.Component):
         and the ADI table.
     out_depth : int
         Entries of the output FIFO (at least 4; 16 sustain one request per
-        clock: the credit loop from accept to the FIFO's read is 12 cycles).
+        clock: the credit loop from accept to the FIFO's read is 13 cycles).
     fault_depth : int
         Entries of the fault queue, a power of two 2..128.
     primitive : None or "ecp5"
@@ -217,7 +219,9 @@ class DmaTracker(wiring.Component):
         #: ... and whether each holds a dirty-bitmap read or clear (never with a request).
         self._h_mems = [Signal(name=f"hmem{k}") for k in range(len(self._valids))]
         self._credits = Signal(range(out_depth + 1), init=out_depth, name="credits")
-        self._out_level = Signal(range(out_depth + 1), name="out_level")
+        self._out_level = Signal(range(out_depth + 2), name="out_level")
+        self._out_fifo = SyncFifoOut(width=OUT_LAYOUT.size, depth=out_depth)
+        self._out_therm = self._out_fifo.therm
         self._s1 = Signal(REQ_LAYOUT, name="s_req")
         self._s1_dom = Signal(DOMAIN_BITS, name="s_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
@@ -248,23 +252,136 @@ class DmaTracker(wiring.Component):
 
     @staticmethod
     def _readback(m, name, index, values):
-        """``values[index]`` (0 beyond), three cycles late: index registered, 4:1, then the rest."""
+        """``values[index]`` (0 beyond), three cycles late: index decoded one-hot, AND-OR by fours, then the rest.
+
+        The index is decoded one-hot first so that each of its flip-flops
+        drives only the bits of its own entry (a binary index would drive
+        every bit of every entry, a fan-out of hundreds).
+        """
         n = len(values)
         width = len(values[0])
-        idx1 = Signal.like(index, name=f"{name}_idx1")
-        idx2 = Signal.like(index, name=f"{name}_idx2")
-        ok1, ok2 = Signal(name=f"{name}_ok1"), Signal(name=f"{name}_ok2")
-        m.d.sync += [idx1.eq(index), ok1.eq(index < n), idx2.eq(idx1), ok2.eq(ok1)]
+        sel = Signal(n, name=f"{name}_sel")
+        m.d.sync += sel.eq(Cat(*(index == i for i in range(n))))
         groups = []
         for g in range(0, n, 4):
             grp = Signal(width, name=f"{name}_grp{g // 4}")
-            part = values[g:g + 4]
-            m.d.sync += grp.eq(Array(part)[idx1[:2]] if len(part) > 1 else part[0])
+            acc = Const(0, width)
+            for i in range(g, min(g + 4, n)):
+                acc = acc | (values[i] & sel[i].replicate(width))
+            m.d.sync += grp.eq(acc)
             groups.append(grp)
         out = Signal(width, name=name)
-        sel = Array(groups)[idx2[2:]] if len(groups) > 1 else groups[0]
-        m.d.sync += out.eq(Mux(ok2, sel, 0))
+        acc = Const(0, width)
+        for grp in groups:
+            acc = acc | grp
+        m.d.sync += out.eq(acc)
         return out
+
+    #: The tracker's registers are split into banks of this many words (by address).
+    BANK_WORDS = 8
+
+    def _csr_front(self, m):
+        """The register bus front end: window decode and bank select, registered; the register banks.
+
+        Returns an object whose ``port(path)`` is the register bank port of a
+        field (:meth:`~..csr.bank.RegisterBank.port`), and a dict of the
+        external windows' ports (``dma_guest``, ``dma_bmap``,
+        ``dma_harvest``), driven as a register bank would drive them.
+
+        Why not one bank that also decodes the windows: such a bank gates the
+        enable of its pipelined match register with the window decode
+        (``local = stb & ~window hit``), a chain of address compares into an
+        enable of high fan-out, and its read mux is an AND-OR of all 28
+        registers, both too long for the clock. So:
+
+        * a window's strobe is ``stb`` and its address compare, as a bank
+          would make it, and the tracker registers it at once (its ``we`` is
+          cleared when the window is not hit: only read under the strobe, it
+          keeps the windows' copies of ``we`` apart from each other);
+        * the tracker's registers are split by address into banks of
+          :attr:`BANK_WORDS` words (an AND-OR of at most eight registers
+          each), and a request for them is registered first, with the select
+          of its bank and a copy of the write per bank (each fans out to few
+          registers);
+        * a bank sees only the address bits that the registers span, plus one
+          bit set for every other address (bank 0 takes those and answers
+          DECERR, as for any address outside the registers and windows), so
+          its match register's enable is a flip-flop;
+        * the answer (``ack``, ``rdata``, ``resp``) is registered, so the
+          bridge's response enables hang off one flip-flop.
+
+        So a register answers four cycles after ``stb`` and a window one
+        cycle later than its own ``ack``; the bus allows any latency (the
+        request is held until ``ack``) and the ordering of accesses is that
+        of the bus, one at a time.
+        """
+        base = regmap.DMA_BASE
+        regs_tab, exts_tab = window_contents("DMA", regmap.REGISTERS.values(), regmap.EXTERNALS.values())
+        span = max(reg.offset - base for reg in regs_tab) + 4
+        lb = ceil_log2(span)
+        gb = exact_log2(self.BANK_WORDS * 4)            # byte address bits inside a bank
+        for e in exts_tab:
+            # Every address a bank can see (below 2 << lb) must be outside the windows.
+            if e.offset - base < 2 << lb:
+                raise ValueError(f"Window {e.path} overlaps the register span of the DMA banks")
+        csr = self.csr
+        ext, hits = {}, []
+        for e in exts_tab:
+            port = CsrSignature(max(2, (e.size - 1).bit_length())).create(path=("ext", e.name))
+            lw = len(port.addr)
+            hit = Signal(name=f"hit_{e.name}")
+            m.d.comb += [hit.eq(csr.addr[lw:] == (e.offset - base) >> lw),
+                         port.stb.eq(csr.stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
+                         port.wdata.eq(csr.wdata), port.wstrb.eq(csr.wstrb)]
+            ext[e.name] = port
+            hits.append(hit)
+        # The banks' request, a cycle late (held, like the bus's, until its ack).
+        n_banks = max(1, -(-span // (self.BANK_WORDS * 4)))
+        outside = Signal(name="lq_outside")
+        m.d.comb += outside.eq(csr.addr[lb:].any())
+        local = csr.stb & ~Cat(*hits).any()
+        group = csr.addr[gb:lb] if lb > gb else Const(0, 1)
+        lq_stb = Signal(n_banks, name="lq_stb")
+        lq_addr = Signal(lb + 1, name="lq_addr")
+        m.d.sync += [lq_stb.eq(Cat(*(local & Mux(outside, g == 0, group == g) for g in range(n_banks)))),
+                     lq_addr.eq(Cat(csr.addr[:lb], outside))]
+        banks = []
+        owner = {}
+        for g in range(n_banks):
+            members = [reg for reg in regs_tab if (reg.offset - base) >> gb == g]
+            bank = RegisterBank(members, (), addr_width=CSR_ADDR_WIDTH, base=base, pipelined=True)
+            m.submodules[f"regs{g}"] = bank
+            # Each bank has its own copy of the write (kept distinct by
+            # clearing it for the other banks, which only matters while no
+            # bank acts): the data and enables fan out to few registers each.
+            mine = group == g           # (a write outside the registers writes nothing)
+            we, wdata, wstrb = Signal(name=f"lq{g}_we"), Signal(32, name=f"lq{g}_wdata"), Signal(4, name=f"lq{g}_wstrb")
+            m.d.sync += [we.eq(csr.we & mine), wdata.eq(csr.wdata & mine.replicate(32)),
+                         wstrb.eq(csr.wstrb & mine.replicate(4))]
+            m.d.comb += [bank.csr.stb.eq(lq_stb[g]), bank.csr.we.eq(we), bank.csr.addr.eq(lq_addr),
+                         bank.csr.wdata.eq(wdata), bank.csr.wstrb.eq(wstrb)]
+            banks.append(bank)
+            owner.update({reg.path: bank for reg in members})
+        # The answers: the banks' (each masked by its own ack; a bank answers
+        # two cycles after its strobe, so their ack is that strobe, delayed) or
+        # a window's, registered once more: the bus's ack is one flip-flop, not
+        # an OR of every responder in front of the bridge's response enables.
+        l_act, l_ack = Signal(name="lq_act"), Signal(name="lq_ack")
+        m.d.sync += [l_act.eq(lq_stb.any()), l_ack.eq(l_act)]
+        ack, rdata, resp = l_ack, Const(0, 32), Const(0, 2)
+        for bank in banks:
+            rdata, resp = rdata | bank.csr.rdata, resp | bank.csr.resp
+        for port in ext.values():
+            ack = ack | port.ack
+            rdata = rdata | (port.rdata & port.ack.replicate(32))
+            resp = resp | (port.resp & port.ack.replicate(2))
+        m.d.sync += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
+
+        class Regs:
+            @staticmethod
+            def port(path):
+                return owner[path.rsplit(".", 1)[0]].port(path)
+        return Regs, ext
 
     def elaborate(self, platform):
         m = Module()
@@ -277,11 +394,7 @@ class DmaTracker(wiring.Component):
         for b, ram in self.ram.items():
             m.submodules[f"ram_{b.name.lower()}"] = ram
 
-        # The bank's address decode is pipelined (a local register acts, and
-        # answers, a cycle later), for the clock rate.
-        m.submodules.regs = regs = RegisterBank.for_window("DMA", addr_width=CSR_ADDR_WIDTH,
-                                                          base=regmap.DMA_BASE, pipelined=True)
-        wiring.connect(m, wiring.flipped(self.csr), regs.csr)
+        regs, ext = self._csr_front(m)
         r = regs.port
 
         # ---- ADI -> domain table (CAM) and per-domain host windows ---------
@@ -322,22 +435,31 @@ class DmaTracker(wiring.Component):
         # through the same read-modify-write path (writing zeros unless
         # NO_CLEAR). Error answers ride the pipeline too, without the slot.
         H = data.StructLayout({"active": 1, "bmap": 1, "mem": 1, "clear": 1, "resp": 2})
-        hv_port, bm_port = regs.ext_dma_harvest, regs.ext_dma_bmap
+        hv_port, bm_port = ext["dma_harvest"], ext["dma_bmap"]
         # The window strobes are registered first (the bank's address decode
         # stays off the tracker's paths).
         hvq = self._reg_port(m, hv_port, "hvq")
         self._bmq = bmq = self._reg_port(m, bm_port, "bmq")
-        self._gpq = self._reg_port(m, regs.ext_dma_guest, "gpq")
+        self._gpq = self._reg_port(m, ext["dma_guest"], "gpq")
         bm_sel = r("DMA.BMAP_SEL.BITMAP")
         bm_dom = r("DMA.BMAP_SEL.DOMAIN")
         hv_dom = r("DMA.HARVEST_CTRL.DOMAIN")
+        # The windows' range checks, registered with their strobes (the word
+        # from the bus address) or a cycle behind the select registers (a
+        # window access comes at least three cycles after a write to them
+        # answered): the strobes then meet single bits, not compares.
+        self._bm_ok = bm_ok = {k: Signal(name=f"bm_{k}") for k in ("word", "dom", "dirty")}
+        hv_word_ok, hv_dom_ok = Signal(name="hv_word_ok"), Signal(name="hv_dom_ok")
+        m.d.sync += [bm_ok["word"].eq(bm_port.addr[2:] < WPD), bm_ok["dom"].eq(bm_dom < D),
+                     bm_ok["dirty"].eq(bm_sel == Bitmap.DIRTY),
+                     hv_word_ok.eq(hv_port.addr[2:] < WPD), hv_dom_ok.eq(hv_dom < D)]
         h_take_hv = hvq.stb
-        h_take_bm = bmq.stb & (bm_sel == Bitmap.DIRTY)
+        h_take_bm = bmq.stb & bm_ok["dirty"]
         h_dom = Mux(h_take_hv, hv_dom, bm_dom)
         h_word = Mux(h_take_hv, hvq.addr[2:], bmq.addr[2:])
         h_we = Mux(h_take_hv, hvq.we, bmq.we)
         h_ok = Signal()
-        m.d.comb += h_ok.eq(~h_we & (h_word < WPD) & (h_dom < D))
+        m.d.comb += h_ok.eq(~h_we & Mux(h_take_hv, hv_word_ok & hv_dom_ok, bm_ok["word"] & bm_ok["dom"]))
         a_h = Signal(H)
         a_hword = Signal(max(1, wbits))
         a_hdom = Signal(DOMAIN_BITS)
@@ -362,16 +484,20 @@ class DmaTracker(wiring.Component):
         # S : decide; set the dirty bit (forwarding S's write of T); push the
         #     outcome and a fault record
         req = self.req
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
+        m.submodules.out_fifo = out_fifo = self._out_fifo
         # Credits: free output FIFO entries not promised to a request in flight.
         credits = self._credits
+        # (The FIFO's words written and not yet read: what the credit
+        # invariant of the formal harness is stated on.)
         m.d.comb += self._out_level.eq(out_fifo.level)
         credit_ok = Signal()
         m.d.comb += credit_ok.eq(credits != 0)
         m.d.comb += req.ready.eq(credit_ok & ~a_h.mem)
         accept = Signal()
         pop = Signal()
-        m.d.comb += [accept.eq(req.valid & req.ready), pop.eq(out_fifo.r_rdy & self.out.ready)]
+        m.d.comb += [accept.eq(req.valid & req.ready), pop.eq(out_fifo.r_rdy & self.out.ready),
+                     self.out.valid.eq(out_fifo.r_rdy), self.out.payload.eq(out_fifo.r_data),
+                     out_fifo.r_en.eq(self.out.ready)]
         with m.If(accept & ~pop):
             m.d.sync += credits.eq(credits - 1)
         with m.Elif(pop & ~accept):
@@ -413,7 +539,8 @@ class DmaTracker(wiring.Component):
                      d1_hword.eq(d0_hword), d1_hdom.eq(d0_hdom), d1_in_range.eq(d0_in_range),
                      d1_match.eq(Cat(*(d0_en[i] & d0_eq[i].all() for i in range(A))))]
         m.d.sync += [d1_mdom[i].eq(d0_mdom[i]) for i in range(A)]
-        # D2: the lowest matching entry, one-hot.
+        # D2: the lowest matching entry, one-hot (``x & -x``: the negation
+        # is a carry chain, faster than a priority chain of LUTs).
         d2_valid, d2_req, d2_h = self._valids[3], stage("d2_req", REQ_LAYOUT), stage("d2_h", H)
         d2_hword, d2_hdom = Signal.like(a_hword, name="d2_hword"), Signal(DOMAIN_BITS, name="d2_hdom")
         d2_first = Signal(A, name="d2_first")
@@ -422,8 +549,9 @@ class DmaTracker(wiring.Component):
         m.d.sync += [d2_valid.eq(d1_valid), d2_req.eq(d1_req), d2_h.eq(d1_h),
                      d2_hword.eq(d1_hword), d2_hdom.eq(d1_hdom),
                      d2_hit.eq(d1_match.any()), d2_in_range.eq(d1_in_range),
-                     d2_first.eq(Cat(*(d1_match[i] & ~d1_match[:i].any() if i else d1_match[0]
-                                       for i in range(A))))]
+                     # x & -x: the lowest set bit, through one carry chain
+                     # (a priority chain of LUTs over every entry is deeper).
+                     d2_first.eq(d1_match & (-d1_match.as_signed())[:A])]
         m.d.sync += [d2_mdom[i].eq(d1_mdom[i]) for i in range(A)]
         # D3: the domain, an AND-OR of the one-hot (0 if none), in groups of four.
         d3_valid, d3_req, d3_h = self._valids[4], stage("d3_req", REQ_LAYOUT), stage("d3_h", H)
@@ -472,21 +600,31 @@ class DmaTracker(wiring.Component):
         o_hit, o_in_range, o_dom = Signal(name="o_hit"), Signal(name="o_in_range"), self._o_dom
         o_addr = Signal(aw, name="o_addr")
         o_eq2 = Signal(name="o_eq2")   # this word is the one S writes in M
+        # The domain, also one-hot (decoded from M's register): the window
+        # look-up of O is then an AND-OR of the windows, each select bit
+        # driving only its own window's bits, rather than a binary mux whose
+        # select bits drive all of them.
+        mdsel = m_dom[:max(1, (D - 1).bit_length())]
+        o_dsel = Signal(D, name="o_dsel")
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
                      o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
-                     o_eq2.eq(m_addr == s_addr)]
+                     o_eq2.eq(m_addr == s_addr),
+                     o_dsel.eq(Cat(*((mdsel == d) if d < D - 1 else (mdsel >= d) for d in range(D))))]
         # R
         r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
         r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
         r_addr = Signal(aw, name="r_addr")
         # The domain's window, looked up in O.
         r_base, r_limit = Signal(64 - PAGE_SHIFT, name="r_base"), Signal(32, name="r_limit")
-        dsel = o_dom[:max(1, (D - 1).bit_length())]
+        w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
+        for d in range(D):
+            w_base = w_base | (dom_base[d] & o_dsel[d].replicate(64 - PAGE_SHIFT))
+            w_limit = w_limit | (dom_limit[d] & o_dsel[d].replicate(32))
         r_onehot = Signal(32, name="r_onehot")
         r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
         m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
                      r_in_range.eq(o_in_range), r_dom.eq(o_dom), r_addr.eq(o_addr),
-                     r_base.eq(Array(dom_base)[dsel]), r_limit.eq(Array(dom_limit)[dsel]),
+                     r_base.eq(w_base), r_limit.eq(w_limit),
                      r_onehot.eq(Const(1, 32) << o_req.page[:5]),
                      r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2)]
         r_dw = Signal(32)
@@ -545,8 +683,6 @@ class DmaTracker(wiring.Component):
             out_rec.fault.eq(~allow), out_rec.reason.eq(Mux(allow, 0, reason)),
             self._out_push.eq(s_valid), self._out_w_rdy.eq(out_fifo.w_rdy),
             out_fifo.w_en.eq(self._out_push), out_fifo.w_data.eq(out_rec),
-            self.out.valid.eq(out_fifo.r_rdy), self.out.payload.eq(out_fifo.r_data),
-            out_fifo.r_en.eq(self.out.ready),
         ]
 
         # Dirty bitmap read-modify-write: the word misses the write S made in
@@ -607,16 +743,16 @@ class DmaTracker(wiring.Component):
         ]
 
         # ---- engine: range ops, guest map/unmap, bitmap window -------------
-        self._elaborate_engine(m, regs, adi_valid, adi_dom, h_ack & h_bmap, h_resp, h_data)
+        self._elaborate_engine(m, regs, ext, adi_valid, adi_dom, h_ack & h_bmap, h_resp, h_data)
         return m
 
-    def _elaborate_engine(self, m, regs, adi_valid, adi_dom, h_bm_ack, h_bm_resp, h_bm_data):
+    def _elaborate_engine(self, m, regs, ext, adi_valid, adi_dom, h_bm_ack, h_bm_resp, h_bm_data):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
         aw = self.aw
         r = regs.port
-        gp, bm = regs.ext_dma_guest, regs.ext_dma_bmap
+        gp, bm = ext["dma_guest"], ext["dma_bmap"]
         gq, bq = self._gpq, self._bmq      # their requests, registered
 
         # Range operation registers.
@@ -639,16 +775,20 @@ class DmaTracker(wiring.Component):
         # theirs reached storage).
         # One carry chain per stage: the last page is end - 1 a stage after
         # end, and what needs only its low five bits (the last word's mask,
-        # whether the range fits one word) is computed from 6-bit sums.
+        # whether the range fits one word) is computed from 6-bit sums; the
+        # one-word test is its two halves (high count bits zero, low sum at
+        # most 32) a stage before their AND.
         end = Signal(33)
         last_page = Signal(32)
         last_bit = Signal(5)                  # last_page[:5]
         beyond, one_word, nonempty = Signal(), Signal(), Signal()
+        ow_hi, ow_lo = Signal(), Signal()
         lo_pre, hi_pre = Signal(32), Signal(32)
         m.d.sync += [end.eq(start + count), last_page.eq(end - 1), last_bit.eq(start[:5] + count[:5] - 1),
                      beyond.eq(end > P),
                      # start[:5] + count - 1 < 32, for a nonempty range
-                     one_word.eq((count[6:] == 0) & (count[:6] + start[:5] <= 32)), nonempty.eq(count != 0),
+                     ow_hi.eq(count[6:] == 0), ow_lo.eq(count[:6] + start[:5] <= 32), one_word.eq(ow_hi & ow_lo),
+                     nonempty.eq(count != 0),
                      lo_pre.eq(Const(0xFFFF_FFFF, 32) << start[:5]),
                      hi_pre.eq(Const(0xFFFF_FFFF, 32) >> (31 - last_bit)[:5])]
         with m.If(r("DMA.OP.GO")):
@@ -686,16 +826,35 @@ class DmaTracker(wiring.Component):
                 m.d.sync += [g_rd_ack.eq(1), g_rd_data.eq(g_old)]
         g_result = Signal(4)
         m.d.comb += r("DMA.GUEST_STATUS.RESULT").eq(g_result)
-        # The ADI lookup, registered.
-        g_valid_adi = Signal()
+        # The ADI lookup, in two register stages (the entry among each four,
+        # then among the groups: a mux of all the entries in one cycle was
+        # too slow), with what it means for the op: refused (and the answer)
+        # or not (one register each, so that the engine's IDLE state tests
+        # one bit). ``g_look`` rises when it is done, two cycles after the
+        # request was latched.
         g_dom = Signal(DOMAIN_BITS)
-        g_in_range = Signal()
+        g_refuse = Signal()
+        g_refuse_res = Signal(4)
         g_entry_ok = Signal(A)      # registered: the table is stable while a guest op waits
         m.d.sync += g_entry_ok.eq(Cat(*(adi_valid[i] & (adi_dom[i] < D) for i in range(A))))
-        m.d.sync += [g_valid_adi.eq((g_adi < A) & g_entry_ok.bit_select(g_adi, 1)), g_dom.eq(Array(adi_dom)[g_adi]),
-                     g_in_range.eq(g_page < P)]
-        with m.If(g_pend & ~gq.stb):
-            m.d.sync += g_look.eq(1)
+        g_grp_dom, g_grp_ok = [], []
+        for g in range(0, A, 4):
+            n_part = min(4, A - g)
+            gd, go = Signal(DOMAIN_BITS, name=f"g_grp{g // 4}_dom"), Signal(name=f"g_grp{g // 4}_ok")
+            m.d.sync += [gd.eq(Array(adi_dom[g:g + n_part])[g_adi[:2]] if n_part > 1 else adi_dom[g]),
+                         go.eq(g_entry_ok[g:g + n_part].bit_select(g_adi[:2], 1) if n_part > 1
+                               else g_entry_ok[g] & (g_adi[:2] == 0))]
+            g_grp_dom.append(gd)
+            g_grp_ok.append(go)
+        g_valid_adi = (g_adi < A) & (Array(g_grp_ok)[g_adi[2:]] if len(g_grp_ok) > 1 else g_grp_ok[0])
+        m.d.sync += [g_refuse.eq(~g_valid_adi | (g_page >= P)),
+                     g_dom.eq(Array(g_grp_dom)[g_adi[2:]] if len(g_grp_dom) > 1 else g_grp_dom[0]),
+                     g_refuse_res.eq(Mux(g_valid_adi, GuestResult.OUT_OF_RANGE, GuestResult.BAD_ADI))]
+        g_look0 = Signal()
+        with m.If(gq.stb & gq.we):
+            m.d.sync += g_look0.eq(0)
+        with m.Elif(g_pend):
+            m.d.sync += [g_look0.eq(1), g_look.eq(g_look0)]
 
         # Bitmap window reads of pinned/mapped/unmap-requested.
         b_pend = Signal()
@@ -704,27 +863,43 @@ class DmaTracker(wiring.Component):
         bm_word = bq.addr[2:]
         bm_sel = r("DMA.BMAP_SEL.BITMAP")
         bm_dom = r("DMA.BMAP_SEL.DOMAIN")
-        with m.If(bq.stb & (bm_sel != Bitmap.DIRTY) & ~bq.we & (bm_word < WPD) & (bm_dom < D)):
+        bm_ok = self._bm_ok
+        with m.If(bq.stb & ~bm_ok["dirty"] & ~bq.we & bm_ok["word"] & bm_ok["dom"]):
             m.d.sync += [b_pend.eq(1), b_sel.eq(bm_sel), b_addr.eq(self._word_addr(bm_word, bm_dom))]
         # Errors on the bitmap window for non-dirty bitmaps answer at once.
         b_err_ack = Signal()
         b_err_resp = Signal(2)
         m.d.sync += b_err_ack.eq(0)
-        with m.If(bq.stb & (bm_sel != Bitmap.DIRTY) & (bq.we | (bm_word >= WPD) | (bm_dom >= D))):
+        with m.If(bq.stb & ~bm_ok["dirty"] & (bq.we | ~bm_ok["word"] | ~bm_ok["dom"])):
             m.d.sync += [b_err_ack.eq(1), b_err_resp.eq(Mux(bq.we, Resp.SLVERR, Resp.DECERR))]
 
         # Engine, one word at a time: ISSUE (IDLE) registers the word address
         # (guest ops first: they are the fast path, then window reads, then
         # the next range word); RD the block RAMs take it; OUT their output
         # registers; LATCH registers the words; FLAGS tests the guest op's
-        # bit; EVAL computes the new words; WRITE writes the changed ones and
-        # answers.
+        # bit and turns the operation into set and clear masks; EVAL computes
+        # the new words; WRITE writes the changed ones and answers. The
+        # operation is decoded one-hot at ISSUE and into masks in FLAGS, so
+        # that EVAL is an AND-OR of a few bits per word bit (the decode of
+        # kind and code in front of the three words' 96 bits was too long
+        # for the clock).
         e_st = Signal(range(7))
         IDLE, RD, OUT, LATCH, FLAGS, EVAL, WRITE = range(7)
+        # The states after OUT also as flags, each registered from the state
+        # before it (the same as ``e_st == X`` one cycle on): the words'
+        # enables hang off a flip-flop rather than a compare of ``e_st``.
+        at = {x: Signal(name=f"e_at_{n}") for x, n in ((LATCH, "latch"), (FLAGS, "flags"),
+                                                       (EVAL, "eval"), (WRITE, "write"))}
+        m.d.sync += [f.eq(e_st == x - 1) for x, f in at.items()]
         e_kind = Signal(2)      # 0 guest, 1 window read, 2 range word
         e_addr = Signal(aw)
         e_mask = Signal(32)
         e_unmap = Signal()
+        ops = ("gmap", "gunmap", "win", "pin", "unpin", "reclaim", "clr")
+        op = {k: Signal(name=f"op_{k}") for k in ops}
+
+        def issue(**on):
+            return [op[k].eq(on.get(k, 0)) for k in ops]
         g_ack = Signal()
         b_ack = Signal()
         b_data = Signal(32)
@@ -735,79 +910,78 @@ class DmaTracker(wiring.Component):
             m.d.comb += rams[b].r_addr.eq(e_addr)
 
         r_next_last = Signal()      # r_word + 1 is the last word (r_word holds for a whole step)
-        m.d.sync += r_next_last.eq(r_word + 1 == r_last)
+        # Tested as r_word == r_last - 1 (r_last holds for the whole range op
+        # and its first word is answered cycles after GO): a compare after
+        # the register of a subtraction, not after an adder in the same cycle.
+        r_last_m1 = Signal(17)
+        m.d.sync += [r_last_m1.eq(r_last - 1), r_next_last.eq(r_word == r_last_m1)]
         range_mask = Signal(32)
         m.d.comb += range_mask.eq(Mux(r_is_first, lo_mask, 0xFFFF_FFFF) & Mux(r_is_last, hi_mask, 0xFFFF_FFFF))
 
         with m.If(e_st == IDLE):
             with m.If(g_pend & g_look):
-                with m.If(~g_valid_adi):
-                    m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.BAD_ADI)]
-                with m.Elif(~g_in_range):
-                    m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(GuestResult.OUT_OF_RANGE)]
+                with m.If(g_refuse):
+                    m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(g_refuse_res)]
                 with m.Else():
                     m.d.sync += [e_st.eq(RD), e_kind.eq(0), e_unmap.eq(g_unmap),
                                  e_addr.eq(self._word_addr(g_page[5:], g_dom)),
                                  e_mask.eq(Const(1, 32) << g_page[:5])]
+                    m.d.sync += issue(gmap=~g_unmap, gunmap=g_unmap)
             with m.Elif(b_pend):
                 m.d.sync += [e_st.eq(RD), e_kind.eq(1), e_addr.eq(b_addr)]
+                m.d.sync += issue(win=1)
             with m.Elif(busy):
                 m.d.sync += [e_st.eq(RD), e_kind.eq(2), e_mask.eq(range_mask),
                              e_addr.eq(self._word_addr(r_word, r_dom))]
+                m.d.sync += issue(pin=r_code == RangeOp.PIN, unpin=r_code == RangeOp.UNPIN,
+                                  reclaim=r_code == RangeOp.RECLAIM, clr=r_code == RangeOp.CLEAR_UNMAP)
         with m.If(e_st == RD):
             m.d.sync += e_st.eq(OUT)
         with m.If(e_st == OUT):
             m.d.sync += e_st.eq(LATCH)
         pw, mw, uw = Signal(32), Signal(32), Signal(32)
-        with m.If(e_st == LATCH):
+        with m.If(at[LATCH]):
             m.d.sync += [e_st.eq(FLAGS), pw.eq(rams[Bitmap.PINNED].r_data),
                          mw.eq(rams[Bitmap.MAPPED].r_data), uw.eq(rams[Bitmap.UNMAP].r_data)]
         p_hit, m_hit = Signal(), Signal()     # the guest op's page is pinned / mapped
-        with m.If(e_st == FLAGS):
-            m.d.sync += [e_st.eq(EVAL), p_hit.eq((pw & e_mask).any()), m_hit.eq((mw & e_mask).any())]
+        # Masks (the guest ops' ones apply only if the page is pinned / mapped):
+        # gm guest map (sets mapped, clears unmap-requested), gu guest unmap
+        # (clears mapped, sets unmap-requested), and the range ops' ones.
+        gm, gu = Signal(32, name="e_gm"), Signal(32, name="e_gu")
+        set_p, clr_p = Signal(32, name="e_set_p"), Signal(32, name="e_clr_p")
+        clr_m, clr_u = Signal(32, name="e_clr_m"), Signal(32, name="e_clr_u")
+        reclaim = e_mask & uw & ~mw
+        with m.If(at[FLAGS]):
+            m.d.sync += [e_st.eq(EVAL), p_hit.eq((pw & e_mask).any()), m_hit.eq((mw & e_mask).any()),
+                         gm.eq(e_mask & op["gmap"].replicate(32)), gu.eq(e_mask & op["gunmap"].replicate(32)),
+                         set_p.eq(e_mask & op["pin"].replicate(32)),
+                         clr_p.eq((e_mask & op["unpin"].replicate(32)) | (reclaim & op["reclaim"].replicate(32))),
+                         clr_m.eq(e_mask & op["unpin"].replicate(32)),
+                         clr_u.eq((e_mask & (op["unpin"] | op["clr"]).replicate(32)) |
+                                  (reclaim & op["reclaim"].replicate(32)))]
         new = {b: Signal(32, name=f"new_{b.name.lower()}") for b in eb}
         we = {b: Signal(name=f"we_{b.name.lower()}") for b in eb}
         for b in eb:
             m.d.comb += [rams[b].w_addr.eq(e_addr), rams[b].w_data.eq(new[b]),
-                         rams[b].w_en.eq(we[b] & (e_st == WRITE))]
-        with m.If(e_st == EVAL):
-            m.d.sync += [e_st.eq(WRITE), new[Bitmap.PINNED].eq(pw), new[Bitmap.MAPPED].eq(mw),
-                         new[Bitmap.UNMAP].eq(uw)]
-            m.d.sync += [w.eq(0) for w in we.values()]
-            with m.Switch(e_kind):
-                with m.Case(0):
-                    with m.If(~e_unmap):
-                        with m.If(p_hit):
-                            m.d.sync += [new[Bitmap.MAPPED].eq(mw | e_mask), we[Bitmap.MAPPED].eq(1),
-                                         new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1),
-                                         g_result.eq(GuestResult.OK)]
-                        with m.Else():
-                            m.d.sync += g_result.eq(GuestResult.NOT_PINNED)
-                    with m.Else():
-                        with m.If(m_hit):
-                            m.d.sync += [new[Bitmap.MAPPED].eq(mw & ~e_mask), we[Bitmap.MAPPED].eq(1),
-                                         new[Bitmap.UNMAP].eq(uw | e_mask), we[Bitmap.UNMAP].eq(1),
-                                         g_result.eq(GuestResult.OK)]
-                        with m.Else():
-                            m.d.sync += g_result.eq(GuestResult.NOT_MAPPED)
-                with m.Case(1):
-                    m.d.sync += b_data.eq(Mux(b_sel == Bitmap.PINNED, pw, Mux(b_sel == Bitmap.MAPPED, mw, uw)))
-                with m.Case(2):
-                    with m.Switch(r_code):
-                        with m.Case(RangeOp.PIN):
-                            m.d.sync += [new[Bitmap.PINNED].eq(pw | e_mask), we[Bitmap.PINNED].eq(1)]
-                        with m.Case(RangeOp.UNPIN):
-                            m.d.sync += [new[Bitmap.PINNED].eq(pw & ~e_mask),
-                                         new[Bitmap.MAPPED].eq(mw & ~e_mask),
-                                         new[Bitmap.UNMAP].eq(uw & ~e_mask)]
-                            m.d.sync += [w.eq(1) for w in we.values()]
-                        with m.Case(RangeOp.RECLAIM):
-                            sel = e_mask & uw & ~mw
-                            m.d.sync += [new[Bitmap.PINNED].eq(pw & ~sel), new[Bitmap.UNMAP].eq(uw & ~sel),
-                                         we[Bitmap.PINNED].eq(1), we[Bitmap.UNMAP].eq(1)]
-                        with m.Case(RangeOp.CLEAR_UNMAP):
-                            m.d.sync += [new[Bitmap.UNMAP].eq(uw & ~e_mask), we[Bitmap.UNMAP].eq(1)]
-        with m.If(e_st == WRITE):
+                         rams[b].w_en.eq(we[b] & at[WRITE])]
+        with m.If(at[EVAL]):
+            g_set = gm & p_hit.replicate(32)
+            g_clr = gu & m_hit.replicate(32)
+            g_done = (op["gmap"] & p_hit) | (op["gunmap"] & m_hit)
+            m.d.sync += [e_st.eq(WRITE),
+                         new[Bitmap.PINNED].eq((pw & ~clr_p) | set_p),
+                         new[Bitmap.MAPPED].eq((mw & ~(clr_m | g_clr)) | g_set),
+                         new[Bitmap.UNMAP].eq((uw & ~(clr_u | g_set)) | g_clr),
+                         we[Bitmap.PINNED].eq(op["pin"] | op["unpin"] | op["reclaim"]),
+                         we[Bitmap.MAPPED].eq(g_done | op["unpin"]),
+                         we[Bitmap.UNMAP].eq(g_done | op["unpin"] | op["reclaim"] | op["clr"])]
+            with m.If(op["gmap"]):
+                m.d.sync += g_result.eq(Mux(p_hit, GuestResult.OK, GuestResult.NOT_PINNED))
+            with m.If(op["gunmap"]):
+                m.d.sync += g_result.eq(Mux(m_hit, GuestResult.OK, GuestResult.NOT_MAPPED))
+            with m.If(op["win"]):
+                m.d.sync += b_data.eq(Mux(b_sel == Bitmap.PINNED, pw, Mux(b_sel == Bitmap.MAPPED, mw, uw)))
+        with m.If(at[WRITE]):
             m.d.sync += e_st.eq(IDLE)
             with m.Switch(e_kind):
                 with m.Case(0):
