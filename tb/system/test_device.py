@@ -85,6 +85,22 @@ class SystemTest(uvm_test):
             for w in range((PAGES + 31) // 32):
                 await csr.raw_read(regmap.DMA_HARVEST_BASE + 4 * w)
 
+    async def post_failing_fetch(self, tenant, descriptor):
+        """Post ``descriptor`` on a ring the engine cannot read (blocked by the
+        tracker or answered with an error), wait for the ADI to go ERROR, let
+        the model fetch and fail alike, and return the ADI's status word."""
+        env, csr = self.env, self.env.csr
+        await env.guest.post(tenant.adi, [descriptor])
+        env.sys.posted[tenant.adi].clear()
+        for _ in range(100):
+            await ClockCycles(env.bfm.dut.clk, 20)
+            _, st = await csr.raw_read(regmap.CMD_ADI_STATUS)
+            if st & 3 == ERROR:
+                break
+        assert env.sys.engine.fetch(tenant.adi) is None     # the model's view of the failed fetch
+        _, st = await csr.adi_command(tenant.adi, 0)
+        return st
+
     async def setup_tenants(self, count):
         """``count`` tenants, each with its own domain (shared when domains run out)."""
         env, csr, p = self.env, self.env.csr, self.env.params
@@ -329,15 +345,7 @@ class EngineBadInputTest(SystemTest):
 
         # A ring whose page is not mapped: the fetch is blocked, ADI ERROR 4.
         await csr.guest_map(t1.adi, RING_PAGE, unmap=True)
-        await env.guest.post(t1.adi, [self.good_descriptor(t1)])
-        env.sys.posted[t1.adi].clear()
-        for _ in range(100):
-            await ClockCycles(env.bfm.dut.clk, 20)
-            _, st = await csr.raw_read(regmap.CMD_ADI_STATUS)
-            if st & 3 == ERROR:
-                break
-        env.sys.engine.fetch(t1.adi)          # the model's view of the blocked fetch
-        _, st = await csr.adi_command(t1.adi, 0)
+        st = await self.post_failing_fetch(t1, self.good_descriptor(t1))
         assert st >> 4 & 0xF == AdiError.FETCH_FAULT, hex(st)
         COVERAGE.sample("fetch_fault")
         for addr in (regmap.DMA_FAULT_STATUS, regmap.ENG_DESC_REFUSED):
@@ -440,15 +448,7 @@ class EngineBusErrorTest(SystemTest):
         if t1 is not t0:
             ring = env.sys.host_of(t1.dom, RING_PAGE * PAGE)
             errors.add(ring, PAGE, read=True, write=False)
-            await env.guest.post(t1.adi, [self.good_move(t1)])
-            env.sys.posted[t1.adi].clear()
-            for _ in range(100):
-                await ClockCycles(env.bfm.dut.clk, 20)
-                _, st = await csr.raw_read(regmap.CMD_ADI_STATUS)
-                if st & 3 == ERROR:
-                    break
-            assert env.sys.engine.fetch(t1.adi) is None     # the model's view of the failed fetch
-            _, st = await csr.adi_command(t1.adi, 0)
+            st = await self.post_failing_fetch(t1, self.good_move(t1))
             assert st & 3 == ERROR and st >> 4 & 0xF == AdiError.FETCH_FAULT, hex(st)
             COVERAGE.sample("bus_error_fetch")
             await csr.read(regmap.ENG_DESC_REFUSED)
