@@ -102,7 +102,6 @@ from ..csr.bus import CsrSignature, Resp
 from ..csr.regdefs import window_contents
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam
-from .fifo import SyncFifoOut
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
 __all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH"]
@@ -133,7 +132,7 @@ class DmaTracker(wiring.Component):
         and the ADI table.
     out_depth : int
         Entries of the output FIFO (at least 4; 16 sustain one request per
-        clock: the credit loop from accept to the FIFO's read is 13 cycles).
+        clock: the credit loop from accept to the FIFO's read is 12 cycles).
     fault_depth : int
         Entries of the fault queue, a power of two 2..128.
     primitive : None or "ecp5"
@@ -219,9 +218,7 @@ class DmaTracker(wiring.Component):
         #: ... and whether each holds a dirty-bitmap read or clear (never with a request).
         self._h_mems = [Signal(name=f"hmem{k}") for k in range(len(self._valids))]
         self._credits = Signal(range(out_depth + 1), init=out_depth, name="credits")
-        self._out_level = Signal(range(out_depth + 2), name="out_level")
-        self._out_fifo = SyncFifoOut(width=OUT_LAYOUT.size, depth=out_depth)
-        self._out_therm = self._out_fifo.therm
+        self._out_level = Signal(range(out_depth + 1), name="out_level")
         self._s1 = Signal(REQ_LAYOUT, name="s_req")
         self._s1_dom = Signal(DOMAIN_BITS, name="s_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
@@ -484,7 +481,14 @@ class DmaTracker(wiring.Component):
         # S : decide; set the dirty bit (forwarding S's write of T); push the
         #     outcome and a fault record
         req = self.req
-        m.submodules.out_fifo = out_fifo = self._out_fifo
+        # The output FIFO: SyncFIFOBuffered, whose output register gives a word
+        # written in cycle c on `out` in c + 2. A FIFO whose writer and reader
+        # sides are a cycle further apart (a thermometer-coded read level)
+        # shortened the tracker's slowest path in the ECP5 build (157 -> 170
+        # MHz), but the extra cycle on every outcome cost the
+        # engine two cycles per MEMMOVE piece, taking a 4 KiB copy below 0.9
+        # of the bus width; the cycle was kept.
+        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
         # Credits: free output FIFO entries not promised to a request in flight.
         credits = self._credits
         # (The FIFO's words written and not yet read: what the credit
