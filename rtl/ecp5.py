@@ -74,7 +74,6 @@ def _port(ports, side, spec, name):
     for i in range(DP16KD_WIDTH):
         ports[f"i_DI{side}{i}"] = wdata[i]
         ports[f"o_DO{side}{i}"] = out[i] if i < len(out) else Signal(name=f"{name}_do{s}{i}_nc")
-    return out
 
 
 def dp16kd(name, *, a=None, b=None):

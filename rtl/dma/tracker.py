@@ -280,8 +280,8 @@ class DmaTracker(wiring.Component):
     def _csr_front(self, m):
         """The register bus front end: window decode and bank select, registered; the register banks.
 
-        Returns an object whose ``port(path)`` is the register bank port of a
-        field (:meth:`~..csr.bank.RegisterBank.port`), and a dict of the
+        Returns ``port(path)``, the register bank port of a field (as
+        :meth:`~..csr.bank.RegisterBank.port`), and a dict of the
         external windows' ports (``dma_guest``, ``dma_bmap``,
         ``dma_harvest``), driven as a register bank would drive them.
 
@@ -374,11 +374,9 @@ class DmaTracker(wiring.Component):
             resp = resp | (port.resp & port.ack.replicate(2))
         m.d.sync += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
 
-        class Regs:
-            @staticmethod
-            def port(path):
-                return owner[path.rsplit(".", 1)[0]].port(path)
-        return Regs, ext
+        def port(path):
+            return owner[path.rsplit(".", 1)[0]].port(path)
+        return port, ext
 
     def elaborate(self, platform):
         m = Module()
@@ -391,8 +389,7 @@ class DmaTracker(wiring.Component):
         for b, ram in self.ram.items():
             m.submodules[f"ram_{b.name.lower()}"] = ram
 
-        regs, ext = self._csr_front(m)
-        r = regs.port
+        r, ext = self._csr_front(m)
 
         # ---- ADI -> domain table (CAM) and per-domain host windows ---------
         adi_valid, adi_pasid, adi_dom = self._adi_valid, self._adi_pasid, self._adi_dom
@@ -747,15 +744,14 @@ class DmaTracker(wiring.Component):
         ]
 
         # ---- engine: range ops, guest map/unmap, bitmap window -------------
-        self._elaborate_engine(m, regs, ext, adi_valid, adi_dom, h_ack & h_bmap, h_resp, h_data)
+        self._elaborate_engine(m, r, ext, adi_valid, adi_dom, h_ack & h_bmap, h_resp, h_data)
         return m
 
-    def _elaborate_engine(self, m, regs, ext, adi_valid, adi_dom, h_bm_ack, h_bm_resp, h_bm_data):
+    def _elaborate_engine(self, m, r, ext, adi_valid, adi_dom, h_bm_ack, h_bm_resp, h_bm_data):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
         aw = self.aw
-        r = regs.port
         gp, bm = ext["dma_guest"], ext["dma_bmap"]
         gq, bq = self._gpq, self._bmq      # their requests, registered
 

@@ -72,6 +72,7 @@ completion record included; ``pages_written`` lists the device pages written
 from dataclasses import dataclass, field
 
 from ...rtl.cmd.cost import COST_FRAC_BITS
+from ...rtl.cmd.mover import WORD_BYTES
 from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, MAX_XFER, PATTERN_BYTES,
                             SIZED_OPCODES, RESERVED_FLAGS, Flag, Opcode, Status)
 from ...rtl.dma.defs import PAGE_SHIFT
@@ -82,8 +83,8 @@ __all__ = ["PAGE_SIZE", "MAX_XFER", "BUS_WORD", "PageFault", "Memory", "PageMap"
            "Outcome", "Engine", "estimate_cost"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
-#: Bytes per beat of the engine's AXI4 master: the unit a bus error applies to.
-BUS_WORD = 8
+#: Bytes per beat of the engine's AXI4 master (the mover's word): the unit a bus error applies to.
+BUS_WORD = WORD_BYTES
 
 _OPCODES = {op.value: op for op in Opcode}
 
