@@ -28,8 +28,9 @@ register stages, for the clock rate)::
     D1: the lowest matching entry, one-hot
     D2: its domain: an AND-OR of the one-hot, by groups of four entries ...
     D3: ... and of the groups; the bitmap word address
-    M : the block RAMs take the address
-    O : the block RAMs' output registers; the domain's window is looked up
+    M : the block RAMs take the address; the domain's window is looked up
+        (an AND-OR with the one-hot domain the CAM stages carried along)
+    O : the block RAMs' output registers; the window is registered again
     R : the words arrive; dirty: the writes S made in M and O are merged
     T : the mapped bit is selected (pre-decoded one-hot); window check and
         host address (low half); dirty: S's write of R is merged
@@ -37,7 +38,10 @@ register stages, for the clock rate)::
         forwarded); push the outcome into the output FIFO (every request) and
         a fault record into the fault queue (blocked ones)
 
-A request accepted in cycle ``c`` is decided in ``c + DECIDE_LATENCY`` (10).
+A request accepted in cycle ``c`` is decided in ``c + DECIDE_LATENCY`` (10),
+and its ``out`` beat is valid from ``c + DECIDE_LATENCY + 1`` (the output
+FIFO is a :class:`~siov.rtl.fifo.BypassFifo`, which passes a word written
+into it when empty to its output register at once).
 The bitmaps are :class:`~.bram.BitmapRam` block RAMs with a registered output
 (read latency 2: the ECP5 block RAM's clock-to-out without its output
 register alone is longer than a 5 ns clock).
@@ -51,11 +55,11 @@ requester's domain (0 when its PASID is bound to none).
 
 ``req.ready`` is a credit check on the output FIFO: a credit counter holds
 the FIFO entries not yet promised to a request (taken at accept, given back
-when a beat leaves the FIFO), so every request in flight, allowed or not, has
+a cycle after a beat leaves the FIFO), so every request in flight, allowed or not, has
 its entry and no stage after A ever stalls, so no read data can go stale.
 The mapped check sees the bitmap as it was at the end of stage M (the read
 is transparent to an engine write in that cycle); the ADI table is the one
-of stage C and the domain window the one of stage O. Faults are VT-d style
+of stage C and the domain window the one of stage M. Faults are VT-d style
 records {reason, PASID, page, write}: 0x05 write / 0x06 read to a page that
 is not mapped (or beyond the domain's bitmap), 0x80 PASID bound to no domain,
 0x81 page mapped but outside the domain's host window (DOM_LIMIT). A full
@@ -92,11 +96,11 @@ guest page ``n`` is at ``BASE + n * 4096`` and must be below ``LIMIT`` pages.
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .. import regmap
+from ..fifo import BypassFifo
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..csr.regdefs import window_contents
@@ -219,6 +223,9 @@ class DmaTracker(wiring.Component):
         self._h_mems = [Signal(name=f"hmem{k}") for k in range(len(self._valids))]
         self._credits = Signal(range(out_depth + 1), init=out_depth, name="credits")
         self._out_level = Signal(range(out_depth + 1), name="out_level")
+        self._pop_q = Signal(name="pop_q")            # a credit on its way back
+        self._out_fifo = BypassFifo(width=OUT_LAYOUT.size, depth=out_depth)
+        self._fault_fifo = BypassFifo(width=_FAULT_LAYOUT.size, depth=fault_depth)
         self._s1 = Signal(REQ_LAYOUT, name="s_req")
         self._s1_dom = Signal(DOMAIN_BITS, name="s_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
@@ -469,23 +476,19 @@ class DmaTracker(wiring.Component):
         # C : ADI table CAM: PASID compare per entry
         # D1: the lowest matching entry (one-hot)
         # D2: its domain; the block RAM word address (or the harvest's)
-        # M : the block RAMs take the address
-        # O : the block RAMs' output registers; the domain window check and
-        #     the host address
+        # M : the block RAMs take the address; the domain's window
+        # O : the block RAMs' output registers
         # R : the words arrive (mapped: as of the end of M, with an engine
         #     write in M; dirty: plus the writes S made in M and O)
         # T : select the mapped bit; forward S's write of R into the dirty word
         # S : decide; set the dirty bit (forwarding S's write of T); push the
         #     outcome and a fault record
         req = self.req
-        # The output FIFO: SyncFIFOBuffered, whose output register gives a word
-        # written in cycle c on `out` in c + 2. A FIFO whose writer and reader
-        # sides are a cycle further apart (a thermometer-coded read level)
-        # shortened the tracker's slowest path in the ECP5 build (157 -> 170
-        # MHz), but the extra cycle on every outcome cost the
-        # engine two cycles per MEMMOVE piece, taking a 4 KiB copy below 0.9
-        # of the bus width; the cycle was kept.
-        m.submodules.out_fifo = out_fifo = SyncFIFOBuffered(width=OUT_LAYOUT.size, depth=self.out_depth)
+        # The output FIFO: a BypassFifo, whose output register gives a word
+        # written in cycle c on `out` in c + 1 (SyncFIFOBuffered: c + 2, and
+        # its write enable, gated by a compare on its level, was the slowest
+        # path of the ECP5 build). The credits below keep it from filling.
+        m.submodules.out_fifo = out_fifo = self._out_fifo
         # Credits: free output FIFO entries not promised to a request in flight.
         credits = self._credits
         # (The FIFO's words written and not yet read: what the credit
@@ -499,9 +502,16 @@ class DmaTracker(wiring.Component):
         m.d.comb += [accept.eq(req.valid & req.ready), pop.eq(out_fifo.r_rdy & self.out.ready),
                      self.out.valid.eq(out_fifo.r_rdy), self.out.payload.eq(out_fifo.r_data),
                      out_fifo.r_en.eq(self.out.ready)]
-        with m.If(accept & ~pop):
+        # A read gives its credit back a cycle later: the FIFO sits at the
+        # far end of the pipeline from the accept logic, and the consumer's
+        # ready then crosses that distance from a flip-flop. (The loop from
+        # accept to the credit's return is DECIDE_LATENCY + 3 cycles, within
+        # the FIFO's depth, so one request per clock is still sustained.)
+        pop_q = self._pop_q
+        m.d.sync += pop_q.eq(pop)
+        with m.If(accept & ~pop_q):
             m.d.sync += credits.eq(credits - 1)
-        with m.Elif(pop & ~accept):
+        with m.Elif(pop_q & ~accept):
             m.d.sync += credits.eq(credits + 1)
 
         def stage(name, layout):
@@ -521,6 +531,9 @@ class DmaTracker(wiring.Component):
         d0_eq = [Signal(CH, name=f"d0_eq{i}") for i in range(A)]
         d0_en = Signal(A, name="d0_en")
         d0_mdom = [Signal(DOMAIN_BITS, name=f"d0_mdom{i}") for i in range(A)]
+        # Each entry's domain, also one-hot: the window look-up of stage M is
+        # then an AND-OR of the windows with no decoder in front.
+        d0_moh = [Signal(D, name=f"d0_moh{i}") for i in range(A)]
         d0_in_range = Signal(name="d0_in_range")
         m.d.sync += [d0_valid.eq(c_valid), d0_req.eq(c_req), d0_h.eq(c_h),
                      d0_hword.eq(c_hword), d0_hdom.eq(c_hdom),
@@ -529,23 +542,27 @@ class DmaTracker(wiring.Component):
             m.d.sync += [d0_eq[i].eq(Cat(*(adi_pasid[i][4 * k:4 * k + 4] == c_req.pasid[4 * k:4 * k + 4]
                                            for k in range(CH)))),
                          d0_en[i].eq(c_valid & adi_valid[i] & (adi_dom[i] < D)),
-                         d0_mdom[i].eq(adi_dom[i])]
+                         d0_mdom[i].eq(adi_dom[i]),
+                         d0_moh[i].eq(Cat(*(adi_dom[i] == d for d in range(D))))]
         # D1: per-entry match.
         d1_valid, d1_req, d1_h = self._valids[2], stage("d1_req", REQ_LAYOUT), stage("d1_h", H)
         d1_hword, d1_hdom = Signal.like(a_hword, name="d1_hword"), Signal(DOMAIN_BITS, name="d1_hdom")
         d1_match = Signal(A, name="d1_match")
         d1_mdom = [Signal(DOMAIN_BITS, name=f"d1_mdom{i}") for i in range(A)]
+        d1_moh = [Signal(D, name=f"d1_moh{i}") for i in range(A)]
         d1_in_range = Signal(name="d1_in_range")
         m.d.sync += [d1_valid.eq(d0_valid), d1_req.eq(d0_req), d1_h.eq(d0_h),
                      d1_hword.eq(d0_hword), d1_hdom.eq(d0_hdom), d1_in_range.eq(d0_in_range),
                      d1_match.eq(Cat(*(d0_en[i] & d0_eq[i].all() for i in range(A))))]
         m.d.sync += [d1_mdom[i].eq(d0_mdom[i]) for i in range(A)]
+        m.d.sync += [d1_moh[i].eq(d0_moh[i]) for i in range(A)]
         # D2: the lowest matching entry, one-hot (``x & -x``: the negation
         # is a carry chain, faster than a priority chain of LUTs).
         d2_valid, d2_req, d2_h = self._valids[3], stage("d2_req", REQ_LAYOUT), stage("d2_h", H)
         d2_hword, d2_hdom = Signal.like(a_hword, name="d2_hword"), Signal(DOMAIN_BITS, name="d2_hdom")
         d2_first = Signal(A, name="d2_first")
         d2_mdom = [Signal(DOMAIN_BITS, name=f"d2_mdom{i}") for i in range(A)]
+        d2_moh = [Signal(D, name=f"d2_moh{i}") for i in range(A)]
         d2_hit, d2_in_range = Signal(name="d2_hit"), Signal(name="d2_in_range")
         m.d.sync += [d2_valid.eq(d1_valid), d2_req.eq(d1_req), d2_h.eq(d1_h),
                      d2_hword.eq(d1_hword), d2_hdom.eq(d1_hdom),
@@ -554,18 +571,22 @@ class DmaTracker(wiring.Component):
                      # (a priority chain of LUTs over every entry is deeper).
                      d2_first.eq(d1_match & (-d1_match.as_signed())[:A])]
         m.d.sync += [d2_mdom[i].eq(d1_mdom[i]) for i in range(A)]
+        m.d.sync += [d2_moh[i].eq(d1_moh[i]) for i in range(A)]
         # D3: the domain, an AND-OR of the one-hot (0 if none), in groups of four.
         d3_valid, d3_req, d3_h = self._valids[4], stage("d3_req", REQ_LAYOUT), stage("d3_h", H)
         d3_hword, d3_hdom = Signal.like(a_hword, name="d3_hword"), Signal(DOMAIN_BITS, name="d3_hdom")
         d3_hit, d3_in_range = Signal(name="d3_hit"), Signal(name="d3_in_range")
-        d3_part = []
+        d3_part, d3_ohpart = [], []
         for g in range(0, A, 4):
             part = Signal(DOMAIN_BITS, name=f"d3_part{g // 4}")
-            acc = Const(0, DOMAIN_BITS)
+            ohpart = Signal(D, name=f"d3_ohpart{g // 4}")
+            acc, ohacc = Const(0, DOMAIN_BITS), Const(0, D)
             for i in range(g, min(g + 4, A)):
                 acc = acc | (d2_first[i].replicate(DOMAIN_BITS) & d2_mdom[i])
-            m.d.sync += part.eq(acc)
+                ohacc = ohacc | (d2_first[i].replicate(D) & d2_moh[i])
+            m.d.sync += [part.eq(acc), ohpart.eq(ohacc)]
             d3_part.append(part)
+            d3_ohpart.append(ohpart)
         m.d.sync += [d3_valid.eq(d2_valid), d3_req.eq(d2_req), d3_h.eq(d2_h),
                      d3_hword.eq(d2_hword), d3_hdom.eq(d2_hdom),
                      d3_hit.eq(d2_hit), d3_in_range.eq(d2_in_range)]
@@ -578,6 +599,11 @@ class DmaTracker(wiring.Component):
         for part in d3_part:
             acc = acc | part
         m.d.comb += dom_sel.eq(acc)
+        m_dsel = Signal(D, name="m_dsel")
+        ohacc = Const(0, D)
+        for part in d3_ohpart:
+            ohacc = ohacc | part
+        m.d.sync += m_dsel.eq(ohacc)
         # In a harvest slot no entry matches (the request slot is empty): the
         # harvest's domain and word go in through the same OR.
         addr_dom = dom_sel | Mux(d3_h.mem, d3_hdom, 0)
@@ -600,34 +626,37 @@ class DmaTracker(wiring.Component):
         o_valid, o_req, o_h = self._valids[6], self._o_req, stage("o_h", H)
         o_hit, o_in_range, o_dom = Signal(name="o_hit"), Signal(name="o_in_range"), self._o_dom
         o_addr = Signal(aw, name="o_addr")
-        o_eq2 = Signal(name="o_eq2")   # this word is the one S writes in M
-        # The domain, also one-hot (decoded from M's register): the window
-        # look-up of O is then an AND-OR of the windows, each select bit
-        # driving only its own window's bits, rather than a binary mux whose
-        # select bits drive all of them.
-        mdsel = m_dom[:max(1, (D - 1).bit_length())]
-        o_dsel = Signal(D, name="o_dsel")
+        # This word is the one S writes in M: compared by 3-bit chunks in O
+        # and combined in R (m_addr sits by the block RAMs' address pins, far
+        # from the rest of the pipeline).
+        n_chunks = -(-aw // 3)
+        o_eq2 = Signal(n_chunks, name="o_eq2")
+        # The domain's window, looked up in M: an AND-OR of the windows with
+        # the one-hot domain, each select bit driving only its own window's
+        # bits. It is registered twice (O, R) before its compare and adder in
+        # T, so the route from the window registers has a cycle of its own.
+        o_base, o_limit = Signal(64 - PAGE_SHIFT, name="o_base"), Signal(32, name="o_limit")
+        w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
+        for d in range(D):
+            w_base = w_base | (dom_base[d] & m_dsel[d].replicate(64 - PAGE_SHIFT))
+            w_limit = w_limit | (dom_limit[d] & m_dsel[d].replicate(32))
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
                      o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
-                     o_eq2.eq(m_addr == s_addr),
-                     o_dsel.eq(Cat(*((mdsel == d) if d < D - 1 else (mdsel >= d) for d in range(D))))]
+                     o_eq2.eq(Cat(*(m_addr[3 * k:3 * k + 3] == s_addr[3 * k:3 * k + 3]
+                                    for k in range(n_chunks)))),
+                     o_base.eq(w_base), o_limit.eq(w_limit)]
         # R
         r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
         r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
         r_addr = Signal(aw, name="r_addr")
-        # The domain's window, looked up in O.
         r_base, r_limit = Signal(64 - PAGE_SHIFT, name="r_base"), Signal(32, name="r_limit")
-        w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
-        for d in range(D):
-            w_base = w_base | (dom_base[d] & o_dsel[d].replicate(64 - PAGE_SHIFT))
-            w_limit = w_limit | (dom_limit[d] & o_dsel[d].replicate(32))
         r_onehot = Signal(32, name="r_onehot")
         r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
         m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
                      r_in_range.eq(o_in_range), r_dom.eq(o_dom), r_addr.eq(o_addr),
-                     r_base.eq(w_base), r_limit.eq(w_limit),
+                     r_base.eq(o_base), r_limit.eq(o_limit),
                      r_onehot.eq(Const(1, 32) << o_req.page[:5]),
-                     r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2)]
+                     r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2.all())]
         r_dw = Signal(32)
         m.d.comb += r_dw.eq(Mux(r_eq1 & w_v[0], w_d[0], Mux(r_eq2 & w_v[1], w_d[1], rd.r_data)))
         # T
@@ -654,6 +683,11 @@ class DmaTracker(wiring.Component):
         s_host = Signal(64 - PAGE_SHIFT, name="s_host")
         s_setbit, s_dw = Signal(32, name="s_setbit"), Signal(32, name="s_dw")
         s_eq1 = Signal(name="s_eq1")
+        # An allowed write would set a dirty bit: everything but the mapped
+        # bit, decided a stage early, so the dirty RAM's write enable is one
+        # LUT from flip-flops (s_wok, s_mapped, the clear).
+        s_wok = Signal(name="s_wok")
+        m.d.sync += s_wok.eq(t_valid & t_req.write & t_hit & t_in_range & t_in_window)
         m.d.sync += [s_valid.eq(t_valid), s1.eq(t_req), s_h.eq(t_h), s_hit.eq(t_hit),
                      s_in_range.eq(t_in_range), s1_dom.eq(t_dom), s_addr.eq(t_addr), s_ok.eq(t_hit & t_in_range & t_in_window),
                      s_mapped.eq((t_mword & t_onehot).any()), s_host.eq(Cat(t_host_lo[:32], t_host_hi + t_host_lo[32])), s_setbit.eq(t_onehot),
@@ -692,7 +726,7 @@ class DmaTracker(wiring.Component):
         h1_clear = self._h1_clear
         m.d.comb += [h1_clear.eq(s_h.clear), cur.eq(Mux(s_eq1 & w_v[0], w_d[0], s_dw))]
         p_we = Signal()
-        m.d.comb += p_we.eq(allow & s1.write)
+        m.d.comb += p_we.eq(s_wok & s_mapped)
         m.d.comb += [wp.w_en.eq(p_we | h1_clear), wp.w_addr.eq(s_addr),
                      wp.w_data.eq(Mux(h1_clear, 0, cur | s_setbit)),
                      self.taps["harvest"].eq(s_h.mem)]
@@ -717,7 +751,7 @@ class DmaTracker(wiring.Component):
                      r("DMA.CNT_DIRTIED.COUNT").eq(cnt["dirtied"])]
 
         # ---- fault queue ---------------------------------------------------
-        m.submodules.fault_fifo = fq = SyncFIFOBuffered(width=_FAULT_LAYOUT.size, depth=self.fault_depth)
+        m.submodules.fault_fifo = fq = self._fault_fifo
         frec = Signal(_FAULT_LAYOUT)
         m.d.comb += [frec.reason.eq(reason), frec.write.eq(s1.write), frec.pasid.eq(s1.pasid),
                      frec.page.eq(s1.page), fq.w_en.eq(block), fq.w_data.eq(frec)]
@@ -780,19 +814,29 @@ class DmaTracker(wiring.Component):
         # most 32) a stage before their AND.
         end = Signal(33)
         last_page = Signal(32)
-        last_bit = Signal(5)                  # last_page[:5]
+        # The last word's mask, bits 0..last_page % 32, is a thermometer of
+        # end % 32 (all ones when it is 0), with no subtraction on the way: a
+        # table, each bit a function of five bits (one LUT5; compares with
+        # constants became carry chains).
+        end_bit = Signal(5)                   # end[:5]
         beyond, one_word, nonempty = Signal(), Signal(), Signal()
         ow_hi, ow_lo = Signal(), Signal()
         lo_pre, hi_pre = Signal(32), Signal(32)
-        m.d.sync += [end.eq(start + count), last_page.eq(end - 1), last_bit.eq(start[:5] + count[:5] - 1),
+        m.d.sync += [end.eq(start + count), last_page.eq(end - 1), end_bit.eq(start[:5] + count[:5]),
                      beyond.eq(end > P),
                      # start[:5] + count - 1 < 32, for a nonempty range
                      ow_hi.eq(count[6:] == 0), ow_lo.eq(count[:6] + start[:5] <= 32), one_word.eq(ow_hi & ow_lo),
                      nonempty.eq(count != 0),
                      lo_pre.eq(Const(0xFFFF_FFFF, 32) << start[:5]),
-                     hi_pre.eq(Const(0xFFFF_FFFF, 32) >> (31 - last_bit)[:5])]
-        with m.If(r("DMA.OP.GO")):
-            with m.If(busy | (r("DMA.OP.DOMAIN") >= D) | beyond):
+                     hi_pre.eq(Array(Const((1 << k) - 1 if k else 0xFFFF_FFFF, 32) for k in range(32))[end_bit])]
+        # GO is registered with its verdict (refused: busy, a domain out of
+        # range, a range beyond the bitmap), and acted on a cycle later: the
+        # strobe comes from the register bank, away from the op's state.
+        # OP's fields stay in storage until the next bus write, cycles away.
+        go, go_refused = Signal(name="go"), Signal(name="go_refused")
+        m.d.sync += [go.eq(r("DMA.OP.GO")), go_refused.eq(busy | (r("DMA.OP.DOMAIN") >= D) | beyond)]
+        with m.If(go):
+            with m.If(go_refused):
                 m.d.sync += err.eq(1)
             with m.Else():
                 m.d.sync += [err.eq(0), busy.eq(nonempty), r_code.eq(r("DMA.OP.CODE")),

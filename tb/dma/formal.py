@@ -118,23 +118,23 @@ class IsolationHarness(Harness):
         m.d.comb += word_m.eq(Mux(ew.w_en & (ew.w_addr == dut._m_addr), ew.w_data, mp.data))
         M_TO_S = 4
         mapped_then = _delay(m, word_m.bit_select(dut._m_req.page[:5], 1), M_TO_S, "mapped_then")
-        # The domain's window as stage O saw it.
+        # The domain's window as stage M saw it.
         base = Signal(64 - PAGE_SHIFT)
         limit = Signal(32)
-        with m.Switch(dut._o_dom):
+        with m.Switch(dut._m_dom):
             for d in range(D):
                 with m.Case(d):
                     m.d.comb += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
-        O_TO_S = M_TO_S - 1
-        in_window = _delay(m, dut._o_req.page < limit, O_TO_S, "in_window")
-        host = _delay(m, (base + dut._o_req.page)[:64 - PAGE_SHIFT], O_TO_S, "host")
+        in_window = _delay(m, dut._m_req.page < limit, M_TO_S, "in_window")
+        host = _delay(m, (base + dut._m_req.page)[:64 - PAGE_SHIFT], M_TO_S, "host")
         out_rec = dut._out_rec
         # One beat per decided request, never into a full queue; the credits
         # account for every request in flight and every beat queued.
         in_flight = sum(v for v in dut._valids)
         m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
                      Assert(~dut._out_push | dut._out_w_rdy),
-                     Assert(dut._credits + in_flight + dut._out_level == dut.out_depth)]
+                     Assert(dut._credits + in_flight + dut._out_level + dut._pop_q == dut.out_depth)]
+        m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_fifo) for cond in fifo.invariants()]
         with m.If(dut._out_push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
                          Assert(out_rec.addr == 0), Assert(out_rec.pasid == s1.pasid),

@@ -1,0 +1,123 @@
+"""A FIFO built for short paths: status flags in flip-flops, one-cycle bypass.
+
+:class:`BypassFifo` has the port names and the write/read rules of Amaranth's
+:class:`~amaranth.lib.fifo.SyncFIFOBuffered` (``w_en`` is ignored while
+``w_rdy`` is low, ``r_en`` while ``r_rdy`` is low; ``level`` counts the words
+held) and the same capacity, but:
+
+* ``w_rdy`` and the "RAM holds a word" flag are registers of their own,
+  updated a cycle ahead, instead of compares on a level counter. A producer's
+  write enable (a fault to queue, an outcome to pass on) therefore meets one
+  LUT before the FIFO's enables, and the consumer's ``r_en`` likewise.
+* A word written in cycle *c* into an empty FIFO is on ``r_data`` in cycle
+  *c + 1* (``SyncFIFOBuffered``: *c + 2*): it goes straight into the output
+  register. Otherwise it waits in distributed RAM, from which the output
+  register reloads when the consumer reads.
+* Every word is written to the RAM, even one that goes straight to the
+  output register (which then skips it): the RAM's write enable, which
+  reaches every RAM cell, is the producer's own, and the read side's
+  flags steer only the pointers, the counts and the output register. The
+  RAM has ``depth`` words for that (one more than it ever holds waiting).
+
+The flags duplicate what the counts say; :meth:`BypassFifo.invariants` lists
+the relations, which formal harnesses assert so that k-induction does not
+start from a state where they disagree.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["BypassFifo"]
+
+
+class BypassFifo(wiring.Component):
+    """Output register plus ``depth`` words of distributed RAM.
+
+    Parameters
+    ----------
+    width : int
+        Bits per word.
+    depth : int
+        Words it holds, at least 2.
+    """
+
+    def __init__(self, *, width, depth):
+        if not isinstance(depth, int) or depth < 2:
+            raise ValueError(f"BypassFifo depth must be an integer of at least 2, not {depth!r}")
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"BypassFifo width must be a positive integer, not {width!r}")
+        self.width, self.depth = width, depth
+        # Words waiting in the RAM (written, not yet in the output register).
+        self._avail = Signal(range(depth), name="avail")
+        self._nonempty = Signal(name="nonempty")                # avail != 0
+        self._out_valid = Signal(name="out_valid")              # the output register holds a word
+        self._full = Signal(name="full")                        # avail == depth - 1 and out_valid
+        super().__init__({
+            "w_en": In(1), "w_data": In(width), "w_rdy": Out(1),
+            "r_en": In(1), "r_data": Out(width), "r_rdy": Out(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def invariants(self):
+        """Relations between the flags and the counts that hold in every
+        reachable state."""
+        n = self.depth - 1
+        return [self._nonempty == (self._avail != 0), self._avail <= n,
+                self._full == ((self._avail == n) & self._out_valid),
+                ~self._nonempty | self._out_valid]
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.depth
+        m.submodules.mem = mem = Memory(shape=self.width, depth=n, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        wptr, rptr = Signal(range(n), name="wptr"), Signal(range(n), name="rptr")
+        avail, nonempty, out_valid, full = self._avail, self._nonempty, self._out_valid, self._full
+        out_data = Signal(self.width, name="out_data")
+
+        write = Signal()     # a word comes in (and is written to the RAM)
+        pop = Signal()       # the consumer takes the output word
+        load = Signal()      # the output register takes a word this cycle (if there is one)
+        from_ram = Signal()  # ... the oldest word waiting in the RAM
+        bypass = Signal()    # ... the word coming in
+        m.d.comb += [write.eq(self.w_en & ~full),
+                     pop.eq(self.r_en & out_valid),
+                     load.eq(~out_valid | self.r_en),
+                     # Words wait in the RAM only while the output register
+                     # holds one, so a read reloads from the RAM whenever it
+                     # has any: the output-valid flag stays off this enable.
+                     from_ram.eq(self.r_en & nonempty),
+                     bypass.eq(load & ~nonempty & write),
+                     # Every word is written to the RAM, the bypassed ones
+                     # too: the write side never waits on the read side, and
+                     # its enable (wide: one per RAM cell) is the producer's.
+                     wr.addr.eq(wptr), wr.data.eq(self.w_data), wr.en.eq(write),
+                     rd.addr.eq(rptr)]
+
+        def step(ptr):
+            return Mux(ptr == n - 1, 0, ptr + 1)
+
+        with m.If(write):
+            m.d.sync += wptr.eq(step(wptr))
+        with m.If(from_ram | bypass):
+            m.d.sync += rptr.eq(step(rptr))
+        enqueue = write & ~bypass
+        with m.If(enqueue & ~from_ram):
+            m.d.sync += [avail.eq(avail + 1), nonempty.eq(1)]
+        with m.Elif(from_ram & ~enqueue):
+            m.d.sync += [avail.eq(avail - 1), nonempty.eq(avail != 1)]
+        with m.If(load):
+            m.d.sync += [out_valid.eq(nonempty | write),
+                         out_data.eq(Mux(nonempty, rd.data, self.w_data))]
+        # Full after this cycle: a write without a read into the last free word.
+        with m.If(write & ~pop):
+            m.d.sync += full.eq((avail + out_valid) == n - 1)
+        with m.Elif(pop & ~write):
+            m.d.sync += full.eq(0)
+
+        m.d.comb += [self.r_rdy.eq(out_valid), self.r_data.eq(out_data),
+                     self.level.eq(avail + out_valid), self.w_rdy.eq(~full)]
+        return m
