@@ -25,16 +25,24 @@ implementations behave identically cycle for cycle:
   ``tb/models/dp16kd.v``. Depth at most 1024 words.
 """
 
-from amaranth.hdl import Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
 from ..ecp5 import DP16KD_DEPTH, dp16kd
 
-__all__ = ["BitmapRam", "PRIMITIVES"]
+__all__ = ["BitmapRam", "PRIMITIVES", "chunk_equal"]
 
 #: Accepted values of ``primitive``.
 PRIMITIVES = (None, "ecp5")
+
+
+def chunk_equal(a, b, chunk=3):
+    """``a == b`` by ``chunk``-bit slices: the value whose ``.all()`` is the
+    equality. To be registered before the AND, when one side is a block RAM
+    address register (placed by the RAM's pins, far from the other side): a
+    3-bit compare is one LUT, and a wide one a chain of them."""
+    return Cat(*(a[k:k + chunk] == b[k:k + chunk] for k in range(0, len(a), chunk)))
 
 
 class BitmapRam(Elaboratable):
@@ -99,11 +107,15 @@ class BitmapRam(Elaboratable):
             if transparent:
                 # A write in the read's own cycle: substitute its word after the
                 # output register (the block RAM's collision result is not used).
-                coll = [Signal(name=f"coll{i}_{k}") for k in (1, 2)]
+                # The address compare is registered by chunks and ANDed a
+                # cycle later.
+                en0 = Signal(name=f"coll{i}_en")
+                eq0 = Signal(len(chunk_equal(self.w_addr, r_addr)), name=f"coll{i}_eq")
+                coll = Signal(name=f"coll{i}")
                 wd = [Signal(32, name=f"coll{i}_data{k}") for k in (1, 2)]
-                m.d.sync += [coll[0].eq(self.w_en & (self.w_addr == r_addr)), wd[0].eq(self.w_data),
-                             coll[1].eq(coll[0]), wd[1].eq(wd[0])]
-                m.d.comb += r_data.eq(Mux(coll[1], wd[1], q))
+                m.d.sync += [en0.eq(self.w_en), eq0.eq(chunk_equal(self.w_addr, r_addr)), wd[0].eq(self.w_data),
+                             coll.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
+                m.d.comb += r_data.eq(Mux(coll, wd[1], q))
             else:
                 m.d.comb += r_data.eq(q)
         return m

@@ -54,9 +54,10 @@ Blocked: ``fault`` = 1, ``reason`` = the fault reason below, ``addr`` = 0;
 requester's domain (0 when its PASID is bound to none).
 
 ``req.ready`` is a credit check on the output FIFO: a credit counter holds
-the FIFO entries not yet promised to a request (taken at accept, given back
-a cycle after a beat leaves the FIFO), so every request in flight, allowed or not, has
-its entry and no stage after A ever stalls, so no read data can go stale.
+the FIFO entries not yet promised to a request (taken a cycle after accept,
+given back a cycle after a beat leaves the FIFO; the check allows for the
+one being taken), so every request in flight, allowed or not, has its entry
+and no stage after A ever stalls, so no read data can go stale.
 The mapped check sees the bitmap as it was at the end of stage M (the read
 is transparent to an engine write in that cycle); the ADI table is the one
 of stage C and the domain window the one of stage M. Faults are VT-d style
@@ -105,7 +106,7 @@ from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..csr.regdefs import window_contents
 from ..params import DeviceParams, require_params
-from .bram import BitmapRam
+from .bram import BitmapRam, chunk_equal
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
 __all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH"]
@@ -298,10 +299,13 @@ class DmaTracker(wiring.Component):
         enable of high fan-out, and its read mux is an AND-OR of all 28
         registers, both too long for the clock. So:
 
-        * a window's strobe is ``stb`` and its address compare, as a bank
-          would make it, and the tracker registers it at once (its ``we`` is
-          cleared when the window is not hit: only read under the strobe, it
-          keeps the windows' copies of ``we`` apart from each other);
+        * ``stb`` is registered, and the address decoded into flip-flops in
+          the same cycle (window hits, "no window", the bank): the address is
+          held until the answer, so each select is an AND of flip-flops;
+        * a window's strobe is that registered ``stb`` and its hit, and the
+          tracker registers it once more (its ``we`` is cleared when the
+          window is not hit: only read under the strobe, it keeps the
+          windows' copies of ``we`` apart from each other);
         * the tracker's registers are split by address into banks of
           :attr:`BANK_WORDS` words (an AND-OR of at most eight registers
           each), and a request for them is registered first, with the select
@@ -314,8 +318,9 @@ class DmaTracker(wiring.Component):
         * the answer (``ack``, ``rdata``, ``resp``) is registered, so the
           bridge's response enables hang off one flip-flop.
 
-        So a register answers four cycles after ``stb`` and a window one
-        cycle later than its own ``ack``; the bus allows any latency (the
+        So a register answers five cycles after ``stb``, and a window two
+        cycles later than it would straight on the bus (the registered
+        strobe, the registered answer); the bus allows any latency (the
         request is held until ``ack``) and the ordering of accesses is that
         of the bus, one at a time.
         """
@@ -329,25 +334,33 @@ class DmaTracker(wiring.Component):
             if e.offset - base < 2 << lb:
                 raise ValueError(f"Window {e.path} overlaps the register span of the DMA banks")
         csr = self.csr
-        ext, hits = {}, []
+        # The strobe is registered, and the address decoded into flip-flops
+        # in the same cycle (the address is held until the answer): every
+        # select below is then an AND of flip-flops.
+        stb = Signal(name="csr_stb_q")
+        m.d.sync += stb.eq(csr.stb)
+        ext, offsets = {}, []
         for e in exts_tab:
             port = CsrSignature(max(2, (e.size - 1).bit_length())).create(path=("ext", e.name))
             lw = len(port.addr)
             hit = Signal(name=f"hit_{e.name}")
-            m.d.comb += [hit.eq(csr.addr[lw:] == (e.offset - base) >> lw),
-                         port.stb.eq(csr.stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
+            m.d.sync += hit.eq(csr.addr[lw:] == (e.offset - base) >> lw)
+            m.d.comb += [port.stb.eq(stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
                          port.wdata.eq(csr.wdata), port.wstrb.eq(csr.wstrb)]
             ext[e.name] = port
-            hits.append(hit)
-        # The banks' request, a cycle late (held, like the bus's, until its ack).
+            offsets.append((lw, (e.offset - base) >> lw))
+        # The banks' request, a cycle later (held, like the bus's, until its ack).
         n_banks = max(1, -(-span // (self.BANK_WORDS * 4)))
         outside = Signal(name="lq_outside")
         m.d.comb += outside.eq(csr.addr[lb:].any())
-        local = csr.stb & ~Cat(*hits).any()
         group = csr.addr[gb:lb] if lb > gb else Const(0, 1)
+        no_hit = Signal(name="csr_no_hit")
+        bank_sel = Signal(n_banks, name="csr_bank_sel")
+        m.d.sync += [no_hit.eq(~Cat(*(csr.addr[lw:] == off for lw, off in offsets)).any()),
+                     bank_sel.eq(Cat(*(Mux(outside, g == 0, group == g) for g in range(n_banks))))]
         lq_stb = Signal(n_banks, name="lq_stb")
         lq_addr = Signal(lb + 1, name="lq_addr")
-        m.d.sync += [lq_stb.eq(Cat(*(local & Mux(outside, g == 0, group == g) for g in range(n_banks)))),
+        m.d.sync += [lq_stb.eq((stb & no_hit).replicate(n_banks) & bank_sel),
                      lq_addr.eq(Cat(csr.addr[:lb], outside))]
         banks = []
         owner = {}
@@ -494,8 +507,13 @@ class DmaTracker(wiring.Component):
         # (The FIFO's words written and not yet read: what the credit
         # invariant of the formal harness is stated on.)
         m.d.comb += self._out_level.eq(out_fifo.level)
+        # A credit is taken a cycle after its request was accepted (on the
+        # C stage's valid), so that accept, which hangs off the requester's
+        # valid, drives flip-flops only; the ready check counts the credit
+        # still being taken.
+        c_valid = self._c_valid
         credit_ok = Signal()
-        m.d.comb += credit_ok.eq(credits != 0)
+        m.d.comb += credit_ok.eq(~((credits == 0) | ((credits == 1) & c_valid)))
         m.d.comb += req.ready.eq(credit_ok & ~a_h.mem)
         accept = Signal()
         pop = Signal()
@@ -509,9 +527,9 @@ class DmaTracker(wiring.Component):
         # the FIFO's depth, so one request per clock is still sustained.)
         pop_q = self._pop_q
         m.d.sync += pop_q.eq(pop)
-        with m.If(accept & ~pop_q):
+        with m.If(c_valid & ~pop_q):
             m.d.sync += credits.eq(credits - 1)
-        with m.Elif(pop_q & ~accept):
+        with m.Elif(pop_q & ~c_valid):
             m.d.sync += credits.eq(credits + 1)
 
         def stage(name, layout):
@@ -629,22 +647,25 @@ class DmaTracker(wiring.Component):
         # This word is the one S writes in M: compared by 3-bit chunks in O
         # and combined in R (m_addr sits by the block RAMs' address pins, far
         # from the rest of the pipeline).
-        n_chunks = -(-aw // 3)
-        o_eq2 = Signal(n_chunks, name="o_eq2")
+        o_eq2 = Signal(len(chunk_equal(m_addr, s_addr)), name="o_eq2")
         # The domain's window, looked up in M: an AND-OR of the windows with
         # the one-hot domain, each select bit driving only its own window's
         # bits. It is registered twice (O, R) before its compare and adder in
-        # T, so the route from the window registers has a cycle of its own.
-        o_base, o_limit = Signal(64 - PAGE_SHIFT, name="o_base"), Signal(32, name="o_limit")
-        w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
-        for d in range(D):
-            w_base = w_base | (dom_base[d] & m_dsel[d].replicate(64 - PAGE_SHIFT))
-            w_limit = w_limit | (dom_limit[d] & m_dsel[d].replicate(32))
+        # T.
+        # The AND-OR is split: by groups of four domains in M, the groups
+        # ORed in O.
+        base_or, limit_or = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
+        for g in range(0, D, 4):
+            o_base, o_limit = Signal(64 - PAGE_SHIFT, name=f"o_base{g // 4}"), Signal(32, name=f"o_limit{g // 4}")
+            w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
+            for d in range(g, min(g + 4, D)):
+                w_base = w_base | (dom_base[d] & m_dsel[d].replicate(64 - PAGE_SHIFT))
+                w_limit = w_limit | (dom_limit[d] & m_dsel[d].replicate(32))
+            m.d.sync += [o_base.eq(w_base), o_limit.eq(w_limit)]
+            base_or, limit_or = base_or | o_base, limit_or | o_limit
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
                      o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
-                     o_eq2.eq(Cat(*(m_addr[3 * k:3 * k + 3] == s_addr[3 * k:3 * k + 3]
-                                    for k in range(n_chunks)))),
-                     o_base.eq(w_base), o_limit.eq(w_limit)]
+                     o_eq2.eq(chunk_equal(m_addr, s_addr))]
         # R
         r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
         r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
@@ -654,7 +675,7 @@ class DmaTracker(wiring.Component):
         r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
         m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
                      r_in_range.eq(o_in_range), r_dom.eq(o_dom), r_addr.eq(o_addr),
-                     r_base.eq(o_base), r_limit.eq(o_limit),
+                     r_base.eq(base_or), r_limit.eq(limit_or),
                      r_onehot.eq(Const(1, 32) << o_req.page[:5]),
                      r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2.all())]
         r_dw = Signal(32)
@@ -962,19 +983,32 @@ class DmaTracker(wiring.Component):
         range_mask = Signal(32)
         m.d.comb += range_mask.eq(Mux(r_is_first, lo_mask, 0xFFFF_FFFF) & Mux(r_is_last, hi_mask, 0xFFFF_FFFF))
 
+        # What IDLE does next is decided a cycle ahead, into one flag per
+        # choice (guest op refused, guest op, window read, range word), from
+        # a cycle the engine spent in IDLE and did not leave: after WRITE
+        # (which clears the pending flag it served) IDLE waits a cycle for
+        # the flags to catch up. The priority chain then stays off the
+        # state's enables.
+        n_refuse, n_guest, n_win, n_range = (Signal(name=f"e_next_{k}") for k in ("refuse", "guest", "win", "range"))
+        settled = (e_st == IDLE) & ~(n_refuse | n_guest | n_win | n_range)
+        g_ready = g_pend & g_look
+        m.d.sync += [n_refuse.eq(settled & g_ready & g_refuse),
+                     n_guest.eq(settled & g_ready & ~g_refuse),
+                     n_win.eq(settled & ~g_ready & b_pend),
+                     n_range.eq(settled & ~g_ready & ~b_pend & busy)]
         with m.If(e_st == IDLE):
-            with m.If(g_pend & g_look):
-                with m.If(g_refuse):
+            with m.If(n_refuse | n_guest):
+                with m.If(n_refuse):
                     m.d.sync += [g_pend.eq(0), g_ack.eq(1), g_result.eq(g_refuse_res)]
                 with m.Else():
                     m.d.sync += [e_st.eq(RD), e_kind.eq(0), e_unmap.eq(g_unmap),
                                  e_addr.eq(self._word_addr(g_page[5:], g_dom)),
                                  e_mask.eq(Const(1, 32) << g_page[:5])]
                     m.d.sync += issue(gmap=~g_unmap, gunmap=g_unmap)
-            with m.Elif(b_pend):
+            with m.Elif(n_win):
                 m.d.sync += [e_st.eq(RD), e_kind.eq(1), e_addr.eq(b_addr)]
                 m.d.sync += issue(win=1)
-            with m.Elif(busy):
+            with m.Elif(n_range):
                 m.d.sync += [e_st.eq(RD), e_kind.eq(2), e_mask.eq(range_mask),
                              e_addr.eq(self._word_addr(r_word, r_dom))]
                 m.d.sync += issue(pin=r_code == RangeOp.PIN, unpin=r_code == RangeOp.UNPIN,

@@ -129,11 +129,13 @@ class IsolationHarness(Harness):
         host = _delay(m, (base + dut._m_req.page)[:64 - PAGE_SHIFT], M_TO_S, "host")
         out_rec = dut._out_rec
         # One beat per decided request, never into a full queue; the credits
-        # account for every request in flight and every beat queued.
+        # account for every request in flight and every beat queued (the
+        # counter takes a request's credit in stage C, and gets a read's back
+        # a cycle after it).
         in_flight = sum(v for v in dut._valids)
         m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
                      Assert(~dut._out_push | dut._out_w_rdy),
-                     Assert(dut._credits + in_flight + dut._out_level + dut._pop_q == dut.out_depth)]
+                     Assert(dut._credits - dut._c_valid + in_flight + dut._out_level + dut._pop_q == dut.out_depth)]
         m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_fifo) for cond in fifo.invariants()]
         with m.If(dut._out_push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
