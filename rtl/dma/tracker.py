@@ -29,8 +29,9 @@ register stages, for the clock rate)::
     D2: its domain: an AND-OR of the one-hot, by groups of four entries ...
     D3: ... and of the groups; the bitmap word address
     M : the block RAMs take the address; the domain's window is looked up
-        (an AND-OR with the one-hot domain the CAM stages carried along)
-    O : the block RAMs' output registers; the window is registered again
+        (an AND-OR with the one-hot domain the CAM stages carried along, by
+        groups of four domains)
+    O : the block RAMs' output registers; the window's groups are ORed
     R : the words arrive; dirty: the writes S made in M and O are merged
     T : the mapped bit is selected (pre-decoded one-hot); window check and
         host address (low half); dirty: S's write of R is merged
