@@ -257,7 +257,31 @@ class DmaTracker(wiring.Component):
         return q
 
     @staticmethod
-    def _readback(m, name, index, values):
+    def _and_or_by_fours(m, sel, values, name):
+        """``values[i]`` where the one-hot ``sel[i]`` is set, as an AND-OR by
+        groups of four entries, each group registered (``name0``, ``name1``,
+        ...): the caller ORs the groups a cycle later. Each select bit drives
+        only its own entry's bits."""
+        width = len(values[0])
+        parts = []
+        for g in range(0, len(values), 4):
+            part = Signal(width, name=f"{name}{g // 4}")
+            acc = Const(0, width)
+            for i in range(g, min(g + 4, len(values))):
+                acc = acc | (values[i] & sel[i].replicate(width))
+            m.d.sync += part.eq(acc)
+            parts.append(part)
+        return parts
+
+    @staticmethod
+    def _or_all(parts):
+        acc = Const(0, len(parts[0]))
+        for part in parts:
+            acc = acc | part
+        return acc
+
+    @classmethod
+    def _readback(cls, m, name, index, values):
         """``values[index]`` (0 beyond), three cycles late: index decoded one-hot, AND-OR by fours, then the rest.
 
         The index is decoded one-hot first so that each of its flip-flops
@@ -265,22 +289,10 @@ class DmaTracker(wiring.Component):
         every bit of every entry, a fan-out of hundreds).
         """
         n = len(values)
-        width = len(values[0])
         sel = Signal(n, name=f"{name}_sel")
         m.d.sync += sel.eq(Cat(*(index == i for i in range(n))))
-        groups = []
-        for g in range(0, n, 4):
-            grp = Signal(width, name=f"{name}_grp{g // 4}")
-            acc = Const(0, width)
-            for i in range(g, min(g + 4, n)):
-                acc = acc | (values[i] & sel[i].replicate(width))
-            m.d.sync += grp.eq(acc)
-            groups.append(grp)
-        out = Signal(width, name=name)
-        acc = Const(0, width)
-        for grp in groups:
-            acc = acc | grp
-        m.d.sync += out.eq(acc)
+        out = Signal(len(values[0]), name=name)
+        m.d.sync += out.eq(cls._or_all(cls._and_or_by_fours(m, sel, values, f"{name}_grp")))
         return out
 
     #: The tracker's registers are split into banks of this many words (by address).
@@ -340,16 +352,17 @@ class DmaTracker(wiring.Component):
         # select below is then an AND of flip-flops.
         stb = Signal(name="csr_stb_q")
         m.d.sync += stb.eq(csr.stb)
-        ext, offsets = {}, []
+        ext, decodes = {}, []
         for e in exts_tab:
             port = CsrSignature(max(2, (e.size - 1).bit_length())).create(path=("ext", e.name))
             lw = len(port.addr)
             hit = Signal(name=f"hit_{e.name}")
-            m.d.sync += hit.eq(csr.addr[lw:] == (e.offset - base) >> lw)
+            decode = csr.addr[lw:] == (e.offset - base) >> lw
+            m.d.sync += hit.eq(decode)
             m.d.comb += [port.stb.eq(stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
                          port.wdata.eq(csr.wdata), port.wstrb.eq(csr.wstrb)]
             ext[e.name] = port
-            offsets.append((lw, (e.offset - base) >> lw))
+            decodes.append(decode)
         # The banks' request, a cycle later (held, like the bus's, until its ack).
         n_banks = max(1, -(-span // (self.BANK_WORDS * 4)))
         outside = Signal(name="lq_outside")
@@ -357,7 +370,7 @@ class DmaTracker(wiring.Component):
         group = csr.addr[gb:lb] if lb > gb else Const(0, 1)
         no_hit = Signal(name="csr_no_hit")
         bank_sel = Signal(n_banks, name="csr_bank_sel")
-        m.d.sync += [no_hit.eq(~Cat(*(csr.addr[lw:] == off for lw, off in offsets)).any()),
+        m.d.sync += [no_hit.eq(~Cat(*decodes).any()),
                      bank_sel.eq(Cat(*(Mux(outside, g == 0, group == g) for g in range(n_banks))))]
         lq_stb = Signal(n_banks, name="lq_stb")
         lq_addr = Signal(lb + 1, name="lq_addr")
@@ -595,17 +608,8 @@ class DmaTracker(wiring.Component):
         d3_valid, d3_req, d3_h = self._valids[4], stage("d3_req", REQ_LAYOUT), stage("d3_h", H)
         d3_hword, d3_hdom = Signal.like(a_hword, name="d3_hword"), Signal(DOMAIN_BITS, name="d3_hdom")
         d3_hit, d3_in_range = Signal(name="d3_hit"), Signal(name="d3_in_range")
-        d3_part, d3_ohpart = [], []
-        for g in range(0, A, 4):
-            part = Signal(DOMAIN_BITS, name=f"d3_part{g // 4}")
-            ohpart = Signal(D, name=f"d3_ohpart{g // 4}")
-            acc, ohacc = Const(0, DOMAIN_BITS), Const(0, D)
-            for i in range(g, min(g + 4, A)):
-                acc = acc | (d2_first[i].replicate(DOMAIN_BITS) & d2_mdom[i])
-                ohacc = ohacc | (d2_first[i].replicate(D) & d2_moh[i])
-            m.d.sync += [part.eq(acc), ohpart.eq(ohacc)]
-            d3_part.append(part)
-            d3_ohpart.append(ohpart)
+        d3_part = self._and_or_by_fours(m, d2_first, d2_mdom, "d3_part")
+        d3_ohpart = self._and_or_by_fours(m, d2_first, d2_moh, "d3_ohpart")
         m.d.sync += [d3_valid.eq(d2_valid), d3_req.eq(d2_req), d3_h.eq(d2_h),
                      d3_hword.eq(d2_hword), d3_hdom.eq(d2_hdom),
                      d3_hit.eq(d2_hit), d3_in_range.eq(d2_in_range)]
@@ -614,15 +618,9 @@ class DmaTracker(wiring.Component):
         m_h = stage("m_h", H)
         m_hit, m_in_range = Signal(name="m_hit"), Signal(name="m_in_range")
         dom_sel = Signal(DOMAIN_BITS)
-        acc = Const(0, DOMAIN_BITS)
-        for part in d3_part:
-            acc = acc | part
-        m.d.comb += dom_sel.eq(acc)
+        m.d.comb += dom_sel.eq(self._or_all(d3_part))
         m_dsel = Signal(D, name="m_dsel")
-        ohacc = Const(0, D)
-        for part in d3_ohpart:
-            ohacc = ohacc | part
-        m.d.sync += m_dsel.eq(ohacc)
+        m.d.sync += m_dsel.eq(self._or_all(d3_ohpart))
         # In a harvest slot no entry matches (the request slot is empty): the
         # harvest's domain and word go in through the same OR.
         addr_dom = dom_sel | Mux(d3_h.mem, d3_hdom, 0)
@@ -655,15 +653,8 @@ class DmaTracker(wiring.Component):
         # T.
         # The AND-OR is split: by groups of four domains in M, the groups
         # ORed in O.
-        base_or, limit_or = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
-        for g in range(0, D, 4):
-            o_base, o_limit = Signal(64 - PAGE_SHIFT, name=f"o_base{g // 4}"), Signal(32, name=f"o_limit{g // 4}")
-            w_base, w_limit = Const(0, 64 - PAGE_SHIFT), Const(0, 32)
-            for d in range(g, min(g + 4, D)):
-                w_base = w_base | (dom_base[d] & m_dsel[d].replicate(64 - PAGE_SHIFT))
-                w_limit = w_limit | (dom_limit[d] & m_dsel[d].replicate(32))
-            m.d.sync += [o_base.eq(w_base), o_limit.eq(w_limit)]
-            base_or, limit_or = base_or | o_base, limit_or | o_limit
+        o_base = self._and_or_by_fours(m, m_dsel, dom_base, "o_base")
+        o_limit = self._and_or_by_fours(m, m_dsel, dom_limit, "o_limit")
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
                      o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
                      o_eq2.eq(chunk_equal(m_addr, s_addr))]
@@ -676,7 +667,7 @@ class DmaTracker(wiring.Component):
         r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
         m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
                      r_in_range.eq(o_in_range), r_dom.eq(o_dom), r_addr.eq(o_addr),
-                     r_base.eq(base_or), r_limit.eq(limit_or),
+                     r_base.eq(self._or_all(o_base)), r_limit.eq(self._or_all(o_limit)),
                      r_onehot.eq(Const(1, 32) << o_req.page[:5]),
                      r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2.all())]
         r_dw = Signal(32)
