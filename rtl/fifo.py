@@ -41,14 +41,19 @@ class BypassFifo(wiring.Component):
         Bits per word.
     depth : int
         Words it holds, at least 2.
+    guarded : bool
+        The producer never writes while ``w_rdy`` is low (a credit scheme
+        guarantees the room; a formal harness should assert it). The write
+        is then taken as it comes, without the ``full`` gate: the flag stays
+        off the write's path. Otherwise a write while full is dropped.
     """
 
-    def __init__(self, *, width, depth):
+    def __init__(self, *, width, depth, guarded=False):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"BypassFifo depth must be an integer of at least 2, not {depth!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"BypassFifo width must be a positive integer, not {width!r}")
-        self.width, self.depth = width, depth
+        self.width, self.depth, self.guarded = width, depth, guarded
         # Words waiting in the RAM (written, not yet in the output register).
         self._avail = Signal(range(depth), name="avail")
         self._nonempty = Signal(name="nonempty")                # avail != 0
@@ -83,7 +88,7 @@ class BypassFifo(wiring.Component):
         load = Signal()      # the output register takes a word this cycle (if there is one)
         from_ram = Signal()  # ... the oldest word waiting in the RAM
         bypass = Signal()    # ... the word coming in
-        m.d.comb += [write.eq(self.w_en & ~full),
+        m.d.comb += [write.eq(self.w_en if self.guarded else self.w_en & ~full),
                      pop.eq(self.r_en & out_valid),
                      load.eq(~out_valid | self.r_en),
                      # Words wait in the RAM only while the output register

@@ -16,8 +16,8 @@ from amaranth.sim import Simulator
 from siov.rtl.fifo import BypassFifo
 
 
-def _run(depth, seed, cycles=3000, p_write=0.6, p_read=0.6, credits_only=True):
-    dut = BypassFifo(width=16, depth=depth)
+def _run(depth, seed, cycles=3000, p_write=0.6, p_read=0.6, credits_only=True, guarded=False):
+    dut = BypassFifo(width=16, depth=depth, guarded=guarded)
     rng = random.Random(seed)
     log = {"out": [], "in": [], "bypassed": 0, "full_cycles": 0, "max_level": 0, "dropped": 0}
 
@@ -67,10 +67,12 @@ def _run(depth, seed, cycles=3000, p_write=0.6, p_read=0.6, credits_only=True):
     return log
 
 
+@pytest.mark.parametrize("guarded", [False, True])
 @pytest.mark.parametrize("depth", [2, 3, 4, 16])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_order_and_bypass(depth, seed):
-    log = _run(depth, seed)
+def test_order_and_bypass(depth, seed, guarded):
+    """With credits, the guarded FIFO (no full gate on the write) behaves the same."""
+    log = _run(depth, seed, guarded=guarded)
     assert log["out"] == log["in"][:len(log["out"])]
     assert len(log["out"]) > 1000
     assert log["bypassed"] > 20
@@ -86,9 +88,10 @@ def test_write_into_full_is_dropped():
     assert log["out"] == log["in"][:len(log["out"])]
 
 
-def test_drains_when_consumer_stalls():
+@pytest.mark.parametrize("guarded", [False, True])
+def test_drains_when_consumer_stalls(guarded):
     """A slow consumer: the FIFO fills, and every word still comes out in order."""
-    log = _run(4, 3, p_write=0.9, p_read=0.2)
+    log = _run(4, 3, p_write=0.9, p_read=0.2, guarded=guarded)
     assert log["full_cycles"] > 100
     assert log["out"] == log["in"][:len(log["out"])]
 

@@ -188,6 +188,12 @@ class MappedPinnedHarness(_PageHarness):
         bit = page[:5]
         m.d.comb += Assert(~ports[Bitmap.MAPPED].data.bit_select(bit, 1) |
                            ports[Bitmap.PINNED].data.bit_select(bit, 1))
+        # The engine acts on its choice flags alone: they only rise in IDLE.
+        m.d.comb += Assert(dut._e_choice_in_idle)
+        # ... and its state is one-hot.
+        m.d.comb += Assert(sum(st for st in dut._e_states) == 1)
+        nxt = dut._e_next
+        m.d.comb += Assert(nxt["any"] == (nxt["refuse"] | nxt["guest"] | nxt["win"] | nxt["range"]))
 
 
 class DirtyStickyHarness(_PageHarness):
