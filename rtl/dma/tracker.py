@@ -106,9 +106,8 @@ from amaranth.utils import ceil_log2, exact_log2
 
 from .. import regmap
 from ..fifo import BypassFifo
-from ..csr.bank import RegisterBank
+from ..csr.banked import BankedRegisters
 from ..csr.bus import CsrSignature, Resp
-from ..csr.regdefs import window_contents
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam, chunk_equal
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
@@ -324,123 +323,6 @@ class DmaTracker(wiring.Component):
         m.d.sync += out.eq(cls._or_all(cls._and_or_by_fours(m, sel, values, f"{name}_grp")))
         return out
 
-    #: The tracker's registers are split into banks of this many words (by address).
-    BANK_WORDS = 8
-
-    def _csr_front(self, m):
-        """The register bus front end: window decode and bank select, registered; the register banks.
-
-        Returns ``port(path)``, the register bank port of a field (as
-        :meth:`~..csr.bank.RegisterBank.port`), and a dict of the
-        external windows' ports (``dma_guest``, ``dma_bmap``,
-        ``dma_harvest``), driven as a register bank would drive them.
-
-        Why not one bank that also decodes the windows: such a bank gates the
-        enable of its pipelined match register with the window decode
-        (``local = stb & ~window hit``), a chain of address compares into an
-        enable of high fan-out, and its read mux is an AND-OR of all 28
-        registers, both too long for the clock. So:
-
-        * ``stb`` is registered, and the address decoded into flip-flops in
-          the same cycle (window hits, "no window", the bank): the address is
-          held until the answer, so each select is an AND of flip-flops;
-        * a window's strobe is that registered ``stb`` and its hit, and the
-          tracker registers it once more (its ``we`` is cleared when the
-          window is not hit: only read under the strobe, it keeps the
-          windows' copies of ``we`` apart from each other);
-        * the tracker's registers are split by address into banks of
-          :attr:`BANK_WORDS` words (an AND-OR of at most eight registers
-          each), and a request for them is registered first, with the select
-          of its bank and a copy of the write per bank (each fans out to few
-          registers);
-        * a bank sees only the address bits that the registers span, plus one
-          bit set for every other address (bank 0 takes those and answers
-          DECERR, as for any address outside the registers and windows), so
-          its match register's enable is a flip-flop;
-        * the answer (``ack``, ``rdata``, ``resp``) is registered, so the
-          bridge's response enables hang off one flip-flop.
-
-        So a register answers five cycles after ``stb``, and a window two
-        cycles later than it would straight on the bus (the registered
-        strobe, the registered answer); the bus allows any latency (the
-        request is held until ``ack``) and the ordering of accesses is that
-        of the bus, one at a time.
-        """
-        base = regmap.DMA_BASE
-        regs_tab, exts_tab = window_contents("DMA", regmap.REGISTERS.values(), regmap.EXTERNALS.values())
-        span = max(reg.offset - base for reg in regs_tab) + 4
-        lb = ceil_log2(span)
-        gb = exact_log2(self.BANK_WORDS * 4)            # byte address bits inside a bank
-        for e in exts_tab:
-            # Every address a bank can see (below 2 << lb) must be outside the windows.
-            if e.offset - base < 2 << lb:
-                raise ValueError(f"Window {e.path} overlaps the register span of the DMA banks")
-        csr = self.csr
-        # The strobe is registered, and the address decoded into flip-flops
-        # in the same cycle (the address is held until the answer): every
-        # select below is then an AND of flip-flops.
-        stb = Signal(name="csr_stb_q")
-        m.d.sync += stb.eq(csr.stb)
-        ext, decodes = {}, []
-        for e in exts_tab:
-            port = CsrSignature(max(2, (e.size - 1).bit_length())).create(path=("ext", e.name))
-            lw = len(port.addr)
-            hit = Signal(name=f"hit_{e.name}")
-            decode = csr.addr[lw:] == (e.offset - base) >> lw
-            m.d.sync += hit.eq(decode)
-            m.d.comb += [port.stb.eq(stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
-                         port.wdata.eq(csr.wdata), port.wstrb.eq(csr.wstrb)]
-            ext[e.name] = port
-            decodes.append(decode)
-        # The banks' request, a cycle later (held, like the bus's, until its ack).
-        n_banks = max(1, -(-span // (self.BANK_WORDS * 4)))
-        outside = Signal(name="lq_outside")
-        m.d.comb += outside.eq(csr.addr[lb:].any())
-        group = csr.addr[gb:lb] if lb > gb else Const(0, 1)
-        no_hit = Signal(name="csr_no_hit")
-        bank_sel = Signal(n_banks, name="csr_bank_sel")
-        m.d.sync += [no_hit.eq(~Cat(*decodes).any()),
-                     bank_sel.eq(Cat(*(Mux(outside, g == 0, group == g) for g in range(n_banks))))]
-        lq_stb = Signal(n_banks, name="lq_stb")
-        lq_addr = Signal(lb + 1, name="lq_addr")
-        m.d.sync += [lq_stb.eq((stb & no_hit).replicate(n_banks) & bank_sel),
-                     lq_addr.eq(Cat(csr.addr[:lb], outside))]
-        banks = []
-        owner = {}
-        for g in range(n_banks):
-            members = [reg for reg in regs_tab if (reg.offset - base) >> gb == g]
-            bank = RegisterBank(members, (), addr_width=CSR_ADDR_WIDTH, base=base, pipelined=True)
-            m.submodules[f"regs{g}"] = bank
-            # Each bank has its own copy of the write (kept distinct by
-            # clearing it for the other banks, which only matters while no
-            # bank acts): the data and enables fan out to few registers each.
-            mine = group == g           # (a write outside the registers writes nothing)
-            we, wdata, wstrb = Signal(name=f"lq{g}_we"), Signal(32, name=f"lq{g}_wdata"), Signal(4, name=f"lq{g}_wstrb")
-            m.d.sync += [we.eq(csr.we & mine), wdata.eq(csr.wdata & mine.replicate(32)),
-                         wstrb.eq(csr.wstrb & mine.replicate(4))]
-            m.d.comb += [bank.csr.stb.eq(lq_stb[g]), bank.csr.we.eq(we), bank.csr.addr.eq(lq_addr),
-                         bank.csr.wdata.eq(wdata), bank.csr.wstrb.eq(wstrb)]
-            banks.append(bank)
-            owner.update({reg.path: bank for reg in members})
-        # The answers: the banks' (each masked by its own ack; a bank answers
-        # two cycles after its strobe, so their ack is that strobe, delayed) or
-        # a window's, registered once more: the bus's ack is one flip-flop, not
-        # an OR of every responder in front of the bridge's response enables.
-        l_act, l_ack = Signal(name="lq_act"), Signal(name="lq_ack")
-        m.d.sync += [l_act.eq(lq_stb.any()), l_ack.eq(l_act)]
-        ack, rdata, resp = l_ack, Const(0, 32), Const(0, 2)
-        for bank in banks:
-            rdata, resp = rdata | bank.csr.rdata, resp | bank.csr.resp
-        for port in ext.values():
-            ack = ack | port.ack
-            rdata = rdata | (port.rdata & port.ack.replicate(32))
-            resp = resp | (port.resp & port.ack.replicate(2))
-        m.d.sync += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
-
-        def port(path):
-            return owner[path.rsplit(".", 1)[0]].port(path)
-        return port, ext
-
     def elaborate(self, platform):
         m = Module()
         p = self.params
@@ -452,7 +334,13 @@ class DmaTracker(wiring.Component):
         for b, ram in self.ram.items():
             m.submodules[f"ram_{b.name.lower()}"] = ram
 
-        r, ext = self._csr_front(m)
+        # The register bus front end (rtl/csr/banked.py): registered window
+        # decode, registers in banks of eight words; a register answers five
+        # cycles after its strobe.
+        m.submodules.csr_front = front = BankedRegisters.for_window(
+            "DMA", addr_width=CSR_ADDR_WIDTH, base=regmap.DMA_BASE, bank_words=8)
+        wiring.connect(m, wiring.flipped(self.csr), front.csr)
+        r, ext = front.port, front.ext
 
         # ---- ADI -> domain table (CAM) and per-domain host windows ---------
         adi_valid, adi_pasid, adi_dom = self._adi_valid, self._adi_pasid, self._adi_dom
