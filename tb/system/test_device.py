@@ -363,7 +363,9 @@ class EngineBadInputTest(SystemTest):
         descs = [self.bad_descriptor(t2, kind, variant) for kind in range(self.BAD_KINDS)
                  for variant in (False, True)]
         await env.guest.post(t2.adi, descs)
-        await self.finish([t2], 2 + len(descs))
+        # Memory, the ADIs' state and the dirty logs of all three tenants
+        # against the model (t0 ran one good descriptor, t1 none).
+        await self.finish([t0, t1, t2], 2 + len(descs))
 
 
 @pyuvm.test()
