@@ -155,9 +155,6 @@ class AdiBlock(wiring.Component):
         # The doorbell is registered and acts one cycle after its strobe (still
         # before the bus can issue the next access): the per-ADI compare and
         # TAIL update then start from flip-flops, not from the bus (timing).
-        # The doorbell is registered and acts one cycle after its strobe (still
-        # before the bus can issue the next access): the per-ADI compare and
-        # TAIL update then start from flip-flops, not from the bus (timing).
         db_stb = Signal()       # a doorbell write, to ADI `db_page`, acting this cycle
         db_page = Signal(6)
         db_value = Signal(32)
@@ -229,14 +226,31 @@ class AdiBlock(wiring.Component):
             tail_n = Signal.like(tail[i], name=f"adi{i}_tail_n")
             state_n = Signal.like(state[i], name=f"adi{i}_state_n")
             m.d.comb += [head_n.eq(head[i]), tail_n.eq(tail[i]), state_n.eq(state[i])]
-            m.d.sync += [head[i].eq(head_n), tail[i].eq(tail_n), state[i].eq(state_n),
-                         self.pending[i].eq(((state_n == AdiState.ENABLED) | (state_n == AdiState.DRAINING))
-                                            & (head_n != tail_n))]
-            with m.If(cons.valid & (cons.payload.adi == i) & self.pending[i]):
-                m.d.comb += head_n.eq((head[i] + 1) & wrap[i])
+            m.d.sync += [head[i].eq(head_n), tail[i].eq(tail_n), state[i].eq(state_n)]
+            consumed = Signal(name=f"adi{i}_consumed")      # a consume advances HEAD
+            tail_set = Signal(name=f"adi{i}_tail_set")      # a doorbell sets TAIL
+            head_inc = Signal(_IDX_BITS, name=f"adi{i}_head_inc")
+            # db_value < SIZE, SIZE a power of two
+            db_fits = db_high_zero & ((db_value[:_IDX_BITS] & ~wrap[i]) == 0)
+            m.d.comb += [consumed.eq(cons.valid & (cons.payload.adi == i) & self.pending[i]),
+                         tail_set.eq(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED) & db_fits),
+                         head_inc.eq((head[i] + 1) & wrap[i])]
+            # `pending` after this cycle, HEAD != TAIL on their next values,
+            # as four compares made side by side (HEAD or HEAD + 1 against
+            # TAIL or the doorbell's value) and picked by what happens to
+            # HEAD and TAIL, rather than one compare behind their muxes (a
+            # command's priority chain, then the mux, then the compare was the
+            # block's longest path). An ABORT or a good ENABLE leaves it 0
+            # (DISABLED; HEAD = TAIL = 0), which the state already says.
+            ne = Array([head[i] != tail[i], head_inc != tail[i],
+                        head[i] != db_value[:_IDX_BITS], head_inc != db_value[:_IDX_BITS]])
+            ptrs_reset = Signal(name=f"adi{i}_ptrs_reset")   # set by the commands below
+            m.d.sync += self.pending[i].eq(((state_n == AdiState.ENABLED) | (state_n == AdiState.DRAINING))
+                                           & ~ptrs_reset & ne[Cat(consumed, tail_set)])
+            with m.If(consumed):
+                m.d.comb += head_n.eq(head_inc)
             with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
-                # db_value < SIZE, SIZE a power of two
-                with m.If(db_high_zero & ((db_value[:_IDX_BITS] & ~wrap[i]) == 0)):
+                with m.If(db_fits):
                     m.d.comb += tail_n.eq(db_value)
                 with m.Else():
                     m.d.comb += state_n.eq(AdiState.ERROR)
@@ -253,14 +267,15 @@ class AdiBlock(wiring.Component):
                         m.d.sync += [err[i].eq(0)]
                 with m.Elif(c_abort):
                     with m.If(active):
-                        m.d.comb += [head_n.eq(tail[i]), state_n.eq(AdiState.DISABLED)]
+                        m.d.comb += [head_n.eq(tail[i]), state_n.eq(AdiState.DISABLED), ptrs_reset.eq(1)]
                 with m.Elif(c_drain):
                     with m.If(state[i] == AdiState.ENABLED):
                         m.d.comb += state_n.eq(AdiState.DRAINING)
                 with m.Elif(c_enable):
                     with m.If(state[i] == AdiState.DISABLED):
                         with m.If(size_ok):
-                            m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(0), tail_n.eq(0)]
+                            m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(0), tail_n.eq(0),
+                                         ptrs_reset.eq(1)]
                             m.d.sync += [
                                 size[i].eq(st_size), wrap[i].eq(st_size - 1),
                                 base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
