@@ -26,7 +26,7 @@ import time
 
 from .generate import TOPS, convert_top
 
-__all__ = ["synthesize", "synth_ecp5", "synth_options", "SYNTH_DIR"]
+__all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "SYNTH_DIR"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
@@ -120,7 +120,16 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
         "seconds": round(time.monotonic() - t0, 1),
     }
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
+    write_summary()
     return result
+
+
+def write_summary():
+    """``summary.json``: every top's latest result (synthesizing one top, from
+    ``make synth`` or a bench, does not drop the others from docs/PERFORMANCE.md)."""
+    latest = [json.loads((SYNTH_DIR / f"{t}.json").read_text()) for t in TOPS
+              if (SYNTH_DIR / f"{t}.json").exists()]
+    (SYNTH_DIR / "summary.json").write_text(json.dumps(latest, indent=1))
 
 
 def _place(out, netlist, freq_mhz, seed):
@@ -164,12 +173,6 @@ def main(argv=None):
     if args.seeds < 1:
         ap.error(f"--seeds must be at least 1, not {args.seeds}")
     results = [synthesize(t, freq_mhz=args.freq, seeds=args.seeds) for t in (args.tops or TOPS)]
-    SYNTH_DIR.mkdir(parents=True, exist_ok=True)
-    # The summary keeps every top's latest result, so synthesizing one top
-    # does not drop the others from docs/PERFORMANCE.md.
-    latest = [json.loads((SYNTH_DIR / f"{t}.json").read_text()) for t in TOPS
-              if (SYNTH_DIR / f"{t}.json").exists()]
-    (SYNTH_DIR / "summary.json").write_text(json.dumps(latest, indent=1))
     print(format_table(results))
     print(f"\nresults: {SYNTH_DIR / 'summary.json'}")
     return 0
