@@ -131,3 +131,8 @@ def test_rejects_window_inside_register_span():
     # would be answered by both.
     with pytest.raises(ValueError, match="overlaps the register span"):
         BankedRegisters(RW, [External("T.LOW", BASE + 0x80, 0x40)], addr_width=12, base=BASE)
+
+
+def test_rejects_no_registers():
+    with pytest.raises(ValueError, match="at least one register"):
+        BankedRegisters([], [WINDOW], addr_width=12, base=BASE)

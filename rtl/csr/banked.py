@@ -76,6 +76,8 @@ class BankedRegisters(wiring.Component):
 
     def __init__(self, registers, externals=(), *, addr_width, base=0, bank_words=8):
         registers, externals = tuple(registers), tuple(externals)
+        if not registers:
+            raise ValueError("BankedRegisters needs at least one register (use RegisterBank for windows only)")
         self._base, self._addr_width = base, addr_width
         span = max(reg.offset - base for reg in registers) + 4
         self._lb = ceil_log2(span)                       # address bits the registers span
