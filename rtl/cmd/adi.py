@@ -121,6 +121,11 @@ class AdiBlock(wiring.Component):
             "busy": In(n),
             "fault": In(stream.Signature(ADI_FAULT_LAYOUT)),
         })
+        # Each ADI's state and pointers (made here so that a test can check
+        # `pending` against them every cycle).
+        self._state = [Signal(AdiState, name=f"adi{i}_state") for i in range(n)]
+        self._head = [Signal(_IDX_BITS, name=f"adi{i}_head") for i in range(n)]
+        self._tail = [Signal(_IDX_BITS, name=f"adi{i}_tail") for i in range(n)]
 
     def elaborate(self, platform):
         m = Module()
@@ -131,10 +136,9 @@ class AdiBlock(wiring.Component):
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         r = regs.port
 
-        state = [Signal(AdiState, name=f"adi{i}_state") for i in range(n)]
+        state = self._state
         err = [Signal(4, name=f"adi{i}_err") for i in range(n)]
-        head = [Signal(_IDX_BITS, name=f"adi{i}_head") for i in range(n)]
-        tail = [Signal(_IDX_BITS, name=f"adi{i}_tail") for i in range(n)]
+        head, tail = self._head, self._tail
         size = [Signal(_SIZE_BITS, name=f"adi{i}_size") for i in range(n)]
         # SIZE - 1, set with SIZE (a power of two): the ring index mask, so
         # neither the head's wrap nor the doorbell's range check needs a carry
