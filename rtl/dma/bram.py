@@ -25,7 +25,7 @@ implementations behave identically cycle for cycle:
   ``tb/models/dp16kd.v``. Depth at most 1024 words.
 """
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib.memory import Memory
 from amaranth.utils import ceil_log2
 
@@ -37,12 +37,18 @@ __all__ = ["BitmapRam", "PRIMITIVES", "chunk_equal"]
 PRIMITIVES = (None, "ecp5")
 
 
-def chunk_equal(a, b, chunk=3):
-    """``a == b`` by ``chunk``-bit slices: the value whose ``.all()`` is the
-    equality. To be registered before the AND, when one side is a block RAM
-    address register (placed by the RAM's pins, far from the other side): a
-    3-bit compare is one LUT, and a wide one a chain of them."""
-    return Cat(*(a[k:k + chunk] == b[k:k + chunk] for k in range(0, len(a), chunk)))
+def chunk_equal(m, a, b, name, chunk=3):
+    """``a == b`` (the narrower one zero-extended) by ``chunk``-bit slices,
+    each slice's compare registered: returns the register, whose ``.all()``
+    a cycle later is the equality. For compares one cycle can't hold, above
+    all where one side is a block RAM address register (placed by the RAM's
+    pins, far from the other side): a 3-bit compare is one LUT, a wide one a
+    chain of them."""
+    width = max(len(a), len(b))
+    a, b = (Cat(v, Const(0, width - len(v))) if len(v) < width else v for v in (a, b))
+    eq = Signal(-(-width // chunk), name=name)
+    m.d.sync += eq.eq(Cat(*(a[k:k + chunk] == b[k:k + chunk] for k in range(0, width, chunk))))
+    return eq
 
 
 class BitmapRam(Elaboratable):
@@ -110,10 +116,10 @@ class BitmapRam(Elaboratable):
                 # The address compare is registered by chunks and ANDed a
                 # cycle later.
                 en0 = Signal(name=f"coll{i}_en")
-                eq0 = Signal(len(chunk_equal(self.w_addr, r_addr)), name=f"coll{i}_eq")
+                eq0 = chunk_equal(m, self.w_addr, r_addr, f"coll{i}_eq")
                 coll = Signal(name=f"coll{i}")
                 wd = [Signal(32, name=f"coll{i}_data{k}") for k in (1, 2)]
-                m.d.sync += [en0.eq(self.w_en), eq0.eq(chunk_equal(self.w_addr, r_addr)), wd[0].eq(self.w_data),
+                m.d.sync += [en0.eq(self.w_en), wd[0].eq(self.w_data),
                              coll.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
                 m.d.comb += r_data.eq(Mux(coll, wd[1], q))
             else:

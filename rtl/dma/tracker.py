@@ -565,7 +565,7 @@ class DmaTracker(wiring.Component):
         # This word is the one S writes in M: compared by 3-bit chunks in O
         # and combined in R (m_addr sits by the block RAMs' address pins, far
         # from the rest of the pipeline).
-        o_eq2 = Signal(len(chunk_equal(m_addr, s_addr)), name="o_eq2")
+        o_eq2 = chunk_equal(m, m_addr, s_addr, "o_eq2")
         # The domain's window, looked up in M: an AND-OR of the windows with
         # the one-hot domain, each select bit driving only its own window's
         # bits. It is registered twice (O, R) before its compare and adder in
@@ -575,8 +575,7 @@ class DmaTracker(wiring.Component):
         o_base = self._and_or_by_fours(m, m_dsel, dom_base, "o_base")
         o_limit = self._and_or_by_fours(m, m_dsel, dom_limit, "o_limit")
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
-                     o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr),
-                     o_eq2.eq(chunk_equal(m_addr, s_addr))]
+                     o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr)]
         # R
         r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
         r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
@@ -925,9 +924,8 @@ class DmaTracker(wiring.Component):
         r_last_m1 = Signal(17)
         # The compare by 3-bit chunks, ANDed a cycle later (r_word holds for
         # a whole step, r_last for the whole op).
-        r_nl_eq = Signal(len(chunk_equal(r_last_m1, r_last_m1)))
-        m.d.sync += [r_last_m1.eq(r_last - 1), r_nl_eq.eq(chunk_equal(Cat(r_word, Const(0, len(r_last_m1) - len(r_word))), r_last_m1)),
-                     r_next_last.eq(r_nl_eq.all())]
+        r_nl_eq = chunk_equal(m, r_word, r_last_m1, "r_nl_eq")
+        m.d.sync += [r_last_m1.eq(r_last - 1), r_next_last.eq(r_nl_eq.all())]
         range_mask = Signal(32)
         m.d.comb += range_mask.eq(Mux(r_is_first, lo_mask, 0xFFFF_FFFF) & Mux(r_is_last, hi_mask, 0xFFFF_FFFF))
 
