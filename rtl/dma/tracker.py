@@ -89,7 +89,7 @@ One request slot per 32 harvested pages is the price of a single write port.
 
 The engine (range operations, guest map/unmap, bitmap-window reads of the
 other bitmaps) works one word at a time: IDLE (which issues the word), RD,
-OUT, LATCH, FLAGS, EVAL, WRITE, one-hot, one cycle each after IDLE.
+OUT, LATCH, FLAGS, HITS, EVAL, WRITE, one-hot, one cycle each after IDLE.
 
 The ADI-to-domain table is a CAM of ``num_adis`` entries {valid, PASID,
 domain}, indexed by ADI and written by the hypervisor (ADI_SEL/ADI_ENTRY/
@@ -108,6 +108,7 @@ from .. import regmap
 from ..fifo import BypassFifo
 from ..csr.banked import BankedRegisters
 from ..csr.bus import CsrSignature, Resp
+from ..counter import saturating_inc
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam, chunk_equal
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
@@ -217,6 +218,11 @@ class DmaTracker(wiring.Component):
         self._adi_dom = [Signal(DOMAIN_BITS, name=f"adi{i}_domain") for i in range(A)]
         self._dom_base = [Signal(64 - PAGE_SHIFT, name=f"dom{d}_base") for d in range(D)]
         self._dom_limit = [Signal(32, name=f"dom{d}_limit") for d in range(D)]
+        #: The limit covers the whole bitmap (at least pages_per_domain):
+        #: stored with the limit, so that the request pipeline looks up and
+        #: compares only the limit's low bits (a page beyond the bitmap is
+        #: refused whatever its window says).
+        self._dom_limit_big = [Signal(name=f"dom{d}_limit_big") for d in range(D)]
         # Stage C (CAM compare), stage M (block RAM address), stage S (decision).
         self._c_valid = Signal(name="c_valid")
         self._c_req = Signal(REQ_LAYOUT, name="c_req")
@@ -251,9 +257,9 @@ class DmaTracker(wiring.Component):
         self._e_choice_in_idle = Signal(name="e_choice_in_idle")
         #: The engine's choice flags for its next word, and whether any is set.
         self._e_next = {k: Signal(name=f"e_next_{k}") for k in ("refuse", "guest", "win", "range", "any")}
-        #: The engine's one-hot state (IDLE, RD, OUT, LATCH, FLAGS, EVAL, WRITE).
+        #: The engine's one-hot state (IDLE, RD, OUT, LATCH, FLAGS, HITS, EVAL, WRITE).
         self._e_states = [Signal(name=f"e_at_{n}", init=(n == "idle"))
-                          for n in ("idle", "rd", "out", "latch", "flags", "eval", "write")]
+                          for n in ("idle", "rd", "out", "latch", "flags", "hits", "eval", "write")]
         self._cur = Signal(32, name="cur")            # dirty word s1_addr, forwarded
 
     # -- helpers -----------------------------------------------------------
@@ -329,6 +335,7 @@ class DmaTracker(wiring.Component):
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
         wbits = exact_log2(WPD)
+        kp = exact_log2(P)      # page bits within the bitmap
         aw = self.aw
 
         for b, ram in self.ram.items():
@@ -360,7 +367,8 @@ class DmaTracker(wiring.Component):
         for d in range(D):
             with m.If(r("DMA.DOM_CMD.WRITE") & dom_we[d]):
                 m.d.sync += [dom_base[d].eq(Cat(r("DMA.DOM_BASE_LO.ADDR"), r("DMA.DOM_BASE_HI.ADDR"))),
-                             dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES"))]
+                             dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES")),
+                             self._dom_limit_big[d].eq(r("DMA.DOM_LIMIT.PAGES")[kp:].any())]
         # Read-back registers, a few cycles behind the table and the index (a
         # bus read comes later): a registered two-level mux.
         cur_adi = self._readback(m, "cur_adi", r("DMA.ADI_SEL.INDEX"),
@@ -573,14 +581,19 @@ class DmaTracker(wiring.Component):
         # The AND-OR is split: by groups of four domains in M, the groups
         # ORed in O.
         o_base = self._and_or_by_fours(m, m_dsel, dom_base, "o_base")
-        o_limit = self._and_or_by_fours(m, m_dsel, dom_limit, "o_limit")
+        # The limit as the compare needs it: its bits below the bitmap's size
+        # and whether it covers the whole bitmap (13 bits where there were 32
+        # by default). A page beyond the bitmap is refused whatever its
+        # window, so the compare looks at the page's bits below that size.
+        o_limit = self._and_or_by_fours(m, m_dsel, [Cat(dom_limit[d][:kp], self._dom_limit_big[d])
+                                                    for d in range(D)], "o_limit")
         m.d.sync += [o_valid.eq(m_valid), o_req.eq(m_req), o_h.eq(m_h), o_hit.eq(m_hit),
                      o_in_range.eq(m_in_range), o_dom.eq(m_dom), o_addr.eq(m_addr)]
         # R
         r_valid, r_req, r_h = self._valids[7], stage("r_req", REQ_LAYOUT), stage("r_h", H)
         r_hit, r_in_range, r_dom = Signal(name="r_hit"), Signal(name="r_in_range"), Signal(DOMAIN_BITS, name="r_dom")
         r_addr = Signal(aw, name="r_addr")
-        r_base, r_limit = Signal(64 - PAGE_SHIFT, name="r_base"), Signal(32, name="r_limit")
+        r_base, r_limit = Signal(64 - PAGE_SHIFT, name="r_base"), Signal(kp + 1, name="r_limit")
         r_onehot = Signal(32, name="r_onehot")
         r_eq1, r_eq2 = Signal(name="r_eq1"), Signal(name="r_eq2")
         m.d.sync += [r_valid.eq(o_valid), r_req.eq(o_req), r_h.eq(o_h), r_hit.eq(o_hit),
@@ -603,7 +616,7 @@ class DmaTracker(wiring.Component):
         t_eq1 = Signal(name="t_eq1")
         m.d.sync += [t_valid.eq(r_valid), t_req.eq(r_req), t_h.eq(r_h), t_hit.eq(r_hit),
                      t_in_range.eq(r_in_range), t_dom.eq(r_dom), t_addr.eq(r_addr),
-                     t_in_window.eq(r_req.page < r_limit), t_host_lo.eq(r_base[:32] + r_req.page),
+                     t_in_window.eq(r_limit[kp] | (r_req.page[:kp] < r_limit[:kp])), t_host_lo.eq(r_base[:32] + r_req.page),
                      t_host_hi.eq(r_base[32:]), t_onehot.eq(r_onehot),
                      t_mword.eq(rm.r_datas[1]), t_dw.eq(r_dw), t_eq1.eq(r_addr == s_addr)]
         # S
@@ -618,17 +631,25 @@ class DmaTracker(wiring.Component):
         # is one LUT (a 5-input AND-OR) from flip-flops.
         s_fwd = Signal(name="s_fwd")                # take the word S wrote last cycle
         s_take_w, s_take_dw = Signal(name="s_take_w"), Signal(name="s_take_dw")
+        # T's word is S's: compared a stage early, between R and T (the
+        # pipeline never stalls), so only S's write enable is left in the
+        # cycle that decides the forwarding.
+        t_eq_s = Signal(name="t_eq_s")
+        m.d.sync += t_eq_s.eq(r_addr == t_addr)
         t_fwd = Signal()
-        m.d.comb += t_fwd.eq((t_addr == s_addr) & wp.w_en)
+        m.d.comb += t_fwd.eq(t_eq_s & wp.w_en)
         m.d.sync += [s_fwd.eq(t_fwd), s_take_w.eq(t_fwd & ~t_h.clear), s_take_dw.eq(~t_fwd & ~t_h.clear)]
         # An allowed write would set a dirty bit: everything but the mapped
         # bit, decided a stage early, so the dirty RAM's write enable is one
         # LUT from flip-flops (s_wok, s_mapped, the clear).
         s_wok = Signal(name="s_wok")
         m.d.sync += s_wok.eq(t_valid & t_req.write & t_hit & t_in_range & t_in_window)
+        s_we = Signal(name="s_we")      # S writes a dirty bit
+        m.d.comb += s_we.eq(s_wok & s_mapped)
         m.d.sync += [s_valid.eq(t_valid), s1.eq(t_req), s_h.eq(t_h), s_hit.eq(t_hit),
                      s_in_range.eq(t_in_range), s1_dom.eq(t_dom), s_addr.eq(t_addr), s_ok.eq(t_hit & t_in_range & t_in_window),
-                     s_mapped.eq((t_mword & t_onehot).any()), s_host.eq(Cat(t_host_lo[:32], t_host_hi + t_host_lo[32])),
+                     s_mapped.eq((t_mword & t_onehot).any()),
+                     s_host.eq(Cat(t_host_lo[:32], t_host_hi + t_host_lo[32])),
                      s_setbit.eq(Mux(t_h.clear, 0, t_onehot)),
                      s_dw.eq(Mux(t_eq1 & w_v[0], w_d[0], t_dw))]
 
@@ -665,9 +686,7 @@ class DmaTracker(wiring.Component):
         cur = self._cur
         h1_clear = self._h1_clear
         m.d.comb += [h1_clear.eq(s_h.clear), cur.eq(Mux(s_fwd, w_d[0], s_dw))]
-        p_we = Signal()
-        m.d.comb += p_we.eq(s_wok & s_mapped)
-        m.d.comb += [wp.w_en.eq(p_we | h1_clear), wp.w_addr.eq(s_addr),
+        m.d.comb += [wp.w_en.eq(s_we | h1_clear), wp.w_addr.eq(s_addr),
                      # = Mux(h1_clear, 0, cur | s_setbit): the clear is in the
                      # selects and s_setbit
                      wp.w_data.eq((w_d[0] & s_take_w.replicate(32)) | (s_dw & s_take_dw.replicate(32)) | s_setbit),
@@ -683,14 +702,19 @@ class DmaTracker(wiring.Component):
         # Counted one cycle after the decision (keeps the adders off its path).
         cnt = {k: Signal(32, name=f"cnt_{k}") for k in ("allowed", "blocked", "dirtied")}
         inc = {k: Signal(name=f"inc_{k}") for k in cnt}
-        m.d.sync += [inc["allowed"].eq(allow), inc["blocked"].eq(block), inc["dirtied"].eq(p_we)]
+        m.d.sync += [inc["allowed"].eq(allow), inc["blocked"].eq(block), inc["dirtied"].eq(s_we)]
         with m.If(r("DMA.CNT_CTRL.CLEAR")):
             m.d.sync += [c.eq(0) for c in cnt.values()]
         with m.Else():
             m.d.sync += [cnt[k].eq(cnt[k] + inc[k]) for k in cnt]
-        m.d.comb += [r("DMA.CNT_ALLOWED.COUNT").eq(cnt["allowed"]),
-                     r("DMA.CNT_BLOCKED.COUNT").eq(cnt["blocked"]),
-                     r("DMA.CNT_DIRTIED.COUNT").eq(cnt["dirtied"])]
+        # Read through a copy a cycle behind, so that each counter's
+        # flip-flops, adder and register read mux are not pulled apart (a
+        # read samples at least four cycles after a CLEAR's pulse).
+        shown = {k: Signal(32, name=f"cnt_{k}_shown") for k in cnt}
+        m.d.sync += [shown[k].eq(cnt[k]) for k in cnt]
+        m.d.comb += [r("DMA.CNT_ALLOWED.COUNT").eq(shown["allowed"]),
+                     r("DMA.CNT_BLOCKED.COUNT").eq(shown["blocked"]),
+                     r("DMA.CNT_DIRTIED.COUNT").eq(shown["dirtied"])]
 
         # ---- fault queue ---------------------------------------------------
         m.submodules.fault_fifo = fq = self._fault_fifo
@@ -705,25 +729,31 @@ class DmaTracker(wiring.Component):
         ovf_count = Signal(32)
         ovf_evt = Signal()      # a fault found the queue full (counted a cycle later)
         m.d.sync += ovf_evt.eq(f_push & ~fq.w_rdy)
-        with m.If(r("DMA.FAULT_CTRL.CLEAR_OVERFLOW")):
-            m.d.sync += [overflow.eq(0), ovf_count.eq(0)]
+        clear_ovf = r("DMA.FAULT_CTRL.CLEAR_OVERFLOW")
+        with m.If(clear_ovf):
+            m.d.sync += overflow.eq(0)
         with m.Elif(ovf_evt):
             m.d.sync += overflow.eq(1)
-            # Saturating: the increment's carry out (a carry chain, not an
-            # AND tree of 32 bits) says the count is all ones.
-            ovf_next = ovf_count + 1
-            with m.If(~ovf_next[32]):
-                m.d.sync += ovf_count.eq(ovf_next[:32])
+        saturating_inc(m, ovf_count, ovf_evt, clear_ovf)
+        # The head record as FAULT_REC0/1 show it (zeros when the queue is
+        # empty) and the queue's level, registered so that the registers'
+        # read mux starts at flip-flops. They lag the queue by a cycle: a read
+        # that follows a POP samples its registers at least four cycles after
+        # the POP's pulse (the bus makes one access at a time and the front
+        # end answers a write two cycles after its pulse).
         head = Signal(_FAULT_LAYOUT)
+        head_valid = Signal()
+        level_shown = Signal.like(fq.level, name="fault_level_shown")   # the same for the count
+        m.d.sync += [head_valid.eq(fq.r_rdy), head.eq(Mux(fq.r_rdy, fq.r_data, 0)), level_shown.eq(fq.level)]
         m.d.comb += [
-            head.eq(fq.r_data), fq.r_en.eq(r("DMA.FAULT_CTRL.POP")),
-            r("DMA.FAULT_STATUS.COUNT").eq(fq.level), r("DMA.FAULT_STATUS.OVERFLOW").eq(overflow),
+            fq.r_en.eq(r("DMA.FAULT_CTRL.POP")),
+            r("DMA.FAULT_STATUS.COUNT").eq(level_shown), r("DMA.FAULT_STATUS.OVERFLOW").eq(overflow),
             r("DMA.FAULT_OVF_COUNT.COUNT").eq(ovf_count),
-            r("DMA.FAULT_REC0.VALID").eq(fq.r_rdy),
-            r("DMA.FAULT_REC0.REASON").eq(Mux(fq.r_rdy, head.reason, 0)),
-            r("DMA.FAULT_REC0.WRITE").eq(fq.r_rdy & head.write),
-            r("DMA.FAULT_REC0.PASID").eq(Mux(fq.r_rdy, head.pasid, 0)),
-            r("DMA.FAULT_REC1.PAGE").eq(Mux(fq.r_rdy, head.page, 0)),
+            r("DMA.FAULT_REC0.VALID").eq(head_valid),
+            r("DMA.FAULT_REC0.REASON").eq(head.reason),
+            r("DMA.FAULT_REC0.WRITE").eq(head.write),
+            r("DMA.FAULT_REC0.PASID").eq(head.pasid),
+            r("DMA.FAULT_REC1.PAGE").eq(head.page),
         ]
 
         # ---- engine: range ops, guest map/unmap, bitmap window -------------
@@ -775,8 +805,16 @@ class DmaTracker(wiring.Component):
         nz_bytes = Signal(-(-len(count) // 8))
         lo_pre, hi_pre = Signal(32), Signal(32)
         eb_zero, eb_gt, eb_eq, eb_lo = Signal(), Signal(4), Signal(4), Signal(8)
+        # end > P (a power of two, 2**kp): a bit above kp set, or bit kp and
+        # one below it; by 4-bit slices ORed a stage later.
+        kp = exact_log2(P)
+        bey_hi = Signal(-(-(len(end) - kp - 1) // 4))
+        bey_lo = Signal(-(-kp // 4))
+        bey_at = Signal()
+        m.d.sync += [bey_hi.eq(Cat(*(end[k:k + 4].any() for k in range(kp + 1, len(end), 4)))),
+                     bey_lo.eq(Cat(*(end[k:min(k + 4, kp)].any() for k in range(0, kp, 4)))),
+                     bey_at.eq(end[kp]), beyond.eq(bey_hi.any() | (bey_at & bey_lo.any()))]
         m.d.sync += [end.eq(start + count), last_page.eq(end - 1), end_bit.eq(start[:5] + count[:5]),
-                     beyond.eq(end > P),
                      # start[:5] + count - 1 < 32, for a nonempty range
                      ow_hi.eq(count[6:] == 0), ow_lo.eq(count[:6] + start[:5] <= 32), one_word.eq(ow_hi & ow_lo),
                      # count != 0, by bytes, ORed a stage later
@@ -838,7 +876,7 @@ class DmaTracker(wiring.Component):
         # then among the groups: a mux of all the entries in one cycle was
         # too slow), with what it means for the op: refused (and the answer)
         # or not (one register each, so that the engine's IDLE state tests
-        # one bit). ``g_look`` rises when it is done, two cycles after the
+        # one bit). ``g_look`` rises when it is done, three cycles after the
         # request was latched.
         g_dom = Signal(DOMAIN_BITS)
         g_refuse = Signal()
@@ -854,15 +892,20 @@ class DmaTracker(wiring.Component):
                                else g_entry_ok[g] & (g_adi[:2] == 0))]
             g_grp_dom.append(gd)
             g_grp_ok.append(go)
-        g_valid_adi = (g_adi < A) & (Array(g_grp_ok)[g_adi[2:]] if len(g_grp_ok) > 1 else g_grp_ok[0])
-        m.d.sync += [g_refuse.eq(~g_valid_adi | (g_page >= P)),
-                     g_dom.eq(Array(g_grp_dom)[g_adi[2:]] if len(g_grp_dom) > 1 else g_grp_dom[0]),
+        g_valid_adi, g_page_oor = Signal(), Signal()
+        m.d.sync += [g_valid_adi.eq((g_adi < A) & (Array(g_grp_ok)[g_adi[2:]] if len(g_grp_ok) > 1
+                                                   else g_grp_ok[0])),
+                     g_page_oor.eq(g_page >= P),
+                     g_dom.eq(Array(g_grp_dom)[g_adi[2:]] if len(g_grp_dom) > 1 else g_grp_dom[0])]
+        # The verdict a stage later still (the group registers and the
+        # verdict's users sit far apart on the die).
+        m.d.sync += [g_refuse.eq(~g_valid_adi | g_page_oor),
                      g_refuse_res.eq(Mux(g_valid_adi, GuestResult.OUT_OF_RANGE, GuestResult.BAD_ADI))]
-        g_look0 = Signal()
+        g_look_sr = Signal(2)   # the lookup's stages done so far, as a shift register
         with m.If(gq.stb & gq.we):
-            m.d.sync += g_look0.eq(0)
+            m.d.sync += g_look_sr.eq(0)
         with m.Elif(g_pend):
-            m.d.sync += [g_look0.eq(1), g_look.eq(g_look0)]
+            m.d.sync += [g_look_sr.eq(Cat(1, g_look_sr[0])), g_look.eq(g_look_sr[1])]
 
         # Bitmap window reads of pinned/mapped/unmap-requested.
         b_pend = Signal()
@@ -872,7 +915,12 @@ class DmaTracker(wiring.Component):
         bm_sel = r("DMA.BMAP_SEL.BITMAP")
         bm_dom = r("DMA.BMAP_SEL.DOMAIN")
         bm_ok = self._bm_ok
-        with m.If(bq.stb & ~bm_ok["dirty"] & ~bq.we & bm_ok["word"] & bm_ok["dom"]):
+        # Taken a cycle after the strobe (the request is held until the
+        # answer), so that the verdict drives one flip-flop rather than the
+        # enables of the address registers.
+        b_take = Signal(name="b_take")
+        m.d.sync += b_take.eq(bq.stb & ~bm_ok["dirty"] & ~bq.we & bm_ok["word"] & bm_ok["dom"])
+        with m.If(b_take):
             m.d.sync += [b_pend.eq(1), b_sel.eq(bm_sel), b_addr.eq(self._word_addr(bm_word, bm_dom))]
         # Errors on the bitmap window for non-dirty bitmaps answer at once.
         b_err_ack = Signal()
@@ -885,7 +933,8 @@ class DmaTracker(wiring.Component):
         # (guest ops first: they are the fast path, then window reads, then
         # the next range word); RD the block RAMs take it; OUT their output
         # registers; LATCH registers the words; FLAGS tests the guest op's
-        # bit and turns the operation into set and clear masks; EVAL computes
+        # bit (by slices, combined in HITS) and turns the operation into set
+        # and clear masks; EVAL computes
         # the new words; WRITE writes the changed ones and answers. The
         # operation is decoded one-hot at ISSUE and into masks in FLAGS, so
         # that EVAL is an AND-OR of a few bits per word bit (the decode of
@@ -896,9 +945,9 @@ class DmaTracker(wiring.Component):
         # every enable below hangs off one flip-flop and IDLE's next value is
         # one LUT (a binary state's next-state logic was on the clock's
         # longest path).
-        IDLE, RD, OUT, LATCH, FLAGS, EVAL, WRITE = range(7)
+        IDLE, RD, OUT, LATCH, FLAGS, HITS, EVAL, WRITE = range(8)
         at = dict(enumerate(self._e_states))
-        m.d.sync += [at[x].eq(at[x - 1]) for x in (OUT, LATCH, FLAGS, EVAL, WRITE)]
+        m.d.sync += [at[x].eq(at[x - 1]) for x in (OUT, LATCH, FLAGS, HITS, EVAL, WRITE)]
         e_kind = Signal(2)      # 0 guest, 1 window read, 2 range word
         e_addr = Signal(aw)
         e_mask = Signal(32)
@@ -977,8 +1026,14 @@ class DmaTracker(wiring.Component):
         set_p, clr_p = Signal(32, name="e_set_p"), Signal(32, name="e_clr_p")
         clr_m, clr_u = Signal(32, name="e_clr_m"), Signal(32, name="e_clr_u")
         reclaim = e_mask & uw & ~mw
+        # Whether the masked bits are set: by two-bit slices in FLAGS (one
+        # LUT each), ORed in HITS.
+        p_part, m_part = Signal(16, name="e_p_part"), Signal(16, name="e_m_part")
+        with m.If(at[HITS]):
+            m.d.sync += [p_hit.eq(p_part.any()), m_hit.eq(m_part.any())]
         with m.If(at[FLAGS]):
-            m.d.sync += [p_hit.eq((pw & e_mask).any()), m_hit.eq((mw & e_mask).any()),
+            m.d.sync += [p_part.eq(Cat(*((pw & e_mask)[k:k + 2].any() for k in range(0, 32, 2)))),
+                         m_part.eq(Cat(*((mw & e_mask)[k:k + 2].any() for k in range(0, 32, 2)))),
                          gm.eq(e_mask & op["gmap"].replicate(32)), gu.eq(e_mask & op["gunmap"].replicate(32)),
                          set_p.eq(e_mask & op["pin"].replicate(32)),
                          clr_p.eq((e_mask & op["unpin"].replicate(32)) | (reclaim & op["reclaim"].replicate(32))),

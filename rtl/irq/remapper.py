@@ -55,6 +55,7 @@ from amaranth.lib.wiring import In, Out
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
+from ..counter import saturating_inc
 from ..ecp5 import DP16KD_DEPTH, dp16kd
 
 __all__ = [
@@ -149,13 +150,6 @@ _LANE = 36
 _ROW = 4 * _LANE
 #: Cycles of an IMS window access, counted from its stb (see InterruptRemapper.elaborate).
 _P_WAIT, _P_READ, _P_ROW, _P_OLD, _P_NEW, _P_CTRL, _P_WRITE, _P_COMMIT = range(8)
-
-
-def _saturating_inc(m, counter, when, clear):
-    with m.If(clear):
-        m.d.sync += counter.eq(0)
-    with m.Elif(when & ~counter.all()):
-        m.d.sync += counter.eq(counter + 1)
 
 
 class _ShiftQueue(wiring.Component):
@@ -436,7 +430,7 @@ class InterruptRemapper(wiring.Component):
             m.d.sync += overflow.eq(0)
         with m.Elif(lost_q):
             m.d.sync += overflow.eq(1)
-        _saturating_inc(m, ovf_count, lost_q, clear_ovf)
+        saturating_inc(m, ovf_count, lost_q, clear_ovf)
 
         # Output queues -> streams.
         m.d.comb += [
@@ -627,7 +621,7 @@ class InterruptRemapper(wiring.Component):
             ev = Signal(name=f"{name.lower()}_ev")
             m.d.sync += ev.eq(event & ~clear_cnt)
             cnt = Signal(32, name=name.lower())
-            _saturating_inc(m, cnt, ev, clear_cnt)
+            saturating_inc(m, cnt, ev, clear_cnt)
             m.d.comb += regs.port(f"IRQ.{name}.COUNT").eq(cnt)
 
         # ---- probe ---------------------------------------------------------------

@@ -126,6 +126,10 @@ class IsolationHarness(Harness):
                 with m.Case(d):
                     m.d.comb += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
         in_window = _delay(m, dut._m_req.page < limit, M_TO_S, "in_window")
+        # The tracker's stored "limit covers the bitmap" flag agrees with the
+        # limit it was written with (an invariant: induction may not start
+        # from a state where they differ).
+        m.d.comb += [Assert(dut._dom_limit_big[d] == (dut._dom_limit[d] >= P)) for d in range(D)]
         host = _delay(m, (base + dut._m_req.page)[:64 - PAGE_SHIFT], M_TO_S, "host")
         out_rec = dut._out_rec
         # One beat per decided request, never into a full queue; the credits
@@ -182,7 +186,7 @@ class _PageHarness(Harness):
 
 
 class MappedPinnedHarness(_PageHarness):
-    depth = 9       # longer than the engine's seven cycles per word
+    depth = 9       # longer than the engine's eight cycles per word
     def properties(self, m, dut):
         _dom, page, ports = self.page_ports(m, dut, (Bitmap.PINNED, Bitmap.MAPPED))
         bit = page[:5]

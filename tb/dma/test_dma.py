@@ -110,7 +110,10 @@ class DmaTest(uvm_test):
             await csr.set_adi(i, *entry)
         for d in range(D):
             base = rng.randrange(1 << 40) << 12
-            limit = P if d % 3 else P - 3 * WORD_PAGES   # some windows end before the bitmap
+            # Some windows end before the bitmap, some at its end, some far
+            # beyond it (the tracker stores "covers the bitmap" beside the
+            # limit and compares only the limit's bits below the bitmap size).
+            limit = (P - 3 * WORD_PAGES, P, rng.choice([P + 1, 2 * P, 0xFFFF_FFFF]))[d % 3]
             cfg.windows[d] = (base, limit)
             await csr.set_domain(d, base, limit)
         # Pin a few ranges per domain, unpin a piece, and try refused ops.
