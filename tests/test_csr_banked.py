@@ -5,7 +5,7 @@ register the block drives, writes to it (SLVERR, nothing changes), addresses
 where nothing answers (DECERR: a gap inside the register span, above it,
 outside every window) and accesses to an external window (forwarded with its
 local address, answered by a stand-in device) must all answer as the model
-says, a register five cycles after the strobe.
+says, a register six cycles after the strobe.
 """
 
 import random
@@ -89,7 +89,7 @@ def test_random_accesses_match_model():
             await ctx.tick()
             assert not ctx.get(dut.csr.ack), "the ack is one cycle long"
             if kind == "rw":
-                assert (cycles, resp) == (5, Resp.OKAY)
+                assert (cycles, resp) == (6, Resp.OKAY)
                 if we:
                     mask = sum(0xFF << (8 * b) for b in range(4) if wstrb >> b & 1)
                     model[off] = (model[off] & ~mask) | (wdata & mask)
@@ -98,7 +98,7 @@ def test_random_accesses_match_model():
                     assert rdata == model[off], f"read {rdata:#x} at {off:#x}, expected {model[off]:#x}"
                 seen["rw"] += 1
             elif kind == "ro_read":
-                assert (cycles, resp, rdata) == (5, Resp.OKAY, STATUS)
+                assert (cycles, resp, rdata) == (6, Resp.OKAY, STATUS)
                 seen["ro_read"] += 1
             elif kind == "ro_write":
                 assert (resp, rdata) == (Resp.SLVERR, 0)

@@ -64,3 +64,9 @@ def test_bank_rejects_hw_written_sw_field():
     a = Register("A", 0x0, (Field("X", 0, 8, "rw", "w", 0),))
     with pytest.raises(ValueError, match=r"sw-writable fields written by hardware are not supported"):
         RegisterBank([a], addr_width=8)
+
+
+def test_bank_split_read_needs_pipelined():
+    a = Register("A", 0x0, (Field("X", 0, 32, "rw", "r", 0),))
+    with pytest.raises(ValueError, match=r"split_read needs pipelined=True"):
+        RegisterBank([a], addr_width=8, split_read=True)

@@ -55,6 +55,12 @@ class RegisterBank(wiring.Component):
         compare sits in front of the read mux or the write enables. Every
         block whose testbench does not depend on the exact register latency
         uses it.
+    split_read : bool
+        With ``pipelined``: the read mux in two register stages, the AND-OR
+        of each group of four registers in the acting cycle, their OR a
+        cycle later (``ack`` three cycles after ``stb``). A bank of eight
+        registers then has two LUT levels after its match flip-flops, whose
+        high fan-out makes long routes, rather than three.
 
     Raises
     ------
@@ -62,9 +68,12 @@ class RegisterBank(wiring.Component):
         If two registers or windows overlap, or a field combination is not supported.
     """
 
-    def __init__(self, registers, externals=(), *, addr_width, base=0, pipelined=False):
+    def __init__(self, registers, externals=(), *, addr_width, base=0, pipelined=False, split_read=False):
         import dataclasses
+        if split_read and not pipelined:
+            raise ValueError("split_read needs pipelined=True")
         self.pipelined = bool(pipelined)
+        self.split_read = bool(split_read)
         self._registers = tuple(dataclasses.replace(r, offset=r.offset - base) for r in registers)
         self._externals = tuple(dataclasses.replace(e, offset=e.offset - base) for e in externals)
         for item in self._registers + self._externals:
@@ -189,24 +198,38 @@ class RegisterBank(wiring.Component):
 
         resp_q = Signal(2)
         rdata_q = Signal(32)
-        m.d.sync += local_ack.eq(act)
         read_any = Signal(32)
         hit_any = Signal()
         writable = Signal()
-        m.d.comb += [
-            read_any.eq(0 if not regs else
-                        _or_all(self._read_value(reg) & match[k].replicate(32) for k, reg in enumerate(regs))),
-            hit_any.eq(match.any() if regs else 0),
-            writable.eq(0 if not regs else
-                        Cat(*(match[k] & int(reg.sw_writable) for k, reg in enumerate(regs))).any()),
-        ]
-        with m.If(act):
+        selected = [self._read_value(reg) & match[k].replicate(32) for k, reg in enumerate(regs)]
+        hit_now = match.any() if regs else 0
+        writable_now = Cat(*(match[k] & int(reg.sw_writable) for k, reg in enumerate(regs))).any() if regs else 0
+        if self.split_read and regs:
+            # Stage one (the acting cycle): each group of four registers'
+            # AND-OR into a register; stage two: their OR, kept for a read
+            # (the match is held: the bus makes one access at a time).
+            parts = [Signal(32, name=f"read_part{j // 4}") for j in range(0, len(regs), 4)]
+            m.d.sync += [part.eq(_or_all(selected[j * 4:j * 4 + 4])) for j, part in enumerate(parts)]
+            m.d.comb += read_any.eq(_or_all(parts))
+            # The access acts, then stage one registers, then the answer,
+            # from registers only (whether a register matched, and whether
+            # it is writable, registered with stage one).
+            act2 = Signal(name="act2")
+            m.d.sync += [act2.eq(act), local_ack.eq(act2), hit_any.eq(hit_now), writable.eq(writable_now)]
+            answer = act2
+        else:
+            m.d.comb += [read_any.eq(0 if not regs else _or_all(selected)),
+                         hit_any.eq(hit_now), writable.eq(writable_now)]
+            m.d.sync += local_ack.eq(act)
+            answer = act
+        with m.If(answer):
             with m.If(~hit_any):
                 m.d.sync += [resp_q.eq(Resp.DECERR), rdata_q.eq(0)]
             with m.Elif(csr.we):
                 m.d.sync += [resp_q.eq(Mux(writable, Resp.OKAY, Resp.SLVERR)), rdata_q.eq(0)]
             with m.Else():
                 m.d.sync += [resp_q.eq(Resp.OKAY), rdata_q.eq(read_any)]
+        with m.If(act):
             for k, reg in enumerate(regs):
                 with m.If(match[k]):
                     self._decode_register(m, reg, bytemask)

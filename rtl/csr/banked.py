@@ -26,10 +26,14 @@ AND-OR of every register; with a few dozen registers both are too long for a
   set for every other address (bank 0 takes those and answers DECERR, as for
   any address outside the registers and windows), so its match register's
   enable is a flip-flop;
+* each bank's read mux is split in two register stages (``split_read`` of
+  :class:`~siov.rtl.csr.bank.RegisterBank`): its match flip-flops fan out
+  to every bit of the mux, so their routes are long, and one LUT level
+  fewer after them is what the clock needs;
 * the answer (``ack``, ``rdata``, ``resp``) is registered, so the bridge's
   response enables hang off one flip-flop.
 
-A register answers five cycles after ``stb``; a window's answer takes two
+A register answers six cycles after ``stb``; a window's answer takes two
 cycles more than it would straight on the bus (the registered strobe, the
 registered answer). The bus allows any latency (the request is held until
 ``ack``) and accesses are ordered by the bus, one at a time. The windows must
@@ -92,7 +96,8 @@ class BankedRegisters(wiring.Component):
         self._owner = {}
         for g in range(n_banks):
             members = [reg for reg in registers if (reg.offset - base) >> self._gb == g]
-            bank = RegisterBank(members, (), addr_width=addr_width, base=base, pipelined=True)
+            bank = RegisterBank(members, (), addr_width=addr_width, base=base, pipelined=True,
+                                split_read=True)
             self._banks.append(bank)
             self._owner.update({reg.path: bank for reg in members})
         super().__init__({"csr": In(CsrSignature(addr_width)),
@@ -121,7 +126,7 @@ class BankedRegisters(wiring.Component):
         # select below is then an AND of flip-flops.
         stb = Signal(name="csr_stb_q")
         m.d.sync += stb.eq(csr.stb)
-        decodes = []
+        hits = []
         for e in self._externals:
             port = self.ext[e.name]
             lw = len(port.addr)
@@ -130,16 +135,22 @@ class BankedRegisters(wiring.Component):
             m.d.sync += hit.eq(decode)
             m.d.comb += [port.stb.eq(stb & hit), port.we.eq(csr.we & hit), port.addr.eq(csr.addr[:lw]),
                          port.wdata.eq(csr.wdata), port.wstrb.eq(csr.wstrb)]
-            decodes.append(decode)
+            hits.append(hit)
         # The banks' request, a cycle later (held, like the bus's, until its ack).
         n_banks = len(self._banks)
         outside = Signal(name="lq_outside")
         m.d.comb += outside.eq(csr.addr[lb:].any())
         group = csr.addr[gb:lb] if lb > gb else Const(0, 1)
         no_hit = Signal(name="csr_no_hit")
+        # The bank select from registered parts of the address (whether it
+        # is above the registers, its bank bits) and the windows' registered
+        # hits, decoded in the next cycle: straight from the address, each
+        # was four LUTs deep.
+        outside_q, group_q = Signal(name="csr_outside"), Signal(len(group), name="csr_group")
         bank_sel = Signal(n_banks, name="csr_bank_sel")
-        m.d.sync += [no_hit.eq(~Cat(*decodes).any()),
-                     bank_sel.eq(Cat(*(Mux(outside, g == 0, group == g) for g in range(n_banks))))]
+        m.d.sync += [outside_q.eq(outside), group_q.eq(group)]
+        m.d.comb += no_hit.eq(~Cat(*hits).any() if hits else 1)
+        m.d.comb += bank_sel.eq(Cat(*(Mux(outside_q, g == 0, group_q == g) for g in range(n_banks))))
         lq_stb = Signal(n_banks, name="lq_stb")
         lq_addr = Signal(lb + 1, name="lq_addr")
         m.d.sync += [lq_stb.eq((stb & no_hit).replicate(n_banks) & bank_sel),
@@ -156,11 +167,11 @@ class BankedRegisters(wiring.Component):
             m.d.comb += [bank.csr.stb.eq(lq_stb[g]), bank.csr.we.eq(we), bank.csr.addr.eq(lq_addr),
                          bank.csr.wdata.eq(wdata), bank.csr.wstrb.eq(wstrb)]
         # The answers: the banks' (each masked by its own ack; a bank answers
-        # two cycles after its strobe, so their ack is that strobe, delayed) or
+        # three cycles after its strobe, so their ack is that strobe, delayed) or
         # a window's, registered once more: the bus's ack is one flip-flop, not
         # an OR of every responder in front of the bridge's response enables.
-        l_act, l_ack = Signal(name="lq_act"), Signal(name="lq_ack")
-        m.d.sync += [l_act.eq(lq_stb.any()), l_ack.eq(l_act)]
+        l_act, l_act2, l_ack = Signal(name="lq_act"), Signal(name="lq_act2"), Signal(name="lq_ack")
+        m.d.sync += [l_act.eq(lq_stb.any()), l_act2.eq(l_act), l_ack.eq(l_act2)]
         ack, rdata, resp = l_ack, Const(0, 32), Const(0, 2)
         for bank in self._banks:
             rdata, resp = rdata | bank.csr.rdata, resp | bank.csr.resp

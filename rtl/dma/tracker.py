@@ -117,6 +117,9 @@ __all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WI
 
 #: Width of a domain index (64 domains at most, see DeviceParams).
 DOMAIN_BITS = 6
+#: The engine's operations, one flag each: guest map and unmap, a bitmap
+#: window read, and the range ops (pin, unpin, reclaim, clear unmap-requested).
+ENGINE_OPS = ("gmap", "gunmap", "win", "pin", "unpin", "reclaim", "clr")
 #: The tracker's CSR window is 64 KiB.
 CSR_ADDR_WIDTH = 16
 
@@ -193,6 +196,8 @@ class DmaTracker(wiring.Component):
             "out": Out(stream.Signature(OUT_LAYOUT)),
         })
         self.words_per_domain = params.pages_per_domain // 32
+        #: Page bits within a domain's bitmap (pages_per_domain is a power of two).
+        self.page_bits = exact_log2(params.pages_per_domain)
         self.depth = params.num_domains * self.words_per_domain
         # Block RAMs (made here so that a formal harness can add its own
         # combinational read ports to their memories before elaboration).
@@ -261,6 +266,14 @@ class DmaTracker(wiring.Component):
         self._e_states = [Signal(name=f"e_at_{n}", init=(n == "idle"))
                           for n in ("idle", "rd", "out", "latch", "flags", "hits", "eval", "write")]
         self._cur = Signal(32, name="cur")            # dirty word s1_addr, forwarded
+        #: The engine's word address, its operation (one flag per kind, at
+        #: most one set) and bit mask, and the pinned/mapped/unmap-requested
+        #: words it latched (the invariants of the mapped-implies-pinned proof).
+        self._e_addr = Signal(aw, name="e_addr")
+        self._e_op = {k: Signal(name=f"op_{k}") for k in ENGINE_OPS}
+        self._e_mask = Signal(32, name="e_mask")
+        self._e_words = {Bitmap.PINNED: Signal(32, name="pw"), Bitmap.MAPPED: Signal(32, name="mw"),
+                         Bitmap.UNMAP: Signal(32, name="uw")}
 
     # -- helpers -----------------------------------------------------------
 
@@ -335,7 +348,7 @@ class DmaTracker(wiring.Component):
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         WPD = self.words_per_domain
         wbits = exact_log2(WPD)
-        kp = exact_log2(P)      # page bits within the bitmap
+        kp = self.page_bits
         aw = self.aw
 
         for b, ram in self.ram.items():
@@ -785,8 +798,8 @@ class DmaTracker(wiring.Component):
         # The range's end and masks, computed ahead of OP.GO from the stored
         # registers, three register stages deep (GO is a later bus write
         # than OP_START and OP_COUNT, the bus makes one access at a time and
-        # the register front end takes five cycles to answer one: GO's pulse
-        # comes at least five cycles after theirs reached storage).
+        # the register front end takes six cycles to answer one: GO's pulse
+        # comes at least six cycles after theirs reached storage).
         # One carry chain per stage: the last page is end - 1 a stage after
         # end, and what needs only its low five bits (the last word's mask,
         # whether the range fits one word) is computed from 6-bit sums; the
@@ -807,7 +820,7 @@ class DmaTracker(wiring.Component):
         eb_zero, eb_gt, eb_eq, eb_lo = Signal(), Signal(4), Signal(4), Signal(8)
         # end > P (a power of two, 2**kp): a bit above kp set, or bit kp and
         # one below it; by 4-bit slices ORed a stage later.
-        kp = exact_log2(P)
+        kp = self.page_bits
         bey_hi = Signal(-(-(len(end) - kp - 1) // 4))
         bey_lo = Signal(-(-kp // 4))
         bey_at = Signal()
@@ -949,14 +962,11 @@ class DmaTracker(wiring.Component):
         at = dict(enumerate(self._e_states))
         m.d.sync += [at[x].eq(at[x - 1]) for x in (OUT, LATCH, FLAGS, HITS, EVAL, WRITE)]
         e_kind = Signal(2)      # 0 guest, 1 window read, 2 range word
-        e_addr = Signal(aw)
-        e_mask = Signal(32)
+        e_addr, e_mask, op = self._e_addr, self._e_mask, self._e_op
         e_unmap = Signal()
-        ops = ("gmap", "gunmap", "win", "pin", "unpin", "reclaim", "clr")
-        op = {k: Signal(name=f"op_{k}") for k in ops}
 
         def issue(**on):
-            return [op[k].eq(on.get(k, 0)) for k in ops]
+            return [op[k].eq(on.get(k, 0)) for k in ENGINE_OPS]
         g_ack = Signal()
         b_ack = Signal()
         b_data = Signal(32)
@@ -1014,7 +1024,7 @@ class DmaTracker(wiring.Component):
             m.d.sync += [e_kind.eq(2), e_mask.eq(range_mask), e_addr.eq(self._word_addr(r_word, r_dom))]
             m.d.sync += issue(pin=r_code == RangeOp.PIN, unpin=r_code == RangeOp.UNPIN,
                               reclaim=r_code == RangeOp.RECLAIM, clr=r_code == RangeOp.CLEAR_UNMAP)
-        pw, mw, uw = Signal(32), Signal(32), Signal(32)
+        pw, mw, uw = (self._e_words[b] for b in eb)
         with m.If(at[LATCH]):
             m.d.sync += [pw.eq(rams[Bitmap.PINNED].r_data),
                          mw.eq(rams[Bitmap.MAPPED].r_data), uw.eq(rams[Bitmap.UNMAP].r_data)]
