@@ -14,9 +14,10 @@ one thing at a time:
   cost (:mod:`.cost`). A blocked fetch, or one whose read gets a non-OKAY
   RRESP, puts the ADI into ERROR (code 4, as the model's ``fetch``);
 * **dispatch**: the arbiter (:mod:`.arbiter`) sees ``req = slot filled &
-  pending`` and the slots' costs; the sequencer takes its grant when idle and
-  no slot of a pending ADI is empty (fetches go first, so the arbiter always
-  chooses among every ADI with work), consumes the ADI's head (the ADI block
+  pending`` and the slots' costs while the sequencer is idle and no slot of a
+  pending ADI is empty (fetches go first, so the arbiter always chooses among
+  every ADI with work); the sequencer takes its grant through a registered
+  ready, consumes the ADI's head (the ADI block
   advances HEAD) and marks the ADI busy until the descriptor completes. The
   arbiter's requests are held low while the sequencer is busy, so each
   decision is made with every slot current (2 cycles after the sequencer
@@ -176,6 +177,10 @@ class Engine(wiring.Component):
         m.submodules.slots = slots = Memory(shape=WORD_BITS, depth=1 << slot_addr_bits, init=[])
         slot_wr = slots.write_port()
         slot_rd = slots.read_port()
+        # The slot word leaves the block RAM into a register (an ECP5 block
+        # RAM's clock-to-out without its output register is about 5.8 ns).
+        slot_q = Signal(WORD_BITS, name="slot_q")
+        m.d.sync += slot_q.eq(slot_rd.data)
 
         m.submodules.cost = est = CostEstimator()
         m.d.comb += [est.a.eq(r("ENG.COST_A.A")), est.b.eq(r("ENG.COST_B.B"))]
@@ -232,7 +237,7 @@ class Engine(wiring.Component):
         # ---- sequencer state ----------------------------------------------------------
         cur = Signal(range(max(n, 2)))            # ADI being fetched or executed
         ring = self.ring[cur]
-        word = Signal(range(_DESC_WORDS + 1))
+        word = Signal(range(_DESC_WORDS + 2))
         stale = Signal()                          # the fetched ADI stopped being pending
         cycles = Signal(32)
         status = Signal(Status)
@@ -265,11 +270,16 @@ class Engine(wiring.Component):
 
         opcode = desc.opcode.as_value()
         flags = desc.flags
-        is_move = opcode == Opcode.MEMMOVE.value
-        is_fill = opcode == Opcode.MEMFILL.value
-        is_cmp = opcode == Opcode.COMPARE.value
-        sized = is_move | is_fill | is_cmp
-        known = (opcode == Opcode.NOOP.value) | (opcode == Opcode.DRAIN.value) | sized
+        # The opcode's decodes, registered every cycle: the opcode is loaded
+        # (LOAD_WORD) at least six cycles before the first state that reads
+        # them (CHECK), and holds for the whole descriptor.
+        is_move, is_fill, is_cmp = Signal(name="is_move"), Signal(name="is_fill"), Signal(name="is_cmp")
+        sized, known = Signal(name="sized"), Signal(name="known")
+        dec = {op: opcode == op.value for op in Opcode}
+        sized_now = dec[Opcode.MEMMOVE] | dec[Opcode.MEMFILL] | dec[Opcode.COMPARE]
+        m.d.sync += [is_move.eq(dec[Opcode.MEMMOVE]), is_fill.eq(dec[Opcode.MEMFILL]),
+                     is_cmp.eq(dec[Opcode.COMPARE]), sized.eq(sized_now),
+                     known.eq(dec[Opcode.NOOP] | dec[Opcode.DRAIN] | sized_now)]
         bad_flags = Signal(24)
         m.d.comb += bad_flags.eq((flags & RESERVED_FLAGS)
                                  | Mux((flags & Flag.RCR.value).any() & ~(flags & Flag.CRAV.value).any(),
@@ -303,8 +313,10 @@ class Engine(wiring.Component):
 
         f_base = Signal(58)
         f_head = Signal(12)
+        # The ring slot's address, registered every cycle (FETCH_ADDR waits
+        # for it): its adder does not feed the translation address's mux.
         ring_addr = Signal(64)
-        m.d.comb += ring_addr.eq((f_base + f_head) << 6)
+        m.d.sync += ring_addr.eq((f_base + f_head) << 6)
 
         # Tracker port: one request, then one response (always taken).
         m.d.comb += [self.dma_req.payload.pasid.eq(desc.pasid),
@@ -320,16 +332,15 @@ class Engine(wiring.Component):
         at_dst = Signal(64)
         rem = Signal(32)
         src_end = Signal(64)                      # src + size, for the overlap test
+        dst_end = Signal(64)                      # dst + size
         gap = Signal(64)                          # dst - src
         # Bytes to the page boundary on each side, registered every cycle (valid
         # one cycle after the pointers move, which is when PIECE_LEN uses them).
         len_src = Signal(13)
         len_dst = Signal(13)
-        with m.If(down):
-            m.d.sync += [len_src.eq(Mux(at_src[:12] == 0, 4096, at_src[:12])),
-                         len_dst.eq(Mux(at_dst[:12] == 0, 4096, at_dst[:12]))]
-        with m.Else():
-            m.d.sync += [len_src.eq(4096 - at_src[:12]), len_dst.eq(4096 - at_dst[:12])]
+        def to_page_end(at):
+            return Mux(down, Mux(at[:12] == 0, 4096, at[:12]), 4096 - at[:12])
+        m.d.sync += [len_src.eq(to_page_end(at_src)), len_dst.eq(to_page_end(at_dst))]
         plen = Signal(13)
         lim = Signal(13)
         m.d.comb += lim.eq(Mux(is_fill | (len_dst < len_src), len_dst, len_src))
@@ -349,7 +360,6 @@ class Engine(wiring.Component):
                        last_k.eq(((lane_d + p_len + 7) >> 3) - 1), first_strb.eq(fs), last_strb.eq(ls),
                        # the destination starts inside the piece's source: store, then forward
                        overlap_in_piece.eq(down & (gap[13:] == 0) & (gap[:13] < p_len))]
-        movers_idle = ~rd.busy & ~al.busy & ~wr.busy
 
         # Comparator: masks of the bytes that belong to the piece.
         cmp_k = Signal(COUNT_BITS)
@@ -387,13 +397,43 @@ class Engine(wiring.Component):
             self.irq.valid.eq(irq_stage.out.valid), self.irq.payload.as_value().eq(irq_stage.out.payload),
             irq_stage.out.ready.eq(self.irq.ready)]
 
-        # Default command payloads (valid only in their states).
+        # The movers' commands leave from registers: a state sets a mover's
+        # `go` (and what its command is for), and the command is valid in
+        # the next cycle, when the mover is idle and takes it. (A valid from
+        # the state and its conditions in the same cycle reached the movers'
+        # command registers' enables through six LUTs.) Until then the
+        # mover counts as busy.
+        rd_go, al_go, wr_go = Signal(name="rd_go"), Signal(name="al_go"), Signal(name="wr_go")
+        rd_fetch, rd_cmp = Signal(name="rd_fetch"), Signal(name="rd_cmp")   # else: a piece's source
+        al_fetch = Signal(name="al_fetch")                                   # else: a piece
+        wr_record = Signal(name="wr_record")                                 # else: a piece
+        m.d.sync += [rd_go.eq(0), al_go.eq(0), wr_go.eq(0)]
+        rd_busy, al_busy, wr_busy = rd.busy | rd_go, al.busy | al_go, wr.busy | wr_go
+
+        def issue(*movers, fetch=False, cmp=False, record=False):
+            stmts = []
+            if "rd" in movers:
+                stmts += [rd_go.eq(1), rd_fetch.eq(fetch), rd_cmp.eq(cmp)]
+            if "al" in movers:
+                stmts += [al_go.eq(1), al_fetch.eq(fetch)]
+            if "wr" in movers:
+                stmts += [wr_go.eq(1), wr_record.eq(record)]
+            m.d.sync += stmts
+
         m.d.comb += [
-            rd.cmd.payload.addr.eq(h_src), rd.cmd.payload.words.eq(words_s),
-            al.cmd.payload.lane_in.eq(lane_s), al.cmd.payload.lane_out.eq(lane_d),
-            al.cmd.payload.words_in.eq(words_s), al.cmd.payload.words_out.eq(words_d),
-            wr.cmd.payload.addr.eq(h_dst), wr.cmd.payload.words.eq(words_d),
-            wr.cmd.payload.first_strb.eq(first_strb), wr.cmd.payload.last_strb.eq(last_strb),
+            rd.cmd.valid.eq(rd_go), al.cmd.valid.eq(al_go), wr.cmd.valid.eq(wr_go),
+            # a piece's source, a ring's descriptor (8 words), or COMPARE's source 2
+            rd.cmd.payload.addr.eq(Mux(rd_cmp, h_dst, h_src)),
+            rd.cmd.payload.words.eq(Mux(rd_fetch, _DESC_WORDS, Mux(rd_cmp, words_d, words_s))),
+            al.cmd.payload.lane_in.eq(Mux(al_fetch, 0, lane_s)),
+            al.cmd.payload.lane_out.eq(Mux(al_fetch, 0, lane_d)),
+            al.cmd.payload.words_in.eq(Mux(al_fetch, _DESC_WORDS, words_s)),
+            al.cmd.payload.words_out.eq(Mux(al_fetch, _DESC_WORDS, words_d)),
+            # a piece's destination or the completion record (4 whole words)
+            wr.cmd.payload.addr.eq(h_dst),
+            wr.cmd.payload.words.eq(Mux(wr_record, _CR_WORDS, words_d)),
+            wr.cmd.payload.first_strb.eq(Mux(wr_record, 0xFF, first_strb)),
+            wr.cmd.payload.last_strb.eq(Mux(wr_record, 0xFF, last_strb)),
         ]
 
         with m.If(self.consume.valid):       # always ready in the ADI block
@@ -409,17 +449,53 @@ class Engine(wiring.Component):
                 m.d.sync += refused_count.eq(refused_count + 1)
             m.next = "SETTLE"
 
+        # The grant is taken through a registered ready: the sequencer was
+        # deciding (IDLE, no slot to fetch) in the previous cycle. A grant
+        # is only made while it decides, and the arbiter drops its valid at
+        # the take, so valid & ready only holds in IDLE. (A ready from the
+        # state in the same cycle reached the arbiter's budget enables
+        # through seven LUTs.)
+        grant_ready = Signal(name="grant_ready")
+        m.d.sync += grant_ready.eq(deciding)
+        m.d.comb += arb.grant.ready.eq(grant_ready)
+
+        def start_move():
+            # The piece's last translation is in: issue its movers (their
+            # commands are valid in the next cycle, with h_dst).
+            with m.If(is_fill):
+                m.d.sync += wsrc.eq(SRC_PATTERN)
+                issue("wr")
+                m.next = "MOVE_WAIT"
+            with m.Elif(is_cmp):
+                # Phase 1: source 1 into the FIFO, aligned to source 2's lanes.
+                issue("rd", "al")
+                m.next = "CMP_FILL"
+            with m.Else():
+                m.d.sync += wsrc.eq(SRC_FIFO)
+                with m.If(overlap_in_piece):
+                    issue("rd", "al")
+                    m.next = "MOVE_STORE"
+                with m.Else():
+                    issue("rd", "al", "wr")
+                    m.next = "MOVE_WAIT"
+
+        def start_record_write():
+            # The record's page is translated: write its four words.
+            m.d.sync += [wsrc.eq(SRC_RECORD), rec_word.eq(0)]
+            issue("wr", record=True)
+            m.next = "RECORD_WAIT"
+
         with m.FSM(name="seq"):
             with m.State("IDLE"):
                 m.d.comb += deciding.eq(~need_fetch.any())
                 # Fetch first: every pending ADI has its head descriptor in its
-                # slot before a grant is taken, so the arbiter always chooses
-                # among all ADIs with work (grants never starve a fetch).
-                with m.If(need_fetch.any()):
-                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
-                    m.next = "FETCH"
-                with m.Elif(arb.grant.valid):
-                    m.d.comb += arb.grant.ready.eq(1)
+                # slot before the arbiter decides, so it always chooses among
+                # all ADIs with work (grants never starve a fetch). A grant
+                # made before an ADI became pending is still taken first.
+                # The granted ADI's first slot word is read ahead, so the load
+                # starts a cycle earlier.
+                m.d.comb += slot_rd.addr.eq(Cat(Const(0, 3), arb.grant.payload.adi))
+                with m.If(arb.grant.valid & grant_ready):
                     g = arb.grant.payload.adi
                     m.d.sync += cur.eq(g)
                     with m.If((slot_valid & self.pending).bit_select(g, 1)):
@@ -427,20 +503,23 @@ class Engine(wiring.Component):
                         # advances HEAD a cycle later, long before the next fetch).
                         m.d.sync += [self.consume.valid.eq(1), self.consume.payload.adi.eq(g)]
                         m.d.sync += [slot_valid.bit_select(g, 1).eq(0), busy_adi.eq(1), cycles.eq(0),
-                                     word.eq(0)]
-                        m.next = "LOAD"
+                                     word.eq(1)]
+                        m.next = "LOAD_WORD"
+                with m.Elif(need_fetch.any()):
+                    m.d.sync += [cur.eq(fetch_pick), stale.eq(0)]
+                    m.next = "FETCH"
 
             # ---- prefetch ---------------------------------------------------------------
             with m.State("FETCH"):
                 m.d.sync += [f_base.eq(ring.base), f_head.eq(ring.head), desc.pasid.eq(ring.pasid)]
                 m.next = "FETCH_ADDR"
             with m.State("FETCH_ADDR"):
+                m.next = "FETCH_XADDR"
+            with m.State("FETCH_XADDR"):
                 m.d.sync += [x_addr.eq(ring_addr), x_write.eq(0), xlate_then.eq(X_FETCH)]
                 m.next = "XLATE"
             with m.State("FETCH_READ"):
-                m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_src), rd.cmd.payload.words.eq(8),
-                             al.cmd.valid.eq(1), al.cmd.payload.lane_in.eq(0), al.cmd.payload.lane_out.eq(0),
-                             al.cmd.payload.words_in.eq(8), al.cmd.payload.words_out.eq(8)]
+                issue("rd", "al", fetch=True)
                 m.d.sync += word.eq(0)
                 m.next = "FETCH_STORE"
             with m.State("FETCH_STORE"):
@@ -481,18 +560,18 @@ class Engine(wiring.Component):
                 m.next = "IDLE"
 
             # ---- load and check ---------------------------------------------------------
-            with m.State("LOAD"):
-                m.d.comb += slot_rd.addr.eq(Cat(word[:3], cur))
-                m.d.sync += word.eq(word + 1)
-                m.next = "LOAD_WORD"
             with m.State("LOAD_WORD"):
+                # Word k is addressed with `word` = k (word 0 in IDLE, with the
+                # grant) and stored from the output register two cycles later.
                 m.d.comb += slot_rd.addr.eq(Cat(word[:3], cur))
-                m.d.sync += desc_bits.word_select((word - 1)[:3], WORD_BITS).eq(slot_rd.data)
+                with m.If(word != 1):
+                    m.d.sync += desc_bits.word_select((word - 2)[:3], WORD_BITS).eq(slot_q)
                 m.d.sync += word.eq(word + 1)
-                with m.If(word == _DESC_WORDS):
+                with m.If(word == _DESC_WORDS + 1):
                     m.next = "PREPARE"
             with m.State("PREPARE"):
                 m.d.sync += [src_end.eq(desc.src_addr + desc.xfer_size),
+                             dst_end.eq(desc.dst_addr + desc.xfer_size),
                              gap.eq(desc.dst_addr - desc.src_addr),
                              adi_pasid.eq(ring.pasid)]
                 m.next = "CHECK"
@@ -500,9 +579,7 @@ class Engine(wiring.Component):
                 is_down = is_move & (desc.src_addr < desc.dst_addr) & (desc.dst_addr < src_end)
                 m.d.sync += [status.eq(Status.SUCCESS), invalid.eq(0), result.eq(0), fault_addr.eq(0),
                              fault_write.eq(0), done.eq(0), diff_found.eq(0), down.eq(is_down),
-                             rem.eq(desc.xfer_size),
-                             at_src.eq(Mux(is_down, src_end, desc.src_addr)),
-                             at_dst.eq(Mux(is_down, desc.dst_addr + desc.xfer_size, desc.dst_addr))]
+                             rem.eq(desc.xfer_size)]
                 with m.If(desc.pasid != adi_pasid):
                     m.next = "REFUSE"
                 with m.Elif(~known):
@@ -521,9 +598,20 @@ class Engine(wiring.Component):
                     m.d.sync += status.eq(Status.ADDR_ALIGN)
                     m.next = "RECORD"
                 with m.Elif(sized):
-                    m.next = "PIECE"
+                    m.next = "ORIENT"
                 with m.Else():
                     m.next = "RECORD"
+            with m.State("ORIENT"):
+                # The first piece's end (descending) or start, from the
+                # direction registered in CHECK (its compares and these muxes
+                # in one cycle were too long), and its bytes to the page
+                # boundaries alongside, so the first piece goes straight to
+                # PIECE_LEN (its PIECE test is known: rem is the nonzero size).
+                first_src = Mux(down, src_end, desc.src_addr)
+                first_dst = Mux(down, dst_end, desc.dst_addr)
+                m.d.sync += [at_src.eq(first_src), at_dst.eq(first_dst),
+                             len_src.eq(to_page_end(first_src)), len_dst.eq(to_page_end(first_dst))]
+                m.next = "PIECE_LEN"
             with m.State("REFUSE"):
                 m.d.sync += [self.adi_fault.valid.eq(1), self.adi_fault.payload.adi.eq(cur),
                              self.adi_fault.payload.code.eq(AdiError.DESC_PASID)]
@@ -580,10 +668,10 @@ class Engine(wiring.Component):
                                 m.next = "XLATE"
                             with m.Case(X_DST):
                                 m.d.sync += h_dst.eq(xhost)
-                                m.next = "MOVE"
+                                start_move()
                             with m.Case(X_CR):
                                 m.d.sync += h_dst.eq(xhost)
-                                m.next = "RECORD_WRITE"
+                                start_record_write()
             with m.State("XLATE_FAULT"):
                 with m.Switch(xlate_then):
                     with m.Case(X_FETCH):
@@ -598,29 +686,12 @@ class Engine(wiring.Component):
                         m.next = "RECORD"
 
             # ---- data movement ---------------------------------------------------------------
-            with m.State("MOVE"):
-                with m.If(is_fill):
-                    m.d.sync += wsrc.eq(SRC_PATTERN)
-                    m.d.comb += wr.cmd.valid.eq(1)
-                    m.next = "MOVE_WAIT"
-                with m.Elif(is_cmp):
-                    # Phase 1: source 1 into the FIFO, aligned to source 2's lanes.
-                    m.d.comb += [rd.cmd.valid.eq(1), al.cmd.valid.eq(1)]
-                    m.next = "CMP_FILL"
-                with m.Else():
-                    m.d.sync += wsrc.eq(SRC_FIFO)
-                    m.d.comb += [rd.cmd.valid.eq(1), al.cmd.valid.eq(1)]
-                    with m.If(overlap_in_piece):
-                        m.next = "MOVE_STORE"
-                    with m.Else():
-                        m.d.comb += wr.cmd.valid.eq(1)
-                        m.next = "MOVE_WAIT"
             with m.State("MOVE_STORE"):
-                with m.If(~rd.busy & ~al.busy):
-                    m.d.comb += wr.cmd.valid.eq(1)
+                with m.If(~rd_busy & ~al_busy):
+                    issue("wr")
                     m.next = "MOVE_WAIT"
             with m.State("MOVE_WAIT"):
-                with m.If(movers_idle):
+                with m.If(~rd_busy & ~al_busy & ~wr_busy):
                     # The piece is fully read and written: an error response on
                     # either side ends the descriptor (MEMFILL issued no read,
                     # so the reader's flag may be left from an earlier command).
@@ -635,16 +706,15 @@ class Engine(wiring.Component):
                              at_dst.eq(Mux(down, p_dst, p_dst + p_len))]
                 m.next = "PIECE"
             with m.State("CMP_FILL"):
-                with m.If(~rd.busy & ~al.busy):
+                with m.If(~rd_busy & ~al_busy):
                     # Source 2's read clears the reader's error flag: keep source 1's.
                     m.d.sync += [route_compare.eq(1), cmp_k.eq(0), cmp_src_err.eq(rd.error)]
                     m.next = "CMP_READ"
             with m.State("CMP_READ"):
-                m.d.comb += [rd.cmd.valid.eq(1), rd.cmd.payload.addr.eq(h_dst),
-                             rd.cmd.payload.words.eq(words_d)]
+                issue("rd", cmp=True)
                 m.next = "CMP_WAIT"
             with m.State("CMP_WAIT"):
-                with m.If(~rd.busy):
+                with m.If(~rd_busy):
                     m.next = "CMP_SETTLE"
             with m.State("CMP_SETTLE"):
                 # One more cycle: the registered comparison of the last word lands.
@@ -678,14 +748,8 @@ class Engine(wiring.Component):
                     m.next = "XLATE"
                 with m.Else():
                     m.next = "IRQ"
-            with m.State("RECORD_WRITE"):
-                m.d.sync += [wsrc.eq(SRC_RECORD), rec_word.eq(0)]
-                m.d.comb += [wr.cmd.valid.eq(1), wr.cmd.payload.addr.eq(h_dst),
-                             wr.cmd.payload.words.eq(_CR_WORDS),
-                             wr.cmd.payload.first_strb.eq(0xFF), wr.cmd.payload.last_strb.eq(0xFF)]
-                m.next = "RECORD_WAIT"
             with m.State("RECORD_WAIT"):
-                with m.If(~wr.busy):
+                with m.If(~wr_busy):
                     m.d.sync += wsrc.eq(SRC_FIFO)
                     with m.If(wr.error):
                         # The record did not reach memory: the descriptor's outcome

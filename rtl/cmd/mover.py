@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..axi4 import BOUNDARY, BURST_INCR, MAX_BURST, Axi4ReadSignature, Axi4WriteSignature
 
 __all__ = ["WORD_BYTES", "WORD_BITS", "COUNT_BITS", "READ_CMD", "WRITE_CMD", "ALIGN_CMD",
-           "AxiReader", "AxiWriter", "Aligner", "PipeStage", "words_covering"]
+           "AxiReader", "AxiWriter", "Aligner", "PipeStage", "SkidBuffer", "words_covering"]
 
 WORD_BYTES = 8
 WORD_BITS = 64
@@ -79,9 +79,12 @@ class AxiReader(wiring.Component):
         Accepted when idle; ``words`` must be nonzero and the range must not
         cross a 4 KiB boundary.
     data : Out(stream.Signature(64))
-        The words, in address order; back-pressure stalls R.
+        The words, in address order, from a :class:`SkidBuffer` (so RREADY
+        is a flip-flop, not the consumer's ready logic); back-pressure
+        stalls R.
     bus : Out(Axi4ReadSignature())
     busy, error : Out(1)
+        ``busy`` until the last word has left ``data``.
     """
 
     def __init__(self):
@@ -104,8 +107,10 @@ class AxiReader(wiring.Component):
         blen_q = Signal(5)
         have_len = Signal()            # blen_q holds the next burst's length
 
+        m.submodules.out = out = SkidBuffer(WORD_BITS)
+        wiring.connect(m, out.out, wiring.flipped(self.data))
         m.d.comb += [
-            self.busy.eq(expect != 0),
+            self.busy.eq((expect != 0) | out.out.valid),
             self.cmd.ready.eq(expect == 0),
             bus.arid.eq(0), bus.arsize.eq(3), bus.arburst.eq(BURST_INCR),
         ]
@@ -128,9 +133,9 @@ class AxiReader(wiring.Component):
                          offset.eq(offset + (blen_q << 3)), left.eq(left - blen_q)]
 
         m.d.comb += [
-            self.data.valid.eq(bus.rvalid & (expect != 0)),
-            self.data.payload.eq(bus.rdata),
-            bus.rready.eq(self.data.ready & (expect != 0)),
+            out.inp.valid.eq(bus.rvalid & (expect != 0)),
+            out.inp.payload.eq(bus.rdata),
+            bus.rready.eq(out.inp.ready & (expect != 0)),
         ]
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += expect.eq(expect - 1)
@@ -170,7 +175,9 @@ class AxiWriter(wiring.Component):
         aw_addr = Signal(13)           # offsets in the page
         aw_left = Signal(COUNT_BITS)
         w_left = Signal(COUNT_BITS)    # words not yet sent
+        w_any = Signal(name="w_any")   # w_left != 0, in a flip-flop (it gates the data's ready)
         w_in_burst = Signal(range(MAX_BURST + 1))   # beats left in the current burst (0: new burst)
+        new_burst = Signal(name="new_burst", init=1)  # w_in_burst == 0, in a flip-flop
         first = Signal()
         first_strb, last_strb = Signal(8), Signal(8)
         bursts = Signal(COUNT_BITS)    # AW accepted, B not yet received
@@ -189,7 +196,7 @@ class AxiWriter(wiring.Component):
             p = self.cmd.payload
             start = Cat(Signal(3), p.addr[3:12])
             m.d.sync += [page.eq(p.addr[12:]), aw_addr.eq(start), aw_left.eq(p.words), aw_have.eq(0),
-                         w_left.eq(p.words), w_in_burst.eq(0), first.eq(1),
+                         w_left.eq(p.words), w_any.eq(p.words != 0), w_in_burst.eq(0), new_burst.eq(1), first.eq(1),
                          first_strb.eq(p.first_strb), last_strb.eq(p.last_strb), self.error.eq(0)]
 
         # AW in two phases, as the reader's AR; each issued length also goes
@@ -206,22 +213,29 @@ class AxiWriter(wiring.Component):
             m.d.comb += [lengths.w_en.eq(1), lengths.w_data.eq(aw_blen_q)]
 
         # W: a new burst takes its length from the queue.
-        new_burst = w_in_burst == 0
         cur = Signal(range(MAX_BURST + 1))
         m.d.comb += cur.eq(Mux(new_burst, lengths.r_data, w_in_burst))
         w_go = Signal()
-        m.d.comb += w_go.eq((w_left != 0) & (~new_burst | lengths.r_rdy))
+        m.d.comb += w_go.eq(w_any & (~new_burst | lengths.r_rdy))
         strb = Signal(8)
         m.d.comb += strb.eq(Mux(first, first_strb, 0xFF) & Mux(w_left == 1, last_strb, 0xFF))
+        # W beats leave through a skid buffer: WVALID/WDATA are flip-flops
+        # and WREADY stops there, rather than running back through the
+        # burst bookkeeping into the producer's ready logic.
+        m.submodules.w_out = w_out = SkidBuffer(WORD_BITS + 8 + 1)
         m.d.comb += [
-            bus.wvalid.eq(self.data.valid & w_go),
-            bus.wdata.eq(self.data.payload),
-            bus.wstrb.eq(strb),
-            bus.wlast.eq(cur == 1),
-            self.data.ready.eq(bus.wready & w_go),
+            w_out.inp.valid.eq(self.data.valid & w_go),
+            w_out.inp.payload.eq(Cat(self.data.payload, strb, cur == 1)),
+            self.data.ready.eq(w_out.inp.ready & w_go),
+            bus.wvalid.eq(w_out.out.valid),
+            bus.wdata.eq(w_out.out.payload[:WORD_BITS]),
+            bus.wstrb.eq(w_out.out.payload[WORD_BITS:WORD_BITS + 8]),
+            bus.wlast.eq(w_out.out.payload[WORD_BITS + 8]),
+            w_out.out.ready.eq(bus.wready),
         ]
-        with m.If(bus.wvalid & bus.wready):
-            m.d.sync += [w_left.eq(w_left - 1), w_in_burst.eq(cur - 1), first.eq(0)]
+        with m.If(self.data.valid & self.data.ready):
+            m.d.sync += [w_left.eq(w_left - 1), w_any.eq(w_left != 1), w_in_burst.eq(cur - 1),
+                         new_burst.eq(cur == 1), first.eq(0)]
             m.d.comb += lengths.r_en.eq(new_burst)
 
         aw_fire = bus.awvalid & bus.awready
@@ -248,7 +262,9 @@ class Aligner(wiring.Component):
       ``prev``;
 
     then, if fewer than ``words_out`` words came out, one more with ``cur`` = 0.
-    The output is registered.
+    The output is registered, then leaves through a :class:`SkidBuffer`, so
+    that the consumer's ready (a FIFO's level compare) stops at a register
+    rather than running on into the realignment state.
 
     Attributes
     ----------
@@ -275,8 +291,16 @@ class Aligner(wiring.Component):
         prev = Signal(WORD_BITS)
         in_left = Signal(COUNT_BITS)
         out_left = Signal(COUNT_BITS)   # words still to load into the output register
+        # in_left != 0 and out_left != 0, kept in flip-flops beside the
+        # counts (the compares fed the data select and every enable).
+        in_any, out_any = Signal(name="in_any"), Signal(name="out_any")
 
-        m.d.comb += [self.busy.eq((out_left != 0) | self.out.valid),
+        # The output register (res) and the skid buffer behind it.
+        res_valid, res = Signal(name="res_valid"), Signal(WORD_BITS, name="res")
+        m.submodules.out = skid = SkidBuffer(WORD_BITS)
+        m.d.comb += [skid.inp.valid.eq(res_valid), skid.inp.payload.eq(res)]
+        wiring.connect(m, skid.out, wiring.flipped(self.out))
+        m.d.comb += [self.busy.eq(out_any | res_valid | skid.out.valid),
                      self.cmd.ready.eq(~self.busy)]
         with m.If(self.cmd.valid & self.cmd.ready):
             p = self.cmd.payload
@@ -284,41 +308,32 @@ class Aligner(wiring.Component):
                 shift.eq(Mux(p.lane_in > p.lane_out, p.lane_in - p.lane_out, 8 + p.lane_in - p.lane_out)),
                 drop.eq(p.lane_in > p.lane_out), prev.eq(0),
                 in_left.eq(p.words_in), out_left.eq(p.words_out),
+                in_any.eq(p.words_in != 0), out_any.eq(p.words_out != 0),
             ]
 
-        room = ~self.out.valid | self.out.ready
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
+        room = ~res_valid | skid.inp.ready
+        with m.If(res_valid & skid.inp.ready):
+            m.d.sync += res_valid.eq(0)
 
         cur = Signal(WORD_BITS)
-        m.d.comb += cur.eq(Mux(in_left != 0, self.inp.payload, 0))
+        m.d.comb += cur.eq(Mux(in_any, self.inp.payload, 0))
         shifted = Signal(WORD_BITS)
         m.d.comb += shifted.eq(Cat(prev, cur).bit_select(shift * 8, WORD_BITS))
-        m.d.comb += self.inp.ready.eq(room & (in_left != 0) & (out_left != 0))
+        m.d.comb += self.inp.ready.eq(room & in_any & out_any)
         with m.If(self.inp.valid & self.inp.ready):
-            m.d.sync += [prev.eq(self.inp.payload), in_left.eq(in_left - 1), drop.eq(0)]
+            m.d.sync += [prev.eq(self.inp.payload), in_left.eq(in_left - 1), in_any.eq(in_left != 1), drop.eq(0)]
             with m.If(~drop):
-                m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(shifted),
-                             out_left.eq(out_left - 1)]
-        with m.Elif(room & (in_left == 0) & (out_left != 0)):
+                m.d.sync += [res_valid.eq(1), res.eq(shifted), out_left.eq(out_left - 1),
+                             out_any.eq(out_left != 1)]
+        with m.Elif(room & ~in_any & out_any):
             # Flush: the last output word takes its high lanes from zeros.
-            m.d.sync += [self.out.valid.eq(1), self.out.payload.eq(shifted),
-                         out_left.eq(out_left - 1)]
+            m.d.sync += [res_valid.eq(1), res.eq(shifted), out_left.eq(out_left - 1), out_any.eq(out_left != 1)]
         return m
 
 
-class PipeStage(wiring.Component):
-    """One register stage on a valid/ready stream, at full throughput.
-
-    Block RAM on ECP5 as yosys maps it has no output register and a clock to
-    output of about 5.8 ns, so a RAM's read data must go straight into a
-    flip-flop: this stage is that flip-flop for the engine's data FIFO.
-
-    Attributes
-    ----------
-    inp : In(stream.Signature(width))
-    out : Out(stream.Signature(width))
-    """
+class _StreamStage(wiring.Component):
+    """Register stages on a valid/ready stream of ``width`` bits, at full
+    throughput: ``inp`` (In) and ``out`` (Out), both ``stream.Signature(width)``."""
 
     def __init__(self, width):
         super().__init__({
@@ -326,9 +341,44 @@ class PipeStage(wiring.Component):
             "out": Out(stream.Signature(width)),
         })
 
+
+class PipeStage(_StreamStage):
+    """One register stage on a valid/ready stream, at full throughput.
+
+    Block RAM on ECP5 as yosys maps it has no output register and a clock to
+    output of about 5.8 ns, so a RAM's read data must go straight into a
+    flip-flop: this stage is that flip-flop for the engine's data FIFO.
+    """
+
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.inp.ready.eq(~self.out.valid | self.out.ready)
         with m.If(self.inp.ready):
             m.d.sync += [self.out.valid.eq(self.inp.valid), self.out.payload.eq(self.inp.payload)]
+        return m
+
+
+class SkidBuffer(_StreamStage):
+    """A two-entry register stage on a valid/ready stream whose ``inp.ready``
+    is a flip-flop, at full throughput.
+
+    :class:`PipeStage` passes ``out.ready`` on to ``inp.ready`` through a LUT,
+    so a consumer's ready logic reaches as far upstream as the stages go. Here
+    ``inp.ready`` is "the spare entry is empty": a beat that arrives while
+    the output is stalled waits in the spare entry, and the output loads from
+    it first.
+    """
+
+    def elaborate(self, platform):
+        m = Module()
+        spare_valid = Signal(name="spare_valid")
+        spare = Signal.like(self.inp.payload, name="spare")
+        m.d.comb += self.inp.ready.eq(~spare_valid)
+        with m.If(~self.out.valid | self.out.ready):
+            with m.If(spare_valid):
+                m.d.sync += [self.out.payload.eq(spare), self.out.valid.eq(1), spare_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.out.payload.eq(self.inp.payload), self.out.valid.eq(self.inp.valid)]
+        with m.Elif(self.inp.valid & ~spare_valid):
+            m.d.sync += [spare.eq(self.inp.payload), spare_valid.eq(1)]
         return m
