@@ -52,14 +52,27 @@ def render(results, synth):
             out.append(_table([{"metric": k, "value": v} for k, v in _flatten(data).items() if k != "title"]))
         out.append("")
     if synth:
-        rows = [{**{k: v for k, v in r.items() if k != "fmax_by_seed"},
-                 "fmax by seed": " / ".join(f"{v}" for v in r.get("fmax_by_seed", {"1": r["fmax_mhz"]}).values())}
+        rows = [{**{k: v for k, v in r.items() if k not in ("fmax_by_seed", "verilog")},
+                 "fmax by seed": " / ".join(f"{v}" for v in r.get("fmax_by_seed", {"1": r["fmax_mhz"]}).values()),
+                 "source": r.get("source", "-")}
                 for r in synth]
         out += ["## Synthesis (ECP5 LFE5U-25F, nextpnr out-of-context)", "",
-                "fmax_mhz is the median over the nextpnr seeds listed in the last column "
-                "(`make synth SEEDS=N`; placement alone moves one netlist's fmax by about 10%).", "",
+                "fmax_mhz is the median over the nextpnr seeds listed in 'fmax by seed' "
+                "(`make synth SEEDS=N`; placement alone moves one netlist's fmax by about 10%). "
+                "source: 'current' if the result was made from the Verilog the tree generates "
+                "now, 'STALE' if from another version of it (re-run `make synth TOPS=<top>`).", "",
                 _table(rows), ""]
     return "\n".join(out)
+
+
+def mark_stale(synth):
+    """Set each synthesis result's ``source``: whether it was made from the
+    Verilog the tree generates now (its recorded fingerprint matches)."""
+    from siov.rtl.generate import convert_top
+    from siov.rtl.synth import verilog_fingerprint
+    for r in synth:
+        now = verilog_fingerprint(convert_top(r["top"]))
+        r["source"] = "current" if r.get("verilog") == now else "STALE"
 
 
 def main(argv=None):
@@ -83,6 +96,7 @@ def main(argv=None):
     results = {p.stem: json.loads(p.read_text()) for p in sorted(OUT.glob("*.json")) if "." not in p.stem}
     synth_file = ROOT / "build" / "synth" / "summary.json"
     synth = json.loads(synth_file.read_text()) if synth_file.exists() else []
+    mark_stale(synth)
     DOC.write_text(render(results, synth))
     print(f"[bench] wrote {DOC.relative_to(ROOT)}")
     return status

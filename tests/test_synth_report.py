@@ -1,0 +1,49 @@
+"""docs/PERFORMANCE.md marks each synthesis result by whether it was made from
+the Verilog the tree generates now (rtl/synth.py records a fingerprint of
+the Verilog with each result; bench/run.py compares it)."""
+
+import importlib.util
+import pathlib
+
+from siov.rtl.generate import convert_top
+from siov.rtl.synth import verilog_fingerprint
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _bench_run():
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "bench" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fingerprint_is_stable_and_tells_texts_apart():
+    text = convert_top("siov_arbiter")
+    assert verilog_fingerprint(text) == verilog_fingerprint(convert_top("siov_arbiter"))
+    assert verilog_fingerprint(text) != verilog_fingerprint(text + "\n")
+
+
+def test_report_marks_results_of_other_verilog_stale():
+    run = _bench_run()
+    now = verilog_fingerprint(convert_top("siov_arbiter"))
+    base = {"top": "siov_arbiter", "lut4": 1, "ff": 1, "bram": 0, "fmax_mhz": 100.0}
+    synth = [dict(base, verilog=now), dict(base, verilog="0" * 12), dict(base)]
+    run.mark_stale(synth)
+    assert [r["source"] for r in synth] == ["current", "STALE", "STALE"]
+    doc = run.render({}, synth)
+    assert doc.count("| current |") == 1 and doc.count("| STALE |") == 2
+
+
+def test_generated_verilog_does_not_depend_on_the_hash_seed():
+    """The Device's Verilog (every block) is the same text whatever Python's
+    string hash seed: a set iterated while building hardware once made it
+    differ from run to run (and every synthesis result look stale)."""
+    import subprocess
+    import sys
+    code = ("from siov.rtl.generate import convert_top; from siov.rtl.synth import verilog_fingerprint; "
+            "print(verilog_fingerprint(convert_top('siov_device')))")
+    prints = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+              for seed in ("1", "2", "3")}
+    assert len(prints) == 1, prints
