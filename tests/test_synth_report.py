@@ -3,7 +3,10 @@ the Verilog the tree generates now (rtl/synth.py records a fingerprint of
 the Verilog with each result; bench/run.py compares it)."""
 
 import importlib.util
+import os
 import pathlib
+import subprocess
+import sys
 
 from siov.rtl.generate import convert_top
 from siov.rtl.synth import verilog_fingerprint
@@ -39,11 +42,9 @@ def test_generated_verilog_does_not_depend_on_the_hash_seed():
     """The Device's Verilog (every block) is the same text whatever Python's
     string hash seed: a set iterated while building hardware once made it
     differ from run to run (and every synthesis result look stale)."""
-    import subprocess
-    import sys
     code = ("from siov.rtl.generate import convert_top; from siov.rtl.synth import verilog_fingerprint; "
             "print(verilog_fingerprint(convert_top('siov_device')))")
     prints = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout.strip()
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
               for seed in ("1", "2", "3")}
     assert len(prints) == 1, prints
