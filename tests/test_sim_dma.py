@@ -23,15 +23,17 @@ def test_dma_soak():
     _check(soak.run())
 
 
+@pytest.mark.parametrize("write_reg", [False, True])
 @pytest.mark.parametrize("transparent", [False, True])
-def test_bitmap_ram_latency_and_transparency(transparent):
+def test_bitmap_ram_latency_and_transparency(transparent, write_reg):
     """BitmapRam (rtl/dma/bram.py): a word read in cycle c is on r_data in c + 2; a write in c is
-    seen by a transparent read port and never by the other (Amaranth's simulator, behavioural model)."""
+    seen by a transparent read port and never by the other (Amaranth's simulator, behavioural model),
+    with the write port registered or not."""
     from amaranth.sim import Simulator
 
     from siov.rtl.dma.bram import BitmapRam
 
-    ram = BitmapRam(64, transparent=(False, transparent))
+    ram = BitmapRam(64, transparent=(False, transparent), write_reg=write_reg)
     seen = []
 
     async def bench(ctx):
@@ -57,3 +59,48 @@ def test_bitmap_ram_latency_and_transparency(transparent):
     assert seen[1] == (0, 0xAAAA_5555 if transparent else 0)
     assert seen[2] == (0xAAAA_5555, 0)
 
+
+
+@pytest.mark.parametrize("write_reg", [False, True])
+def test_bitmap_ram_random_against_dict(write_reg):
+    """BitmapRam under random writes and reads on one small address range (so that reads
+    land on writes of the cycles just before, the registered write's landing cycle included):
+    every word read in cycle c is the word of the last write made before c."""
+    import random
+
+    from amaranth.sim import Simulator
+
+    from siov.rtl.dma.bram import BitmapRam
+
+    ram = BitmapRam(16, write_reg=write_reg)
+    rng = random.Random(7)
+    mismatches = []
+    checked = []
+
+    async def bench(ctx):
+        model = {}
+        expect = [None, None]       # the words of the reads made 1 and 2 cycles ago
+        for _ in range(600):
+            w_en, w_addr, w_data = rng.random() < 0.7, rng.randrange(4), rng.getrandbits(32)
+            r_addr = rng.randrange(4)
+            ctx.set(ram.w_en, w_en)
+            ctx.set(ram.w_addr, w_addr)
+            ctx.set(ram.w_data, w_data)
+            ctx.set(ram.r_addr, r_addr)
+            mine = model.get(r_addr, 0)            # before this cycle's write
+            if w_en:
+                model[w_addr] = w_data
+            await ctx.tick()
+            expect = [mine, expect[0]]
+            if expect[1] is not None:
+                got = ctx.get(ram.r_data)
+                checked.append(got)
+                if got != expect[1]:
+                    mismatches.append((got, expect[1]))
+
+    sim = Simulator(ram)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert len(checked) > 500 and len(set(checked)) > 100
+    assert not mismatches, mismatches[:5]

@@ -13,7 +13,17 @@ either also seen (``transparent=True``: the written word is substituted, by
 a bypass after the output register) or must not matter to the user
 (``transparent=False``: the tracker forwards those writes itself). That makes
 the read-during-write behaviour of the block RAM irrelevant, so both
-implementations behave identically cycle for cycle:
+implementations behave identically cycle for cycle.
+
+``write_reg=True`` puts a register stage in front of the write port: a
+write made in cycle ``c`` reaches the block RAM at the end of ``c + 1``. The
+block RAM's data and address pins then hang off flip-flops that can sit by
+the RAM, however far the logic that makes the write is placed (on the ECP5
+that route alone is 2.3 to 2.6 ns). The contract above is kept by a second
+bypass: a read presented in the cycle where a registered write lands does not
+see it in the RAM and is given that write's word after the output register.
+
+The two implementations:
 
 * ``primitive=None`` (default): an Amaranth :class:`~amaranth.lib.memory.Memory`
   (inferred block RAM) followed by a fabric register. This is what
@@ -63,11 +73,19 @@ class BitmapRam(Elaboratable):
     transparent : tuple of bool
         One per read port: whether it sees a write made in its own address
         cycle.
+    write_reg : bool
+        Register the write port (see the module's description); the read
+        ports behave the same.
 
     Attributes
     ----------
     w_en, w_addr, w_data : Signal
-        Write port (written at the end of the cycle).
+        Write port (written at the end of the cycle, or of the next one
+        with ``write_reg``).
+    landing : tuple of Signal or None
+        With ``write_reg``: ``(en, addr, data)`` of the registered write
+        that lands at the end of this cycle (what a formal harness adds to
+        the memory's contents to see every write made so far).
     r_addr : Signal
         Read address of port 0, sampled at the end of the cycle.
     r_data : Signal(32)
@@ -76,19 +94,22 @@ class BitmapRam(Elaboratable):
         The same for every read port.
     """
 
-    def __init__(self, depth, *, transparent=(False,), primitive=None, name="ram"):
+    def __init__(self, depth, *, transparent=(False,), write_reg=False, primitive=None, name="ram"):
         if primitive not in PRIMITIVES:
             raise ValueError(f"Block RAM primitive must be one of {PRIMITIVES}, not {primitive!r}")
         if primitive == "ecp5" and depth > DP16KD_DEPTH:
             raise ValueError(f"The ECP5 bitmap RAM holds at most {DP16KD_DEPTH} words, not {depth}")
         self.depth = depth
         self.transparent = tuple(transparent)
+        self.write_reg = write_reg
         self.primitive = primitive
         aw = max(1, ceil_log2(depth))
         self.aw = aw
         self.w_en = Signal(name=f"{name}_w_en")
         self.w_addr = Signal(aw, name=f"{name}_w_addr")
         self.w_data = Signal(32, name=f"{name}_w_data")
+        self.landing = ((Signal(name=f"{name}_wq_en"), Signal(aw, name=f"{name}_wq_addr"),
+                         Signal(32, name=f"{name}_wq_data")) if write_reg else None)
         n = len(self.transparent)
         self.r_addrs = [Signal(aw, name=f"{name}_r{i}_addr") for i in range(n)]
         self.r_datas = [Signal(32, name=f"{name}_r{i}_data") for i in range(n)]
@@ -98,10 +119,15 @@ class BitmapRam(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        # What the block RAM is written with: the port, or its register.
+        w_en, w_addr, w_data = self.w_en, self.w_addr, self.w_data
+        if self.write_reg:
+            w_en, w_addr, w_data = self.landing
+            m.d.sync += [w_en.eq(self.w_en), w_addr.eq(self.w_addr), w_data.eq(self.w_data)]
         if self.primitive is None:
             m.submodules.mem = mem = self.mem
             wp = mem.write_port()
-            m.d.comb += [wp.en.eq(self.w_en), wp.addr.eq(self.w_addr), wp.data.eq(self.w_data)]
+            m.d.comb += [wp.en.eq(w_en), wp.addr.eq(w_addr), wp.data.eq(w_data)]
         for i, (r_addr, r_data, transparent) in enumerate(zip(self.r_addrs, self.r_datas, self.transparent)):
             q = Signal(32, name=f"q{i}")      # the output register (cycle c + 2)
             if self.primitive is None:
@@ -109,27 +135,37 @@ class BitmapRam(Elaboratable):
                 m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(1)]
                 m.d.sync += q.eq(rp.data)
             else:
-                self._ecp5(m, q, r_addr, i)
+                self._ecp5(m, q, r_addr, i, w_en, w_addr, w_data)
+            if self.write_reg:
+                # The registered write landing in the read's address cycle:
+                # the RAM misses it, its word is substituted.
+                q = self._bypass(m, q, w_en, w_addr, w_data, r_addr, f"land{i}")
             if transparent:
                 # A write in the read's own cycle: substitute its word after the
                 # output register (the block RAM's collision result is not used).
-                # The address compare is registered by chunks and ANDed a
-                # cycle later.
-                en0 = Signal(name=f"coll{i}_en")
-                eq0 = chunk_equal(m, self.w_addr, r_addr, f"coll{i}_eq")
-                coll = Signal(name=f"coll{i}")
-                wd = [Signal(32, name=f"coll{i}_data{k}") for k in (1, 2)]
-                m.d.sync += [en0.eq(self.w_en), wd[0].eq(self.w_data),
-                             coll.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
-                m.d.comb += r_data.eq(Mux(coll, wd[1], q))
-            else:
-                m.d.comb += r_data.eq(q)
+                q = self._bypass(m, q, self.w_en, self.w_addr, self.w_data, r_addr, f"coll{i}")
+            m.d.comb += r_data.eq(q)
         return m
 
-    def _ecp5(self, m, q, r_addr, port):
+    @staticmethod
+    def _bypass(m, q, w_en, w_addr, w_data, r_addr, name):
+        """``q`` with the word of a write (``w_*``) made in the read's address
+        cycle substituted when it hits the read's address: the collision is
+        known a cycle later (the compare registered by chunks, ANDed in the
+        next cycle), its word is taken after the output register."""
+        en0 = Signal(name=f"{name}_en")
+        eq0 = chunk_equal(m, w_addr, r_addr, f"{name}_eq")
+        coll = Signal(name=name)
+        wd = [Signal(32, name=f"{name}_data{k}") for k in (1, 2)]
+        m.d.sync += [en0.eq(w_en), wd[0].eq(w_data), coll.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
+        out = Signal(32, name=f"{name}_q")
+        m.d.comb += out.eq(Mux(coll, wd[1], q))
+        return out
+
+    def _ecp5(self, m, q, r_addr, port, w_en, w_addr, w_data):
         # Two x18 DP16KDs per 32-bit word, 16 bits each: port A writes,
         # port B reads into its output register.
         for half in range(2):
             m.submodules[f"dp16kd{port}_{half}"] = dp16kd(f"dp16kd{port}_{half}", a=dict(
-                addr=self.w_addr, we=self.w_en, wdata=self.w_data[16 * half:][:16],
+                addr=w_addr, we=w_en, wdata=w_data[16 * half:][:16],
             ), b=dict(addr=r_addr, rdata=q[16 * half:][:16], regmode="OUTREG"))

@@ -108,7 +108,7 @@ from .. import regmap
 from ..fifo import BypassFifo
 from ..csr.banked import BankedRegisters
 from ..csr.bus import CsrSignature, Resp
-from ..counter import saturating_inc
+from ..counter import saturating_inc, split_counter
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam, chunk_equal
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
@@ -204,9 +204,11 @@ class DmaTracker(wiring.Component):
         # Engine (range ops, guest ops, bitmap window): pinned, mapped,
         # unmap-requested (read port 0). The request path reads mapped
         # through its second read port, transparent for the engine's write.
-        mk = lambda name, transparent=(False,): BitmapRam(self.depth, transparent=transparent,
-                                                          primitive=primitive, name=name)
-        self.ram = {b: mk(f"ram_{b.name.lower()}", (False, True) if b == Bitmap.MAPPED else (False,))
+        # The dirty bitmap's write port is registered: its write data is made
+        # by the request pipeline's last stage, which the placer puts far from
+        # the block RAM.
+        self.ram = {b: BitmapRam(self.depth, transparent=(False, True) if b == Bitmap.MAPPED else (False,),
+                                 write_reg=b == Bitmap.DIRTY, primitive=primitive, name=f"ram_{b.name.lower()}")
                     for b in Bitmap}
         #: The behavioural memories (None with a primitive): the engine's
         #: pinned, mapped, unmap-requested and dirty bitmaps.
@@ -377,11 +379,15 @@ class DmaTracker(wiring.Component):
                              adi_dom[i].eq(r("DMA.ADI_ENTRY.DOMAIN"))]
         dom_we = Signal(D, name="dom_we")
         m.d.sync += dom_we.eq(Cat(*(r("DMA.DOM_SEL.INDEX") == d for d in range(D))))
+        # Whether the limit covers the whole bitmap, made from LIMIT a cycle
+        # ahead in the same way (a wide OR into every domain's flag).
+        limit_big = Signal(name="limit_big")
+        m.d.sync += limit_big.eq(r("DMA.DOM_LIMIT.PAGES")[kp:].any())
         for d in range(D):
             with m.If(r("DMA.DOM_CMD.WRITE") & dom_we[d]):
                 m.d.sync += [dom_base[d].eq(Cat(r("DMA.DOM_BASE_LO.ADDR"), r("DMA.DOM_BASE_HI.ADDR"))),
                              dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES")),
-                             self._dom_limit_big[d].eq(r("DMA.DOM_LIMIT.PAGES")[kp:].any())]
+                             self._dom_limit_big[d].eq(limit_big)]
         # Read-back registers, a few cycles behind the table and the index (a
         # bus read comes later): a registered two-level mux.
         cur_adi = self._readback(m, "cur_adi", r("DMA.ADI_SEL.INDEX"),
@@ -674,12 +680,15 @@ class DmaTracker(wiring.Component):
         block = Signal()
         reason = Signal(8)
         m.d.comb += [allow.eq(s_valid & s_ok & s_mapped), block.eq(s_valid & ~(s_ok & s_mapped))]
-        with m.If(~s_hit):
-            m.d.comb += reason.eq(Reason.NO_DOMAIN)
-        with m.Elif(~s_in_range | ~s_mapped):
-            m.d.comb += reason.eq(Mux(s1.write, Reason.WRITE_UNMAPPED, Reason.READ_UNMAPPED))
-        with m.Else():
-            m.d.comb += reason.eq(Reason.OUT_OF_WINDOW)
+        # The reason (no domain; unmapped or out of range; out of the window)
+        # decided in T for either value of the mapped bit, which picks one in
+        # S: one LUT after s_mapped, whose routes to the queue are long.
+        reason_if = {mapped: Signal(8, name=f"s_reason_{'m' if mapped else 'u'}") for mapped in (0, 1)}
+        t_unmapped = Mux(t_req.write, Reason.WRITE_UNMAPPED, Reason.READ_UNMAPPED)
+        m.d.sync += [reason_if[0].eq(Mux(~t_hit, Reason.NO_DOMAIN, t_unmapped)),
+                     reason_if[1].eq(Mux(~t_hit, Reason.NO_DOMAIN,
+                                         Mux(~t_in_range, t_unmapped, Reason.OUT_OF_WINDOW)))]
+        m.d.comb += reason.eq(Mux(s_mapped, reason_if[1], reason_if[0]))
         m.d.comb += [self.taps["decide"].eq(s_valid), self.taps["allow"].eq(allow)]
 
         # Every decided request pushes its outcome (the credits guarantee the room).
@@ -713,18 +722,13 @@ class DmaTracker(wiring.Component):
 
         # ---- counters ------------------------------------------------------
         # Counted one cycle after the decision (keeps the adders off its path).
-        cnt = {k: Signal(32, name=f"cnt_{k}") for k in ("allowed", "blocked", "dirtied")}
-        inc = {k: Signal(name=f"inc_{k}") for k in cnt}
+        inc = {k: Signal(name=f"inc_{k}") for k in ("allowed", "blocked", "dirtied")}
         m.d.sync += [inc["allowed"].eq(allow), inc["blocked"].eq(block), inc["dirtied"].eq(s_we)]
-        with m.If(r("DMA.CNT_CTRL.CLEAR")):
-            m.d.sync += [c.eq(0) for c in cnt.values()]
-        with m.Else():
-            m.d.sync += [cnt[k].eq(cnt[k] + inc[k]) for k in cnt]
-        # Read through a copy a cycle behind, so that each counter's
-        # flip-flops, adder and register read mux are not pulled apart (a
-        # read samples at least four cycles after a CLEAR's pulse).
-        shown = {k: Signal(32, name=f"cnt_{k}_shown") for k in cnt}
-        m.d.sync += [shown[k].eq(cnt[k]) for k in cnt]
+        # Split counters, read through their registered value (two cycles
+        # behind the count, so that each counter's flip-flops, adders and
+        # the register read mux are not pulled apart; a read samples at
+        # least four cycles after a CLEAR's pulse).
+        shown = {k: split_counter(m, 32, inc[k], r("DMA.CNT_CTRL.CLEAR"), name=f"cnt_{k}") for k in inc}
         m.d.comb += [r("DMA.CNT_ALLOWED.COUNT").eq(shown["allowed"]),
                      r("DMA.CNT_BLOCKED.COUNT").eq(shown["blocked"]),
                      r("DMA.CNT_DIRTIED.COUNT").eq(shown["dirtied"])]
@@ -816,8 +820,9 @@ class DmaTracker(wiring.Component):
         beyond, one_word, nonempty = Signal(), Signal(), Signal()
         ow_hi, ow_lo = Signal(), Signal()
         nz_bytes = Signal(-(-len(count) // 8))
-        lo_pre, hi_pre = Signal(32), Signal(32)
+        lo_pre, hi_pre = Signal(32, name="lo_pre"), Signal(32, name="hi_pre")
         eb_zero, eb_gt, eb_eq, eb_lo = Signal(), Signal(4), Signal(4), Signal(8)
+        sb_gt, sb_eq, sb_le = Signal(3, name="sb_gt"), Signal(4, name="sb_eq"), Signal(7, name="sb_le")
         # end > P (a power of two, 2**kp): a bit above kp set, or bit kp and
         # one below it; by 4-bit slices ORed a stage later.
         kp = self.page_bits
@@ -833,7 +838,17 @@ class DmaTracker(wiring.Component):
                      # count != 0, by bytes, ORed a stage later
                      nz_bytes.eq(Cat(*(count[k:k + 8].any() for k in range(0, len(count), 8)))),
                      nonempty.eq(nz_bytes.any()),
-                     lo_pre.eq(Const(0xFFFF_FFFF, 32) << start[:5]),
+                     # bit k: k >= start % 32, from the start's eighths and
+                     # its place in the eighth, decoded a stage earlier, as
+                     # for hi_pre below
+                     sb_gt.eq(Cat(*(j > start[3:5] for j in range(1, 4)))),
+                     sb_eq.eq(Cat(*(start[3:5] == j for j in range(4)))),
+                     # (k % 8 = 7 is at or above any place: no compare that
+                     # lint would flag as always true)
+                     sb_le.eq(Cat(*(start[:3] <= i for i in range(7)))),
+                     lo_pre.eq(Cat(*((sb_gt[k // 8 - 1] if k >= 8 else 0) |
+                                     (sb_eq[k // 8] & (sb_le[k % 8] if k % 8 < 7 else 1))
+                                     for k in range(32)))),
                      # bit k: k < end_bit (all ones for 0), from the end's
                      # eighths and its place in the eighth, decoded a stage
                      # earlier: one LUT of four flip-flops per bit
@@ -848,16 +863,19 @@ class DmaTracker(wiring.Component):
         # range, a range beyond the bitmap), and acted on a cycle later: the
         # strobe comes from the register bank, away from the op's state.
         # OP's fields stay in storage until the next bus write, cycles away.
+        # The verdict is applied a cycle later still, as two flip-flops (taken
+        # and refused): the op's registers load on one of them straight.
         go, go_refused = Signal(name="go"), Signal(name="go_refused")
-        m.d.sync += [go.eq(r("DMA.OP.GO")), go_refused.eq(busy | (r("DMA.OP.DOMAIN") >= D) | beyond)]
-        with m.If(go):
-            with m.If(go_refused):
-                m.d.sync += err.eq(1)
-            with m.Else():
-                m.d.sync += [err.eq(0), busy.eq(nonempty), r_code.eq(r("DMA.OP.CODE")),
-                             r_dom.eq(r("DMA.OP.DOMAIN")), r_word.eq(start[5:]),
-                             r_last.eq(last_page[5:]), r_is_first.eq(1), r_is_last.eq(one_word),
-                             lo_mask.eq(lo_pre), hi_mask.eq(hi_pre)]
+        go_take, go_refuse = Signal(name="go_take"), Signal(name="go_refuse")
+        m.d.sync += [go.eq(r("DMA.OP.GO")), go_refused.eq(busy | (r("DMA.OP.DOMAIN") >= D) | beyond),
+                     go_take.eq(go & ~go_refused), go_refuse.eq(go & go_refused)]
+        with m.If(go_refuse):
+            m.d.sync += err.eq(1)
+        with m.If(go_take):
+            m.d.sync += [err.eq(0), busy.eq(nonempty), r_code.eq(r("DMA.OP.CODE")),
+                         r_dom.eq(r("DMA.OP.DOMAIN")), r_word.eq(start[5:]),
+                         r_last.eq(last_page[5:]), r_is_first.eq(1), r_is_last.eq(one_word),
+                         lo_mask.eq(lo_pre), hi_mask.eq(hi_pre)]
 
         # Guest fast path: latch the request; answer when it is done.
         g_pend = Signal()

@@ -226,8 +226,12 @@ class DirtyStickyHarness(_PageHarness):
     def properties(self, m, dut):
         dom, page, ports = self.page_ports(m, dut, (Bitmap.DIRTY,))
         bit = page[:5]
+        # The bitmap as written so far: the memory, and the registered write
+        # that lands at the end of this cycle.
+        l_en, l_addr, l_data = dut.ram[Bitmap.DIRTY].landing
+        word = Mux(l_en & (l_addr == ports[Bitmap.DIRTY].addr), l_data, ports[Bitmap.DIRTY].data)
         now = Signal()
-        m.d.comb += now.eq(ports[Bitmap.DIRTY].data.bit_select(bit, 1))
+        m.d.comb += now.eq(word.bit_select(bit, 1))
         was = Signal()
         reported = Signal()
         wrote = Signal()
