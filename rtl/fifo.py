@@ -119,7 +119,8 @@ class BypassFifo(wiring.Component):
                          out_data.eq(Mux(nonempty, rd.data, self.w_data))]
         # Full after this cycle: a write without a read into the last free word.
         with m.If(write & ~pop):
-            m.d.sync += full.eq((avail + out_valid) == n - 1)
+            # (avail + out_valid == n - 1, without the adder)
+            m.d.sync += full.eq(Mux(out_valid, avail == n - 2, avail == n - 1))
         with m.Elif(pop & ~write):
             m.d.sync += full.eq(0)
 

@@ -61,19 +61,21 @@ def test_bitmap_ram_latency_and_transparency(transparent, write_reg):
 
 
 
-@pytest.mark.parametrize("write_reg", [False, True])
-def test_bitmap_ram_random_against_dict(write_reg):
+@pytest.mark.parametrize("write_reg,bypass_landing", [(False, True), (True, True), (True, False)])
+def test_bitmap_ram_random_against_dict(write_reg, bypass_landing):
     """BitmapRam under random writes and reads on one small address range (so that reads
     land on writes of the cycles just before, the registered write's landing cycle included):
-    every word read in cycle c is the word of the last write made before c."""
+    every word read in cycle c is the word of the last write made before c (with
+    ``bypass_landing=False``: once the user substitutes the landing word where it is flagged)."""
     import random
 
     from amaranth.sim import Simulator
 
     from siov.rtl.dma.bram import BitmapRam
 
-    ram = BitmapRam(16, write_reg=write_reg)
+    ram = BitmapRam(16, write_reg=write_reg, bypass_landing=bypass_landing)
     rng = random.Random(7)
+    landed = []
     mismatches = []
     checked = []
 
@@ -94,6 +96,9 @@ def test_bitmap_ram_random_against_dict(write_reg):
             expect = [mine, expect[0]]
             if expect[1] is not None:
                 got = ctx.get(ram.r_data)
+                if not bypass_landing and ctx.get(ram.landing_hits[0]):
+                    got = ctx.get(ram.landing_words[0])
+                    landed.append(got)
                 checked.append(got)
                 if got != expect[1]:
                     mismatches.append((got, expect[1]))
@@ -103,4 +108,5 @@ def test_bitmap_ram_random_against_dict(write_reg):
     sim.add_testbench(bench)
     sim.run()
     assert len(checked) > 500 and len(set(checked)) > 100
+    assert bypass_landing or len(landed) > 50
     assert not mismatches, mismatches[:5]

@@ -22,6 +22,10 @@ the RAM, however far the logic that makes the write is placed (on the ECP5
 that route alone is 2.3 to 2.6 ns). The contract above is kept by a second
 bypass: a read presented in the cycle where a registered write lands does not
 see it in the RAM and is given that write's word after the output register.
+With ``bypass_landing=False`` that substitution is left to the user, who gets
+it as a flag and a word beside ``r_data`` (``landing_hits``,
+``landing_words``) and can apply it a stage later, off the path from the
+block RAM's output.
 
 The two implementations:
 
@@ -76,12 +80,20 @@ class BitmapRam(Elaboratable):
     write_reg : bool
         Register the write port (see the module's description); the read
         ports behave the same.
+    bypass_landing : bool
+        With ``write_reg``: substitute the landing write's word in
+        ``r_data`` (default), or leave it to the user (``landing_hits``,
+        ``landing_words``).
 
     Attributes
     ----------
     w_en, w_addr, w_data : Signal
         Write port (written at the end of the cycle, or of the next one
         with ``write_reg``).
+    landing_hits, landing_words : list of Signal
+        With ``write_reg`` and ``bypass_landing=False``, per read port,
+        aligned with ``r_data``: the read's word is ``landing_words[i]``
+        where ``landing_hits[i]`` is set, else ``r_data``.
     landing : tuple of Signal or None
         With ``write_reg``: ``(en, addr, data)`` of the registered write
         that lands at the end of this cycle (what a formal harness adds to
@@ -94,7 +106,8 @@ class BitmapRam(Elaboratable):
         The same for every read port.
     """
 
-    def __init__(self, depth, *, transparent=(False,), write_reg=False, primitive=None, name="ram"):
+    def __init__(self, depth, *, transparent=(False,), write_reg=False, bypass_landing=True, primitive=None,
+                 name="ram"):
         if primitive not in PRIMITIVES:
             raise ValueError(f"Block RAM primitive must be one of {PRIMITIVES}, not {primitive!r}")
         if primitive == "ecp5" and depth > DP16KD_DEPTH:
@@ -102,6 +115,7 @@ class BitmapRam(Elaboratable):
         self.depth = depth
         self.transparent = tuple(transparent)
         self.write_reg = write_reg
+        self.bypass_landing = bypass_landing
         self.primitive = primitive
         aw = max(1, ceil_log2(depth))
         self.aw = aw
@@ -114,6 +128,9 @@ class BitmapRam(Elaboratable):
         self.r_addrs = [Signal(aw, name=f"{name}_r{i}_addr") for i in range(n)]
         self.r_datas = [Signal(32, name=f"{name}_r{i}_data") for i in range(n)]
         self.r_addr, self.r_data = self.r_addrs[0], self.r_datas[0]
+        outside = write_reg and not bypass_landing
+        self.landing_hits = [Signal(name=f"{name}_r{i}_land") for i in range(n)] if outside else []
+        self.landing_words = [Signal(32, name=f"{name}_r{i}_land_data") for i in range(n)] if outside else []
         # The behavioural memory (so a formal harness can add read ports to it).
         self.mem = Memory(shape=32, depth=depth, init=[]) if primitive is None else None
 
@@ -138,28 +155,38 @@ class BitmapRam(Elaboratable):
                 self._ecp5(m, q, r_addr, i, w_en, w_addr, w_data)
             if self.write_reg:
                 # The registered write landing in the read's address cycle:
-                # the RAM misses it, its word is substituted.
-                q = self._bypass(m, q, w_en, w_addr, w_data, r_addr, f"land{i}")
+                # the RAM misses it, its word is substituted (here or by the user).
+                hit, word = self._collision(m, w_en, w_addr, w_data, r_addr, f"land{i}")
+                if self.bypass_landing:
+                    q = self._substitute(m, q, hit, word, f"land{i}")
+                else:
+                    if transparent:
+                        raise ValueError("A transparent read port needs the landing write bypassed inside")
+                    m.d.comb += [self.landing_hits[i].eq(hit), self.landing_words[i].eq(word)]
             if transparent:
                 # A write in the read's own cycle: substitute its word after the
                 # output register (the block RAM's collision result is not used).
-                q = self._bypass(m, q, self.w_en, self.w_addr, self.w_data, r_addr, f"coll{i}")
+                hit, word = self._collision(m, self.w_en, self.w_addr, self.w_data, r_addr, f"coll{i}")
+                q = self._substitute(m, q, hit, word, f"coll{i}")
             m.d.comb += r_data.eq(q)
         return m
 
     @staticmethod
-    def _bypass(m, q, w_en, w_addr, w_data, r_addr, name):
-        """``q`` with the word of a write (``w_*``) made in the read's address
-        cycle substituted when it hits the read's address: the collision is
-        known a cycle later (the compare registered by chunks, ANDed in the
-        next cycle), its word is taken after the output register."""
+    def _collision(m, w_en, w_addr, w_data, r_addr, name):
+        """Whether a write (``w_*``) made in the read's address cycle hits the
+        read's address, and its word, both registers aligned with the read's
+        data (the compare registered by chunks, ANDed in the next cycle)."""
         en0 = Signal(name=f"{name}_en")
         eq0 = chunk_equal(m, w_addr, r_addr, f"{name}_eq")
-        coll = Signal(name=name)
+        hit = Signal(name=name)
         wd = [Signal(32, name=f"{name}_data{k}") for k in (1, 2)]
-        m.d.sync += [en0.eq(w_en), wd[0].eq(w_data), coll.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
+        m.d.sync += [en0.eq(w_en), wd[0].eq(w_data), hit.eq(en0 & eq0.all()), wd[1].eq(wd[0])]
+        return hit, wd[1]
+
+    @staticmethod
+    def _substitute(m, q, hit, word, name):
         out = Signal(32, name=f"{name}_q")
-        m.d.comb += out.eq(Mux(coll, wd[1], q))
+        m.d.comb += out.eq(Mux(hit, word, q))
         return out
 
     def _ecp5(self, m, q, r_addr, port, w_en, w_addr, w_data):

@@ -206,9 +206,12 @@ class DmaTracker(wiring.Component):
         # through its second read port, transparent for the engine's write.
         # The dirty bitmap's write port is registered: its write data is made
         # by the request pipeline's last stage, which the placer puts far from
-        # the block RAM.
+        # the block RAM. The word of a read that meets the registered write
+        # landing is substituted in stage T, a stage after the block RAM's
+        # output meets the forwarding mux.
         self.ram = {b: BitmapRam(self.depth, transparent=(False, True) if b == Bitmap.MAPPED else (False,),
-                                 write_reg=b == Bitmap.DIRTY, primitive=primitive, name=f"ram_{b.name.lower()}")
+                                 write_reg=b == Bitmap.DIRTY, bypass_landing=b != Bitmap.DIRTY, primitive=primitive,
+                                 name=f"ram_{b.name.lower()}")
                     for b in Bitmap}
         #: The behavioural memories (None with a primitive): the engine's
         #: pinned, mapped, unmap-requested and dirty bitmaps.
@@ -621,7 +624,9 @@ class DmaTracker(wiring.Component):
                      r_onehot.eq(Const(1, 32) << o_req.page[:5]),
                      r_eq1.eq(o_addr == s_addr), r_eq2.eq(o_eq2.all())]
         r_dw = Signal(32)
-        m.d.comb += r_dw.eq(Mux(r_eq1 & w_v[0], w_d[0], Mux(r_eq2 & w_v[1], w_d[1], rd.r_data)))
+        r_fwd = Signal()
+        m.d.comb += [r_fwd.eq((r_eq1 & w_v[0]) | (r_eq2 & w_v[1])),
+                     r_dw.eq(Mux(r_eq1 & w_v[0], w_d[0], Mux(r_eq2 & w_v[1], w_d[1], rd.r_data)))]
         # T
         t_valid, t_req, t_h = self._valids[8], stage("t_req", REQ_LAYOUT), stage("t_h", H)
         t_hit, t_in_range, t_dom = (Signal(name="t_hit"), Signal(name="t_in_range"),
@@ -633,6 +638,9 @@ class DmaTracker(wiring.Component):
         t_onehot = Signal(32, name="t_onehot")
         t_mword, t_dw = Signal(32, name="t_mword"), Signal(32, name="t_dw")
         t_eq1 = Signal(name="t_eq1")
+        # The block RAM's landing write (older than those forwarded in R).
+        t_land, t_land_dw = Signal(name="t_land"), Signal(32, name="t_land_dw")
+        m.d.sync += [t_land.eq(rd.landing_hits[0] & ~r_fwd), t_land_dw.eq(rd.landing_words[0])]
         m.d.sync += [t_valid.eq(r_valid), t_req.eq(r_req), t_h.eq(r_h), t_hit.eq(r_hit),
                      t_in_range.eq(r_in_range), t_dom.eq(r_dom), t_addr.eq(r_addr),
                      t_in_window.eq(r_limit[kp] | (r_req.page[:kp] < r_limit[:kp])), t_host_lo.eq(r_base[:32] + r_req.page),
@@ -670,7 +678,7 @@ class DmaTracker(wiring.Component):
                      s_mapped.eq((t_mword & t_onehot).any()),
                      s_host.eq(Cat(t_host_lo[:32], t_host_hi + t_host_lo[32])),
                      s_setbit.eq(Mux(t_h.clear, 0, t_onehot)),
-                     s_dw.eq(Mux(t_eq1 & w_v[0], w_d[0], t_dw))]
+                     s_dw.eq(Mux(t_eq1 & w_v[0], w_d[0], Mux(t_land, t_land_dw, t_dw)))]
 
         m.d.comb += [hm.eq(h.mem | h.clear) for hm, h in zip(self._h_mems, (c_h, d0_h, d1_h, d2_h, d3_h, m_h, o_h,
                                                                    r_h, t_h, s_h))]
