@@ -4,7 +4,8 @@ Runs tb/dma/bench.py on the ``siov_dma`` top (Verilator, default parameters),
 then synthesizes ``siov_dma`` (rtl/synth.py) unless ``--no-synth``: as built
 by default (inferred block RAMs) and with the ECP5 DP16KD primitive and its
 output register (``primitive="ecp5"``, top ``siov_dma_ecp5``; its simulation
-uses the behavioural model tb/models/dp16kd.v).
+uses the behavioural model tb/models/dp16kd.v). A synthesis result already
+made from the same Verilog (``make synth``) is reused.
 Writes ``build/bench/dma.json`` and prints a table.
 """
 
@@ -42,8 +43,8 @@ def main(argv=None):
         except ImportError:
             data["synth"] = None
         else:
-            data["synth"] = synthesize("siov_dma", seeds=3)
-            data["synth_ecp5"] = synthesize("siov_dma_ecp5", seeds=3)
+            data["synth"] = synthesize("siov_dma", seeds=3, reuse=True)
+            data["synth_ecp5"] = synthesize("siov_dma_ecp5", seeds=3, reuse=True)
     OUT.write_text(json.dumps(data, indent=1))
     t, s, h = data["throughput"], data["same_word"], data["harvest"]
     rows = [

@@ -6,7 +6,7 @@ messages with ``irq_out`` and ``dma_out`` always ready. Throughput is messages
 per cycle from the first acceptance to the last output; latency is from the
 cycle a message is accepted to the first cycle its interrupt is valid on
 ``irq_out``. fmax and size come from ``siov.rtl.synth`` (ECP5-25F, nextpnr)
-unless ``--no-synth``.
+unless ``--no-synth`` (a result already made from the same Verilog is reused).
 
 Writes ``build/bench/irq.json`` and prints a table.
 """
@@ -136,14 +136,14 @@ def main(argv=None):
             synth = None
         if synth is not None:
             for r, pipelined, top in ((rows[0], True, "siov_irq"), (rows[1], False, "siov_irq_seq")):
-                s = synthesize(top, None if pipelined else IrqTop(pipelined=False), seeds=3)
+                s = synthesize(top, None if pipelined else IrqTop(pipelined=False), seeds=3, reuse=True)
                 r.update({"fmax MHz": s["fmax_mhz"], "LUT4": s["lut4"], "FF": s["ff"], "BRAM": s["bram"]})
                 if s["fmax_mhz"]:
                     r["Mmsgs/s (interrupts)"] = round(s["fmax_mhz"] * r["msgs/cycle (interrupts)"], 1)
             # The same pipelined unit with its IMS table in DP16KD primitives and their
             # output register: cycle for cycle the same (tests/test_sim_irq.py), so only
             # its synthesis differs.
-            s = synthesize("siov_irq_ecp5", seeds=3)
+            s = synthesize("siov_irq_ecp5", seeds=3, reuse=True)
             rows.append({"variant": "pipelined, IMS in DP16KD with OUTREG", **{
                 k: rows[0][k] for k in rows[0] if k.startswith(("msgs", "latency"))},
                 "fmax MHz": s["fmax_mhz"], "LUT4": s["lut4"], "FF": s["ff"], "BRAM": s["bram"]})

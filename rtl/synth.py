@@ -103,13 +103,24 @@ def _cell_count(util, *names):
     return 0
 
 
-def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
+def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, log=print):
     """Synthesize and place-and-route top ``name`` with nextpnr seeds
-    ``1..seeds``; return a dict of results (fmax: the median over seeds)."""
+    ``1..seeds``; return a dict of results (fmax: the median over seeds).
+
+    With ``reuse``, a result already in ``build/synth`` made from the same
+    Verilog (its fingerprint) with the same target, seeds and options is
+    returned as it is: the flow is deterministic for a given netlist and
+    seed, so running it again would give the same figures (the benches use
+    this after ``make synth``)."""
     out = SYNTH_DIR / name
+    text = convert_top(name, component)
+    if reuse:
+        done = _reusable(name, text, freq_mhz, seeds)
+        if done:
+            log(f"[synth] {name}: result of the same Verilog ({done['verilog']}) reused")
+            return done
     out.mkdir(parents=True, exist_ok=True)
     vfile = out / f"{name}.v"
-    text = convert_top(name, component)
     vfile.write_text(text)
     netlist = out / f"{name}.json"
     t0 = time.monotonic()
@@ -145,6 +156,19 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, log=print):
     (out.parent / f"{name}.json").write_text(json.dumps(result, indent=1))
     write_summary()
     return result
+
+
+def _reusable(name, text, freq_mhz, seeds):
+    """The stored result of ``name`` if it was made from ``text`` with this
+    target, seeds 1..``seeds`` and the top's current options; else None."""
+    path = SYNTH_DIR / f"{name}.json"
+    if not path.exists():
+        return None
+    done = json.loads(path.read_text())
+    same = (done.get("verilog") == verilog_fingerprint(text) and done.get("target_mhz") == freq_mhz
+            and sorted(done.get("fmax_by_seed", {})) == [str(k) for k in range(1, seeds + 1)]
+            and done.get("synth_options") in (synth_options(name), *SYNTH_ECP5_FALLBACK_OPTS))
+    return done if same else None
 
 
 def write_summary():

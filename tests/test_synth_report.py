@@ -48,3 +48,39 @@ def test_generated_verilog_does_not_depend_on_the_hash_seed():
                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
               for seed in ("1", "2", "3")}
     assert len(prints) == 1, prints
+
+
+def test_synthesize_reuses_a_result_of_the_same_verilog_only(tmp_path, monkeypatch):
+    """synthesize(reuse=True) returns a stored result made from the same Verilog with
+    the same target, seeds and options, and runs the tools otherwise (here the tools
+    are replaced by a stand-in that records the call)."""
+    import json
+
+    import siov.rtl.synth as synth
+
+    monkeypatch.setattr(synth, "SYNTH_DIR", tmp_path)
+    ran = []
+
+    def fake_yosys(top, vfile, extra="", *, log=print):
+        ran.append(top)
+        raise RuntimeError("tools called")
+
+    monkeypatch.setattr(synth, "synth_ecp5", fake_yosys)
+    now = verilog_fingerprint(convert_top("siov_arbiter"))
+    stored = {"top": "siov_arbiter", "lut4": 1, "ff": 2, "bram": 0, "fmax_mhz": 150.0,
+              "fmax_by_seed": {"1": 150.0, "2": 151.0, "3": 149.0}, "target_mhz": 200,
+              "synth_options": synth.synth_options("siov_arbiter"), "verilog": now}
+    (tmp_path / "siov_arbiter.json").write_text(json.dumps(stored))
+    logs = []
+    assert synth.synthesize("siov_arbiter", seeds=3, reuse=True, log=logs.append) == stored
+    assert not ran and "reused" in logs[0]
+    # Another seed count, another target, another Verilog, or no reuse asked: the tools run.
+    for kwargs, result in (({"seeds": 2, "reuse": True}, stored), ({"seeds": 3, "reuse": True, "freq_mhz": 150}, stored),
+                           ({"seeds": 3, "reuse": True}, dict(stored, verilog="0" * 12)), ({"seeds": 3}, stored)):
+        (tmp_path / "siov_arbiter.json").write_text(json.dumps(result))
+        ran.clear()
+        try:
+            synth.synthesize("siov_arbiter", log=logs.append, **kwargs)
+        except RuntimeError:
+            pass
+        assert ran == ["siov_arbiter"], kwargs
