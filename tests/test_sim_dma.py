@@ -110,3 +110,10 @@ def test_bitmap_ram_random_against_dict(write_reg, bypass_landing):
     assert len(checked) > 500 and len(set(checked)) > 100
     assert bypass_landing or len(landed) > 50
     assert not mismatches, mismatches[:5]
+
+
+def test_bitmap_ram_refuses_a_transparent_port_with_the_landing_outside():
+    from siov.rtl.dma.bram import BitmapRam
+
+    with pytest.raises(ValueError, match="bypass_landing"):
+        BitmapRam(16, transparent=(False, True), write_reg=True, bypass_landing=False)

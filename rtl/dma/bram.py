@@ -112,6 +112,10 @@ class BitmapRam(Elaboratable):
             raise ValueError(f"Block RAM primitive must be one of {PRIMITIVES}, not {primitive!r}")
         if primitive == "ecp5" and depth > DP16KD_DEPTH:
             raise ValueError(f"The ECP5 bitmap RAM holds at most {DP16KD_DEPTH} words, not {depth}")
+        if write_reg and not bypass_landing and any(transparent):
+            # (its own-cycle write would have to be substituted after the landing one)
+            raise ValueError("A transparent read port needs the landing write substituted inside "
+                             "(bypass_landing=True)")
         self.depth = depth
         self.transparent = tuple(transparent)
         self.write_reg = write_reg
@@ -160,8 +164,6 @@ class BitmapRam(Elaboratable):
                 if self.bypass_landing:
                     q = self._substitute(m, q, hit, word, f"land{i}")
                 else:
-                    if transparent:
-                        raise ValueError("A transparent read port needs the landing write bypassed inside")
                     m.d.comb += [self.landing_hits[i].eq(hit), self.landing_words[i].eq(word)]
             if transparent:
                 # A write in the read's own cycle: substitute its word after the
