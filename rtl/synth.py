@@ -180,7 +180,7 @@ def _reusable(name, text, freq_mhz, seeds):
         return None
     done = json.loads(path.read_text())
     same = (done.get("verilog") == verilog_fingerprint(text) and done.get("target_mhz") == freq_mhz
-            and sorted(done.get("fmax_by_seed", {})) == [str(k) for k in range(1, seeds + 1)]
+            and set(done.get("fmax_by_seed", {})) == {str(k) for k in range(1, seeds + 1)}
             and done.get("synth_options") in (synth_options(name), *SYNTH_ECP5_FALLBACK_OPTS))
     return done if same else None
 

@@ -54,6 +54,9 @@ number that does not fit the tracker's 32-bit page) fault without a tracker
 request.
 """
 
+import functools
+import operator
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
@@ -73,7 +76,7 @@ from .adi import ADI_FAULT_LAYOUT, CONSUME_LAYOUT, RING_LAYOUT, AdiError
 from .arbiter import QosArbiter
 from .cost import COST_WIDTH, CostEstimator
 from .dsa import (CR_ALIGN, DESC_BYTES, FILL_ALIGN, MAX_XFER, RESERVED_FLAGS, CompletionLayout,
-                  DescriptorLayout, Flag, Opcode, Status)
+                  SIZED_OPCODES, DescriptorLayout, Flag, Opcode, Status)
 from .mover import COUNT_BITS, WORD_BITS, Aligner, AxiReader, AxiWriter, PipeStage
 
 __all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS"]
@@ -275,11 +278,14 @@ class Engine(wiring.Component):
         # them (CHECK), and holds for the whole descriptor.
         is_move, is_fill, is_cmp = Signal(name="is_move"), Signal(name="is_fill"), Signal(name="is_cmp")
         sized, known = Signal(name="sized"), Signal(name="known")
+        # (Sized: dsa.SIZED_OPCODES; known: every Opcode, the unsized ones
+        # ORed ahead of the sized.)
         dec = {op: opcode == op.value for op in Opcode}
-        sized_now = dec[Opcode.MEMMOVE] | dec[Opcode.MEMFILL] | dec[Opcode.COMPARE]
+        sized_now = functools.reduce(operator.or_, (dec[op] for op in SIZED_OPCODES))
+        unsized_now = functools.reduce(operator.or_, (dec[op] for op in Opcode if op not in SIZED_OPCODES))
         m.d.sync += [is_move.eq(dec[Opcode.MEMMOVE]), is_fill.eq(dec[Opcode.MEMFILL]),
                      is_cmp.eq(dec[Opcode.COMPARE]), sized.eq(sized_now),
-                     known.eq(dec[Opcode.NOOP] | dec[Opcode.DRAIN] | sized_now)]
+                     known.eq(unsized_now | sized_now)]
         bad_flags = Signal(24)
         m.d.comb += bad_flags.eq((flags & RESERVED_FLAGS)
                                  | Mux((flags & Flag.RCR.value).any() & ~(flags & Flag.CRAV.value).any(),
