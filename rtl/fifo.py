@@ -88,6 +88,8 @@ class BypassFifo(wiring.Component):
         load = Signal()      # the output register takes a word this cycle (if there is one)
         from_ram = Signal()  # ... the oldest word waiting in the RAM
         bypass = Signal()    # ... the word coming in
+        up = Signal()        # a word more waits in the RAM after this cycle
+        down = Signal()      # ... a word less
         m.d.comb += [write.eq(self.w_en if self.guarded else self.w_en & ~full),
                      pop.eq(self.r_en & out_valid),
                      load.eq(~out_valid | self.r_en),
@@ -97,10 +99,20 @@ class BypassFifo(wiring.Component):
                      from_ram.eq(self.r_en & nonempty),
                      bypass.eq(load & ~nonempty & write),
                      # Every word is written to the RAM, the bypassed ones
-                     # too: the write side never waits on the read side, and
-                     # its enable (wide: one per RAM cell) is the producer's.
-                     wr.addr.eq(wptr), wr.data.eq(self.w_data), wr.en.eq(write),
-                     rd.addr.eq(rptr)]
+                     # too, and a word refused while full as well (into the
+                     # free cell the write pointer names: at most depth - 1
+                     # words wait): the write side never waits on the read
+                     # side, and the RAM's enables (one per cell) are the
+                     # producer's alone, with the full flag off them.
+                     wr.addr.eq(wptr), wr.data.eq(self.w_data), wr.en.eq(self.w_en),
+                     rd.addr.eq(rptr),
+                     # The RAM's count moves up on a word taken while the
+                     # output register holds one and keeps it; down on a
+                     # reload from the RAM with no word coming in. (Written
+                     # out from the flags, so that each is one LUT: a word
+                     # waits only while the output register holds one.)
+                     up.eq(write & out_valid & ~self.r_en),
+                     down.eq(from_ram & ~write)]
 
         def step(ptr):
             return Mux(ptr == n - 1, 0, ptr + 1)
@@ -109,21 +121,15 @@ class BypassFifo(wiring.Component):
             m.d.sync += wptr.eq(step(wptr))
         with m.If(from_ram | bypass):
             m.d.sync += rptr.eq(step(rptr))
-        enqueue = write & ~bypass
-        with m.If(enqueue & ~from_ram):
-            m.d.sync += [avail.eq(avail + 1), nonempty.eq(1)]
-        with m.Elif(from_ram & ~enqueue):
-            m.d.sync += [avail.eq(avail - 1), nonempty.eq(avail != 1)]
+        with m.If(up):
+            m.d.sync += [avail.eq(avail + 1), nonempty.eq(1),
+                         # Full after this cycle: the last free word taken.
+                         full.eq(avail == n - 2)]
+        with m.Elif(down):
+            m.d.sync += [avail.eq(avail - 1), nonempty.eq(avail != 1), full.eq(0)]
         with m.If(load):
             m.d.sync += [out_valid.eq(nonempty | write),
                          out_data.eq(Mux(nonempty, rd.data, self.w_data))]
-        # Full after this cycle: a write without a read into the last free word.
-        with m.If(write & ~pop):
-            # (avail + out_valid == n - 1, without the adder)
-            m.d.sync += full.eq(Mux(out_valid, avail == n - 2, avail == n - 1))
-        with m.Elif(pop & ~write):
-            m.d.sync += full.eq(0)
-
         m.d.comb += [self.r_rdy.eq(out_valid), self.r_data.eq(out_data),
                      self.level.eq(avail + out_valid), self.w_rdy.eq(~full)]
         return m

@@ -249,6 +249,8 @@ class DmaTracker(wiring.Component):
         #: ... and whether each holds a dirty-bitmap read or clear (never with a request).
         self._h_mems = [Signal(name=f"hmem{k}") for k in range(len(self._valids))]
         self._credits = Signal(range(out_depth + 1), init=out_depth, name="credits")
+        self._no_credit = Signal(name="no_credit")      # credits == 0 (out_depth >= 4)
+        self._one_credit = Signal(name="one_credit")    # credits == 1
         self._out_level = Signal(range(out_depth + 1), name="out_level")
         self._pop_q = Signal(name="pop_q")            # a credit on its way back
         # Guarded: the credits keep the producer from writing into a full
@@ -383,14 +385,18 @@ class DmaTracker(wiring.Component):
         dom_we = Signal(D, name="dom_we")
         m.d.sync += dom_we.eq(Cat(*(r("DMA.DOM_SEL.INDEX") == d for d in range(D))))
         # Whether the limit covers the whole bitmap, made from LIMIT a cycle
-        # ahead in the same way (a wide OR into every domain's flag).
-        limit_big = Signal(name="limit_big")
-        m.d.sync += limit_big.eq(r("DMA.DOM_LIMIT.PAGES")[kp:].any())
+        # ahead in the same way: the wide OR is cut in two, three partial ORs
+        # of LIMIT's high bits registered here and ORed into the domain's
+        # flag by the CMD write (two LUT levels on either side, not three).
+        high = r("DMA.DOM_LIMIT.PAGES")[kp:]
+        part = -(-len(high) // 3)
+        limit_parts = Signal(-(-len(high) // part), name="limit_parts")
+        m.d.sync += limit_parts.eq(Cat(*(high[i:i + part].any() for i in range(0, len(high), part))))
         for d in range(D):
             with m.If(r("DMA.DOM_CMD.WRITE") & dom_we[d]):
                 m.d.sync += [dom_base[d].eq(Cat(r("DMA.DOM_BASE_LO.ADDR"), r("DMA.DOM_BASE_HI.ADDR"))),
                              dom_limit[d].eq(r("DMA.DOM_LIMIT.PAGES")),
-                             self._dom_limit_big[d].eq(limit_big)]
+                             self._dom_limit_big[d].eq(limit_parts.any())]
         # Read-back registers, a few cycles behind the table and the index (a
         # bus read comes later): a registered two-level mux.
         cur_adi = self._readback(m, "cur_adi", r("DMA.ADI_SEL.INDEX"),
@@ -472,9 +478,13 @@ class DmaTracker(wiring.Component):
         # C stage's valid), so that accept, which hangs off the requester's
         # valid, drives flip-flops only; the ready check counts the credit
         # still being taken.
+        # "No credit" and "one credit" are flip-flops kept with the count
+        # (the formal harness asserts they agree with it), so that ready is
+        # one LUT from flip-flops and accept two.
         c_valid = self._c_valid
+        no_credit, one_credit = self._no_credit, self._one_credit
         credit_ok = Signal()
-        m.d.comb += credit_ok.eq(~((credits == 0) | ((credits == 1) & c_valid)))
+        m.d.comb += credit_ok.eq(~(no_credit | (one_credit & c_valid)))
         m.d.comb += req.ready.eq(credit_ok & ~a_h.mem)
         accept = Signal()
         pop = Signal()
@@ -491,9 +501,9 @@ class DmaTracker(wiring.Component):
         pop_q = self._pop_q
         m.d.sync += pop_q.eq(pop)
         with m.If(c_valid & ~pop_q):
-            m.d.sync += credits.eq(credits - 1)
+            m.d.sync += [credits.eq(credits - 1), no_credit.eq(one_credit), one_credit.eq(credits == 2)]
         with m.Elif(pop_q & ~c_valid):
-            m.d.sync += credits.eq(credits + 1)
+            m.d.sync += [credits.eq(credits + 1), no_credit.eq(0), one_credit.eq(no_credit)]
 
         def stage(name, layout):
             return Signal(layout, name=name)
@@ -923,6 +933,12 @@ class DmaTracker(wiring.Component):
         g_entry_ok = Signal(A)      # registered: the table is stable while a guest op waits
         m.d.sync += g_entry_ok.eq(Cat(*(adi_valid[i] & (adi_dom[i] < D) for i in range(A))))
         g_grp_dom, g_grp_ok = [], []
+        # Which group the ADI number names, one-hot, registered with the
+        # groups (none: a number beyond the table): the second stage is then
+        # an AND-OR of a few registers, not a mux and a compare.
+        n_grp = -(-A // 4)
+        g_grp_sel = Signal(n_grp, name="g_grp_sel")
+        m.d.sync += g_grp_sel.eq(Cat(*(g_adi[2:] == k for k in range(n_grp))))
         for g in range(0, A, 4):
             n_part = min(4, A - g)
             gd, go = Signal(DOMAIN_BITS, name=f"g_grp{g // 4}_dom"), Signal(name=f"g_grp{g // 4}_ok")
@@ -932,10 +948,9 @@ class DmaTracker(wiring.Component):
             g_grp_dom.append(gd)
             g_grp_ok.append(go)
         g_valid_adi, g_page_oor = Signal(), Signal()
-        m.d.sync += [g_valid_adi.eq((g_adi < A) & (Array(g_grp_ok)[g_adi[2:]] if len(g_grp_ok) > 1
-                                                   else g_grp_ok[0])),
+        m.d.sync += [g_valid_adi.eq((g_grp_sel & Cat(*g_grp_ok)).any()),
                      g_page_oor.eq(g_page >= P),
-                     g_dom.eq(Array(g_grp_dom)[g_adi[2:]] if len(g_grp_dom) > 1 else g_grp_dom[0])]
+                     g_dom.eq(self._or_all([Mux(g_grp_sel[k], g_grp_dom[k], 0) for k in range(n_grp)]))]
         # The verdict a stage later still (the group registers and the
         # verdict's users sit far apart on the die).
         m.d.sync += [g_refuse.eq(~g_valid_adi | g_page_oor),

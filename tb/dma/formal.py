@@ -139,7 +139,9 @@ class IsolationHarness(Harness):
         in_flight = sum(v for v in dut._valids)
         m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
                      Assert(~dut._out_push | dut._out_w_rdy),
-                     Assert(dut._credits - dut._c_valid + in_flight + dut._out_level + dut._pop_q == dut.out_depth)]
+                     Assert(dut._credits - dut._c_valid + in_flight + dut._out_level + dut._pop_q == dut.out_depth),
+                     Assert(dut._no_credit == (dut._credits == 0)),
+                     Assert(dut._one_credit == (dut._credits == 1))]
         m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_fifo) for cond in fifo.invariants()]
         with m.If(dut._out_push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
