@@ -10,6 +10,13 @@ Flow: ``amaranth.back.rtlil.convert`` -> ``.sby`` (``read_rtlil``, ``prep -top``
 -> ``yowasp-sby`` with the yowasp yosys, smtbmc and witness tools and the
 ``z3-solver`` wheel. Mode ``prove`` is k-induction: a pass is a proof for all
 depths. A failure reports the counterexample trace (VCD) path.
+
+smtbmc runs with ``--unroll`` (the SMT-LIB model unrolled per step rather
+than stated once with uninterpreted functions) unless a proof says
+otherwise: the same proof, with z3 faster on most of ours. Measured on one
+netlist each, with and without it: DMA isolation 146 s and 386 s, interrupt
+isolation 36 s and 44 s, DMA dirty-sticky 64 s and 30 s (which therefore
+runs without it), the small proofs within a second of each other.
 """
 
 import os
@@ -50,7 +57,7 @@ def _tool(name):
     return str(cand) if cand.exists() else (shutil.which(name) or name)
 
 
-def prove(harness, name, *, depth=20, mode="prove", ports=(), timeout_s=900):
+def prove(harness, name, *, depth=20, mode="prove", ports=(), timeout_s=900, unroll=True):
     """Prove the assertions in ``harness``.
 
     Parameters
@@ -65,6 +72,8 @@ def prove(harness, name, *, depth=20, mode="prove", ports=(), timeout_s=900):
         ``"prove"`` (k-induction) or ``"bmc"``.
     ports : sequence of Signal
         Top-level ports when ``harness`` has no signature (free inputs).
+    unroll : bool
+        Run smtbmc with ``--unroll`` (see the module's notes).
     """
     from amaranth.back import rtlil
     from amaranth.lib import wiring
@@ -79,7 +88,7 @@ def prove(harness, name, *, depth=20, mode="prove", ports=(), timeout_s=900):
     sby = FORMAL_DIR / f"{name}.sby"
     sby.write_text(
         f"[options]\nmode {mode}\ndepth {depth}\nmulticlock off\n\n"
-        f"[engines]\nsmtbmc z3\n\n"
+        f"[engines]\nsmtbmc {'--unroll ' if unroll else ''}z3\n\n"
         f"[script]\nread_rtlil {il.name}\nprep -top top\n\n"
         f"[files]\n{il}\n"
     )

@@ -50,6 +50,8 @@ class Harness(Elaboratable):
     """Tracker + free inputs + the register-bus protocol as assumptions."""
 
     depth = 4
+    #: smtbmc ``--unroll`` (:func:`siov.tb.formal.prove`).
+    unroll = True
 
     def __init__(self, params=TINY):
         self.params = params
@@ -225,6 +227,7 @@ class MappedPinnedHarness(_PageHarness):
 
 class DirtyStickyHarness(_PageHarness):
     depth = 10      # longer than read (M) to write (S) plus the forwarding history
+    unroll = False  # 30 s without --unroll, 64 s with it
     def properties(self, m, dut):
         dom, page, ports = self.page_ports(m, dut, (Bitmap.DIRTY,))
         bit = page[:5]
@@ -271,5 +274,5 @@ PROOFS = {
 def run(name, params=TINY):
     """Prove one property; returns :class:`siov.tb.formal.FormalResult`."""
     h = PROOFS[name](params)
-    return prove(h, name, depth=h.depth, ports=h.ports())
+    return prove(h, name, depth=h.depth, ports=h.ports(), unroll=h.unroll)
 
