@@ -25,7 +25,7 @@ help:
 	@echo "                        (fmax: median over nextpnr seeds 1..SEEDS)"
 	@echo "make waves TEST=<name>  rerun one cocotb test with a waveform dump"
 	@echo "make docs               regenerate register map outputs (rtl/regmap.py, docs/registers.md, docs/siov_regs.h)"
-	@echo "make bench [BENCH=..]   benchmarks (docs/PERFORMANCE.md; BENCH=engine runs one) / make soak: long soaks"
+	@echo "make bench [BENCH=..]   benchmarks (docs/PERFORMANCE.md; BENCH=engine runs one) / make soak: long soaks, sweeps"
 	@echo "make clean              remove build/ (keeps .venv)"
 
 $(STAMP): pyproject.toml constraints.txt

@@ -84,14 +84,12 @@ class BypassFifo(wiring.Component):
         out_data = Signal(self.width, name="out_data")
 
         write = Signal()     # a word comes in (and is written to the RAM)
-        pop = Signal()       # the consumer takes the output word
         load = Signal()      # the output register takes a word this cycle (if there is one)
         from_ram = Signal()  # ... the oldest word waiting in the RAM
         bypass = Signal()    # ... the word coming in
         up = Signal()        # a word more waits in the RAM after this cycle
         down = Signal()      # ... a word less
         m.d.comb += [write.eq(self.w_en if self.guarded else self.w_en & ~full),
-                     pop.eq(self.r_en & out_valid),
                      load.eq(~out_valid | self.r_en),
                      # Words wait in the RAM only while the output register
                      # holds one, so a read reloads from the RAM whenever it

@@ -20,14 +20,18 @@ class Regression:
     public: tuple = ()        # internal signals the tests poke or peek
     env: dict = field(default_factory=dict)
     sources: tuple = ()       # other Verilog the build needs (primitive models)
+    build: str = ""           # build folder, if shared with other regressions (default: name)
+    quick_build: bool = False  # C++ unoptimised: the simulation is short, the compile is not
+    sweep: bool = False       # a point of a parameter sweep: make sim and make soak, not make test
 
     def run(self, **kwargs):
         """Build and run; a traced build gets its own folder so it never races a plain one."""
         from .runner import run_cocotb
-        build_name = self.name + ("-waves" if kwargs.get("waves") else "")
+        suffix = "-waves" if kwargs.get("waves") else ""
         return run_cocotb(component=self.factory(), top=self.top, test_module=self.test_module,
-                          build_name=build_name, public=self.public, extra_env=self.env,
-                          extra_sources=self.sources, **kwargs)
+                          build_name=(self.build or self.name) + suffix, run_name=self.name + suffix,
+                          public=self.public, extra_env=self.env, extra_sources=self.sources,
+                          quick_build=self.quick_build, **kwargs)
 
 
 def _device(params):
@@ -37,11 +41,25 @@ def _device(params):
     return make
 
 
+#: The default Device is built once for the register and the system
+#: regressions (a Verilator build of it is about a minute of compile), with
+#: the internal signals either one reads public.
+_DEVICE_BUILD = "device"
+_DEVICE_PUBLIC = ("cycles", "tap_consume_valid", "tap_consume_adi", "tap_slice_end")
+
+
 def _csr_regressions():
+    """The default Device, in the shared build, and the largest one (64 ADIs,
+    2048 IMS entries, 64 domains), whose simulation takes seconds and whose
+    build is the longest of all: its C++ is compiled unoptimised."""
     from ..rtl.params import DeviceParams
-    sets = [DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64, pages_per_domain=4096)]
+    default, largest = DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64,
+                                                    pages_per_domain=4096)
     return [Regression(f"csr-{p.tag}", "siov_device", "siov.tb.csr.test_csr", _device(p),
-                       public=("cycles",), env={"SIOV_PARAMS": json.dumps(p.__dict__)}) for p in sets]
+                       public=_DEVICE_PUBLIC if p == default else ("cycles",),
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__)},
+                       build=f"{_DEVICE_BUILD}-{p.tag}" if p == default else "",
+                       quick_build=p == largest) for p in (default, largest)]
 
 
 def _arbiter(n):
@@ -69,13 +87,16 @@ def _irq(entries, pipelined, primitive=None):
 
 
 def _irq_regressions():
-    """Default, largest table, one message at a time, and the ECP5 block RAM primitive build."""
+    """Default, largest table, one message at a time, and the ECP5 block RAM
+    primitive build; all but the default run seconds of simulation, so their
+    C++ is compiled unoptimised."""
     sets = [(256, True, None), (2048, True, None), (256, False, None), (256, True, "ecp5")]
     return [Regression(f"irq-e{e}" + ("" if p else "-seq") + (f"-{prim}" if prim else ""), "siov_irq",
                        "siov.tb.irq.test_irq", _irq(e, p, prim), public=("probe",),
                        env={"SIOV_IRQ_ENTRIES": str(e), "SIOV_IRQ_FAULT_DEPTH": "16",
                             "SIOV_IRQ_PIPELINED": "1" if p else "0"},
-                       sources=_primitive_sources(prim)) for e, p, prim in sets]
+                       sources=_primitive_sources(prim), quick_build=(e, p, prim) != sets[0])
+            for e, p, prim in sets]
 
 
 def _dma(params, primitive=None):
@@ -86,16 +107,18 @@ def _dma(params, primitive=None):
 
 
 def _dma_regressions(scale=1):
-    """The default build, a small odd one (3 domains: not a power of two), and
-    the default build with the ECP5 block RAM primitive."""
+    """The default build, a small odd one (3 domains: not a power of two; a
+    sweep point with seconds of simulation, so its C++ is compiled
+    unoptimised), and the default build with the ECP5 block RAM primitive."""
     from ..rtl.params import DeviceParams
-    sets = [(DeviceParams(), None), (DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256), None),
-            (DeviceParams(), "ecp5")]
+    sets = [(DeviceParams(), None, False),
+            (DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256), None, True),
+            (DeviceParams(), "ecp5", False)]
     return [Regression(f"dma-{p.tag}" + (f"-{prim}" if prim else ""), "siov_dma", "siov.tb.dma.test_dma",
                        _dma(p, prim), public=("tap_harvest",),
                        env={"SIOV_PARAMS": json.dumps(p.__dict__), "SIOV_DMA_SCALE": str(scale)},
-                       sources=_primitive_sources(prim))
-            for p, prim in sets]
+                       sources=_primitive_sources(prim), quick_build=quick, sweep=quick)
+            for p, prim, quick in sets]
 
 
 def _adi(params):
@@ -106,19 +129,20 @@ def _adi(params):
 
 
 def _adi_regressions():
-    """The default build (16 ADIs) and a small odd one (5 ADIs: most pages are beyond NUM_ADIS)."""
+    """The default build (16 ADIs) and a small odd one (5 ADIs: most pages are
+    beyond NUM_ADIS; a sweep point)."""
     from ..rtl.params import DeviceParams
     sets = [DeviceParams(), DeviceParams(num_adis=5)]
     return [Regression(f"adi-{p.tag}", "siov_adi", "siov.tb.cmd.test_adi", _adi(p),
-                       env={"SIOV_PARAMS": json.dumps(p.__dict__)}) for p in sets]
+                       env={"SIOV_PARAMS": json.dumps(p.__dict__)}, sweep=p != sets[0]) for p in sets]
 
 
 def _system_regressions():
     from ..rtl.params import DeviceParams
     p = DeviceParams()
     return [Regression(f"system-{p.tag}", "siov_device", "siov.tb.system.test_device", _device(p),
-                       public=("tap_consume_valid", "tap_consume_adi", "tap_slice_end"),
-                       env={"SIOV_PARAMS": json.dumps(p.__dict__)})]
+                       public=_DEVICE_PUBLIC, env={"SIOV_PARAMS": json.dumps(p.__dict__)},
+                       build=f"{_DEVICE_BUILD}-{p.tag}")]
 
 
 REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()

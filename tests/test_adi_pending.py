@@ -25,7 +25,8 @@ def _off(path):
     return regmap.REGISTERS[path].offset - regmap.CMD_BASE
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+# A second seed in make soak: each is a minute of Amaranth simulation.
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_pending_matches_state_every_cycle(seed):
     dut = AdiBlock(DeviceParams(num_adis=N))
     rng = random.Random(seed)

@@ -28,7 +28,15 @@ def test_lint_clean(top, verilog_files):
     assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[-4000:]
 
 
-@pytest.mark.parametrize("top", list(TOPS))
+#: ``siov_dma`` with its ``-dff`` is two minutes of ABC9 alone, and its logic
+#: is synthesized here twice over: as ``siov_dma_ecp5`` (the same tracker, with
+#: DP16KD instances) and inside ``siov_device`` (the same tracker with
+#: inferred block RAM). Its own run is in ``make soak`` and in every ``make synth``.
+_SLOW_SYNTH = {"siov_dma"}
+
+
+@pytest.mark.parametrize("top", [pytest.param(t, marks=[pytest.mark.slow] if t in _SLOW_SYNTH else [])
+                                 for t in TOPS])
 def test_yosys_synthesizes(top, verilog_files):
     """With the top's own options, or the documented fallback (rtl/synth.py)."""
     from siov.rtl.synth import synth_ecp5

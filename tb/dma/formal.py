@@ -228,6 +228,7 @@ class MappedPinnedHarness(_PageHarness):
 class DirtyStickyHarness(_PageHarness):
     depth = 10      # longer than read (M) to write (S) plus the forwarding history
     unroll = False  # 30 s without --unroll, 64 s with it
+
     def properties(self, m, dut):
         dom, page, ports = self.page_ports(m, dut, (Bitmap.DIRTY,))
         bit = page[:5]
