@@ -129,8 +129,9 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     extra_sources : iterable of path
         Verilog the top needs besides its own (models of vendor primitives).
     run_name : str, optional
-        Names the run folder and the results XML (default: ``build_name``);
-        regressions that share a build each have their own.
+        Names the run folder (``run-<run_name>-<test>`` in the build folder)
+        and the results XML (default: ``build_name``); regressions that share
+        a build each have their own.
     quick_build : bool
         Compile the model's C++ without optimisation (``OPT_FAST=-O0``): for
         builds whose simulation takes seconds, where the compile is most of
@@ -148,9 +149,9 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     build_dir = BUILD / "sim" / build_name
     build_dir.mkdir(parents=True, exist_ok=True)
+    text = convert_top(top, component)
     # One build at a time per folder: regressions that share a build may
     # run in two pytest workers at once.
-    text = convert_top(top, component)
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         vpath = build_dir / f"{top}.v"
@@ -180,7 +181,7 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         )
     name = testcase if isinstance(testcase, str) else "all" if testcase is None else "+".join(testcase)
     run_name = run_name or build_name
-    run_dir = build_dir / (f"run-{name}" if run_name == build_name else f"run-{run_name}-{name}")
+    run_dir = build_dir / f"run-{run_name}-{name}"
     run_dir.mkdir(exist_ok=True)
     results = BUILD / "results" / f"{run_name}-{name}.xml"
     results.parent.mkdir(parents=True, exist_ok=True)
