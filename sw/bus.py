@@ -1,17 +1,39 @@
-"""The Bus protocol that all host software is written against, and its backends.
+"""The Bus protocol: everything host software may do to the device and host memory.
 
-Host code (sw/hv, sw/guest, sw/sched, sw/ckpt) awaits only these methods, so
-the same code runs on the Verilator simulation (``RtlBus``) and on the
-reference models under plain asyncio (``ModelBus``). Time is the device's
-clock in cycles, never the wall clock.
+Host code (sw/hv, sw/guest, sw/sched, sw/ckpt) awaits only the methods of
+:class:`Bus`, so one host program runs unchanged on two backends
+(:mod:`siov.sw.platform`):
+
+* ``model``: the whole Device in Python, in virtual device time, under plain
+  asyncio (:mod:`siov.sw.platform.model`);
+* ``rtl``: the Verilated Device under cocotb (:mod:`siov.sw.platform.rtl`).
+
+The seam between the two event loops is here and nowhere else. cocotb's
+scheduler is not asyncio: a coroutine running under cocotb cannot await an
+asyncio future, and an asyncio task cannot await a cocotb trigger. So host
+code never touches either library. Whatever it needs to run concurrently or
+to wait for comes from the bus:
+
+* :meth:`Bus.spawn` starts a coroutine as a task of the backend's loop; the
+  task is awaitable (its result) and has ``cancel()``;
+* :meth:`Bus.event` makes an event with ``set()``, ``clear()``,
+  ``is_set()`` and ``await event.wait()``;
+* :meth:`Bus.wait_event` waits for an event with a timeout in device cycles.
+
+Time is the device's clock in cycles (:meth:`Bus.now`,
+:meth:`Bus.wait_cycles`), never the wall clock. Host software's own accesses
+to host memory (:meth:`Bus.mem_read`, :meth:`Bus.mem_write`: a guest writing a
+descriptor into its ring) take no device time; MMIO accesses do. Interrupts
+are the Device's ``irq_out`` messages {destination, vector}, handed to every
+callback registered with :meth:`Bus.on_irq` in the order they arrive.
 """
 
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Protocol, runtime_checkable
 
-from ..rtl import regmap
 from ..rtl.csr.bus import Resp
 
-__all__ = ["Bus", "BusError", "ModelBus", "RtlBus"]
+__all__ = ["Bus", "BusError", "Interrupt", "Task", "Event"]
 
 
 class BusError(Exception):
@@ -22,9 +44,39 @@ class BusError(Exception):
         super().__init__(f"{op} at {addr:#07x} answered {self.resp.name}")
 
 
+@dataclass(frozen=True)
+class Interrupt:
+    """One ``irq_out`` message: x86 destination ID and vector, and the device cycle it arrived."""
+    dest: int
+    vector: int
+    cycle: int
+
+
+class Task(Protocol):
+    """A started coroutine: ``await task`` gives its result; ``cancel()`` stops it."""
+
+    def __await__(self): ...
+
+    def cancel(self): ...
+
+
+class Event(Protocol):
+    """A flag tasks can wait for; ``await event.wait()`` returns once it is set."""
+
+    def set(self): ...
+
+    def clear(self): ...
+
+    def is_set(self) -> bool: ...
+
+    def wait(self) -> Awaitable: ...
+
+
 @runtime_checkable
 class Bus(Protocol):
     """What sw/ may do to the device and host memory."""
+
+    # -- MMIO (the Device's AXI4-Lite port): takes device time ----------------
 
     async def read(self, addr: int) -> int:
         """Read a 32-bit register; raise :class:`BusError` on an error response."""
@@ -32,102 +84,34 @@ class Bus(Protocol):
     async def write(self, addr: int, value: int, strb: int = 0xF) -> None:
         """Write a 32-bit register with byte strobes; raise :class:`BusError` on an error response."""
 
-    async def wait_cycles(self, n: int) -> None:
-        """Let ``n`` device clock cycles pass."""
+    # -- host memory, by host physical address: no device time ----------------
+
+    async def mem_read(self, addr: int, n: int) -> bytes:
+        """``n`` bytes of host memory at host physical address ``addr``."""
+
+    async def mem_write(self, addr: int, data: bytes) -> None:
+        """Store ``data`` in host memory at host physical address ``addr``."""
+
+    # -- interrupts -------------------------------------------------------------
+
+    def on_irq(self, callback: Callable[[Interrupt], None]) -> None:
+        """Call ``callback(Interrupt)`` for every ``irq_out`` message from now on, in order."""
+
+    # -- device time ------------------------------------------------------------
 
     def now(self) -> int:
         """Current device time in clock cycles."""
 
+    async def wait_cycles(self, n: int) -> None:
+        """Let ``n`` device clock cycles pass."""
 
-class ModelBus:
-    """Bus backed by the reference models, for runs without a simulator.
+    # -- concurrency, provided by the backend's loop ----------------------------
 
-    Each MMIO access costs ``access_cycles`` of device time, as a rough stand-in
-    for the bridge's latency; the cycle counter registers follow device time.
-    """
+    def spawn(self, coro) -> Task:
+        """Start coroutine ``coro`` as a concurrent task of this backend."""
 
-    def __init__(self, csr_model, access_cycles=4):
-        self.csr = csr_model
-        self.access_cycles = access_cycles
-        self._now = 0
+    def event(self) -> Event:
+        """A new, cleared event of this backend."""
 
-    def _tick(self, n):
-        self._now += n
-        self.csr.hw["GLOBAL.CYCLE_LO.VALUE"] = self._now & 0xFFFFFFFF
-
-    async def read(self, addr):
-        self._tick(self.access_cycles)
-        if addr >> 2 == regmap.GLOBAL_CYCLE_LO >> 2:
-            self.csr.hw["GLOBAL.CYCLE_HI.VALUE"] = self._now >> 32
-        resp, value = self.csr.read(addr)
-        if resp != Resp.OKAY:
-            raise BusError("read", addr, resp)
-        return value
-
-    async def write(self, addr, value, strb=0xF):
-        self._tick(self.access_cycles)
-        resp = self.csr.write(addr, value, strb)
-        if resp != Resp.OKAY:
-            raise BusError("write", addr, resp)
-
-    async def wait_cycles(self, n):
-        self._tick(n)
-
-    def now(self):
-        return self._now
-
-
-class RtlBus:
-    """Bus over the Verilator simulation through cocotbext-axi's AxiLiteMaster.
-
-    Parameters
-    ----------
-    axil : cocotbext.axi.AxiLiteMaster
-        Master attached to the Device's ``csr`` port.
-    clk : cocotb handle
-        The device clock; ``wait_cycles`` counts its rising edges.
-    period_ns : int
-        Clock period, to turn simulation time into cycles.
-    """
-
-    def __init__(self, axil, clk, period_ns):
-        self.axil, self.clk, self.period_ns = axil, clk, period_ns
-
-    async def read(self, addr):
-        r = await self.axil.read(addr & ~3, 4)
-        if int(r.resp) != Resp.OKAY:
-            raise BusError("read", addr, int(r.resp))
-        return int.from_bytes(r.data, "little")
-
-    async def write(self, addr, value, strb=0xF):
-        if strb == 0xF:
-            r = await self.axil.write(addr & ~3, value.to_bytes(4, "little"))
-        else:
-            # cocotbext-axi derives WSTRB from the address and length of each write,
-            # so a sparse strobe becomes one write per contiguous run of bytes.
-            r = None
-            i = 0
-            while i < 4:
-                if strb >> i & 1:
-                    j = i
-                    while j < 4 and strb >> j & 1:
-                        j += 1
-                    part = (value >> (8 * i)) & ((1 << (8 * (j - i))) - 1)
-                    r = await self.axil.write((addr & ~3) + i, part.to_bytes(j - i, "little"))
-                    if int(r.resp) != Resp.OKAY:
-                        break
-                    i = j
-                else:
-                    i += 1
-            if r is None:
-                return
-        if int(r.resp) != Resp.OKAY:
-            raise BusError("write", addr, int(r.resp))
-
-    async def wait_cycles(self, n):
-        from cocotb.triggers import ClockCycles
-        await ClockCycles(self.clk, n)
-
-    def now(self):
-        from cocotb.utils import get_sim_time
-        return int(get_sim_time("ns")) // self.period_ns
+    async def wait_event(self, event: Event, timeout_cycles: int) -> bool:
+        """Wait until ``event`` is set or ``timeout_cycles`` pass; True if it was set."""

@@ -7,7 +7,7 @@ this one table, so a regression is declared once.
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["Regression", "REGRESSIONS", "find_test"]
+__all__ = ["Regression", "REGRESSIONS", "find_test", "device_build"]
 
 
 @dataclass(frozen=True)
@@ -137,12 +137,19 @@ def _adi_regressions():
                        env={"SIOV_PARAMS": json.dumps(p.__dict__)}, sweep=p != sets[0]) for p in sets]
 
 
+def device_build(params, test_module=""):
+    """The shared build of a Device with ``params`` (one folder per parameter set), running
+    ``test_module``: the system regression, and host programs on the rtl backend."""
+    return Regression(f"device-{params.tag}", "siov_device", test_module, _device(params),
+                      public=_DEVICE_PUBLIC, env={"SIOV_PARAMS": json.dumps(params.__dict__)},
+                      build=f"{_DEVICE_BUILD}-{params.tag}")
+
+
 def _system_regressions():
+    from dataclasses import replace
     from ..rtl.params import DeviceParams
     p = DeviceParams()
-    return [Regression(f"system-{p.tag}", "siov_device", "siov.tb.system.test_device", _device(p),
-                       public=_DEVICE_PUBLIC, env={"SIOV_PARAMS": json.dumps(p.__dict__)},
-                       build=f"{_DEVICE_BUILD}-{p.tag}")]
+    return [replace(device_build(p, "siov.tb.system.test_device"), name=f"system-{p.tag}")]
 
 
 REGRESSIONS = {r.name: r for r in _csr_regressions() + _arbiter_regressions() + _irq_regressions()

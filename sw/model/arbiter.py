@@ -8,7 +8,7 @@ sw/sched runs on the ``model`` backend.
 
 from dataclasses import dataclass, field
 
-__all__ = ["Policy", "ArbiterConfig", "ArbiterModel"]
+__all__ = ["Policy", "ArbiterConfig", "ArbiterModel", "ArbiterPolicyModel"]
 
 from ...rtl.cmd.arbiter import Policy
 
@@ -92,3 +92,75 @@ class ArbiterModel:
         self.last, self.credit, self.budget, self.fresh = last, credit, budget, fresh
         self.eligible_q, self.stay_q = eligible, stay
         return take
+
+
+class ArbiterPolicyModel:
+    """The arbiter at transaction level: which pending ADI is granted next.
+
+    The same policies as :class:`ArbiterModel`, without its cycles, for the
+    model backend, which asks only at dispatch time:
+
+    * round robin: the first requester after the last granted one;
+    * weighted round robin: the last granted ADI keeps the grant while it
+      requests and has credit left (``weight - 1`` further grants; a weight
+      of 0 counts as 1), else round robin;
+    * QoS: a requester is eligible if its cost fits its remaining budget or
+      its budget is still full for this slice; budgets refill to the quantum
+      every ``slice_cycles`` cycles. With nobody eligible the grant waits for
+      the next refill (:meth:`next_refill`).
+
+    The slice phase is counted from the cycle the policy model was made,
+    where the hardware counts from its reset; a QoS grant order can
+    therefore differ by a slice boundary, which is a timing difference, not
+    a functional one.
+    """
+
+    def __init__(self, num_adis, cost_width=24):
+        self.n = num_adis
+        self.cost_mask = (1 << cost_width) - 1
+        self.last = num_adis - 1
+        self.credit = 0
+        self.budget = [0] * num_adis
+        self.fresh = [True] * num_adis
+        self.slice_start = 0
+
+    def _refill(self, now, cfg):
+        if not cfg.slice_cycles:
+            self.budget = [q & self.cost_mask for q in cfg.quantum]
+            self.fresh = [True] * self.n
+            self.slice_start = now
+            return
+        if now - self.slice_start >= cfg.slice_cycles:
+            self.slice_start = now - (now - self.slice_start) % cfg.slice_cycles
+            self.budget = [q & self.cost_mask for q in cfg.quantum]
+            self.fresh = [True] * self.n
+
+    def next_refill(self, cfg):
+        """Cycle of the next budget refill under ``cfg``."""
+        return self.slice_start + max(cfg.slice_cycles, 1)
+
+    def pick(self, pending, cost, now, cfg):
+        """Grant one of the ADIs set in bit mask ``pending``; None if none is eligible.
+
+        ``cost`` maps each pending ADI to its estimated cost; the grant is charged.
+        """
+        policy = cfg.policy if cfg.policy in (Policy.RR, Policy.WRR, Policy.QOS) else Policy.RR
+        req = [bool(pending >> i & 1) for i in range(self.n)]
+        if policy == Policy.QOS:
+            self._refill(now, cfg)
+            req = [r and (cost.get(i, 0) <= self.budget[i] or self.fresh[i]) for i, r in enumerate(req)]
+        if policy == Policy.WRR and req[self.last] and self.credit:
+            adi = self.last
+        else:
+            order = list(range(self.last + 1, self.n)) + list(range(self.last + 1))
+            adi = next((i for i in order if req[i]), None)
+            if adi is None:
+                return None
+        weight = cfg.weight[adi] if cfg.weight else 1
+        self.credit = max(self.credit - 1, 0) if adi == self.last else max(weight - 1, 0)
+        if policy == Policy.QOS:
+            c = cost.get(adi, 0)
+            self.budget[adi] = max(self.budget[adi] - c, 0)
+            self.fresh[adi] = False
+        self.last = adi
+        return adi

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from ...rtl.cmd.dsa import DESC_BYTES, Status
 from ...rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
 from .adi import ERR_DESC_PASID, ERR_FETCH_FAULT, AdiModel
-from .csr import CsrModel
+from ...rtl import regmap
+from .csr import CsrModel, strobe_mask
 from .dma import DmaModel
 from .dsa import Descriptor
 from .engine import BusErrors, Engine, Outcome, PageFault
@@ -34,6 +35,7 @@ from .irq import IrqModel
 
 __all__ = ["EngineModel", "Dispatch"]
 COUNTER_MAX = (1 << 32) - 1
+ARB_WEIGHT_RESET = regmap.REGISTERS["ENG.ARB_WEIGHT"].field("WEIGHT").reset
 
 
 @dataclass
@@ -76,6 +78,10 @@ class EngineModel:
         self.last_cycles = 0
         self.last_status = 0
         self.last_adi = 0
+        self.busy = False
+        #: The arbiter's per-ADI tables, as ARB_CMD.WRITE sets them.
+        self.weights = [ARB_WEIGHT_RESET] * self.params.num_adis
+        self.quanta = [0] * self.params.num_adis
 
     # -- DMA through the tracker -------------------------------------------------
 
@@ -110,32 +116,43 @@ class EngineModel:
 
     # -- dispatch ------------------------------------------------------------------
 
-    def dispatch(self, adi, raw, cycles=0):
+    def dispatch(self, adi, raw, cycles=0, finish=True):
         """Run ``raw`` (64 bytes fetched earlier) as ADI ``adi``'s dispatched descriptor.
 
         ``cycles`` is what the hardware measured (it goes into the record).
+        With ``finish=False`` the descriptor stays executing (ENG_STATUS.BUSY,
+        the ADI busy, no completion interrupt yet) until :meth:`finish`: the
+        model backend lets its execution time pass in between.
         """
         desc = Descriptor.unpack(raw)
         a = self.adi.adis[adi]
         self.adi.consume(adi, busy=True)
         self.last_adi = adi
+        self.busy = True
         result = Dispatch(adi, desc)
         if desc.pasid != a.pasid:
             result.refused = True
             self.adi.fault(adi, ERR_DESC_PASID)
-            self.adi.complete(adi)
             self.refused = min(self.refused + 1, COUNTER_MAX)
-            return result
-        out = self.engine.execute(desc, cycles)
-        result.outcome = out
-        if out.interrupt is not None:
-            result.irq = self.irq.process(out.interrupt)
-        self.adi.complete(adi)
-        self.done = min(self.done + 1, COUNTER_MAX)
-        if out.status is not Status.SUCCESS:
-            self.failed = min(self.failed + 1, COUNTER_MAX)
-        self.last_status = out.status.value
-        self.last_cycles = cycles
+        else:
+            result.outcome = self.engine.execute(desc, cycles)
+            self.last_cycles = cycles
+        if finish:
+            self.finish(result)
+        return result
+
+    def finish(self, result):
+        """Complete a dispatched descriptor: its interrupt to the remapper, the counters, the ADI."""
+        self.busy = False
+        out = result.outcome
+        if out is not None:
+            if out.interrupt is not None:
+                result.irq = self.irq.process(out.interrupt)
+            self.done = min(self.done + 1, COUNTER_MAX)
+            if out.status is not Status.SUCCESS:
+                self.failed = min(self.failed + 1, COUNTER_MAX)
+            self.last_status = out.status.value
+        self.adi.complete(result.adi)
         return result
 
     # -- registers -----------------------------------------------------------------
@@ -146,7 +163,7 @@ class EngineModel:
 
     def _refresh(self):
         self._regs.hw.update({
-            "ENG.ENG_STATUS.BUSY": 0,
+            "ENG.ENG_STATUS.BUSY": int(self.busy),
             "ENG.ENG_STATUS.ADI": self.last_adi,
             "ENG.ENG_STATUS.LAST_STATUS": self.last_status,
             "ENG.DESC_DONE.COUNT": self.done,
@@ -168,6 +185,10 @@ class EngineModel:
         resp = self._regs.write(addr, data, strb)
         reg = self._regs.register_at(addr)
         if reg is not None and reg.path == "ENG.ARB_CMD":
+            sel = self.field("ENG.ARB_SEL.INDEX")
+            if data & strobe_mask(strb) & regmap.ENG_ARB_CMD_WRITE_MASK and sel < self.params.num_adis:
+                self.weights[sel] = self.field("ENG.ARB_WEIGHT.WEIGHT")
+                self.quanta[sel] = self.field("ENG.ARB_QUANTUM.QUANTUM")
             self._regs.storage[reg.path] = 0
         return resp
 

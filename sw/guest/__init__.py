@@ -1,0 +1,1 @@
+"""The guest side: the frontend driver's rings and doorbells."""

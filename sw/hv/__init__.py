@@ -1,0 +1,1 @@
+"""The hypervisor side: the physical-function driver and, on it, the hypervisor."""

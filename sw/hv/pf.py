@@ -1,0 +1,287 @@
+"""The host's driver of the physical device: every privileged register sequence, once.
+
+The hypervisor composes virtual devices out of these steps; the system and
+DMA testbenches call the same steps to set the Device up, so a sequence is
+written here and nowhere else. Every method awaits only the
+:class:`~siov.sw.bus.Bus`, so it runs on the ``model`` and the ``rtl``
+backend alike. Addresses and fields come from :mod:`siov.rtl.regmap`
+(generated from ``rtl/regs.rdl``).
+
+Ref: ``rtl/regs.rdl`` (DMA, IRQ, CMD and ENG sections) for every register
+used here; the idxd IMS entry layout and x86 MSI address/data for
+:meth:`PfDriver.set_ims`.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from ...rtl import regmap
+from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, RangeOp, guest_word
+from ..bus import BusError
+from ..model.irq import ims_ctrl, msi_address
+
+__all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "COUNTERS"]
+
+#: Event counters whose values follow from what the device did, not from when.
+COUNTERS = {
+    "desc_done": regmap.ENG_DESC_DONE, "desc_failed": regmap.ENG_DESC_FAILED,
+    "desc_refused": regmap.ENG_DESC_REFUSED, "dma_allowed": regmap.DMA_CNT_ALLOWED,
+    "dma_blocked": regmap.DMA_CNT_BLOCKED, "dma_dirtied": regmap.DMA_CNT_DIRTIED,
+    "irq_delivered": regmap.IRQ_CNT_DELIVERED, "irq_pended": regmap.IRQ_CNT_PENDED,
+    "irq_faulted": regmap.IRQ_CNT_FAULTED, "dropped_doorbells": regmap.CMD_DROPPED_DOORBELLS,
+}
+
+
+def _get(word, name):
+    """Field ``name`` (``"DMA_FAULT_REC0_PASID"``) of register value ``word``."""
+    return (word & getattr(regmap, name + "_MASK")) >> getattr(regmap, name + "_LSB")
+
+
+def _put(name, value):
+    """``value`` placed in field ``name``, checked against its width."""
+    width = getattr(regmap, name + "_WIDTH")
+    if not 0 <= value < 1 << width:
+        raise ValueError(f"{name} is {width} bits wide; {value:#x} does not fit")
+    return value << getattr(regmap, name + "_LSB")
+
+
+class DeviceTimeout(RuntimeError):
+    """The device did not finish an operation within the cycles allowed."""
+
+
+@dataclass(frozen=True)
+class DeviceCaps:
+    """What the device reports about itself (GLOBAL.CAP0/CAP1)."""
+    num_adis: int
+    ims_entries: int
+    num_domains: int
+    pages_per_domain: int
+
+
+@dataclass(frozen=True)
+class DmaFault:
+    """One DMA fault record: reason (VT-d or project code), requester PASID, guest page, write."""
+    reason: int
+    pasid: int
+    page: int
+    write: bool
+
+
+@dataclass(frozen=True)
+class IrqFault:
+    """One interrupt-remapping fault record: reason, message PASID, handle."""
+    reason: int
+    pasid: int
+    handle: int
+
+
+class PfDriver:
+    """Privileged access to one device over ``bus``.
+
+    Parameters
+    ----------
+    bus : Bus
+    poll_cycles : int
+        Cycles between two polls of a status register.
+    timeout_cycles : int
+        How long a poll waits before :class:`DeviceTimeout`.
+    """
+
+    def __init__(self, bus, poll_cycles=20, timeout_cycles=1_000_000):
+        self.bus = bus
+        self.poll_cycles, self.timeout_cycles = poll_cycles, timeout_cycles
+        self.log = logging.getLogger("siov.hv.pf")
+
+    async def _poll(self, addr, done, what):
+        waited = 0
+        while True:
+            value = await self.bus.read(addr)
+            if done(value):
+                return value
+            if waited >= self.timeout_cycles:
+                raise DeviceTimeout(f"{what} not done after {waited} cycles")
+            await self.bus.wait_cycles(self.poll_cycles)
+            waited += self.poll_cycles
+
+    # -- identity -------------------------------------------------------------------
+
+    async def identify(self):
+        """Check the magic ID; return the :class:`DeviceCaps`."""
+        magic = await self.bus.read(regmap.GLOBAL_ID)
+        if magic != regmap.GLOBAL_ID_MAGIC_VALUE:
+            raise RuntimeError(f"Not a siov device: ID reads {magic:#010x}, "
+                               f"expected {regmap.GLOBAL_ID_MAGIC_VALUE:#010x}")
+        cap0 = await self.bus.read(regmap.GLOBAL_CAP0)
+        cap1 = await self.bus.read(regmap.GLOBAL_CAP1)
+        return DeviceCaps(_get(cap0, "GLOBAL_CAP0_NUM_ADIS"), _get(cap0, "GLOBAL_CAP0_IMS_ENTRIES"),
+                          _get(cap1, "GLOBAL_CAP1_NUM_DOMAINS"), _get(cap1, "GLOBAL_CAP1_PAGES_PER_DOMAIN"))
+
+    # -- DMA tracker -----------------------------------------------------------------
+
+    async def set_domain(self, dom, base, pages):
+        """Domain ``dom``'s window: guest page 0 at host byte address ``base``, ``pages`` pages."""
+        if base % (1 << PAGE_SHIFT):
+            raise ValueError(f"domain base {base:#x} is not 4 KiB aligned")
+        await self.bus.write(regmap.DMA_DOM_SEL, _put("DMA_DOM_SEL_INDEX", dom))
+        await self.bus.write(regmap.DMA_DOM_BASE_LO, base & regmap.DMA_DOM_BASE_LO_ADDR_MASK)
+        await self.bus.write(regmap.DMA_DOM_BASE_HI, base >> 32)
+        await self.bus.write(regmap.DMA_DOM_LIMIT, pages)
+        await self.bus.write(regmap.DMA_DOM_CMD, regmap.DMA_DOM_CMD_WRITE_MASK)
+
+    async def bind_adi(self, index, pasid, dom, valid=True):
+        """ADI-table entry ``index``: requests with ``pasid`` belong to domain ``dom``."""
+        await self.bus.write(regmap.DMA_ADI_SEL, index)
+        await self.bus.write(regmap.DMA_ADI_ENTRY, _put("DMA_ADI_ENTRY_PASID", pasid)
+                             | _put("DMA_ADI_ENTRY_DOMAIN", dom) | _put("DMA_ADI_ENTRY_VALID", int(valid)))
+        await self.bus.write(regmap.DMA_ADI_CMD, regmap.DMA_ADI_CMD_WRITE_MASK)
+
+    async def wait_dma_idle(self):
+        """Until the tracker's range operation is done; True if it was refused (STATUS.ERR)."""
+        st = await self._poll(regmap.DMA_STATUS, lambda v: not v & regmap.DMA_STATUS_BUSY_MASK,
+                              "DMA range operation")
+        return bool(st & regmap.DMA_STATUS_ERR_MASK)
+
+    async def range_op(self, code, dom, start, count):
+        """Run privileged range operation ``code`` (:class:`RangeOp`); False if the tracker refused it."""
+        await self.bus.write(regmap.DMA_OP_START, start)
+        await self.bus.write(regmap.DMA_OP_COUNT, count)
+        await self.bus.write(regmap.DMA_OP, _put("DMA_OP_GO", 1) | _put("DMA_OP_DOMAIN", dom)
+                             | _put("DMA_OP_CODE", RangeOp(code)))
+        return not await self.wait_dma_idle()
+
+    async def pin(self, dom, start, count):
+        return await self.range_op(RangeOp.PIN, dom, start, count)
+
+    async def unpin(self, dom, start, count):
+        return await self.range_op(RangeOp.UNPIN, dom, start, count)
+
+    async def reclaim(self, dom, start, count):
+        """Lazy unpin: pages with their unmap requested and no longer mapped."""
+        return await self.range_op(RangeOp.RECLAIM, dom, start, count)
+
+    async def guest_map(self, adi, page, unmap=False):
+        """The guest's fast-path map (or unmap) of ``page`` for ADI ``adi``; the :class:`GuestResult`."""
+        await self.bus.write(regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP), guest_word(adi, page))
+        return GuestResult(_get(await self.bus.read(regmap.DMA_GUEST_STATUS), "DMA_GUEST_STATUS_RESULT"))
+
+    async def read_bitmap(self, bitmap, dom, words):
+        """``words`` 32-bit words of bitmap ``bitmap`` (:class:`~siov.rtl.dma.defs.Bitmap`) of ``dom``."""
+        await self.bus.write(regmap.DMA_BMAP_SEL, _put("DMA_BMAP_SEL_BITMAP", bitmap) | _put("DMA_BMAP_SEL_DOMAIN", dom))
+        return [await self.bus.read(regmap.DMA_BMAP_BASE + 4 * w) for w in range(words)]
+
+    async def harvest(self, dom, pages, no_clear=False):
+        """Dirty log of pages ``0..pages-1`` of ``dom`` in the VFIO bitmap format (bytes)."""
+        await self.bus.write(regmap.DMA_HARVEST_CTRL, _put("DMA_HARVEST_CTRL_DOMAIN", dom)
+                             | _put("DMA_HARVEST_CTRL_NO_CLEAR", int(no_clear)))
+        words = (pages + 31) // 32
+        out = bytearray()
+        for w in range(words):
+            out += (await self.bus.read(regmap.DMA_HARVEST_BASE + 4 * w)).to_bytes(4, "little")
+        out += bytes(-len(out) % 8)       # whole u64 words, as VFIO hands them out
+        return bytes(out)
+
+    async def pop_dma_faults(self):
+        """Every record in the DMA fault queue, oldest first, and the overflow count."""
+        faults = []
+        while True:
+            rec0 = await self.bus.read(regmap.DMA_FAULT_REC0)
+            if not rec0 & regmap.DMA_FAULT_REC0_VALID_MASK:
+                break
+            page = await self.bus.read(regmap.DMA_FAULT_REC1)
+            faults.append(DmaFault(_get(rec0, "DMA_FAULT_REC0_REASON"), _get(rec0, "DMA_FAULT_REC0_PASID"),
+                                   page, bool(rec0 & regmap.DMA_FAULT_REC0_WRITE_MASK)))
+            await self.bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
+        return faults, await self.bus.read(regmap.DMA_FAULT_OVF_COUNT)
+
+    # -- interrupt remapping ---------------------------------------------------------
+
+    async def set_ims(self, handle, pasid, dest, vector, mask=False):
+        """IMS entry ``handle``: deliver to x86 destination ``dest`` with ``vector``, only for ``pasid``."""
+        base = regmap.IRQ_IMS_BASE + 16 * handle
+        for off, v in ((0, msi_address(dest)), (4, 0), (8, vector & 0xFF), (12, ims_ctrl(mask=mask, pasid=pasid))):
+            await self.bus.write(base + off, v)
+
+    async def mask_ims(self, handle, pasid, mask):
+        """Set or clear the mask of IMS entry ``handle`` (an unmask delivers a pending interrupt)."""
+        await self.bus.write(regmap.IRQ_IMS_BASE + 16 * handle + 12, ims_ctrl(mask=mask, pasid=pasid))
+
+    async def clear_ims(self, handle):
+        """Make IMS entry ``handle`` not present."""
+        for off in (12, 8, 4, 0):
+            await self.bus.write(regmap.IRQ_IMS_BASE + 16 * handle + off, 0)
+
+    async def pop_irq_faults(self):
+        """Every record in the interrupt fault queue, oldest first, and the overflow count."""
+        faults = []
+        while True:
+            rec0 = await self.bus.read(regmap.IRQ_FAULT_REC0)
+            if not rec0 & regmap.IRQ_FAULT_REC0_VALID_MASK:
+                break
+            rec1 = await self.bus.read(regmap.IRQ_FAULT_REC1)
+            faults.append(IrqFault(_get(rec0, "IRQ_FAULT_REC0_REASON"), _get(rec0, "IRQ_FAULT_REC0_PASID"),
+                                   _get(rec1, "IRQ_FAULT_REC1_HANDLE")))
+            await self.bus.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_POP_MASK)
+        return faults, await self.bus.read(regmap.IRQ_FAULT_OVF_COUNT)
+
+    # -- ADIs ------------------------------------------------------------------------
+
+    async def enable_adi(self, adi, ring, size, pasid, dom):
+        """Configure ADI ``adi``'s ring (guest address ``ring``, ``size`` entries) and enable it.
+
+        Returns ``(state, error_code)`` afterwards.
+        """
+        await self.bus.write(regmap.CMD_ADI_SEL, adi)
+        await self.bus.write(regmap.CMD_RING_BASE_LO, ring & regmap.CMD_RING_BASE_LO_ADDR_MASK)
+        await self.bus.write(regmap.CMD_RING_BASE_HI, ring >> 32)
+        await self.bus.write(regmap.CMD_RING_SIZE, size & regmap.CMD_RING_SIZE_ENTRIES_MASK)
+        await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom))
+        return await self.adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
+
+    async def adi_command(self, adi, mask):
+        """Write ADI_CMD ``mask`` (ENABLE/DRAIN/ABORT/RESET_ERROR) to ``adi``; ``(state, error_code)`` after."""
+        await self.bus.write(regmap.CMD_ADI_SEL, adi)
+        await self.bus.write(regmap.CMD_ADI_CMD, mask)
+        return await self.adi_state(adi, select=False)
+
+    async def adi_state(self, adi, select=True):
+        """``(state, error_code)`` of ADI ``adi``."""
+        if select:
+            await self.bus.write(regmap.CMD_ADI_SEL, adi)
+        st = await self.bus.read(regmap.CMD_ADI_STATUS)
+        return _get(st, "CMD_ADI_STATUS_STATE"), _get(st, "CMD_ADI_STATUS_ERROR_CODE")
+
+    async def adi_pointers(self, adi):
+        """``(head, tail)`` of ADI ``adi``."""
+        await self.bus.write(regmap.CMD_ADI_SEL, adi)
+        p = await self.bus.read(regmap.CMD_ADI_PTRS)
+        return _get(p, "CMD_ADI_PTRS_HEAD"), _get(p, "CMD_ADI_PTRS_TAIL")
+
+    # -- engine and arbiter ----------------------------------------------------------
+
+    async def set_arbiter(self, policy, slice_cycles=0, cost_a=0, cost_b=0, weights=None, quanta=None):
+        """Arbiter policy, slice, cost model and per-ADI weights and quanta (lists by ADI)."""
+        await self.bus.write(regmap.ENG_ARB_CTRL, _put("ENG_ARB_CTRL_POLICY", policy))
+        await self.bus.write(regmap.ENG_ARB_SLICE, slice_cycles)
+        await self.bus.write(regmap.ENG_COST_A, cost_a)
+        await self.bus.write(regmap.ENG_COST_B, cost_b)
+        n = len(weights or quanta or [])
+        for i in range(n):
+            await self.bus.write(regmap.ENG_ARB_SEL, i)
+            await self.bus.write(regmap.ENG_ARB_WEIGHT, (weights or [1] * n)[i])
+            await self.bus.write(regmap.ENG_ARB_QUANTUM, (quanta or [0] * n)[i])
+            await self.bus.write(regmap.ENG_ARB_CMD, regmap.ENG_ARB_CMD_WRITE_MASK)
+
+    async def engine_busy(self):
+        return bool(await self.bus.read(regmap.ENG_ENG_STATUS) & regmap.ENG_ENG_STATUS_BUSY_MASK)
+
+    async def counters(self):
+        """The event counters of :data:`COUNTERS`, by name."""
+        return {name: await self.bus.read(addr) for name, addr in COUNTERS.items()}
+
+    async def try_write(self, addr, value):
+        """Write, returning the error response's name instead of raising (for probing)."""
+        try:
+            await self.bus.write(addr, value)
+            return "OKAY"
+        except BusError as e:
+            return e.resp.name

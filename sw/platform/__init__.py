@@ -1,0 +1,43 @@
+"""The backends of the Bus protocol, and one entry to run a host program on either.
+
+* ``model``: :class:`~siov.sw.platform.model.ModelBus`, the whole Device in
+  Python on a virtual-time asyncio loop (:mod:`siov.sw.platform.vtime`);
+* ``rtl``: the Verilated Device under cocotb. Its bus lives in
+  :mod:`siov.tb.host` (sw/ never imports cocotb); this package only starts
+  it through the cocotb runner and reads the result back.
+"""
+
+from ...rtl.params import DeviceParams
+
+__all__ = ["run_program", "BACKENDS"]
+
+BACKENDS = ("model", "rtl")
+
+
+def run_program(program, backend="model", seed=0, params=DeviceParams(), **options):
+    """Run ``async def program(bus, seed)`` on ``backend``; return what it returns.
+
+    ``program`` is a function or a ``"module:function"`` string; on the rtl
+    backend it must be importable by that name, and its result must be
+    JSON-able (it crosses into the simulator's process and back).
+
+    Options: ``timing`` (:class:`~siov.sw.platform.timing.TimingModel`) and
+    ``bus_hook`` (called with the new ModelBus) for the model backend;
+    ``waves`` (dump a waveform) for the rtl backend.
+    """
+    from ..diff import load_program, program_ref
+    if backend == "model":
+        from . import vtime
+        from .model import ModelBus
+        fn = load_program(program) if isinstance(program, str) else program
+
+        async def main():
+            bus = ModelBus(params, timing=options.get("timing"))
+            if options.get("bus_hook"):
+                options["bus_hook"](bus)
+            return await fn(bus, seed)
+        return vtime.run(main())
+    if backend == "rtl":
+        from ...tb.host.run import run_on_rtl
+        return run_on_rtl(program_ref(program), seed=seed, params=params, waves=options.get("waves", False))
+    raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

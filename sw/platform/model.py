@@ -1,0 +1,275 @@
+"""The ``model`` backend: the whole Device in Python, running by itself in virtual device time.
+
+:class:`ModelBus` implements :class:`~siov.sw.bus.Bus` over a
+:class:`~siov.sw.model.system.DeviceModel` and runs under plain asyncio, on
+the virtual clock of :mod:`siov.sw.platform.vtime` (one time unit is one
+device cycle). The Device's behaviour is the block models'; this module adds
+only what happens by itself and when:
+
+* an MMIO access takes :attr:`TimingModel.mmio_read` / ``mmio_write``
+  cycles and acts at its end; the cycle counter registers read device time;
+* the engine is a task: while an ADI has a descriptor pending, it asks the
+  arbiter policy in force (:class:`~siov.sw.model.arbiter.ArbiterPolicyModel`,
+  configured from the ENG registers) which ADI goes next, fetches and runs
+  the descriptor through the DMA tracker model
+  (:meth:`~siov.sw.model.device.EngineModel.dispatch`), and lets the
+  calibrated execution time pass (:mod:`siov.sw.platform.timing`);
+* the descriptor's memory writes (its data and completion record, whose
+  ``cycles`` field carries the predicted time) become visible at its
+  completion, when its completion interrupt goes through the interrupt
+  remapper model; a delivered interrupt reaches the :meth:`~ModelBus.on_irq`
+  callbacks ``irq_latency`` cycles later, as do replays of unmasked pending
+  interrupts after the IMS write that unmasks them.
+
+Host memory is sparse (:class:`~siov.sw.model.engine.Memory`): it holds the
+pages written, whatever the size of the address space.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from ...rtl import regmap
+from ...rtl.cmd.cost import COST_WIDTH
+from ...rtl.cmd.dsa import COMPLETION_BYTES, DESC_BYTES
+from ...rtl.csr.bus import Resp
+from ...rtl.dma.defs import PAGE_SHIFT
+from ...rtl.params import DeviceParams
+from ..bus import BusError, Interrupt
+from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel
+from ..model.dsa import CompletionRecord
+from ..model.engine import estimate_cost
+from ..model.system import DeviceModel
+from .timing import TimingModel
+
+__all__ = ["ModelBus", "DispatchRecord"]
+
+PAGE = 1 << PAGE_SHIFT
+
+
+@dataclass(frozen=True)
+class DispatchRecord:
+    """One descriptor as the model engine ran it: ADI, start and end cycle, opcode and status."""
+    adi: int
+    start: int
+    end: int
+    opcode: int
+    status: int
+
+
+class _StagedMemory:
+    """Host memory as one executing descriptor sees it: its own writes are held back until
+    :meth:`commit`, so that other readers see them only at the descriptor's completion."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.writes = []
+
+    def read(self, addr, n):
+        data = bytearray(self.memory.read(addr, n))
+        for a, d in self.writes:
+            lo, hi = max(a, addr), min(a + len(d), addr + n)
+            if lo < hi:
+                data[lo - addr:hi - addr] = d[lo - a:hi - a]
+        return bytes(data)
+
+    def write(self, addr, data):
+        self.writes.append((addr, bytes(data)))
+
+    def patch(self, addr, data):
+        """Replace the bytes at ``addr`` in the held writes (the record's cycles field)."""
+        self.writes.append((addr, bytes(data)))
+
+    def commit(self):
+        for a, d in self.writes:
+            self.memory.write(a, d)
+        self.writes.clear()
+
+
+class ModelBus:
+    """:class:`~siov.sw.bus.Bus` over the Device model, in virtual time.
+
+    Must be used inside a running :class:`~siov.sw.platform.vtime.VirtualTimeLoop`
+    (:func:`siov.sw.platform.run` makes one); plain asyncio works too, with
+    wall-clock time standing in for cycles.
+
+    Parameters
+    ----------
+    params : DeviceParams
+    timing : TimingModel, optional
+
+    Attributes
+    ----------
+    device : DeviceModel
+        The state of the Device (register fabric, block models, host memory).
+    dispatches : list of DispatchRecord
+        Every descriptor the engine ran, in order (for timelines).
+    """
+
+    def __init__(self, params=DeviceParams(), timing=None):
+        self.device = DeviceModel(params)
+        self.params = params
+        self.timing = TimingModel() if timing is None else timing
+        self.dispatches = []
+        self._callbacks = []
+        self._irq_log = []
+        self._arbiter = ArbiterPolicyModel(params.num_adis, cost_width=COST_WIDTH)
+        self._work = None
+        self._engine_task = None
+        self._idle_since = 0
+
+    # -- the loop ------------------------------------------------------------------
+
+    def _start(self):
+        if self._engine_task is None:
+            self._work = asyncio.Event()
+            self._engine_task = asyncio.get_running_loop().create_task(self._engine())
+
+    def now(self):
+        return int(asyncio.get_running_loop().time())
+
+    async def wait_cycles(self, n):
+        self._start()
+        await asyncio.sleep(n)
+
+    def spawn(self, coro):
+        self._start()
+        return asyncio.get_running_loop().create_task(coro)
+
+    def event(self):
+        return asyncio.Event()
+
+    async def wait_event(self, event, timeout_cycles):
+        try:
+            await asyncio.wait_for(event.wait(), timeout_cycles)
+            return True
+        except TimeoutError:
+            return False
+
+    # -- MMIO ------------------------------------------------------------------------
+
+    async def read(self, addr):
+        self._start()
+        await asyncio.sleep(self.timing.mmio_read)
+        now = self.now()
+        csr = self.device.csr
+        csr.hw["GLOBAL.CYCLE_LO.VALUE"] = now & 0xFFFF_FFFF
+        if addr >> 2 == regmap.GLOBAL_CYCLE_LO >> 2:
+            csr.hw["GLOBAL.CYCLE_HI.VALUE"] = now >> 32
+        resp, value = self.device.read(addr)
+        if resp != Resp.OKAY:
+            raise BusError("read", addr, resp)
+        return value
+
+    async def write(self, addr, value, strb=0xF):
+        self._start()
+        await asyncio.sleep(self.timing.mmio_write)
+        resp = self.device.write(addr, value, strb)
+        for outcome in self.device.irq.drain_replays():     # unmasked pending interrupts
+            self._deliver(outcome)
+        self._work.set()
+        if resp != Resp.OKAY:
+            raise BusError("write", addr, resp)
+
+    # -- host memory -----------------------------------------------------------------
+
+    async def mem_read(self, addr, n):
+        return self.device.memory.read(addr, n)
+
+    async def mem_write(self, addr, data):
+        self.device.memory.write(addr, data)
+
+    # -- interrupts ------------------------------------------------------------------
+
+    def on_irq(self, callback):
+        self._callbacks.append(callback)
+
+    def _deliver(self, outcome):
+        if outcome is None or outcome.kind != "deliver":
+            return
+        dest, vector = outcome.dest, outcome.vector
+        loop = asyncio.get_running_loop()
+
+        def fire():
+            irq = Interrupt(dest, vector, self.now())
+            for cb in list(self._callbacks):
+                cb(irq)
+        loop.call_later(self.timing.irq_latency, fire)
+
+    # -- the engine ------------------------------------------------------------------
+
+    def _arbiter_config(self):
+        eng = self.device.engine
+        return ArbiterConfig(policy=eng.field("ENG.ARB_CTRL.POLICY"), weight=list(eng.weights),
+                             quantum=list(eng.quanta), slice_cycles=eng.field("ENG.ARB_SLICE.CYCLES"))
+
+    def _cost(self, adi):
+        """Estimated cost of ADI ``adi``'s head descriptor (read without side effects)."""
+        dev = self.device
+        a = dev.adi.adis[adi]
+        addr = a.base + a.head * DESC_BYTES
+        d = dev.dma.check(a.pasid, addr >> PAGE_SHIFT, False)
+        if not d.allowed:
+            return 0
+        raw = dev.memory.read(d.addr | addr % PAGE, DESC_BYTES)
+        eng = dev.engine
+        return estimate_cost(raw, eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"), width=COST_WIDTH)
+
+    async def _engine(self):
+        dev, timing = self.device, self.timing
+        idle = True
+        while True:
+            pending = dev.adi.pending()
+            if not pending:
+                idle = True
+                self._work.clear()
+                await self._work.wait()
+                continue
+            if idle:
+                # A doorbell on an idle engine: the prefetch, the cost and the grant.
+                idle = False
+                await asyncio.sleep(timing.fetch)
+                continue
+            cfg = self._arbiter_config()
+            costs = {i: self._cost(i) for i in range(self.params.num_adis) if pending >> i & 1}
+            adi = self._arbiter.pick(pending, costs, self.now(), cfg)
+            if adi is None:      # QoS: every requester is out of budget until the refill
+                await asyncio.sleep(max(1, self._arbiter.next_refill(cfg) - self.now()))
+                continue
+            raw = dev.engine.fetch(adi)
+            if raw is None:      # the ADI went to ERROR
+                continue
+            start = self.now()
+            staged = _StagedMemory(dev.memory)
+            dev.engine.engine.memory = staged
+            try:
+                res = dev.engine.dispatch(adi, raw, 0, finish=False)
+            finally:
+                dev.engine.engine.memory = dev.memory
+            cycles = 1
+            if res.outcome is not None:
+                cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
+                self._stamp_record(res, cycles, staged)
+                dev.engine.last_cycles = cycles
+            await asyncio.sleep(cycles)
+            staged.commit()
+            dev.engine.finish(res)
+            self._deliver(res.irq)
+            op = res.descriptor.opcode
+            self.dispatches.append(DispatchRecord(adi, start, self.now(), getattr(op, "value", op),
+                                                  res.outcome.status.value if res.outcome else 0))
+            await asyncio.sleep(timing.gap)
+
+    def _stamp_record(self, res, cycles, staged):
+        """Put ``cycles`` into the completion record the descriptor wrote, as the RTL does."""
+        out = res.outcome
+        out.record.cycles = cycles
+        if out.completion is None:
+            return
+        d = res.descriptor
+        dec = self.device.dma.check(d.pasid, d.completion_addr >> PAGE_SHIFT, True)
+        rec = CompletionRecord.unpack(out.completion)
+        rec.cycles = cycles
+        data = rec.pack()
+        assert len(data) == COMPLETION_BYTES
+        staged.patch(dec.addr | d.completion_addr % PAGE, data)
+        out.completion = data

@@ -1,0 +1,80 @@
+"""An asyncio event loop whose clock is virtual device time, in cycles.
+
+The model backend runs host software and the Device model as ordinary
+asyncio tasks; only the clock is different. ``loop.time()`` returns the
+device cycle, and whenever every task is waiting, the loop jumps straight to
+the next scheduled timer instead of sleeping, so ``asyncio.sleep(n)`` lets
+``n`` cycles pass in no wall-clock time. Timers due at the same cycle run in
+the order they were scheduled, so a run is deterministic.
+
+If every task waits for something that no timer will ever bring (an event
+nobody sets), a real loop would block forever; this one raises
+:class:`Deadlock` naming the cycle instead.
+
+Why not a library: SimPy drives generator functions, not ``async def``
+coroutines, so host code could not be shared with cocotb; the virtual-clock
+helpers of asyncio test frameworks patch a loop for tests and keep wall-clock
+timeouts. Replacing the selector's wait is the whole mechanism, about twenty
+lines, and leaves asyncio's scheduling untouched.
+"""
+
+import asyncio
+import selectors
+
+__all__ = ["VirtualTimeLoop", "Deadlock", "run"]
+
+
+class Deadlock(RuntimeError):
+    """Every task waits and no timer is scheduled: nothing can ever happen again."""
+
+
+class _JumpingSelector(selectors.DefaultSelector):
+    """A selector that never blocks: a wait of ``timeout`` advances the loop's clock by it."""
+
+    def __init__(self, loop):
+        super().__init__()
+        self._loop = loop
+
+    def select(self, timeout=None):
+        if timeout is None:
+            # No ready callback and no timer: only I/O could wake the loop, and a
+            # model run does none. Check once without blocking before giving up.
+            ready = super().select(0)
+            if ready:
+                return ready
+            raise Deadlock(f"all tasks are waiting and nothing is scheduled "
+                           f"(device cycle {self._loop.time():.0f})")
+        if timeout > 0:
+            self._loop._advance(timeout)
+        return super().select(0)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """asyncio loop on virtual time: ``time()`` is the device cycle, starting at 0."""
+
+    def __init__(self):
+        self._virtual_now = 0.0
+        super().__init__(selector=_JumpingSelector(self))
+        # Timers due within this of now run now; cycles are whole numbers.
+        self._clock_resolution = 1e-6
+
+    def time(self):
+        return self._virtual_now
+
+    def _advance(self, dt):
+        self._virtual_now += dt
+
+
+def run(coro):
+    """Run ``coro`` to completion on a fresh :class:`VirtualTimeLoop` and return its result."""
+    loop = VirtualTimeLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        # Cancel whatever the run left behind (device model processes), then close.
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.close()

@@ -1,0 +1,1 @@
+"""Host programs: scenarios written against the Bus, runnable on either backend."""

@@ -1,0 +1,48 @@
+"""Run a host program on the Verilated Device from plain Python, and get its result back.
+
+The Device is built once per parameter set, in the folder the register and
+system regressions share (``build/sim/device-<tag>``), so a host program
+after ``make sim`` compiles nothing. The program runs inside cocotb
+(:mod:`siov.tb.host.test_host`) in its own run folder per program and seed,
+so runs of different seeds may go on in parallel.
+"""
+
+import json
+import os
+import time
+
+from ...rtl.params import DeviceParams
+from ..regressions import device_build
+from ..runner import BUILD
+
+__all__ = ["run_on_rtl", "last_run"]
+
+#: Wall-clock figures of the last run in this process: build, simulation.
+last_run = {}
+
+
+def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False):
+    """Run ``program`` (``"module:function"``) on the Verilated Device; return its result.
+
+    Raises RuntimeError with the cocotb log's path if the program failed.
+    """
+    reg = device_build(params)
+    tag = f"host-{program.rsplit(':', 1)[-1]}-s{seed}"
+    result_file = BUILD / "host" / f"{tag}-{params.tag}.json"
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    if result_file.exists():
+        result_file.unlink()
+    env = dict(reg.env, SIOV_PROGRAM=program, SIOV_SEED=str(seed), SIOV_RESULT=str(result_file))
+    start = time.perf_counter()
+    from ..runner import run_cocotb
+    res = run_cocotb(component=reg.factory(), top=reg.top, test_module="siov.tb.host.test_host",
+                     build_name=reg.build + ("-waves" if waves else ""), run_name=tag, public=reg.public,
+                     extra_env=env, waves=waves, quick_build=reg.quick_build)
+    total = time.perf_counter() - start
+    if res.failed or not result_file.exists():
+        raise RuntimeError(f"host program {program} failed on the rtl backend; see {res.results_xml} "
+                           f"and the log in {res.results_xml.parent}")
+    out = json.loads(result_file.read_text())
+    last_run.clear()
+    last_run.update(total_s=total, sim_s=out["wall_s"], cycles=out["cycles"], waves=str(res.waves or ""))
+    return out["result"]
