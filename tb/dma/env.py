@@ -9,9 +9,11 @@ the agents):
   agent), and reports accepted requests, output beats and the harvest tap
   (``tap_harvest``: the cycle a harvest read reads and clears its word) with
   the cycle number of each, to the scoreboard's monitors;
-* ``csr`` agent: :class:`CsrAgent` over cocotbext-axi's AxiLiteMaster; every
+* ``csr`` agent: :class:`CsrAgent` runs the host software's sequences
+  (:class:`~siov.sw.hv.pf.PfDriver`) over a
+  :class:`~siov.tb.host.checked.CheckedBus` on the top's CSR port; every
   access is checked against the reference model unless it races the request
-  stream (then the caller uses ``raw_read``/``raw_write``);
+  stream (then it goes to the unchecked ``raw`` bus);
 * ``fault`` agent: :class:`FaultAgent` pops the fault queue over CSR while
   traffic runs;
 * ``harvest`` agent: :class:`HarvestAgent` reads the dirty log while traffic
@@ -38,16 +40,16 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, Timer, with_timeout
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
 from pyuvm import uvm_component, uvm_env
 
 from siov.rtl import regmap
-from siov.rtl.csr.bus import Resp
-from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason, guest_word
+from siov.rtl.dma.defs import WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
+from siov.sw.hv.pf import PfDriver
 from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
+from siov.tb.host.checked import POLLED, CheckedBus, CsrPortBus, range_op
 from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
 
@@ -55,7 +57,6 @@ __all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "H
            "Scoreboard", "DmaEnv", "COVERAGE_BINS"]
 
 PERIOD_NS = 10
-ACCESS_TIMEOUT_NS = 100_000
 #: A request accepted in cycle c is decided (and sets its dirty bit) in c + DECIDE_LATENCY.
 DECIDE_LATENCY = DmaTracker.DECIDE_LATENCY
 
@@ -136,119 +137,78 @@ class DmaBfm:
 
 
 COVERAGE = Coverage("dma", COVERAGE_BINS)
-#: The BFM and the model of the running test, for the pyuvm components.
-CTX = {}
+_BITMAP_BINS = {Bitmap.PINNED: "bmap_pinned", Bitmap.MAPPED: "bmap_mapped", Bitmap.UNMAP: "bmap_unmap",
+                Bitmap.DIRTY: "bmap_dirty"}
+_OP_BINS = {RangeOp.PIN: "op_pin", RangeOp.UNPIN: "op_unpin", RangeOp.RECLAIM: "op_reclaim",
+            RangeOp.CLEAR_UNMAP: "op_clear_unmap"}
+_GUEST_BINS = {GuestResult.NOT_PINNED: "guest_map_not_pinned", GuestResult.NOT_MAPPED: "guest_unmap_not_mapped",
+               GuestResult.BAD_ADI: "guest_bad_adi", GuestResult.OUT_OF_RANGE: "guest_out_of_range"}
 
 
 class CsrAgent(uvm_component):
-    """CSR accesses over AXI4-Lite, checked against the model by default."""
+    """The hypervisor's sequences (:class:`~siov.sw.hv.pf.PfDriver`) over the ``csr`` port.
+
+    ``bus`` is a :class:`~siov.tb.host.checked.CheckedBus` over the port's
+    :class:`~siov.tb.host.checked.CsrPortBus`: every access is checked against
+    the reference model. An access that races the request stream goes to
+    ``raw`` (the port itself) instead. The operations here add the checks
+    and the coverage of this testbench to PfDriver's; they run while the
+    stream is idle, with model and hardware in step.
+    """
 
     def build_phase(self):
-        self.bfm = CTX["bfm"]
-        self.model = CTX["model"]
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(self.bfm.dut, "csr", bus_separator="__"),
-                                  self.bfm.dut.clk, self.bfm.dut.rst)
+        self.bus = self.raw = self.pf = self.raw_pf = None
 
-    async def raw_read(self, addr):
-        r = await with_timeout(self.axil.read(addr - regmap.DMA_BASE, 4), ACCESS_TIMEOUT_NS, "ns")
-        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
-
-    async def raw_write(self, addr, data):
-        r = await with_timeout(self.axil.write(addr - regmap.DMA_BASE, data.to_bytes(4, "little")),
-                               ACCESS_TIMEOUT_NS, "ns")
-        return Resp(int(r.resp))
-
-    async def read(self, addr, check=True):
-        resp, value = await self.raw_read(addr)
-        if check:
-            exp = self.model.read(addr)
-            assert (resp, value) == exp, (f"read {addr:#x}: {resp.name} {value:#010x}, "
-                                          f"model {exp[0].name} {exp[1]:#010x}")
-        return resp, value
-
-    async def write(self, addr, data):
-        resp = await self.raw_write(addr, data)
-        exp = self.model.write(addr, data)
-        assert resp == exp, f"write {addr:#x}={data:#x}: {resp.name}, model {exp.name}"
-        return resp
-
-    # -- operations (model and hardware in step; only while the stream is idle) --
-
-    async def wait_idle(self):
-        while True:
-            _, st = await self.raw_read(regmap.DMA_STATUS)
-            if not st & regmap.DMA_STATUS_BUSY_MASK:
-                return
+    def attach(self, bfm, model):
+        self.raw = CsrPortBus(bfm.dut, base=regmap.DMA_BASE)
+        self.bus = CheckedBus(self.raw, model, volatile=POLLED)
+        self.pf = PfDriver(self.bus, poll_cycles=1)
+        self.raw_pf = PfDriver(self.raw)
 
     async def range_op(self, code, dom, start, count):
-        await self.write(regmap.DMA_OP_START, start)
-        await self.write(regmap.DMA_OP_COUNT, count)
-        await self.write(regmap.DMA_OP, (1 << 31) | (dom << 8) | code)
-        await self.wait_idle()
-        _, st = await self.read(regmap.DMA_STATUS)
-        COVERAGE.sample("op_refused", bool(st & regmap.DMA_STATUS_ERR_MASK))
-        if not st & regmap.DMA_STATUS_ERR_MASK:
-            COVERAGE.sample({RangeOp.PIN: "op_pin", RangeOp.UNPIN: "op_unpin",
-                             RangeOp.RECLAIM: "op_reclaim", RangeOp.CLEAR_UNMAP: "op_clear_unmap"}[code])
-        return st
+        """Run range operation ``code``; True if the tracker took it, as the model did."""
+        done = await range_op(self.pf, code, dom, start, count)
+        COVERAGE.sample("op_refused", not done)
+        COVERAGE.sample(_OP_BINS[code], done)
+        return done
 
     async def set_adi(self, index, pasid, dom, valid=True):
-        await self.write(regmap.DMA_ADI_SEL, index)
-        await self.write(regmap.DMA_ADI_ENTRY, (int(valid) << 31) | (dom << 20) | pasid)
-        await self.write(regmap.DMA_ADI_CMD, 1)
-        await self.read(regmap.DMA_ADI_CUR)
+        await self.pf.bind_adi(index, pasid, dom, valid)
+        await self.bus.read(regmap.DMA_ADI_CUR)
         COVERAGE.sample("adi_write")
 
     async def set_domain(self, dom, base, limit):
-        await self.write(regmap.DMA_DOM_SEL, dom)
-        await self.write(regmap.DMA_DOM_BASE_LO, base & 0xFFFF_F000)
-        await self.write(regmap.DMA_DOM_BASE_HI, base >> 32)
-        await self.write(regmap.DMA_DOM_LIMIT, limit)
-        await self.write(regmap.DMA_DOM_CMD, 1)
+        await self.pf.set_domain(dom, base, limit)
         for a in (regmap.DMA_DOM_CUR_BASE_LO, regmap.DMA_DOM_CUR_BASE_HI, regmap.DMA_DOM_CUR_LIMIT):
-            await self.read(a)
+            await self.bus.read(a)
         COVERAGE.sample("dom_write")
 
     async def guest(self, unmap, adi, page):
-        addr = regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP)
-        await self.write(addr, guest_word(adi, page))
-        _, res = await self.read(regmap.DMA_GUEST_STATUS)
-        res = GuestResult(res)
-        name = {GuestResult.OK: "guest_unmap_ok" if unmap else "guest_map_ok",
-                GuestResult.NOT_PINNED: "guest_map_not_pinned",
-                GuestResult.NOT_MAPPED: "guest_unmap_not_mapped",
-                GuestResult.BAD_ADI: "guest_bad_adi", GuestResult.OUT_OF_RANGE: "guest_out_of_range"}[res]
-        COVERAGE.sample(name)
+        res = await self.pf.guest_map(adi, page, unmap)
+        ok = "guest_unmap_ok" if unmap else "guest_map_ok"
+        COVERAGE.sample(ok if res == GuestResult.OK else _GUEST_BINS[res])
         return res
 
     async def read_bitmap(self, bitmap, dom, words):
-        await self.write(regmap.DMA_BMAP_SEL, (dom << 8) | bitmap)
-        out = []
-        for w in words:
-            resp, v = await self.read(regmap.DMA_BMAP_BASE + 4 * w)
-            COVERAGE.sample(["bmap_pinned", "bmap_mapped", "bmap_unmap", "bmap_dirty"][bitmap],
-                            resp == Resp.OKAY)
-            COVERAGE.sample("window_decerr", resp == Resp.DECERR)
-            out.append(v)
+        """Words ``0..words-1`` of ``bitmap`` of ``dom``."""
+        out = await self.pf.read_bitmap(bitmap, dom, words)
+        COVERAGE.sample(_BITMAP_BINS[Bitmap(bitmap)])
         return out
 
 
 class FaultAgent(uvm_component):
-    """Pops the fault queue over CSR; records every record popped."""
+    """Pops the fault queue over CSR while traffic runs; records every record popped."""
 
     def build_phase(self):
         self.popped = []
         self.running = False
 
     async def pop_all(self, csr):
-        while True:
-            _, r0 = await csr.raw_read(regmap.DMA_FAULT_REC0)
-            if not r0 & regmap.DMA_FAULT_REC0_VALID_MASK:
-                return
-            _, r1 = await csr.raw_read(regmap.DMA_FAULT_REC1)
-            await csr.raw_write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
+        # Unchecked: the model learns of a fault only when the scoreboard decides its request.
+        faults, _ = await csr.raw_pf.pop_dma_faults()
+        for f in faults:
             COVERAGE.sample("fault_pop")
-            self.popped.append(FaultRecord(r0 & 0xFF, r0 >> 12, r1, bool(r0 >> 8 & 1)))
+            self.popped.append(FaultRecord(f.reason, f.pasid, f.page, f.write))
 
     async def run_while(self, csr, period_ns):
         self.running = True
@@ -264,13 +224,11 @@ class HarvestAgent(uvm_component):
         self.running = False
 
     async def harvest(self, csr, sb, dom, words, no_clear):
-        await csr.raw_write(regmap.DMA_HARVEST_CTRL, (int(no_clear) << 8) | dom)
-        sb.model.write(regmap.DMA_HARVEST_CTRL, (int(no_clear) << 8) | dom)
+        await csr.bus.write(regmap.DMA_HARVEST_CTRL, (int(no_clear) << 8) | dom)
         for w in words:
             sb.harvest_ctx = (dom, w, no_clear)
-            resp, v = await csr.raw_read(regmap.DMA_HARVEST_BASE + 4 * w)
+            v = await csr.raw.read(regmap.DMA_HARVEST_BASE + 4 * w)
             sb.harvest_ctx = None
-            assert resp == Resp.OKAY, f"harvest read of word {w}: {resp.name}"
             assert sb.harvest_expect, "harvest read returned without a harvest tap"
             h1, exp, racing = sb.harvest_expect.popleft()
             assert v == exp, (f"harvest domain {dom} word {w} (cycle {h1}, no_clear={no_clear}): "
@@ -288,7 +246,7 @@ class Scoreboard(uvm_component):
     """Replays requests and harvests in hardware order through the model."""
 
     def build_phase(self):
-        self.model = CTX["model"]
+        self.model = None
         self.pending = collections.deque()     # (decide cycle, request dict)
         self.expected_out = collections.deque()
         self.expected_faults = []
@@ -298,7 +256,9 @@ class Scoreboard(uvm_component):
         self.config = None                      # set by the test: domain windows
         self.harvest_ctx = None                 # (domain, word, no_clear) of the read in flight
         self.harvest_expect = collections.deque()
-        bfm = CTX["bfm"]
+
+    def attach(self, bfm, model):
+        self.model = model
         bfm.on_harvest.append(self.on_tap)
         bfm.on_accept.append(lambda c, r: self.pending.append((c + DECIDE_LATENCY, r)))
         bfm.on_out.append(self.out)
@@ -394,20 +354,17 @@ class DmaEnv(uvm_env):
         self.harvester = HarvestAgent("harvest", self)
         self.sb = Scoreboard("scoreboard", self)
 
+    def attach(self, dut, model, seed):
+        """The BFM on ``dut`` (its random source seeded with ``seed``), and the agents on it and ``model``."""
+        self.bfm = DmaBfm(dut, random.Random(seed))
+        self.csr.attach(self.bfm, model)
+        self.sb.attach(self.bfm, model)
+
     def report_phase(self):
         self.logger.info(COVERAGE.report())
 
     def check_phase(self):
         COVERAGE.check()
-
-
-def make_bfm(dut, model, seed):
-    """Attach the BFM and the model to the DUT handle for the pyuvm components."""
-    rng = random.Random(seed)
-    bfm = DmaBfm(dut, rng)
-    CTX["bfm"] = bfm
-    CTX["model"] = model
-    return bfm
 
 
 def chunks(it, n):

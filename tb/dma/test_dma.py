@@ -37,7 +37,7 @@ from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, WORD_PAGES, Bitmap, GuestResult, RangeOp
 from siov.rtl.params import DeviceParams
 from siov.sw.model.dma import DmaModel
-from siov.tb.dma.env import COVERAGE, DmaEnv, make_bfm
+from siov.tb.dma.env import COVERAGE, DmaEnv
 
 PARAMS = DeviceParams(**json.loads(os.environ.get("SIOV_PARAMS", "{}")))
 SCALE = float(os.environ.get("SIOV_DMA_SCALE", "1"))
@@ -67,15 +67,14 @@ class Config:
 
 class DmaTest(uvm_test):
     def build_phase(self):
-        self.seed = cocotb.RANDOM_SEED
-        self.model = DmaModel(PARAMS)
-        self.bfm = make_bfm(cocotb.top, self.model, self.seed)
-        self.rng = self.bfm.rng
         self.env = DmaEnv("env", self)
 
     async def run_phase(self):
         self.raise_objection()
-        self.csr = self.env.csr
+        self.model = DmaModel(PARAMS)
+        self.env.attach(cocotb.top, self.model, cocotb.RANDOM_SEED)
+        self.bfm, self.rng = self.env.bfm, self.env.bfm.rng
+        self.csr, self.bus = self.env.csr, self.env.csr.bus
         self.sb = self.env.sb
         self.cfg = self.sb.config = Config(PARAMS)
         await self.bfm.reset()
@@ -189,7 +188,7 @@ class DmaTest(uvm_test):
         bfm.req_q.extend(reqs)
         faults = self.env.faults
         hv = self.env.harvester
-        _, ovf0 = await csr.raw_read(regmap.DMA_FAULT_OVF_COUNT)
+        ovf0 = await csr.raw.read(regmap.DMA_FAULT_OVF_COUNT)
         ft = cocotb.start_soon(faults.run_while(csr, 100))
         ht = cocotb.start_soon(hv.run_while(csr, sb, self.rng, harvest_doms, words_of))
         while not bfm.idle():
@@ -203,7 +202,7 @@ class DmaTest(uvm_test):
         await faults.pop_all(csr)
         sb.flush()
         assert not sb.expected_out, f"{len(sb.expected_out)} predicted outputs never came out"
-        _, ovf = await csr.raw_read(regmap.DMA_FAULT_OVF_COUNT)
+        ovf = await csr.raw.read(regmap.DMA_FAULT_OVF_COUNT)
         sb.check_faults(faults.popped, ovf - ovf0)
         # The model's queue saw no pops: align it with the hardware's, now checked.
         self.model.faults.clear()
@@ -213,7 +212,7 @@ class DmaTest(uvm_test):
         sb.expected_faults.clear()
         for a in (regmap.DMA_FAULT_STATUS, regmap.DMA_FAULT_REC0, regmap.DMA_CNT_ALLOWED,
                   regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
-            await csr.read(a)
+            await self.bus.read(a)
 
     async def traffic(self, n, ready_p):
         reqs, prev = [], None
@@ -252,12 +251,12 @@ class DmaTest(uvm_test):
             for page in victims[:2]:
                 assert await csr.guest(False, adi, page) == GuestResult.OK
                 cfg.mapped[d].add(page)
-            await csr.read_bitmap(Bitmap.UNMAP, d, range(P // WORD_PAGES))
+            await csr.read_bitmap(Bitmap.UNMAP, d, P // WORD_PAGES)
             if d % 2:
                 await csr.range_op(RangeOp.RECLAIM, d, 0, P)
             else:
                 await csr.range_op(RangeOp.CLEAR_UNMAP, d, 0, P // 2)
-            await csr.read_bitmap(Bitmap.PINNED, d, range(P // WORD_PAGES))
+            await csr.read_bitmap(Bitmap.PINNED, d, P // WORD_PAGES)
         # A forced unpin of mapped pages also unmaps them.
         d = D - 1
         start = min(cfg.mapped[d]) if cfg.mapped[d] else 0
@@ -267,7 +266,7 @@ class DmaTest(uvm_test):
             assert not (self.model.bits[Bitmap.MAPPED, d] & ~self.model.bits[Bitmap.PINNED, d]).any()
 
     async def overflow_and_errors(self):
-        csr, cfg, bfm, sb = self.csr, self.cfg, self.bfm, self.sb
+        bus, bfm, sb = self.bus, self.bfm, self.sb
         n = self.model.fault_depth + 20
         bfm.req_q.extend(dict(pasid=self.forged[0], page=i, write=i % 2 == 0) for i in range(n))
         while not bfm.idle():
@@ -278,57 +277,57 @@ class DmaTest(uvm_test):
         assert not sb.expected_out, f"{len(sb.expected_out)} predicted outputs never came out"
         for a in (regmap.DMA_FAULT_STATUS, regmap.DMA_FAULT_OVF_COUNT, regmap.DMA_FAULT_REC0,
                   regmap.DMA_FAULT_REC1):
-            await csr.read(a)
-        _, st = await csr.read(regmap.DMA_FAULT_STATUS)
+            await bus.read(a)
+        st = await bus.read(regmap.DMA_FAULT_STATUS)
         COVERAGE.sample("fault_queue_overflow", bool(st & regmap.DMA_FAULT_STATUS_OVERFLOW_MASK))
         for _ in range(3):
-            await csr.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
-            await csr.read(regmap.DMA_FAULT_REC0)
-            await csr.read(regmap.DMA_FAULT_REC1)
-        await csr.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_CLEAR_OVERFLOW_MASK)
+            await bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
+            await bus.read(regmap.DMA_FAULT_REC0)
+            await bus.read(regmap.DMA_FAULT_REC1)
+        await bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_CLEAR_OVERFLOW_MASK)
         COVERAGE.sample("overflow_clear")
-        await csr.read(regmap.DMA_FAULT_STATUS)
-        await csr.read(regmap.DMA_FAULT_OVF_COUNT)
+        await bus.read(regmap.DMA_FAULT_STATUS)
+        await bus.read(regmap.DMA_FAULT_OVF_COUNT)
         while self.model.faults:
-            await csr.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
-        await csr.read(regmap.DMA_FAULT_STATUS)
+            await bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
+        await bus.read(regmap.DMA_FAULT_STATUS)
         sb.expected_faults.clear()
         # Window errors.
         P = PARAMS.pages_per_domain
-        await csr.write(regmap.DMA_BMAP_SEL, Bitmap.MAPPED)
-        resp, _ = await csr.read(regmap.DMA_BMAP_BASE + 4 * (P // WORD_PAGES))
+        await bus.write(regmap.DMA_BMAP_SEL, Bitmap.MAPPED)
+        resp, _ = await bus.try_read(regmap.DMA_BMAP_BASE + 4 * (P // WORD_PAGES))
         COVERAGE.sample("window_decerr", resp == Resp.DECERR)
         for a in (regmap.DMA_BMAP_BASE, regmap.DMA_HARVEST_BASE):
-            resp = await csr.write(a, 0xFFFF_FFFF)
+            resp = await bus.try_write(a, 0xFFFF_FFFF)
             COVERAGE.sample("window_slverr", resp == Resp.SLVERR)
-        await csr.write(regmap.DMA_BMAP_SEL, Bitmap.DIRTY)
-        await csr.read(regmap.DMA_BMAP_BASE + 4 * (P // WORD_PAGES))
-        await csr.write(regmap.DMA_HARVEST_CTRL, PARAMS.num_domains)   # no such domain
-        await csr.read(regmap.DMA_HARVEST_BASE)
-        await csr.write(regmap.DMA_GUEST_BASE + GUEST_MAP, 0x0123_4567)
-        await csr.read(regmap.DMA_GUEST_BASE + GUEST_MAP)
-        await csr.read(regmap.DMA_GUEST_BASE + GUEST_UNMAP)
+        await bus.write(regmap.DMA_BMAP_SEL, Bitmap.DIRTY)
+        await bus.try_read(regmap.DMA_BMAP_BASE + 4 * (P // WORD_PAGES))
+        await bus.write(regmap.DMA_HARVEST_CTRL, PARAMS.num_domains)   # no such domain
+        await bus.try_read(regmap.DMA_HARVEST_BASE)
+        await bus.write(regmap.DMA_GUEST_BASE + GUEST_MAP, 0x0123_4567)
+        await bus.read(regmap.DMA_GUEST_BASE + GUEST_MAP)
+        await bus.read(regmap.DMA_GUEST_BASE + GUEST_UNMAP)
         # Counters, then clear.
         for a in (regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
-            await csr.read(a)
-        await csr.write(regmap.DMA_CNT_CTRL, 1)
+            await bus.read(a)
+        await bus.write(regmap.DMA_CNT_CTRL, 1)
         COVERAGE.sample("counter_clear")
         for a in (regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
-            await csr.read(a)
+            await bus.read(a)
 
     async def final_checks(self):
-        csr = self.csr
+        csr, bus = self.csr, self.bus
         D, P = PARAMS.num_domains, PARAMS.pages_per_domain
         words = range(P // WORD_PAGES)
         for d in sorted({0, 1 % D, D - 1}):
             for b in Bitmap:
-                await csr.read_bitmap(b, d, words)
+                await csr.read_bitmap(b, d, len(words))
         # The whole dirty log, every domain: VFIO layout via the harvest window.
         for d in range(D):
-            await csr.write(regmap.DMA_HARVEST_CTRL, d)
+            await bus.write(regmap.DMA_HARVEST_CTRL, d)
             buf = bytearray()
             for w in words:
-                _, v = await csr.read(regmap.DMA_HARVEST_BASE + 4 * w)
+                v = await bus.read(regmap.DMA_HARVEST_BASE + 4 * w)
                 buf += v.to_bytes(4, "little")
             assert not self.model.bits[Bitmap.DIRTY, d].any()
         assert self.sb.outputs > 0

@@ -6,16 +6,21 @@ environments):
 * :class:`SystemBfm`: the clock, cocotbext-axi's AxiLiteMaster on ``csr`` and
   an AxiRam on ``mem`` as host memory (with optional back-pressure and random
   response latency on all five channels, and host ranges that answer SLVERR,
-  see :func:`answer_bus_errors`), and two monitors: the dispatch tap
+  see :func:`answer_bus_errors`), the RtlBus over them, and two monitors: the dispatch tap
   (``tap_consume_valid``/``tap_consume_adi``, with the cycle of each dispatch
   and of each slice end ``tap_slice_end``) and ``irq_out`` (with random
   back-pressure);
-* :class:`CsrAgent`: every register access checked against the Device-level
-  model (:class:`~siov.sw.model.csr.CsrModel` with the block models in its
-  windows), plus the hypervisor's configuration sequences (domains, ADI
-  table, pins, guest maps, IMS entries, ADI rings, arbiter);
-* :class:`GuestAgent`: writes descriptors into its ADI's ring in host memory
-  (the AxiRam and the model's mirror alike) and rings the doorbell;
+* :class:`CsrAgent`: the hypervisor's configuration sequences (domains, ADI
+  table, pins, guest maps, IMS entries, ADI rings, arbiter) are
+  :class:`~siov.sw.hv.pf.PfDriver`'s, run over
+  :class:`~siov.tb.host.checked.CheckedBus` on the Device's
+  :class:`~siov.tb.host.bus.RtlBus`, so every register access is checked
+  against the Device-level model (:class:`SystemModel`, a
+  :class:`~siov.sw.model.system.DeviceModel`);
+* :class:`GuestAgent`: each ADI's guest driver, a
+  :class:`~siov.sw.guest.ring.Ring` that writes descriptors into host memory
+  (the AxiRam and, through the CheckedBus, the model's mirror alike) and
+  rings the doorbell;
 * :class:`Scoreboard`: replays the dispatches in hardware order through
   :class:`~siov.sw.model.device.EngineModel` and checks the completion records
   and final memory (every page of every domain window), the interrupts on
@@ -32,26 +37,28 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from pyuvm import uvm_component, uvm_env
 
 from siov.rtl import regmap
 from siov.rtl.cmd.cost import COST_WIDTH
-from siov.rtl.cmd.dsa import COMPLETION_BYTES, CR_ALIGN, DESC_BYTES, Flag
-from siov.rtl.csr.bus import Resp
-from siov.rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, guest_word
+from siov.rtl.cmd.dsa import COMPLETION_BYTES, CR_ALIGN, Flag
+from siov.rtl.dma.defs import PAGE_SHIFT
 from siov.rtl.irq.remapper import IrqLayout
 from siov.rtl.params import DeviceParams
-from siov.sw.model.adi import AdiModel, page_address
+from siov.sw.guest.ring import Ring
+from siov.sw.hv.pf import PfDriver
+from siov.sw.model.adi import PAGE_HEAD, page_address
 from siov.sw.model.csr import CsrModel
 from siov.sw.model.device import EngineModel
-from siov.sw.model.dma import DmaModel
 from siov.sw.model.dsa import CompletionRecord, Descriptor
-from siov.sw.model.engine import Memory, estimate_cost
-from siov.sw.model.irq import IrqModel, ims_ctrl, msi_address
+from siov.sw.model.engine import estimate_cost
+from siov.sw.model.system import DeviceModel
 from siov.tb.axi import apply_axi_ram_pauses
 from siov.tb.coverage import Coverage
+from siov.tb.host.bus import RtlBus
+from siov.tb.host.checked import POLLED, CheckedBus
 from siov.tb.layouts import unpack
 from siov.tb.reset import reset_dut
 
@@ -59,7 +66,6 @@ __all__ = ["answer_bus_errors", "SystemBfm", "CsrAgent", "GuestAgent", "Scoreboa
            "COVERAGE", "PAGE", "HOST_BASE", "DOMAIN_SPAN"]
 
 PERIOD_NS = 10
-ACCESS_TIMEOUT_NS = 200_000
 PAGE = 1 << PAGE_SHIFT
 #: Host memory layout: domain d's window starts at HOST_BASE + d * DOMAIN_SPAN.
 HOST_BASE = 0x0100_0000
@@ -114,7 +120,12 @@ def answer_bus_errors(ram, errors):
 
 
 class SystemBfm:
-    """Clock, bus masters, host memory and the monitors of one Device."""
+    """Clock, bus masters, host memory and the monitors of one Device.
+
+    The monitor here, not :class:`~siov.tb.host.bus.RtlBus`'s, watches
+    ``irq_out``: it drives ``ready`` with random back-pressure, where
+    RtlBus's is always ready.
+    """
 
     def __init__(self, dut, rng, bus_errors):
         self.dut = dut
@@ -124,8 +135,7 @@ class SystemBfm:
         self.ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
                           size=RAM_SIZE)
         answer_bus_errors(self.ram, bus_errors)
-        for log in (self.axil.write_if.log, self.axil.read_if.log):
-            log.setLevel(logging.WARNING)
+        self.rtl = RtlBus(dut, ram=self.ram, axil=self.axil, start_clock=False)
         # The RAM warns on every SLVERR beat it answers; those are intended here.
         for log in (self.ram.write_if.log, self.ram.read_if.log):
             log.setLevel(logging.ERROR)
@@ -160,147 +170,53 @@ class SystemBfm:
 
 
 class CsrAgent(uvm_component):
-    """Register accesses checked against the model, and the hypervisor's set-up sequences."""
+    """The hypervisor: :class:`~siov.sw.hv.pf.PfDriver` over the Device, every access checked.
 
-    def build_phase(self):
-        self.bfm = None
-        self.model = None
-
-    def attach(self, bfm, model):
-        self.bfm, self.model = bfm, model
-
-    async def raw_read(self, addr):
-        r = await with_timeout(self.bfm.axil.read(addr, 4), ACCESS_TIMEOUT_NS, "ns")
-        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
+    ``bus`` is a :class:`~siov.tb.host.checked.CheckedBus` over the Device's
+    :class:`~siov.tb.host.bus.RtlBus` with the Device-level model behind it;
+    ``pf`` runs the privileged sequences on it.
+    """
 
     #: Registers whose value depends on timing: only the response is checked.
-    VOLATILE = frozenset(CsrModel.volatile | EngineModel.volatile)
-    _VOLATILE_WORDS = frozenset(regmap.REGISTERS[p].offset >> 2 for p in VOLATILE)
+    VOLATILE = frozenset(CsrModel.volatile | EngineModel.volatile | POLLED)
 
-    async def read(self, addr, check=True):
-        resp, value = await self.raw_read(addr)
-        if check and addr >> 2 in self._VOLATILE_WORDS:
-            exp_resp, _ = self.model.read(addr)
-            assert resp == exp_resp, f"read {addr:#07x}: {resp.name}, model {exp_resp.name}"
-        elif check:
-            exp_resp, exp_value = self.model.read(addr)
-            assert resp == exp_resp, f"read {addr:#07x}: {resp.name}, model {exp_resp.name}"
-            assert value == exp_value, f"read {addr:#07x}: {value:#010x}, model {exp_value:#010x}"
-        return resp, value
+    def build_phase(self):
+        self.bus = self.pf = None
 
-    async def write(self, addr, value):
-        r = await with_timeout(self.bfm.axil.write(addr, value.to_bytes(4, "little")),
-                               ACCESS_TIMEOUT_NS, "ns")
-        resp = Resp(int(r.resp))
-        exp = self.model.write(addr, value)
-        assert resp == exp, f"write {addr:#07x}: {resp.name}, model {exp.name}"
-        return resp
-
-    # -- DMA tracker ----------------------------------------------------------------
-
-    async def wait_dma_idle(self):
-        for _ in range(10_000):
-            _, st = await self.raw_read(regmap.DMA_STATUS)
-            if not st & regmap.DMA_STATUS_BUSY_MASK:
-                return
-        raise AssertionError("DMA range operation never finished")
-
-    async def set_domain(self, dom, base, pages):
-        await self.write(regmap.DMA_DOM_SEL, dom)
-        await self.write(regmap.DMA_DOM_BASE_LO, base & 0xFFFF_F000)
-        await self.write(regmap.DMA_DOM_BASE_HI, base >> 32)
-        await self.write(regmap.DMA_DOM_LIMIT, pages)
-        await self.write(regmap.DMA_DOM_CMD, 1)
-
-    async def bind(self, index, pasid, dom):
-        await self.write(regmap.DMA_ADI_SEL, index)
-        await self.write(regmap.DMA_ADI_ENTRY, (1 << 31) | (dom << 20) | pasid)
-        await self.write(regmap.DMA_ADI_CMD, 1)
-
-    async def range_op(self, code, dom, start, count):
-        await self.write(regmap.DMA_OP_START, start)
-        await self.write(regmap.DMA_OP_COUNT, count)
-        await self.write(regmap.DMA_OP, (1 << 31) | (dom << 8) | code)
-        await self.wait_dma_idle()
-        await self.read(regmap.DMA_STATUS)
-
-    async def guest_map(self, adi, page, unmap=False):
-        await self.write(regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP), guest_word(adi, page))
-        _, res = await self.read(regmap.DMA_GUEST_STATUS)
-        return res
-
-    # -- interrupts, ADIs, arbiter --------------------------------------------------------
-
-    async def set_ims(self, handle, pasid, dest, vector, mask=False):
-        base = regmap.IRQ_IMS_BASE + 16 * handle
-        for off, v in ((0, msi_address(dest)), (4, 0), (8, vector), (12, ims_ctrl(mask=mask, pasid=pasid))):
-            await self.write(base + off, v)
-
-    async def enable_adi(self, adi, ring, size, pasid, dom):
-        await self.write(regmap.CMD_ADI_SEL, adi)
-        await self.write(regmap.CMD_RING_BASE_LO, ring & 0xFFFF_FFC0)
-        await self.write(regmap.CMD_RING_BASE_HI, ring >> 32)
-        await self.write(regmap.CMD_RING_SIZE, size)
-        await self.write(regmap.CMD_ADI_CFG, pasid | dom << 20)
-        await self.write(regmap.CMD_ADI_CMD, regmap.CMD_ADI_CMD_ENABLE_MASK)
-        await self.read(regmap.CMD_ADI_STATUS)
-
-    async def adi_command(self, adi, mask):
-        await self.write(regmap.CMD_ADI_SEL, adi)
-        await self.write(regmap.CMD_ADI_CMD, mask)
-        return await self.read(regmap.CMD_ADI_STATUS)
-
-    async def set_arbiter(self, policy, slice_cycles=0, cost_a=0, cost_b=0, weights=None, quanta=None):
-        await self.write(regmap.ENG_ARB_CTRL, policy)
-        await self.write(regmap.ENG_ARB_SLICE, slice_cycles)
-        await self.write(regmap.ENG_COST_A, cost_a)
-        await self.write(regmap.ENG_COST_B, cost_b)
-        n = len(weights or quanta or [])
-        for i in range(n):
-            await self.write(regmap.ENG_ARB_SEL, i)
-            await self.write(regmap.ENG_ARB_WEIGHT, (weights or [1] * n)[i])
-            await self.write(regmap.ENG_ARB_QUANTUM, (quanta or [0] * n)[i])
-            await self.write(regmap.ENG_ARB_CMD, 1)
+    def attach(self, rtl, model):
+        # The ring's consumer index moves with the hardware, the model's with the replay.
+        heads = {page_address(a, PAGE_HEAD) for a in range(model.params.num_adis)}
+        self.bus = CheckedBus(rtl, model, self.VOLATILE | heads)
+        self.pf = PfDriver(self.bus)
 
 
 class GuestAgent(uvm_component):
-    """Posts descriptors to ADI rings: memory first, then the doorbell (fast path)."""
+    """Each tenant's guest driver: a :class:`~siov.sw.guest.ring.Ring` per ADI (memory first, then the doorbell)."""
 
     def build_phase(self):
-        self.bfm = self.csr = self.sys = None
+        self.bus = self.sys = None
+        self.rings = {}
 
-    def attach(self, bfm, csr, sysmodel):
-        self.bfm, self.csr, self.sys = bfm, csr, sysmodel
+    def attach(self, bus, sysmodel):
+        self.bus, self.sys = bus, sysmodel
 
-    def host_write(self, host, data):
-        self.bfm.ram.write(host, bytes(data))
-        self.sys.memory.write(host, bytes(data))
+    def open(self, adi, guest_addr, size, dom):
+        """A fresh ring for ADI ``adi``, just enabled (its pointers are 0)."""
+        self.rings[adi] = Ring(self.bus, adi, guest_addr, self.sys.host_of(dom, guest_addr), size)
 
     async def post(self, adi, descriptors):
-        """Write ``descriptors`` at ADI ``adi``'s tail and ring its doorbell once."""
-        a = self.sys.adi.adis[adi]
-        tail = a.tail
-        for desc in descriptors:
-            raw = desc.pack() if isinstance(desc, Descriptor) else bytes(desc)
-            self.host_write(self.sys.host_of(a.domain, a.base + tail * DESC_BYTES), raw)
-            self.sys.posted[adi].append(raw)
-            tail = (tail + 1) % a.size
-        await self.csr.write(page_address(adi), tail)
+        """Write ``descriptors`` at ADI ``adi``'s tail and ring its doorbell once; the
+        scoreboard expects them in this order."""
+        raws = [d.pack() if isinstance(d, Descriptor) else bytes(d) for d in descriptors]
+        await self.rings[adi].post(raws)
+        self.sys.posted[adi].extend(raws)
 
 
-class SystemModel:
-    """The Device-level model and the test's view of guest memory."""
+class SystemModel(DeviceModel):
+    """The Device-level model and the test's view of guest memory and posted descriptors."""
 
     def __init__(self, params):
-        self.params = params
-        self.memory = Memory()
-        self.irq = IrqModel(entries=params.ims_entries)
-        self.dma = DmaModel(params)
-        self.adi = AdiModel(params)
-        self.engine = EngineModel(self.memory, self.adi, self.dma, self.irq)
-        self.csr = CsrModel(params)
-        self.csr.windows = {"IRQ": self.irq, "DMA": self.dma, "CMD": self.adi, "ADI_PAGES": self.adi,
-                            "ENG": self.engine}
+        super().__init__(params)
         self.posted = collections.defaultdict(collections.deque)
 
     @staticmethod
@@ -449,8 +365,9 @@ class SystemEnv(uvm_env):
         self.params = DeviceParams(**json.loads(os.environ.get("SIOV_PARAMS", "{}")))
         self.sys = SystemModel(self.params)
         self.bfm = SystemBfm(dut, self.rng, self.sys.engine.bus_errors)
-        self.csr.attach(self.bfm, self.sys.csr)
-        self.guest.attach(self.bfm, self.csr, self.sys)
+        self.csr.attach(self.bfm.rtl, self.sys)
+        self.bus, self.pf = self.csr.bus, self.csr.pf
+        self.guest.attach(self.bus, self.sys)
         self.scoreboard.attach(self.bfm, self.sys)
 
     async def wait_dispatched(self, count, timeout_cycles=200_000):
@@ -458,7 +375,7 @@ class SystemEnv(uvm_env):
         for _ in range(timeout_cycles // 50):
             await ClockCycles(self.bfm.dut.clk, 50)
             if len(self.bfm.dispatches) >= count:
-                _, st = await self.csr.raw_read(regmap.ENG_ENG_STATUS)
+                st = await self.bus.raw_read(regmap.ENG_ENG_STATUS)
                 if not st & regmap.ENG_ENG_STATUS_BUSY_MASK:
                     return
         raise AssertionError(f"only {len(self.bfm.dispatches)} of {count} descriptors dispatched")
