@@ -142,7 +142,7 @@ class Recorder:
                 "interrupts": t.interrupts, "dma_faults": t.dma_faults, "irq_faults": t.irq_faults,
                 "dirty": t.dirty.hex(), "events": t.events,
             }
-            out["timing"]["cycles"][name] = cycles
+            out["timing"]["cycles"][name] = list(zip(t.record_addrs, cycles))
         out["counters"] = await self.pf.counters()
         out["unattributed"] = self.unattributed
         out["stray_interrupts"] = self.stray_interrupts

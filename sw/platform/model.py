@@ -6,7 +6,7 @@ the virtual clock of :mod:`siov.sw.platform.vtime` (one time unit is one
 device cycle). The Device's behaviour is the block models'; this module adds
 only what happens by itself and when:
 
-* an MMIO access takes :attr:`TimingModel.mmio_read` / ``mmio_write``
+* an MMIO access takes :meth:`TimingModel.mmio_cycles` (per register window)
   cycles and acts at its end; the cycle counter registers read device time;
 * the engine is a task: while an ADI has a descriptor pending, it asks the
   arbiter policy in force (:class:`~siov.sw.model.arbiter.ArbiterPolicyModel`,
@@ -40,6 +40,7 @@ from ..model.dsa import CompletionRecord
 from ..model.engine import estimate_cost
 from ..model.system import DeviceModel
 from .timing import TimingModel
+from .vtime import elapse
 
 __all__ = ["ModelBus", "DispatchRecord"]
 
@@ -57,32 +58,46 @@ class DispatchRecord:
 
 
 class _StagedMemory:
-    """Host memory as one executing descriptor sees it: its own writes are held back until
-    :meth:`commit`, so that other readers see them only at the descriptor's completion."""
+    """Host memory as one executing descriptor sees it: its own writes are held back, in
+    copies of the pages they touch, until :meth:`commit`, so that other readers see them
+    only at the descriptor's completion."""
 
     def __init__(self, memory):
         self.memory = memory
-        self.writes = []
+        self.page_size = memory.page_size
+        self.pages = {}
+
+    def _spans(self, addr, n):
+        while n:
+            page, off = divmod(addr, self.page_size)
+            k = min(n, self.page_size - off)
+            yield page, off, k
+            addr += k
+            n -= k
 
     def read(self, addr, n):
-        data = bytearray(self.memory.read(addr, n))
-        for a, d in self.writes:
-            lo, hi = max(a, addr), min(a + len(d), addr + n)
-            if lo < hi:
-                data[lo - addr:hi - addr] = d[lo - a:hi - a]
-        return bytes(data)
+        if not self.pages:
+            return self.memory.read(addr, n)
+        out = bytearray()
+        for page, off, k in self._spans(addr, n):
+            buf = self.pages.get(page)
+            out += buf[off:off + k] if buf is not None else self.memory.read(page * self.page_size + off, k)
+        return bytes(out)
 
     def write(self, addr, data):
-        self.writes.append((addr, bytes(data)))
-
-    def patch(self, addr, data):
-        """Replace the bytes at ``addr`` in the held writes (the record's cycles field)."""
-        self.writes.append((addr, bytes(data)))
+        data = bytes(data)
+        pos = 0
+        for page, off, k in self._spans(addr, len(data)):
+            buf = self.pages.get(page)
+            if buf is None:
+                buf = self.pages[page] = bytearray(self.memory.read(page * self.page_size, self.page_size))
+            buf[off:off + k] = data[pos:pos + k]
+            pos += k
 
     def commit(self):
-        for a, d in self.writes:
-            self.memory.write(a, d)
-        self.writes.clear()
+        for page, buf in self.pages.items():
+            self.memory.write(page * self.page_size, buf)
+        self.pages.clear()
 
 
 class ModelBus:
@@ -103,6 +118,9 @@ class ModelBus:
         The state of the Device (register fabric, block models, host memory).
     dispatches : list of DispatchRecord
         Every descriptor the engine ran, in order (for timelines).
+    executed : dict
+        Host address of each completion record written -> ``(descriptor,
+        outcome, cycles)``, for calibrating the timing model against the RTL.
     """
 
     def __init__(self, params=DeviceParams(), timing=None):
@@ -110,12 +128,13 @@ class ModelBus:
         self.params = params
         self.timing = TimingModel() if timing is None else timing
         self.dispatches = []
+        self.executed = {}
         self._callbacks = []
         self._irq_log = []
         self._arbiter = ArbiterPolicyModel(params.num_adis, cost_width=COST_WIDTH)
         self._work = None
         self._engine_task = None
-        self._idle_since = 0
+        self._ready_at = {}          # ADI -> cycle its head descriptor is prefetched
 
     # -- the loop ------------------------------------------------------------------
 
@@ -123,13 +142,16 @@ class ModelBus:
         if self._engine_task is None:
             self._work = asyncio.Event()
             self._engine_task = asyncio.get_running_loop().create_task(self._engine())
+        elif self._engine_task.done() and not self._engine_task.cancelled():
+            # A failure inside the device model must stop the host program, not hang it.
+            raise RuntimeError("the device model stopped") from self._engine_task.exception()
 
     def now(self):
         return int(asyncio.get_running_loop().time())
 
     async def wait_cycles(self, n):
         self._start()
-        await asyncio.sleep(n)
+        await elapse(n)
 
     def spawn(self, coro):
         self._start()
@@ -139,6 +161,7 @@ class ModelBus:
         return asyncio.Event()
 
     async def wait_event(self, event, timeout_cycles):
+        self._start()
         try:
             await asyncio.wait_for(event.wait(), timeout_cycles)
             return True
@@ -149,7 +172,7 @@ class ModelBus:
 
     async def read(self, addr):
         self._start()
-        await asyncio.sleep(self.timing.mmio_read)
+        await elapse(self.timing.mmio_cycles(addr, False))
         now = self.now()
         csr = self.device.csr
         csr.hw["GLOBAL.CYCLE_LO.VALUE"] = now & 0xFFFF_FFFF
@@ -162,8 +185,10 @@ class ModelBus:
 
     async def write(self, addr, value, strb=0xF):
         self._start()
-        await asyncio.sleep(self.timing.mmio_write)
+        await elapse(self.timing.mmio_cycles(addr, True))
+        before = self.device.adi.pending()
         resp = self.device.write(addr, value, strb)
+        self._note_doorbells(before)
         for outcome in self.device.irq.drain_replays():     # unmasked pending interrupts
             self._deliver(outcome)
         self._work.set()
@@ -214,31 +239,40 @@ class ModelBus:
         eng = dev.engine
         return estimate_cost(raw, eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"), width=COST_WIDTH)
 
+    def _note_doorbells(self, before):
+        """ADIs that became pending start their prefetch now."""
+        now = self.now()
+        became = self.device.adi.pending() & ~before
+        for i in range(self.params.num_adis):
+            if became >> i & 1:
+                self._ready_at[i] = max(self._ready_at.get(i, 0), now + self.timing.fetch)
+
     async def _engine(self):
         dev, timing = self.device, self.timing
-        idle = True
         while True:
             pending = dev.adi.pending()
             if not pending:
-                idle = True
                 self._work.clear()
                 await self._work.wait()
                 continue
-            if idle:
-                # A doorbell on an idle engine: the prefetch, the cost and the grant.
-                idle = False
-                await asyncio.sleep(timing.fetch)
+            # Only ADIs whose head descriptor has been prefetched compete.
+            now = self.now()
+            ready = sum(1 << i for i in range(self.params.num_adis)
+                        if pending >> i & 1 and self._ready_at.get(i, 0) <= now)
+            if not ready:
+                self._work.clear()
+                wake = min(self._ready_at.get(i, 0) for i in range(self.params.num_adis) if pending >> i & 1)
+                await self.wait_event(self._work, wake - now)
                 continue
             cfg = self._arbiter_config()
-            costs = {i: self._cost(i) for i in range(self.params.num_adis) if pending >> i & 1}
-            adi = self._arbiter.pick(pending, costs, self.now(), cfg)
+            costs = {i: self._cost(i) for i in range(self.params.num_adis) if ready >> i & 1}
+            adi = self._arbiter.pick(ready, costs, now, cfg)
             if adi is None:      # QoS: every requester is out of budget until the refill
-                await asyncio.sleep(max(1, self._arbiter.next_refill(cfg) - self.now()))
+                await asyncio.sleep(max(1, self._arbiter.next_refill(cfg) - now))
                 continue
             raw = dev.engine.fetch(adi)
             if raw is None:      # the ADI went to ERROR
                 continue
-            start = self.now()
             staged = _StagedMemory(dev.memory)
             dev.engine.engine.memory = staged
             try:
@@ -255,8 +289,15 @@ class ModelBus:
             dev.engine.finish(res)
             self._deliver(res.irq)
             op = res.descriptor.opcode
-            self.dispatches.append(DispatchRecord(adi, start, self.now(), getattr(op, "value", op),
+            self.dispatches.append(DispatchRecord(adi, now, self.now(), getattr(op, "value", op),
                                                   res.outcome.status.value if res.outcome else 0))
+            # The ADI's slot is free again: its next descriptor is fetched now. A
+            # prefetch that was due during the execution waited for the shared port.
+            done = self.now()
+            for i, due in self._ready_at.items():
+                if due > now:
+                    self._ready_at[i] = max(due, done + timing.gap + timing.fetch)
+            self._ready_at[adi] = done + timing.gap + timing.fetch
             await asyncio.sleep(timing.gap)
 
     def _stamp_record(self, res, cycles, staged):
@@ -271,5 +312,7 @@ class ModelBus:
         rec.cycles = cycles
         data = rec.pack()
         assert len(data) == COMPLETION_BYTES
-        staged.patch(dec.addr | d.completion_addr % PAGE, data)
+        host = dec.addr | d.completion_addr % PAGE
+        staged.write(host, data)
         out.completion = data
+        self.executed[host] = (d, out, cycles)

@@ -19,9 +19,11 @@ lines, and leaves asyncio's scheduling untouched.
 """
 
 import asyncio
+import heapq
+import itertools
 import selectors
 
-__all__ = ["VirtualTimeLoop", "Deadlock", "run"]
+__all__ = ["VirtualTimeLoop", "Deadlock", "run", "elapse"]
 
 
 class Deadlock(RuntimeError):
@@ -49,20 +51,66 @@ class _JumpingSelector(selectors.DefaultSelector):
         return super().select(0)
 
 
+class _FifoTimer(asyncio.TimerHandle):
+    """A timer ordered by due time, then by when it was scheduled (asyncio's own
+    handles compare by due time alone, so equal times come out in heap order)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(self, seq, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._seq = seq
+
+    def __lt__(self, other):
+        return (self._when, self._seq) < (other._when, other._seq)
+
+    def __le__(self, other):
+        return (self._when, self._seq) <= (other._when, other._seq)
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """asyncio loop on virtual time: ``time()`` is the device cycle, starting at 0."""
 
     def __init__(self):
         self._virtual_now = 0.0
+        self._timer_seq = itertools.count()
         super().__init__(selector=_JumpingSelector(self))
         # Timers due within this of now run now; cycles are whole numbers.
         self._clock_resolution = 1e-6
 
+    def call_at(self, when, callback, *args, context=None):
+        self._check_closed()
+        timer = _FifoTimer(next(self._timer_seq), when, callback, args, self, context=context)
+        if timer._source_traceback:
+            del timer._source_traceback[-1]
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
     def time(self):
         return self._virtual_now
 
+    def skip(self, dt):
+        """Let ``dt`` cycles pass without a trip through the loop, if nothing else would run
+        in them: no callback is ready and no timer is due before the end (a timer due at
+        the very end still runs first, as it would after ``asyncio.sleep(dt)``).
+        Returns False, and does nothing, otherwise."""
+        if self._ready or (self._scheduled and self._scheduled[0]._when <= self._virtual_now + dt):
+            return False
+        self._virtual_now += dt
+        return True
+
     def _advance(self, dt):
         self._virtual_now += dt
+
+
+async def elapse(dt):
+    """``await asyncio.sleep(dt)``, without the trip through the loop when
+    :meth:`VirtualTimeLoop.skip` can stand in for it."""
+    loop = asyncio.get_running_loop()
+    if dt > 0 and isinstance(loop, VirtualTimeLoop) and loop.skip(dt):
+        return
+    await asyncio.sleep(dt)
 
 
 def run(coro):
