@@ -74,3 +74,23 @@ def test_rtl_and_model_records_are_identical(seed):
     assert compare(model, rtl) == []
     broken = run(PROGRAM, "model", seed=seed, bus_hook=_drop_dirty_bits)
     assert any(".dirty:" in d for d in compare(broken, rtl))
+
+
+HV_PROGRAM = "siov.sw.programs.vms_and_containers:vms_and_containers"
+
+
+def test_host_stack_record_is_independent_of_timing():
+    a = run(HV_PROGRAM, "model", seed=5)
+    assert a == run(HV_PROGRAM, "model", seed=5, timing=_slow_timing())
+    assert any("may not open /dev/siov1" in e for e in a["ctr0"]["errors"])
+    assert a["vm1"]["faults"] == [[0x05, a["vm1"]["faults"][0][1], 1]]
+    assert all(a[t]["reclaimed"] > 0 for t in ("vm0", "vm1", "ctr0"))
+
+
+@pytest.mark.sim
+def test_host_stack_on_rtl_matches_the_model():
+    """One run of two VMs and two containers through the hypervisor, the guest drivers and the
+    container nodes on the Verilated Device, against the model backend."""
+    rtl = run(HV_PROGRAM, "rtl", seed=1)
+    model = run(HV_PROGRAM, "model", seed=1)
+    assert rtl == model
