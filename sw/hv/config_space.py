@@ -433,8 +433,8 @@ class VirtualConfigSpace:
         r = self._owner[offset]
         if r is not None:
             return r.name
-        area = "extended configuration space" if offset >= PCI_CFG_SPACE_SIZE else "PCI configuration space"
-        return f"reserved {area} at {offset:#05x}"
+        area = "extended" if offset >= PCI_CFG_SPACE_SIZE else "PCI"
+        return f"reserved {area} configuration space at {offset:#05x}"
 
     def _read_only_register(self, offset, size):
         """Name of what makes a write of (offset, size) read-only, or None if it may go on."""
@@ -480,7 +480,8 @@ class VirtualConfigSpace:
             self._set(devctl, 2, self.read(devctl, 2) & ~PCI_EXP_DEVCTL_PAYLOAD | payload)
             flr = True
         changed = tuple(r.name for r in self._registers
-                        if before[r.offset:r.offset + r.size] != self._data[r.offset:r.offset + r.size])
+                        if before[r.offset:r.offset + r.size]
+                        != self._data[r.offset:r.offset + r.size])
         return ConfigWrite(offset, size, value, changed, flr)
 
     def _set(self, offset, size, value):
