@@ -33,7 +33,7 @@ from typing import Awaitable, Callable, Protocol, runtime_checkable
 
 from ..rtl.csr.bus import Resp
 
-__all__ = ["Bus", "BusError", "Interrupt", "Task", "Event"]
+__all__ = ["Bus", "BusError", "BusLock", "Interrupt", "Task", "Event"]
 
 
 class BusError(Exception):
@@ -115,3 +115,29 @@ class Bus(Protocol):
 
     async def wait_event(self, event: Event, timeout_cycles: int) -> bool:
         """Wait until ``event`` is set or ``timeout_cycles`` pass; True if it was set."""
+
+
+class BusLock:
+    """A lock for host tasks, made of the backend's events (so it works on either loop).
+
+    Register sequences that go through a select or status register shared by
+    every caller (an index/data pair, the guest map's status word) must not
+    interleave; tasks are cooperative, so testing and taking the lock cannot be
+    split by another task.
+    """
+
+    def __init__(self, bus):
+        self._free = bus.event()
+        self._free.set()
+        self.locked = False
+
+    async def __aenter__(self):
+        while self.locked:
+            await self._free.wait()
+        self.locked = True
+        self._free.clear()
+        return self
+
+    async def __aexit__(self, *exc):
+        self.locked = False
+        self._free.set()

@@ -27,7 +27,7 @@ from ..model.dsa import CompletionRecord, Descriptor
 from ..hv import vdcm as bar
 
 __all__ = ["FrontendDriver", "Queue", "DescriptorError", "PageFaultError", "DmaMapError",
-           "QueueError", "Completion", "STATUS_ERRORS"]
+           "QueueError", "QueueFull", "Completion", "STATUS_ERRORS"]
 
 PAGE = 1 << PAGE_SHIFT
 #: DSA_COMP_STATUS_WRITE: bit 7 of the status byte says a page fault was on a write.
@@ -52,6 +52,10 @@ class DmaMapError(RuntimeError):
 
 class QueueError(RuntimeError):
     """A queue used in a state that does not allow it, or configured badly."""
+
+
+class QueueFull(QueueError):
+    """More descriptors than the ring has free entries; nothing was posted."""
 
 
 def _message(status, rec):
@@ -80,6 +84,7 @@ class Completion:
 
     def __init__(self, queue, record_addr, vector):
         self.queue, self.record_addr, self.vector = queue, record_addr, vector
+        self.epoch = queue.epoch
 
 
 class Queue:
@@ -91,6 +96,8 @@ class Queue:
         self.ring = self.records = None
         self.tail = 0
         self.slot = 0
+        self.last_head = 0
+        self.epoch = 0           # bumped when the ring is reset: older tickets will never complete
         self.opened = False
 
     def _reg(self, reg):
@@ -106,14 +113,14 @@ class Queue:
                              f"from {d.ring_min} to {d.ring_max}")
         self.size = size
         self.ring = d.memory.alloc(size * DESC_BYTES)
-        self.records = d.memory.alloc(PAGE)
-        await d.memory.write(self.records, bytes(PAGE))
+        self.records = d.memory.alloc(self._records_bytes())
+        await d.memory.write(self.records, bytes(self._records_bytes()))
         await d.dma_map(self.ring, size * DESC_BYTES)
-        await d.dma_map(self.records, PAGE)
+        await d.dma_map(self.records, self._records_bytes())
         await d.vdev.mmio_write(self._reg(bar.RING_LO), self.ring & 0xFFFF_FFFF)
         await d.vdev.mmio_write(self._reg(bar.RING_HI), self.ring >> 32)
         await d.vdev.mmio_write(self._reg(bar.RING_SIZE), size)
-        self.tail = self.slot = 0
+        self.tail = self.slot = self.last_head = 0
         self.opened = True
 
     async def enable(self):
@@ -148,10 +155,41 @@ class Queue:
         d = self.driver
         await d.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), 4)
         await d.dma_unmap(self.ring, self.size * DESC_BYTES)
-        await d.dma_unmap(self.records, PAGE)
+        await d.dma_unmap(self.records, self._records_bytes())
         d.memory.free(self.ring)
         d.memory.free(self.records)
         self.opened = False
+
+    def _records_bytes(self):
+        """One completion record per ring entry, in whole pages."""
+        return max(PAGE, -(-self.size * COMPLETION_BYTES // PAGE) * PAGE)
+
+    async def head(self):
+        """The device's consumer index (a fast-path read of the portal)."""
+        return await self.driver.vdev.mmio_read(bar.PORTAL * self.index + bar.PAGE_HEAD)
+
+    async def free(self):
+        """Entries that can be posted now (one always stays empty)."""
+        return self.size - 1 - (self.tail - await self.head()) % self.size
+
+    async def recover(self):
+        """After an error: reset it and enable the queue again, with empty ring pointers."""
+        await self.reset_error()
+        await self.enable()
+        self.tail = self.last_head = 0
+        self.epoch += 1
+
+    async def post_raw(self, desc):
+        """Post ``desc`` exactly as given, PASID and all, and ring the doorbell: what a
+        misbehaving guest can do to its own ring. Returns nothing to wait on."""
+        self._check_open()
+        await self.driver.memory.write(self.ring + self.tail * DESC_BYTES, desc.pack())
+        self.tail = (self.tail + 1) % self.size
+        await self.driver.vdev.mmio_write(bar.PORTAL * self.index, self.tail)
+
+    def _check_epoch(self, ticket):
+        if ticket.epoch != self.epoch:
+            raise QueueError(f"queue {self.index} was reset after an error: the descriptor will not complete")
 
     def _check_open(self):
         if not self.opened:
@@ -166,12 +204,17 @@ class Queue:
         descriptors = list(descriptors)
         if len(descriptors) >= self.size:
             raise QueueError(f"{len(descriptors)} descriptors do not fit a ring of {self.size}")
+        if len(descriptors) > self.size - 1 - (self.tail - self.last_head) % self.size:
+            self.last_head = await self.head()
+            free = self.size - 1 - (self.tail - self.last_head) % self.size
+            if len(descriptors) > free:
+                raise QueueFull(f"queue {self.index}: {len(descriptors)} descriptors, {free} entries free")
         tickets = []
         tail = self.tail
         for desc in descriptors:
             desc = Descriptor.unpack(desc.pack())
             desc.pasid = d.pasid
-            addr = self.records + COMPLETION_BYTES * (self.slot % (PAGE // COMPLETION_BYTES))
+            addr = self.records + COMPLETION_BYTES * (self.slot % self.size)
             self.slot += 1
             await d.memory.write(addr, bytes(COMPLETION_BYTES))
             desc.flags |= Flag.CRAV | Flag.RCR
@@ -192,13 +235,18 @@ class Queue:
         """The completion record of ``ticket``; raises the error its status names."""
         d = self.driver
         waited = 0
-        if ticket.vector is not None:
-            if not await d.tenant.vic.wait(ticket.vector, timeout_cycles):
+        while ticket.vector is not None:
+            self._check_epoch(ticket)
+            if await d.tenant.vic.wait(ticket.vector, min(1000, timeout_cycles - waited)):
+                break
+            waited += 1000
+            if waited >= timeout_cycles:
                 raise QueueError(f"no interrupt on vector {ticket.vector:#x} in {timeout_cycles} cycles")
         while True:
             raw = await d.memory.read(ticket.record_addr, COMPLETION_BYTES)
             if raw[0]:
                 break
+            self._check_epoch(ticket)
             if waited >= timeout_cycles:
                 raise QueueError(f"queue {self.index}: no completion in {timeout_cycles} cycles")
             await d.bus.wait_cycles(poll_cycles)

@@ -93,6 +93,7 @@ class Hypervisor:
         self._by_dest, self._by_pasid = {}, {}
         self._next_pasid = 0x100
         self.stray_interrupts = []
+        self.lost_faults = 0
 
     async def start(self):
         """Identify the device and start routing its interrupts."""
@@ -195,8 +196,8 @@ class Hypervisor:
 
     async def poll_faults(self):
         """Drain both fault queues and hand each fault to its tenant; the records drained."""
-        dma, dma_ovf = await self.pf.pop_dma_faults()
-        irq, irq_ovf = await self.pf.pop_irq_faults()
+        dma, dma_ovf = await self.pf.pop_dma_faults(clear_overflow=True)
+        irq, irq_ovf = await self.pf.pop_irq_faults(clear_overflow=True)
         for f in dma + irq:
             t = self._by_pasid.get(f.pasid)
             if t is None:
@@ -204,6 +205,7 @@ class Hypervisor:
                 self.log.warning("fault naming no tenant's PASID: %s", f)
             else:
                 t.faults.append(f)
+        self.lost_faults += dma_ovf + irq_ovf
         if dma_ovf or irq_ovf:
             self.log.warning("fault queues overflowed: %d DMA, %d interrupt faults lost", dma_ovf, irq_ovf)
         return dma + irq

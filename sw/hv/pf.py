@@ -12,12 +12,13 @@ used here; the idxd IMS entry layout and x86 MSI address/data for
 :meth:`PfDriver.set_ims`.
 """
 
+import functools
 import logging
 from dataclasses import dataclass
 
 from ...rtl import regmap
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, RangeOp, guest_word
-from ..bus import BusError
+from ..bus import BusError, BusLock
 from ..model.irq import ims_ctrl, msi_address
 
 __all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "COUNTERS"]
@@ -43,6 +44,16 @@ def _put(name, value):
     if not 0 <= value < 1 << width:
         raise ValueError(f"{name} is {width} bits wide; {value:#x} does not fit")
     return value << getattr(regmap, name + "_LSB")
+
+
+def _atomic(method):
+    """Run ``method`` with the driver's lock held: its register sequence goes through select
+    or status registers that every caller shares, so two tasks must not interleave there."""
+    @functools.wraps(method)
+    async def locked(self, *args, **kwargs):
+        async with self._lock:
+            return await method(self, *args, **kwargs)
+    return locked
 
 
 class DeviceTimeout(RuntimeError):
@@ -91,6 +102,7 @@ class PfDriver:
         self.bus = bus
         self.poll_cycles, self.timeout_cycles = poll_cycles, timeout_cycles
         self.log = logging.getLogger("siov.hv.pf")
+        self._lock = BusLock(bus)
 
     async def _poll(self, addr, done, what):
         waited = 0
@@ -105,6 +117,7 @@ class PfDriver:
 
     # -- identity -------------------------------------------------------------------
 
+    @_atomic
     async def identify(self):
         """Check the magic ID; return the :class:`DeviceCaps`."""
         magic = await self.bus.read(regmap.GLOBAL_ID)
@@ -118,6 +131,7 @@ class PfDriver:
 
     # -- DMA tracker -----------------------------------------------------------------
 
+    @_atomic
     async def set_domain(self, dom, base, pages):
         """Domain ``dom``'s window: guest page 0 at host byte address ``base``, ``pages`` pages."""
         if base % (1 << PAGE_SHIFT):
@@ -128,6 +142,7 @@ class PfDriver:
         await self.bus.write(regmap.DMA_DOM_LIMIT, pages)
         await self.bus.write(regmap.DMA_DOM_CMD, regmap.DMA_DOM_CMD_WRITE_MASK)
 
+    @_atomic
     async def bind_adi(self, index, pasid, dom, valid=True):
         """ADI-table entry ``index``: requests with ``pasid`` belong to domain ``dom``."""
         await self.bus.write(regmap.DMA_ADI_SEL, index)
@@ -137,20 +152,26 @@ class PfDriver:
 
     async def wait_dma_idle(self):
         """Until the tracker's range operation is done; True if it was refused (STATUS.ERR)."""
+        async with self._lock:
+            return await self._wait_dma_idle()
+
+    async def _wait_dma_idle(self):
         st = await self._poll(regmap.DMA_STATUS, lambda v: not v & regmap.DMA_STATUS_BUSY_MASK,
                               "DMA range operation")
         return bool(st & regmap.DMA_STATUS_ERR_MASK)
 
+    @_atomic
     async def range_op(self, code, dom, start, count):
         """Run privileged range operation ``code`` (:class:`RangeOp`); False if the tracker refused it."""
         await self.bus.write(regmap.DMA_OP_START, start)
         await self.bus.write(regmap.DMA_OP_COUNT, count)
         await self.bus.write(regmap.DMA_OP, _put("DMA_OP_GO", 1) | _put("DMA_OP_DOMAIN", dom)
                              | _put("DMA_OP_CODE", RangeOp(code)))
-        return not await self.wait_dma_idle()
+        return not await self._wait_dma_idle()
 
     async def pin(self, dom, start, count):
         return await self.range_op(RangeOp.PIN, dom, start, count)
+
 
     async def unpin(self, dom, start, count):
         return await self.range_op(RangeOp.UNPIN, dom, start, count)
@@ -159,16 +180,19 @@ class PfDriver:
         """Lazy unpin: pages with their unmap requested and no longer mapped."""
         return await self.range_op(RangeOp.RECLAIM, dom, start, count)
 
+    @_atomic
     async def guest_map(self, adi, page, unmap=False):
         """The guest's fast-path map (or unmap) of ``page`` for ADI ``adi``; the :class:`GuestResult`."""
         await self.bus.write(regmap.DMA_GUEST_BASE + (GUEST_UNMAP if unmap else GUEST_MAP), guest_word(adi, page))
         return GuestResult(_get(await self.bus.read(regmap.DMA_GUEST_STATUS), "DMA_GUEST_STATUS_RESULT"))
 
+    @_atomic
     async def read_bitmap(self, bitmap, dom, words):
         """``words`` 32-bit words of bitmap ``bitmap`` (:class:`~siov.rtl.dma.defs.Bitmap`) of ``dom``."""
         await self.bus.write(regmap.DMA_BMAP_SEL, _put("DMA_BMAP_SEL_BITMAP", bitmap) | _put("DMA_BMAP_SEL_DOMAIN", dom))
         return [await self.bus.read(regmap.DMA_BMAP_BASE + 4 * w) for w in range(words)]
 
+    @_atomic
     async def harvest(self, dom, pages, no_clear=False):
         """Dirty log of pages ``0..pages-1`` of ``dom`` in the VFIO bitmap format (bytes)."""
         await self.bus.write(regmap.DMA_HARVEST_CTRL, _put("DMA_HARVEST_CTRL_DOMAIN", dom)
@@ -180,8 +204,10 @@ class PfDriver:
         out += bytes(-len(out) % 8)       # whole u64 words, as VFIO hands them out
         return bytes(out)
 
-    async def pop_dma_faults(self):
-        """Every record in the DMA fault queue, oldest first, and the overflow count."""
+    @_atomic
+    async def pop_dma_faults(self, clear_overflow=False):
+        """Every record in the DMA fault queue, oldest first, and how many faults were lost
+        to a full queue (since the last clear)."""
         faults = []
         while True:
             rec0 = await self.bus.read(regmap.DMA_FAULT_REC0)
@@ -191,27 +217,41 @@ class PfDriver:
             faults.append(DmaFault(_get(rec0, "DMA_FAULT_REC0_REASON"), _get(rec0, "DMA_FAULT_REC0_PASID"),
                                    page, bool(rec0 & regmap.DMA_FAULT_REC0_WRITE_MASK)))
             await self.bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
-        return faults, await self.bus.read(regmap.DMA_FAULT_OVF_COUNT)
+        return faults, await self._overflows(regmap.DMA_FAULT_OVF_COUNT, regmap.DMA_FAULT_CTRL,
+                                             regmap.DMA_FAULT_CTRL_CLEAR_OVERFLOW_MASK, clear_overflow)
+
+    async def _overflows(self, count_reg, ctrl_reg, clear_mask, clear):
+        """The queue's count of lost faults; with ``clear``, cleared once read, so that
+        each loss is reported once."""
+        lost = await self.bus.read(count_reg)
+        if lost and clear:
+            await self.bus.write(ctrl_reg, clear_mask)
+        return lost
 
     # -- interrupt remapping ---------------------------------------------------------
 
+    @_atomic
     async def set_ims(self, handle, pasid, dest, vector, mask=False):
         """IMS entry ``handle``: deliver to x86 destination ``dest`` with ``vector``, only for ``pasid``."""
         base = regmap.IRQ_IMS_BASE + 16 * handle
         for off, v in ((0, msi_address(dest)), (4, 0), (8, vector & 0xFF), (12, ims_ctrl(mask=mask, pasid=pasid))):
             await self.bus.write(base + off, v)
 
+    @_atomic
     async def mask_ims(self, handle, pasid, mask):
         """Set or clear the mask of IMS entry ``handle`` (an unmask delivers a pending interrupt)."""
         await self.bus.write(regmap.IRQ_IMS_BASE + 16 * handle + 12, ims_ctrl(mask=mask, pasid=pasid))
 
+    @_atomic
     async def clear_ims(self, handle):
         """Make IMS entry ``handle`` not present."""
         for off in (12, 8, 4, 0):
             await self.bus.write(regmap.IRQ_IMS_BASE + 16 * handle + off, 0)
 
-    async def pop_irq_faults(self):
-        """Every record in the interrupt fault queue, oldest first, and the overflow count."""
+    @_atomic
+    async def pop_irq_faults(self, clear_overflow=False):
+        """Every record in the interrupt fault queue, oldest first, and how many faults were
+        lost to a full queue (since the last clear)."""
         faults = []
         while True:
             rec0 = await self.bus.read(regmap.IRQ_FAULT_REC0)
@@ -221,10 +261,12 @@ class PfDriver:
             faults.append(IrqFault(_get(rec0, "IRQ_FAULT_REC0_REASON"), _get(rec0, "IRQ_FAULT_REC0_PASID"),
                                    _get(rec1, "IRQ_FAULT_REC1_HANDLE")))
             await self.bus.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_POP_MASK)
-        return faults, await self.bus.read(regmap.IRQ_FAULT_OVF_COUNT)
+        return faults, await self._overflows(regmap.IRQ_FAULT_OVF_COUNT, regmap.IRQ_FAULT_CTRL,
+                                             regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK, clear_overflow)
 
     # -- ADIs ------------------------------------------------------------------------
 
+    @_atomic
     async def enable_adi(self, adi, ring, size, pasid, dom):
         """Configure ADI ``adi``'s ring (guest address ``ring``, ``size`` entries) and enable it.
 
@@ -235,21 +277,30 @@ class PfDriver:
         await self.bus.write(regmap.CMD_RING_BASE_HI, ring >> 32)
         await self.bus.write(regmap.CMD_RING_SIZE, size & regmap.CMD_RING_SIZE_ENTRIES_MASK)
         await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom))
-        return await self.adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
+        return await self._adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
 
+    @_atomic
     async def adi_command(self, adi, mask):
         """Write ADI_CMD ``mask`` (ENABLE/DRAIN/ABORT/RESET_ERROR) to ``adi``; ``(state, error_code)`` after."""
+        return await self._adi_command(adi, mask)
+
+    async def _adi_command(self, adi, mask):
         await self.bus.write(regmap.CMD_ADI_SEL, adi)
         await self.bus.write(regmap.CMD_ADI_CMD, mask)
-        return await self.adi_state(adi, select=False)
+        return await self._adi_state(adi, select=False)
 
+    @_atomic
     async def adi_state(self, adi, select=True):
         """``(state, error_code)`` of ADI ``adi``."""
+        return await self._adi_state(adi, select)
+
+    async def _adi_state(self, adi, select=True):
         if select:
             await self.bus.write(regmap.CMD_ADI_SEL, adi)
         st = await self.bus.read(regmap.CMD_ADI_STATUS)
         return _get(st, "CMD_ADI_STATUS_STATE"), _get(st, "CMD_ADI_STATUS_ERROR_CODE")
 
+    @_atomic
     async def adi_pointers(self, adi):
         """``(head, tail)`` of ADI ``adi``."""
         await self.bus.write(regmap.CMD_ADI_SEL, adi)
@@ -258,6 +309,7 @@ class PfDriver:
 
     # -- engine and arbiter ----------------------------------------------------------
 
+    @_atomic
     async def set_arbiter(self, policy, slice_cycles=0, cost_a=0, cost_b=0, weights=None, quanta=None):
         """Arbiter policy, slice, cost model and per-ADI weights and quanta (lists by ADI)."""
         await self.bus.write(regmap.ENG_ARB_CTRL, _put("ENG_ARB_CTRL_POLICY", policy))

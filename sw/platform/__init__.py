@@ -14,8 +14,10 @@ __all__ = ["run_program", "BACKENDS"]
 BACKENDS = ("model", "rtl")
 
 
-def run_program(program, backend="model", seed=0, params=DeviceParams(), **options):
+def run_program(program, backend="model", seed=0, params=DeviceParams(), arg=None, **options):
     """Run ``async def program(bus, seed)`` on ``backend``; return what it returns.
+
+    With ``arg`` (JSON-able), the program is called as ``program(bus, seed, arg)``.
 
     ``program`` is a function or a ``"module:function"`` string; on the rtl
     backend it must be importable by that name, and its result must be
@@ -35,9 +37,10 @@ def run_program(program, backend="model", seed=0, params=DeviceParams(), **optio
             bus = ModelBus(params, timing=options.get("timing"))
             if options.get("bus_hook"):
                 options["bus_hook"](bus)
-            return await fn(bus, seed)
+            return await (fn(bus, seed) if arg is None else fn(bus, seed, arg))
         return vtime.run(main())
     if backend == "rtl":
         from ...tb.host.run import run_on_rtl
-        return run_on_rtl(program_ref(program), seed=seed, params=params, waves=options.get("waves", False))
+        return run_on_rtl(program_ref(program), seed=seed, params=params, waves=options.get("waves", False),
+                          arg=arg)
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -93,3 +93,27 @@ async def probe_windows(bus, seed):
         await bus.write(regmap.DMA_GUEST_BASE, page)      # a guest map (refused: nothing bound)
     out["DMA.GUEST.write"] = (bus.now() - t) / 8
     return out
+
+
+async def irq_latency(bus, seed):
+    """Cycles from a completion record becoming visible to the interrupt reaching the tenant's
+    virtual interrupt controller, for a few NOOPs with RCI, through the whole host stack."""
+    from ..guest.driver import FrontendDriver
+    from ..hv.hypervisor import Hypervisor, TenantKind
+    hv = Hypervisor(bus)
+    await hv.start()
+    t = await hv.create_tenant("vm0", TenantKind.VM, 16)
+    drv = await FrontendDriver(await hv.vdcm.create(t)).open()
+    q = drv.queues[0]
+    await q.open(8)
+    await q.enable()
+    out = []
+    for _ in range(8):
+        (tk,) = await q.submit([Descriptor(opcode=Opcode.NOOP)], interrupt=True)
+        while not (await t.memory.read(tk.record_addr, 1))[0]:
+            await bus.wait_cycles(1)
+        seen = bus.now()
+        await t.vic.wait(tk.vector, 10_000)
+        out.append(t.vic.log[-1][1] - seen)
+        await bus.wait_cycles(50)
+    return out

@@ -21,7 +21,7 @@ __all__ = ["run_on_rtl", "last_run"]
 last_run = {}
 
 
-def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False):
+def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None):
     """Run ``program`` (``"module:function"``) on the Verilated Device; return its result.
 
     Raises RuntimeError with the cocotb log's path if the program failed.
@@ -33,6 +33,10 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False):
     if result_file.exists():
         result_file.unlink()
     env = dict(reg.env, SIOV_PROGRAM=program, SIOV_SEED=str(seed), SIOV_RESULT=str(result_file))
+    if arg is not None:
+        arg_file = result_file.with_suffix(".arg.json")
+        arg_file.write_text(json.dumps(arg))
+        env["SIOV_PROGRAM_ARG"] = str(arg_file)
     start = time.perf_counter()
     from ..runner import run_cocotb
     res = run_cocotb(component=reg.factory(), top=reg.top, test_module="siov.tb.host.test_host",

@@ -25,7 +25,11 @@ async def test_host_program(dut):
     bus = RtlBus(dut)
     await bus.reset()
     start = time.perf_counter()
-    result = await program(bus, seed)
+    arg_file = os.environ.get("SIOV_PROGRAM_ARG")
+    if arg_file:
+        result = await program(bus, seed, json.loads(pathlib.Path(arg_file).read_text()))
+    else:
+        result = await program(bus, seed)
     wall = time.perf_counter() - start
     out = {"result": result, "cycles": bus.now(), "wall_s": wall}
     pathlib.Path(os.environ["SIOV_RESULT"]).write_text(json.dumps(out))

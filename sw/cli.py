@@ -1,0 +1,168 @@
+"""The ``siov`` command: run a multi-tenant scenario, show the register map, make Verilog, synthesize.
+
+``siov run`` runs a scenario file (or the built-in one) through the
+hypervisor, the guest drivers and the container nodes on the model or the
+rtl backend, shows its progress in device time, prints a report and writes
+results.json, trace.json (Perfetto), throughput.png and latency.png.
+``siov regs`` prints the register map from the generated tables;
+``siov verilog`` and ``siov synth`` do what ``make verilog`` and ``make
+synth`` do.
+"""
+
+import pathlib
+import sys
+import time
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """siov: a scalable-IOV accelerator and its virtualization stack, simulated."""
+
+
+@main.command()
+@click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--backend", type=click.Choice(["model", "rtl"]), default="model", show_default=True,
+              help="the Python model of the Device, or the Verilated RTL")
+@click.option("--seed", type=int, default=None, help="overrides the scenario's seed")
+@click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path), default=pathlib.Path("build/run"),
+              show_default=True, help="folder for results.json, trace.json and the plots")
+@click.option("--waves", is_flag=True, help="rtl backend: dump a waveform and print its path")
+def run(scenario, backend, seed, out, waves):
+    """Run SCENARIO (TOML; default: a built-in one, four VMs and two containers on the model
+    backend, a short one of two VMs and a container on the rtl backend)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .platform import run_program
+    from .report import summary_rows, write_plots, write_results, write_trace
+    from .scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, load, parse
+
+    console = Console()
+    builtin = DEFAULT if backend == "model" else DEFAULT_SHORT
+    try:
+        sc = load(scenario) if scenario else parse(builtin, "<built-in scenario>")
+    except ScenarioError as e:
+        console.print(f"[red]scenario error[/red]\n{e}")
+        sys.exit(2)
+    text = scenario.read_text() if scenario else builtin
+    if waves and backend != "rtl":
+        console.print("[red]--waves needs --backend rtl[/red]")
+        sys.exit(2)
+    arg = {"scenario": text, "source": str(scenario or "<built-in scenario>"), "seed": seed}
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if backend == "model":
+        with Progress(TextColumn("[bold]model[/bold]"), BarColumn(), TextColumn("{task.completed:,.0f} / "
+                      "{task.total:,.0f} cycles"), TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("run", total=sc.cycles)
+            arg["_progress"] = lambda done, total: progress.update(task, completed=done)
+            result = run_program("siov.sw.programs.scenario:run_scenario", "model", seed=seed or 0,
+                                 params=sc.device.params(), arg=arg)
+            progress.update(task, completed=sc.cycles)
+    else:
+        from ..tb.host.run import last_run
+        with console.status("[bold]rtl[/bold]: building the Device (once per parameter set) and running it "
+                            "under Verilator; output in build/sim/device-*"):
+            result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
+                                 params=sc.device.params(), arg=arg, waves=waves)
+        console.print(f"rtl: {last_run['total_s']:.1f} s in all, {last_run['sim_s']:.1f} s of simulation "
+                      f"({last_run['cycles'] / max(last_run['sim_s'], 1e-9):,.0f} cycles/s)")
+        if waves:
+            console.print(f"waveform: {last_run['waves']}")
+    wall = time.perf_counter() - start
+    write_results(result, out / "results.json")
+    write_trace(result, out / "trace.json")
+    write_plots(result, out)
+
+    table = Table(title=f"{len(result['tenants'])} tenants, {result['device']['cycles']:,} device cycles "
+                        f"({backend} backend, seed {result['scenario']['seed']})")
+    rows = summary_rows(result)
+    for col in rows[0]:
+        table.add_column(col, justify="right" if isinstance(rows[0][col], (int, float)) else "left")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    console.print(table)
+    dev = result["device"]
+    console.print(f"engine utilisation {dev['engine_utilisation']:.1%}, policy {dev['policy']}, "
+                  f"faults naming nobody {dev['unattributed_faults']}; "
+                  f"{dev['cycles'] / wall:,.0f} device cycles per second of wall time ({wall:.1f} s)")
+    console.print(f"wrote {out / 'results.json'}, {out / 'trace.json'} (open in ui.perfetto.dev), "
+                  f"{out / 'throughput.png'}, {out / 'latency.png'}")
+
+
+@main.command()
+@click.argument("name", required=False)
+def regs(name):
+    """Print the register map, or register NAME (such as DMA.FAULT_REC0) with its fields."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..rtl import regmap
+    console = Console()
+    if name is None:
+        table = Table(title="siov register map (rtl/regs.rdl)")
+        for col in ("address", "register", "access", "fields"):
+            table.add_column(col)
+        for path, r in sorted(regmap.REGISTERS.items(), key=lambda kv: kv[1].offset):
+            table.add_row(f"{r.offset:#07x}", path, "rw" if r.sw_writable else "r",
+                          " ".join(f.name for f in r.fields))
+        for path, e in sorted(regmap.EXTERNALS.items(), key=lambda kv: kv[1].offset):
+            table.add_row(f"{e.offset:#07x}", path, "window", f"{e.size:#x} bytes")
+        console.print(table)
+        return
+    r = regmap.REGISTERS.get(name.upper())
+    if r is None:
+        close = [p for p in regmap.REGISTERS if name.upper().split(".")[-1] in p]
+        console.print(f"[red]no register {name!r}[/red]" + (f"; did you mean {', '.join(close[:5])}?" if close else ""))
+        sys.exit(2)
+    table = Table(title=f"{r.path} at {r.offset:#07x}")
+    for col in ("bits", "field", "sw", "reset", "description"):
+        table.add_column(col)
+    for f in sorted(r.fields, key=lambda f: -f.lsb):
+        bits = f"{f.lsb + f.width - 1}:{f.lsb}" if f.width > 1 else str(f.lsb)
+        table.add_row(bits, f.name, f.sw, "-" if f.reset is None else f"{f.reset:#x}", getattr(f, "desc", "") or "")
+    console.print(table)
+
+
+@main.command()
+@click.option("--out", default="build/verilog", show_default=True, help="output folder")
+@click.argument("tops", nargs=-1)
+def verilog(out, tops):
+    """Write the Verilog of TOPS (default: every top) and lint it with verilator --lint-only -Wall."""
+    import os
+    import subprocess
+
+    from ..rtl.ecp5 import SIM_MODEL
+    from ..rtl.generate import main as generate
+    from ..tb.runner import WAIVERS, setup_verilator_env
+    generate(["--out", out, *tops])
+    env = dict(os.environ)
+    setup_verilator_env(env)
+    failed = 0
+    for v in sorted(pathlib.Path(out).glob("*.v")):
+        models = [str(SIM_MODEL)] if "DP16KD" in v.read_text() else []
+        proc = subprocess.run(["verilator", "--lint-only", "-Wall", str(WAIVERS), *models, str(v),
+                               "--top-module", v.stem], capture_output=True, text=True, env=env)
+        ok = proc.returncode == 0 and "%Warning" not in proc.stderr
+        failed += not ok
+        click.echo(f"lint {v.stem}: {'clean' if ok else 'FAILED'}")
+        if not ok:
+            click.echo(proc.stderr[-4000:])
+    sys.exit(1 if failed else 0)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def synth(args):
+    """yosys synth_ecp5 + nextpnr-ecp5 per top, as make synth (siov synth --seeds 3 siov_engine)."""
+    from ..rtl.synth import main as synth_main
+    sys.exit(synth_main(list(args)))
+
+
+if __name__ == "__main__":
+    main()

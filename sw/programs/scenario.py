@@ -1,0 +1,219 @@
+"""Running a scenario (:mod:`siov.sw.scenario`) through the host stack: the program behind ``siov run``.
+
+Tenants are made by the hypervisor: a VM gets a virtual device of its ADIs
+and runs the frontend driver on it, a container opens its device node. Each
+workload is a task that posts batches of descriptors to its queue and waits
+for each completion, until the run's length in device cycles; each injected
+fault is a task that misbehaves at its cycle:
+
+* ``flood``: post as fast as possible without waiting: the ring fills and
+  the driver is refused with :class:`~siov.sw.guest.driver.QueueFull`;
+* ``foreign_map``: map hypercalls for pages the tenant does not own
+  (refused by the hypervisor);
+* ``forged_pasid``: a descriptor carrying another tenant's PASID, written
+  straight into the ring: the device refuses it and puts the ADI in error;
+  the driver resets the error and goes on.
+
+The result has, per tenant, what depends only on what happened (faults,
+refused calls, hypercalls, traps) and what depends on timing (descriptors
+completed, bytes, latency, interrupts), and is made of plain, sorted data so
+that one file and seed give the same bytes every time on the model backend.
+"""
+
+import collections
+import random
+
+from ...rtl.cmd.dsa import Opcode, Status
+from ...rtl.dma.defs import PAGE_SHIFT
+from ..guest.driver import DescriptorError, FrontendDriver, QueueError, QueueFull
+from ..hv.containers import ContainerHost
+from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
+from ..hv.unpin import LruUnpin
+from ..model.dsa import Descriptor
+from ..scenario import parse
+
+__all__ = ["run_scenario", "TIMING_DEPENDENT"]
+
+PAGE = 1 << PAGE_SHIFT
+RING = 64
+POLICY = {"rr": 0, "wrr": 1, "qos": 2}
+#: Per-tenant result fields that depend on timing (differ between backends by design).
+TIMING_DEPENDENT = ("descriptors", "bytes", "throughput_bytes_per_kcycle", "latency_p50", "latency_p99",
+                    "latency_max", "interrupts", "ring_full", "statuses", "completions")
+
+
+def _percentile(xs, p):
+    if not xs:
+        return 0
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+class _TenantRun:
+    def __init__(self, spec, tenant, vdev, queues, driver):
+        self.spec, self.tenant, self.vdev, self.queues, self.driver = spec, tenant, vdev, queues, driver
+        self.latencies = []
+        self.completions = []          # (end cycle, bytes, cycles, start cycle)
+        self.statuses = collections.Counter()
+        self.refused = collections.Counter()
+        self.ring_full = 0
+
+
+async def run_scenario(bus, seed, arg):
+    """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None."""
+    sc = parse(arg["scenario"], arg.get("source", "<scenario>"))
+    seed = sc.seed if arg.get("seed") is None else seed
+    rng = random.Random(seed)
+    progress = arg.get("_progress")          # a callable on the model backend only
+    hv = Hypervisor(bus, unpin_policy=LruUnpin(sc.cycles // 10))
+    await hv.start()
+    host = ContainerHost(hv, ring_size=RING)
+    runs = []
+    for spec in sc.tenants:
+        if spec.kind == "vm":
+            t = await hv.create_tenant(spec.name, TenantKind.VM, spec.pages)
+            vdev = await hv.vdcm.create(t, adis=spec.adis)
+            drv = await FrontendDriver(vdev).open()
+            for q in drv.queues:
+                await q.open(RING)
+                await q.enable()
+            runs.append(_TenantRun(spec, t, vdev, drv.queues, drv))
+        else:
+            node = await host.add_container(spec.name, spec.pages)
+            handle = await host.open(node.path, spec.name)
+            runs.append(_TenantRun(spec, node.tenant, node.vdev, [handle.queue], handle.driver))
+    weights, quanta = [1] * hv.caps.num_adis, [0] * hv.caps.num_adis
+    for r in runs:
+        for a in r.vdev.adis:
+            weights[a], quanta[a] = r.spec.weight, r.spec.quantum
+    await hv.pf.set_arbiter(POLICY[sc.arbiter.policy], sc.arbiter.slice_cycles, sc.arbiter.cost_a,
+                            sc.arbiter.cost_b, weights, quanta)
+    start = bus.now()
+    end = start + sc.cycles
+    tasks = []
+    for r in runs:
+        for k, w in enumerate(r.spec.workloads):
+            tasks.append(bus.spawn(_workload(bus, r, r.queues[k % len(r.queues)], w,
+                                             random.Random(f"{seed}/{r.spec.name}/{k}/{w.seed}"), end)))
+    for f in sc.faults:
+        r = next(x for x in runs if x.spec.name == f.tenant)
+        victim = next((x for x in runs if x is not r), r)
+        tasks.append(bus.spawn(_fault(bus, hv, r, victim, f, start + f.at, end)))
+    # The hypervisor's housekeeping: faults routed, pages lazily unpinned, progress shown.
+    while bus.now() < end:
+        await bus.wait_cycles(min(5000, end - bus.now()))
+        await hv.poll_faults()
+        for r in runs:
+            await hv.lazy_unpin(r.tenant)
+        if progress:
+            progress(bus.now() - start, sc.cycles)
+    for t in tasks:
+        await t
+    await bus.wait_cycles(200)
+    await hv.poll_faults()
+    return await _result(bus, hv, sc, seed, runs, start)
+
+
+def _descriptor(rng, w, src, dst, span):
+    size = rng.randint(*w.size)
+    if w.kind == "copy":
+        return Descriptor(opcode=Opcode.MEMMOVE, src_addr=src + rng.randrange(0, span - size + 1),
+                          dst_addr=dst + rng.randrange(0, span - size + 1), xfer_size=size), size
+    if w.kind == "fill":
+        return Descriptor(opcode=Opcode.MEMFILL, dst_addr=dst + 8 * rng.randrange(0, (span - size) // 8 + 1),
+                          xfer_size=size, src_addr=rng.getrandbits(64)), size
+    return Descriptor(opcode=Opcode.COMPARE, src_addr=src, dst_addr=dst, xfer_size=size), size
+
+
+async def _workload(bus, r, queue, w, rng, end):
+    d = r.driver
+    span = -(-w.size[1] // PAGE) * PAGE
+    src, dst = d.memory.alloc(span), d.memory.alloc(span)
+    await d.memory.write(src, rng.randbytes(span))
+    await d.dma_map(src, span)
+    await d.dma_map(dst, span)
+    while bus.now() < end:
+        batch = [_descriptor(rng, w, src, dst, span) for _ in range(w.batch)]
+        t0 = bus.now()
+        try:
+            tickets = await queue.submit([b for b, _ in batch], interrupt=w.interrupt)
+        except QueueFull:
+            r.ring_full += 1
+            await bus.wait_cycles(200)
+            continue
+        for tk, (_, size) in zip(tickets, batch):
+            try:
+                rec = await queue.wait(tk, poll_cycles=10)
+                status = Status.SUCCESS
+            except DescriptorError as e:
+                rec, status = e.record, Status(e.record.status)
+            except QueueError:          # the queue was put in error (a forged descriptor)
+                r.statuses["lost"] += 1
+                continue
+            r.statuses[status.name] += 1
+            now = bus.now()
+            r.latencies.append(now - t0)
+            r.completions.append((now, size if status is Status.SUCCESS else 0, rec.cycles, t0))
+        if w.interval:
+            await bus.wait_cycles(w.interval)
+
+
+async def _fault(bus, hv, r, victim, f, at, end):
+    if at >= end:
+        return
+    await bus.wait_cycles(at - bus.now())
+    queue = r.queues[0]
+    if f.kind == "flood":
+        for _ in range(4 * RING):
+            try:
+                await queue.submit([Descriptor(opcode=Opcode.NOOP)] * 8)
+            except QueueFull:
+                r.ring_full += 1
+                r.refused["ring_full"] += 1
+    elif f.kind == "foreign_map":
+        for gfn in (r.tenant.pages, r.tenant.pages + 7, -1, (1 << 63)):
+            try:
+                await r.vdev.hypercall_map(gfn, 4)
+            except HypercallError:
+                r.refused["foreign_map"] += 1
+    else:
+        await queue.post_raw(Descriptor(opcode=Opcode.NOOP, pasid=victim.tenant.pasid))
+        while bus.now() < end and (await queue.status())[0] != 3:     # until the ADI is in ERROR
+            await bus.wait_cycles(50)
+        state, error = await queue.status()
+        r.refused[f"adi_error_{error}"] += 1
+        await queue.recover()
+
+
+async def _result(bus, hv, sc, seed, runs, start):
+    cycles = bus.now() - start
+    tenants = {}
+    busy = 0
+    for r in runs:
+        lat = r.latencies
+        moved = sum(c[1] for c in r.completions)
+        busy += sum(c[2] for c in r.completions)
+        faults = collections.Counter(f"{f.reason:#04x}" for f in r.tenant.faults)
+        tenants[r.spec.name] = {
+            "kind": r.spec.kind, "adis": r.vdev.adis, "pasid": r.tenant.pasid,
+            "descriptors": len(r.completions), "bytes": moved,
+            "throughput_bytes_per_kcycle": round(1000 * moved / cycles, 1),
+            "latency_p50": _percentile(lat, 50), "latency_p99": _percentile(lat, 99),
+            "latency_max": max(lat, default=0),
+            "interrupts": len(r.tenant.vic.log), "ring_full": r.ring_full,
+            "statuses": dict(sorted(r.statuses.items())),
+            "map_hypercalls": r.tenant.hypercalls["map"], "refused_hypercalls": r.tenant.hypercalls["refused"],
+            "traps": r.vdev.traps, "faults_by_reason": dict(sorted(faults.items())),
+            "refused": dict(sorted(r.refused.items())),
+            "completions": [[c[3] - start, c[0] - start, c[2], c[1]] for c in r.completions],
+        }
+    return {
+        "scenario": {"cycles": sc.cycles, "seed": seed, "policy": sc.arbiter.policy,
+                     "device": sc.device.model_dump()},
+        "tenants": tenants,
+        "device": {"engine_utilisation": round(busy / cycles, 4), "policy": sc.arbiter.policy,
+                   "cycles": cycles, "counters": await hv.pf.counters(),
+                   "unattributed_faults": len(hv.unattributed)},
+        "timing_dependent": [f"tenants.*.{k}" for k in TIMING_DEPENDENT]
+                            + ["device.engine_utilisation", "device.cycles", "device.counters"],
+    }
