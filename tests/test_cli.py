@@ -1,0 +1,119 @@
+"""The siov command and its scenario files.
+
+``siov run`` on the model backend writes the same results.json for the same
+file and seed, and a trace Perfetto can read; a scenario with a mistake is
+refused with a message naming the key and its line, and nothing runs.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from siov.sw.cli import main
+from siov.sw.scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, parse
+
+SMALL = """\
+cycles = 20000
+seed = 3
+[arbiter]
+policy = "qos"
+[[tenants]]
+name = "vm0"
+adis = 2
+quantum = 500
+[[tenants.workloads]]
+kind = "copy"
+size = [64, 2048]
+[[tenants]]
+name = "ctr0"
+kind = "container"
+[[tenants.workloads]]
+kind = "fill"
+size = [64, 512]
+interval = 300
+[[faults]]
+tenant = "ctr0"
+kind = "forged_pasid"
+at = 5000
+"""
+
+
+def test_builtin_scenarios_are_valid():
+    sc = parse(DEFAULT)
+    assert (sum(t.kind == "vm" for t in sc.tenants), sum(t.kind == "container" for t in sc.tenants)) == (4, 2)
+    assert {f.kind for f in sc.faults} == {"flood", "foreign_map", "forged_pasid"}
+    assert parse(DEFAULT_SHORT).cycles < sc.cycles
+
+
+@pytest.mark.parametrize("text, message", [
+    ("cycles = 5000\nbogus = 1\n[[tenants]]\nname = 'a'\n", r"<s>:2: bogus: unknown key"),
+    ("[[tenants]]\nname = 'a'\nwieght = 2\n", r"<s>:3: tenants.0.wieght: unknown key"),
+    ("[[tenants]]\nname = 'a'\nadis = 0\n", r"<s>:3: tenants.0.adis: Input should be greater than or equal to 1"),
+    ("[device]\nnum_adis = 2\n[[tenants]]\nname = 'a'\nadis = 3\n", r"tenants ask for 3 ADIs; the device has 2"),
+    ("[arbiter]\npolicy = 'wrr'\n[[tenants]]\nname = 'a'\nweight = 0\n", r"tenant a: weight 0 under weighted round robin"),
+    ("[arbiter]\npolicy = 'lottery'\n[[tenants]]\nname = 'a'\n", r"<s>:2: arbiter.policy: Input should be 'rr', 'wrr' or 'qos'"),
+    ("[[tenants]]\nname = 'a'\n[[faults]]\ntenant = 'b'\nkind = 'flood'\n", r"names tenant 'b'"),
+    ("[device]\nims_entries = 300\n[[tenants]]\nname = 'a'\n", r"power of two"),
+    ("tenants = [", r"not valid TOML"),
+    ("cycles = 5000\n", r"tenants: Field required"),
+])
+def test_scenario_errors_name_the_key(text, message):
+    with pytest.raises(ScenarioError, match=message):
+        parse(text, "<s>")
+
+
+def test_run_model_is_reproducible_and_writes_everything(tmp_path):
+    (tmp_path / "s.toml").write_text(SMALL)
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}"
+        res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    a, b = ((o / "results.json").read_bytes() for o in outs)
+    assert a == b
+    result = json.loads(a)
+    vm, ctr = result["tenants"]["vm0"], result["tenants"]["ctr0"]
+    assert vm["descriptors"] > 10 and vm["statuses"] == {"SUCCESS": vm["descriptors"]}
+    assert ctr["refused"] == {"adi_error_3": 1} and result["device"]["policy"] == "qos"
+    assert "tenants.*.latency_p99" in result["timing_dependent"]
+    trace = json.loads((outs[0] / "trace.json").read_text())
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert {e["pid"] for e in spans} == {1, 2} and all(e["dur"] > 0 for e in spans)
+    for png in ("throughput.png", "latency.png"):
+        assert (outs[0] / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_run_refuses_a_bad_file_and_runs_nothing(tmp_path):
+    (tmp_path / "bad.toml").write_text("[[tenants]]\nname = 'a'\nadis = 99\n")
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "the device has 16" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_regs():
+    res = CliRunner().invoke(main, ["regs"])
+    assert res.exit_code == 0 and "DMA.FAULT_REC0" in res.output
+    res = CliRunner().invoke(main, ["regs", "dma.fault_rec0"])
+    assert res.exit_code == 0 and "REASON" in res.output and "PASID" in res.output
+    res = CliRunner().invoke(main, ["regs", "FAULT_REC9"])
+    assert res.exit_code == 2 and "no register" in res.output
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "siov.sw.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "run" in out.stdout and "synth" in out.stdout
+
+
+@pytest.mark.sim
+def test_run_rtl_short_builtin(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--backend", "rtl", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    result = json.loads((tmp_path / "results.json").read_text())
+    model = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "m")])
+    assert model.exit_code == 0
+    assert result["tenants"]["vm1"]["refused"] == {"foreign_map": 4}
+    assert all(t["statuses"].keys() <= {"SUCCESS"} for t in result["tenants"].values())
