@@ -148,25 +148,21 @@ class Hypervisor:
 
     async def hc_map(self, t, gfn, count=1):
         """Map hypercall: pin guest pages ``gfn .. gfn+count-1`` of tenant ``t``."""
-        t.hypercalls["map"] += 1
-        try:
-            self._check_range(t, gfn, count, "map hypercall")
-        except HypercallError:
-            t.hypercalls["refused"] += 1
-            raise
-        if not await self.pf.pin(t.domain, gfn, count):
-            raise HypercallError(f"map hypercall from {t.name}: the device refused to pin "
-                                 f"{gfn:#x}+{count}")
+        await self._hypercall(t, "map", gfn, count, self.pf.pin)
 
     async def hc_unmap(self, t, gfn, count=1):
         """Unmap hypercall: unpin (and unmap) pages at once, without waiting for the lazy unpin."""
-        t.hypercalls["unmap"] += 1
+        await self._hypercall(t, "unmap", gfn, count, self.pf.unpin)
+
+    async def _hypercall(self, t, kind, gfn, count, range_op):
+        t.hypercalls[kind] += 1
         try:
-            self._check_range(t, gfn, count, "unmap hypercall")
+            self._check_range(t, gfn, count, f"{kind} hypercall")
         except HypercallError:
             t.hypercalls["refused"] += 1
             raise
-        await self.pf.unpin(t.domain, gfn, count)
+        if not await range_op(t.domain, gfn, count):
+            raise HypercallError(f"{kind} hypercall from {t.name}: the device refused pages {gfn:#x}+{count}")
 
     # -- lazy unpin ------------------------------------------------------------------------
 

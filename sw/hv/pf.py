@@ -208,25 +208,25 @@ class PfDriver:
     async def pop_dma_faults(self, clear_overflow=False):
         """Every record in the DMA fault queue, oldest first, and how many faults were lost
         to a full queue (since the last clear)."""
+        return await self._pop_faults("DMA", clear_overflow, lambda rec0, rec1: DmaFault(
+            _get(rec0, "DMA_FAULT_REC0_REASON"), _get(rec0, "DMA_FAULT_REC0_PASID"), rec1,
+            bool(rec0 & regmap.DMA_FAULT_REC0_WRITE_MASK)))
+
+    async def _pop_faults(self, block, clear, record):
+        """Pop block ``block``'s fault queue (``"DMA"`` or ``"IRQ"``: the same register
+        layout) into ``record(rec0, rec1)`` objects; then its lost-fault count."""
+        reg = {name: getattr(regmap, f"{block}_FAULT_{name}") for name in ("REC0", "REC1", "CTRL", "OVF_COUNT")}
         faults = []
         while True:
-            rec0 = await self.bus.read(regmap.DMA_FAULT_REC0)
-            if not rec0 & regmap.DMA_FAULT_REC0_VALID_MASK:
+            rec0 = await self.bus.read(reg["REC0"])
+            if not rec0 & getattr(regmap, f"{block}_FAULT_REC0_VALID_MASK"):
                 break
-            page = await self.bus.read(regmap.DMA_FAULT_REC1)
-            faults.append(DmaFault(_get(rec0, "DMA_FAULT_REC0_REASON"), _get(rec0, "DMA_FAULT_REC0_PASID"),
-                                   page, bool(rec0 & regmap.DMA_FAULT_REC0_WRITE_MASK)))
-            await self.bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
-        return faults, await self._overflows(regmap.DMA_FAULT_OVF_COUNT, regmap.DMA_FAULT_CTRL,
-                                             regmap.DMA_FAULT_CTRL_CLEAR_OVERFLOW_MASK, clear_overflow)
-
-    async def _overflows(self, count_reg, ctrl_reg, clear_mask, clear):
-        """The queue's count of lost faults; with ``clear``, cleared once read, so that
-        each loss is reported once."""
-        lost = await self.bus.read(count_reg)
-        if lost and clear:
-            await self.bus.write(ctrl_reg, clear_mask)
-        return lost
+            faults.append(record(rec0, await self.bus.read(reg["REC1"])))
+            await self.bus.write(reg["CTRL"], getattr(regmap, f"{block}_FAULT_CTRL_POP_MASK"))
+        lost = await self.bus.read(reg["OVF_COUNT"])
+        if lost and clear:        # so that each loss is reported once
+            await self.bus.write(reg["CTRL"], getattr(regmap, f"{block}_FAULT_CTRL_CLEAR_OVERFLOW_MASK"))
+        return faults, lost
 
     # -- interrupt remapping ---------------------------------------------------------
 
@@ -252,17 +252,9 @@ class PfDriver:
     async def pop_irq_faults(self, clear_overflow=False):
         """Every record in the interrupt fault queue, oldest first, and how many faults were
         lost to a full queue (since the last clear)."""
-        faults = []
-        while True:
-            rec0 = await self.bus.read(regmap.IRQ_FAULT_REC0)
-            if not rec0 & regmap.IRQ_FAULT_REC0_VALID_MASK:
-                break
-            rec1 = await self.bus.read(regmap.IRQ_FAULT_REC1)
-            faults.append(IrqFault(_get(rec0, "IRQ_FAULT_REC0_REASON"), _get(rec0, "IRQ_FAULT_REC0_PASID"),
-                                   _get(rec1, "IRQ_FAULT_REC1_HANDLE")))
-            await self.bus.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_POP_MASK)
-        return faults, await self._overflows(regmap.IRQ_FAULT_OVF_COUNT, regmap.IRQ_FAULT_CTRL,
-                                             regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK, clear_overflow)
+        return await self._pop_faults("IRQ", clear_overflow, lambda rec0, rec1: IrqFault(
+            _get(rec0, "IRQ_FAULT_REC0_REASON"), _get(rec0, "IRQ_FAULT_REC0_PASID"),
+            _get(rec1, "IRQ_FAULT_REC1_HANDLE")))
 
     # -- ADIs ------------------------------------------------------------------------
 

@@ -79,7 +79,7 @@ from ...rtl.dma.defs import PAGE_SHIFT
 from .dsa import CompletionRecord, Descriptor
 from .irq import Message
 
-__all__ = ["PAGE_SIZE", "MAX_XFER", "BUS_WORD", "PageFault", "Memory", "PageMap", "BusErrors",
+__all__ = ["page_spans", "PAGE_SIZE", "MAX_XFER", "BUS_WORD", "PageFault", "Memory", "PageMap", "BusErrors",
            "Outcome", "Engine", "estimate_cost"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -97,6 +97,16 @@ class PageFault(Exception):
         self.addr = addr
 
 
+def page_spans(addr, n, page_size=PAGE_SIZE):
+    """``(page, offset, length)`` of ``n`` bytes at ``addr``, cut at every page boundary."""
+    while n:
+        page, off = divmod(addr, page_size)
+        k = min(n, page_size - off)
+        yield page, off, k
+        addr += k
+        n -= k
+
+
 class Memory:
     """Sparse byte-addressed host memory: 4 KiB pages allocated on first write.
 
@@ -110,12 +120,7 @@ class Memory:
     def _split(self, addr, n):
         if addr < 0 or n < 0:
             raise ValueError(f"Bad memory access: address {addr:#x}, length {n}")
-        while n:
-            page, off = divmod(addr, self.page_size)
-            k = min(n, self.page_size - off)
-            yield page, off, k
-            addr += k
-            n -= k
+        return page_spans(addr, n, self.page_size)
 
     def read(self, addr, n):
         """``n`` bytes at host address ``addr``."""

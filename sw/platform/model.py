@@ -37,7 +37,7 @@ from ...rtl.params import DeviceParams
 from ..bus import BusError, Interrupt
 from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel
 from ..model.dsa import CompletionRecord
-from ..model.engine import estimate_cost
+from ..model.engine import estimate_cost, page_spans
 from ..model.system import DeviceModel
 from .timing import TimingModel
 from .vtime import elapse
@@ -67,19 +67,11 @@ class _StagedMemory:
         self.page_size = memory.page_size
         self.pages = {}
 
-    def _spans(self, addr, n):
-        while n:
-            page, off = divmod(addr, self.page_size)
-            k = min(n, self.page_size - off)
-            yield page, off, k
-            addr += k
-            n -= k
-
     def read(self, addr, n):
         if not self.pages:
             return self.memory.read(addr, n)
         out = bytearray()
-        for page, off, k in self._spans(addr, n):
+        for page, off, k in page_spans(addr, n, self.page_size):
             buf = self.pages.get(page)
             out += buf[off:off + k] if buf is not None else self.memory.read(page * self.page_size + off, k)
         return bytes(out)
@@ -87,7 +79,7 @@ class _StagedMemory:
     def write(self, addr, data):
         data = bytes(data)
         pos = 0
-        for page, off, k in self._spans(addr, len(data)):
+        for page, off, k in page_spans(addr, len(data), self.page_size):
             buf = self.pages.get(page)
             if buf is None:
                 buf = self.pages[page] = bytearray(self.memory.read(page * self.page_size, self.page_size))
