@@ -135,9 +135,38 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__IRQ_T__CNT_CTRL__CLEAR_bw 1
 #define SIOV__IRQ_T__CNT_CTRL__CLEAR_reset 0x0
 
+// reg - siov::irq_t::IMS::ENTRY
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bm 0xffffffff
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bp 0
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bw 32
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_reset 0x0
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_HI_bm 0xffffffff00000000
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_HI_bp 32
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_HI_bw 32
+#define SIOV__IRQ_T__IMS__ENTRY__ADDR_HI_reset 0x0
+#define SIOV__IRQ_T__IMS__ENTRY__DATA_bm 0xffffffff0000000000000000
+#define SIOV__IRQ_T__IMS__ENTRY__DATA_bp 64
+#define SIOV__IRQ_T__IMS__ENTRY__DATA_bw 32
+#define SIOV__IRQ_T__IMS__ENTRY__DATA_reset 0x0
+#define SIOV__IRQ_T__IMS__ENTRY__MASK_bm 0x1000000000000000000000000
+#define SIOV__IRQ_T__IMS__ENTRY__MASK_bp 96
+#define SIOV__IRQ_T__IMS__ENTRY__MASK_bw 1
+#define SIOV__IRQ_T__IMS__ENTRY__MASK_reset 0x0
+#define SIOV__IRQ_T__IMS__ENTRY__PENDING_bm 0x2000000000000000000000000
+#define SIOV__IRQ_T__IMS__ENTRY__PENDING_bp 97
+#define SIOV__IRQ_T__IMS__ENTRY__PENDING_bw 1
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_EN_bm 0x8000000000000000000000000
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_EN_bp 99
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_EN_bw 1
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_EN_reset 0x0
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_bm 0xfffff000000000000000000000000000
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_bp 108
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_bw 20
+#define SIOV__IRQ_T__IMS__ENTRY__PASID_reset 0x0
+
 // mem - siov::irq_t::IMS
 typedef struct __attribute__ ((__packed__)) {
-    uint32_t mem[8192];
+    uint32_t ENTRY[2048][4];
 } siov__irq_t__IMS_t;
 
 // addrmap - siov::irq_t
@@ -623,6 +652,24 @@ typedef struct __attribute__ ((__packed__)) {
 
 
 static_assert(sizeof(siov_t) == 0xc0000, "Packing error");
+
+// Encodings (enums of the register map)
+#define SIOV_IRQ_FAULT_REASON_HANDLE_BEYOND_TABLE 0x21
+#define SIOV_IRQ_FAULT_REASON_ENTRY_NOT_PRESENT 0x22
+#define SIOV_IRQ_FAULT_REASON_PASID_MISMATCH 0x26
+#define SIOV_DMA_FAULT_REASON_WRITE_UNMAPPED 0x5
+#define SIOV_DMA_FAULT_REASON_READ_UNMAPPED 0x6
+#define SIOV_DMA_FAULT_REASON_NO_DOMAIN 0x80
+#define SIOV_DMA_FAULT_REASON_OUT_OF_WINDOW 0x81
+#define SIOV_ADI_STATE_DISABLED 0x0
+#define SIOV_ADI_STATE_ENABLED 0x1
+#define SIOV_ADI_STATE_DRAINING 0x2
+#define SIOV_ADI_STATE_ERROR 0x3
+#define SIOV_ADI_ERROR_NONE 0x0
+#define SIOV_ADI_ERROR_TAIL_BEYOND_RING 0x1
+#define SIOV_ADI_ERROR_BAD_RING_CONFIG 0x2
+#define SIOV_ADI_ERROR_DESC_PASID 0x3
+#define SIOV_ADI_ERROR_FETCH_FAULT 0x4
 
 #ifdef __cplusplus
 }

@@ -70,3 +70,56 @@ def test_bank_split_read_needs_pipelined():
     a = Register("A", 0x0, (Field("X", 0, 32, "rw", "r", 0),))
     with pytest.raises(ValueError, match=r"split_read needs pipelined=True"):
         RegisterBank([a], addr_width=8, split_read=True)
+
+
+def test_every_pasid_field_is_pasid_bits_wide():
+    from siov.rtl.dma.defs import PASID_BITS
+    fields = [(r.path, f) for r in regmap.REGISTERS.values() for f in r.fields if f.name == "PASID"]
+    assert {"IRQ.FAULT_REC0", "DMA.ADI_ENTRY", "DMA.ADI_CUR", "DMA.FAULT_REC0", "CMD.ADI_CFG"} <= \
+        {path for path, _ in fields}
+    for path, f in fields:
+        assert f.width == PASID_BITS, f"{path}.PASID is {f.width} bits"
+    assert regmap.IRQ_IMS_ENTRY_PASID_WIDTH == PASID_BITS
+
+
+def test_layouts_carry_pasid_bits():
+    from amaranth.hdl import Shape
+    from siov.rtl.cmd.adi import RING_LAYOUT
+    from siov.rtl.cmd.dsa import DescriptorLayout
+    from siov.rtl.dma.defs import PASID_BITS
+    from siov.rtl.irq.remapper import FaultLayout, IrqLayout, MessageLayout
+    for layout in (RING_LAYOUT, DescriptorLayout, MessageLayout, IrqLayout, FaultLayout):
+        assert Shape.cast(layout["pasid"].shape).width == PASID_BITS
+
+
+def test_enums_fit_their_fields():
+    cases = [(regmap.AdiState, "CMD.ADI_STATUS", "STATE"), (regmap.AdiError, "CMD.ADI_STATUS", "ERROR_CODE"),
+             (regmap.IrqFaultReason, "IRQ.FAULT_REC0", "REASON"), (regmap.DmaFaultReason, "DMA.FAULT_REC0", "REASON")]
+    for enum, path, name in cases:
+        width = regmap.REGISTERS[path].field(name).width
+        assert all(0 <= m < 1 << width for m in enum), f"{enum.__name__} does not fit {path}.{name}"
+
+
+def test_enums_are_imported_not_redeclared():
+    from siov.rtl.cmd import adi
+    from siov.rtl.dma import defs
+    from siov.sw.model import adi as adi_model
+    from siov.sw.model import irq as irq_model
+    assert adi.AdiState is regmap.AdiState and adi.AdiError is regmap.AdiError
+    assert defs.Reason is regmap.DmaFaultReason
+    assert (adi_model.DISABLED, adi_model.ENABLED, adi_model.DRAINING, adi_model.ERROR) == tuple(regmap.AdiState)
+    assert adi_model.ERR_DESC_PASID is regmap.AdiError.DESC_PASID
+    assert irq_model.FAULT_PASID_MISMATCH is regmap.IrqFaultReason.PASID_MISMATCH
+
+
+def test_ims_entry_constants():
+    # The IMS window holds entries of IRQ_IMS_ENTRY_STRIDE bytes, the idxd layout.
+    assert regmap.IRQ_IMS_ENTRY_STRIDE == 16
+    assert regmap.EXTERNALS["IRQ.IMS"].size % regmap.IRQ_IMS_ENTRY_STRIDE == 0
+    words = [regmap.IRQ_IMS_ENTRY_ADDR_LO_WORD, regmap.IRQ_IMS_ENTRY_ADDR_HI_WORD,
+             regmap.IRQ_IMS_ENTRY_DATA_WORD, regmap.IRQ_IMS_ENTRY_MASK_WORD]
+    assert words == [0, 1, 2, 3]
+    ctrl = [regmap.IRQ_IMS_ENTRY_MASK_MASK, regmap.IRQ_IMS_ENTRY_PENDING_MASK,
+            regmap.IRQ_IMS_ENTRY_PASID_EN_MASK, regmap.IRQ_IMS_ENTRY_PASID_MASK]
+    assert ctrl == [1 << 0, 1 << 1, 1 << 3, 0xFFFFF << 12]
+    assert regmap.IRQ_IMS_ENTRY_PASID_WORD == regmap.IRQ_IMS_ENTRY_MASK_WORD

@@ -7,14 +7,15 @@ Two register ports:
 * ``pages``: the ``ADI_PAGES`` window, one 4 KiB page per ADI with the TAIL
   doorbell (fast path) at offset 0x0, HEAD at 0x4 and STATE at 0x8.
 
-Per-ADI state machine (see the RDL text for the register-level contract)::
+Per-ADI state machine (see the RDL text for the register-level contract; the
+states are ``AdiState``, the error codes ``AdiError``, both declared there)::
 
     DISABLED --ENABLE(ok)--> ENABLED --DRAIN--> DRAINING --(head == tail)--> DISABLED
-    DISABLED --ENABLE(bad size)--> ERROR (code 2)
-    ENABLED  --doorbell tail >= size--> ERROR (code 1)
+    DISABLED --ENABLE(bad size)--> ERROR (BAD_RING_CONFIG)
+    ENABLED  --doorbell tail >= size--> ERROR (TAIL_BEYOND_RING)
     ENABLED/DRAINING --ABORT (head = tail)--> DISABLED
     ERROR --RESET_ERROR--> DISABLED
-    ENABLED/DRAINING --engine fault (code 3, 4)--> ERROR
+    ENABLED/DRAINING --engine fault (DESC_PASID, FETCH_FAULT)--> ERROR
 
 Within one cycle, for one ADI: a fetcher consume advances HEAD, a doorbell
 sets TAIL (or the error), a DRAINING ADI whose HEAD equals TAIL (as they stood
@@ -31,12 +32,10 @@ From the engine: ``busy`` (bit i: a descriptor of ADI i is executing; a
 DRAINING ADI goes DISABLED only once HEAD == TAIL and it is not busy, so
 DISABLED after DRAIN means every posted descriptor has completed) and the
 ``fault`` stream (always ready) that puts an ENABLED or DRAINING ADI into
-ERROR with the engine's code (3: a descriptor's PASID differs from the ADI's,
-4: a descriptor fetch faulted in the DMA tracker or got an AXI error). A command to the same ADI
-in the same cycle takes precedence.
+ERROR with the engine's code (``DESC_PASID``: a descriptor's PASID differs from
+the ADI's; ``FETCH_FAULT``: a descriptor fetch faulted in the DMA tracker or
+got an AXI error). A command to the same ADI in the same cycle takes precedence.
 """
-
-import enum
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -46,7 +45,9 @@ from amaranth.utils import exact_log2
 from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
+from ..dma.defs import PASID_BITS
 from ..params import DeviceParams, require_params
+from ..regmap import AdiError, AdiState
 
 __all__ = ["AdiBlock", "AdiState", "AdiError", "RING_LAYOUT", "CONSUME_LAYOUT", "ADI_FAULT_LAYOUT",
            "CSR_ADDR_WIDTH", "PAGES_ADDR_WIDTH", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE",
@@ -62,28 +63,13 @@ _IDX_BITS = 12      # ring index width (4096 entries at most)
 _SIZE_BITS = 13
 
 
-class AdiState(enum.IntEnum):
-    DISABLED = 0
-    ENABLED = 1
-    DRAINING = 2
-    ERROR = 3
-
-
-class AdiError(enum.IntEnum):
-    NONE = 0
-    TAIL_BEYOND_RING = 1
-    BAD_RING_CONFIG = 2
-    DESC_PASID = 3       # engine: descriptor PASID differs from the ADI's (refused)
-    FETCH_FAULT = 4      # engine: the ring read was blocked by the DMA tracker or got an AXI error
-
-
 #: Per-ADI ring information for the fetcher: base is the host byte address >> 6.
-RING_LAYOUT = data.StructLayout({"base": 58, "size": _SIZE_BITS, "pasid": 20, "domain": 6,
+RING_LAYOUT = data.StructLayout({"base": 58, "size": _SIZE_BITS, "pasid": PASID_BITS, "domain": 6,
                                  "head": _IDX_BITS})
 #: A consume beat: the fetcher took ADI ``adi``'s head descriptor.
 CONSUME_LAYOUT = data.StructLayout({"adi": 6})
 #: An engine fault beat: put ADI ``adi`` into ERROR with ``code`` (an AdiError).
-ADI_FAULT_LAYOUT = data.StructLayout({"adi": 6, "code": 4})
+ADI_FAULT_LAYOUT = data.StructLayout({"adi": 6, "code": regmap.CMD_ADI_STATUS_ERROR_CODE_WIDTH})
 
 
 class AdiBlock(wiring.Component):
@@ -137,7 +123,7 @@ class AdiBlock(wiring.Component):
         r = regs.port
 
         state = self._state
-        err = [Signal(4, name=f"adi{i}_err") for i in range(n)]
+        err = [Signal(regmap.CMD_ADI_STATUS_ERROR_CODE_WIDTH, name=f"adi{i}_err") for i in range(n)]
         head, tail = self._head, self._tail
         size = [Signal(_SIZE_BITS, name=f"adi{i}_size") for i in range(n)]
         # SIZE - 1, set with SIZE (a power of two): the ring index mask, so
@@ -145,7 +131,7 @@ class AdiBlock(wiring.Component):
         # chain (timing).
         wrap = [Signal(_IDX_BITS, name=f"adi{i}_wrap") for i in range(n)]
         base = [Signal(58, name=f"adi{i}_base") for i in range(n)]
-        pasid = [Signal(20, name=f"adi{i}_pasid") for i in range(n)]
+        pasid = [Signal(PASID_BITS, name=f"adi{i}_pasid") for i in range(n)]
         domain = [Signal(6, name=f"adi{i}_domain") for i in range(n)]
         dropped = Signal(32)
 

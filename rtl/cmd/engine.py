@@ -68,9 +68,9 @@ from .. import regmap
 from ..axi4 import Axi4Signature, join_axi4
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature
-from ..dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
+from ..dma.defs import PAGE_SHIFT, PASID_BITS, TRANSLATABLE_BITS
 from ..dma.tracker import OUT_LAYOUT, REQ_LAYOUT
-from ..irq.remapper import MessageLayout
+from ..irq.remapper import HANDLE_WIDTH, MessageLayout
 from ..params import DeviceParams, require_params
 from .adi import ADI_FAULT_LAYOUT, CONSUME_LAYOUT, RING_LAYOUT, AdiError
 from .arbiter import QosArbiter
@@ -265,7 +265,7 @@ class Engine(wiring.Component):
         p_dst = Signal(64)
         p_len = Signal(13)
         p_lo = Signal(32)
-        adi_pasid = Signal(20)                    # the executing ADI's PASID, latched
+        adi_pasid = Signal(PASID_BITS)            # the executing ADI's PASID, latched
         h_src = Signal(64)                        # host addresses after translation
         h_dst = Signal(64)
         x_addr = Signal(64)                       # address being translated
@@ -398,8 +398,9 @@ class Engine(wiring.Component):
         # The completion interrupt message enters a register stage in state IRQ
         # (the remapper sees a registered valid and payload).
         m.submodules.irq_stage = irq_stage = PipeStage(MessageLayout.size)
+        msg_rest = MessageLayout.size - 1 - PASID_BITS - HANDLE_WIDTH     # addr and data: zero
         m.d.comb += [irq_stage.inp.payload.eq(
-            Cat(Const(1, 1), desc.pasid, desc.int_handle, Const(0, MessageLayout.size - 37))),
+            Cat(Const(1, 1), desc.pasid, desc.int_handle, Const(0, msg_rest))),
             self.irq.valid.eq(irq_stage.out.valid), self.irq.payload.as_value().eq(irq_stage.out.payload),
             irq_stage.out.ready.eq(self.irq.ready)]
 

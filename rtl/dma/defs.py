@@ -2,10 +2,17 @@
 
 Plain enums with no Amaranth dependency, so that :mod:`siov.sw` can use them
 without elaborating anything. The numeric values are the register-map
-encodings documented in ``rtl/regs.rdl`` (window ``DMA``).
+encodings documented in ``rtl/regs.rdl`` (window ``DMA``); the fault reasons
+are declared there (``DmaFaultReason``) and re-exported here as ``Reason``.
+
+``PASID_BITS`` is the PASID width of every block (interrupt messages, ADI
+configuration, descriptors, DMA requests); ``tests/test_regmap.py`` checks
+that each PASID field of the register map is this wide.
 """
 
 import enum
+
+from ..regmap import DmaFaultReason as Reason
 
 __all__ = ["Bitmap", "Reason", "RangeOp", "GuestResult", "PAGE_SHIFT", "PASID_BITS",
            "PAGE_BITS", "TRANSLATABLE_BITS", "WORD_PAGES", "GUEST_MAP", "GUEST_UNMAP", "guest_word"]
@@ -36,14 +43,6 @@ class Bitmap(enum.IntEnum):
     MAPPED = 1
     UNMAP = 2      # unmap requested by the guest, waiting for a lazy unpin
     DIRTY = 3
-
-
-class Reason(enum.IntEnum):
-    """Fault reasons. 0x05/0x06 follow VT-d; 0x80 and up are project codes."""
-    WRITE_UNMAPPED = 0x05
-    READ_UNMAPPED = 0x06
-    NO_DOMAIN = 0x80       # requester PASID bound to no (valid) domain
-    OUT_OF_WINDOW = 0x81   # page mapped, but at or beyond the domain's DOM_LIMIT
 
 
 class RangeOp(enum.IntEnum):

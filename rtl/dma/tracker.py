@@ -65,9 +65,10 @@ and no stage after A ever stalls, so no read data can go stale.
 The mapped check sees the bitmap as it was at the end of stage M (the read
 is transparent to an engine write in that cycle); the ADI table is the one
 of stage C and the domain window the one of stage M. Faults are VT-d style
-records {reason, PASID, page, write}: 0x05 write / 0x06 read to a page that
-is not mapped (or beyond the domain's bitmap), 0x80 PASID bound to no domain,
-0x81 page mapped but outside the domain's host window (DOM_LIMIT). A full
+records {reason, PASID, page, write}, the reason a ``Reason``
+(``DmaFaultReason`` in ``rtl/regs.rdl``): a write or read to a page that is
+not mapped (or beyond the domain's bitmap), a PASID bound to no domain, a
+page mapped but outside the domain's host window (DOM_LIMIT). A full
 fault queue sets a sticky overflow flag and counts the fault (as VT-d's PFO):
 no fault is silently lost.
 

@@ -1,11 +1,11 @@
 """Interrupt remapping unit (IRU): IMS table lookup, PASID check, pending bits, fault queue.
 
 Ref: Intel Scalable IOV spec (IMS), Linux ``drivers/dma/idxd`` IMS entry layout
-(address_lo, address_hi, data, ctrl: ctrl bit 0 mask, bit 3 PASID enable,
-bits 31:12 PASID), x86 MSI address/data format (destination ID in address
-bits 19:12 under 0xFEE, vector in data bits 7:0), PCI MSI-X pending bit
-array semantics, and Intel VT-d interrupt-remapping fault reasons (0x21, 0x22,
-0x26). The register map and the ordering rules are in ``rtl/regs.rdl``
+(address_lo, address_hi, data, ctrl), x86 MSI address/data format (destination
+ID in address bits 19:12 under 0xFEE, vector in data bits 7:0), PCI MSI-X
+pending bit array semantics, and Intel VT-d interrupt-remapping fault reasons.
+The register map, the IMS entry's fields (``IRQ.IMS.ENTRY``), the fault
+reasons (``IrqFaultReason``) and the ordering rules are in ``rtl/regs.rdl``
 (``IRQ``), documented in ``docs/registers.md``.
 
 Pipeline, one message per cycle:
@@ -56,15 +56,16 @@ from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..counter import saturating_inc
+from ..dma.defs import PASID_BITS
 from ..ecp5 import DP16KD_DEPTH, dp16kd
+from ..regmap import IrqFaultReason
 
 __all__ = [
-    "PASID_WIDTH", "HANDLE_WIDTH", "CSR_ADDR_WIDTH", "IRQ_DEPTH", "DMA_DEPTH", "FaultReason", "Decision",
+    "HANDLE_WIDTH", "CSR_ADDR_WIDTH", "IRQ_DEPTH", "DMA_DEPTH", "Decision",
     "MessageLayout", "IrqLayout", "FaultLayout", "ProbeLayout",
     "InterruptRemapper",
 ]
 
-PASID_WIDTH = 20
 HANDLE_WIDTH = 16
 #: Byte address width of the IRU's CSR window (64 KiB).
 CSR_ADDR_WIDTH = 16
@@ -73,13 +74,6 @@ CSR_ADDR_WIDTH = 16
 IRQ_DEPTH = 4
 #: Depth of the dma_out queue (DMA messages are pushed from the read stage).
 DMA_DEPTH = 3
-
-
-class FaultReason(enum.IntEnum):
-    """Interrupt-remapping fault reasons (Intel VT-d, table of fault reasons)."""
-    HANDLE_BEYOND_TABLE = 0x21
-    ENTRY_NOT_PRESENT = 0x22
-    PASID_MISMATCH = 0x26
 
 
 class Decision(enum.IntEnum):
@@ -93,7 +87,7 @@ class Decision(enum.IntEnum):
 #: An upstream message from an ADI.
 MessageLayout = data.StructLayout({
     "is_irq": 1,
-    "pasid": PASID_WIDTH,
+    "pasid": PASID_BITS,
     "handle": HANDLE_WIDTH,
     "addr": 64,
     "data": 32,
@@ -105,13 +99,13 @@ IrqLayout = data.StructLayout({
     "dest": 8,
     "vector": 8,
     "handle": HANDLE_WIDTH,
-    "pasid": PASID_WIDTH,
+    "pasid": PASID_BITS,
 })
 
 #: A fault record, as queued.
 FaultLayout = data.StructLayout({
     "reason": 8,
-    "pasid": PASID_WIDTH,
+    "pasid": PASID_BITS,
     "handle": HANDLE_WIDTH,
 })
 
@@ -121,9 +115,9 @@ ProbeLayout = data.StructLayout({
                                 # taken in the previous cycle, against the IMS as it stood then)
     "dec_kind": 2,              # Decision
     "dec_replay": 1,            # ... and it is a replay of a pending interrupt
-    "dec_reason": 8,            # FaultReason when dec_kind is FAULT
+    "dec_reason": 8,            # IrqFaultReason when dec_kind is FAULT
     "dec_handle": HANDLE_WIDTH,
-    "dec_pasid": PASID_WIDTH,
+    "dec_pasid": PASID_BITS,
     "replay_take": 1,           # a replay is accepted this cycle
     "ims_busy": 1,              # an IMS access is between stb and ack
     "ims_ack": 1,               # an IMS access commits this cycle
@@ -148,6 +142,12 @@ ProbeLayout = data.StructLayout({
 #: IMS table row: four lanes of 36 bits (a 32-bit word, a decoded flag, zeros).
 _LANE = 36
 _ROW = 4 * _LANE
+#: The IMS entry's CTRL word and its fields (``IRQ.IMS.ENTRY`` in regs.rdl).
+_CTRL_WORD = regmap.IRQ_IMS_ENTRY_MASK_WORD
+_MASK = regmap.IRQ_IMS_ENTRY_MASK_LSB
+_PENDING = regmap.IRQ_IMS_ENTRY_PENDING_LSB
+_PASID_EN = regmap.IRQ_IMS_ENTRY_PASID_EN_LSB
+_PASID = slice(regmap.IRQ_IMS_ENTRY_PASID_LSB, regmap.IRQ_IMS_ENTRY_PASID_LSB + regmap.IRQ_IMS_ENTRY_PASID_WIDTH)
 #: Cycles of an IMS window access, counted from its stb (see InterruptRemapper.elaborate).
 _P_WAIT, _P_READ, _P_ROW, _P_OLD, _P_NEW, _P_CTRL, _P_WRITE, _P_COMMIT = range(8)
 
@@ -373,7 +373,7 @@ class InterruptRemapper(wiring.Component):
         s2_replay = Signal()
         s2_in_range = Signal()
         s2_handle = Signal(HANDLE_WIDTH)
-        s2_msg_pasid = Signal(PASID_WIDTH)
+        s2_msg_pasid = Signal(PASID_BITS)
         m.d.sync += [
             s2_valid.eq(s1_valid & is_irq), s2_dma.eq(dec_dma), s2_replay.eq(s1_replay),
             s2_in_range.eq(s1_msg.handle[ib:] == 0 if ib < HANDLE_WIDTH else 1),
@@ -384,8 +384,8 @@ class InterruptRemapper(wiring.Component):
         addr_lo, fee = raw[0:32], raw[32]
         hi_nonzero = raw[_LANE + 32]
         edata = raw[2 * _LANE:][:32]
-        ctrl = raw[3 * _LANE:][:32]
-        e_mask, e_pasid_en, e_pasid = ctrl[0], ctrl[3], ctrl[12:32]
+        ctrl = raw[_CTRL_WORD * _LANE:][:32]
+        e_mask, e_pasid_en, e_pasid = ctrl[_MASK], ctrl[_PASID_EN], ctrl[_PASID]
         s2_idx = s2_handle[:ib]
         present = fee & ~hi_nonzero
         pasid_ok = s2_replay | ~e_pasid_en | (e_pasid == s2_msg_pasid)
@@ -395,11 +395,11 @@ class InterruptRemapper(wiring.Component):
         s2_fault = s2_valid & ~ok
         reason = Signal(8)
         with m.If(~s2_in_range):
-            m.d.comb += reason.eq(FaultReason.HANDLE_BEYOND_TABLE)
+            m.d.comb += reason.eq(IrqFaultReason.HANDLE_BEYOND_TABLE)
         with m.Elif(~present):
-            m.d.comb += reason.eq(FaultReason.ENTRY_NOT_PRESENT)
+            m.d.comb += reason.eq(IrqFaultReason.ENTRY_NOT_PRESENT)
         with m.Else():
-            m.d.comb += reason.eq(FaultReason.PASID_MISMATCH)
+            m.d.comb += reason.eq(IrqFaultReason.PASID_MISMATCH)
         kind = Signal(Decision)
         m.d.comb += kind.eq(Mux(s2_dma, Decision.DMA, Mux(s2_deliver, Decision.DELIVER,
                                                       Mux(s2_pend, Decision.PEND, Decision.FAULT))))
@@ -464,7 +464,7 @@ class InterruptRemapper(wiring.Component):
         q_word = ims_bus.addr[2:4]
         q_in_range = ims_bus.addr[4 + ib:] == 0 if 4 + ib < 15 else Const(1)
         m.d.comb += q_idx.eq(ims_bus.addr[4:4 + ib])
-        is_ctrl = q_word == 3
+        is_ctrl = q_word == _CTRL_WORD
         busy = Signal()
         phase = Signal(range(_P_COMMIT + 1))
         at = lambda p: busy & (phase == p)
@@ -474,7 +474,7 @@ class InterruptRemapper(wiring.Component):
         bytemask = Cat(*(b.replicate(8) for b in ims_bus.wstrb))
         new_word = Signal(32)
         m.d.comb += new_word.eq(((old_word & ~bytemask) | (ims_bus.wdata & bytemask)) &
-                                Mux(is_ctrl, Const(0xFFFF_FFFD, 32), Const(0xFFFF_FFFF, 32)))
+                                Mux(is_ctrl, Const(0xFFFF_FFFF ^ (1 << _PENDING), 32), Const(0xFFFF_FFFF, 32)))
         n_word = Signal(32)
         n_flag = Signal()
         n_write = Signal()                    # a write inside the table
@@ -487,12 +487,12 @@ class InterruptRemapper(wiring.Component):
                 n_flag.eq(Mux(q_word == 0, new_word[20:32] == 0xFEE,
                               Mux(q_word == 1, new_word.any(), 0))),
                 n_write.eq(ims_bus.we & q_in_range),
-                n_owner.eq((old_word[3] != new_word[3]) | (old_word[12:32] != new_word[12:32])),
+                n_owner.eq((old_word[_PASID_EN] != new_word[_PASID_EN]) | (old_word[_PASID] != new_word[_PASID])),
             ]
         with m.If(at(_P_CTRL)):
             m.d.sync += [
-                n_unmask.eq(n_write & is_ctrl & ~n_word[0] & ~n_owner),
-                n_clear.eq(n_write & is_ctrl & (~n_word[0] | n_owner)),
+                n_unmask.eq(n_write & is_ctrl & ~n_word[_MASK] & ~n_owner),
+                n_clear.eq(n_write & is_ctrl & (~n_word[_MASK] | n_owner)),
             ]
         # An unmask pushes at most one replay, one to three cycles after its
         # commit (below); no other access commits meanwhile. So room now,
@@ -567,7 +567,7 @@ class InterruptRemapper(wiring.Component):
             ims_bus.ack.eq(commit),
             ims_bus.resp.eq(Mux(q_in_range, Resp.OKAY, Resp.DECERR)),
             ims_bus.rdata.eq(Mux(commit & ~ims_bus.we & q_in_range,
-                                 old_word | Mux(is_ctrl, pend_start << 1, 0), 0)),
+                                 old_word | Mux(is_ctrl, pend_start << _PENDING, 0), 0)),
         ]
         # At most one of the three per unmask, and commits are at least eight
         # cycles apart. The push itself is registered.

@@ -13,6 +13,7 @@ takes one more cycle, which no bus access can observe).
 from dataclasses import dataclass
 
 from ...rtl import regmap
+from ...rtl.regmap import AdiError, AdiState
 from ...rtl.csr.bus import Resp
 from ...rtl.params import DeviceParams
 from .csr import CsrModel, strobe_mask
@@ -21,8 +22,13 @@ __all__ = ["AdiModel", "AdiEntry", "DISABLED", "ENABLED", "DRAINING", "ERROR",
            "ERR_TAIL_BEYOND_RING", "ERR_BAD_RING_CONFIG", "ERR_DESC_PASID", "ERR_FETCH_FAULT",
            "page_address"]
 
-DISABLED, ENABLED, DRAINING, ERROR = 0, 1, 2, 3
-ERR_TAIL_BEYOND_RING, ERR_BAD_RING_CONFIG, ERR_DESC_PASID, ERR_FETCH_FAULT = 1, 2, 3, 4
+# The states and error codes are declared in rtl/regs.rdl (AdiState, AdiError);
+# these short names are the ones the tests, the testbenches and sw/ use.
+DISABLED, ENABLED, DRAINING, ERROR = AdiState.DISABLED, AdiState.ENABLED, AdiState.DRAINING, AdiState.ERROR
+ERR_TAIL_BEYOND_RING = AdiError.TAIL_BEYOND_RING
+ERR_BAD_RING_CONFIG = AdiError.BAD_RING_CONFIG
+ERR_DESC_PASID = AdiError.DESC_PASID
+ERR_FETCH_FAULT = AdiError.FETCH_FAULT
 PAGE_SIZE = 0x1000
 PAGE_TAIL, PAGE_HEAD, PAGE_STATE = 0x0, 0x4, 0x8
 COUNTER_MAX = (1 << 32) - 1

@@ -28,7 +28,7 @@ import numpy as np
 
 from ...rtl import regmap
 from ...rtl.csr.bus import Resp
-from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
+from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, PASID_BITS, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
 from ...rtl.params import DeviceParams
 from .csr import CsrModel, strobe_mask
 
@@ -128,7 +128,7 @@ class DmaModel:
     def set_adi(self, index, pasid, domain, valid=True):
         """Program ADI-table entry ``index`` (ignored beyond num_adis, as in hardware)."""
         if 0 <= index < self.params.num_adis:
-            self.adi[index] = (bool(valid), pasid & 0xFFFFF, domain & 0x3F)
+            self.adi[index] = (bool(valid), pasid & ((1 << PASID_BITS) - 1), domain & 0x3F)
 
     def set_domain(self, domain, base_addr, limit_pages):
         """Set the host window of ``domain``: byte address ``base_addr`` (4 KiB aligned)."""

@@ -12,7 +12,9 @@ pyuvm scoreboard does so from the probe, the model bus backend by calling
 :meth:`drain_replays` after each write.
 
 Ref: idxd IMS entry layout, x86 MSI address/data, PCI MSI-X PBA, Intel VT-d
-interrupt-remapping fault reasons.
+interrupt-remapping fault reasons. The entry's CTRL fields and the fault
+reasons are declared in ``rtl/regs.rdl`` (``IRQ.IMS.ENTRY``, ``IrqFaultReason``);
+the names below are short aliases of those.
 """
 
 import collections
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 
 from ...rtl import regmap
 from ...rtl.csr.bus import Resp
+from ...rtl.dma.defs import PASID_BITS
+from ...rtl.regmap import IrqFaultReason
 from ...rtl.csr.regdefs import window_contents
 from .csr import strobe_mask
 
@@ -27,14 +31,16 @@ __all__ = ["Message", "Outcome", "IrqModel", "ReplayQueueFull",
            "FAULT_HANDLE_BEYOND_TABLE", "FAULT_ENTRY_NOT_PRESENT", "FAULT_PASID_MISMATCH",
            "msi_address", "ims_ctrl"]
 
-FAULT_HANDLE_BEYOND_TABLE = 0x21
-FAULT_ENTRY_NOT_PRESENT = 0x22
-FAULT_PASID_MISMATCH = 0x26
+FAULT_HANDLE_BEYOND_TABLE = IrqFaultReason.HANDLE_BEYOND_TABLE
+FAULT_ENTRY_NOT_PRESENT = IrqFaultReason.ENTRY_NOT_PRESENT
+FAULT_PASID_MISMATCH = IrqFaultReason.PASID_MISMATCH
 
-CTRL_MASK = 1 << 0
-CTRL_PENDING = 1 << 1
-CTRL_PASID_EN = 1 << 3
-PASID_MASK = (1 << 20) - 1
+CTRL_MASK = regmap.IRQ_IMS_ENTRY_MASK_MASK
+CTRL_PENDING = regmap.IRQ_IMS_ENTRY_PENDING_MASK
+CTRL_PASID_EN = regmap.IRQ_IMS_ENTRY_PASID_EN_MASK
+CTRL_PASID_LSB = regmap.IRQ_IMS_ENTRY_PASID_LSB
+CTRL_WORD = regmap.IRQ_IMS_ENTRY_MASK_WORD
+PASID_MASK = (1 << PASID_BITS) - 1
 HANDLE_MASK = (1 << 16) - 1
 COUNTER_MAX = (1 << 32) - 1
 
@@ -48,7 +54,7 @@ def ims_ctrl(*, mask=False, pasid=None):
     """IMS ctrl word: mask bit, and PASID_EN with the PASID unless ``pasid`` is None."""
     v = CTRL_MASK if mask else 0
     if pasid is not None:
-        v |= CTRL_PASID_EN | (pasid & PASID_MASK) << 12
+        v |= CTRL_PASID_EN | (pasid & PASID_MASK) << CTRL_PASID_LSB
     return v
 
 
@@ -142,12 +148,12 @@ class IrqModel:
         if handle >= self.entries:
             return self._fault(FAULT_HANDLE_BEYOND_TABLE, pasid, handle, msg, replay)
         entry = self.ims[handle]
-        ctrl = entry[3]
+        ctrl = entry[CTRL_WORD]
         if replay:
-            pasid = ctrl >> 12
+            pasid = ctrl >> CTRL_PASID_LSB
         if not self.present(entry):
             return self._fault(FAULT_ENTRY_NOT_PRESENT, pasid, handle, msg, replay)
-        if not replay and ctrl & CTRL_PASID_EN and ctrl >> 12 != pasid:
+        if not replay and ctrl & CTRL_PASID_EN and ctrl >> CTRL_PASID_LSB != pasid:
             return self._fault(FAULT_PASID_MISMATCH, pasid, handle, msg, replay)
         if ctrl & CTRL_MASK:
             self.pending.add(handle)
@@ -185,7 +191,7 @@ class IrqModel:
             if idx >= self.entries:
                 return Resp.DECERR, 0
             v = self.ims[idx][word]
-            if word == 3 and idx in self.pending:
+            if word == CTRL_WORD and idx in self.pending:
                 v |= CTRL_PENDING
             return Resp.OKAY, v
         reg = self._by_word.get(addr >> 2)
@@ -197,9 +203,13 @@ class IrqModel:
         head = self.faults[0] if self.faults else None
         name = path.split(".", 1)[1]
         if name == "FAULT_STATUS":
-            return len(self.faults) | self.overflow << 8
+            return (len(self.faults) << regmap.IRQ_FAULT_STATUS_COUNT_LSB
+                    | self.overflow << regmap.IRQ_FAULT_STATUS_OVERFLOW_LSB)
         if name == "FAULT_REC0":
-            return 0 if head is None else head[0] | 1 << 9 | head[1] << 12
+            if head is None:
+                return 0
+            return (head[0] << regmap.IRQ_FAULT_REC0_REASON_LSB | 1 << regmap.IRQ_FAULT_REC0_VALID_LSB
+                    | head[1] << regmap.IRQ_FAULT_REC0_PASID_LSB)
         if name == "FAULT_REC1":
             return 0 if head is None else head[2]
         if name == "FAULT_OVF_COUNT":
@@ -218,9 +228,9 @@ class IrqModel:
             m = strobe_mask(strb)
             old = self.ims[idx][word]
             new = (old & ~m) | (data & m)
-            if word == 3:
+            if word == CTRL_WORD:
                 new &= ~CTRL_PENDING
-                changed = (old ^ new) & (CTRL_PASID_EN | PASID_MASK << 12)
+                changed = (old ^ new) & (CTRL_PASID_EN | regmap.IRQ_IMS_ENTRY_PASID_MASK)
                 if idx in self.pending:
                     if changed:
                         self.pending.discard(idx)
@@ -255,8 +265,8 @@ class IrqModel:
 
     def set_entry(self, idx, *, dest, vector, pasid=None, mask=False):
         """Program entry ``idx`` through :meth:`write` (four word writes)."""
-        base = regmap.IRQ_IMS_BASE + 16 * idx
-        self.write(base + 0, msi_address(dest))
-        self.write(base + 4, 0)
-        self.write(base + 8, vector & 0xFF)
-        return self.write(base + 12, ims_ctrl(mask=mask, pasid=pasid))
+        base = regmap.IRQ_IMS_BASE + regmap.IRQ_IMS_ENTRY_STRIDE * idx
+        self.write(base + 4 * regmap.IRQ_IMS_ENTRY_ADDR_LO_WORD, msi_address(dest))
+        self.write(base + 4 * regmap.IRQ_IMS_ENTRY_ADDR_HI_WORD, 0)
+        self.write(base + 4 * regmap.IRQ_IMS_ENTRY_DATA_WORD, vector & 0xFF)
+        return self.write(base + 4 * CTRL_WORD, ims_ctrl(mask=mask, pasid=pasid))

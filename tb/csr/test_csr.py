@@ -21,7 +21,7 @@ from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
 from siov.rtl.params import DeviceParams
 from siov.sw.model.csr import CsrModel, strobe_mask
-from siov.tb.axi import PATTERNS, apply_axil_pauses
+from siov.tb.axi import PATTERNS, apply_axil_pauses, axil_read, axil_write
 from siov.tb.coverage import Coverage
 from siov.tb.reset import reset_dut
 
@@ -52,18 +52,10 @@ class TB:
         await reset_dut(self.dut, {})
 
     async def read(self, addr):
-        r = await with_timeout(self.axil.read(addr, 4), ACCESS_TIMEOUT_NS, "ns")
-        return Resp(int(r.resp)), int.from_bytes(r.data, "little")
+        return await axil_read(self.axil, addr, timeout_ns=ACCESS_TIMEOUT_NS)
 
     async def write(self, addr, data, strb=0xF):
-        """Write through cocotbext-axi: WSTRB follows the sub-word address and length."""
-        lo = (strb & -strb).bit_length() - 1
-        hi = strb.bit_length()
-        assert strb == ((1 << hi) - 1) & ~((1 << lo) - 1), "strobes must be contiguous"
-        part = (data >> (8 * lo)) & ((1 << (8 * (hi - lo))) - 1)
-        r = await with_timeout(self.axil.write(addr + lo, part.to_bytes(hi - lo, "little")),
-                               ACCESS_TIMEOUT_NS, "ns")
-        return Resp(int(r.resp))
+        return await axil_write(self.axil, addr, data, strb, timeout_ns=ACCESS_TIMEOUT_NS)
 
     async def check_read(self, addr):
         resp, value = await self.read(addr)

@@ -27,7 +27,7 @@ import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import Event, RisingEdge, with_timeout
+from cocotb.triggers import Event, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 from pyuvm import (uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_env,
                    uvm_monitor, uvm_sequence_item, uvm_sequencer, uvm_subscriber)
@@ -35,7 +35,8 @@ from pyuvm import (uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_
 from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
 from siov.rtl.irq.remapper import Decision, IrqLayout, MessageLayout, ProbeLayout
-from siov.sw.model.irq import CTRL_PASID_EN, IrqModel, Message
+from siov.sw.model.irq import CTRL_PASID_EN, CTRL_PASID_LSB, CTRL_WORD, IrqModel, Message
+from siov.tb.axi import axil_read, axil_write
 from siov.tb.coverage import Coverage
 from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
@@ -269,17 +270,9 @@ class CsrDriver(uvm_driver):
             item = await self.seq_item_port.get_next_item()
             local = item.addr - regmap.IRQ_BASE
             if item.write:
-                strb = item.strb
-                lo = (strb & -strb).bit_length() - 1
-                hi = strb.bit_length()
-                part = (item.data >> (8 * lo)) & ((1 << (8 * (hi - lo))) - 1)
-                r = await with_timeout(axil.write(local + lo, part.to_bytes(hi - lo, "little")),
-                                       ACCESS_TIMEOUT_NS, "ns")
-                item.resp = Resp(int(r.resp))
+                item.resp = await axil_write(axil, local, item.data, item.strb, timeout_ns=ACCESS_TIMEOUT_NS)
             else:
-                r = await with_timeout(axil.read(local, 4), ACCESS_TIMEOUT_NS, "ns")
-                item.resp = Resp(int(r.resp))
-                item.value = int.from_bytes(r.data, "little")
+                item.resp, item.value = await axil_read(axil, local, timeout_ns=ACCESS_TIMEOUT_NS)
             self.seq_item_port.item_done()
 
 
@@ -380,9 +373,10 @@ class IrqScoreboard(uvm_component):
             self.exp_irq.append(out)
             entry = self.model.ims[out.handle]
             self.isolation_checked += 1
-            if not out.replay and entry[3] & CTRL_PASID_EN and entry[3] >> 12 != out.pasid:
+            owner = entry[CTRL_WORD] >> CTRL_PASID_LSB
+            if not out.replay and entry[CTRL_WORD] & CTRL_PASID_EN and owner != out.pasid:
                 self._fail(f"cycle {c}: ISOLATION: handle {out.handle} owned by PASID "
-                           f"{entry[3] >> 12:#x} delivered for PASID {out.pasid:#x}")
+                           f"{owner:#x} delivered for PASID {out.pasid:#x}")
         elif out.kind == "dma":
             self.exp_dma.append(out.message)
         self.events.write((c, "decide", (kind, p, out)))

@@ -38,8 +38,9 @@ from amaranth.lib.wiring import In, Out
 
 from siov.rtl import regmap
 from siov.rtl.csr.bus import CsrSignature, Resp
-from siov.rtl.irq.remapper import (CSR_ADDR_WIDTH, DMA_DEPTH, IRQ_DEPTH, Decision, InterruptRemapper,
-                                   IrqLayout, MessageLayout)
+from siov.rtl.dma.defs import PASID_BITS
+from siov.rtl.irq.remapper import (CSR_ADDR_WIDTH, DMA_DEPTH, HANDLE_WIDTH, IRQ_DEPTH, Decision,
+                                   InterruptRemapper, IrqLayout, MessageLayout)
 from siov.tb.formal import prove
 
 __all__ = ["IrqHarness", "PROPERTIES", "DEPTH", "run"]
@@ -102,8 +103,8 @@ class IrqHarness(wiring.Component):
         accept = self.msg_in.valid & self.msg_in.ready
         h1_valid = Signal()
         h1_irq = Signal()
-        h1_pasid = Signal(20)
-        h1_handle = Signal(16)
+        h1_pasid = Signal(PASID_BITS)
+        h1_handle = Signal(HANDLE_WIDTH)
         h1_replay = Signal()
         m.d.sync += [h1_valid.eq(accept), h1_replay.eq(p.replay_take)]
         with m.If(accept):
@@ -111,8 +112,8 @@ class IrqHarness(wiring.Component):
             m.d.sync += [h1_irq.eq(pl.is_irq), h1_pasid.eq(pl.pasid), h1_handle.eq(pl.handle)]
         h_valid = Signal()
         h_irq = Signal()
-        h_pasid = Signal(20)
-        h_handle = Signal(16)
+        h_pasid = Signal(PASID_BITS)
+        h_handle = Signal(HANDLE_WIDTH)
         h_replay = Signal()
         m.d.sync += [h_valid.eq(h1_valid), h_replay.eq(h1_replay), h_irq.eq(h1_irq),
                      h_pasid.eq(h1_pasid), h_handle.eq(h1_handle)]
@@ -178,14 +179,15 @@ class IrqHarness(wiring.Component):
         ]
 
         # A decision reported now was taken one cycle ago, against the shadow as it stood then.
-        ctrl = shadow_q[96:128]
+        ctrl = shadow_q[32 * regmap.IRQ_IMS_ENTRY_MASK_WORD:][:32]
+        pasid = ctrl[regmap.IRQ_IMS_ENTRY_PASID_LSB:][:regmap.IRQ_IMS_ENTRY_PASID_WIDTH]
         delivered = h_valid & p.dec_valid & (p.dec_kind == Decision.DELIVER)
         with m.If(delivered & (h_handle == sel)):
             m.d.comb += [
-                Assert(~ctrl[3] | (h_pasid == ctrl[12:32])),
+                Assert(~ctrl[regmap.IRQ_IMS_ENTRY_PASID_EN_LSB] | (h_pasid == pasid)),
                 Assert(shadow_q[32:64] == 0),
                 Assert(shadow_q[20:32] == 0xFEE),
-                Assert(~ctrl[0]),
+                Assert(~ctrl[regmap.IRQ_IMS_ENTRY_MASK_LSB]),
             ]
 
     def _outcome(self, m, dut):
