@@ -10,7 +10,9 @@ change there is absorbed here and nowhere else. It:
   Verilator builds and runs fast;
 * runs the waiver file ``rtl/siov.vlt`` in every build;
 * dumps waves with ``waves=True`` (``WAVES=1``): FST where the liblz4 headers
-  exist, else VCD; the path is returned.
+  exist, else VCD; the path is returned;
+* gives ``extra_env`` precedence over the calling process's environment
+  (cocotb_tools applies ``os.environ`` last).
 
 ``SIM=<name>`` selects another simulator supported by cocotb (Verilator is
 the default). The public-signal trimming only applies to Verilator.
@@ -70,6 +72,15 @@ def _verilator_runner():
 
         def _waves_file(self):
             return "dump.fst" if self.trace_fst else "dump.vcd"
+
+        def _set_env_common(self):
+            # cocotb_tools lets the calling process's environment override
+            # ``extra_env`` (it updates with os.environ last); a variable the
+            # caller passes must win, or a stale SIOV_* in the shell would
+            # silently replace it.
+            passed = dict(self.env)
+            super()._set_env_common()
+            self.env.update(passed)
 
     return TrimmedVerilator()
 
