@@ -58,6 +58,17 @@ extern "C" {
 #define SIOV__GLOBAL_T__CYCLE_HI__VALUE_bp 0
 #define SIOV__GLOBAL_T__CYCLE_HI__VALUE_bw 32
 
+// reg - siov::global_t::GENCAP
+#define SIOV__GLOBAL_T__GENCAP__MAX_XFER_SHIFT_bm 0x3f
+#define SIOV__GLOBAL_T__GENCAP__MAX_XFER_SHIFT_bp 0
+#define SIOV__GLOBAL_T__GENCAP__MAX_XFER_SHIFT_bw 6
+#define SIOV__GLOBAL_T__GENCAP__CR_ALIGN_SHIFT_bm 0xf00
+#define SIOV__GLOBAL_T__GENCAP__CR_ALIGN_SHIFT_bp 8
+#define SIOV__GLOBAL_T__GENCAP__CR_ALIGN_SHIFT_bw 4
+#define SIOV__GLOBAL_T__GENCAP__FILL_ALIGN_SHIFT_bm 0xf000
+#define SIOV__GLOBAL_T__GENCAP__FILL_ALIGN_SHIFT_bp 12
+#define SIOV__GLOBAL_T__GENCAP__FILL_ALIGN_SHIFT_bw 4
+
 // regfile - siov::global_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t ID;
@@ -68,6 +79,8 @@ typedef struct __attribute__ ((__packed__)) {
     uint8_t RESERVED_14_17[0x4];
     uint32_t CYCLE_LO;
     uint32_t CYCLE_HI;
+    uint8_t RESERVED_20_23[0x4];
+    uint32_t GENCAP;
 } siov__global_t_t;
 
 // reg - siov::irq_t::FAULT_STATUS
@@ -640,7 +653,7 @@ typedef struct __attribute__ ((__packed__)) {
 // addrmap - siov
 typedef struct __attribute__ ((__packed__)) {
     siov__global_t_t GLOBAL;
-    uint8_t RESERVED_20_ffff[0xffe0];
+    uint8_t RESERVED_28_ffff[0xffd8];
     siov__irq_t_t IRQ;
     siov__dma_t_t DMA;
     siov__cmd_t_t CMD;

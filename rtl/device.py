@@ -26,7 +26,10 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from amaranth.utils import exact_log2
+
 from .axi4 import Axi4Signature
+from .cmd.dsa import CR_ALIGN, FILL_ALIGN, MAX_XFER
 from .csr.axil import AxiLiteSignature, AxiLiteToCsr
 from .cmd.adi import AdiBlock
 from .cmd.engine import Engine
@@ -109,6 +112,9 @@ class Device(wiring.Component):
             regs.port("GLOBAL.CAP0.IMS_ENTRIES").eq(p.ims_entries),
             regs.port("GLOBAL.CAP1.NUM_DOMAINS").eq(p.num_domains),
             regs.port("GLOBAL.CAP1.PAGES_PER_DOMAIN").eq(p.pages_per_domain),
+            regs.port("GLOBAL.GENCAP.MAX_XFER_SHIFT").eq(exact_log2(MAX_XFER)),
+            regs.port("GLOBAL.GENCAP.CR_ALIGN_SHIFT").eq(exact_log2(CR_ALIGN)),
+            regs.port("GLOBAL.GENCAP.FILL_ALIGN_SHIFT").eq(exact_log2(FILL_ALIGN)),
         ]
 
         # 64-bit timebase; a read of CYCLE_LO latches the high word for CYCLE_HI.

@@ -86,6 +86,11 @@ REGISTERS = {
     'GLOBAL.CYCLE_HI': _reg('GLOBAL.CYCLE_HI', 0x1c, 'High 32 bits of the cycle counter, as latched by the last read of CYCLE_LO.',
         Field('VALUE', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
+    'GLOBAL.GENCAP': _reg('GLOBAL.GENCAP', 0x24, "What the engine accepts, as built (the values come from rtl/cmd/dsa.py), and the rules a driver needs besides. Checks, in order, with the status of the first that fails (enum dsa_completion_status): an opcode the engine lacks (0x10); a reserved flag, or RCR without CRAV (0x11, the bad bits in the record's invalid_flags); RCI with a handle at or beyond IMS_ENTRIES (0x19); for MEMMOVE, MEMFILL and COMPARE a transfer size of 0 or above 2^MAX_XFER_SHIFT (0x13); with CRAV, a completion address not 2^CR_ALIGN_SHIFT aligned (0x1c, and no record is written); a MEMFILL destination not 2^FILL_ALIGN_SHIFT aligned (0x1c). DSA itself accepts any Memory Fill destination; this engine writes the 8-byte pattern in whole bus words whose byte lanes follow the address, and an unaligned start would need the pattern rotated by the offset, which it does not do. Completion records: the status byte's bit 7 is set when a page fault was on a write (0x83). bytes_completed is xfer_size on success (0 for NOOP and DRAIN); after a page fault or a bus error (0x20) it counts the bytes done before the failing page-bounded piece (from the end for a descending MEMMOVE). result: MEMMOVE 0 ascending, 1 descending (also after a fault, so the copy can be resumed); COMPARE 0 equal, 1 different with bytes_completed the offset of the first difference; otherwise 0. fault_addr is the lowest device address of the faulting piece. DMA window: a guest fast-path map (DMA.GUEST MAP) of a page at or beyond the domain's DOM_LIMIT but inside PAGES_PER_DOMAIN is accepted (it sets the mapped bit when the page is pinned), and every access to it is still blocked with fault OUT_OF_WINDOW.",
+        Field('MAX_XFER_SHIFT', lsb=0, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Largest transfer size is 2^MAX_XFER_SHIFT bytes.'),
+        Field('CR_ALIGN_SHIFT', lsb=8, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A completion record address must be 2^CR_ALIGN_SHIFT aligned.'),
+        Field('FILL_ALIGN_SHIFT', lsb=12, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A MEMFILL destination must be 2^FILL_ALIGN_SHIFT aligned.'),
+    ),
     'IRQ.FAULT_STATUS': _reg('IRQ.FAULT_STATUS', 0x10000, '',
         Field('COUNT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records in the queue.'),
         Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault found the queue full (counted in FAULT_OVF_COUNT). Cleared by FAULT_CTRL.CLEAR_OVERFLOW.'),
@@ -351,6 +356,16 @@ GLOBAL_CYCLE_HI = 0x1c
 GLOBAL_CYCLE_HI_VALUE_LSB = 0
 GLOBAL_CYCLE_HI_VALUE_WIDTH = 32
 GLOBAL_CYCLE_HI_VALUE_MASK = 0xffffffff
+GLOBAL_GENCAP = 0x24
+GLOBAL_GENCAP_MAX_XFER_SHIFT_LSB = 0
+GLOBAL_GENCAP_MAX_XFER_SHIFT_WIDTH = 6
+GLOBAL_GENCAP_MAX_XFER_SHIFT_MASK = 0x3f
+GLOBAL_GENCAP_CR_ALIGN_SHIFT_LSB = 8
+GLOBAL_GENCAP_CR_ALIGN_SHIFT_WIDTH = 4
+GLOBAL_GENCAP_CR_ALIGN_SHIFT_MASK = 0xf00
+GLOBAL_GENCAP_FILL_ALIGN_SHIFT_LSB = 12
+GLOBAL_GENCAP_FILL_ALIGN_SHIFT_WIDTH = 4
+GLOBAL_GENCAP_FILL_ALIGN_SHIFT_MASK = 0xf000
 IRQ_FAULT_STATUS = 0x10000
 IRQ_FAULT_STATUS_COUNT_LSB = 0
 IRQ_FAULT_STATUS_COUNT_WIDTH = 8

@@ -59,7 +59,7 @@ def test_vm_end_to_end_with_interrupts_and_no_traps_per_descriptor():
     async def prog(bus, hv):
         t, vdev, drv, q = await vm_with_queue(hv, adis=2)
         assert (drv.num_queues, drv.ring_min, drv.ring_max) == (2, 2, 4096)
-        assert drv.max_xfer == 1 << 20 and len(drv.handles) == 2
+        assert (drv.max_xfer, drv.cr_align, drv.fill_align) == (1 << 20, 32, 8) and len(drv.handles) == 2
         src, dst = t.memory.alloc(2 * PAGE), t.memory.alloc(2 * PAGE)
         await drv.dma_map(src, 2 * PAGE)
         await drv.dma_map(dst, 2 * PAGE)

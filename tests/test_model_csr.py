@@ -7,7 +7,8 @@ import pytest
 from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
 from siov.rtl.params import DeviceParams
-from siov.sw.bus import BusError, ModelBus
+from siov.sw.bus import BusError
+from siov.sw.platform import run_program
 from siov.sw.csr import Csr
 from siov.sw.model.csr import CsrModel, strobe_mask
 
@@ -54,8 +55,7 @@ def test_params_are_checked():
 
 
 def test_model_bus_and_accessors():
-    async def scenario():
-        bus = ModelBus(CsrModel(DeviceParams(num_adis=7)))
+    async def scenario(bus, seed):
         csr = Csr(bus)
         caps = await csr.identify()
         assert caps["num_adis"] == 7
@@ -71,4 +71,4 @@ def test_model_bus_and_accessors():
             await bus.read(0x14)
         with pytest.raises(KeyError, match="No register 'GLOBAL.NOPE'"):
             await csr.read("GLOBAL.NOPE")
-    asyncio.run(scenario())
+    run_program(scenario, params=DeviceParams(num_adis=7))

@@ -58,7 +58,7 @@ class QueueFull(QueueError):
     """More descriptors than the ring has free entries; nothing was posted."""
 
 
-def _message(status, rec):
+def _message(status, rec, driver):
     if status is Status.PAGE_FAULT:
         side = "write" if rec.status_write else "read"
         return (f"page fault on a {side} at device address {rec.fault_addr:#x} "
@@ -66,9 +66,10 @@ def _message(status, rec):
     return {
         Status.BAD_OPCODE: "the device does not implement the descriptor's opcode",
         Status.INVALID_FLAGS: f"invalid or reserved flags {rec.invalid_flags:#x}",
-        Status.XFER_SIZE: "transfer size is zero or larger than the device's largest transfer",
-        Status.ADDR_ALIGN: "an address is not aligned as the opcode requires "
-                           "(completion record: 32 bytes; memory fill destination: 8 bytes)",
+        Status.XFER_SIZE: f"transfer size is zero or larger than the device's largest transfer "
+                          f"({driver.max_xfer} bytes)",
+        Status.ADDR_ALIGN: f"an address is not aligned as the device requires (completion record: "
+                           f"{driver.cr_align} bytes; memory fill destination: {driver.fill_align} bytes)",
         Status.INVALID_INT_HANDLE: "the interrupt handle is beyond the device's interrupt message store",
         Status.HW_ERROR: f"host memory answered a bus error after {rec.bytes_completed} bytes",
     }.get(status, f"status {status}")
@@ -254,7 +255,7 @@ class Queue:
         rec = CompletionRecord.unpack(raw)
         status = Status(rec.status)
         if status is not Status.SUCCESS:
-            raise STATUS_ERRORS[status](f"queue {self.index}: {_message(status, rec)}", rec)
+            raise STATUS_ERRORS[status](f"queue {self.index}: {_message(status, rec, d)}", rec)
         return rec
 
 
@@ -282,6 +283,8 @@ class FrontendDriver:
         self.num_queues = caps & 0xFF
         self.ring_max, self.ring_min = 1 << (caps >> 8 & 0xFF), 1 << (caps >> 16 & 0xFF)
         self.max_xfer = await self.vdev.mmio_read(self.vdev.ctrl + bar.MAX_XFER_REG)
+        align = await self.vdev.mmio_read(self.vdev.ctrl + bar.ALIGN)
+        self.cr_align, self.fill_align = align & 0xFF, align >> 8 & 0xFF
         nvec = await self.vdev.mmio_read(self.vdev.ctrl + bar.NUM_VECTORS)
         if nvec != self.vdev.config.msix_table_size:
             raise RuntimeError(f"device reports {nvec} vectors, its MSI-X capability "

@@ -62,11 +62,15 @@ class DeviceTimeout(RuntimeError):
 
 @dataclass(frozen=True)
 class DeviceCaps:
-    """What the device reports about itself (GLOBAL.CAP0/CAP1)."""
+    """What the device reports about itself (GLOBAL.CAP0, CAP1 and GENCAP): sizes, the largest
+    transfer in bytes, and the alignment of completion records and MEMFILL destinations."""
     num_adis: int
     ims_entries: int
     num_domains: int
     pages_per_domain: int
+    max_xfer: int
+    cr_align: int
+    fill_align: int
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,11 @@ class PfDriver:
                                f"expected {regmap.GLOBAL_ID_MAGIC_VALUE:#010x}")
         cap0 = await self.bus.read(regmap.GLOBAL_CAP0)
         cap1 = await self.bus.read(regmap.GLOBAL_CAP1)
+        gen = await self.bus.read(regmap.GLOBAL_GENCAP)
         return DeviceCaps(_get(cap0, "GLOBAL_CAP0_NUM_ADIS"), _get(cap0, "GLOBAL_CAP0_IMS_ENTRIES"),
-                          _get(cap1, "GLOBAL_CAP1_NUM_DOMAINS"), _get(cap1, "GLOBAL_CAP1_PAGES_PER_DOMAIN"))
+                          _get(cap1, "GLOBAL_CAP1_NUM_DOMAINS"), _get(cap1, "GLOBAL_CAP1_PAGES_PER_DOMAIN"),
+                          1 << _get(gen, "GLOBAL_GENCAP_MAX_XFER_SHIFT"), 1 << _get(gen, "GLOBAL_GENCAP_CR_ALIGN_SHIFT"),
+                          1 << _get(gen, "GLOBAL_GENCAP_FILL_ALIGN_SHIFT"))
 
     # -- DMA tracker -----------------------------------------------------------------
 

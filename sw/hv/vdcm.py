@@ -13,7 +13,9 @@ Virtual BAR 0 of a device with ``n`` ADIs (offsets in bytes):
 ``0x1000 * i + 0x8``  fast   queue ``i``'s state (read)
 ``CTRL + 0x000``      trap   CAPS: bits 7:0 queues, 15:8 log2 largest ring,
                              23:16 log2 smallest ring
-``CTRL + 0x004``      trap   MAX_XFER: largest transfer in bytes
+``CTRL + 0x004``      trap   MAX_XFER: largest transfer in bytes (the device's)
+``CTRL + 0x00C``      trap   ALIGN: bits 7:0 completion-record alignment,
+                             15:8 MEMFILL destination alignment (bytes)
 ``CTRL + 0x008``      trap   NUM_VECTORS: interrupt vectors (MSI-X table size)
 ``CTRL + 0x010``      trap   INT_HANDLE_SEL: vector index whose handle to read
 ``CTRL + 0x014``      trap   INT_HANDLE: the IMS handle for that vector (read)
@@ -32,14 +34,13 @@ refuses) raises :class:`VirtualMmioError` and changes nothing.
 import logging
 
 from ...rtl import regmap
-from ...rtl.cmd.dsa import MAX_XFER
 from ...rtl.dma.defs import PASID_BITS
 from ..model.adi import PAGE_HEAD, PAGE_STATE, PAGE_TAIL, page_address
 
 __all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "RING_MIN", "RING_MAX"]
 
 PORTAL = 0x1000
-CAPS, MAX_XFER_REG, NUM_VECTORS, INT_HANDLE_SEL, INT_HANDLE = 0x000, 0x004, 0x008, 0x010, 0x014
+CAPS, MAX_XFER_REG, NUM_VECTORS, ALIGN, INT_HANDLE_SEL, INT_HANDLE = 0x000, 0x004, 0x008, 0x00C, 0x010, 0x014
 QUEUE_BASE, QUEUE_STRIDE = 0x100, 0x20
 RING_LO, RING_HI, RING_SIZE, QUEUE_CTRL, QUEUE_STATUS = 0x00, 0x04, 0x08, 0x0C, 0x10
 #: Ring sizes the ADI block accepts (rtl/regs.rdl CMD.RING_SIZE: a power of two in 2..4096).
@@ -159,8 +160,11 @@ class VirtualDevice:
     async def _emulate_read(self, off):
         if off == CAPS:
             return len(self.adis) | (RING_MAX.bit_length() - 1) << 8 | (RING_MIN.bit_length() - 1) << 16
+        caps = self.vdcm.hv.caps
         if off == MAX_XFER_REG:
-            return MAX_XFER
+            return caps.max_xfer
+        if off == ALIGN:
+            return caps.cr_align | caps.fill_align << 8
         if off == NUM_VECTORS:
             return len(self.handles)
         if off == INT_HANDLE_SEL:
@@ -179,7 +183,7 @@ class VirtualDevice:
         if off == INT_HANDLE_SEL:
             self._handle_sel = value
             return
-        if off in (CAPS, MAX_XFER_REG, NUM_VECTORS, INT_HANDLE):
+        if off in (CAPS, MAX_XFER_REG, NUM_VECTORS, ALIGN, INT_HANDLE):
             raise VirtualMmioError(f"{self.tenant.name}: BAR0 {self.ctrl + off:#x} is read-only")
         q, reg = self._queue(off)
         if reg == QUEUE_STATUS:

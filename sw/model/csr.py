@@ -7,7 +7,10 @@ with no software-writable field, byte strobes honoured. It is the scoreboard's
 oracle in tb/csr and the register file of the ``model`` bus backend.
 """
 
+from amaranth.utils import exact_log2
+
 from ...rtl import regmap
+from ...rtl.cmd.dsa import CR_ALIGN, FILL_ALIGN, MAX_XFER
 from ...rtl.csr.bus import Resp
 from ...rtl.params import DeviceParams
 
@@ -54,6 +57,9 @@ class CsrModel:
             "GLOBAL.CAP0.IMS_ENTRIES": params.ims_entries,
             "GLOBAL.CAP1.NUM_DOMAINS": params.num_domains,
             "GLOBAL.CAP1.PAGES_PER_DOMAIN": params.pages_per_domain,
+            "GLOBAL.GENCAP.MAX_XFER_SHIFT": exact_log2(MAX_XFER),
+            "GLOBAL.GENCAP.CR_ALIGN_SHIFT": exact_log2(CR_ALIGN),
+            "GLOBAL.GENCAP.FILL_ALIGN_SHIFT": exact_log2(FILL_ALIGN),
             "GLOBAL.CYCLE_LO.VALUE": 0,
             "GLOBAL.CYCLE_HI.VALUE": 0,
         }
