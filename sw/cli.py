@@ -65,11 +65,12 @@ def run(scenario, backend, seed, out, waves):
                                  params=sc.device.params(), arg=arg)
             progress.update(task, completed=sc.cycles)
     else:
-        from ..tb.host.run import last_run
-        with console.status("[bold]rtl[/bold]: building the Device (once per parameter set) and running it "
-                            "under Verilator; output in build/sim/device-*"):
-            result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
-                                 params=sc.device.params(), arg=arg, waves=waves)
+        from ..tb.host.run import last_run, logs
+        build_log, run_logs = logs(sc.device.params(), waves)
+        with console.status("[bold]rtl[/bold]: starting") as status:
+            with _tail_logs(status, build_log, run_logs):
+                result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
+                                     params=sc.device.params(), arg=arg, waves=waves, quiet=True)
         console.print(f"rtl: {last_run['total_s']:.1f} s in all, {last_run['sim_s']:.1f} s of simulation "
                       f"({last_run['cycles'] / max(last_run['sim_s'], 1e-9):,.0f} cycles/s)")
         if waves:
@@ -93,6 +94,41 @@ def run(scenario, backend, seed, out, waves):
                   f"{dev['cycles'] / wall:,.0f} device cycles per second of wall time ({wall:.1f} s)")
     console.print(f"wrote {out / 'results.json'}, {out / 'trace.json'} (open in ui.perfetto.dev), "
                   f"{out / 'throughput.png'}, {out / 'latency.png'}")
+
+
+class _tail_logs:
+    """Show the newest line of the Verilator build log, then of the simulation's log, in a
+    rich status line, twice a second, while the rtl backend runs in its own process."""
+
+    def __init__(self, status, build_log, run_dir):
+        import threading
+        self.status, self.build_log, self.run_dir = status, build_log, run_dir
+        self.start = time.time()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _newest(self):
+        cands = [self.build_log] + sorted(self.run_dir.glob("*.log"))
+        fresh = [p for p in cands if p.exists() and p.stat().st_mtime >= self.start]
+        return max(fresh, key=lambda p: p.stat().st_mtime, default=None)
+
+    def _run(self):
+        while not self.stop.wait(0.5):
+            path = self._newest()
+            if path is None:
+                continue
+            lines = path.read_text(errors="replace").strip().splitlines()
+            what = "building the Device" if path == self.build_log else "simulating"
+            if lines:
+                self.status.update(f"[bold]rtl[/bold] {what}: {lines[-1].strip()[:90]}")
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
 
 
 @main.command()

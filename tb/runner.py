@@ -115,7 +115,7 @@ def _public_vlt(path, top, public):
 
 def run_cocotb(*, component, top, test_module, build_name, testcase=None, public=(),
                seed=None, waves=None, extra_env=None, timeout_s=None, extra_sources=(),
-               run_name=None, quick_build=False):
+               run_name=None, quick_build=False, test_log=None):
     """Build ``component`` as Verilog module ``top`` and run cocotb ``test_module`` on it.
 
     Parameters
@@ -147,6 +147,9 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         Compile the model's C++ without optimisation (``OPT_FAST=-O0``): for
         builds whose simulation takes seconds, where the compile is most of
         the time (about 40% less compile time on the Device).
+    test_log : path, optional
+        Write the simulation's output there instead of to the terminal (the
+        build's always goes to ``build.log`` in the build folder).
 
     Returns
     -------
@@ -214,6 +217,7 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
             test_args=test_args,
             build_dir=build_dir,
             timescale=("1ns", "1ps"),
+            log_file=test_log,
         )
     except SystemExit:  # cocotb_tools exits when a test fails; the XML tells which
         if not results.exists():

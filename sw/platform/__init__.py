@@ -25,7 +25,8 @@ def run_program(program, backend="model", seed=0, params=DeviceParams(), arg=Non
 
     Options: ``timing`` (:class:`~siov.sw.platform.timing.TimingModel`) and
     ``bus_hook`` (called with the new ModelBus) for the model backend;
-    ``waves`` (dump a waveform) for the rtl backend.
+    ``waves`` (dump a waveform) and ``quiet`` (the simulator's output to a log file) for the
+    rtl backend.
     """
     from ..diff import load_program, program_ref
     if backend == "model":
@@ -42,5 +43,5 @@ def run_program(program, backend="model", seed=0, params=DeviceParams(), arg=Non
     if backend == "rtl":
         from ...tb.host.run import run_on_rtl
         return run_on_rtl(program_ref(program), seed=seed, params=params, waves=options.get("waves", False),
-                          arg=arg)
+                          arg=arg, quiet=options.get("quiet", False))
     raise ValueError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

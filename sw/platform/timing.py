@@ -137,11 +137,12 @@ class TimingModel:
         Cycles between the completion of one descriptor and the dispatch of
         the next one that is already prefetched (another ADI's).
     irq_latency : int
-        Cycles from completion to the interrupt on ``irq_out``.
+        Cycles from the completion record being visible to the interrupt reaching the host
+        (``siov.sw.programs.probe:irq_latency`` measures 9 on the RTL).
     """
 
     def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, fetch=62, gap=9,
-                 irq_latency=4, windows=None):
+                 irq_latency=9, windows=None):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
         self.fetch, self.gap, self.irq_latency = fetch, gap, irq_latency

@@ -15,14 +15,23 @@ from ...rtl.params import DeviceParams
 from ..regressions import device_build
 from ..runner import BUILD
 
-__all__ = ["run_on_rtl", "last_run"]
+__all__ = ["run_on_rtl", "last_run", "logs"]
 
 #: Wall-clock figures of the last run in this process: build, simulation.
 last_run = {}
 
 
-def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None):
+def logs(params=DeviceParams(), waves=False):
+    """``(build log, folder of the run logs)`` of a host program's rtl run, for showing progress."""
+    reg = device_build(params)
+    return BUILD / "sim" / (reg.build + ("-waves" if waves else "")) / "build.log", BUILD / "host"
+
+
+def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, quiet=False):
     """Run ``program`` (``"module:function"``) on the Verilated Device; return its result.
+
+    With ``quiet``, the simulation's output goes to ``build/host/<run>.log``
+    instead of the terminal.
 
     Raises RuntimeError with the cocotb log's path if the program failed.
     """
@@ -41,7 +50,8 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None):
     from ..runner import run_cocotb
     res = run_cocotb(component=reg.factory(), top=reg.top, test_module="siov.tb.host.test_host",
                      build_name=reg.build + ("-waves" if waves else ""), run_name=tag, public=reg.public,
-                     extra_env=env, waves=waves, quick_build=reg.quick_build)
+                     extra_env=env, waves=waves, quick_build=reg.quick_build,
+                     test_log=result_file.with_suffix(".log") if quiet else None)
     total = time.perf_counter() - start
     if res.failed or not result_file.exists():
         raise RuntimeError(f"host program {program} failed on the rtl backend; see {res.results_xml} "
