@@ -51,7 +51,8 @@ _DEVICE_PUBLIC = ("cycles", "tap_consume_valid", "tap_consume_adi", "tap_slice_e
 def _csr_regressions():
     """The default Device, in the shared build, and the largest one (64 ADIs,
     2048 IMS entries, 64 domains), whose simulation takes seconds and whose
-    build is the longest of all: its C++ is compiled unoptimised."""
+    build is the longest of all: its C++ is compiled unoptimised, and it is a
+    sweep point (make sim, make soak)."""
     from ..rtl.params import DeviceParams
     default, largest = DeviceParams(), DeviceParams(num_adis=64, ims_entries=2048, num_domains=64,
                                                     pages_per_domain=4096)
@@ -59,7 +60,7 @@ def _csr_regressions():
                        public=_DEVICE_PUBLIC if p == default else ("cycles",),
                        env={"SIOV_PARAMS": json.dumps(p.__dict__)},
                        build=f"{_DEVICE_BUILD}-{p.tag}" if p == default else "",
-                       quick_build=p == largest) for p in (default, largest)]
+                       quick_build=p == largest, sweep=p == largest) for p in (default, largest)]
 
 
 def _arbiter(n):

@@ -109,6 +109,7 @@ def test_console_script_is_installed():
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_run_rtl_short_builtin(tmp_path):
     res = CliRunner().invoke(main, ["run", "--backend", "rtl", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output

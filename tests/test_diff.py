@@ -88,6 +88,7 @@ def test_host_stack_record_is_independent_of_timing():
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_host_stack_on_rtl_matches_the_model():
     """One run of two VMs and two containers through the hypervisor, the guest drivers and the
     container nodes on the Verilated Device, against the model backend."""

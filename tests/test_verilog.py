@@ -28,11 +28,12 @@ def test_lint_clean(top, verilog_files):
     assert proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr[-4000:]
 
 
-#: ``siov_dma`` with its ``-dff`` is two minutes of ABC9 alone, and its logic
-#: is synthesized here twice over: as ``siov_dma_ecp5`` (the same tracker, with
-#: DP16KD instances) and inside ``siov_device`` (the same tracker with
-#: inferred block RAM). Its own run is in ``make soak`` and in every ``make synth``.
-_SLOW_SYNTH = {"siov_dma"}
+#: Tops whose logic ``make test`` synthesizes inside ``siov_device`` already
+#: (the engine, the ADI block, the interrupt unit and the arbiter with inferred
+#: block RAM, and the tracker, which ``siov_dma_ecp5`` also covers with DP16KD
+#: instances): their own runs are in ``make soak`` and in every ``make synth``.
+#: ``siov_dma`` with its ``-dff`` is two minutes of ABC9 alone.
+_SLOW_SYNTH = {"siov_dma", "siov_engine", "siov_adi", "siov_irq", "siov_arbiter"}
 
 
 @pytest.mark.parametrize("top", [pytest.param(t, marks=[pytest.mark.slow] if t in _SLOW_SYNTH else [])
