@@ -45,7 +45,7 @@ def main():
     t0 = time.perf_counter()      # the cold build, and one short program run on it
     run_cocotb(component=reg.factory(), top=reg.top, test_module=reg.test_module, build_name=build_dir.name,
                public=reg.public, extra_env={**reg.env, "SIOV_PROGRAM": "siov.sw.programs.probe:probe",
-                                             "SIOV_RESULT": str(OUT / "cli-probe.json")})
+                                             "SIOV_RESULT": str(OUT / "cli.probe.json")})
     build_s = time.perf_counter() - t0
     shutil.rmtree(build_dir, ignore_errors=True)
     timed(["run", "--backend", "rtl", "--out", str(OUT / "cli-rtl-warm")])      # the shared build exists now
