@@ -74,7 +74,7 @@ def run(scenario, backend, seed, out, waves):
         console.print(f"rtl: {last_run['total_s']:.1f} s in all, {last_run['sim_s']:.1f} s of simulation "
                       f"({last_run['cycles'] / max(last_run['sim_s'], 1e-9):,.0f} cycles/s)")
         if waves:
-            console.print(f"waveform: {last_run['waves']}")
+            console.print(f"waveform: {last_run['waves']}", soft_wrap=True, highlight=False)
     wall = time.perf_counter() - start
     write_results(result, out / "results.json")
     write_trace(result, out / "trace.json")
