@@ -275,3 +275,29 @@ def test_container_nodes_are_private():
 
     vectors_a, log_b = run(prog)
     assert vectors_a == [0x40] and log_b == []
+
+
+def test_concurrent_guest_maps_do_not_read_each_others_status():
+    """The guest map's status word is shared by every guest: two tenants mapping at once must
+    each see their own answer (PfDriver holds its lock across the write and the read)."""
+    async def prog(bus, hv):
+        a, va, da, qa = await vm_with_queue(hv, "vm_a", pages=64)
+        b, vb, db, qb = await vm_with_queue(hv, "vm_b", pages=64)
+        bufs_a = [a.memory.alloc(PAGE) for _ in range(20)]
+        bufs_b = [b.memory.alloc(PAGE) for _ in range(20)]
+        await hv.hc_map(a, 0, a.pages)        # A's pages are all pinned: its maps succeed at once
+        before = da.stats["map_hypercalls"]
+
+        async def map_all(drv, bufs):
+            for buf in bufs:
+                await drv.dma_map(buf, PAGE)
+        ta, tb = bus.spawn(map_all(da, bufs_a)), bus.spawn(map_all(db, bufs_b))
+        await ta
+        await tb
+        statuses = []
+        for q, buf in ((qa, bufs_a[-1]), (qb, bufs_b[-1])):
+            (tk,) = await q.submit([Descriptor(opcode=Opcode.MEMFILL, dst_addr=buf, xfer_size=64)])
+            statuses.append((await q.wait(tk)).status)
+        return da.stats["map_hypercalls"] - before, db.stats["map_hypercalls"], statuses
+
+    assert run(prog) == (0, 2 + 20, [Status.SUCCESS.value] * 2)
