@@ -42,7 +42,8 @@ class Csr:
         return hi << 32 | lo
 
     async def identify(self):
-        """Check the magic ID and return the build parameters as a dict."""
+        """Check the magic ID; return the build parameters and the descriptor limits
+        (GENCAP: largest transfer, record and MEMFILL alignment in bytes) as a dict."""
         magic = await self.read("GLOBAL.ID")
         if magic != regmap.GLOBAL_ID_MAGIC_VALUE:
             raise RuntimeError(f"Not a siov device: ID reads {magic:#010x}, "
@@ -52,4 +53,7 @@ class Csr:
             "ims_entries": await self.read_field("GLOBAL.CAP0.IMS_ENTRIES"),
             "num_domains": await self.read_field("GLOBAL.CAP1.NUM_DOMAINS"),
             "pages_per_domain": await self.read_field("GLOBAL.CAP1.PAGES_PER_DOMAIN"),
+            "max_xfer": 1 << await self.read_field("GLOBAL.GENCAP.MAX_XFER_SHIFT"),
+            "cr_align": 1 << await self.read_field("GLOBAL.GENCAP.CR_ALIGN_SHIFT"),
+            "fill_align": 1 << await self.read_field("GLOBAL.GENCAP.FILL_ALIGN_SHIFT"),
         }

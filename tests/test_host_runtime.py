@@ -19,6 +19,7 @@ from siov.rtl.dma.defs import Bitmap, GuestResult
 from siov.rtl.params import DeviceParams
 from siov.sw.bus import Bus, BusError
 from siov.sw.guest.ring import Ring, RingFull
+from siov.sw.hv.guest_memory import HOST_BASE
 from siov.sw.hv.pf import PfDriver
 from siov.sw.model.arbiter import ArbiterConfig, ArbiterModel, ArbiterPolicyModel
 from siov.sw.model.dsa import CompletionRecord, Descriptor
@@ -28,7 +29,7 @@ from siov.sw.platform.timing import TimingModel
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PAGE = 4096
-BASE = 0x0100_0000
+BASE = HOST_BASE
 
 
 # -- the virtual-time loop -------------------------------------------------------------

@@ -12,9 +12,19 @@ a free list, and takes them back.
 
 from ...rtl.dma.defs import PAGE_SHIFT
 
-__all__ = ["GuestMemory", "OutOfGuestMemory", "GuestAddressError"]
+__all__ = ["GuestMemory", "OutOfGuestMemory", "GuestAddressError", "HOST_BASE", "DOMAIN_SPAN", "window_base"]
 
 PAGE = 1 << PAGE_SHIFT
+#: Host memory layout of the hypervisor, the host programs and the system testbench: domain
+#: ``d``'s window starts at ``HOST_BASE + d * DOMAIN_SPAN`` (4 MiB each, below 256 MiB for 64
+#: domains, the host memory the rtl backend models).
+HOST_BASE = 0x0100_0000
+DOMAIN_SPAN = 0x0040_0000
+
+
+def window_base(dom):
+    """Host physical address of guest address 0 of domain ``dom``."""
+    return HOST_BASE + dom * DOMAIN_SPAN
 
 
 class OutOfGuestMemory(MemoryError):

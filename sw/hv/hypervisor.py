@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ...rtl.dma.defs import PAGE_SHIFT, PASID_BITS, WORD_PAGES, Bitmap
-from .guest_memory import GuestMemory
+from .guest_memory import DOMAIN_SPAN, HOST_BASE, GuestMemory
 from .pf import PfDriver
 from .unpin import NeverUnpin
 from .vic import VirtualInterruptController
@@ -81,7 +81,7 @@ class Hypervisor:
         Bytes of host memory set aside per domain (the largest guest).
     """
 
-    def __init__(self, bus, unpin_policy=None, host_base=0x0100_0000, domain_span=0x0040_0000):
+    def __init__(self, bus, unpin_policy=None, host_base=HOST_BASE, domain_span=DOMAIN_SPAN):
         self.bus = bus
         self.pf = PfDriver(bus)
         self.unpin_policy = unpin_policy or NeverUnpin()
@@ -213,9 +213,6 @@ class Hypervisor:
             self.log.warning("interrupt for destination %d, which no tenant owns", irq.dest)
             return
         t.vic.raise_vector(irq.vector, irq.cycle)
-
-    def tenant_of_pasid(self, pasid):
-        return self._by_pasid.get(pasid)
 
 
 def _runs(pages):

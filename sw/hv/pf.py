@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from ...rtl import regmap
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, RangeOp, guest_word
-from ..bus import BusError, BusLock
+from ..bus import BusLock
+from ..csr import Csr
 from ..model.irq import ims_ctrl, msi_address
 
 __all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "COUNTERS"]
@@ -124,17 +125,7 @@ class PfDriver:
     @_atomic
     async def identify(self):
         """Check the magic ID; return the :class:`DeviceCaps`."""
-        magic = await self.bus.read(regmap.GLOBAL_ID)
-        if magic != regmap.GLOBAL_ID_MAGIC_VALUE:
-            raise RuntimeError(f"Not a siov device: ID reads {magic:#010x}, "
-                               f"expected {regmap.GLOBAL_ID_MAGIC_VALUE:#010x}")
-        cap0 = await self.bus.read(regmap.GLOBAL_CAP0)
-        cap1 = await self.bus.read(regmap.GLOBAL_CAP1)
-        gen = await self.bus.read(regmap.GLOBAL_GENCAP)
-        return DeviceCaps(_get(cap0, "GLOBAL_CAP0_NUM_ADIS"), _get(cap0, "GLOBAL_CAP0_IMS_ENTRIES"),
-                          _get(cap1, "GLOBAL_CAP1_NUM_DOMAINS"), _get(cap1, "GLOBAL_CAP1_PAGES_PER_DOMAIN"),
-                          1 << _get(gen, "GLOBAL_GENCAP_MAX_XFER_SHIFT"), 1 << _get(gen, "GLOBAL_GENCAP_CR_ALIGN_SHIFT"),
-                          1 << _get(gen, "GLOBAL_GENCAP_FILL_ALIGN_SHIFT"))
+        return DeviceCaps(**await Csr(self.bus).identify())
 
     # -- DMA tracker -----------------------------------------------------------------
 
@@ -299,13 +290,6 @@ class PfDriver:
         st = await self.bus.read(regmap.CMD_ADI_STATUS)
         return _get(st, "CMD_ADI_STATUS_STATE"), _get(st, "CMD_ADI_STATUS_ERROR_CODE")
 
-    @_atomic
-    async def adi_pointers(self, adi):
-        """``(head, tail)`` of ADI ``adi``."""
-        await self.bus.write(regmap.CMD_ADI_SEL, adi)
-        p = await self.bus.read(regmap.CMD_ADI_PTRS)
-        return _get(p, "CMD_ADI_PTRS_HEAD"), _get(p, "CMD_ADI_PTRS_TAIL")
-
     # -- engine and arbiter ----------------------------------------------------------
 
     @_atomic
@@ -328,11 +312,3 @@ class PfDriver:
     async def counters(self):
         """The event counters of :data:`COUNTERS`, by name."""
         return {name: await self.bus.read(addr) for name, addr in COUNTERS.items()}
-
-    async def try_write(self, addr, value):
-        """Write, returning the error response's name instead of raising (for probing)."""
-        try:
-            await self.bus.write(addr, value)
-            return "OKAY"
-        except BusError as e:
-            return e.resp.name

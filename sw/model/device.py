@@ -97,13 +97,26 @@ class EngineModel:
             raise PageFault(addr)
         return d.addr | addr & ((1 << PAGE_SHIFT) - 1)
 
+    def _head(self, adi):
+        """``(PASID, device address)`` of ADI ``adi``'s head descriptor."""
+        a = self.adi.adis[adi]
+        return a.pasid, a.base + a.head * DESC_BYTES
+
+    def peek(self, adi):
+        """ADI ``adi``'s head descriptor as memory holds it now, or None if the tracker would
+        block its read; no counter, fault or dirty bit changes (for the arbiter's cost)."""
+        pasid, addr = self._head(adi)
+        d = self.dma.check(pasid, addr >> PAGE_SHIFT, False)
+        if not d.allowed or addr >> TRANSLATABLE_BITS:
+            return None
+        return self.memory.read(d.addr | addr & ((1 << PAGE_SHIFT) - 1), DESC_BYTES)
+
     def fetch(self, adi):
         """Read ADI ``adi``'s head descriptor through the tracker; None (and ADI ERROR 4) if
         the tracker blocks the read or memory answers it with an error."""
-        a = self.adi.adis[adi]
-        addr = a.base + a.head * DESC_BYTES
+        pasid, addr = self._head(adi)
         try:
-            host = self.translate(a.pasid, addr, False)
+            host = self.translate(pasid, addr, False)
         except PageFault:
             host = None
         if host is not None:

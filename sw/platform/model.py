@@ -30,13 +30,11 @@ from dataclasses import dataclass
 
 from ...rtl import regmap
 from ...rtl.cmd.cost import COST_WIDTH
-from ...rtl.cmd.dsa import COMPLETION_BYTES, DESC_BYTES
 from ...rtl.csr.bus import Resp
 from ...rtl.dma.defs import PAGE_SHIFT
 from ...rtl.params import DeviceParams
 from ..bus import BusError, Interrupt
-from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel
-from ..model.dsa import CompletionRecord
+from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel, Policy
 from ..model.engine import estimate_cost, page_spans
 from ..model.system import DeviceModel
 from .timing import TimingModel
@@ -221,14 +219,10 @@ class ModelBus:
 
     def _cost(self, adi):
         """Estimated cost of ADI ``adi``'s head descriptor (read without side effects)."""
-        dev = self.device
-        a = dev.adi.adis[adi]
-        addr = a.base + a.head * DESC_BYTES
-        d = dev.dma.check(a.pasid, addr >> PAGE_SHIFT, False)
-        if not d.allowed:
+        eng = self.device.engine
+        raw = eng.peek(adi)
+        if raw is None:
             return 0
-        raw = dev.memory.read(d.addr | addr % PAGE, DESC_BYTES)
-        eng = dev.engine
         return estimate_cost(raw, eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"), width=COST_WIDTH)
 
     def _note_doorbells(self, before):
@@ -257,7 +251,8 @@ class ModelBus:
                 await self.wait_event(self._work, wake - now)
                 continue
             cfg = self._arbiter_config()
-            costs = {i: self._cost(i) for i in range(self.params.num_adis) if ready >> i & 1}
+            costs = ({i: self._cost(i) for i in range(self.params.num_adis) if ready >> i & 1}
+                     if cfg.policy == Policy.QOS else {})
             adi = self._arbiter.pick(ready, costs, now, cfg)
             if adi is None:      # QoS: every requester is out of budget until the refill
                 await asyncio.sleep(max(1, self._arbiter.next_refill(cfg) - now))
@@ -300,10 +295,7 @@ class ModelBus:
             return
         d = res.descriptor
         dec = self.device.dma.check(d.pasid, d.completion_addr >> PAGE_SHIFT, True)
-        rec = CompletionRecord.unpack(out.completion)
-        rec.cycles = cycles
-        data = rec.pack()
-        assert len(data) == COMPLETION_BYTES
+        data = out.record.pack()         # the record written is the one reported
         host = dec.addr | d.completion_addr % PAGE
         staged.write(host, data)
         out.completion = data

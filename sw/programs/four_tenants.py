@@ -30,6 +30,7 @@ import random
 
 from ..diff import Recorder
 from ..guest.ring import Ring
+from ..hv.guest_memory import window_base
 from ..hv.pf import PfDriver
 from ...rtl import regmap
 from ...rtl.cmd.arbiter import Policy
@@ -44,17 +45,15 @@ PAGE = 1 << PAGE_SHIFT
 
 class Layout:
     """Guest layout of each tenant and where its window sits in host memory."""
-    HOST_BASE = 0x0100_0000
-    DOMAIN_SPAN = 0x0040_0000
     PAGES = 24
     RING_PAGE, RECORD_PAGES, DATA_FIRST = 0, (1, 2), 3
     UNMAPPED_PAGE = 19              # pinned, never mapped: DMA to it faults
     RO_FIRST = 20                   # pages 20..23 are only ever read
     RING_SIZE = 64
 
-    @classmethod
-    def host(cls, dom, guest_addr=0):
-        return cls.HOST_BASE + dom * cls.DOMAIN_SPAN + guest_addr
+    @staticmethod
+    def host(dom, guest_addr=0):
+        return window_base(dom) + guest_addr
 
 
 class _Tenant:

@@ -11,12 +11,13 @@ defaults come from the rtl column.
 from ...rtl import regmap
 from ...rtl.cmd.dsa import Flag, Opcode
 from ..guest.ring import Ring
+from ..hv.guest_memory import HOST_BASE
 from ..hv.pf import PfDriver
 from ..model.dsa import Descriptor
 
 __all__ = ["probe"]
 
-BASE = 0x0100_0000
+BASE = HOST_BASE
 
 
 async def _wait_record(bus, addr):

@@ -48,6 +48,7 @@ from siov.rtl.dma.defs import PAGE_SHIFT
 from siov.rtl.irq.remapper import IrqLayout
 from siov.rtl.params import DeviceParams
 from siov.sw.guest.ring import Ring
+from siov.sw.hv.guest_memory import DOMAIN_SPAN, HOST_BASE, window_base
 from siov.sw.hv.pf import PfDriver
 from siov.sw.model.adi import PAGE_HEAD, page_address
 from siov.sw.model.csr import CsrModel
@@ -67,9 +68,6 @@ __all__ = ["answer_bus_errors", "SystemBfm", "CsrAgent", "GuestAgent", "Scoreboa
 
 PERIOD_NS = 10
 PAGE = 1 << PAGE_SHIFT
-#: Host memory layout: domain d's window starts at HOST_BASE + d * DOMAIN_SPAN.
-HOST_BASE = 0x0100_0000
-DOMAIN_SPAN = 0x0040_0000
 RAM_SIZE = 1 << 28
 
 COVERAGE = Coverage("system", [
@@ -221,7 +219,7 @@ class SystemModel(DeviceModel):
 
     @staticmethod
     def host_of(dom, guest_addr):
-        return HOST_BASE + dom * DOMAIN_SPAN + guest_addr
+        return window_base(dom) + guest_addr
 
 
 class Scoreboard(uvm_component):
