@@ -33,6 +33,9 @@ extern "C" {
 #define SIOV__GLOBAL_T__CAP0__IMS_ENTRIES_bm 0xffff00
 #define SIOV__GLOBAL_T__CAP0__IMS_ENTRIES_bp 8
 #define SIOV__GLOBAL_T__CAP0__IMS_ENTRIES_bw 16
+#define SIOV__GLOBAL_T__CAP0__NUM_ENGINES_bm 0xf000000
+#define SIOV__GLOBAL_T__CAP0__NUM_ENGINES_bp 24
+#define SIOV__GLOBAL_T__CAP0__NUM_ENGINES_bw 4
 
 // reg - siov::global_t::CAP1
 #define SIOV__GLOBAL_T__CAP1__NUM_DOMAINS_bm 0xff
@@ -490,6 +493,10 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__CMD_T__ADI_CFG__DOMAIN_bp 20
 #define SIOV__CMD_T__ADI_CFG__DOMAIN_bw 6
 #define SIOV__CMD_T__ADI_CFG__DOMAIN_reset 0x0
+#define SIOV__CMD_T__ADI_CFG__ENGINE_bm 0x30000000
+#define SIOV__CMD_T__ADI_CFG__ENGINE_bp 28
+#define SIOV__CMD_T__ADI_CFG__ENGINE_bw 2
+#define SIOV__CMD_T__ADI_CFG__ENGINE_reset 0x0
 
 // reg - siov::cmd_t::ADI_CMD
 #define SIOV__CMD_T__ADI_CMD__ENABLE_bm 0x1
@@ -600,6 +607,9 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__ENG_T__ENG_STATUS__BUSY_bm 0x1
 #define SIOV__ENG_T__ENG_STATUS__BUSY_bp 0
 #define SIOV__ENG_T__ENG_STATUS__BUSY_bw 1
+#define SIOV__ENG_T__ENG_STATUS__ENGINES_BUSY_bm 0xf0
+#define SIOV__ENG_T__ENG_STATUS__ENGINES_BUSY_bp 4
+#define SIOV__ENG_T__ENG_STATUS__ENGINES_BUSY_bw 4
 #define SIOV__ENG_T__ENG_STATUS__ADI_bm 0x3f00
 #define SIOV__ENG_T__ENG_STATUS__ADI_bp 8
 #define SIOV__ENG_T__ENG_STATUS__ADI_bw 6
@@ -627,6 +637,66 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__ENG_T__LAST_CYCLES__CYCLES_bp 0
 #define SIOV__ENG_T__LAST_CYCLES__CYCLES_bw 32
 
+// reg - siov::eng_t::ELIGIBLE_LO
+#define SIOV__ENG_T__ELIGIBLE_LO__MASK_bm 0xffffffff
+#define SIOV__ENG_T__ELIGIBLE_LO__MASK_bp 0
+#define SIOV__ENG_T__ELIGIBLE_LO__MASK_bw 32
+#define SIOV__ENG_T__ELIGIBLE_LO__MASK_reset 0xffffffff
+
+// reg - siov::eng_t::ELIGIBLE_HI
+#define SIOV__ENG_T__ELIGIBLE_HI__MASK_bm 0xffffffff
+#define SIOV__ENG_T__ELIGIBLE_HI__MASK_bp 0
+#define SIOV__ENG_T__ELIGIBLE_HI__MASK_bw 32
+#define SIOV__ENG_T__ELIGIBLE_HI__MASK_reset 0xffffffff
+
+// reg - siov::eng_t::ELIGIBLE_CMD
+#define SIOV__ENG_T__ELIGIBLE_CMD__COMMIT_bm 0x1
+#define SIOV__ENG_T__ELIGIBLE_CMD__COMMIT_bp 0
+#define SIOV__ENG_T__ELIGIBLE_CMD__COMMIT_bw 1
+#define SIOV__ENG_T__ELIGIBLE_CMD__COMMIT_reset 0x0
+
+// reg - siov::eng_t::ELIGIBLE_CUR_LO
+#define SIOV__ENG_T__ELIGIBLE_CUR_LO__MASK_bm 0xffffffff
+#define SIOV__ENG_T__ELIGIBLE_CUR_LO__MASK_bp 0
+#define SIOV__ENG_T__ELIGIBLE_CUR_LO__MASK_bw 32
+
+// reg - siov::eng_t::ELIGIBLE_CUR_HI
+#define SIOV__ENG_T__ELIGIBLE_CUR_HI__MASK_bm 0xffffffff
+#define SIOV__ENG_T__ELIGIBLE_CUR_HI__MASK_bp 0
+#define SIOV__ENG_T__ELIGIBLE_CUR_HI__MASK_bw 32
+
+// reg - siov::eng_t::WAIT_RECHECK
+#define SIOV__ENG_T__WAIT_RECHECK__CYCLES_bm 0xffff
+#define SIOV__ENG_T__WAIT_RECHECK__CYCLES_bp 0
+#define SIOV__ENG_T__WAIT_RECHECK__CYCLES_bw 16
+#define SIOV__ENG_T__WAIT_RECHECK__CYCLES_reset 0x3f
+
+// reg - siov::eng_t::WAIT_TIMEOUT
+#define SIOV__ENG_T__WAIT_TIMEOUT__CYCLES_bm 0xffffffff
+#define SIOV__ENG_T__WAIT_TIMEOUT__CYCLES_bp 0
+#define SIOV__ENG_T__WAIT_TIMEOUT__CYCLES_bw 32
+#define SIOV__ENG_T__WAIT_TIMEOUT__CYCLES_reset 0x100000
+
+// reg - siov::eng_t::WAIT_RETRIES
+#define SIOV__ENG_T__WAIT_RETRIES__COUNT_bm 0xffffffff
+#define SIOV__ENG_T__WAIT_RETRIES__COUNT_bp 0
+#define SIOV__ENG_T__WAIT_RETRIES__COUNT_bw 32
+
+// reg - siov::eng_t::WAIT_CYCLES
+#define SIOV__ENG_T__WAIT_CYCLES__CYCLES_bm 0xffffffff
+#define SIOV__ENG_T__WAIT_CYCLES__CYCLES_bp 0
+#define SIOV__ENG_T__WAIT_CYCLES__CYCLES_bw 32
+
+// reg - siov::eng_t::IDLE_INELIGIBLE
+#define SIOV__ENG_T__IDLE_INELIGIBLE__CYCLES_bm 0xffffffff
+#define SIOV__ENG_T__IDLE_INELIGIBLE__CYCLES_bp 0
+#define SIOV__ENG_T__IDLE_INELIGIBLE__CYCLES_bw 32
+
+// reg - siov::eng_t::IDLE_WAITING
+#define SIOV__ENG_T__IDLE_WAITING__CYCLES_bm 0xffffffff
+#define SIOV__ENG_T__IDLE_WAITING__CYCLES_bp 0
+#define SIOV__ENG_T__IDLE_WAITING__CYCLES_bw 32
+
 // addrmap - siov::eng_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t ARB_CTRL;
@@ -643,6 +713,17 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t DESC_FAILED;
     uint32_t DESC_REFUSED;
     uint32_t LAST_CYCLES;
+    uint32_t ELIGIBLE_LO;
+    uint32_t ELIGIBLE_HI;
+    uint32_t ELIGIBLE_CMD;
+    uint32_t ELIGIBLE_CUR_LO;
+    uint32_t ELIGIBLE_CUR_HI;
+    uint32_t WAIT_RECHECK;
+    uint32_t WAIT_TIMEOUT;
+    uint32_t WAIT_RETRIES;
+    uint32_t WAIT_CYCLES;
+    uint32_t IDLE_INELIGIBLE;
+    uint32_t IDLE_WAITING;
 } siov__eng_t_t;
 
 // mem - siov::ADI_PAGES
@@ -659,7 +740,7 @@ typedef struct __attribute__ ((__packed__)) {
     siov__cmd_t_t CMD;
     uint8_t RESERVED_30024_3ffff[0xffdc];
     siov__eng_t_t ENG;
-    uint8_t RESERVED_40038_7ffff[0x3ffc8];
+    uint8_t RESERVED_40064_7ffff[0x3ff9c];
     siov__ADI_PAGES_t ADI_PAGES;
 } siov_t;
 

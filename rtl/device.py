@@ -16,10 +16,11 @@ tracker (every engine access) and interrupt remapping unit (completion
 interrupts). The remapper's DMA pass-through output carries nothing here (the
 engine sends interrupt messages only) and is always ready.
 
-``tap_consume_valid``/``tap_consume_adi`` are named copies of the engine's
-dispatch (the ADI whose descriptor starts), and ``tap_slice_end`` of the
-arbiter's slice boundary, for testbenches that follow the execution order
-and measure QoS.
+``tap_consume_valid``/``tap_consume_adi`` are named copies of the engines'
+consumes (the ADI whose head descriptor is taken: at dispatch, or for a WAIT
+when it is decided), ``tap_dispatch_*`` of the hand-overs to an engine
+(every WAIT check included) and ``tap_slice_end`` of the arbiters' slice
+boundary, for testbenches that follow the execution order and measure QoS.
 """
 
 from amaranth.hdl import Module, Signal
@@ -32,7 +33,7 @@ from .axi4 import Axi4Signature
 from .cmd.dsa import CR_ALIGN, FILL_ALIGN, MAX_XFER
 from .csr.axil import AxiLiteSignature, AxiLiteToCsr
 from .cmd.adi import AdiBlock
-from .cmd.engine import Engine
+from .cmd.engine import Engine, mem_id_width
 from .csr.bank import RegisterBank
 from .dma.tracker import DmaTracker
 from .irq.remapper import InterruptRemapper, IrqLayout
@@ -56,8 +57,8 @@ class Device(wiring.Component):
     ----------
     csr : In(AxiLiteSignature(20))
         AXI4-Lite slave for every CSR and ADI page.
-    mem : Out(Axi4Signature(64, 64, 1))
-        AXI4 master towards host memory.
+    mem : Out(Axi4Signature(64, 64, mem_id_width(params)))
+        AXI4 master towards host memory; the ID names the requester (engine e, or the prefetch).
     irq_out : Out(stream.Signature(IrqLayout))
         Remapped interrupts {dest, vector} towards the vAPIC model.
     """
@@ -66,7 +67,7 @@ class Device(wiring.Component):
         self.params = require_params(params, "Device")
         super().__init__({
             "csr": In(AxiLiteSignature(CSR_ADDR_WIDTH)),
-            "mem": Out(Axi4Signature(64, 64, 1)),
+            "mem": Out(Axi4Signature(64, 64, mem_id_width(self.params))),
             "irq_out": Out(stream.Signature(IrqLayout)),
         })
 
@@ -104,12 +105,17 @@ class Device(wiring.Component):
         tap_valid = Signal(name="tap_consume_valid")
         tap_adi = Signal(6, name="tap_consume_adi")
         tap_slice = Signal(name="tap_slice_end")
+        tap_dispatch = Signal(name="tap_dispatch_valid")
+        tap_dispatch_adi = Signal(6, name="tap_dispatch_adi")
+        tap_dispatch_engine = Signal(2, name="tap_dispatch_engine")
         m.d.comb += [tap_valid.eq(eng.consume.valid), tap_adi.eq(eng.consume.payload.adi),
-                     tap_slice.eq(eng.slice_end)]
+                     tap_slice.eq(eng.slice_end), tap_dispatch.eq(eng.dispatched),
+                     tap_dispatch_adi.eq(eng.dispatched_adi), tap_dispatch_engine.eq(eng.dispatched_engine)]
 
         m.d.comb += [
             regs.port("GLOBAL.CAP0.NUM_ADIS").eq(p.num_adis),
             regs.port("GLOBAL.CAP0.IMS_ENTRIES").eq(p.ims_entries),
+            regs.port("GLOBAL.CAP0.NUM_ENGINES").eq(p.num_engines),
             regs.port("GLOBAL.CAP1.NUM_DOMAINS").eq(p.num_domains),
             regs.port("GLOBAL.CAP1.PAGES_PER_DOMAIN").eq(p.pages_per_domain),
             regs.port("GLOBAL.GENCAP.MAX_XFER_SHIFT").eq(exact_log2(MAX_XFER)),

@@ -45,7 +45,7 @@ class AdiError(enum.IntEnum):
     NONE = 0x0
     #: A doorbell wrote a tail >= RING_SIZE.
     TAIL_BEYOND_RING = 0x1
-    #: ENABLE with a bad ring configuration (RING_SIZE not a power of two in 2..4096).
+    #: ENABLE with a bad configuration: RING_SIZE not a power of two in 2..4096, or ADI_CFG.ENGINE >= GLOBAL.CAP0.NUM_ENGINES.
     BAD_RING_CONFIG = 0x2
     #: A descriptor's PASID differs from the ADI's: the descriptor is consumed and refused (no memory access, no completion record, no interrupt).
     DESC_PASID = 0x3
@@ -72,6 +72,7 @@ REGISTERS = {
     'GLOBAL.CAP0': _reg('GLOBAL.CAP0', 0x8, 'Elaboration parameters of the interrupt side, as built.',
         Field('NUM_ADIS', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Number of assignable interfaces (ADIs).'),
         Field('IMS_ENTRIES', lsb=8, width=16, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Number of IMS entries in the interrupt remapping table.'),
+        Field('NUM_ENGINES', lsb=24, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Number of descriptor engines (1..4). Each ADI is bound to one of them by CMD.ADI_CFG.ENGINE.'),
     ),
     'GLOBAL.CAP1': _reg('GLOBAL.CAP1', 0xc, 'Elaboration parameters of the DMA tracker, as built.',
         Field('NUM_DOMAINS', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Number of DMA domains.'),
@@ -235,9 +236,10 @@ REGISTERS = {
     'CMD.RING_SIZE': _reg('CMD.RING_SIZE', 0x3000c, 'Number of 64-byte descriptors in the ring: a power of two, 2..4096. ADI_CMD.ENABLE with any other value puts the ADI into ERROR with ERROR_CODE BAD_RING_CONFIG.',
         Field('ENTRIES', lsb=0, width=13, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
-    'CMD.ADI_CFG': _reg('CMD.ADI_CFG', 0x30010, "PASID and DMA domain the ADI's descriptors run under; copied by ADI_CMD.ENABLE.",
+    'CMD.ADI_CFG': _reg('CMD.ADI_CFG', 0x30010, "PASID and DMA domain the ADI's descriptors run under, and the engine that runs them; copied by ADI_CMD.ENABLE.",
         Field('PASID', lsb=0, width=20, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='PASID of the ADI.'),
         Field('DOMAIN', lsb=20, width=6, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='DMA domain of the ADI.'),
+        Field('ENGINE', lsb=28, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc="Engine the ADI's ring is bound to, as a GPU ring belongs to one engine: only that engine's arbiter offers the ADI's descriptors, and they run on it one at a time, in ring order. ENABLE with ENGINE >= GLOBAL.CAP0.NUM_ENGINES puts the ADI into ERROR with ERROR_CODE BAD_RING_CONFIG."),
     ),
     'CMD.ADI_CMD': _reg('CMD.ADI_CMD', 0x30014, 'Commands on ADI ADI_SEL. If several bits are written at once only the first of RESET_ERROR, ABORT, DRAIN, ENABLE acts. A command in a state where it does not apply is ignored. A command takes precedence over a doorbell or a fetcher consume for the same ADI in the same cycle (only possible on the standalone top, which has two bus ports).',
         Field('ENABLE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='DISABLED only: if RING_SIZE is valid, copy RING_BASE_LO/HI, RING_SIZE and ADI_CFG into the ADI, set HEAD = TAIL = 0 and go ENABLED; otherwise go ERROR with ERROR_CODE BAD_RING_CONFIG.'),
@@ -284,9 +286,10 @@ REGISTERS = {
         Field('BUDGET', lsb=0, width=24, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Remaining QoS budget of ADI ARB_SEL in the current slice.'),
     ),
     'ENG.ENG_STATUS': _reg('ENG.ENG_STATUS', 0x40024, '',
-        Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A descriptor is executing.'),
-        Field('ADI', lsb=8, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='ADI of the executing (or last) descriptor.'),
-        Field('LAST_STATUS', lsb=16, width=7, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Status code of the last completed descriptor (enum dsa_completion_status: 0x01 success, 0x03 page fault, 0x10 bad opcode, 0x11 invalid flags, 0x13 transfer size, 0x19 interrupt handle, 0x1c alignment, 0x20 hardware error: host memory answered a data access or the completion-record write with SLVERR/DECERR).'),
+        Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A descriptor is executing on some engine.'),
+        Field('ENGINES_BUSY', lsb=4, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Bit e: engine e is executing a descriptor.'),
+        Field('ADI', lsb=8, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='ADI of the last descriptor dispatched to an engine.'),
+        Field('LAST_STATUS', lsb=16, width=7, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Status code of the last completed descriptor (enum dsa_completion_status: 0x01 success, 0x03 page fault, 0x10 bad opcode, 0x11 invalid flags, 0x13 transfer size, 0x19 interrupt handle, 0x1c alignment, 0x20 hardware error: host memory answered a data access or the completion-record write with SLVERR/DECERR, 0x70 WAIT timeout). With several engines, the last to complete (the lowest engine when two complete in one cycle).'),
     ),
     'ENG.DESC_DONE': _reg('ENG.DESC_DONE', 0x40028, 'Descriptors executed to a status (success or error), saturating.',
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
@@ -297,7 +300,40 @@ REGISTERS = {
     'ENG.DESC_REFUSED': _reg('ENG.DESC_REFUSED', 0x40030, "Descriptors refused because their PASID differs from the ADI's, and fetches blocked by the DMA tracker or answered with an AXI error, saturating.",
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
-    'ENG.LAST_CYCLES': _reg('ENG.LAST_CYCLES', 0x40034, 'Cycles from grant to completion of the last completed descriptor; the same value is in its completion record (byte 20).',
+    'ENG.LAST_CYCLES': _reg('ENG.LAST_CYCLES', 0x40034, 'Cycles from grant to completion of the last completed descriptor (as LAST_STATUS); the same value is in its completion record (byte 20).',
+        Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.ELIGIBLE_LO': _reg('ENG.ELIGIBLE_LO', 0x40038, 'ADIs 31..0 of the eligibility mask that ELIGIBLE_CMD.COMMIT makes current.',
+        Field('MASK', lsb=0, width=32, sw='rw', hw='r', reset=0xffffffff, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.ELIGIBLE_HI': _reg('ENG.ELIGIBLE_HI', 0x4003c, 'ADIs 63..32 of the eligibility mask that ELIGIBLE_CMD.COMMIT makes current.',
+        Field('MASK', lsb=0, width=32, sw='rw', hw='r', reset=0xffffffff, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.ELIGIBLE_CMD': _reg('ENG.ELIGIBLE_CMD', 0x40040, "Gang scheduling: software stages a 64-bit mask in ELIGIBLE_LO/HI and commits it in one write, so no engine ever sees half of it. Only ADIs whose bit is set in the current mask are dispatched, on every engine; a descriptor already executing completes. Writing the mask of one VM's ADIs gives all engines to its rings; writing all ones restores per-ring scheduling.",
+        Field('COMMIT', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to copy ELIGIBLE_LO/HI into the current mask.'),
+    ),
+    'ENG.ELIGIBLE_CUR_LO': _reg('ENG.ELIGIBLE_CUR_LO', 0x40044, '',
+        Field('MASK', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='ADIs 31..0 of the mask in force (all ones after reset).'),
+    ),
+    'ENG.ELIGIBLE_CUR_HI': _reg('ENG.ELIGIBLE_CUR_HI', 0x40048, '',
+        Field('MASK', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='ADIs 63..32 of the mask in force (all ones after reset).'),
+    ),
+    'ENG.WAIT_RECHECK': _reg('ENG.WAIT_RECHECK', 0x4004c, 'An ADI whose WAIT found its condition false leaves its arbiter until the next re-check tick; ticks come every CYCLES + 1 cycles.',
+        Field('CYCLES', lsb=0, width=16, sw='rw', hw='r', reset=0x3f, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.WAIT_TIMEOUT': _reg('ENG.WAIT_TIMEOUT', 0x40050, 'A WAIT whose condition is false at a check made CYCLES or more cycles after its first check completes with status WAIT_TIMEOUT (0x70), so nothing waits forever.',
+        Field('CYCLES', lsb=0, width=32, sw='rw', hw='r', reset=0x100000, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.WAIT_RETRIES': _reg('ENG.WAIT_RETRIES', 0x40054, "WAIT checks that found the condition false and left the descriptor at its ring's head for a re-check (saturating).",
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.WAIT_CYCLES': _reg('ENG.WAIT_CYCLES', 0x40058, 'Engine cycles spent on WAIT checks that found the condition false and were retried (saturating): the engine time that dependencies waste.',
+        Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.IDLE_INELIGIBLE': _reg('ENG.IDLE_INELIGIBLE', 0x4005c, 'Summed over engines: cycles an engine was idle while an ADI bound to it had a descriptor ready, and every such ADI was outside the eligibility mask (saturating).',
+        Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.IDLE_WAITING': _reg('ENG.IDLE_WAITING', 0x40060, 'Summed over engines: cycles an engine was idle while an ADI bound to it had a descriptor ready, none of them was dispatchable, and at least one was in the mask but held for a WAIT re-check (saturating).',
         Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
 }
@@ -311,7 +347,7 @@ EXTERNALS = {
     'DMA.BMAP': External('DMA.BMAP', 0x2c000, 0x2000, 'Word w holds pages 32w..32w+31 (bit n: page 32w+n) of the bitmap and domain chosen by BMAP_SEL; read-only, words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'DMA.HARVEST': External('DMA.HARVEST', 0x2e000, 0x2000, 'Dirty bitmap of domain HARVEST_CTRL.DOMAIN in the VFIO/IOMMUFD format: consecutive little-endian u64 words, bit n of the bitmap is page n. Each 32-bit read returns 32 pages and clears them atomically against device writes unless HARVEST_CTRL.NO_CLEAR; a racing write lands in this read or a later one, never in neither. Read-only; words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'CMD': External('CMD', 0x30000, 0x40, 'Privileged per-ADI configuration of the descriptor rings, through an index/data pair: ADI_SEL picks an ADI; RING_BASE_LO/HI, RING_SIZE and ADI_CFG stage a configuration that ADI_CMD.ENABLE copies into that ADI; ADI_STATUS and ADI_PTRS show that ADI as the hardware holds it. Per-ADI state: AdiState. Only an ENABLED ADI accepts doorbells (ADI_PAGES); a doorbell to an ADI in any other state is dropped and counted in DROPPED_DOORBELLS. An ADI has a descriptor pending (towards the fetcher) while it is ENABLED or DRAINING and HEAD != TAIL; the fetcher advances HEAD by one (mod RING_SIZE) per descriptor taken. A DRAINING ADI goes DISABLED once HEAD == TAIL and the engine is not executing one of its descriptors, so DISABLED after DRAIN means all posted work has completed. Error codes: AdiError.'),
-    'ENG': External('ENG', 0x40000, 0x40, "The descriptor engine and its QoS arbiter. The engine prefetches the head descriptor of every pending ADI into a per-ADI slot (through the DMA tracker, under the ADI's PASID), estimates its cost as COST_A + (COST_B * size) / 256 (size = xfer_size for MEMMOVE, MEMFILL and COMPARE, 0 otherwise), and offers the slots to the arbiter, which grants one at a time under ARB_CTRL.POLICY. Descriptors execute one at a time, in grant order; FENCE and DRAIN are therefore always satisfied."),
+    'ENG': External('ENG', 0x40000, 0x80, "The descriptor engines, their arbiters and the cost model. GLOBAL.CAP0.NUM_ENGINES engines run at the same time. A shared prefetch reads the head descriptor of every pending ADI into a per-ADI slot (through the DMA tracker, under the ADI's PASID) and estimates its cost as COST_A + (COST_B * size) / 256 (size = xfer_size for MEMMOVE, MEMFILL and COMPARE, 0 otherwise). Each engine has its own arbiter over the ADIs bound to it (CMD.ADI_CFG.ENGINE) that are in the eligibility mask (ELIGIBLE_CUR) and not waiting for a WAIT re-check; all arbiters follow ARB_CTRL.POLICY. An engine runs one descriptor at a time, so an ADI's descriptors run in ring order and FENCE and DRAIN are always satisfied. The engines share the DMA tracker's request port (one check per clock, round robin), the AXI4 master (round robin per burst; AXI ID = requester: engine e is ID e, the prefetch ID NUM_ENGINES) and the interrupt remapper's input. Project opcodes, outside the DSA opcode range: WAIT = 0xF0 {src_addr: 8-byte aligned semaphore address; bytes 40..47: value; bytes 48..55: mask}: completes with success when (the 8 bytes at src_addr & mask) == value. While it does not hold, the descriptor stays at its ring's head (HEAD does not advance, no record, no interrupt), the ADI leaves its arbiter until the next re-check tick (WAIT_RECHECK) and the engine runs other ADIs meanwhile. A check that finds the condition false WAIT_TIMEOUT or more cycles after the descriptor's first check completes it with the project status WAIT_TIMEOUT = 0x70. SIGNAL = 0xF1 {dst_addr: 8-byte aligned semaphore address; bytes 40..47: value}: writes the 8-byte value; it runs after every earlier descriptor of its ring has completed (one engine per ring, one descriptor at a time), so it is visible only after them. Both ignore xfer_size, are checked like NOOP (PASID, opcode, flags, interrupt handle) and then for 8-byte alignment of their address (ADDR_ALIGN), and access memory through the DMA tracker: an unmapped or unpinned semaphore page is a PAGE_FAULT (WAIT: a read fault, SIGNAL: a write fault), an AXI error a HW_ERROR."),
     'ADI_PAGES': External('ADI_PAGES', 0x80000, 0x40000, 'One 4 KiB page per ADI (page i at 0x1000 * i), so a hypervisor can map one page into one guest. Offset 0x0 TAIL: a write is the doorbell (fast path): the new producer index; WSTRB bytes not enabled count as zero, and a write with no strobes does nothing. To an ENABLED ADI a tail < RING_SIZE sets TAIL (the ADI has work pending while TAIL != HEAD), a tail >= RING_SIZE puts the ADI into ERROR with ERROR_CODE TAIL_BEYOND_RING and changes nothing else; to an ADI in any other state the doorbell is dropped and counted (CMD.DROPPED_DOORBELLS). A read returns TAIL. Offset 0x4 HEAD and offset 0x8 STATE (CMD.ADI_STATUS.STATE, encoding AdiState) are read-only: writes answer SLVERR. Other offsets, and pages of ADIs beyond GLOBAL.CAP0.NUM_ADIS, answer DECERR.'),
 }
 
@@ -337,6 +373,9 @@ GLOBAL_CAP0_NUM_ADIS_MASK = 0xff
 GLOBAL_CAP0_IMS_ENTRIES_LSB = 8
 GLOBAL_CAP0_IMS_ENTRIES_WIDTH = 16
 GLOBAL_CAP0_IMS_ENTRIES_MASK = 0xffff00
+GLOBAL_CAP0_NUM_ENGINES_LSB = 24
+GLOBAL_CAP0_NUM_ENGINES_WIDTH = 4
+GLOBAL_CAP0_NUM_ENGINES_MASK = 0xf000000
 GLOBAL_CAP1 = 0xc
 GLOBAL_CAP1_NUM_DOMAINS_LSB = 0
 GLOBAL_CAP1_NUM_DOMAINS_WIDTH = 8
@@ -595,6 +634,9 @@ CMD_ADI_CFG_PASID_MASK = 0xfffff
 CMD_ADI_CFG_DOMAIN_LSB = 20
 CMD_ADI_CFG_DOMAIN_WIDTH = 6
 CMD_ADI_CFG_DOMAIN_MASK = 0x3f00000
+CMD_ADI_CFG_ENGINE_LSB = 28
+CMD_ADI_CFG_ENGINE_WIDTH = 2
+CMD_ADI_CFG_ENGINE_MASK = 0x30000000
 CMD_ADI_CMD = 0x30014
 CMD_ADI_CMD_ENABLE_LSB = 0
 CMD_ADI_CMD_ENABLE_WIDTH = 1
@@ -666,6 +708,9 @@ ENG_ENG_STATUS = 0x40024
 ENG_ENG_STATUS_BUSY_LSB = 0
 ENG_ENG_STATUS_BUSY_WIDTH = 1
 ENG_ENG_STATUS_BUSY_MASK = 0x1
+ENG_ENG_STATUS_ENGINES_BUSY_LSB = 4
+ENG_ENG_STATUS_ENGINES_BUSY_WIDTH = 4
+ENG_ENG_STATUS_ENGINES_BUSY_MASK = 0xf0
 ENG_ENG_STATUS_ADI_LSB = 8
 ENG_ENG_STATUS_ADI_WIDTH = 6
 ENG_ENG_STATUS_ADI_MASK = 0x3f00
@@ -688,6 +733,50 @@ ENG_LAST_CYCLES = 0x40034
 ENG_LAST_CYCLES_CYCLES_LSB = 0
 ENG_LAST_CYCLES_CYCLES_WIDTH = 32
 ENG_LAST_CYCLES_CYCLES_MASK = 0xffffffff
+ENG_ELIGIBLE_LO = 0x40038
+ENG_ELIGIBLE_LO_MASK_LSB = 0
+ENG_ELIGIBLE_LO_MASK_WIDTH = 32
+ENG_ELIGIBLE_LO_MASK_MASK = 0xffffffff
+ENG_ELIGIBLE_HI = 0x4003c
+ENG_ELIGIBLE_HI_MASK_LSB = 0
+ENG_ELIGIBLE_HI_MASK_WIDTH = 32
+ENG_ELIGIBLE_HI_MASK_MASK = 0xffffffff
+ENG_ELIGIBLE_CMD = 0x40040
+ENG_ELIGIBLE_CMD_COMMIT_LSB = 0
+ENG_ELIGIBLE_CMD_COMMIT_WIDTH = 1
+ENG_ELIGIBLE_CMD_COMMIT_MASK = 0x1
+ENG_ELIGIBLE_CUR_LO = 0x40044
+ENG_ELIGIBLE_CUR_LO_MASK_LSB = 0
+ENG_ELIGIBLE_CUR_LO_MASK_WIDTH = 32
+ENG_ELIGIBLE_CUR_LO_MASK_MASK = 0xffffffff
+ENG_ELIGIBLE_CUR_HI = 0x40048
+ENG_ELIGIBLE_CUR_HI_MASK_LSB = 0
+ENG_ELIGIBLE_CUR_HI_MASK_WIDTH = 32
+ENG_ELIGIBLE_CUR_HI_MASK_MASK = 0xffffffff
+ENG_WAIT_RECHECK = 0x4004c
+ENG_WAIT_RECHECK_CYCLES_LSB = 0
+ENG_WAIT_RECHECK_CYCLES_WIDTH = 16
+ENG_WAIT_RECHECK_CYCLES_MASK = 0xffff
+ENG_WAIT_TIMEOUT = 0x40050
+ENG_WAIT_TIMEOUT_CYCLES_LSB = 0
+ENG_WAIT_TIMEOUT_CYCLES_WIDTH = 32
+ENG_WAIT_TIMEOUT_CYCLES_MASK = 0xffffffff
+ENG_WAIT_RETRIES = 0x40054
+ENG_WAIT_RETRIES_COUNT_LSB = 0
+ENG_WAIT_RETRIES_COUNT_WIDTH = 32
+ENG_WAIT_RETRIES_COUNT_MASK = 0xffffffff
+ENG_WAIT_CYCLES = 0x40058
+ENG_WAIT_CYCLES_CYCLES_LSB = 0
+ENG_WAIT_CYCLES_CYCLES_WIDTH = 32
+ENG_WAIT_CYCLES_CYCLES_MASK = 0xffffffff
+ENG_IDLE_INELIGIBLE = 0x4005c
+ENG_IDLE_INELIGIBLE_CYCLES_LSB = 0
+ENG_IDLE_INELIGIBLE_CYCLES_WIDTH = 32
+ENG_IDLE_INELIGIBLE_CYCLES_MASK = 0xffffffff
+ENG_IDLE_WAITING = 0x40060
+ENG_IDLE_WAITING_CYCLES_LSB = 0
+ENG_IDLE_WAITING_CYCLES_WIDTH = 32
+ENG_IDLE_WAITING_CYCLES_MASK = 0xffffffff
 IRQ_BASE = 0x10000
 IRQ_SIZE = 0x10000
 IRQ_IMS_BASE = 0x18000
@@ -703,7 +792,7 @@ DMA_HARVEST_SIZE = 0x2000
 CMD_BASE = 0x30000
 CMD_SIZE = 0x40
 ENG_BASE = 0x40000
-ENG_SIZE = 0x40
+ENG_SIZE = 0x80
 ADI_PAGES_BASE = 0x80000
 ADI_PAGES_SIZE = 0x40000
 

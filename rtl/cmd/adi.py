@@ -11,7 +11,7 @@ Per-ADI state machine (see the RDL text for the register-level contract; the
 states are ``AdiState``, the error codes ``AdiError``, both declared there)::
 
     DISABLED --ENABLE(ok)--> ENABLED --DRAIN--> DRAINING --(head == tail)--> DISABLED
-    DISABLED --ENABLE(bad size)--> ERROR (BAD_RING_CONFIG)
+    DISABLED --ENABLE(bad size or engine)--> ERROR (BAD_RING_CONFIG)
     ENABLED  --doorbell tail >= size--> ERROR (TAIL_BEYOND_RING)
     ENABLED/DRAINING --ABORT (head = tail)--> DISABLED
     ERROR --RESET_ERROR--> DISABLED
@@ -64,8 +64,9 @@ _SIZE_BITS = 13
 
 
 #: Per-ADI ring information for the fetcher: base is the host byte address >> 6.
+#: ``engine``: the engine the ring is bound to (CMD.ADI_CFG.ENGINE).
 RING_LAYOUT = data.StructLayout({"base": 58, "size": _SIZE_BITS, "pasid": PASID_BITS, "domain": 6,
-                                 "head": _IDX_BITS})
+                                 "head": _IDX_BITS, "engine": 2})
 #: A consume beat: the fetcher took ADI ``adi``'s head descriptor.
 CONSUME_LAYOUT = data.StructLayout({"adi": 6})
 #: An engine fault beat: put ADI ``adi`` into ERROR with ``code`` (an AdiError).
@@ -133,6 +134,7 @@ class AdiBlock(wiring.Component):
         base = [Signal(58, name=f"adi{i}_base") for i in range(n)]
         pasid = [Signal(PASID_BITS, name=f"adi{i}_pasid") for i in range(n)]
         domain = [Signal(6, name=f"adi{i}_domain") for i in range(n)]
+        engine = [Signal(2, name=f"adi{i}_engine") for i in range(n)]
         dropped = Signal(32)
 
         # ---- doorbell pages (answer one cycle after stb) --------------------
@@ -197,9 +199,10 @@ class AdiBlock(wiring.Component):
         # Registered from the staged register and the select, which software
         # writes in earlier bus transactions than the command: the command's
         # fan-out to every ADI then starts at flip-flops (timing).
-        size_ok = Signal()
+        size_ok = Signal()      # RING_SIZE and ADI_CFG.ENGINE are valid
         m.d.sync += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
-                               & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0))
+                               & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0)
+                               & (r("CMD.ADI_CFG.ENGINE") < self.params.num_engines))
         sel_hit = Signal(n)
         m.d.sync += sel_hit.eq(Cat(sel == i for i in range(n)))
         cons = self.consume
@@ -271,6 +274,7 @@ class AdiBlock(wiring.Component):
                                 base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
                                 pasid[i].eq(r("CMD.ADI_CFG.PASID")),
                                 domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
+                                engine[i].eq(r("CMD.ADI_CFG.ENGINE")),
                             ]
                         with m.Else():
                             m.d.comb += state_n.eq(AdiState.ERROR)
@@ -278,7 +282,7 @@ class AdiBlock(wiring.Component):
             m.d.comb += [
                 self.ring[i].base.eq(base[i]), self.ring[i].size.eq(size[i]),
                 self.ring[i].pasid.eq(pasid[i]), self.ring[i].domain.eq(domain[i]),
-                self.ring[i].head.eq(head[i]),
+                self.ring[i].head.eq(head[i]), self.ring[i].engine.eq(engine[i]),
             ]
 
         # ---- status of ADI_SEL --------------------------------------------------

@@ -285,7 +285,7 @@ class WindowDecodeTest(SystemTest):
         # The bus checks DMA.STATUS by response only (it is polled while busy); idle, it is the model's.
         assert await bus.read(regmap.DMA_STATUS) == self.env.sys.read(regmap.DMA_STATUS)[1]
         for addr in (regmap.IRQ_BASE + 0x40, regmap.DMA_BASE + 0x90, regmap.CMD_BASE + regmap.CMD_SIZE,
-                     regmap.ENG_BASE + regmap.ENG_SIZE, regmap.ENG_BASE + 0x3C,
+                     regmap.ENG_BASE + regmap.ENG_SIZE, regmap.ENG_IDLE_WAITING + 4,
                      page_address(self.env.params.num_adis)):
             resp, _ = await bus.try_read(addr)
             assert resp == Resp.DECERR, hex(addr)

@@ -1,0 +1,317 @@
+"""The dispatcher: per-engine arbiters, the eligibility mask, and WAIT bookkeeping.
+
+It owns the per-ADI slots' state (the prefetch fills them, see
+:mod:`.prefetch`) and hands descriptors to the engines' executors
+(:mod:`.executor`):
+
+* **per-ring scheduling**: engine e has its own :class:`~.arbiter.QosArbiter`
+  over the ADIs bound to it (``ring.engine``), under the policy in force. Its
+  requests are ``slot filled & pending & bound to e & eligible & not held``,
+  raised only while e *decides*: its executor is idle, no descriptor is on
+  its way to it, and no ADI bound to it waits for a fetch (fetches go first,
+  so a decision sees every ADI with work, as with one engine);
+* **the eligibility mask** (``eligible``, ENG.ELIGIBLE_CUR): a grant is
+  dispatched only if its ADI is still ready, bound to the engine, eligible
+  and not held *when it is taken*; otherwise it is dropped. The arbiter's two
+  registered stages therefore cannot carry a decision made under an older
+  mask into a dispatch: no ADI outside the mask is ever dispatched
+  (``tb/cmd/formal.py`` proves it by k-induction);
+* **dispatch**: a taken grant's slot is read into a staging register (8
+  words, 2 cycles of block RAM and output register latency) and offered to
+  the executor. An ordinary descriptor is consumed at the take (the ADI block
+  advances HEAD, ``consume``) and its slot freed; a WAIT is not: its slot
+  stays filled until the executor reports (``done``) that the WAIT was
+  decided (consume) or must be checked again (retry). One take per cycle at
+  most, and none in a cycle that consumes a decided WAIT;
+* **WAIT re-checks**: a retried ADI is *held* (out of its arbiter) until the
+  next re-check tick, every ``recheck`` + 1 cycles. The first retry of a
+  descriptor stamps the cycle; a later check finds it timed out if
+  ``timeout`` cycles have passed since (the executor then completes the WAIT
+  with WAIT_TIMEOUT);
+* **fetch order**: the prefetch is asked for ``need`` = pending ADIs with an
+  empty slot, except an ADI consumed in the last two cycles (its HEAD and
+  ``pending`` are being updated by the ADI block).
+
+Counters of idle engines: ``idle_ineligible`` (this cycle, the engines that
+are idle while every ADI bound to them that has a descriptor ready is outside
+the mask) and ``idle_waiting`` (idle, nothing dispatchable, and some ready ADI
+in the mask is held for a WAIT re-check).
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..dma.defs import PASID_BITS
+from ..params import DeviceParams, require_params
+from .adi import CONSUME_LAYOUT, RING_LAYOUT
+from .arbiter import QosArbiter
+from .cost import COST_WIDTH
+from .dsa import DescriptorLayout
+from .mover import WORD_BITS
+from .ports import RoundRobin, select
+from .prefetch import DESC_WORDS, FILL_LAYOUT, slot_addr_bits
+
+__all__ = ["Dispatcher", "START_LAYOUT", "DONE_LAYOUT"]
+
+#: A descriptor handed to an executor: its ADI and the ADI's PASID, whether a
+#: WAIT check that fails now times out, and the descriptor.
+START_LAYOUT = data.StructLayout({"adi": 6, "pasid": PASID_BITS, "timed_out": 1,
+                                  "desc": DescriptorLayout})
+#: An executor's report on a WAIT: decided (``consume``) or to be checked again (``retry``).
+DONE_LAYOUT = data.StructLayout({"adi": 6, "consume": 1, "retry": 1})
+
+
+class Dispatcher(wiring.Component):
+    """Arbitration and dispatch over ``num_engines`` executors.
+
+    Attributes
+    ----------
+    pending : In(num_adis)
+    ring : In(ArrayLayout(RING_LAYOUT, num_adis))
+    eligible : In(num_adis)
+        The eligibility mask in force.
+    fill : In(stream.Signature(FILL_LAYOUT))
+        From the prefetch (always ready).
+    need : Out(num_adis)
+        Towards the prefetch.
+    slot_raddr : Out, slot_rdata : In
+        The slot RAM's read port (data one cycle after the address).
+    start{e} : Out(stream.Signature(START_LAYOUT))
+    idle : In(num_engines)
+        Executor e can take a descriptor.
+    done{e} : In(stream.Signature(DONE_LAYOUT))
+    consume : Out(stream.Signature(CONSUME_LAYOUT))
+        Towards the ADI block (always ready there).
+    policy, slice_cycles, weight, quantum : In
+        Arbiter configuration, shared by every engine's arbiter.
+    budget_sel : In(6), budget : Out(COST_WIDTH)
+        The remaining budget of ADI ``budget_sel`` in its engine's arbiter.
+    slice_end : Out(1)
+    recheck : In(16), timeout : In(32), now : In(32)
+        WAIT re-check period and timeout (cycles), and the cycle counter.
+    dispatched : Out(1), dispatched_adi : Out(6), dispatched_engine : Out(2)
+        A descriptor was handed over this cycle (the take): for ENG_STATUS and the proof.
+    loading : Out(num_engines), loading_adi : Out(num_adis)
+        The engine and ADI (one-hot) of a descriptor taken and not yet started: busy.
+    idle_ineligible, idle_waiting : Out(range(num_engines + 1))
+    """
+
+    def __init__(self, params=DeviceParams()):
+        self.params = require_params(params, "Dispatcher")
+        n, ne = params.num_adis, params.num_engines
+        members = {
+            "pending": In(n),
+            "ring": In(data.ArrayLayout(RING_LAYOUT, n)),
+            "eligible": In(n),
+            "fill": In(stream.Signature(FILL_LAYOUT)),
+            "need": Out(n),
+            "slot_raddr": Out(slot_addr_bits(n)),
+            "slot_rdata": In(WORD_BITS),
+            "idle": In(ne),
+            "consume": Out(stream.Signature(CONSUME_LAYOUT)),
+            "policy": In(2),
+            "slice_cycles": In(24),
+            "weight": In(data.ArrayLayout(8, n)),
+            "quantum": In(data.ArrayLayout(COST_WIDTH, n)),
+            "budget_sel": In(6),
+            "budget": Out(COST_WIDTH),
+            "slice_end": Out(1),
+            "recheck": In(16),
+            "timeout": In(32),
+            "now": In(32),
+            "dispatched": Out(1),
+            "dispatched_adi": Out(6),
+            "dispatched_engine": Out(2),
+            "loading": Out(ne),
+            "loading_adi": Out(n),
+            "idle_ineligible": Out(range(ne + 1)),
+            "idle_waiting": Out(range(ne + 1)),
+        }
+        for e in range(ne):
+            members[f"start{e}"] = Out(stream.Signature(START_LAYOUT))
+            members[f"done{e}"] = In(stream.Signature(DONE_LAYOUT))
+        super().__init__(members)
+
+    def starts(self):
+        return [getattr(self, f"start{e}") for e in range(self.params.num_engines)]
+
+    def dones(self):
+        return [getattr(self, f"done{e}") for e in range(self.params.num_engines)]
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        n, ne = p.num_adis, p.num_engines
+        starts, dones = self.starts(), self.dones()
+
+        slot_valid = Signal(n)
+        slot_wait = Signal(n)                   # the slot holds a WAIT
+        held = Signal(n)                        # retried WAIT: out of the arbiter until the tick
+        waiting = Signal(n)                     # a WAIT of this ADI has been retried (stamp valid)
+        stamp = [Signal(32, name=f"wait_since{i}") for i in range(n)]
+        settle = Signal(n)                      # consumed 1 cycle ago
+        settle2 = Signal(n)                     # consumed 2 cycles ago
+        ready = Signal(n)
+        m.d.comb += ready.eq(slot_valid & self.pending)
+        bound = [Signal(n, name=f"bound{e}") for e in range(ne)]
+        for e in range(ne):
+            m.d.comb += bound[e].eq(Cat(self.ring[i].engine == e for i in range(n)))
+        m.d.comb += self.need.eq(self.pending & ~slot_valid & ~settle & ~settle2)
+
+        # ---- per-engine arbiters --------------------------------------------------
+        arbs = []
+        for e in range(ne):
+            arb = QosArbiter(n, cost_width=COST_WIDTH)
+            m.submodules[f"arbiter{e}"] = arb
+            arbs.append(arb)
+        cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
+        assigned = Signal(ne)                   # a grant taken for e, not yet started
+        deciding = Signal(ne)
+        grant_ready = Signal(ne)
+        dispatchable = Signal(n)
+        m.d.comb += dispatchable.eq(ready & self.eligible & ~held)
+        for e, arb in enumerate(arbs):
+            m.d.comb += deciding[e].eq(self.idle[e] & ~assigned[e] & ~(self.need & bound[e]).any())
+            m.d.comb += [
+                arb.req.eq(Mux(deciding[e], dispatchable & bound[e], 0)),
+                arb.policy.eq(self.policy),
+                arb.slice_cycles.eq(self.slice_cycles),
+            ]
+            for i in range(n):
+                m.d.comb += [arb.cost[i].eq(cost[i]), arb.weight[i].eq(self.weight[i]),
+                             arb.quantum[i].eq(self.quantum[i])]
+        # Every arbiter's slice timer runs from reset on the same CSR: they agree.
+        m.d.comb += self.slice_end.eq(arbs[0].slice_end)
+        sel = Signal(range(max(n, 2)))          # budget_sel, in range
+        m.d.comb += sel.eq(Mux(self.budget_sel < n, self.budget_sel, 0))
+        sel_engine = Array(self.ring[i].engine for i in range(n))[sel]
+        per_engine_budget = [Array(arb.budget[i] for i in range(n))[sel] for arb in arbs]
+        m.d.comb += self.budget.eq(Mux(self.budget_sel < n,
+                                       select(per_engine_budget, sel_engine), 0))
+
+        # ---- taking a grant ---------------------------------------------------------
+        # The loader takes one grant at a time; engines with a grant waiting are
+        # served round robin. `grant_ready` is registered from `deciding`.
+        loading = Signal()
+        m.submodules.engine_rr = engine_rr = RoundRobin(ne)
+        for e, arb in enumerate(arbs):
+            m.d.comb += engine_rr.req[e].eq(arb.grant.valid & grant_ready[e])
+        take = Signal()
+        m.d.comb += take.eq(engine_rr.found & ~loading)
+        m.d.comb += engine_rr.take.eq(take)
+        m.d.sync += grant_ready.eq(deciding)
+        for e, arb in enumerate(arbs):
+            m.d.comb += arb.grant.ready.eq(take & (engine_rr.pick == e))
+        g = Signal(range(max(n, 2)))            # the taken grant's ADI
+        m.d.comb += g.eq(Array(arb.grant.payload.adi for arb in arbs)[engine_rr.pick])
+        te = engine_rr.pick
+        bound_ok = select(bound, te).bit_select(g, 1)
+        ok = Signal()
+        m.d.comb += ok.eq(take & dispatchable.bit_select(g, 1) & bound_ok)
+        m.d.comb += [self.dispatched.eq(ok), self.dispatched_adi.eq(g), self.dispatched_engine.eq(te)]
+
+        # ---- WAIT reports from the executors ------------------------------------------
+        m.submodules.done_rr = done_rr = RoundRobin(ne)
+        for e, d in enumerate(dones):
+            m.d.comb += done_rr.req[e].eq(d.valid)
+        done_take = Signal()
+        m.d.comb += done_take.eq(done_rr.found & ~take)
+        m.d.comb += done_rr.take.eq(done_take)
+        for e, d in enumerate(dones):
+            m.d.comb += d.ready.eq(done_take & (done_rr.pick == e))
+        rep = Array(d.payload for d in dones)[done_rr.pick]
+
+        # ---- consume beats (registered) -------------------------------------------------
+        consume_now = Signal()                  # a consume leaves this cycle's take or report
+        consume_adi = Signal(6)
+        with m.If(ok & ~slot_wait.bit_select(g, 1)):
+            m.d.comb += [consume_now.eq(1), consume_adi.eq(g)]
+        with m.Elif(done_take & rep.consume & ready.bit_select(rep.adi, 1)):
+            m.d.comb += [consume_now.eq(1), consume_adi.eq(rep.adi)]
+        with m.If(self.consume.valid):          # always ready in the ADI block
+            m.d.sync += self.consume.valid.eq(0)
+        with m.If(consume_now):
+            m.d.sync += [self.consume.valid.eq(1), self.consume.payload.adi.eq(consume_adi)]
+        consumed = Signal(n)
+        m.d.comb += consumed.eq(Mux(consume_now, (Const(1, n) << consume_adi)[:n], 0))
+        m.d.sync += [settle.eq(consumed), settle2.eq(settle)]
+
+        # ---- slots --------------------------------------------------------------------
+        fill_onehot = Signal(n)
+        m.d.comb += fill_onehot.eq(Mux(self.fill.valid, (Const(1, n) << self.fill.payload.adi)[:n], 0))
+        m.d.comb += self.fill.ready.eq(1)
+        m.d.sync += slot_valid.eq((slot_valid | fill_onehot) & ~consumed & self.pending)
+        for i in range(n):
+            with m.If(fill_onehot[i]):
+                m.d.sync += [cost[i].eq(self.fill.payload.cost), slot_wait[i].eq(self.fill.payload.wait)]
+
+        # ---- WAIT hold, stamps and re-check ticks ----------------------------------------
+        tick = Signal()
+        tick_count = Signal(16)
+        with m.If(tick_count == 0):
+            m.d.sync += tick_count.eq(self.recheck)
+            m.d.comb += tick.eq(1)
+        with m.Else():
+            m.d.sync += tick_count.eq(tick_count - 1)
+        retry_onehot = Signal(n)
+        decided_onehot = Signal(n)
+        m.d.comb += [
+            retry_onehot.eq(Mux(done_take & rep.retry, (Const(1, n) << rep.adi)[:n], 0)),
+            decided_onehot.eq(Mux(done_take & rep.consume, (Const(1, n) << rep.adi)[:n], 0)),
+        ]
+        m.d.sync += [
+            held.eq(((held & ~tick.replicate(n)) | retry_onehot) & self.pending),
+            waiting.eq(((waiting | retry_onehot) & ~decided_onehot) & self.pending),
+        ]
+        for i in range(n):
+            with m.If(retry_onehot[i] & ~waiting[i]):
+                m.d.sync += stamp[i].eq(self.now)
+
+        # ---- loading a slot and starting the executor ---------------------------------------
+        l_adi = Signal(range(max(n, 2)))
+        l_engine = Signal(range(max(ne, 2)))
+        l_word = Signal(range(DESC_WORDS + 3))
+        l_timed_out = Signal()
+        stage = Signal(DescriptorLayout)
+        stage_bits = stage.as_value()
+        slot_q = Signal(WORD_BITS)              # the block RAM's output, registered (timing)
+        m.d.sync += slot_q.eq(self.slot_rdata)
+        m.d.comb += self.slot_raddr.eq(Cat(l_word[:3], l_adi))
+        starting = Signal()
+        stamp_g = Signal(32)
+        for e, s in enumerate(starts):
+            m.d.comb += [s.valid.eq(starting & (l_engine == e)), s.payload.adi.eq(l_adi),
+                         s.payload.pasid.eq(self.ring[l_adi].pasid), s.payload.timed_out.eq(l_timed_out),
+                         s.payload.desc.eq(stage)]
+        with m.If(ok):
+            m.d.sync += [loading.eq(1), l_adi.eq(g), l_engine.eq(te), l_word.eq(0),
+                         assigned.bit_select(te, 1).eq(1),
+                         stamp_g.eq(self.now - Array(stamp)[g]), l_timed_out.eq(waiting.bit_select(g, 1))]
+        with m.If(loading & ~starting):
+            # Word k's address is presented with l_word = k; it is in slot_q two cycles later.
+            m.d.sync += l_word.eq(l_word + 1)
+            with m.If(l_word >= 2):
+                m.d.sync += stage_bits.word_select((l_word - 2)[:3], WORD_BITS).eq(slot_q)
+            with m.If(l_word == 2):
+                # elapsed since the first retry (registered at the take) against the timeout
+                m.d.sync += l_timed_out.eq(l_timed_out & (stamp_g >= self.timeout))
+            with m.If(l_word == DESC_WORDS + 1):
+                m.d.sync += starting.eq(1)
+        m.d.comb += [self.loading.eq(assigned),
+                     self.loading_adi.eq(Mux(loading, (Const(1, n) << l_adi)[:n], 0))]
+        with m.If(starting & Array(s.ready for s in starts)[l_engine]):
+            m.d.sync += [starting.eq(0), loading.eq(0), assigned.bit_select(l_engine, 1).eq(0)]
+
+        # ---- idle accounting ---------------------------------------------------------------
+        inel = [Signal(name=f"idle_ineligible{e}") for e in range(ne)]
+        wait = [Signal(name=f"idle_waiting{e}") for e in range(ne)]
+        for e in range(ne):
+            mine = ready & bound[e]
+            idle = self.idle[e] & ~assigned[e]
+            m.d.comb += [
+                inel[e].eq(idle & mine.any() & ~(mine & self.eligible).any()),
+                wait[e].eq(idle & mine.any() & ~(mine & dispatchable).any() & (mine & self.eligible & held).any()),
+            ]
+        m.d.comb += [self.idle_ineligible.eq(sum(inel)), self.idle_waiting.eq(sum(wait))]
+        return m

@@ -1,0 +1,276 @@
+"""Arbiters for the ports the engines share.
+
+Several requesters (the engines' executors and the shared descriptor
+prefetch, see :mod:`.engine`) share one port of each kind. Every arbiter
+here is round robin, so no requester starves:
+
+* :class:`RoundRobin`: the rotating-priority pick the others use;
+* :class:`StreamMerge`: streams into one, one beat per cycle, from a register
+  (the interrupt remapper's input and the ADI block's fault input);
+* :class:`TrackerPortArbiter`: the DMA tracker's request port, one check per
+  clock; the tracker answers in request order, so a small queue of requester
+  indices routes each answer back;
+* :class:`AxiReadArbiter` and :class:`AxiWriteArbiter`: the AXI4 master,
+  arbitrated per burst (one AR or AW beat). The burst's ID names its
+  requester (ARM IHI 0022E A5: responses of one ID stay in order), so R
+  beats and B responses are routed by RID and BID. AXI4 has no write
+  interleaving (A5.3.3), so W beats follow the order in which the AWs were
+  issued, kept in a queue of requester indices.
+
+AR and AW leave from a register: a requester's address is taken into it
+(its ARREADY/AWREADY) and held there until the slave takes it, so the
+output never changes while valid is up, whoever else requests (A3.2.1).
+"""
+
+from amaranth.hdl import Array, Module, Mux, Signal, Value
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..axi4 import Axi4ReadSignature, Axi4WriteSignature
+
+__all__ = ["RoundRobin", "StreamMerge", "TrackerPortArbiter", "AxiReadArbiter", "AxiWriteArbiter",
+           "select"]
+
+#: Depth of the queues that remember which requester a burst or a check belongs to.
+ORDER_DEPTH = 8
+
+
+def select(items, index):
+    """``items[index]`` as a mux, with every value of ``index`` covered.
+
+    An ``Array`` shorter than its index's range leaves the missing cases
+    unassigned in the generated Verilog, which Verilator reports as a latch;
+    the entries past the end repeat the first (callers never select them).
+    """
+    items = list(items)
+    width = Value.cast(index).shape().width
+    items += [items[0]] * ((1 << width) - len(items))
+    return Array(items)[index]
+
+
+def _index_shape(n):
+    return range(max(n, 2))
+
+
+class RoundRobin(wiring.Component):
+    """Rotating priority over ``n`` requests: the first one after the last taken.
+
+    Attributes
+    ----------
+    req : In(n)
+    pick : Out(range(n))
+        The chosen request, valid while ``found``.
+    found : Out(1)
+    take : In(1)
+        The pick was served: it becomes the last (lowest priority next).
+    """
+
+    def __init__(self, n):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"Number of requesters must be a positive integer, not {n!r}")
+        self.n = n
+        super().__init__({"req": In(n), "pick": Out(_index_shape(n)), "found": Out(1), "take": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        last = Signal(_index_shape(n), init=n - 1)
+        m.d.comb += self.found.eq(self.req.any())
+        with m.Switch(last):
+            for l in range(n):
+                with m.Case(l):
+                    # Lowest priority first, so the first in rotation order wins.
+                    for k in reversed(range(1, n + 1)):
+                        i = (l + k) % n
+                        with m.If(self.req[i]):
+                            m.d.comb += self.pick.eq(i)
+        with m.If(self.take & self.found):
+            m.d.sync += last.eq(self.pick)
+        return m
+
+
+class StreamMerge(wiring.Component):
+    """``n`` streams of ``layout`` into one, round robin, through an output register.
+
+    An input beat is taken (its ready) when it moves into the register; the
+    output holds it until taken. Inputs must hold valid until ready.
+    """
+
+    def __init__(self, n, layout):
+        self.n = n
+        self.layout = layout
+        members = {f"i{k}": In(stream.Signature(layout)) for k in range(n)}
+        members["out"] = Out(stream.Signature(layout))
+        super().__init__(members)
+
+    def inputs(self):
+        return [getattr(self, f"i{k}") for k in range(self.n)]
+
+    def elaborate(self, platform):
+        m = Module()
+        ins = self.inputs()
+        m.submodules.rr = rr = RoundRobin(self.n)
+        for k, s in enumerate(ins):
+            m.d.comb += rr.req[k].eq(s.valid)
+        load = Signal()
+        m.d.comb += load.eq(rr.found & (~self.out.valid | self.out.ready))
+        m.d.comb += rr.take.eq(load)
+        with m.If(self.out.valid & self.out.ready):
+            m.d.sync += self.out.valid.eq(0)
+        with m.If(load):
+            m.d.sync += [self.out.valid.eq(1),
+                         self.out.payload.eq(Array(s.payload for s in ins)[rr.pick])]
+        for k, s in enumerate(ins):
+            m.d.comb += s.ready.eq(load & (rr.pick == k))
+        return m
+
+
+class TrackerPortArbiter(wiring.Component):
+    """``n`` requesters of the DMA tracker's port; answers routed back in order.
+
+    Attributes
+    ----------
+    req{k} : In(stream.Signature(req_layout))
+        Requester k's check; must hold valid until ready.
+    resp{k} : Out(stream.Signature(resp_layout))
+        The tracker's answer to requester k's check.
+    out : Out(stream.Signature(req_layout))
+        Towards the tracker: at most one check per clock.
+    back : In(stream.Signature(resp_layout))
+        The tracker's answers, in request order.
+    """
+
+    def __init__(self, n, req_layout, resp_layout):
+        self.n = n
+        members = {}
+        for k in range(n):
+            members[f"req{k}"] = In(stream.Signature(req_layout))
+            members[f"resp{k}"] = Out(stream.Signature(resp_layout))
+        members["out"] = Out(stream.Signature(req_layout))
+        members["back"] = In(stream.Signature(resp_layout))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        reqs = [getattr(self, f"req{k}") for k in range(n)]
+        resps = [getattr(self, f"resp{k}") for k in range(n)]
+        m.submodules.rr = rr = RoundRobin(n)
+        m.submodules.order = order = SyncFIFOBuffered(width=max(1, (n - 1).bit_length()), depth=ORDER_DEPTH)
+        for k, r in enumerate(reqs):
+            m.d.comb += rr.req[k].eq(r.valid)
+        m.d.comb += [self.out.valid.eq(rr.found & order.w_rdy),
+                     self.out.payload.eq(Array(r.payload for r in reqs)[rr.pick])]
+        fire = Signal()
+        m.d.comb += [fire.eq(self.out.valid & self.out.ready), rr.take.eq(fire),
+                     order.w_en.eq(fire), order.w_data.eq(rr.pick)]
+        for k, r in enumerate(reqs):
+            m.d.comb += r.ready.eq(fire & (rr.pick == k))
+        head = order.r_data
+        for k, r in enumerate(resps):
+            m.d.comb += [r.valid.eq(self.back.valid & order.r_rdy & (head == k)),
+                         r.payload.eq(self.back.payload)]
+        m.d.comb += self.back.ready.eq(order.r_rdy & select((r.ready for r in resps), head))
+        m.d.comb += order.r_en.eq(self.back.valid & self.back.ready)
+        return m
+
+
+def _id_width(n):
+    return max(1, (n - 1).bit_length())
+
+
+class AxiReadArbiter(wiring.Component):
+    """``n`` AXI4 read masters onto one, round robin per burst; ARID = requester index.
+
+    Attributes
+    ----------
+    m{k} : In(Axi4ReadSignature())
+        Requester k (its own IDs are ignored; its RID reads 0).
+    bus : Out(Axi4ReadSignature(64, 64, id_width))
+    """
+
+    def __init__(self, n, id_width=None):
+        self.n = n
+        self.id_width = id_width if id_width is not None else _id_width(n)
+        members = {f"m{k}": In(Axi4ReadSignature()) for k in range(n)}
+        members["bus"] = Out(Axi4ReadSignature(64, 64, self.id_width))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        ms = [getattr(self, f"m{k}") for k in range(n)]
+        bus = self.bus
+        m.submodules.rr = rr = RoundRobin(n)
+        for k, s in enumerate(ms):
+            m.d.comb += rr.req[k].eq(s.arvalid)
+        load = Signal()
+        m.d.comb += [load.eq(rr.found & (~bus.arvalid | bus.arready)), rr.take.eq(load)]
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += bus.arvalid.eq(0)
+        with m.If(load):
+            pick = Array(ms)[rr.pick]
+            m.d.sync += [bus.arvalid.eq(1), bus.arid.eq(rr.pick), bus.araddr.eq(pick.araddr),
+                         bus.arlen.eq(pick.arlen), bus.arsize.eq(pick.arsize), bus.arburst.eq(pick.arburst)]
+        for k, s in enumerate(ms):
+            mine = bus.rid == k
+            m.d.comb += [s.arready.eq(load & (rr.pick == k)),
+                         s.rid.eq(0), s.rdata.eq(bus.rdata), s.rresp.eq(bus.rresp), s.rlast.eq(bus.rlast),
+                         s.rvalid.eq(bus.rvalid & mine)]
+        m.d.comb += bus.rready.eq(select((s.rready for s in ms), bus.rid[:max(1, (n - 1).bit_length())])
+                                  & (bus.rid < n))
+        return m
+
+
+class AxiWriteArbiter(wiring.Component):
+    """``n`` AXI4 write masters onto one, round robin per burst; AWID = requester index.
+
+    W beats follow the AW order (AXI4 has no write interleaving); B responses
+    are routed by BID.
+
+    Attributes
+    ----------
+    m{k} : In(Axi4WriteSignature())
+    bus : Out(Axi4WriteSignature(64, 64, id_width))
+    """
+
+    def __init__(self, n, id_width=None):
+        self.n = n
+        self.id_width = id_width if id_width is not None else _id_width(n)
+        members = {f"m{k}": In(Axi4WriteSignature()) for k in range(n)}
+        members["bus"] = Out(Axi4WriteSignature(64, 64, self.id_width))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self.n
+        ms = [getattr(self, f"m{k}") for k in range(n)]
+        bus = self.bus
+        sel_bits = max(1, (n - 1).bit_length())
+        m.submodules.rr = rr = RoundRobin(n)
+        m.submodules.order = order = SyncFIFOBuffered(width=sel_bits, depth=ORDER_DEPTH)
+        for k, s in enumerate(ms):
+            m.d.comb += rr.req[k].eq(s.awvalid)
+        load = Signal()
+        m.d.comb += [load.eq(rr.found & (~bus.awvalid | bus.awready) & order.w_rdy), rr.take.eq(load),
+                     order.w_en.eq(load), order.w_data.eq(rr.pick)]
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += bus.awvalid.eq(0)
+        with m.If(load):
+            pick = Array(ms)[rr.pick]
+            m.d.sync += [bus.awvalid.eq(1), bus.awid.eq(rr.pick), bus.awaddr.eq(pick.awaddr),
+                         bus.awlen.eq(pick.awlen), bus.awsize.eq(pick.awsize), bus.awburst.eq(pick.awburst)]
+
+        # W: from the requester at the head of the AW order, until its WLAST.
+        head = order.r_data
+        w = select(ms, head)
+        m.d.comb += [bus.wvalid.eq(order.r_rdy & w.wvalid), bus.wdata.eq(w.wdata),
+                     bus.wstrb.eq(w.wstrb), bus.wlast.eq(w.wlast),
+                     order.r_en.eq(bus.wvalid & bus.wready & bus.wlast)]
+        for k, s in enumerate(ms):
+            m.d.comb += [s.awready.eq(load & (rr.pick == k)),
+                         s.wready.eq(order.r_rdy & (head == k) & bus.wready),
+                         s.bid.eq(0), s.bresp.eq(bus.bresp), s.bvalid.eq(bus.bvalid & (bus.bid == k))]
+        m.d.comb += bus.bready.eq(select((s.bready for s in ms), bus.bid[:sel_bits]) & (bus.bid < n))
+        return m
