@@ -45,7 +45,8 @@ def _device(params):
 #: regressions (a Verilator build of it is about a minute of compile), with
 #: the internal signals either one reads public.
 _DEVICE_BUILD = "device"
-_DEVICE_PUBLIC = ("cycles", "tap_consume_valid", "tap_consume_adi", "tap_slice_end")
+_DEVICE_PUBLIC = ("cycles", "tap_consume_valid", "tap_consume_adi", "tap_slice_end",
+                  "tap_dispatch_valid", "tap_dispatch_adi", "tap_dispatch_engine")
 
 
 def _csr_regressions():

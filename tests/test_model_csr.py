@@ -20,10 +20,10 @@ def test_strobe_mask():
 
 
 def test_identity_and_caps():
-    m = CsrModel(DeviceParams(num_adis=3, ims_entries=512, num_domains=5, pages_per_domain=128))
+    m = CsrModel(DeviceParams(num_adis=3, ims_entries=512, num_domains=5, pages_per_domain=128, num_engines=3))
     assert m.read(regmap.GLOBAL_ID) == (Resp.OKAY, 0x53494F56)
     resp, cap0 = m.read(regmap.GLOBAL_CAP0)
-    assert resp == Resp.OKAY and cap0 == 3 | 512 << 8
+    assert resp == Resp.OKAY and cap0 == 3 | 512 << 8 | 3 << 24
     assert m.read(regmap.GLOBAL_CAP1)[1] == 5 | 128 << 8
 
 

@@ -26,13 +26,15 @@ def test_layout_sizes():
         assert end == layout.size
 
 
-# (field, bit offset, width) from struct dsa_hw_desc.
+# (field, bit offset, width) from struct dsa_hw_desc; the op-specific bytes 40..55
+# carry the project's semaphore value and mask.
 DESC_FIELDS = [
     ("pasid", 0, 20), ("rsvd", 20, 11), ("priv", 31, 1),
     ("flags", 32, 24), ("opcode", 56, 8),
     ("completion_addr", 8 * 8, 64), ("src_addr", 16 * 8, 64), ("dst_addr", 24 * 8, 64),
     ("xfer_size", 32 * 8, 32), ("int_handle", 36 * 8, 16), ("rsvd1", 38 * 8, 16),
-    ("op_specific", 40 * 8, 192),
+    ("sem_value", 40 * 8, 64), ("sem_mask", 48 * 8, 64),     # project: op-specific space, WAIT/SIGNAL
+    ("op_specific", 56 * 8, 64),
 ]
 # struct dsa_completion_record (status byte split at DSA_COMP_STATUS_MASK 0x7f / WRITE 0x80).
 CR_FIELDS = [
@@ -77,13 +79,27 @@ def test_packed_byte_positions():
     assert cr[24:] == bytes(8)
 
 
+def test_semaphore_fields_byte_positions():
+    raw = Descriptor(opcode=Opcode.WAIT, src_addr=0x2008, sem_value=0x1122_3344_5566_7788,
+                     sem_mask=0xF0F0_0000_FFFF_0001, op_specific=0xAB).pack()
+    assert raw[7] == 0xF0
+    assert int.from_bytes(raw[40:48], "little") == 0x1122_3344_5566_7788
+    assert int.from_bytes(raw[48:56], "little") == 0xF0F0_0000_FFFF_0001
+    assert int.from_bytes(raw[56:64], "little") == 0xAB
+    d = Descriptor.unpack(raw)
+    assert d.sem_addr == 0x2008 and Descriptor(opcode=Opcode.SIGNAL, dst_addr=0x40).sem_addr == 0x40
+    assert Descriptor(opcode=Opcode.MEMMOVE, src_addr=8).sem_addr is None
+
+
 def test_enum_values_match_idxd():
+    # WAIT, SIGNAL and WAIT_TIMEOUT are the project's, outside the values idxd.h defines.
     assert {op.name: op.value for op in Opcode} == {
-        "NOOP": 0x00, "DRAIN": 0x02, "MEMMOVE": 0x03, "MEMFILL": 0x04, "COMPARE": 0x05}
+        "NOOP": 0x00, "DRAIN": 0x02, "MEMMOVE": 0x03, "MEMFILL": 0x04, "COMPARE": 0x05,
+        "WAIT": 0xF0, "SIGNAL": 0xF1}
     assert {s.name: s.value for s in Status} == {
         "NONE": 0x00, "SUCCESS": 0x01, "PAGE_FAULT": 0x03, "BAD_OPCODE": 0x10,
         "INVALID_FLAGS": 0x11, "XFER_SIZE": 0x13, "INVALID_INT_HANDLE": 0x19, "ADDR_ALIGN": 0x1C,
-        "HW_ERROR": 0x20}
+        "HW_ERROR": 0x20, "WAIT_TIMEOUT": 0x70}
     assert (Flag.FENCE, Flag.BOF, Flag.CRAV, Flag.RCR, Flag.RCI) == (0x1, 0x2, 0x4, 0x8, 0x10)
     assert (Flag.CRSTS, Flag.CR, Flag.CC) == (0x20, 0x80, 0x100)
     assert (Flag.ADDR1_TCS, Flag.ADDR2_TCS, Flag.ADDR3_TCS, Flag.CR_TCS) == (0x200, 0x400, 0x800, 0x1000)

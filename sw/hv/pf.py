@@ -257,8 +257,9 @@ class PfDriver:
     # -- ADIs ------------------------------------------------------------------------
 
     @_atomic
-    async def enable_adi(self, adi, ring, size, pasid, dom):
-        """Configure ADI ``adi``'s ring (guest address ``ring``, ``size`` entries) and enable it.
+    async def enable_adi(self, adi, ring, size, pasid, dom, engine=0):
+        """Configure ADI ``adi``'s ring (guest address ``ring``, ``size`` entries, bound to
+        ``engine``) and enable it.
 
         Returns ``(state, error_code)`` afterwards.
         """
@@ -266,7 +267,8 @@ class PfDriver:
         await self.bus.write(regmap.CMD_RING_BASE_LO, ring & regmap.CMD_RING_BASE_LO_ADDR_MASK)
         await self.bus.write(regmap.CMD_RING_BASE_HI, ring >> 32)
         await self.bus.write(regmap.CMD_RING_SIZE, size & regmap.CMD_RING_SIZE_ENTRIES_MASK)
-        await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom))
+        await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom)
+                             | _put("CMD_ADI_CFG_ENGINE", engine))
         return await self._adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
 
     @_atomic
@@ -305,6 +307,25 @@ class PfDriver:
             await self.bus.write(regmap.ENG_ARB_WEIGHT, (weights or [1] * n)[i])
             await self.bus.write(regmap.ENG_ARB_QUANTUM, (quanta or [0] * n)[i])
             await self.bus.write(regmap.ENG_ARB_CMD, regmap.ENG_ARB_CMD_WRITE_MASK)
+
+    @_atomic
+    async def set_eligible(self, adis):
+        """Make exactly the ADIs in ``adis`` eligible for dispatch, in one commit (gang scheduling:
+        one VM's rings get every engine; all ADIs restore per-ring scheduling)."""
+        mask = 0
+        for a in adis:
+            mask |= 1 << a
+        await self.bus.write(regmap.ENG_ELIGIBLE_LO, mask & 0xFFFF_FFFF)
+        await self.bus.write(regmap.ENG_ELIGIBLE_HI, mask >> 32)
+        await self.bus.write(regmap.ENG_ELIGIBLE_CMD, regmap.ENG_ELIGIBLE_CMD_COMMIT_MASK)
+
+    @_atomic
+    async def set_wait(self, recheck_cycles=None, timeout_cycles=None):
+        """WAIT re-check period and timeout, in cycles (None leaves a setting as it is)."""
+        if recheck_cycles is not None:
+            await self.bus.write(regmap.ENG_WAIT_RECHECK, recheck_cycles)
+        if timeout_cycles is not None:
+            await self.bus.write(regmap.ENG_WAIT_TIMEOUT, timeout_cycles)
 
     async def engine_busy(self):
         return bool(await self.bus.read(regmap.ENG_ENG_STATUS) & regmap.ENG_ENG_STATUS_BUSY_MASK)

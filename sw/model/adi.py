@@ -54,6 +54,7 @@ class AdiEntry:
     base: int = 0
     pasid: int = 0
     domain: int = 0
+    engine: int = 0          # the engine the ring is bound to (CMD.ADI_CFG.ENGINE at ENABLE)
     busy: bool = False       # a descriptor of this ADI is executing in the engine
 
     @property
@@ -81,6 +82,10 @@ class AdiModel:
     def pending(self):
         """Bit mask of ADIs with a descriptor pending."""
         return sum(1 << i for i, a in enumerate(self.adis) if a.pending)
+
+    def bound(self, engine):
+        """Bit mask of the ADIs bound to ``engine`` (as their last ENABLE set it)."""
+        return sum(1 << i for i, a in enumerate(self.adis) if a.engine == engine)
 
     def consume(self, adi, busy=False):
         """The fetcher took ADI ``adi``'s head descriptor; ignored unless pending. Returns True if applied.
@@ -118,8 +123,12 @@ class AdiModel:
             a.state, a.error = ERROR, ERR_TAIL_BEYOND_RING
 
     def command(self, adi, *, enable=False, drain=False, abort=False, reset_error=False,
-                base=0, size=0, pasid=0, domain=0):
-        """ADI_CMD on ADI ``adi``; only the first of reset_error, abort, drain, enable acts."""
+                base=0, size=0, pasid=0, domain=0, engine=0):
+        """ADI_CMD on ADI ``adi``; only the first of reset_error, abort, drain, enable acts.
+
+        ENABLE with a bad ring size or ``engine >= params.num_engines`` puts the
+        ADI into ERROR with BAD_RING_CONFIG.
+        """
         if not 0 <= adi < len(self.adis):
             return
         a = self.adis[adi]
@@ -135,9 +144,10 @@ class AdiModel:
                 self._settle(a)
         elif enable:
             if a.state == DISABLED:
-                if ring_size_ok(size):
+                if ring_size_ok(size) and engine < self.params.num_engines:
                     a.state, a.head, a.tail = ENABLED, 0, 0
                     a.size, a.base, a.pasid, a.domain = size, base & ~0x3F & (2**64 - 1), pasid, domain
+                    a.engine = engine
                 else:
                     a.state, a.error = ERROR, ERR_BAD_RING_CONFIG
 
@@ -199,5 +209,5 @@ class AdiModel:
         self.command(f("CMD.ADI_SEL.INDEX"), enable="ENABLE" in pulses, drain="DRAIN" in pulses,
                      abort="ABORT" in pulses, reset_error="RESET_ERROR" in pulses,
                      base=base, size=f("CMD.RING_SIZE.ENTRIES"), pasid=f("CMD.ADI_CFG.PASID"),
-                     domain=f("CMD.ADI_CFG.DOMAIN"))
+                     domain=f("CMD.ADI_CFG.DOMAIN"), engine=f("CMD.ADI_CFG.ENGINE"))
         return resp

@@ -55,6 +55,7 @@ class CsrModel:
         self.hw = {
             "GLOBAL.CAP0.NUM_ADIS": params.num_adis,
             "GLOBAL.CAP0.IMS_ENTRIES": params.ims_entries,
+            "GLOBAL.CAP0.NUM_ENGINES": params.num_engines,
             "GLOBAL.CAP1.NUM_DOMAINS": params.num_domains,
             "GLOBAL.CAP1.PAGES_PER_DOMAIN": params.pages_per_domain,
             "GLOBAL.GENCAP.MAX_XFER_SHIFT": exact_log2(MAX_XFER),

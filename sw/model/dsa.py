@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Shape
 
-from ...rtl.cmd.dsa import CompletionLayout, DescriptorLayout
+from ...rtl.cmd.dsa import CompletionLayout, DescriptorLayout, Opcode
 
 __all__ = ["Descriptor", "CompletionRecord", "fields_of"]
 
@@ -98,6 +98,8 @@ class Descriptor(_Packed):
     xfer_size: int = 0
     int_handle: int = 0
     rsvd1: int = 0
+    sem_value: int = 0
+    sem_mask: int = 0
     op_specific: int = 0
 
     @property
@@ -117,6 +119,12 @@ class Descriptor(_Packed):
     @src2_addr.setter
     def src2_addr(self, value):
         self.dst_addr = value
+
+    @property
+    def sem_addr(self):
+        """The semaphore address: WAIT's ``src_addr``, SIGNAL's ``dst_addr`` (None for other opcodes)."""
+        op = getattr(self.opcode, "value", self.opcode)
+        return {Opcode.WAIT.value: self.src_addr, Opcode.SIGNAL.value: self.dst_addr}.get(op)
 
 
 @dataclass

@@ -21,8 +21,10 @@ written for the descriptor's data):
 3. RCI with ``int_handle >= num_handles`` -> ``INVALID_INT_HANDLE``;
 4. MEMMOVE/MEMFILL/COMPARE with ``xfer_size`` 0 or above ``max_xfer`` ->
    ``XFER_SIZE`` (NOOP and DRAIN ignore the size);
-5. CRAV with ``completion_addr`` not 32-byte aligned, or MEMFILL with
-   ``dst_addr`` not 8-byte aligned -> ``ADDR_ALIGN``.
+5. CRAV with ``completion_addr`` not 32-byte aligned, MEMFILL with
+   ``dst_addr`` not 8-byte aligned, WAIT with ``src_addr`` or SIGNAL with
+   ``dst_addr`` not ``SEM_ALIGN`` = 8-byte aligned -> ``ADDR_ALIGN``
+   (WAIT and SIGNAL ignore ``xfer_size``, as NOOP does).
 
 Execution:
 
@@ -36,6 +38,16 @@ Execution:
   little-endian 8-byte pattern;
 * COMPARE reads ``src_addr`` and ``dst_addr`` (``src2_addr``); ``result`` is 0
   if equal, else 1 with ``bytes_completed`` = offset of the first difference;
+* WAIT (project opcode) reads the 8 bytes at ``src_addr`` (little-endian)
+  and succeeds if ``(value & sem_mask) == sem_value``. Otherwise the outcome
+  depends on ``wait_timed_out`` (:meth:`Engine.execute`): if it is set the
+  status is ``WAIT_TIMEOUT``, else the outcome is a *retry*
+  (:attr:`Outcome.retry`, status ``NONE``): no record, no interrupt, and the
+  caller leaves the descriptor at its ring's head;
+* SIGNAL (project opcode) writes ``sem_value`` as 8 bytes at ``dst_addr``;
+* WAIT and SIGNAL complete with ``result`` and ``bytes_completed`` 0; their
+  page fault is at the semaphore address (a read fault for WAIT, a write
+  fault for SIGNAL), and a bus error is ``HW_ERROR``;
 * a page fault stops the operation: status ``PAGE_FAULT``, ``fault_addr`` the
   lowest device address of the faulting piece, ``status_write`` its
   direction, ``bytes_completed`` the bytes done before it (for a descending
@@ -73,16 +85,18 @@ from dataclasses import dataclass, field
 
 from ...rtl.cmd.cost import COST_FRAC_BITS
 from ...rtl.cmd.mover import WORD_BYTES
-from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, MAX_XFER, PATTERN_BYTES,
+from ...rtl.cmd.dsa import (CR_ALIGN, FILL_ALIGN, MAX_XFER, PATTERN_BYTES, SEM_ALIGN,
                             SIZED_OPCODES, RESERVED_FLAGS, Flag, Opcode, Status)
 from ...rtl.dma.defs import PAGE_SHIFT
 from .dsa import CompletionRecord, Descriptor
 from .irq import Message
 
-__all__ = ["page_spans", "PAGE_SIZE", "MAX_XFER", "BUS_WORD", "PageFault", "Memory", "PageMap", "BusErrors",
+__all__ = ["page_spans", "PAGE_SIZE", "MAX_XFER", "BUS_WORD", "SEM_BYTES", "PageFault", "Memory", "PageMap", "BusErrors",
            "Outcome", "Engine", "estimate_cost"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
+#: Bytes a WAIT reads and a SIGNAL writes: one semaphore.
+SEM_BYTES = 8
 #: Bytes per beat of the engine's AXI4 master (the mover's word): the unit a bus error applies to.
 BUS_WORD = WORD_BYTES
 
@@ -253,6 +267,9 @@ class Outcome:
     ``record`` the completion record as reported (also when it is not
     written), ``completion`` the 32 bytes written to ``completion_addr`` or
     None; ``interrupt`` the message for the interrupt remapper or None.
+    ``retry``: a WAIT whose condition was false and that has not timed out;
+    its status is ``NONE``, nothing was written and nothing is to be
+    delivered: the descriptor stays at its ring's head for a re-check.
     """
     status: Status
     record: CompletionRecord
@@ -261,6 +278,7 @@ class Outcome:
     bytes_read: int = 0
     bytes_written: int = 0
     pages_written: list = field(default_factory=list)
+    retry: bool = False
 
     @property
     def fault_addr(self):
@@ -287,6 +305,10 @@ class _Fault(Exception):
     def __init__(self, addr, write, done, result=0):
         super().__init__(addr)
         self.addr, self.write, self.done, self.result = addr, write, done, result
+
+
+class _Unsatisfied(Exception):
+    """A WAIT's condition was false."""
 
 
 class _BusError(Exception):
@@ -359,15 +381,20 @@ class Engine:
             return Status.ADDR_ALIGN, 0
         if op is Opcode.MEMFILL and desc.dst_addr % FILL_ALIGN:
             return Status.ADDR_ALIGN, 0
+        if op is Opcode.WAIT and desc.src_addr % SEM_ALIGN or op is Opcode.SIGNAL and desc.dst_addr % SEM_ALIGN:
+            return Status.ADDR_ALIGN, 0
         return Status.SUCCESS, 0
 
     # -- execution ---------------------------------------------------------------
 
-    def execute(self, desc, cycles=0):
+    def execute(self, desc, cycles=0, wait_timed_out=True):
         """Run one descriptor (a :class:`Descriptor` or its 64 bytes); return its :class:`Outcome`.
 
         ``cycles`` is copied into the record's ``cycles`` field (the RTL
-        stores its measured cycle count there).
+        stores its measured cycle count there). ``wait_timed_out`` decides a
+        WAIT whose condition is false: ``WAIT_TIMEOUT`` if set (the default:
+        a WAIT the hardware consumed with its condition false has timed
+        out), else a retry (:attr:`Outcome.retry`).
         """
         if isinstance(desc, (bytes, bytearray, memoryview)):
             desc = Descriptor.unpack(desc)
@@ -388,6 +415,11 @@ class Engine:
             except _BusError as e:
                 status = Status.HW_ERROR
                 rec.bytes_completed, rec.result = e.done, e.result
+            except _Unsatisfied:
+                if not wait_timed_out:
+                    rec.status = Status.NONE.value
+                    return Outcome(Status.NONE, rec, None, None, self._read, self._written, [], retry=True)
+                status = Status.WAIT_TIMEOUT
         rec.status = status.value
 
         flags = desc.flags
@@ -447,6 +479,21 @@ class Engine:
     def _run(self, op, d):
         """Execute a checked descriptor; return ``(result, bytes_completed)`` or raise _Fault/_BusError."""
         if op in (Opcode.NOOP, Opcode.DRAIN):
+            return 0, 0
+        if op is Opcode.WAIT:
+            host = self._translate(d.pasid, d.src_addr, False, 0)
+            data, error = self._read_host(host, SEM_BYTES)
+            if error:
+                raise _BusError(0)
+            if int.from_bytes(data, "little") & d.sem_mask != d.sem_value:
+                raise _Unsatisfied()
+            return 0, 0
+        if op is Opcode.SIGNAL:
+            host = self._translate(d.pasid, d.dst_addr, True, 0)
+            error = self._write(host, d.sem_value.to_bytes(SEM_BYTES, "little"))
+            self._pages.setdefault(d.dst_addr >> PAGE_SHIFT, None)
+            if error:
+                raise _BusError(0)
             return 0, 0
         n, pasid = d.xfer_size, d.pasid
         if op is Opcode.MEMMOVE:

@@ -8,12 +8,24 @@ only what happens by itself and when:
 
 * an MMIO access takes :meth:`TimingModel.mmio_cycles` (per register window)
   cycles and acts at its end; the cycle counter registers read device time;
-* the engine is a task: while an ADI has a descriptor pending, it asks the
-  arbiter policy in force (:class:`~siov.sw.model.arbiter.ArbiterPolicyModel`,
-  configured from the ENG registers) which ADI goes next, fetches and runs
-  the descriptor through the DMA tracker model
+* each engine (``params.num_engines``) is a task: while an ADI bound to it
+  (CMD.ADI_CFG.ENGINE) has a descriptor pending and prefetched, is in the
+  eligibility mask (ENG.ELIGIBLE_CUR) and is not held for a WAIT re-check,
+  it asks its own arbiter policy model
+  (:class:`~siov.sw.model.arbiter.ArbiterPolicyModel`, configured from the
+  ENG registers, which all engines share) which ADI goes next, fetches and
+  runs the descriptor through the DMA tracker model
   (:meth:`~siov.sw.model.device.EngineModel.dispatch`), and lets the
-  calibrated execution time pass (:mod:`siov.sw.platform.timing`);
+  calibrated execution time pass (:mod:`siov.sw.platform.timing`). The
+  per-ADI prefetch bookkeeping is shared;
+* a WAIT is a check (:meth:`~siov.sw.model.device.EngineModel.check_wait`):
+  if its condition is false it stays at the head and its ADI is held until
+  the next re-check tick (ticks every ENG.WAIT_RECHECK.CYCLES + 1 cycles
+  from cycle 0, computed, not counted); a check that finds the condition
+  false ENG.WAIT_TIMEOUT or more cycles after the descriptor's first failed
+  check completes it with WAIT_TIMEOUT. An engine idle while its ready ADIs
+  are all outside the mask, or none dispatchable and some held, counts the
+  cycles it sleeps in ENG.IDLE_INELIGIBLE or ENG.IDLE_WAITING;
 * the descriptor's memory writes (its data and completion record, whose
   ``cycles`` field carries the predicted time) become visible at its
   completion, when its completion interrupt goes through the interrupt
@@ -47,23 +59,27 @@ PAGE = 1 << PAGE_SHIFT
 
 @dataclass(frozen=True)
 class DispatchRecord:
-    """One descriptor as the model engine ran it: ADI, start and end cycle, opcode and status."""
+    """One descriptor as the model engine ran it: ADI, start and end cycle, opcode, status
+    (0 for a WAIT check that was retried) and the engine."""
     adi: int
     start: int
     end: int
     opcode: int
     status: int
+    engine: int = 0
 
 
 class _StagedMemory:
     """Host memory as one executing descriptor sees it: its own writes are held back, in
     copies of the pages they touch, until :meth:`commit`, so that other readers see them
-    only at the descriptor's completion."""
+    only at the descriptor's completion. The commit stores the bytes written, not the
+    page copies: another engine may have written elsewhere in those pages meanwhile."""
 
     def __init__(self, memory):
         self.memory = memory
         self.page_size = memory.page_size
         self.pages = {}
+        self.writes = []
 
     def read(self, addr, n):
         if not self.pages:
@@ -83,10 +99,12 @@ class _StagedMemory:
                 buf = self.pages[page] = bytearray(self.memory.read(page * self.page_size, self.page_size))
             buf[off:off + k] = data[pos:pos + k]
             pos += k
+        self.writes.append((addr, data))
 
     def commit(self):
-        for page, buf in self.pages.items():
-            self.memory.write(page * self.page_size, buf)
+        for addr, data in self.writes:
+            self.memory.write(addr, data)
+        self.writes.clear()
         self.pages.clear()
 
 
@@ -107,7 +125,9 @@ class ModelBus:
     device : DeviceModel
         The state of the Device (register fabric, block models, host memory).
     dispatches : list of DispatchRecord
-        Every descriptor the engine ran, in order (for timelines).
+        Every descriptor the engines completed, in order of completion (for timelines).
+    retries : list of DispatchRecord
+        Every WAIT check that found its condition false and was retried (status 0).
     executed : dict
         Host address of each completion record written -> ``(descriptor,
         outcome, cycles)``, for calibrating the timing model against the RTL.
@@ -118,23 +138,37 @@ class ModelBus:
         self.params = params
         self.timing = TimingModel() if timing is None else timing
         self.dispatches = []
+        self.retries = []
         self.executed = {}
         self._callbacks = []
         self._irq_log = []
-        self._arbiter = ArbiterPolicyModel(params.num_adis, cost_width=COST_WIDTH)
-        self._work = None
-        self._engine_task = None
+        self._arbiters = [ArbiterPolicyModel(params.num_adis, cost_width=COST_WIDTH)
+                          for _ in range(params.num_engines)]
+        self._work = []              # per engine: set when something it may care about changed
+        self._engine_tasks = []
         self._ready_at = {}          # ADI -> cycle its head descriptor is prefetched
+        self._held = {}              # ADI -> re-check tick that releases it after a WAIT retry
+        self._wait_first = {}        # ADI -> (epoch, head, cycle of the first failed check, descriptor)
+                                     # of the WAIT at its head
+        self._epoch = {}             # ADI -> count of the commands that ended its head WAIT
+        self._idle_state = [None] * params.num_engines   # per engine: (since, kind) while it sleeps
 
     # -- the loop ------------------------------------------------------------------
 
     def _start(self):
-        if self._engine_task is None:
-            self._work = asyncio.Event()
-            self._engine_task = asyncio.get_running_loop().create_task(self._engine())
-        elif self._engine_task.done() and not self._engine_task.cancelled():
-            # A failure inside the device model must stop the host program, not hang it.
-            raise RuntimeError("the device model stopped") from self._engine_task.exception()
+        if not self._engine_tasks:
+            loop = asyncio.get_running_loop()
+            self._work = [asyncio.Event() for _ in range(self.params.num_engines)]
+            self._engine_tasks = [loop.create_task(self._engine(e)) for e in range(self.params.num_engines)]
+            return
+        for task in self._engine_tasks:
+            if task.done() and not task.cancelled():
+                # A failure inside the device model must stop the host program, not hang it.
+                raise RuntimeError("the device model stopped") from task.exception()
+
+    def _kick(self):
+        for ev in self._work:
+            ev.set()
 
     def now(self):
         return int(asyncio.get_running_loop().time())
@@ -168,6 +202,8 @@ class ModelBus:
         csr.hw["GLOBAL.CYCLE_LO.VALUE"] = now & 0xFFFF_FFFF
         if addr >> 2 == regmap.GLOBAL_CYCLE_LO >> 2:
             csr.hw["GLOBAL.CYCLE_HI.VALUE"] = now >> 32
+        for e in range(self.params.num_engines):     # the idle counters count up to now
+            self._count_idle(e)
         resp, value = self.device.read(addr)
         if resp != Resp.OKAY:
             raise BusError("read", addr, resp)
@@ -178,10 +214,18 @@ class ModelBus:
         await elapse(self.timing.mmio_cycles(addr, True))
         before = self.device.adi.pending()
         resp = self.device.write(addr, value, strb)
+        if addr >> 2 == regmap.CMD_ADI_CMD >> 2:
+            # An ADI command that leaves nothing pending (ABORT, RESET_ERROR, a new ENABLE)
+            # ends the WAIT its ring's head held, if any.
+            adi = self.device.adi._field("CMD.ADI_SEL.INDEX")
+            if not self.device.adi.pending() >> adi & 1:
+                self._wait_first.pop(adi, None)
+                self._held.pop(adi, None)
+                self._epoch[adi] = self._epoch.get(adi, 0) + 1     # a check in flight is stale
         self._note_doorbells(before)
         for outcome in self.device.irq.drain_replays():     # unmasked pending interrupts
             self._deliver(outcome)
-        self._work.set()
+        self._kick()
         if resp != Resp.OKAY:
             raise BusError("write", addr, resp)
 
@@ -233,56 +277,115 @@ class ModelBus:
             if became >> i & 1:
                 self._ready_at[i] = max(self._ready_at.get(i, 0), now + self.timing.fetch)
 
-    async def _engine(self):
-        dev, timing = self.device, self.timing
+    def _next_tick(self, t):
+        """The first WAIT re-check tick after cycle ``t``."""
+        period = self.device.engine.wait_recheck
+        return (t // period + 1) * period
+
+    async def _idle(self, e, now, wake, kind):
+        """Engine ``e`` sleeps until cycle ``wake`` (None: until kicked); the cycles count in
+        IDLE_INELIGIBLE or IDLE_WAITING if ``kind`` names one."""
+        self._work[e].clear()
+        self._idle_state[e] = (now, kind)
+        try:
+            await self.wait_event(self._work[e], None if wake is None else max(wake - now, 1))
+        finally:
+            self._count_idle(e)
+            self._idle_state[e] = None
+
+    def _count_idle(self, e):
+        """Add engine ``e``'s idle cycles so far to its IDLE_* counter (if it is idle)."""
+        state = self._idle_state[e]
+        if state is None:
+            return
+        since, kind = state
+        now = self.now()
+        if kind == "ineligible":
+            self.device.engine.add_idle(ineligible=now - since)
+        elif kind == "waiting":
+            self.device.engine.add_idle(waiting=now - since)
+        self._idle_state[e] = (now, kind)
+
+    async def _engine(self, e):
+        dev, timing, n = self.device, self.timing, self.params.num_adis
+        arbiter = self._arbiters[e]
         while True:
-            pending = dev.adi.pending()
+            pending = dev.adi.pending() & dev.adi.bound(e)
             if not pending:
-                self._work.clear()
-                await self._work.wait()
+                await self._idle(e, self.now(), None, None)
                 continue
-            # Only ADIs whose head descriptor has been prefetched compete.
+            # Only ADIs whose head descriptor has been prefetched compete, if the mask
+            # lets them and no WAIT holds them.
             now = self.now()
-            ready = sum(1 << i for i in range(self.params.num_adis)
-                        if pending >> i & 1 and self._ready_at.get(i, 0) <= now)
-            if not ready:
-                self._work.clear()
-                wake = min(self._ready_at.get(i, 0) for i in range(self.params.num_adis) if pending >> i & 1)
-                await self.wait_event(self._work, wake - now)
+            ready = held = 0
+            wake = None
+            for i in range(n):
+                if pending >> i & 1:
+                    due = self._ready_at.get(i, 0)
+                    if due <= now:
+                        ready |= 1 << i
+                        if self._held.get(i, 0) > now:
+                            held |= 1 << i
+                    else:
+                        wake = due if wake is None else min(wake, due)
+            offered = ready & dev.engine.eligible & ~held
+            if not offered:
+                waiting = ready & dev.engine.eligible     # in the mask, but held
+                for i in range(n):
+                    if waiting >> i & 1:
+                        wake = self._held[i] if wake is None else min(wake, self._held[i])
+                kind = "waiting" if waiting else "ineligible" if ready else None
+                await self._idle(e, now, wake, kind)
                 continue
             cfg = self._arbiter_config()
-            costs = ({i: self._cost(i) for i in range(self.params.num_adis) if ready >> i & 1}
+            costs = ({i: self._cost(i) for i in range(n) if offered >> i & 1}
                      if cfg.policy == Policy.QOS else {})
-            adi = self._arbiter.pick(ready, costs, now, cfg)
+            adi = arbiter.pick(offered, costs, now, cfg)
             if adi is None:      # QoS: every requester is out of budget until the refill
-                await asyncio.sleep(max(1, self._arbiter.next_refill(cfg) - now))
+                await asyncio.sleep(max(1, arbiter.next_refill(cfg) - now))
                 continue
-            raw = dev.engine.fetch(adi)
-            if raw is None:      # the ADI went to ERROR
-                continue
+            head, epoch = dev.adi.adis[adi].head, self._epoch.get(adi, 0)
+            first = self._wait_first.get(adi)
+            if first is not None and first[:2] == (epoch, head):
+                first, raw = first[2], first[3]     # a retried WAIT stays in its prefetch slot
+            else:
+                first = None
+                raw = dev.engine.fetch(adi)
+                if raw is None:      # the ADI went to ERROR
+                    continue
             staged = _StagedMemory(dev.memory)
             dev.engine.engine.memory = staged
             try:
-                res = dev.engine.dispatch(adi, raw, 0, finish=False)
+                timed_out = first is not None and now >= first + dev.engine.wait_timeout
+                res = dev.engine.check_wait(adi, raw, timed_out, 0, finish=False)
             finally:
                 dev.engine.engine.memory = dev.memory
             cycles = 1
             if res.outcome is not None:
                 cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
                 self._stamp_record(res, cycles, staged)
-                dev.engine.last_cycles = cycles
             await asyncio.sleep(cycles)
             staged.commit()
             dev.engine.finish(res)
-            self._deliver(res.irq)
             op = res.descriptor.opcode
-            self.dispatches.append(DispatchRecord(adi, now, self.now(), getattr(op, "value", op),
-                                                  res.outcome.status.value if res.outcome else 0))
-            # The ADI's slot is free again: its next descriptor is fetched now. A
-            # prefetch that was due during the execution waited for the shared port.
             done = self.now()
+            if res.retry:
+                if epoch == self._epoch.get(adi, 0):
+                    if first is None:
+                        self._wait_first[adi] = (epoch, head, now, raw)
+                    self._held[adi] = self._next_tick(done)
+                self.retries.append(DispatchRecord(adi, now, done, getattr(op, "value", op), 0, e))
+                await asyncio.sleep(timing.gap)
+                continue
+            self._wait_first.pop(adi, None)
+            self._deliver(res.irq)
+            self.dispatches.append(DispatchRecord(adi, now, done, getattr(op, "value", op),
+                                                  res.outcome.status.value if res.outcome else 0, e))
+            # The ADI's slot is free again: its next descriptor is fetched now. A
+            # prefetch of this engine's ADIs that was due during the execution waited
+            # for the shared port.
             for i, due in self._ready_at.items():
-                if due > now:
+                if due > now and self.device.adi.adis[i].engine == e:
                     self._ready_at[i] = max(due, done + timing.gap + timing.fetch)
             self._ready_at[adi] = done + timing.gap + timing.fetch
             await asyncio.sleep(timing.gap)

@@ -19,7 +19,7 @@ simulator.
 from dataclasses import dataclass
 
 from ...rtl import regmap
-from ...rtl.cmd.dsa import Opcode, Status
+from ...rtl.cmd.dsa import SEMAPHORE_OPCODES, Opcode, Status
 from ...rtl.cmd.mover import WORD_BYTES
 from ...rtl.dma.defs import PAGE_SHIFT
 
@@ -58,6 +58,10 @@ def features(desc, outcome):
     for one refused by the checks before execution (no data moved), and
     ``"<OPCODE>_FAULT_READ"`` / ``"<OPCODE>_FAULT_WRITE"`` for a transfer
     stopped by a page fault, whose counts cover what was done before it.
+    WAIT and SIGNAL are ``"WAIT"`` and ``"SIGNAL"`` (one page-bounded piece,
+    one 8-byte beat read or written; a WAIT check that is retried, or that
+    times out, costs what a satisfied one does), and ``"WAIT_FAULT_READ"`` /
+    ``"SIGNAL_FAULT_WRITE"`` when the semaphore's page faults.
     """
     status = outcome.status
     record = int(outcome.completion is not None)
@@ -67,6 +71,11 @@ def features(desc, outcome):
     op = desc.opcode if isinstance(desc.opcode, Opcode) else Opcode(desc.opcode)
     if op in (Opcode.NOOP, Opcode.DRAIN):
         return op.name, 0, 0, 0, record
+    if op in SEMAPHORE_OPCODES:
+        if status is Status.PAGE_FAULT and outcome.fault_addr != desc.completion_addr:
+            return op.name + ("_FAULT_WRITE" if op is Opcode.SIGNAL else "_FAULT_READ"), 0, 0, 0, record
+        reads = int(op is Opcode.WAIT)
+        return op.name, 1, reads, 1 - reads, record
     if status is Status.PAGE_FAULT and outcome.fault_addr != desc.completion_addr:
         # Stopped at a translation: the time depends on which side faulted and on what was done.
         n = outcome.bytes_completed
@@ -92,7 +101,8 @@ def features(desc, outcome):
 
 #: Fitted on the RTL Device by ``bench/bench_host.py --fit`` (seeds 1-4 of
 #: the 4-tenant program; every sample wrote its record, so the record's cost
-#: is in ``base``). COMPARE_FAULT_READ had no sample and takes MEMMOVE's.
+#: is in ``base``). COMPARE_FAULT_READ had no sample and takes MEMMOVE's; the
+#: semaphore kinds (WAIT, SIGNAL) are estimates, see below.
 CALIBRATED = {
     "CHECK": Coefficients(base=11.0),
     "NOOP": Coefficients(base=11.0),
@@ -105,6 +115,12 @@ CALIBRATED = {
     "MEMMOVE_FAULT_WRITE": Coefficients(base=40.0),
     "MEMFILL_FAULT_WRITE": Coefficients(base=28.0),
     "COMPARE_FAULT_READ": Coefficients(base=28.0),
+    # Not fitted yet: an 8-byte MEMFILL's figures (one piece, one beat), and a
+    # fault's. To be refit against the RTL's semaphore descriptors.
+    "WAIT": Coefficients(base=12.0, per_piece=24.0, per_read_beat=1.0),
+    "SIGNAL": Coefficients(base=12.0, per_piece=24.0, per_write_beat=1.0),
+    "WAIT_FAULT_READ": Coefficients(base=28.0),
+    "SIGNAL_FAULT_WRITE": Coefficients(base=28.0),
 }
 
 

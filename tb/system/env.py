@@ -81,6 +81,8 @@ COVERAGE = Coverage("system", [
     "multi_adi_interleaved", "mem_backpressure",
     "status_hw_error", "bus_error_src", "bus_error_dst", "bus_error_compare", "bus_error_record",
     "bus_error_fetch",
+    "op_wait", "op_signal", "status_wait_timeout", "wait_fault", "signal_fault", "wait_retried",
+    "engines_overlap", "idle_ineligible", "idle_waiting", "gang_slice",
 ])
 
 
@@ -138,7 +140,8 @@ class SystemBfm:
         for log in (self.ram.write_if.log, self.ram.read_if.log):
             log.setLevel(logging.ERROR)
         self.cycle = 0
-        self.dispatches = []        # (cycle, adi)
+        self.dispatches = []        # (cycle, adi): consumes (a WAIT's when it is decided)
+        self.handovers = []         # (cycle, adi, engine): descriptors handed to an engine
         self.slice_ends = []        # cycles
         self.irqs = []              # irq_out beats (dicts)
         self.irq_ready_p = 1.0
@@ -161,6 +164,9 @@ class SystemBfm:
             self.cycle += 1
             if int(d.tap_consume_valid.value):
                 self.dispatches.append((self.cycle, int(d.tap_consume_adi.value)))
+            if int(d.tap_dispatch_valid.value):
+                self.handovers.append((self.cycle, int(d.tap_dispatch_adi.value),
+                                       int(d.tap_dispatch_engine.value)))
             if int(d.tap_slice_end.value):
                 self.slice_ends.append(self.cycle)
             if int(d.irq_out__valid.value) and int(d.irq_out__ready.value):
@@ -228,6 +234,7 @@ class Scoreboard(uvm_component):
     def build_phase(self):
         self.sys = self.bfm = None
         self.replayed = 0
+        self._last_consume = {}
         self.expected_irqs = []
         self.results = []
 
@@ -246,6 +253,13 @@ class Scoreboard(uvm_component):
         rec = CompletionRecord.unpack(self.bfm.ram.read(host, COMPLETION_BYTES))
         return rec.cycles
 
+    def _checks_since_last_consume(self, adi, cycle):
+        """Hand-overs of ``adi``'s head descriptor to its engine since its previous consume
+        (a descriptor other than a WAIT is handed over the cycle before its consume)."""
+        prev = self._last_consume.get(adi, -1)
+        self._last_consume[adi] = cycle
+        return sum(1 for c, a, _ in self.bfm.handovers if a == adi and prev < c <= cycle)
+
     def replay(self, keep_last=False):
         """Run the model over every dispatch not yet replayed.
 
@@ -259,6 +273,10 @@ class Scoreboard(uvm_component):
             assert raw is not None, f"ADI {adi} dispatched a descriptor the model cannot fetch"
             posted = self.sys.posted[adi].popleft()
             assert raw == posted, f"ADI {adi}: fetched descriptor differs from the posted one"
+            # A WAIT is handed to its engine once per check; every check before the one that
+            # decided it (consumed now) was a retry, with its own tracker request.
+            for _ in range(self._checks_since_last_consume(adi, cycle) - 1):
+                self.sys.engine.replay_retry(adi, raw)
             res = self.sys.engine.dispatch(adi, raw, self._rtl_cycles(adi, raw))
             self.results.append((cycle, res))
             if res.irq is not None and res.irq.kind == "deliver":
@@ -271,9 +289,11 @@ class Scoreboard(uvm_component):
             return
         out, d = res.outcome, res.descriptor
         op = int(d.opcode)
-        COVERAGE.sample({0: "op_noop", 2: "op_drain", 3: "op_memmove", 4: "op_memfill",
-                         5: "op_compare"}.get(op, "status_bad_opcode"), op in (0, 2, 3, 4, 5)
-                        or out.status.name == "BAD_OPCODE")
+        names = {0: "op_noop", 2: "op_drain", 3: "op_memmove", 4: "op_memfill", 5: "op_compare",
+                 0xF0: "op_wait", 0xF1: "op_signal"}
+        COVERAGE.sample(names.get(op, "status_bad_opcode"), op in names or out.status.name == "BAD_OPCODE")
+        if op in (0xF0, 0xF1) and out.status.name == "PAGE_FAULT":
+            COVERAGE.sample("wait_fault" if op == 0xF0 else "signal_fault")
         COVERAGE.sample("status_" + out.status.name.lower())
         COVERAGE.sample("record_written" if out.completion is not None else "record_skipped")
         if out.status.name == "SUCCESS" and op == 3:
@@ -321,9 +341,20 @@ class Scoreboard(uvm_component):
                         f"domain {dom} guest page {page}: byte {first:#x} is {got[first]:#04x}, "
                         f"model {exp[first]:#04x}")
 
-    def check_irqs(self):
+    def check_irqs(self, per_destination=False):
+        """``irq_out`` against the model. With several engines, interrupts of different ADIs
+        may leave in another order than their consumes: ``per_destination`` compares each
+        destination's sequence (tests give each ADI its own destination)."""
         got = [(b["dest"], b["vector"]) for b in self.bfm.irqs]
-        assert got == self.expected_irqs, f"irq_out {got} != model {self.expected_irqs}"
+        if per_destination:
+            def by_dest(seq):
+                out = collections.defaultdict(list)
+                for dest, vector in seq:
+                    out[dest].append(vector)
+                return dict(out)
+            assert by_dest(got) == by_dest(self.expected_irqs), f"irq_out {got} != model {self.expected_irqs}"
+        else:
+            assert got == self.expected_irqs, f"irq_out {got} != model {self.expected_irqs}"
 
 
 class QosMonitor(uvm_component):

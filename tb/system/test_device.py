@@ -43,14 +43,15 @@ RING_SIZE = 64
 
 
 class Tenant:
-    """One ADI's guest: its PASID, domain, IMS handle and record slots."""
+    """One ADI's guest: its PASID, domain, IMS handle, engine, ring page and record slots."""
 
-    def __init__(self, adi, pasid, dom, handle):
+    def __init__(self, adi, pasid, dom, handle, engine=0, ring_page=RING_PAGE, record_page=RECORD_PAGE):
         self.adi, self.pasid, self.dom, self.handle = adi, pasid, dom, handle
+        self.engine, self.ring_page, self.record_page = engine, ring_page, record_page
         self.records = 0
 
     def record_addr(self):
-        addr = RECORD_PAGE * PAGE + 32 * (self.records % (PAGE // 32))
+        addr = self.record_page * PAGE + 32 * (self.records % (PAGE // 32))
         self.records += 1
         return addr
 
@@ -104,8 +105,8 @@ class SystemTest(uvm_test):
 
     async def enable(self, t):
         """Enable tenant ``t``'s ADI on its ring, and its guest's ring from the start."""
-        await self.env.pf.enable_adi(t.adi, RING_PAGE * PAGE, RING_SIZE, t.pasid, t.dom)
-        self.env.guest.open(t.adi, RING_PAGE * PAGE, RING_SIZE, t.dom)
+        await self.env.pf.enable_adi(t.adi, t.ring_page * PAGE, RING_SIZE, t.pasid, t.dom, engine=t.engine)
+        self.env.guest.open(t.adi, t.ring_page * PAGE, RING_SIZE, t.dom)
 
     async def setup_tenants(self, count):
         """``count`` tenants, each with its own domain (shared when domains run out)."""
@@ -131,7 +132,7 @@ class SystemTest(uvm_test):
                 await env.bus.mem_write(env.sys.host_of(dom, page * PAGE), self.rng.randbytes(PAGE))
         return tenants
 
-    async def finish(self, tenants, count):
+    async def finish(self, tenants, count, irqs_per_destination=False):
         """Wait for ``count`` dispatches, replay them, and check everything."""
         env, sb, bus = self.env, self.env.scoreboard, self.env.bus
         await env.wait_dispatched(count)
@@ -139,7 +140,7 @@ class SystemTest(uvm_test):
         sb.replay()
         assert sb.replayed == count, f"{sb.replayed} dispatches, expected {count}"
         sb.check_memory(sorted({t.dom for t in tenants}), PAGES)
-        sb.check_irqs()
+        sb.check_irqs(per_destination=irqs_per_destination)
         for addr in (regmap.ENG_DESC_DONE, regmap.ENG_DESC_FAILED, regmap.ENG_DESC_REFUSED,
                      regmap.ENG_LAST_CYCLES, regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED,
                      regmap.DMA_CNT_DIRTIED, regmap.IRQ_CNT_DELIVERED, regmap.IRQ_CNT_FAULTED):
@@ -586,6 +587,152 @@ class WeightedShareTest(QosTestBase):
     """Weighted round robin: dispatch shares follow the weights."""
     seed_offset = 4
     policy = Policy.WRR
+
+
+@pyuvm.test()
+class MultiEngineTest(SystemTest):
+    """Several engines: two VMs' producer and consumer rings joined by SIGNAL and WAIT, a third
+    VM flooding every engine, a gang slice, WAIT timeouts and faults, under AXI back-pressure."""
+
+    seed_offset = 7
+    #: Guest pages of a VM's domain: two rings, two record pages, the semaphores, then the
+    #: producer's buffers P and the consumer's buffers C (UNMAPPED_PAGE and the RO pages follow).
+    SEM_PAGE, P_FIRST, C_FIRST, BUFFERS = 4, 5, 12, 6
+
+    async def setup_vms(self, count):
+        """``count`` VMs of two rings each (producer, consumer), on different engines."""
+        env, pf, p = self.env, self.env.pf, self.env.params
+        vms = []
+        for v in range(count):
+            dom, pasid = v, 0x200 + 0x17 * v
+            await pf.set_domain(dom, env.sys.host_of(dom, 0), PAGES)
+            await range_op(pf, RangeOp.PIN, dom, 0, PAGES)
+            rings = []
+            for r in range(2):
+                adi = 2 * v + r
+                t = Tenant(adi, pasid, dom, handle=(5 * adi + 2) % p.ims_entries,
+                           engine=(v + r) % p.num_engines, ring_page=2 * r, record_page=2 * r + 1)
+                await pf.bind_adi(adi, pasid, dom)
+                for page in range(PAGES):
+                    if page != UNMAPPED_PAGE:
+                        await pf.guest_map(adi, page)
+                await pf.set_ims(t.handle, pasid, dest=adi + 1, vector=0x40 + adi)
+                await self.enable(t)
+                rings.append(t)
+            await env.bus.mem_write(env.sys.host_of(dom, self.SEM_PAGE * PAGE), bytes(PAGE))
+            for page in range(self.P_FIRST, PAGES):
+                await env.bus.mem_write(env.sys.host_of(dom, page * PAGE), self.rng.randbytes(PAGE))
+            vms.append(rings)
+        return vms
+
+    def semaphore(self, t, opcode, slot, value, mask=(1 << 64) - 1, addr=None):
+        d = Descriptor(pasid=t.pasid, opcode=opcode, sem_value=value, sem_mask=mask)
+        a = self.SEM_PAGE * PAGE + 8 * slot if addr is None else addr
+        if opcode == Opcode.WAIT:
+            d.src_addr = a
+        else:
+            d.dst_addr = a
+        self.completion_flags(t, d)
+        return d
+
+    def pair(self, producer, consumer, j):
+        """Producer: fill P_j, SIGNAL j. Consumer: WAIT j (sometimes on the low byte only), copy P_j to C_j."""
+        size = self.rng.randrange(8, PAGE + 1, 8)
+        p_j, c_j = (self.P_FIRST + j) * PAGE, (self.C_FIRST + j) * PAGE + self.rng.randrange(0, 64)
+        fill = Descriptor(pasid=producer.pasid, opcode=Opcode.MEMFILL, xfer_size=size, dst_addr=p_j,
+                          src_addr=self.rng.getrandbits(64))
+        self.completion_flags(producer, fill)
+        low_byte = self.rng.random() < 0.5
+        value = (j + 1) | (self.rng.getrandbits(56) << 8 if low_byte else 0)
+        signal = self.semaphore(producer, Opcode.SIGNAL, j, value)
+        wait = self.semaphore(consumer, Opcode.WAIT, j, j + 1, mask=0xFF if low_byte else (1 << 64) - 1)
+        move = Descriptor(pasid=consumer.pasid, opcode=Opcode.MEMMOVE, xfer_size=size, src_addr=p_j, dst_addr=c_j)
+        self.completion_flags(consumer, move)
+        return [fill, signal], [wait, move]
+
+    def flood(self, t, count):
+        out = []
+        for _ in range(count):
+            d = Descriptor(pasid=t.pasid, opcode=Opcode.MEMMOVE, xfer_size=PAGE,
+                           src_addr=(self.P_FIRST + self.rng.randrange(6)) * PAGE,
+                           dst_addr=(self.C_FIRST + self.rng.randrange(6)) * PAGE)
+            self.completion_flags(t, d, rci_p=0.2)
+            out.append(d)
+        return out
+
+    async def body(self):
+        env, pf, bus = self.env, self.env.pf, self.env.bus
+        kinds = {ch: self.rng.choice(["light", "heavy", "bursty"]) for ch in ("aw", "w", "b", "ar", "r")}
+        cocotb.top._log.info(f"memory pause patterns: {kinds}")
+        env.bfm.mem_pauses(kinds)
+        env.bfm.irq_ready_p = 0.7
+        await pf.set_arbiter(Policy.RR)
+        await pf.set_wait(recheck_cycles=self.rng.choice([0, 15, 63]), timeout_cycles=1_000_000)
+        vms = await self.setup_vms(3)
+        tenants = [t for vm in vms for t in vm]
+        total = 0
+        # Consumers first: their WAITs find nothing and retry while the engines idle.
+        produced = {}
+        for v, (prod, cons) in enumerate(vms[:2]):
+            p_descs, c_descs = [], []
+            for j in range(self.BUFFERS):
+                p2, c2 = self.pair(prod, cons, j)
+                p_descs += p2
+                c_descs += c2
+            produced[v] = p_descs
+            await env.guest.post(cons.adi, c_descs)
+            total += len(c_descs)
+        await ClockCycles(env.bfm.dut.clk, 1500)
+        waiting_idle = await bus.raw_read(regmap.ENG_IDLE_WAITING)
+        COVERAGE.sample("idle_waiting", waiting_idle > 0)
+        for v, (prod, _) in enumerate(vms[:2]):
+            await env.guest.post(prod.adi, produced[v])
+            total += len(produced[v])
+        for t in vms[2]:
+            descs = self.flood(t, 8)
+            await env.guest.post(t.adi, descs)
+            total += len(descs)
+        # A gang slice: VM 0's rings alone get every engine, then per-ring scheduling again.
+        await ClockCycles(env.bfm.dut.clk, 300)
+        gang = {t.adi for t in vms[0]}
+        await pf.set_eligible(gang)
+        start = env.bfm.cycle
+        await ClockCycles(env.bfm.dut.clk, 2000)
+        end = env.bfm.cycle
+        await pf.set_eligible(range(env.params.num_adis))
+        inside = [(c, a) for c, a, _ in env.bfm.handovers if start < c <= end]
+        cocotb.top._log.info(f"gang slice {start}..{end}: {len(inside)} of {len(env.bfm.handovers)} hand-overs")
+        assert all(a in gang for _, a in inside), f"dispatched outside the gang mask: {inside}"
+        COVERAGE.sample("gang_slice", any(a in gang for _, a in inside))
+        COVERAGE.sample("idle_ineligible", await bus.raw_read(regmap.ENG_IDLE_INELIGIBLE) > 0)
+        await env.wait_dispatched(total)
+        # Phase 2: a WAIT nobody signals times out; semaphores in an unmapped page fault;
+        # a misaligned one is refused by its record.
+        await pf.set_wait(timeout_cycles=2000)
+        cons = vms[1][1]
+        bad = [self.semaphore(cons, Opcode.WAIT, 40, 0xDEAD),
+               self.semaphore(cons, Opcode.WAIT, 0, 1, addr=UNMAPPED_PAGE * PAGE + 16),
+               self.semaphore(cons, Opcode.SIGNAL, 0, 7, addr=UNMAPPED_PAGE * PAGE + 24),
+               self.semaphore(cons, Opcode.WAIT, 41, 0, addr=self.SEM_PAGE * PAGE + 8 * 41 + 4)]
+        await env.guest.post(cons.adi, bad)
+        total += len(bad)
+        retries = await bus.raw_read(regmap.ENG_WAIT_RETRIES)
+        COVERAGE.sample("wait_retried", retries > 0)
+        await self.finish(tenants, total, irqs_per_destination=True)
+        # Every descriptor ran on its ADI's engine, and the engines ran at the same time.
+        engine_of = {t.adi: t.engine for t in tenants}
+        wrong = [(c, a, e) for c, a, e in env.bfm.handovers if engine_of[a] != e]
+        assert not wrong, f"handed to another engine than the ADI's: {wrong[:5]}"
+        by_engine = collections.defaultdict(list)
+        for c, _, e in env.bfm.handovers:
+            by_engine[e].append(c)
+        if env.params.num_engines > 1:
+            COVERAGE.sample("engines_overlap", any(abs(c0 - c1) < 100 for c0 in by_engine[0] for c1 in by_engine[1]))
+        statuses = collections.Counter(res.outcome.status.name for _, res in env.scoreboard.results
+                                       if res.outcome is not None
+                                       and int(res.descriptor.opcode) in (Opcode.WAIT.value, Opcode.SIGNAL.value))
+        cocotb.top._log.info(f"semaphore statuses: {dict(statuses)}; WAIT retries {retries}")
+        assert statuses["WAIT_TIMEOUT"] == 1 and statuses["PAGE_FAULT"] == 2 and statuses["ADDR_ALIGN"] == 1, statuses
 
 
 @pyuvm.test()
