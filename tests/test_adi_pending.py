@@ -46,8 +46,12 @@ def test_pending_matches_state_every_cycle(seed):
                 command = rng.choices([regmap.CMD_ADI_CMD_ENABLE_MASK, regmap.CMD_ADI_CMD_RESET_ERROR_MASK,
                                        regmap.CMD_ADI_CMD_DRAIN_MASK, regmap.CMD_ADI_CMD_ABORT_MASK],
                                       weights=[10, 6, 1, 1])[0]
+                # ADI_CFG: random PASID and domain; the engine mostly one the block has
+                # (an ENABLE with another is BAD_RING_CONFIG, like a bad size).
+                engine = rng.choice([2, 3] if rng.random() < 0.05 else [0, 1])
+                cfg = (rng.getrandbits(32) & ~regmap.CMD_ADI_CFG_ENGINE_MASK) | engine << regmap.CMD_ADI_CFG_ENGINE_LSB
                 value = {"CMD.ADI_SEL": rng.randrange(N + 1), "CMD.RING_SIZE": rng.choice([4, 8, 8, 3]),
-                         "CMD.ADI_CMD": command}.get(reg, rng.getrandbits(32))
+                         "CMD.ADI_CMD": command, "CMD.ADI_CFG": cfg}[reg]
                 ctx.set(dut.csr.addr, _off(reg))
                 ctx.set(dut.csr.we, 1)
                 ctx.set(dut.csr.wdata, value)

@@ -148,6 +148,7 @@ class Dispatcher(wiring.Component):
         slot_valid = Signal(n)
         slot_wait = Signal(n)                   # the slot holds a WAIT
         held = Signal(n)                        # retried WAIT: out of the arbiter until the tick
+        wait_run = Signal(n)                    # a WAIT of this ADI's slot is with an executor
         waiting = Signal(n)                     # a WAIT of this ADI has been retried (stamp valid)
         stamp = [Signal(32, name=f"wait_since{i}") for i in range(n)]
         settle = Signal(n)                      # consumed 1 cycle ago
@@ -227,7 +228,7 @@ class Dispatcher(wiring.Component):
         consume_adi = Signal(6)
         with m.If(ok & ~slot_wait.bit_select(g, 1)):
             m.d.comb += [consume_now.eq(1), consume_adi.eq(g)]
-        with m.Elif(done_take & rep.consume & ready.bit_select(rep.adi, 1)):
+        with m.Elif(done_take & rep.consume & wait_run.bit_select(rep.adi, 1)):
             m.d.comb += [consume_now.eq(1), consume_adi.eq(rep.adi)]
         with m.If(self.consume.valid):          # always ready in the ADI block
             m.d.sync += self.consume.valid.eq(0)
@@ -239,7 +240,8 @@ class Dispatcher(wiring.Component):
 
         # ---- slots --------------------------------------------------------------------
         fill_onehot = Signal(n)
-        m.d.comb += fill_onehot.eq(Mux(self.fill.valid, (Const(1, n) << self.fill.payload.adi)[:n], 0))
+        # A fill only lands in an empty slot (the prefetch fetches only what `need` names).
+        m.d.comb += fill_onehot.eq(Mux(self.fill.valid, (Const(1, n) << self.fill.payload.adi)[:n], 0) & ~slot_valid)
         m.d.comb += self.fill.ready.eq(1)
         m.d.sync += slot_valid.eq((slot_valid | fill_onehot) & ~consumed & self.pending)
         for i in range(n):
@@ -257,9 +259,19 @@ class Dispatcher(wiring.Component):
         retry_onehot = Signal(n)
         decided_onehot = Signal(n)
         m.d.comb += [
-            retry_onehot.eq(Mux(done_take & rep.retry, (Const(1, n) << rep.adi)[:n], 0)),
-            decided_onehot.eq(Mux(done_take & rep.consume, (Const(1, n) << rep.adi)[:n], 0)),
+            retry_onehot.eq(Mux(done_take & rep.retry & wait_run.bit_select(rep.adi, 1),
+                                (Const(1, n) << rep.adi)[:n], 0)),
+            decided_onehot.eq(Mux(done_take & rep.consume & wait_run.bit_select(rep.adi, 1),
+                                  (Const(1, n) << rep.adi)[:n], 0)),
         ]
+        # A report counts only for the WAIT its ADI's slot holds: an ABORT that drops the
+        # ADI while an executor checks its WAIT makes that report void (the slot may be
+        # refilled by then), so it neither consumes nor holds a later descriptor.
+        waited = Signal(n)
+        m.d.comb += waited.eq(Mux(ok & slot_wait.bit_select(g, 1), (Const(1, n) << g)[:n], 0))
+        reported = Signal(n)                    # any report on a running WAIT ends its run
+        m.d.comb += reported.eq(Mux(done_take & wait_run.bit_select(rep.adi, 1), (Const(1, n) << rep.adi)[:n], 0))
+        m.d.sync += wait_run.eq((wait_run | waited) & ~reported & self.pending)
         m.d.sync += [
             held.eq(((held & ~tick.replicate(n)) | retry_onehot) & self.pending),
             waiting.eq(((waiting | retry_onehot) & ~decided_onehot) & self.pending),

@@ -49,7 +49,7 @@ import re
 import sys
 import time
 
-from amaranth.hdl import Assert, Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from siov.rtl.cmd.dispatch import Dispatcher
@@ -62,7 +62,7 @@ __all__ = ["SMALL", "DispatchHarness", "CoverHarness", "COVER", "PROOFS", "run",
 SMALL = DeviceParams(num_adis=4, num_engines=2)
 
 #: Registers of ``Dispatcher.elaborate`` the invariants read.
-PROBED = ("slot_valid", "slot_wait", "loading", "starting", "assigned", "l_adi", "l_engine")
+PROBED = ("slot_valid", "slot_wait", "wait_run", "loading", "starting", "assigned", "l_adi", "l_engine")
 
 
 def _elaborate_probed(dut, platform, names=PROBED):
@@ -158,7 +158,7 @@ class DispatchHarness(_Base):
         filled = Signal(n)                     # a fill seen, still pending, not freed
         is_wait = Signal(n)                    # the fill said WAIT
         fill_oh = Signal(n)
-        m.d.comb += fill_oh.eq(Mux(dut.fill.valid, _onehot(dut.fill.payload.adi, n), 0))
+        m.d.comb += fill_oh.eq(Mux(dut.fill.valid, _onehot(dut.fill.payload.adi, n), 0) & ~filled)
         for i in range(n):
             with m.If(fill_oh[i]):
                 m.d.sync += is_wait[i].eq(dut.fill.payload.wait)
@@ -170,15 +170,21 @@ class DispatchHarness(_Base):
             with m.If(d.valid & d.ready):
                 m.d.comb += [rep_take.eq(1), rep_adi.eq(d.payload.adi), rep_consume.eq(d.payload.consume)]
         m.d.comb += Assert(sum(d.valid & d.ready for d in dones) <= 1)
-        # Freed now: an ordinary descriptor at its take, a WAIT decided by a report.
+        # A WAIT taken and not yet reported on, while its ADI stays pending: only a report
+        # on such a WAIT counts (a report on a WAIT whose ADI was dropped meanwhile is void).
+        running = Signal(n)
+        rep_live = Signal()
+        m.d.comb += rep_live.eq(rep_take & (rep_adi < n) & running.bit_select(rep_adi, 1))
+        # Freed now: an ordinary descriptor at its take, a WAIT decided by a live report.
         freed = Signal()
         freed_adi = Signal(6)
         with m.If(dut.dispatched & ~is_wait.bit_select(adi, 1)):
             m.d.comb += [freed.eq(1), freed_adi.eq(adi)]
-        with m.Elif(rep_take & rep_consume & (rep_adi < n) &
-                    (filled & dut.pending).bit_select(rep_adi, 1)):
+        with m.Elif(rep_live & rep_consume):
             m.d.comb += [freed.eq(1), freed_adi.eq(rep_adi)]
         m.d.sync += filled.eq((filled | fill_oh) & dut.pending & ~Mux(freed, _onehot(freed_adi, n), 0))
+        m.d.sync += running.eq((running | Mux(dut.dispatched & is_wait.bit_select(adi, 1), _onehot(adi, n), 0))
+                               & ~Mux(rep_live, _onehot(rep_adi, n), 0) & dut.pending)
 
         # ---- 1. dispatch under the mask in force ---------------------------------------------
         with m.If(dut.dispatched):
@@ -230,6 +236,8 @@ class DispatchHarness(_Base):
         m.d.comb += [
             Assert(pr["slot_valid"] == filled),
             Assert(pr["slot_wait"] == is_wait),
+            Assert(pr["wait_run"] == running),
+            Assert((running & ~(filled & is_wait)) == 0),   # only a filled WAIT slot runs
             Assert(pr["loading"] == rec),
             Assert(pr["assigned"] == Mux(rec, _onehot(rec_engine, ne), 0)),
             Assert(~pr["starting"] | pr["loading"]),
