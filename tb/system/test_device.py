@@ -697,7 +697,9 @@ class MultiEngineTest(SystemTest):
         gang = {t.adi for t in vms[0]}
         await pf.set_eligible(gang)
         start = env.bfm.cycle
-        await ClockCycles(env.bfm.dut.clk, 2000)
+        # Long enough for VM 0 to run out of work: the engines then idle with the
+        # other VMs' descriptors ready but ineligible (ENG.IDLE_INELIGIBLE).
+        await ClockCycles(env.bfm.dut.clk, 8000)
         end = env.bfm.cycle
         await pf.set_eligible(range(env.params.num_adis))
         inside = [(c, a) for c, a, _ in env.bfm.handovers if start < c <= end]
