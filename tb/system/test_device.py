@@ -108,14 +108,15 @@ class SystemTest(uvm_test):
         await self.env.pf.enable_adi(t.adi, t.ring_page * PAGE, RING_SIZE, t.pasid, t.dom, engine=t.engine)
         self.env.guest.open(t.adi, t.ring_page * PAGE, RING_SIZE, t.dom)
 
-    async def setup_tenants(self, count):
-        """``count`` tenants, each with its own domain (shared when domains run out)."""
+    async def setup_tenants(self, count, engines=1):
+        """``count`` tenants, each with its own domain (shared when domains run out), their
+        ADIs bound to the first ``engines`` engines in turn."""
         env, pf, p = self.env, self.env.pf, self.env.params
         tenants = []
         for i in range(count):
             dom = i % p.num_domains
             pasid = 0x100 + 0x31 * i
-            t = Tenant(i, pasid, dom, handle=(3 * i + 1) % p.ims_entries)
+            t = Tenant(i, pasid, dom, handle=(3 * i + 1) % p.ims_entries, engine=i % engines)
             if i < p.num_domains:
                 await pf.set_domain(dom, env.sys.host_of(dom, 0), PAGES)
                 await range_op(pf, RangeOp.PIN, dom, 0, PAGES)
