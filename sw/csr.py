@@ -51,6 +51,7 @@ class Csr:
         return {
             "num_adis": await self.read_field("GLOBAL.CAP0.NUM_ADIS"),
             "ims_entries": await self.read_field("GLOBAL.CAP0.IMS_ENTRIES"),
+            "num_engines": await self.read_field("GLOBAL.CAP0.NUM_ENGINES"),
             "num_domains": await self.read_field("GLOBAL.CAP1.NUM_DOMAINS"),
             "pages_per_domain": await self.read_field("GLOBAL.CAP1.PAGES_PER_DOMAIN"),
             "max_xfer": 1 << await self.read_field("GLOBAL.GENCAP.MAX_XFER_SHIFT"),

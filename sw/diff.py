@@ -70,8 +70,11 @@ class Recorder:
     at the end.
     """
 
-    def __init__(self, bus):
+    def __init__(self, bus, timing_counters=()):
         self.bus = bus
+        #: Counters whose value depends on timing in this program (a WAIT's re-checks each
+        #: make a tracker request, so DMA.CNT_ALLOWED counts them): recorded under "timing".
+        self.timing_counters = tuple(timing_counters)
         self.pf = PfDriver(bus)
         self.tenants = {}
         self._by_dest = {}
@@ -143,7 +146,9 @@ class Recorder:
                 "dirty": t.dirty.hex(), "events": t.events,
             }
             out["timing"]["cycles"][name] = list(zip(t.record_addrs, cycles))
-        out["counters"] = await self.pf.counters()
+        counters = await self.pf.counters()
+        out["timing"]["counters"] = {k: counters.pop(k) for k in self.timing_counters}
+        out["counters"] = counters
         out["unattributed"] = self.unattributed
         out["stray_interrupts"] = self.stray_interrupts
         return out

@@ -84,3 +84,46 @@ def test_synthesize_reuses_a_result_of_the_same_verilog_only(tmp_path, monkeypat
         except RuntimeError:
             pass
         assert ran == ["siov_arbiter"], kwargs
+
+
+def test_synthesize_places_on_the_85k_what_does_not_fit_the_25k(tmp_path, monkeypatch):
+    """When nextpnr cannot place the design on the 25k (its log says so), the
+    netlist is placed again on the 85k and the result records that part; any
+    other nextpnr failure is an error (stand-ins for yosys and nextpnr)."""
+    import json
+    import types
+
+    import siov.rtl.synth as synth
+
+    monkeypatch.setattr(synth, "SYNTH_DIR", tmp_path)
+    monkeypatch.setattr(synth, "synth_ecp5", lambda top, vfile, extra="", *, log=print: "-abc9")
+    parts = []
+
+    def fake_place(out, netlist, freq_mhz, seed, part="25k", error="ERROR: Unable to place cell 'x', "
+                   "no BELs remaining to implement cell type 'TRELLIS_COMB'"):
+        parts.append(part)
+        log_name, report_name = synth._output_names(seed)
+        if part == "25k":
+            (out / log_name).write_text(f"Info: Device utilisation:\n{error}\n")
+            return types.SimpleNamespace(wait=lambda: 1)
+        (out / log_name).write_text("Info: done\n")
+        (out / report_name).write_text(json.dumps({"fmax": {"clk": {"achieved": 80.0}},
+                                                   "utilization": {"TRELLIS_COMB": {"used": 30000}}}))
+        return types.SimpleNamespace(wait=lambda: 0)
+
+    monkeypatch.setattr(synth, "_place", fake_place)
+    r = synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), log=lambda *_: None)
+    assert parts == ["25k", "85k"] and r["device"] == "LFE5U-85F" and r["lut4"] == 30000
+    assert (tmp_path / "siov_arbiter_big" / "nextpnr_25k.log").exists()
+    assert json.loads((tmp_path / "siov_arbiter_big.json").read_text())["device"] == "LFE5U-85F"
+    # The 85k result is what a 25k request reuses; another failure is not retried.
+    assert synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), reuse=True, log=lambda *_: None) == r
+    parts.clear()
+    monkeypatch.setattr(synth, "_place", lambda *a, **k: fake_place(*a, **k, error="ERROR: routing failed"))
+    try:
+        synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), log=lambda *_: None)
+    except RuntimeError as e:
+        assert "nextpnr failed" in str(e)
+    else:
+        raise AssertionError("a nextpnr failure other than the design's size was retried")
+    assert parts == ["25k"]

@@ -67,6 +67,7 @@ class DeviceCaps:
     transfer in bytes, and the alignment of completion records and MEMFILL destinations."""
     num_adis: int
     ims_entries: int
+    num_engines: int
     num_domains: int
     pages_per_domain: int
     max_xfer: int
