@@ -94,9 +94,11 @@ def test_synthesize_places_on_the_85k_what_does_not_fit_the_25k(tmp_path, monkey
     import types
 
     import siov.rtl.synth as synth
+    from siov.rtl.generate import TOPS
 
+    _arbiter = TOPS["siov_arbiter"]
     monkeypatch.setattr(synth, "SYNTH_DIR", tmp_path)
-    monkeypatch.setattr(synth, "synth_ecp5", lambda top, vfile, extra="", *, log=print: "-abc9")
+    monkeypatch.setattr(synth, "synth_ecp5", lambda top, vfile, extra="", *, log=print: synth.synth_options(top))
     parts = []
 
     def fake_place(out, netlist, freq_mhz, seed, part="25k", error="ERROR: Unable to place cell 'x', "
@@ -112,16 +114,17 @@ def test_synthesize_places_on_the_85k_what_does_not_fit_the_25k(tmp_path, monkey
         return types.SimpleNamespace(wait=lambda: 0)
 
     monkeypatch.setattr(synth, "_place", fake_place)
-    r = synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), log=lambda *_: None)
+    r = synth.synthesize("siov_arbiter_big", _arbiter(), log=lambda *_: None)
     assert parts == ["25k", "85k"] and r["device"] == "LFE5U-85F" and r["lut4"] == 30000
     assert (tmp_path / "siov_arbiter_big" / "nextpnr_25k.log").exists()
     assert json.loads((tmp_path / "siov_arbiter_big.json").read_text())["device"] == "LFE5U-85F"
     # The 85k result is what a 25k request reuses; another failure is not retried.
-    assert synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), reuse=True, log=lambda *_: None) == r
+    assert synth.synthesize("siov_arbiter_big", _arbiter(), reuse=True, log=lambda *_: None) == r
+    assert parts == ["25k", "85k"]
     parts.clear()
     monkeypatch.setattr(synth, "_place", lambda *a, **k: fake_place(*a, **k, error="ERROR: routing failed"))
     try:
-        synth.synthesize("siov_arbiter_big", convert_top("siov_arbiter"), log=lambda *_: None)
+        synth.synthesize("siov_arbiter_big", _arbiter(), log=lambda *_: None)
     except RuntimeError as e:
         assert "nextpnr failed" in str(e)
     else:
