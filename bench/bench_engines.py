@@ -17,14 +17,26 @@ OUT = ROOT / "build" / "bench"
 NOTES_SCALING = (
     "8 ADIs bound to the engines in turn, 12 descriptors each, every descriptor with a completion record; "
     "cycles from the first doorbell to the Device reporting idle (polled every 50 cycles). MEMMOVE sources "
-    "and destinations are 64-byte aligned. One shared prefetch reads every descriptor (a tracker check and "
-    "an 8-beat burst) and all engines share one 64-bit AXI4 port: see the text for where each limits.")
+    "and destinations are 64-byte aligned. Where the shared parts limit: 4 KiB MEMMOVE reaches 7.4 bytes "
+    "per cycle at 2 engines and 7.6 at 4 (of 8 on the one 64-bit AXI4 port, whose R and W channels carry "
+    "the data, the descriptor fetches and the records): the AXI port is the limit from 2 engines on. NOOP "
+    "and 256-byte MEMMOVE stop gaining after 2 engines (26-27 NOOPs per 1000 cycles, about 37 cycles each): "
+    "there the one shared prefetch (a tracker check, an 8-beat burst and the cost estimate per descriptor, "
+    "one descriptor at a time) is the limit, not the AXI port.\n")
 NOTES_DEP = (
     "Two VMs, each a producer ring (MEMFILL 512 B, SIGNAL) and a consumer ring (WAIT, MEMMOVE 512 B) on "
-    "different engines, 12 pairs each; a third VM floods both engines with 24 MEMMOVEs of 4 KiB per ring. "
+    "different engines, 12 pairs each; a third VM floods two engines with 24 MEMMOVEs of 4 KiB per ring. "
     "Consumers are posted first. WAIT re-check every 32 cycles. Gang: a test sequence gives each VM every "
     "engine for 2000-cycle slices in turn. Pair latency: from the producer's MEMFILL taken to the "
-    "consumer's MEMMOVE completed. Engine cycles on unsatisfied WAITs: ENG.WAIT_CYCLES.")
+    "consumer's MEMMOVE completed. Engine cycles on unsatisfied WAITs: ENG.WAIT_CYCLES. Reading: a WAIT "
+    "that fails costs its engine about 30 cycles and then leaves it to other rings, so per-ring "
+    "scheduling wastes under 100 engine cycles here; its cost is latency, since the producers share "
+    "engines and the AXI port with the flood (mean 3.3k cycles at 2 engines; 8.3k at 4, where VM v's rings "
+    "sit on engines v and v + 1, so VM 1's consumer shares engine 2 with a flooding ring, max 18.8k). "
+    "Gang slices cut the mean "
+    "pair latency to 0.8-1.0k cycles but give the flooding VM a third of the time (2.9 instead of 6.5 "
+    "bytes per cycle) and leave engines idle with ineligible work (80-96k idle engine-cycles) when the "
+    "VM in its slice runs out of work: fixed slices fit a VM with steady work, not this one.")
 
 
 def main(engines=(1, 2, 4)):
