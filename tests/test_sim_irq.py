@@ -6,6 +6,8 @@ table), ``irq-e256-seq`` (the one-message-at-a-time variant), ``irq-e256-ecp5``
 per build, so that parallel workers (``make sim -n 2``) never share a build
 folder. The isolation run sends ``SIOV_IRQ_MESSAGES`` adversarial messages
 (default 100 000, about 6 s of simulation); the soak sends a million.
+``make test`` runs the default build and the ECP5 one; the largest table and
+the one-message-at-a-time variant run in ``make sim`` and ``make soak``.
 """
 
 import pytest
@@ -32,11 +34,13 @@ def test_irq_default():
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_irq_2048_entries():
     _run("irq-e2048", [("IrqRandomTest", 4)])
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_irq_not_pipelined():
     _run("irq-e256-seq", [("IrqRandomTest", 5)])
 

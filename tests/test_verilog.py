@@ -33,7 +33,10 @@ def test_lint_clean(top, verilog_files):
 #: block RAM, and the tracker, which ``siov_dma_ecp5`` also covers with DP16KD
 #: instances): their own runs are in ``make soak`` and in every ``make synth``.
 #: ``siov_dma`` with its ``-dff`` is two minutes of ABC9 alone.
-_SLOW_SYNTH = {"siov_dma", "siov_engine", "siov_adi", "siov_irq", "siov_arbiter"}
+#: The whole Device (two engines by default) is three minutes of yosys: it runs
+#: in ``make soak``, ``make synth`` and ``make bench`` (bench_engines_size.py
+#: synthesizes and places it at 1, 2 and 4 engines); ``make test`` lints it.
+_SLOW_SYNTH = {"siov_dma", "siov_engine", "siov_adi", "siov_irq", "siov_arbiter", "siov_device"}
 
 
 @pytest.mark.parametrize("top", [pytest.param(t, marks=[pytest.mark.slow] if t in _SLOW_SYNTH else [])
