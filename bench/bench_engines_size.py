@@ -31,13 +31,12 @@ def critical_path(log_text):
     source = sink = None
     delay = None
     for line in lines[start + 1:]:
-        m = re.search(r"Info:\s+([\d.]+)\s+([\d.]+)\s+Source\s+(\S+)", line)
+        m = re.search(r"\sSource\s+(\S+)", line)
         if m and source is None:
-            source = m.group(3)
-        m = re.search(r"Info:\s+([\d.]+)\s+([\d.]+)\s+Setup\s+(\S+)", line) or \
-            re.search(r"Sink\s+(\S+)", line)
+            source = m.group(1)
+        m = re.search(r"\sSink\s+(\S+)", line)
         if m and source is not None:
-            sink = m.group(m.lastindex)
+            sink = m.group(1)
         m = re.search(r"([\d.]+) ns logic, ([\d.]+) ns routing", line)
         if m:
             delay = round(float(m.group(1)) + float(m.group(2)), 2)

@@ -17,6 +17,7 @@ Measures, on the 4-tenant differential program (siov.sw.programs.four_tenants):
 Writes build/bench/host.json.
 """
 
+import functools
 import json
 import pathlib
 import statistics
@@ -34,11 +35,19 @@ FIT_SEEDS, TEST_SEEDS = (1, 2, 3, 4), (5, 6, 7, 8)
 DATA_KINDS = ("MEMMOVE", "MEMMOVE_DOWN", "MEMFILL", "COMPARE")
 
 
+@functools.lru_cache(maxsize=None)
+def _device_fingerprint():
+    from siov.rtl.generate import convert_top
+    from siov.rtl.synth import verilog_fingerprint
+    return verilog_fingerprint(convert_top("siov_device"))
+
+
 def rtl_record(seed):
-    """The program's record on the rtl backend (cached in build/bench/host-parts)."""
+    """The program's record on the rtl backend (cached in build/bench/host-parts under the
+    fingerprint of the Device's Verilog, so a changed Device is run again)."""
     from siov.sw.diff import run
     from siov.tb.host.run import last_run
-    path = PARTS / f"rtl-s{seed}.json"
+    path = PARTS / f"rtl-{_device_fingerprint()}-s{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
     rec = run(PROGRAM, "rtl", seed=seed)

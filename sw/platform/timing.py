@@ -100,27 +100,29 @@ def features(desc, outcome):
 
 
 #: Fitted on the RTL Device by ``bench/bench_host.py --fit`` (seeds 1-4 of
-#: the 4-tenant program; every sample wrote its record, so the record's cost
-#: is in ``base``). COMPARE_FAULT_READ had no sample and takes MEMMOVE's; the
-#: semaphore kinds (WAIT, SIGNAL) are estimates, see below.
+#: the 4-tenant program on the 2-engine Device; every sample wrote its record,
+#: so the record's cost is in ``base``). An executor counts from the hand-over
+#: of its descriptor, after the dispatcher has read the slot (10 cycles that
+#: the single engine of old counted from its grant). COMPARE_FAULT_READ had
+#: no sample and takes MEMMOVE's. The semaphore kinds are the RTL's cycles
+#: measured on the cross-ring program (``siov.sw.programs.cross_ring``): every
+#: WAIT and SIGNAL there takes the same time.
 CALIBRATED = {
-    "CHECK": Coefficients(base=11.0),
-    "NOOP": Coefficients(base=11.0),
-    "DRAIN": Coefficients(base=11.0),
-    "MEMMOVE": Coefficients(base=11.517, per_piece=44.872, per_read_beat=0.487, per_write_beat=0.513),
-    "MEMFILL": Coefficients(base=12.0, per_piece=24.0, per_write_beat=1.0),
-    "COMPARE": Coefficients(base=10.862, per_piece=47.808, per_read_beat=0.999),
-    "MEMMOVE_DOWN": Coefficients(base=13.014, per_piece=44.264, per_read_beat=0.324, per_write_beat=1.682),
-    "MEMMOVE_FAULT_READ": Coefficients(base=28.0),
-    "MEMMOVE_FAULT_WRITE": Coefficients(base=40.0),
-    "MEMFILL_FAULT_WRITE": Coefficients(base=28.0),
-    "COMPARE_FAULT_READ": Coefficients(base=28.0),
-    # Not fitted yet: an 8-byte MEMFILL's figures (one piece, one beat), and a
-    # fault's. To be refit against the RTL's semaphore descriptors.
-    "WAIT": Coefficients(base=12.0, per_piece=24.0, per_read_beat=1.0),
-    "SIGNAL": Coefficients(base=12.0, per_piece=24.0, per_write_beat=1.0),
-    "WAIT_FAULT_READ": Coefficients(base=28.0),
-    "SIGNAL_FAULT_WRITE": Coefficients(base=28.0),
+    "CHECK": Coefficients(base=2.0),
+    "NOOP": Coefficients(base=2.0),
+    "DRAIN": Coefficients(base=2.0),
+    "MEMMOVE": Coefficients(base=2.845, per_piece=45.62, per_read_beat=0.246, per_write_beat=0.756),
+    "MEMFILL": Coefficients(base=3.0, per_piece=25.0, per_write_beat=1.0),
+    "COMPARE": Coefficients(base=1.466, per_piece=50.444, per_read_beat=0.999),
+    "MEMMOVE_DOWN": Coefficients(base=4.514, per_piece=45.764, per_read_beat=0.324, per_write_beat=1.682),
+    "MEMMOVE_FAULT_READ": Coefficients(base=19.0),
+    "MEMMOVE_FAULT_WRITE": Coefficients(base=31.0),
+    "MEMFILL_FAULT_WRITE": Coefficients(base=19.0),
+    "COMPARE_FAULT_READ": Coefficients(base=19.0),
+    "WAIT": Coefficients(base=28.0),
+    "SIGNAL": Coefficients(base=23.0),
+    "WAIT_FAULT_READ": Coefficients(base=15.0),
+    "SIGNAL_FAULT_WRITE": Coefficients(base=15.0),
 }
 
 
