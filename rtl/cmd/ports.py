@@ -180,7 +180,47 @@ def _id_width(n):
     return max(1, (n - 1).bit_length())
 
 
-class AxiReadArbiter(wiring.Component):
+class _AxiBurstArbiter(wiring.Component):
+    """``n`` AXI4 masters (one half of the interface) onto one, round robin per burst.
+
+    The address channel (``_channel``: ``"ar"`` or ``"aw"``) leaves from a
+    register; the burst's ID is the index of the master it came from.
+    """
+    _half = None          # Axi4ReadSignature or Axi4WriteSignature
+    _channel = None
+
+    def __init__(self, n, id_width=None):
+        self.n = n
+        self.id_width = id_width if id_width is not None else _id_width(n)
+        members = {f"m{k}": In(self._half()) for k in range(n)}
+        members["bus"] = Out(self._half(64, 64, self.id_width))
+        super().__init__(members)
+
+    def _masters(self):
+        return [getattr(self, f"m{k}") for k in range(self.n)]
+
+    def _address(self, m, ms, room=1):
+        """The registered address channel; a master's address is taken when the register is
+        free (or being emptied) and ``room`` allows. Returns ``(pick, load)``."""
+        c, bus = self._channel, self.bus
+        m.submodules.rr = rr = RoundRobin(self.n)
+        for k, s in enumerate(ms):
+            m.d.comb += rr.req[k].eq(getattr(s, c + "valid"))
+        load = Signal(name=c + "_load")
+        valid, ready = getattr(bus, c + "valid"), getattr(bus, c + "ready")
+        m.d.comb += [load.eq(rr.found & (~valid | ready) & room), rr.take.eq(load)]
+        with m.If(valid & ready):
+            m.d.sync += valid.eq(0)
+        with m.If(load):
+            pick = Array(ms)[rr.pick]
+            m.d.sync += [valid.eq(1), getattr(bus, c + "id").eq(rr.pick)]
+            m.d.sync += [getattr(bus, c + f).eq(getattr(pick, c + f)) for f in ("addr", "len", "size", "burst")]
+        for k, s in enumerate(ms):
+            m.d.comb += getattr(s, c + "ready").eq(load & (rr.pick == k))
+        return rr.pick, load
+
+
+class AxiReadArbiter(_AxiBurstArbiter):
     """``n`` AXI4 read masters onto one, round robin per burst; ARID = requester index.
 
     Attributes
@@ -189,41 +229,23 @@ class AxiReadArbiter(wiring.Component):
         Requester k (its own IDs are ignored; its RID reads 0).
     bus : Out(Axi4ReadSignature(64, 64, id_width))
     """
-
-    def __init__(self, n, id_width=None):
-        self.n = n
-        self.id_width = id_width if id_width is not None else _id_width(n)
-        members = {f"m{k}": In(Axi4ReadSignature()) for k in range(n)}
-        members["bus"] = Out(Axi4ReadSignature(64, 64, self.id_width))
-        super().__init__(members)
+    _half = Axi4ReadSignature
+    _channel = "ar"
 
     def elaborate(self, platform):
         m = Module()
-        n = self.n
-        ms = [getattr(self, f"m{k}") for k in range(n)]
-        bus = self.bus
-        m.submodules.rr = rr = RoundRobin(n)
+        n, bus = self.n, self.bus
+        ms = self._masters()
+        self._address(m, ms)
         for k, s in enumerate(ms):
-            m.d.comb += rr.req[k].eq(s.arvalid)
-        load = Signal()
-        m.d.comb += [load.eq(rr.found & (~bus.arvalid | bus.arready)), rr.take.eq(load)]
-        with m.If(bus.arvalid & bus.arready):
-            m.d.sync += bus.arvalid.eq(0)
-        with m.If(load):
-            pick = Array(ms)[rr.pick]
-            m.d.sync += [bus.arvalid.eq(1), bus.arid.eq(rr.pick), bus.araddr.eq(pick.araddr),
-                         bus.arlen.eq(pick.arlen), bus.arsize.eq(pick.arsize), bus.arburst.eq(pick.arburst)]
-        for k, s in enumerate(ms):
-            mine = bus.rid == k
-            m.d.comb += [s.arready.eq(load & (rr.pick == k)),
-                         s.rid.eq(0), s.rdata.eq(bus.rdata), s.rresp.eq(bus.rresp), s.rlast.eq(bus.rlast),
-                         s.rvalid.eq(bus.rvalid & mine)]
+            m.d.comb += [s.rid.eq(0), s.rdata.eq(bus.rdata), s.rresp.eq(bus.rresp), s.rlast.eq(bus.rlast),
+                         s.rvalid.eq(bus.rvalid & (bus.rid == k))]
         m.d.comb += bus.rready.eq(select((s.rready for s in ms), bus.rid[:max(1, (n - 1).bit_length())])
                                   & (bus.rid < n))
         return m
 
 
-class AxiWriteArbiter(wiring.Component):
+class AxiWriteArbiter(_AxiBurstArbiter):
     """``n`` AXI4 write masters onto one, round robin per burst; AWID = requester index.
 
     W beats follow the AW order (AXI4 has no write interleaving); B responses
@@ -234,33 +256,17 @@ class AxiWriteArbiter(wiring.Component):
     m{k} : In(Axi4WriteSignature())
     bus : Out(Axi4WriteSignature(64, 64, id_width))
     """
-
-    def __init__(self, n, id_width=None):
-        self.n = n
-        self.id_width = id_width if id_width is not None else _id_width(n)
-        members = {f"m{k}": In(Axi4WriteSignature()) for k in range(n)}
-        members["bus"] = Out(Axi4WriteSignature(64, 64, self.id_width))
-        super().__init__(members)
+    _half = Axi4WriteSignature
+    _channel = "aw"
 
     def elaborate(self, platform):
         m = Module()
-        n = self.n
-        ms = [getattr(self, f"m{k}") for k in range(n)]
-        bus = self.bus
+        n, bus = self.n, self.bus
+        ms = self._masters()
         sel_bits = max(1, (n - 1).bit_length())
-        m.submodules.rr = rr = RoundRobin(n)
         m.submodules.order = order = SyncFIFOBuffered(width=sel_bits, depth=ORDER_DEPTH)
-        for k, s in enumerate(ms):
-            m.d.comb += rr.req[k].eq(s.awvalid)
-        load = Signal()
-        m.d.comb += [load.eq(rr.found & (~bus.awvalid | bus.awready) & order.w_rdy), rr.take.eq(load),
-                     order.w_en.eq(load), order.w_data.eq(rr.pick)]
-        with m.If(bus.awvalid & bus.awready):
-            m.d.sync += bus.awvalid.eq(0)
-        with m.If(load):
-            pick = Array(ms)[rr.pick]
-            m.d.sync += [bus.awvalid.eq(1), bus.awid.eq(rr.pick), bus.awaddr.eq(pick.awaddr),
-                         bus.awlen.eq(pick.awlen), bus.awsize.eq(pick.awsize), bus.awburst.eq(pick.awburst)]
+        pick, load = self._address(m, ms, room=order.w_rdy)
+        m.d.comb += [order.w_en.eq(load), order.w_data.eq(pick)]
 
         # W: from the requester at the head of the AW order, until its WLAST.
         head = order.r_data
@@ -269,8 +275,7 @@ class AxiWriteArbiter(wiring.Component):
                      bus.wstrb.eq(w.wstrb), bus.wlast.eq(w.wlast),
                      order.r_en.eq(bus.wvalid & bus.wready & bus.wlast)]
         for k, s in enumerate(ms):
-            m.d.comb += [s.awready.eq(load & (rr.pick == k)),
-                         s.wready.eq(order.r_rdy & (head == k) & bus.wready),
+            m.d.comb += [s.wready.eq(order.r_rdy & (head == k) & bus.wready),
                          s.bid.eq(0), s.bresp.eq(bus.bresp), s.bvalid.eq(bus.bvalid & (bus.bid == k))]
         m.d.comb += bus.bready.eq(select((s.bready for s in ms), bus.bid[:sel_bits]) & (bus.bid < n))
         return m
