@@ -104,7 +104,7 @@ class Prefetcher(wiring.Component):
         pasid = Signal(PASID_BITS)
         base = Signal(58)
         head = Signal(12)
-        addr = Signal(64)
+        addr = Signal(65)              # the ring entry: base + 64 x head may pass 2**64 (a fault)
         host = Signal(64)
         m.d.sync += addr.eq((base + head) << 6)
 
