@@ -145,14 +145,22 @@ class TB:
         return self.rng.randrange(self.n, 64) if self.n < 64 else self.rng.randrange(64)
 
     async def configure(self, adi, size=None):
+        """Stage a ring and enable it: a random configuration, or (``size`` given) a good one of that size.
+
+        The engine binding is one the block has, except in 1 random configuration of 20
+        (ENABLE then fails with BAD_RING_CONFIG, as for a bad size)."""
         rng = self.rng
+        engines = self.model.params.num_engines
+        bad_engine = size is None and rng.random() < 0.05 and engines < 4
+        engine = rng.randrange(engines, 4) if bad_engine else rng.randrange(engines)
+        cfg = (rng.getrandbits(32) & ~regmap.CMD_ADI_CFG_ENGINE_MASK) | engine << regmap.CMD_ADI_CFG_ENGINE_LSB
         if size is None:
             size = rng.choice([2, 4, 8, 16, 4096, 1 << rng.randrange(1, 13)] * 3 + [0, 1, 3, 12, 8192, 5000])
         await self.write(regmap.CMD_ADI_SEL, adi)
         await self.write(regmap.CMD_RING_BASE_LO, rng.getrandbits(32))
         await self.write(regmap.CMD_RING_BASE_HI, rng.getrandbits(32))
         await self.write(regmap.CMD_RING_SIZE, size)
-        await self.write(regmap.CMD_ADI_CFG, rng.getrandbits(32))
+        await self.write(regmap.CMD_ADI_CFG, cfg)
         await self.command(adi, ENABLE)
 
     async def command(self, adi, bits):
