@@ -21,6 +21,20 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "bench" / "engines_size.json"
 ENGINES = (1, 2, 4)
+TITLE = "Engines: size and clock of the Device at 1, 2 and 4 engines (ECP5)"
+
+#: What the 2-engine build's critical path means, read in the RTL, by the
+#: fingerprint of the Verilog it was placed from (a build of other Verilog
+#: gets no reading until its path is read again). This one was checked on the
+#: flattened netlist (yosys proc; flatten): the only combinational path from
+#: exec1's FSM state to exec0's state enable goes through the tracker port.
+READINGS = {
+    "a21117f79bd1":
+        "the DMA tracker's shared check port (TrackerPortArbiter, rtl/cmd/ports.py) is combinational, so "
+        "one executor's state (its request's valid) decides through the round robin and the tracker's ready "
+        "whether another executor's request is taken, which enables that executor's state change in the same "
+        "cycle; registering the arbiter's output would cut the path",
+}
 
 
 def _where(pin):
@@ -92,29 +106,34 @@ def main(argv=None):
             r = synthesize(name, Device(DeviceParams(num_engines=n)), seeds=args.seeds, reuse=True)
         results.append(r)
         rows.append({"engines": n, "part": r["device"], "lut4": r["lut4"], "ff": r["ff"],
-                     "bram": r["bram"], "fmax_mhz": r["fmax_mhz"]})
+                     "bram": r["bram"], "fmax_mhz": r["fmax_mhz"], "verilog": r["verilog"],
+                     "build_s": round(r["seconds"])})
         fits.append(f"{n} engine{'s' * (n > 1)} {_fit(r, SYNTH_DIR / name / 'nextpnr_25k.log', PARTS)}")
         log = SYNTH_DIR / name / "nextpnr.log"
         if log.exists():
             paths[n] = critical_path(log.read_text(errors="replace"))
+            if paths[n]:
+                paths[n]["verilog"] = r["verilog"]
     seeds = max(len(r["fmax_by_seed"]) for r in results)
     notes = [f"Device at default parameters but num_engines; yosys synth_ecp5, nextpnr-ecp5 out-of-context, "
              f"seed{'s 1..' + str(seeds) + ' (fmax: median)' if seeds > 1 else ' 1'}, "
              f"target {results[0]['target_mhz']} MHz "
              f"(siov.rtl.synth; build/synth/siov_device_e<n>/). LUT4 = TRELLIS_COMB, FF = TRELLIS_FF, "
-             f"BRAM = DP16KD. Builds: {'; '.join(fits)}."]
+             f"BRAM = DP16KD; verilog: the fingerprint of the Verilog built; build_s: wall seconds of yosys "
+             f"and nextpnr (every part tried) on the machine that ran them. Builds: {'; '.join(fits)}."]
     path = paths.get(2)
     if path:
         notes.append(
             f"What limits fmax: the 2-engine build's critical path ({path['logic_ns'] + path['routing_ns']:.2f} ns, "
             f"{path['routing_ns']:.2f} of them routing) runs from {path['from'][1]} in {path['from'][0]} "
             f"(`{path['source']}`) to {path['to'][1]} in {path['to'][0]} (`{path['sink']}`), "
-            f"through {', '.join(path['through'])}.")
+            f"through {', '.join(path['through'])} (as yosys named the cells)"
+            + (f": {READINGS[path['verilog']]}" if path["verilog"] in READINGS else "") + ".")
     if stale:
         notes.append(f"STALE: the build{'s' * (len(stale) > 1)} with {', '.join(stale)} engines "
                      f"{'were' if len(stale) > 1 else 'was'} made from an earlier version of the RTL than the "
                      f"tree's now (make bench BENCH=engines_size rebuilds {'them' if len(stale) > 1 else 'it'}).")
-    data = {"title": "Device size and fmax against num_engines (ECP5, nextpnr)", "rows": rows,
+    data = {"title": TITLE, "rows": rows,
             "notes": " ".join(notes)}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=1))
