@@ -180,3 +180,15 @@ def test_value_too_wide():
         Descriptor(flags=1.5).pack()
     with pytest.raises(TypeError, match=r"^Descriptor.priv must be an int, not True$"):
         Descriptor(priv=True).pack()
+
+
+def test_status_compares_as_the_int_the_record_holds():
+    """Host code reads a record's status byte as an int and compares it with a
+    ``Status`` member: the comparison must mean what it says (``Status`` is an
+    Amaranth ``IntEnum``, still a 7-bit shape for the RTL)."""
+    rec = CompletionRecord.unpack(CompletionRecord(status=Status.PAGE_FAULT, status_write=1).pack())
+    assert rec.status == Status.PAGE_FAULT and rec.status != Status.SUCCESS
+    assert int(Status.WAIT_TIMEOUT) == 0x70 and Status(0x01) is Status.SUCCESS
+    assert Status.PAGE_FAULT | 0x80 == 0x83                 # DSA_COMP_STATUS_WRITE on the status byte
+    assert sorted(Status) == sorted(s.value for s in Status)
+    assert Shape.cast(Status).width == 7 and CompletionLayout["status"].shape is Status

@@ -108,8 +108,15 @@ SEMAPHORE_OPCODES = (Opcode.WAIT, Opcode.SIGNAL)
 SIZED_OPCODES = (Opcode.MEMMOVE, Opcode.MEMFILL, Opcode.COMPARE)
 
 
-class Status(enum.Enum, shape=7):
+class Status(enum.IntEnum, shape=7):
     """``enum dsa_completion_status`` values this engine reports.
+
+    An :class:`amaranth.lib.enum.IntEnum`: in the RTL it is a 7-bit shape like
+    any Amaranth enum, and on the host a member is the int it stands for, so
+    ``record.status == Status.SUCCESS`` compares the status byte a completion
+    record holds, and ``int(Status.SUCCESS)`` is 1. (A plain Amaranth ``Enum``
+    member equals no int, which made that comparison silently False.) The
+    generated Verilog is the same either way.
 
     The status byte of a completion record holds the status in bits 6:0
     (``DSA_COMP_STATUS_MASK``) and, for a page fault, the direction of the
