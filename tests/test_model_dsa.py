@@ -192,3 +192,33 @@ def test_status_compares_as_the_int_the_record_holds():
     assert Status.PAGE_FAULT | 0x80 == 0x83                 # DSA_COMP_STATUS_WRITE on the status byte
     assert sorted(Status) == sorted(s.value for s in Status)
     assert Shape.cast(Status).width == 7 and CompletionLayout["status"].shape is Status
+
+
+def test_every_field_and_union_name_is_a_constructor_argument():
+    """What a descriptor has, its constructor takes: the layout's fields and the
+    union members idxd.h names (MEMFILL's ``pattern``, COMPARE's ``src2_addr``)
+    and the semaphore address of WAIT and SIGNAL."""
+    assert Descriptor(opcode=Opcode.MEMFILL, pattern=0x1122334455667788, dst_addr=8).src_addr \
+        == 0x1122334455667788
+    assert Descriptor(opcode=Opcode.COMPARE, src_addr=0x40, src2_addr=0x80).dst_addr == 0x80
+    w = Descriptor(opcode=Opcode.WAIT, sem_addr=0x2008, sem_value=5, sem_mask=0xFF)
+    s = Descriptor(opcode=Opcode.SIGNAL, sem_addr=0x3010, sem_value=7)
+    assert (w.src_addr, w.dst_addr, w.sem_value, w.sem_mask) == (0x2008, 0, 5, 0xFF)
+    assert (s.src_addr, s.dst_addr, s.sem_value) == (0, 0x3010, 7)
+    for name, _, width in Descriptor._FIELDS:
+        assert getattr(Descriptor(**{name: 1}), name) == 1
+    assert Descriptor(pattern=3) == Descriptor(src_addr=3)          # one descriptor, two spellings
+
+
+def test_constructor_refuses_two_values_for_one_field():
+    with pytest.raises(TypeError, match=r"^Descriptor: pattern and src_addr are the same field; give one$"):
+        Descriptor(pattern=1, src_addr=2)
+    with pytest.raises(TypeError, match=r"^Descriptor: src2_addr and dst_addr are the same field; give one$"):
+        Descriptor(src2_addr=1, dst_addr=2)
+    with pytest.raises(TypeError, match=r"^Descriptor: sem_addr and src_addr are the same field"):
+        Descriptor(opcode=Opcode.WAIT, sem_addr=8, src_addr=16)
+    with pytest.raises(ValueError, match=r"^Descriptor: sem_addr is the address of a WAIT or SIGNAL, "
+                                         r"not of opcode 0x3$"):
+        Descriptor(opcode=Opcode.MEMMOVE, sem_addr=8)
+    with pytest.raises(TypeError):
+        Descriptor(value=1)

@@ -12,7 +12,13 @@ the class is defined).
 Field values are plain ints. An Amaranth enum member (``Opcode.MEMMOVE``,
 ``Status.SUCCESS``) is accepted wherever an int is and packed as its value;
 :meth:`unpack` always returns ints, so an opcode the engine does not know
-survives a round trip.
+survives a round trip. ``Status`` is an ``IntEnum``, so ``record.status ==
+Status.SUCCESS`` compares as it reads.
+
+A :class:`Descriptor` is built from its layout's fields or from the other
+names idxd.h gives the same bytes: ``pattern`` (MEMFILL's ``src_addr``),
+``src2_addr`` (COMPARE's ``dst_addr``) and ``sem_addr`` (the semaphore
+address: WAIT's ``src_addr``, SIGNAL's ``dst_addr``).
 """
 
 import dataclasses
@@ -82,9 +88,13 @@ class _Packed:
                       for field, offset, width in cls._FIELDS})
 
 
+#: Which field holds the semaphore address of each semaphore opcode.
+_SEM_FIELD = {Opcode.WAIT.value: "src_addr", Opcode.SIGNAL.value: "dst_addr"}
+
+
 @dataclass
-class Descriptor(_Packed):
-    """``struct dsa_hw_desc`` (64 bytes)."""
+class _DescriptorFields(_Packed):
+    """The fields of ``struct dsa_hw_desc``, with the constructor dataclasses makes for them."""
     LAYOUT = DescriptorLayout
 
     pasid: int = 0
@@ -101,6 +111,36 @@ class Descriptor(_Packed):
     sem_value: int = 0
     sem_mask: int = 0
     op_specific: int = 0
+
+
+@dataclass(init=False)
+class Descriptor(_DescriptorFields):
+    """``struct dsa_hw_desc`` (64 bytes).
+
+    The constructor takes every field of the layout by name, and the union
+    members ``pattern``, ``src2_addr`` and ``sem_addr`` (see the module
+    docstring). Giving one field under two names raises ``TypeError``;
+    ``sem_addr`` with an opcode other than WAIT or SIGNAL raises
+    ``ValueError``.
+    """
+
+    def __init__(self, *args, pattern=None, src2_addr=None, sem_addr=None, **fields):
+        super().__init__(*args, **fields)
+        given = {f.name for f in dataclasses.fields(self)[:len(args)]} | set(fields)
+        aliases = [("pattern", pattern, "src_addr"), ("src2_addr", src2_addr, "dst_addr")]
+        if sem_addr is not None:
+            op = getattr(self.opcode, "value", self.opcode)
+            if op not in _SEM_FIELD:
+                raise ValueError(f"Descriptor: sem_addr is the address of a WAIT or SIGNAL, "
+                                 f"not of opcode {op:#x}")
+            aliases.append(("sem_addr", sem_addr, _SEM_FIELD[op]))
+        for alias, value, field in aliases:
+            if value is None:
+                continue
+            if field in given:
+                raise TypeError(f"Descriptor: {alias} and {field} are the same field; give one")
+            setattr(self, field, value)
+            given.add(field)
 
     @property
     def pattern(self):
@@ -123,8 +163,8 @@ class Descriptor(_Packed):
     @property
     def sem_addr(self):
         """The semaphore address: WAIT's ``src_addr``, SIGNAL's ``dst_addr`` (None for other opcodes)."""
-        op = getattr(self.opcode, "value", self.opcode)
-        return {Opcode.WAIT.value: self.src_addr, Opcode.SIGNAL.value: self.dst_addr}.get(op)
+        field = _SEM_FIELD.get(getattr(self.opcode, "value", self.opcode))
+        return None if field is None else getattr(self, field)
 
 
 @dataclass
