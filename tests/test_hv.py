@@ -7,19 +7,21 @@ memory) shows that nothing changed.
 """
 
 import logging
+import types
 
 import pytest
 
 from siov.rtl.cmd.dsa import Flag, Opcode, Status
 from siov.rtl.dma.defs import GuestResult
-from siov.sw.guest.driver import DescriptorError, DmaMapError, FrontendDriver, PageFaultError, QueueError
+from siov.sw.guest.driver import (STATUS_ERRORS, DescriptorError, DmaMapError, FrontendDriver, PageFaultError,
+                                  QueueError, _message)
 from siov.sw.hv.config_space import ReadOnlyConfigWrite
 from siov.sw.hv.containers import ContainerHost, NodeClosed
 from siov.sw.hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from siov.sw.hv.unpin import LruUnpin, NeverUnpin, ThresholdUnpin
 from siov.sw.hv.vdcm import AdiInUse, VirtualMmioError
 from siov.sw.model.adi import page_address
-from siov.sw.model.dsa import Descriptor
+from siov.sw.model.dsa import CompletionRecord, Descriptor
 from siov.sw.platform import run_program
 
 PAGE = 4096
@@ -95,6 +97,7 @@ def test_vm_end_to_end_with_interrupts_and_no_traps_per_descriptor():
     ("read_fault", PageFaultError, "page fault on a read at device address 0x3f000"),
     ("write_fault", PageFaultError, "page fault on a write at device address 0x3f000"),
     ("bus_error", DescriptorError, "bus error after 0 bytes"),
+    ("wait_timeout", DescriptorError, r"WAIT's condition \(memory & mask\) == value did not hold"),
 ])
 def test_every_completion_status_is_an_error_that_says_what_happened(case, error, text):
     async def prog(bus, hv):
@@ -119,14 +122,27 @@ def test_every_completion_status_is_an_error_that_says_what_happened(case, error
             d.dst_addr = unmapped
         elif case == "bus_error":
             bus.device.engine.bus_errors.add(t.memory.host(buf), 64, write=False)
+        elif case == "wait_timeout":       # a semaphore nobody signals: ENG.WAIT_TIMEOUT (2**20 cycles) ends it
+            d = Descriptor(opcode=Opcode.WAIT, sem_addr=buf, sem_value=1, sem_mask=1)
         (ticket,) = await q.submit([d])
         with pytest.raises(error, match=text) as info:
-            await q.wait(ticket)
+            await q.wait(ticket, timeout_cycles=4 << 20, poll_cycles=1 << 14)
         return info.value.record
 
     rec = run(prog)
     if case == "write_fault":
         assert rec.status_write == 1
+
+
+def test_every_status_has_a_message():
+    """No status reaches the guest as a bare number: each member of ``Status`` has its own
+    explanation, and each one but SUCCESS its error class."""
+    drv = types.SimpleNamespace(max_xfer=1 << 20, cr_align=32, fill_align=8)
+    rec = CompletionRecord(fault_addr=0x3F000, bytes_completed=64)
+    messages = {s: _message(s, rec, drv) for s in Status}
+    assert len(set(messages.values())) == len(Status)
+    assert not any(m.startswith("status") or str(int(s)) == m for s, m in messages.items())
+    assert set(STATUS_ERRORS) == set(Status) - {Status.SUCCESS}
 
 
 def test_release_leaves_nothing_behind_and_assigned_adis_are_refused():

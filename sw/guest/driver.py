@@ -59,11 +59,20 @@ class QueueFull(QueueError):
 
 
 def _message(status, rec, driver):
+    """What ``status`` means for the descriptor whose record is ``rec``, in words.
+
+    Every member of :class:`~siov.rtl.cmd.dsa.Status` has its own entry (a
+    test checks it), so no status reaches the guest as a bare number.
+    Ref: ``enum dsa_completion_status`` (idxd.h); WAIT_TIMEOUT is the
+    project's, ``rtl/regs.rdl`` ENG.WAIT_TIMEOUT.
+    """
     if status is Status.PAGE_FAULT:
         side = "write" if rec.status_write else "read"
         return (f"page fault on a {side} at device address {rec.fault_addr:#x} "
                 f"after {rec.bytes_completed} bytes")
     return {
+        Status.NONE: "the completion record holds no status (0x00): the device did not report an outcome",
+        Status.SUCCESS: f"completed successfully ({rec.bytes_completed} bytes)",
         Status.BAD_OPCODE: "the device does not implement the descriptor's opcode",
         Status.INVALID_FLAGS: f"invalid or reserved flags {rec.invalid_flags:#x}",
         Status.XFER_SIZE: f"transfer size is zero or larger than the device's largest transfer "
@@ -72,7 +81,10 @@ def _message(status, rec, driver):
                            f"{driver.cr_align} bytes; memory fill destination: {driver.fill_align} bytes)",
         Status.INVALID_INT_HANDLE: "the interrupt handle is beyond the device's interrupt message store",
         Status.HW_ERROR: f"host memory answered a bus error after {rec.bytes_completed} bytes",
-    }.get(status, f"status {status}")
+        Status.WAIT_TIMEOUT: "the WAIT's condition (memory & mask) == value did not hold within the "
+                             "device's WAIT timeout (ENG.WAIT_TIMEOUT cycles after its first check): "
+                             "nothing signalled the semaphore in time",
+    }[status]
 
 
 #: Status -> exception class for the statuses that are errors.
