@@ -31,7 +31,9 @@ Completion record (32 bytes, 32-byte aligned in memory)::
     byte  4  bytes_completed (u32)
     byte  8  fault_addr (u64)
     byte 16  invalid_flags[23:0], rsvd2[31:24]
-    byte 20  cycles (u32)  -- project use of op-specific space: measured cycles
+    byte 20  cycles (u32)  -- project use of op-specific space: cycles from the hand-over
+                              of the descriptor to its executor to the composing of this
+                              record (ENG.LAST_CYCLES adds the record's write and 2)
     byte 24  rsvd3 (u64)
 
 Supported subset: opcodes NOOP, DRAIN, MEMMOVE, MEMFILL (8-byte pattern) and

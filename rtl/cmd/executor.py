@@ -39,7 +39,10 @@ executor then:
   page makes it ``PAGE_FAULT``), then send the interrupt message {PASID,
   handle} towards the interrupt remapper if RCI is set and the handle is
   valid. The record's ``cycles`` field (byte 20) holds the cycles from the
-  start to the record.
+  hand-over (``start``) to the RECORD state, where the record is composed:
+  it cannot count its own write. ``finish.cycles`` (ENG.LAST_CYCLES) runs
+  on to FINISH, so it adds the record's translation and write, and the IRQ
+  and FINISH states (``rtl/regs.rdl`` ENG.LAST_CYCLES has the figures).
 
 Device addresses at or above 2**44 (a page number that does not fit the
 tracker's 32-bit page) fault without a tracker request.
