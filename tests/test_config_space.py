@@ -289,6 +289,52 @@ def test_reset():
     assert c.snapshot() == before
 
 
+# --- MSI-X table ---------------------------------------------------------------------
+
+def test_msix_table_reset_state():
+    """After reset every vector is masked (PCIe 6.0 7.7.2.9: Mask Bit resets to 1)."""
+    c = space(msix_vectors=3)
+    t = c.msix_table
+    assert t.vectors == 3 and t.size == 3 * cs.PCI_MSIX_ENTRY_SIZE
+    for k in range(3):
+        base = k * cs.PCI_MSIX_ENTRY_SIZE
+        assert [t.read(base + off) for off in (0, 4, 8, 12)] == [0, 0, 0, cs.PCI_MSIX_ENTRY_CTRL_MASKBIT]
+        assert t.masked(k) and t.message(k) == (0, 0)
+
+
+def test_msix_table_entries_take_what_pcie_lets_software_write():
+    t = space(msix_vectors=2).msix_table
+    e = cs.PCI_MSIX_ENTRY_SIZE
+    assert t.write(e + cs.PCI_MSIX_ENTRY_LOWER_ADDR, 0xFEE0_1003) == 1
+    t.write(e + cs.PCI_MSIX_ENTRY_UPPER_ADDR, 0x1)
+    t.write(e + cs.PCI_MSIX_ENTRY_DATA, 0xABCD_0041)
+    assert t.read(e) == 0xFEE0_1000                       # Message Address bits 1:0 are zero (DWORD aligned)
+    assert t.message(1) == (0x1_FEE0_1000, 0xABCD_0041)
+    t.write(e + cs.PCI_MSIX_ENTRY_VECTOR_CTRL, 0xFFFF_FFFE)  # reserved bits stay 0: the mask clears
+    assert t.read(e + cs.PCI_MSIX_ENTRY_VECTOR_CTRL) == 0 and not t.masked(1) and t.masked(0)
+    t.write(e + cs.PCI_MSIX_ENTRY_VECTOR_CTRL, 1)
+    assert t.masked(1)
+    for bad in (-4, 2 * e, 2, 7):
+        with pytest.raises(ValueError, match="MSI-X table"):
+            t.read(bad)
+        with pytest.raises(ValueError, match="MSI-X table"):
+            t.write(bad, 0)
+    with pytest.raises(ValueError, match="does not fit in 4 bytes"):
+        t.write(0, 1 << 32)
+
+
+def test_flr_and_reset_restore_the_msix_table():
+    c = space(msix_vectors=2)
+    c.msix_table.write(cs.PCI_MSIX_ENTRY_VECTOR_CTRL, 0)
+    c.msix_table.write(cs.PCI_MSIX_ENTRY_DATA, 0x41)
+    devctl = cs.EXP_CAP_OFFSET + cs.PCI_EXP_DEVCTL
+    assert c.write(devctl, 2, c.devctl | cs.PCI_EXP_DEVCTL_BCR_FLR).flr
+    assert c.msix_table.masked(0) and c.msix_table.message(0) == (0, 0)
+    c.msix_table.write(cs.PCI_MSIX_ENTRY_VECTOR_CTRL, 0)
+    c.reset()
+    assert c.msix_table.masked(0)
+
+
 # --- lspci ---------------------------------------------------------------------------
 
 

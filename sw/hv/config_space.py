@@ -6,9 +6,13 @@ configuration space of one function: a Type 0 header with one 64-bit
 memory BAR, a PCI Express capability (v2, Root Complex Integrated Endpoint,
 Function Level Reset), an MSI-X capability whose vectors are the IMS
 handles the virtual device exposes, and, in extended space, a PASID
-capability. It is plain data: no bus, no event loop; the hypervisor
-decides what a write that takes effect means (``changed`` of the returned
-:class:`ConfigWrite`).
+capability. :class:`MsixTable` is the MSI-X table that capability places
+in BAR0. Both are plain data: no bus, no event loop; the VDCM decides what a
+write that takes effect means (``changed`` and ``flr`` of the returned
+:class:`ConfigWrite`, the entry an MSI-X table write changed): see
+:mod:`siov.sw.hv.vdcm` for what Memory Space Enable, Bus Master Enable,
+Function Level Reset, MSI-X Enable, Function Mask and the vectors' Mask
+Bits do to the device.
 
 Every byte has a write mask (read-write bits) and a write-1-to-clear mask.
 A write takes effect bit by bit through those masks, or not at all: a write
@@ -36,7 +40,8 @@ Ref: PCI Express Base Specification 6.0, section 7.5.1 (PCI-compatible
 configuration registers: 7.5.1.1 common header, 7.5.1.2 Type 0 header,
 7.5.1.2.1 BARs and their sizing), 7.5.3 (PCI Express Capability
 structure; 7.5.3.3/7.5.3.4 Device Capabilities/Control, FLR in 6.6.2),
-7.7.2 (MSI-X capability and table structures), 7.8.8 (PASID Extended
+7.7.2 (MSI-X capability and table structures; the table's entries in
+7.7.2.5 to 7.7.2.9), 7.8.8 (PASID Extended
 Capability structure), 7.6 (extended capability header, configuration
 space layout). Offsets and field names follow Linux
 ``include/uapi/linux/pci_regs.h``.
@@ -46,7 +51,7 @@ from dataclasses import dataclass
 
 from ...rtl.dma.defs import PAGE_SHIFT, PASID_BITS
 
-__all__ = ["VirtualConfigSpace", "ConfigWrite", "ConfigWriteError", "ReadOnlyConfigWrite",
+__all__ = ["VirtualConfigSpace", "MsixTable", "ConfigWrite", "ConfigWriteError", "ReadOnlyConfigWrite",
            "CONFIG_SPACE_SIZE", "DEFAULT_VENDOR_ID", "DEFAULT_DEVICE_ID"]
 
 PAGE = 1 << PAGE_SHIFT
@@ -169,6 +174,12 @@ PCI_MSIX_PBA_BIR = 0x00000007
 PCI_MSIX_PBA_OFFSET = 0xFFFFFFF8
 PCI_CAP_MSIX_SIZEOF = 12
 PCI_MSIX_ENTRY_SIZE = 16
+# MSI-X table entry, offsets from its start.
+PCI_MSIX_ENTRY_LOWER_ADDR = 0x0
+PCI_MSIX_ENTRY_UPPER_ADDR = 0x4
+PCI_MSIX_ENTRY_DATA = 0x8
+PCI_MSIX_ENTRY_VECTOR_CTRL = 0xC
+PCI_MSIX_ENTRY_CTRL_MASKBIT = 0x1
 #: Most vectors an MSI-X table can have (Table Size is 11 bits, N-1).
 MSIX_MAX_VECTORS = PCI_MSIX_FLAGS_QSIZE + 1
 
@@ -248,6 +259,64 @@ class ConfigWrite:
     flr: bool = False
 
 
+class MsixTable:
+    """The MSI-X Table of one function: ``vectors`` entries of 16 bytes, in BAR0 at
+    :attr:`VirtualConfigSpace.msix_table_offset`.
+
+    Each entry is four DWORDs (PCIe 6.0 7.7.2.5 to 7.7.2.9; Linux
+    ``PCI_MSIX_ENTRY_*``): Message Address, whose bits 1:0 are zero so that
+    the message is DWORD aligned; Message Upper Address; Message Data; and
+    Vector Control, whose bit 0 is the per-vector Mask Bit, 1 after reset,
+    and whose other bits are reserved (read 0, writes ignored). Reset values
+    of address and data are 0 here (the spec leaves them undefined).
+
+    Plain data, like :class:`VirtualConfigSpace`: it is read and written a
+    DWORD at a time at DWORD-aligned offsets from the table's start (the
+    accesses the spec requires software to make; the VDCM answers others
+    before they reach the table), and says which entry a write changed. What
+    a message means for the device (the interrupt it delivers) is the
+    VDCM's.
+    """
+
+    def __init__(self, vectors):
+        self.vectors = vectors
+        #: Bytes of the table.
+        self.size = vectors * PCI_MSIX_ENTRY_SIZE
+        self.reset()
+
+    def reset(self):
+        """Every entry at its reset value: address and data 0, masked."""
+        self._words = [0, 0, 0, PCI_MSIX_ENTRY_CTRL_MASKBIT] * self.vectors
+
+    def _index(self, offset):
+        if not 0 <= offset < self.size or offset % 4:
+            raise ValueError(f"{offset:#x} is not a DWORD of the {self.size}-byte MSI-X table")
+        return offset // 4
+
+    def read(self, offset):
+        """The DWORD at ``offset`` from the table's start."""
+        return self._words[self._index(offset)]
+
+    def write(self, offset, value):
+        """Write the DWORD at ``offset``; returns the index of the entry it belongs to."""
+        i = self._index(offset)
+        if not 0 <= value < 1 << 32:
+            raise ValueError(f"{value:#x} does not fit in 4 bytes")
+        writable = {PCI_MSIX_ENTRY_LOWER_ADDR: 0xFFFF_FFFC, PCI_MSIX_ENTRY_UPPER_ADDR: 0xFFFF_FFFF,
+                    PCI_MSIX_ENTRY_DATA: 0xFFFF_FFFF, PCI_MSIX_ENTRY_VECTOR_CTRL: PCI_MSIX_ENTRY_CTRL_MASKBIT}
+        self._words[i] = value & writable[offset % PCI_MSIX_ENTRY_SIZE]
+        return offset // PCI_MSIX_ENTRY_SIZE
+
+    def masked(self, vector):
+        """The Mask Bit of entry ``vector``."""
+        return bool(self._words[4 * vector + 3] & PCI_MSIX_ENTRY_CTRL_MASKBIT)
+
+    def message(self, vector):
+        """``(address, data)`` of entry ``vector``: the 64-bit Message Address and Message Data."""
+        lo, hi, data, _ = self._words[4 * vector:4 * vector + 4]
+        return hi << 32 | lo, data
+
+
 @dataclass(frozen=True)
 class _Register:
     offset: int
@@ -321,6 +390,8 @@ class VirtualConfigSpace:
                 assert self._owner[i] is None, f"{r.name} overlaps {self._owner[i].name}"
                 self._owner[i] = r
         self._data = bytearray(self._reset)
+        #: The MSI-X table in BAR0 (reset with the function).
+        self.msix_table = MsixTable(msix_vectors)
 
     # --- layout ---------------------------------------------------------------
 
@@ -488,8 +559,9 @@ class VirtualConfigSpace:
         self._data[offset:offset + size] = value.to_bytes(size, "little")
 
     def reset(self):
-        """Every register back at its reset value (conventional reset)."""
+        """Every register, and the MSI-X table, back at its reset value (conventional reset)."""
         self._data[:] = self._reset
+        self.msix_table.reset()
 
     def snapshot(self):
         """The whole space as 4096 bytes."""
