@@ -69,6 +69,10 @@ class Dispatch:
     ``engine`` is the engine that ran it (the ADI's); ``retry`` marks a WAIT
     check that found its condition false and left the descriptor at the
     ring's head (its ``outcome`` has status NONE and ``retry`` set).
+    ``engine_cycles`` is what ENG.LAST_CYCLES shows for it, when the caller
+    times it (the model backend: the record's cycles, its write and the
+    finish; see :meth:`~siov.sw.platform.timing.TimingModel.engine_cycles`);
+    None shows the record's cycles.
     """
     adi: int
     descriptor: Descriptor
@@ -77,6 +81,7 @@ class Dispatch:
     irq: "object | None" = None
     engine: int = 0
     retry: bool = False
+    engine_cycles: "int | None" = None
 
 
 def _mask64(lo, hi):
@@ -270,7 +275,7 @@ class EngineModel:
             if out.status is not Status.SUCCESS:
                 self.failed = min(self.failed + 1, COUNTER_MAX)
             self.last_status = out.status.value
-            self.last_cycles = out.record.cycles
+            self.last_cycles = out.record.cycles if result.engine_cycles is None else result.engine_cycles
         self.adi.complete(result.adi)
         return result
 

@@ -364,6 +364,7 @@ class ModelBus:
             if res.outcome is not None:
                 cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
                 self._stamp_record(res, cycles, staged)
+                res.engine_cycles = timing.engine_cycles(res.descriptor, res.outcome, cycles)
             await asyncio.sleep(cycles)
             staged.commit()
             dev.engine.finish(res)

@@ -1,8 +1,9 @@
 """How many device cycles a descriptor takes on the model backend, calibrated against the RTL.
 
-The RTL engine stores in every completion record the cycles from its grant to
-its completion (``ENG.LAST_CYCLES``, record byte 20). The model backend
-predicts that figure from what executing the descriptor did
+The RTL engine stores in every completion record the cycles from the
+hand-over of the descriptor to its executor to the composing of the record
+(record byte 20). The model backend predicts that figure from what
+executing the descriptor did
 (:class:`~siov.sw.model.engine.Outcome`), with a linear model per opcode:
 
     cycles = base + per_piece * pieces + per_read_beat * read_beats
@@ -14,12 +15,15 @@ coefficients come from a least-squares fit over descriptors run on the RTL
 (``bench/bench_host.py`` refits them and reports the error against the
 RTL); they are kept here as numbers so that the model backend needs no
 simulator.
+
+ENG.LAST_CYCLES counts on to the end of the executor's work: the record's
+write and two cycles more (``rtl/regs.rdl``; :meth:`TimingModel.engine_cycles`).
 """
 
 from dataclasses import dataclass
 
 from ...rtl import regmap
-from ...rtl.cmd.dsa import SEMAPHORE_OPCODES, Opcode, Status
+from ...rtl.cmd.dsa import CR_ALIGN, SEMAPHORE_OPCODES, Flag, Opcode, Status
 from ...rtl.cmd.mover import WORD_BYTES
 from ...rtl.dma.defs import PAGE_SHIFT
 
@@ -157,14 +161,39 @@ class TimingModel:
     irq_latency : int
         Cycles from the completion record being visible to the interrupt reaching the host
         (``siov.sw.programs.probe:irq_latency`` measures 9 on the RTL).
+    record_write, record_fault, finish : int
+        What ENG.LAST_CYCLES adds to the record's cycles (:meth:`engine_cycles`):
+        the record's write (its page's translation and the AXI write to its
+        response), the translation alone when the record's page faults, and
+        the executor's last two states. ``siov.sw.programs.cycles`` measures
+        24, 13 and 2 on the RTL with nothing contending (``tests/test_cycles.py``).
     """
 
     def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, fetch=62, gap=9,
-                 irq_latency=9, windows=None):
+                 irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
         self.fetch, self.gap, self.irq_latency = fetch, gap, irq_latency
         self.windows = list(WINDOW_LATENCY if windows is None else windows)
+        self.record_write, self.record_fault, self.finish = record_write, record_fault, finish
+
+    def engine_cycles(self, desc, outcome, cycles):
+        """ENG.LAST_CYCLES of ``desc``, whose completion record says ``cycles``.
+
+        The record is composed before it is written, so its count stops
+        there; the engine's goes on through the record's write, when the
+        descriptor asks for one (CRAV, an aligned address, and RCR or a
+        status other than success; a record page that faults costs its
+        translation only), and two cycles more (``rtl/regs.rdl`` ENG.LAST_CYCLES).
+        """
+        status = outcome.status
+        record = bool(desc.flags & Flag.CRAV) and desc.completion_addr % CR_ALIGN == 0 \
+            and bool(desc.flags & Flag.RCR or status is not Status.SUCCESS)
+        if not record:
+            return cycles + self.finish
+        faulted = outcome.completion is None and status is Status.PAGE_FAULT \
+            and outcome.fault_addr == desc.completion_addr
+        return cycles + (self.record_fault if faulted else self.record_write) + self.finish
 
     def mmio_cycles(self, addr, write):
         """Cycles of one MMIO access at ``addr``: the window's figure, else the register bank's."""
