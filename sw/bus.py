@@ -28,6 +28,7 @@ are the Device's ``irq_out`` messages {destination, vector}, handed to every
 callback registered with :meth:`Bus.on_irq` in the order they arrive.
 """
 
+import collections
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol, runtime_checkable
 
@@ -118,26 +119,47 @@ class Bus(Protocol):
 
 
 class BusLock:
-    """A lock for host tasks, made of the backend's events (so it works on either loop).
+    """A first-come, first-served lock for host tasks, made of the backend's events.
 
     Register sequences that go through a select or status register shared by
     every caller (an index/data pair, the guest map's status word) must not
     interleave; tasks are cooperative, so testing and taking the lock cannot be
     split by another task.
+
+    Release hands the lock straight to the task that has waited longest: a
+    task that releases and retakes it at once (a guest trapping in a loop)
+    queues behind every earlier waiter instead of winning again, so a waiter
+    waits at most for the critical sections queued before it. A waiter
+    cancelled while queued gives up its place, or passes the lock on if it was
+    handed to it in the meantime.
     """
 
     def __init__(self, bus):
-        self._free = bus.event()
-        self._free.set()
+        self._bus = bus
+        self._waiters = collections.deque()
         self.locked = False
 
     async def __aenter__(self):
-        while self.locked:
-            await self._free.wait()
-        self.locked = True
-        self._free.clear()
-        return self
+        if not self.locked and not self._waiters:
+            self.locked = True
+            return self
+        turn = self._bus.event()
+        self._waiters.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn.is_set():           # handed over just before the cancel: pass it on
+                self._release()
+            else:
+                self._waiters.remove(turn)
+            raise
+        return self                     # ``locked`` stayed True through the hand-over
 
     async def __aexit__(self, *exc):
-        self.locked = False
-        self._free.set()
+        self._release()
+
+    def _release(self):
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self.locked = False
