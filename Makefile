@@ -25,6 +25,7 @@ help:
 	@echo "                        (fmax: median over nextpnr seeds 1..SEEDS)"
 	@echo "make waves TEST=<name>  rerun one cocotb test with a waveform dump"
 	@echo "make docs               regenerate register map outputs (rtl/regmap.py, docs/registers.md, docs/siov_regs.h)"
+	@echo "                        and build the host library's API reference (build/docs/api/index.html)"
 	@echo "make bench [BENCH=..]   benchmarks (docs/PERFORMANCE.md; BENCH=engine runs one) / make soak: long soaks, sweeps"
 	@echo "make clean              remove build/ (keeps .venv)"
 
@@ -64,6 +65,8 @@ waves: $(STAMP)
 
 docs regs: $(STAMP)
 	$(PY) -m siov.rtl.gen_regs
+	$(PY) -m pdoc --docformat numpy -o build/docs/api siov.sw siov.sw.platform.model siov.sw.platform.vtime siov.sw.platform.timing
+	@echo "API reference: build/docs/api/index.html"
 
 bench: $(STAMP)
 	$(PY) bench/run.py $(if $(BENCH),--only $(BENCH))
