@@ -1,8 +1,9 @@
 """Run every benchmark in bench/ and write docs/PERFORMANCE.md from their results (``make bench``).
 
 Each ``bench/bench_<name>.py`` writes ``build/bench/<name>.json``: either
-``{"title": ..., "rows": [{column: value}, ...], "notes": ...}`` or a flat
-mapping of metric to value. Synthesis results from ``make synth``
+``{"title": ..., "rows": [{column: value}, ...], "notes": ...}``, or
+``{"title": ..., "tables": [{"title": ..., "rows": ..., "notes": ...}, ...]}``
+for several tables under one heading, or a flat mapping of metric to value. Synthesis results from ``make synth``
 (``build/synth/summary.json``) are added when present.
 """
 
@@ -59,7 +60,15 @@ def render(results, synth, previous=""):
     for name, data in sorted(results.items()):
         out.append(f"## {data.get('title', name) if isinstance(data, dict) else name}")
         out.append("")
-        if isinstance(data, dict) and "rows" in data:
+        if isinstance(data, dict) and "tables" in data:
+            for t in data["tables"]:
+                out += [f"### {t['title']}", ""]
+                if t["rows"]:
+                    out.append(_table(t["rows"]))
+                if t.get("notes"):
+                    out += ["", t["notes"]]
+                out.append("")
+        elif isinstance(data, dict) and "rows" in data:
             out.append(_table(data["rows"]))
             if data.get("notes"):
                 out += ["", data["notes"]]

