@@ -2,17 +2,22 @@
 
 A host program is ``async def program(bus, seed) -> dict`` in an importable
 module (the ``rtl`` backend imports it by name inside the simulator). It
-sets the Device up through :class:`~siov.sw.hv.pf.PfDriver`, runs tenants,
-and returns the record that :class:`Recorder` builds:
+starts a :class:`~siov.sw.hv.hypervisor.Hypervisor` on the bus (the owner
+of the device: its driver, its fault queues, its interrupts), creates its
+tenants through it, and returns the record that :class:`Recorder` builds:
 
 * per tenant: a digest of its guest memory, its completion records in the
   order it posted them (the ``cycles`` field zeroed: that one is timing),
-  the interrupts delivered to its destination in arrival order, the DMA and
-  interrupt faults that name its PASID in queue order, and its dirty log;
-* the device's event counters (:data:`~siov.sw.hv.pf.COUNTERS`);
-* faults that name nobody's PASID;
+  the interrupts raised in its virtual interrupt controller in arrival
+  order, the DMA and interrupt faults the hypervisor routed to it in queue
+  order, and its dirty log;
+* the device's event counters (:data:`~siov.sw.hv.pf.COUNTERS`), less those
+  the program declares timing-dependent (:data:`TIMING_COUNTERS`);
+* faults that named nobody's PASID, interrupts for nobody's destination,
+  and the faults lost to full queues;
 * under ``"timing"``, what depends on timing and is never compared: each
-  record's cycles and the device time of the run.
+  record's cycles, the device time of the run, and the timing-dependent
+  counters.
 
 :func:`run` runs a program on a backend; :func:`compare` lists the
 differences between two records (order across tenants may differ, order
@@ -20,82 +25,77 @@ within one tenant may not).
 """
 
 import hashlib
-import importlib
 import json
 
 from ..rtl.cmd.dsa import COMPLETION_BYTES
 from ..rtl.dma.defs import PAGE_SHIFT
 from ..rtl.params import DeviceParams
-from .hv.pf import PfDriver
+from .hv.pf import DmaFault
 from .model.dsa import CompletionRecord
+from .platform import load_program, program_ref, run_program
 
-__all__ = ["run", "compare", "Recorder", "program_ref", "load_program"]
+__all__ = ["run", "compare", "Recorder", "TIMING_COUNTERS", "program_ref", "load_program"]
 
 PAGE = 1 << PAGE_SHIFT
 
-
-def program_ref(program):
-    """``"module:function"`` naming ``program`` (a function or such a string)."""
-    if isinstance(program, str):
-        return program
-    return f"{program.__module__}:{program.__qualname__}"
-
-
-def load_program(ref):
-    module, _, name = ref.partition(":")
-    obj = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
+#: The device counters (:data:`~siov.sw.hv.pf.COUNTERS`) whose value can depend on timing, and
+#: when. The two backends agree on every other counter for the same program and seed. A program
+#: that does what a reason names passes the counter in ``Recorder(timing_counters=...)``, and the
+#: record keeps it under ``"timing"``, uncompared.
+TIMING_COUNTERS = {
+    "dma_allowed": "with WAIT descriptors: a WAIT whose condition does not hold yet is checked again "
+                   "every ENG.WAIT_RECHECK cycles until it does, and every check is a DMA tracker "
+                   "request, so the count grows with how long the WAIT waited for its SIGNAL",
+}
 
 
-class _Tenant:
-    def __init__(self, name, pasid, dest, host_base, pages):
-        self.name, self.pasid, self.dest = name, pasid, dest
-        self.host_base, self.pages = host_base, pages
+def _fault(f):
+    if isinstance(f, DmaFault):
+        return ["dma", f.reason, f.pasid, f.page, int(f.write)]
+    return ["irq", f.reason, f.pasid, f.handle]
+
+
+class _Entry:
+    """What the record keeps of one tenant besides what the hypervisor holds."""
+
+    def __init__(self, tenant):
+        self.tenant = tenant
         self.record_addrs = []
-        self.interrupts = []
-        self.dma_faults = []
-        self.irq_faults = []
         self.dirty = b""
         self.events = []
 
 
 class Recorder:
-    """Collects a program's result record as it runs on ``bus``.
+    """Builds a program's result record from what the hypervisor ``hv`` saw, as the program runs.
 
+    The hypervisor is the one reader of the fault queues
+    (:meth:`~siov.sw.hv.hypervisor.Hypervisor.poll_faults`, which the program
+    calls whenever the device is idle) and the one router of interrupts: the
+    recorder reads what it routed to each tenant, never the device's queues.
     Register each tenant with :meth:`tenant`; note each completion record's
     host address with :meth:`expect_record` as it is posted; call
-    :meth:`collect_faults` whenever the device is idle and :meth:`finish`
-    at the end.
+    :meth:`finish` at the end.
+
+    Parameters
+    ----------
+    hv : Hypervisor
+    timing_counters : iterable of str
+        Counters of :data:`TIMING_COUNTERS` that this program makes timing-dependent.
     """
 
-    def __init__(self, bus, timing_counters=()):
-        self.bus = bus
-        #: Counters whose value depends on timing in this program (a WAIT's re-checks each
-        #: make a tracker request, so DMA.CNT_ALLOWED counts them): recorded under "timing".
+    def __init__(self, hv, timing_counters=()):
+        unknown = set(timing_counters) - set(TIMING_COUNTERS)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)} are not timing-dependent counters; those are "
+                             f"{sorted(TIMING_COUNTERS)} (see TIMING_COUNTERS for when)")
+        self.hv, self.bus = hv, hv.bus
         self.timing_counters = tuple(timing_counters)
-        self.pf = PfDriver(bus)
         self.tenants = {}
-        self._by_dest = {}
-        self._by_pasid = {}
-        self.unattributed = []
-        self.stray_interrupts = []
-        bus.on_irq(self._irq)
 
-    def tenant(self, name, *, pasid, dest, host_base, pages):
-        t = _Tenant(name, pasid, dest, host_base, pages)
-        self.tenants[name] = t
-        self._by_dest[dest] = t
-        self._by_pasid[pasid] = t
+    def tenant(self, t):
+        """Record tenant ``t`` (a :class:`~siov.sw.hv.tenant.Tenant`) under its name."""
+        self.tenants[t.name] = _Entry(t)
         return t
-
-    def _irq(self, irq):
-        t = self._by_dest.get(irq.dest)
-        if t is None:
-            self.stray_interrupts.append([irq.dest, irq.vector])
-        else:
-            t.interrupts.append([irq.dest, irq.vector])
 
     def note(self, name, *event):
         """Record a functional observation of the program's own (an ADI state it read)."""
@@ -104,53 +104,44 @@ class Recorder:
     def expect_record(self, name, host_addr):
         self.tenants[name].record_addrs.append(host_addr)
 
-    async def collect_faults(self):
-        """Drain both fault queues and file each record under the tenant of its PASID."""
-        dma, dma_ovf = await self.pf.pop_dma_faults()
-        irq, irq_ovf = await self.pf.pop_irq_faults()
-        for f in dma:
-            t = self._by_pasid.get(f.pasid)
-            rec = ["dma", f.reason, f.pasid, f.page, int(f.write)]
-            (t.dma_faults if t else self.unattributed).append(rec)
-        for f in irq:
-            t = self._by_pasid.get(f.pasid)
-            rec = ["irq", f.reason, f.pasid, f.handle]
-            (t.irq_faults if t else self.unattributed).append(rec)
-        if dma_ovf or irq_ovf:
-            self.unattributed.append(["overflow", dma_ovf, irq_ovf])
+    async def harvest(self, name):
+        """Harvest (and clear) tenant ``name``'s dirty log into the record."""
+        t = self.tenants[name].tenant
+        self.tenants[name].dirty = await self.hv.pf.harvest(t.domain, t.pages)
 
-    async def harvest(self, name, dom):
-        t = self.tenants[name]
-        t.dirty = await self.pf.harvest(dom, t.pages)
+    async def _tenant_record(self, e):
+        t = e.tenant
+        mem = bytearray(await self.bus.mem_read(t.memory.host_base, t.pages * PAGE))
+        records, cycles = [], []
+        for addr in e.record_addrs:
+            rec = CompletionRecord.unpack(await self.bus.mem_read(addr, COMPLETION_BYTES))
+            cycles.append(rec.cycles)
+            rec.cycles = 0
+            records.append(rec.pack().hex())
+            # The digest leaves out what is timing: the records' cycles fields.
+            off = addr - t.memory.host_base
+            if 0 <= off < len(mem):
+                mem[off:off + COMPLETION_BYTES] = rec.pack()
+        faults = [_fault(f) for f in t.faults]
+        return {
+            "memory": hashlib.sha256(mem).hexdigest(), "records": records,
+            "interrupts": [[t.dest, vector] for vector, _ in t.vic.log],
+            "dma_faults": [f for f in faults if f[0] == "dma"], "irq_faults": [f for f in faults if f[0] == "irq"],
+            "dirty": e.dirty.hex(), "events": e.events,
+        }, list(zip(e.record_addrs, cycles))
 
     async def finish(self):
-        """The result record (a JSON-able dict)."""
-        await self.collect_faults()
+        """The result record (a JSON-able dict), after a last drain of the fault queues."""
+        await self.hv.poll_faults()
         out = {"tenants": {}, "timing": {"cycles": {}, "end": self.bus.now()}}
-        for name, t in sorted(self.tenants.items()):
-            mem = bytearray(await self.bus.mem_read(t.host_base, t.pages * PAGE))
-            records, cycles = [], []
-            for addr in t.record_addrs:
-                raw = await self.bus.mem_read(addr, COMPLETION_BYTES)
-                rec = CompletionRecord.unpack(raw)
-                cycles.append(rec.cycles)
-                rec.cycles = 0
-                records.append(rec.pack().hex())
-                # The digest leaves out what is timing: the records' cycles fields.
-                off = addr - t.host_base
-                if 0 <= off < len(mem):
-                    mem[off:off + COMPLETION_BYTES] = rec.pack()
-            out["tenants"][name] = {
-                "memory": hashlib.sha256(mem).hexdigest(), "records": records,
-                "interrupts": t.interrupts, "dma_faults": t.dma_faults, "irq_faults": t.irq_faults,
-                "dirty": t.dirty.hex(), "events": t.events,
-            }
-            out["timing"]["cycles"][name] = list(zip(t.record_addrs, cycles))
-        counters = await self.pf.counters()
+        for name, e in sorted(self.tenants.items()):
+            out["tenants"][name], out["timing"]["cycles"][name] = await self._tenant_record(e)
+        counters = await self.hv.pf.counters()
         out["timing"]["counters"] = {k: counters.pop(k) for k in self.timing_counters}
         out["counters"] = counters
-        out["unattributed"] = self.unattributed
-        out["stray_interrupts"] = self.stray_interrupts
+        out["unattributed"] = [_fault(f) for f in self.hv.unattributed]
+        out["stray_interrupts"] = [[i.dest, i.vector] for i in self.hv.stray_interrupts]
+        out["lost_faults"] = self.hv.lost_faults
         return out
 
 
@@ -160,7 +151,6 @@ def run(program, backend="model", seed=0, params=DeviceParams(), **options):
     ``options`` go to the backend: ``timing`` (a TimingModel) for the model,
     ``waves`` for the rtl backend.
     """
-    from .platform import run_program
     record = run_program(program, backend=backend, seed=seed, params=params, **options)
     return json.loads(json.dumps(record))       # the same plain types from either backend
 
@@ -168,7 +158,7 @@ def run(program, backend="model", seed=0, params=DeviceParams(), **options):
 def compare(a, b):
     """Differences between two result records, as readable lines (empty if identical)."""
     diffs = []
-    for key in ("counters", "unattributed", "stray_interrupts"):
+    for key in ("counters", "unattributed", "stray_interrupts", "lost_faults"):
         if a.get(key) != b.get(key):
             diffs.append(f"{key}: {a.get(key)} != {b.get(key)}")
     ta, tb = a["tenants"], b["tenants"]

@@ -113,7 +113,7 @@ def test_device_failure_stops_the_program():
     broken = TimingModel(coefficients={})
 
     async def prog(bus, seed):
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         ring = await _one_tenant(pf, bus)
         await ring.post([Descriptor(pasid=0x42, opcode=Opcode.NOOP)])
         for _ in range(100):
@@ -137,7 +137,7 @@ async def _one_tenant(pf, bus, adi=0, pasid=0x42, dom=0, handle=5, mask=False, r
 
 def test_doorbell_runs_descriptor_and_interrupts():
     async def prog(bus, seed):
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         irqs = []
         bus.on_irq(irqs.append)
         ring = await _one_tenant(pf, bus)
@@ -166,7 +166,7 @@ def test_doorbell_runs_descriptor_and_interrupts():
 
 def test_masked_interrupt_waits_for_unmask():
     async def prog(bus, seed):
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         irqs = []
         bus.on_irq(irqs.append)
         ring = await _one_tenant(pf, bus, mask=True)
@@ -183,7 +183,7 @@ def test_masked_interrupt_waits_for_unmask():
 
 def test_faults_are_queued_and_popped():
     async def prog(bus, seed):
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         ring = await _one_tenant(pf, bus)
         assert await pf.guest_map(0, 7, unmap=True) is GuestResult.OK
         fill = Descriptor(pasid=0x42, opcode=Opcode.MEMFILL, dst_addr=7 * PAGE, xfer_size=64,
@@ -208,7 +208,7 @@ def test_ring_refuses_overflow_and_bad_size():
         Ring(None, 0, 0, 0, 12)
 
     async def prog(bus, seed):
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         ring = await _one_tenant(pf, bus, ring_size=4)
         await pf.adi_command(0, regmap.CMD_ADI_CMD_DRAIN_MASK)      # nothing consumes now
         with pytest.raises(RingFull):

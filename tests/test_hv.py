@@ -16,46 +16,13 @@ from siov.rtl.dma.defs import GuestResult
 from siov.sw.guest.driver import (STATUS_ERRORS, DescriptorError, DmaMapError, FrontendDriver, PageFaultError,
                                   QueueError, _message)
 from siov.sw.hv.config_space import ReadOnlyConfigWrite
-from siov.sw.hv.containers import ContainerHost, NodeClosed
-from siov.sw.hv.hypervisor import HypercallError, Hypervisor, TenantKind
+from siov.sw.hv.containers import NodeClosed
+from siov.sw.hv.hypervisor import HypercallError, TenantKind
 from siov.sw.hv.unpin import LruUnpin, NeverUnpin, ThresholdUnpin
 from siov.sw.hv.vdcm import AdiInUse, VirtualMmioError
 from siov.sw.model.adi import page_address
 from siov.sw.model.dsa import CompletionRecord, Descriptor
-from siov.sw.platform import run_program
-
-PAGE = 4096
-
-
-def device_state(bus):
-    """Everything of the device model a guest could change, as comparable values."""
-    d = bus.device
-    return (repr(d.adi.adis), d.dma.bits.tobytes(), list(d.dma.adi), list(d.dma.dom_base),
-            list(d.dma.dom_limit), [list(e) for e in d.irq.ims], sorted(d.irq.pending),
-            dict(d.csr.storage), dict(d.dma.counters), dict(d.irq.counters), d.engine.done)
-
-
-async def memory_of(t):
-    return await t.memory.read(0, t.pages * PAGE)
-
-
-async def vm_with_queue(hv, name="vm0", adis=1, ring=16, pages=64):
-    t = await hv.create_tenant(name, TenantKind.VM, pages)
-    vdev = await hv.vdcm.create(t, adis=adis)
-    drv = await FrontendDriver(vdev).open()
-    q = drv.queues[0]
-    await q.open(ring)
-    await q.enable()
-    return t, vdev, drv, q
-
-
-def run(prog, **kw):
-    async def main(bus, seed):
-        hv = Hypervisor(bus, **kw)
-        await hv.start()
-        return await prog(bus, hv)
-    return run_program(main)
-
+from hv_support import PAGE, device_state, memory_of, run, vm_with_queue
 
 def test_vm_end_to_end_with_interrupts_and_no_traps_per_descriptor():
     async def prog(bus, hv):
@@ -207,18 +174,18 @@ def test_bad_input_gets_an_error_and_changes_nothing():
         with pytest.raises(ReadOnlyConfigWrite):
             va.config_write(0, 0xFFFF_FFFF)            # vendor and device IDs
         results.append((state == device_state(bus), cfg == bytes(va.config.read(o, 1) for o in range(4096))))
-        # Rings too small and too large, from the driver and from the device's side.
-        for size in (1, 8192, 12):
+        # Rings too small, too large or not a power of two, from the driver and from the device's
+        # side: the virtual device refuses the RING_SIZE write itself and keeps the size it had.
+        for size in (0, 1, 3, 12, 5000, 8192):
             state = device_state(bus)
             with pytest.raises(QueueError, match="power of two from 2 to 4096"):
                 await da.queues[0].__class__(da, 0).open(size)
-            await va.mmio_write(va.ctrl + 0x108, size)
-            with pytest.raises(VirtualMmioError, match="takes a power of two"):
-                await va.mmio_write(va.ctrl + 0x10C, 1)
-            results.append((state == device_state(bus), True))
+            with pytest.raises(VirtualMmioError, match=f"ring of {size} entries; the device takes a power of two"):
+                await va.mmio_write(va.ctrl + 0x108, size)
+            results.append((state == device_state(bus), await va.mmio_read(va.ctrl + 0x108) == 16))
         return results
 
-    assert run(prog) == [(True, True)] * 15
+    assert run(prog) == [(True, True)] * 18
 
 
 def test_lazy_unpin_policies():
@@ -265,11 +232,11 @@ def test_faults_reach_their_owner_and_strays_are_logged(caplog):
 
 def test_container_nodes_are_private():
     async def prog(bus, hv):
-        host = ContainerHost(hv)
+        host = hv.containers
         na = await host.add_container("ctr_a", pages=32)
         nb = await host.add_container("ctr_b", pages=32)
         assert (na.path, nb.path) == ("/dev/siov0", "/dev/siov1")
-        ha = await host.open(na.path, "ctr_a")
+        ha = await host.open(na.path, na.tenant)
         buf = await ha.map(2 * PAGE)
         await ha.write(buf, b"x" * 100)
         (tk,) = await ha.submit([Descriptor(opcode=Opcode.MEMMOVE, src_addr=buf, dst_addr=buf + PAGE, xfer_size=100)])
@@ -277,10 +244,12 @@ def test_container_nodes_are_private():
         assert rec.status == Status.SUCCESS.value and await ha.read(buf + PAGE, 100) == b"x" * 100
         state, mem_b = device_state(bus), await memory_of(nb.tenant)
         with pytest.raises(PermissionError, match="'ctr_a' may not open /dev/siov1, which belongs to 'ctr_b'"):
-            await host.open(nb.path, "ctr_a")
+            await host.open(nb.path, na.tenant)
+        with pytest.raises(TypeError, match="takes the container's Tenant, not 'ctr_b'"):
+            await host.open(nb.path, "ctr_b")                 # a name is not an identity
         assert state == device_state(bus) and mem_b == await memory_of(nb.tenant)
         with pytest.raises(FileNotFoundError):
-            await host.open("/dev/siov9", "ctr_a")
+            await host.open("/dev/siov9", na.tenant)
         await ha.close()
         state = device_state(bus)
         for use in (ha.map(PAGE), ha.submit([Descriptor(opcode=Opcode.NOOP)]), ha.wait(tk), ha.close()):

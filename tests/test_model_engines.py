@@ -340,7 +340,7 @@ BASE = HOST_BASE
 async def _tenants(bus, engines, pasids=None, timeout=None, recheck=None):
     """Domain 0 at BASE (16 pages, pinned), ADI i with PASID 0x42 + i bound to ``engines[i]``, its ring
     at guest page 0 + i * 0x400; IMS handle 5 for PASID 0x42. Returns the rings."""
-    pf = PfDriver(bus)
+    pf = PfDriver.of(bus)
     await pf.set_domain(0, BASE, 16)
     assert await pf.pin(0, 0, 16)
     rings = []
@@ -500,7 +500,7 @@ def test_model_backend_abort_ends_a_wait():
     """ABORT drops the WAIT at the head; a WAIT posted after a new ENABLE gets its own timeout."""
     async def prog(bus, seed):
         (ring,) = await _tenants(bus, engines=[0], timeout=2000)
-        pf = PfDriver(bus)
+        pf = PfDriver.of(bus)
         await ring.post([wait(1)])
         first = bus.now()
         await bus.wait_cycles(1500)

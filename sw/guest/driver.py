@@ -17,24 +17,56 @@ unpins lazily.
 Every completion status becomes an exception that says what happened
 (:class:`DescriptorError` and its subclasses).
 
+**Errors.** Everything this driver refuses raises a
+:class:`GuestDriverError`:
+
+* :class:`DescriptorError` (:class:`PageFaultError`): a descriptor completed
+  with an error status; the record is attached;
+* :class:`DmaMapError`: a DMA map or unmap refused, whoever refused it: an
+  address range outside the guest's memory, the hypervisor's map hypercall,
+  or the device (a page not mapped, on unmap);
+* :class:`QueueError` (:class:`QueueFull`): a queue used in a state that
+  does not allow it (not open, its ADI not ENABLED, a ticket from before a
+  reset), configured badly, or a wait that timed out.
+
+What the virtual device itself refuses (a register it does not have) is the
+hypervisor layer's :class:`~siov.sw.hv.errors.VirtualMmioError`.
+
+The driver speaks to the virtual device in the VDCM's own names
+(:mod:`siov.sw.hv.vdcm`: the BAR 0 offsets, :class:`~siov.sw.hv.vdcm.QueueControl`)
+and decodes the queue status with the register map's
+:class:`~siov.rtl.regmap.AdiState` and :class:`~siov.rtl.regmap.AdiError`.
+
 Ref: Intel DSA completion status codes (Linux include/uapi/linux/idxd.h);
-``rtl/regs.rdl`` GUEST_STATUS results.
+``rtl/regs.rdl`` GUEST_STATUS results and CMD.ADI_STATUS; PCI capability
+list and MSI-X Message Control (Linux include/uapi/linux/pci_regs.h).
 """
 
 from ...rtl.cmd.dsa import COMPLETION_BYTES, DESC_BYTES, Flag, Status
 from ...rtl.dma.defs import PAGE_SHIFT, GuestResult
+from ...rtl.regmap import AdiError, AdiState
 from ..model.dsa import CompletionRecord, Descriptor
+from ..hv import config_space as pci
 from ..hv import vdcm as bar
+from ..hv.errors import GuestAddressError, HypercallError
+from ..hv.vdcm import QueueControl
+from .ring import Ring, RingFull
 
-__all__ = ["FrontendDriver", "Queue", "DescriptorError", "PageFaultError", "DmaMapError",
-           "QueueError", "QueueFull", "Completion", "STATUS_ERRORS"]
+__all__ = ["FrontendDriver", "Queue", "GuestDriverError", "DescriptorError", "PageFaultError", "DmaMapError",
+           "QueueError", "QueueFull", "Completion", "STATUS_ERRORS", "WAIT_ON"]
 
 PAGE = 1 << PAGE_SHIFT
 #: DSA_COMP_STATUS_WRITE: bit 7 of the status byte says a page fault was on a write.
 STATUS_WRITE = 0x80
+#: What :meth:`Queue.wait` can wait for.
+WAIT_ON = ("record", "interrupt")
 
 
-class DescriptorError(RuntimeError):
+class GuestDriverError(Exception):
+    """Base of every error the guest driver raises."""
+
+
+class DescriptorError(GuestDriverError):
     """A descriptor completed with an error status."""
 
     def __init__(self, message, record):
@@ -46,12 +78,12 @@ class PageFaultError(DescriptorError):
     """The device could not translate an address of the descriptor."""
 
 
-class DmaMapError(RuntimeError):
-    """The device or the hypervisor refused a DMA map or unmap."""
+class DmaMapError(GuestDriverError):
+    """A DMA map or unmap refused: outside the guest's memory, by the hypervisor, or by the device."""
 
 
-class QueueError(RuntimeError):
-    """A queue used in a state that does not allow it, or configured badly."""
+class QueueError(GuestDriverError):
+    """A queue used in a state that does not allow it, configured badly, or a wait that timed out."""
 
 
 class QueueFull(QueueError):
@@ -100,21 +132,54 @@ class Completion:
         self.epoch = queue.epoch
 
 
+class _QueuePortal:
+    """Queue ``index``'s doorbell page in the virtual device's BAR 0 (the fast path)."""
+
+    def __init__(self, vdev, index):
+        self.vdev, self.base = vdev, bar.PORTAL * index
+
+    async def write_tail(self, tail):
+        await self.vdev.mmio_write(self.base + bar.PAGE_TAIL, tail)
+
+    async def read_head(self):
+        return await self.vdev.mmio_read(self.base + bar.PAGE_HEAD)
+
+    async def read_state(self):
+        return await self.vdev.mmio_read(self.base + bar.PAGE_STATE)
+
+
 class Queue:
-    """One submission queue of the virtual device: a ring in guest memory and its doorbell."""
+    """One submission queue of the virtual device: a :class:`~siov.sw.guest.ring.Ring` in guest
+    memory, rung through the device's BAR 0, and a page of completion records.
+
+    Attributes
+    ----------
+    ring : Ring or None
+        The ring while the queue is open (its ``guest_addr``, ``size``, ``tail``).
+    records : int
+        Guest address of the completion records.
+    epoch : int
+        Bumped when the ring is reset after an error: older tickets will never complete.
+    """
 
     def __init__(self, driver, index):
         self.driver, self.index = driver, index
-        self.size = 0
-        self.ring = self.records = None
-        self.tail = 0
+        self.ring = None
+        self.records = None
         self.slot = 0
-        self.last_head = 0
-        self.epoch = 0           # bumped when the ring is reset: older tickets will never complete
+        self.epoch = 0
         self.opened = False
 
+    @property
+    def size(self):
+        return self.ring.size if self.ring else 0
+
+    @property
+    def tail(self):
+        return self.ring.tail if self.ring else 0
+
     def _reg(self, reg):
-        return self.driver.vdev.ctrl + bar.QUEUE_BASE + bar.QUEUE_STRIDE * self.index + reg
+        return self.driver.vdev.ctrl + bar.queue_register(self.index, reg)
 
     async def open(self, size):
         """Allocate a ring of ``size`` descriptors and a page of completion records."""
@@ -124,53 +189,64 @@ class Queue:
         if not d.ring_min <= size <= d.ring_max or size & (size - 1):
             raise QueueError(f"a ring of {size} entries: the device takes a power of two "
                              f"from {d.ring_min} to {d.ring_max}")
-        self.size = size
-        self.ring = d.memory.alloc(size * DESC_BYTES)
+        ring_addr = d.memory.alloc(size * DESC_BYTES)
+        self.ring = Ring.through(d.memory, ring_addr, size, _QueuePortal(d.vdev, self.index), f"queue {self.index}")
         self.records = d.memory.alloc(self._records_bytes())
         await d.memory.write(self.records, bytes(self._records_bytes()))
-        await d.dma_map(self.ring, size * DESC_BYTES)
+        await d.dma_map(ring_addr, size * DESC_BYTES)
         await d.dma_map(self.records, self._records_bytes())
-        await d.vdev.mmio_write(self._reg(bar.RING_LO), self.ring & 0xFFFF_FFFF)
-        await d.vdev.mmio_write(self._reg(bar.RING_HI), self.ring >> 32)
+        await d.vdev.mmio_write(self._reg(bar.RING_LO), ring_addr & 0xFFFF_FFFF)
+        await d.vdev.mmio_write(self._reg(bar.RING_HI), ring_addr >> 32)
         await d.vdev.mmio_write(self._reg(bar.RING_SIZE), size)
-        self.tail = self.slot = self.last_head = 0
+        self.slot = 0
         self.opened = True
 
+    async def _control(self, ctrl):
+        await self.driver.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), ctrl)
+
     async def enable(self):
+        """Enable the queue (its ring starts empty); :class:`QueueError` if the device refused."""
         self._check_open()
-        await self.driver.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), 1)
+        await self._control(QueueControl.ENABLE)
         state, error = await self.status()
-        if state != 1:
-            raise QueueError(f"queue {self.index} did not enable: state {state}, error {error}")
+        if state is not AdiState.ENABLED:
+            raise QueueError(f"queue {self.index} did not enable: {_describe(state, error)}")
+        self.ring.reset()
 
     async def status(self):
-        """``(state, error code)`` of the queue's ADI."""
+        """``(state, error code)`` of the queue's ADI, as :class:`AdiState` and :class:`AdiError`
+        (a trapped read)."""
         v = await self.driver.vdev.mmio_read(self._reg(bar.QUEUE_STATUS))
-        return v & 3, v >> 4 & 0xF
+        return AdiState(v & 3), AdiError(v >> 4 & 0xF)
+
+    async def engine(self):
+        """The device engine that runs this queue's descriptors (a trapped read)."""
+        return await self.driver.vdev.mmio_read(self._reg(bar.QUEUE_ENGINE))
 
     async def drain(self, timeout_cycles=1_000_000):
         """Stop taking new work and wait until everything posted has completed."""
         self._check_open()
-        await self.driver.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), 2)
+        await self._control(QueueControl.DRAIN)
         waited = 0
-        while (await self.status())[0] == 2:
+        while (await self.status())[0] is AdiState.DRAINING:
             if waited > timeout_cycles:
                 raise QueueError(f"queue {self.index} did not drain in {timeout_cycles} cycles")
             await self.driver.bus.wait_cycles(50)
             waited += 50
 
     async def reset_error(self):
-        await self.driver.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), 8)
+        await self._control(QueueControl.RESET_ERROR)
 
     async def close(self):
         """Abort what is left, unmap and free the ring and records."""
         self._check_open()
         d = self.driver
-        await d.vdev.mmio_write(self._reg(bar.QUEUE_CTRL), 4)
-        await d.dma_unmap(self.ring, self.size * DESC_BYTES)
+        await self._control(QueueControl.ABORT)
+        await d.dma_unmap(self.ring.guest_addr, self.size * DESC_BYTES)
         await d.dma_unmap(self.records, self._records_bytes())
-        d.memory.free(self.ring)
+        d.memory.free(self.ring.guest_addr)
         d.memory.free(self.records)
+        self.ring = None
         self.opened = False
 
     def _records_bytes(self):
@@ -179,26 +255,26 @@ class Queue:
 
     async def head(self):
         """The device's consumer index (a fast-path read of the portal)."""
-        return await self.driver.vdev.mmio_read(bar.PORTAL * self.index + bar.PAGE_HEAD)
+        self._check_open()
+        return await self.ring.read_head()
 
     async def free(self):
         """Entries that can be posted now (one always stays empty)."""
-        return self.size - 1 - (self.tail - await self.head()) % self.size
+        await self.head()
+        return self.ring.free()
 
     async def recover(self):
         """After an error: reset it and enable the queue again, with empty ring pointers."""
         await self.reset_error()
         await self.enable()
-        self.tail = self.last_head = 0
         self.epoch += 1
 
     async def post_raw(self, desc):
         """Post ``desc`` exactly as given, PASID and all, and ring the doorbell: what a
-        misbehaving guest can do to its own ring. Returns nothing to wait on."""
+        misbehaving guest can do to its own ring. Nothing is checked, not even the queue's
+        state. Returns nothing to wait on."""
         self._check_open()
-        await self.driver.memory.write(self.ring + self.tail * DESC_BYTES, desc.pack())
-        self.tail = (self.tail + 1) % self.size
-        await self.driver.vdev.mmio_write(bar.PORTAL * self.index, self.tail)
+        await self.ring.post([desc])
 
     def _check_epoch(self, ticket):
         if ticket.epoch != self.epoch:
@@ -208,67 +284,131 @@ class Queue:
         if not self.opened:
             raise QueueError(f"queue {self.index} is not open")
 
+    async def _check_enabled(self):
+        """:class:`QueueError` unless the ADI is ENABLED: in any other state the device drops
+        the doorbell (rtl/regs.rdl ADI_PAGES), so the work would silently never run. The state
+        is a fast-path read; the error code, only read when there is one, a trapped read."""
+        state = AdiState(await self.ring.portal.read_state() & 3)
+        if state is AdiState.ENABLED:
+            return
+        error = (await self.status())[1] if state is AdiState.ERROR else AdiError.NONE
+        hint = " (recover() resets it)" if state is AdiState.ERROR else " (enable() it first)"
+        raise QueueError(f"queue {self.index} is {_describe(state, error)}: the device would drop the "
+                         f"doorbell, so nothing was posted{hint}")
+
     async def submit(self, descriptors, interrupt=False):
         """Post ``descriptors`` (each gets a completion record; with ``interrupt``, an
         interrupt on this queue's vector) and ring the doorbell once. Returns a
-        :class:`Completion` per descriptor."""
+        :class:`Completion` per descriptor.
+
+        Raises :class:`QueueError` (nothing posted) if the queue is not open or
+        its ADI is not ENABLED (the error names the state and error code), and
+        :class:`QueueFull` if the ring has too few free entries.
+        """
         self._check_open()
-        d = self.driver
         descriptors = list(descriptors)
         if len(descriptors) >= self.size:
             raise QueueError(f"{len(descriptors)} descriptors do not fit a ring of {self.size}")
-        if len(descriptors) > self.size - 1 - (self.tail - self.last_head) % self.size:
-            self.last_head = await self.head()
-            free = self.size - 1 - (self.tail - self.last_head) % self.size
-            if len(descriptors) > free:
-                raise QueueFull(f"queue {self.index}: {len(descriptors)} descriptors, {free} entries free")
-        tickets = []
-        tail = self.tail
-        for desc in descriptors:
-            desc = Descriptor.unpack(desc.pack())
-            desc.pasid = d.pasid
-            addr = self.records + COMPLETION_BYTES * (self.slot % self.size)
-            self.slot += 1
-            await d.memory.write(addr, bytes(COMPLETION_BYTES))
-            desc.flags |= Flag.CRAV | Flag.RCR
-            desc.completion_addr = addr
-            vector = None
-            if interrupt:
-                desc.flags |= Flag.RCI
-                desc.int_handle = d.handles[self.index % len(d.handles)]
-                vector = d.vectors[self.index % len(d.vectors)]
-            await d.memory.write(self.ring + tail * DESC_BYTES, desc.pack())
-            tail = (tail + 1) % self.size
-            tickets.append(Completion(self, addr, vector))
-        self.tail = tail
-        await d.vdev.mmio_write(bar.PORTAL * self.index, tail)
-        return tickets
+        await self._check_enabled()
+        prepared = [self._prepare(desc, k, interrupt) for k, desc in enumerate(descriptors)]
+        try:
+            await self.ring.post([desc for desc, _ in prepared], doorbell=False)
+        except RingFull as e:
+            raise QueueFull(f"queue {self.index}: {len(descriptors)} descriptors, {self.ring.free()} "
+                            f"entries free") from e
+        for _, ticket in prepared:
+            await self.driver.memory.write(ticket.record_addr, bytes(COMPLETION_BYTES))
+        self.slot += len(prepared)
+        await self.ring.ring_doorbell()
+        return [ticket for _, ticket in prepared]
 
-    async def wait(self, ticket, timeout_cycles=1_000_000, poll_cycles=20):
-        """The completion record of ``ticket``; raises the error its status names."""
+    def _prepare(self, desc, k, interrupt):
+        """A copy of ``desc`` under the guest's PASID with the ``k``-th next completion record (and
+        this queue's interrupt), and its ticket."""
         d = self.driver
+        desc = Descriptor.unpack(desc.pack())
+        desc.pasid = d.pasid
+        addr = self.records + COMPLETION_BYTES * ((self.slot + k) % self.size)
+        desc.flags |= Flag.CRAV | Flag.RCR
+        desc.completion_addr = addr
+        vector = None
+        if interrupt:
+            desc.flags |= Flag.RCI
+            desc.int_handle = d.handles[self.index % len(d.handles)]
+            vector = d.vectors[self.index % len(d.vectors)]
+        return desc, Completion(self, addr, vector)
+
+    async def wait(self, ticket, timeout_cycles=1_000_000, poll_cycles=20, on=None):
+        """The completion record of ``ticket``; raises the error its status names.
+
+        ``on`` says what to wait for:
+
+        * ``"interrupt"`` (the default for a ticket that asked for one): the
+          queue's vector in the tenant's virtual interrupt controller, then
+          the record. An interrupt that cannot be delivered (its IMS entry
+          masked, say) makes this time out although the record is written;
+          and since the queue's tickets share its vector, each wait takes one
+          occurrence of it, whichever descriptor raised it;
+        * ``"record"`` (the default otherwise): poll the completion record
+          every ``poll_cycles``; an interrupt the descriptor raises stays
+          pending in the controller.
+
+        Raises :class:`QueueError` after ``timeout_cycles`` (naming the queue's
+        state if it is not ENABLED), or if the queue was reset after an error
+        since the ticket was issued.
+        """
+        on = on or ("interrupt" if ticket.vector is not None else "record")
+        if on not in WAIT_ON:
+            raise ValueError(f"wait(on={on!r}): wait on one of {', '.join(WAIT_ON)}")
+        if on == "interrupt" and ticket.vector is None:
+            raise QueueError(f"queue {self.index}: the descriptor asked for no interrupt; wait on its record")
         waited = 0
-        while ticket.vector is not None:
-            self._check_epoch(ticket)
-            if await d.tenant.vic.wait(ticket.vector, min(1000, timeout_cycles - waited)):
-                break
-            waited += 1000
-            if waited >= timeout_cycles:
-                raise QueueError(f"no interrupt on vector {ticket.vector:#x} in {timeout_cycles} cycles")
-        while True:
-            raw = await d.memory.read(ticket.record_addr, COMPLETION_BYTES)
-            if raw[0]:
-                break
-            self._check_epoch(ticket)
-            if waited >= timeout_cycles:
-                raise QueueError(f"queue {self.index}: no completion in {timeout_cycles} cycles")
-            await d.bus.wait_cycles(poll_cycles)
-            waited += poll_cycles
+        if on == "interrupt":
+            waited = await self._wait_interrupt(ticket, timeout_cycles)
+        raw = await self._wait_record(ticket, timeout_cycles, poll_cycles, waited)
         rec = CompletionRecord.unpack(raw)
         status = Status(rec.status)
         if status is not Status.SUCCESS:
-            raise STATUS_ERRORS[status](f"queue {self.index}: {_message(status, rec, d)}", rec)
+            raise STATUS_ERRORS[status](f"queue {self.index}: {_message(status, rec, self.driver)}", rec)
         return rec
+
+    async def _wait_interrupt(self, ticket, timeout_cycles):
+        """Until the ticket's vector is raised; the cycles waited."""
+        waited = 0
+        while True:
+            self._check_epoch(ticket)
+            if await self.driver.tenant.vic.wait(ticket.vector, min(1000, timeout_cycles - waited)):
+                return waited
+            waited += 1000
+            if waited >= timeout_cycles:
+                raise QueueError(f"queue {self.index}: no interrupt on vector {ticket.vector:#x} in "
+                                 f"{timeout_cycles} cycles{await self._state_note()}")
+
+    async def _wait_record(self, ticket, timeout_cycles, poll_cycles, waited):
+        """Until the ticket's record holds a status; its bytes."""
+        d = self.driver
+        while True:
+            raw = await d.memory.read(ticket.record_addr, COMPLETION_BYTES)
+            if raw[0]:
+                return raw
+            self._check_epoch(ticket)
+            if waited >= timeout_cycles:
+                raise QueueError(f"queue {self.index}: no completion in {timeout_cycles} cycles"
+                                 f"{await self._state_note()}")
+            await d.bus.wait_cycles(poll_cycles)
+            waited += poll_cycles
+
+    async def _state_note(self):
+        """Why a wait may have failed, if the queue's state says: '' while it is ENABLED."""
+        state, error = await self.status()
+        return "" if state is AdiState.ENABLED else f" (the queue is {_describe(state, error)})"
+
+
+def _describe(state, error):
+    """``"ERROR (error code 1, TAIL_BEYOND_RING)"``: a queue's state in the register map's names."""
+    if state is AdiState.ERROR:
+        return f"{state.name} (error code {int(error)}, {error.name})"
+    return state.name
 
 
 class FrontendDriver:
@@ -289,43 +429,78 @@ class FrontendDriver:
         self.queues = []
         self.stats = {"maps": 0, "map_hypercalls": 0, "unmaps": 0}
 
+    async def _read(self, reg):
+        """A (trapped) read of control register ``reg``."""
+        return await self.vdev.mmio_read(self.vdev.ctrl + reg)
+
     async def open(self):
         """Read the device's capabilities and make its queue objects."""
-        caps = await self.vdev.mmio_read(self.vdev.ctrl + bar.CAPS)
+        caps = await self._read(bar.CAPS)
         self.num_queues = caps & 0xFF
         self.ring_max, self.ring_min = 1 << (caps >> 8 & 0xFF), 1 << (caps >> 16 & 0xFF)
-        self.max_xfer = await self.vdev.mmio_read(self.vdev.ctrl + bar.MAX_XFER_REG)
-        align = await self.vdev.mmio_read(self.vdev.ctrl + bar.ALIGN)
+        self.max_xfer = await self._read(bar.MAX_XFER_REG)
+        align = await self._read(bar.ALIGN)
         self.cr_align, self.fill_align = align & 0xFF, align >> 8 & 0xFF
-        nvec = await self.vdev.mmio_read(self.vdev.ctrl + bar.NUM_VECTORS)
-        if nvec != self.vdev.config.msix_table_size:
-            raise RuntimeError(f"device reports {nvec} vectors, its MSI-X capability "
-                               f"{self.vdev.config.msix_table_size}")
+        nvec = await self._read(bar.NUM_VECTORS)
+        msix_vectors = self._msix_table_size()
+        if nvec != msix_vectors:
+            raise GuestDriverError(f"device reports {nvec} vectors, its MSI-X capability {msix_vectors}")
         self.handles = []
         for k in range(nvec):
             await self.vdev.mmio_write(self.vdev.ctrl + bar.INT_HANDLE_SEL, k)
-            self.handles.append(await self.vdev.mmio_read(self.vdev.ctrl + bar.INT_HANDLE))
+            self.handles.append(await self._read(bar.INT_HANDLE))
         self.vectors = list(self.vdev.vectors)
         self.queues = [Queue(self, i) for i in range(self.num_queues)]
         return self
 
+    def _msix_table_size(self):
+        """MSI-X Table Size read from the configuration space, walking its capability list (as
+        a Linux driver's pci_find_capability does; every read is a trap)."""
+        cfg = self.vdev.config_read
+        if cfg(pci.PCI_STATUS, 2) & pci.PCI_STATUS_CAP_LIST:
+            offset, seen = cfg(pci.PCI_CAPABILITY_LIST, 1) & ~3, set()
+            while offset and offset not in seen:
+                seen.add(offset)
+                if cfg(offset + pci.PCI_CAP_LIST_ID, 1) == pci.PCI_CAP_ID_MSIX:
+                    return (cfg(offset + pci.PCI_MSIX_FLAGS, 2) & pci.PCI_MSIX_FLAGS_QSIZE) + 1
+                offset = cfg(offset + pci.PCI_CAP_LIST_NEXT, 1) & ~3
+        raise GuestDriverError("the device has no MSI-X capability")
+
     async def dma_map(self, addr, nbytes):
-        """Make ``nbytes`` of guest memory at ``addr`` reachable by the device."""
-        for page in self.memory.pages_of(addr, nbytes):
+        """Make ``nbytes`` of guest memory at ``addr`` reachable by the device.
+
+        Raises :class:`DmaMapError` if any of it is outside the guest's
+        memory (nothing is mapped then), if the hypervisor refuses to pin a
+        page, or if the device refuses the map.
+        """
+        for page in self._pages(addr, nbytes, "map"):
             self.stats["maps"] += 1
             res = await self.vdev.guest_map(page)
             if res is GuestResult.NOT_PINNED:
                 self.stats["map_hypercalls"] += 1
-                await self.vdev.hypercall_map(page)
+                try:
+                    await self.vdev.hypercall_map(page)
+                except HypercallError as e:
+                    raise DmaMapError(f"map of guest page {page:#x}: the hypervisor refused to pin it: {e}") from e
                 res = await self.vdev.guest_map(page)
             if res is not GuestResult.OK:
                 raise DmaMapError(f"map of guest page {page:#x}: the device answered {res.name}")
 
     async def dma_unmap(self, addr, nbytes):
-        """Tell the device that ``nbytes`` at ``addr`` are no longer for DMA (fast path only)."""
-        for page in self.memory.pages_of(addr, nbytes):
+        """Tell the device that ``nbytes`` at ``addr`` are no longer for DMA (fast path only).
+
+        Raises :class:`DmaMapError` if any of it is outside the guest's memory
+        (nothing is unmapped then) or a page was not mapped.
+        """
+        for page in self._pages(addr, nbytes, "unmap"):
             self.stats["unmaps"] += 1
             res = await self.vdev.guest_map(page, unmap=True)
             if res is not GuestResult.OK:
                 raise DmaMapError(f"unmap of guest page {page:#x}: the device answered {res.name}"
                                   + (" (it was not mapped)" if res is GuestResult.NOT_MAPPED else ""))
+
+    def _pages(self, addr, nbytes, what):
+        try:
+            return self.memory.pages_of(addr, nbytes)
+        except GuestAddressError as e:
+            raise DmaMapError(f"{what} of {nbytes:#x} bytes at guest address {addr:#x}: {e}") from e

@@ -50,6 +50,7 @@ space layout). Offsets and field names follow Linux
 from dataclasses import dataclass
 
 from ...rtl.dma.defs import PAGE_SHIFT, PASID_BITS
+from .errors import HypervisorError
 
 __all__ = ["VirtualConfigSpace", "MsixTable", "ConfigWrite", "ConfigWriteError", "ReadOnlyConfigWrite",
            "CONFIG_SPACE_SIZE", "DEFAULT_VENDOR_ID", "DEFAULT_DEVICE_ID"]
@@ -226,7 +227,7 @@ def _next_pow2(n):
     return 1 << (n - 1).bit_length()
 
 
-class ConfigWriteError(Exception):
+class ConfigWriteError(HypervisorError):
     """A configuration write that the virtual device does not accept."""
 
 

@@ -11,6 +11,7 @@ a free list, and takes them back.
 """
 
 from ...rtl.dma.defs import PAGE_SHIFT
+from .errors import GuestAddressError, OutOfGuestMemory
 
 __all__ = ["GuestMemory", "OutOfGuestMemory", "GuestAddressError", "HOST_BASE", "DOMAIN_SPAN", "window_base"]
 
@@ -27,12 +28,8 @@ def window_base(dom):
     return HOST_BASE + dom * DOMAIN_SPAN
 
 
-class OutOfGuestMemory(MemoryError):
-    """No free run of pages is large enough."""
-
-
-class GuestAddressError(ValueError):
-    """An access or a free outside the guest's memory or of something never allocated."""
+#: Bytes the scrub writes at a time (host memory writes; it bounds the buffer, not the cost).
+SCRUB_CHUNK = 64 * PAGE
 
 
 class GuestMemory:
@@ -56,12 +53,32 @@ class GuestMemory:
         self.size = pages * PAGE
         self._free = [(reserved, pages - reserved)] if pages > reserved else []
         self._allocated = {}
+        self.released = False
 
     def contains(self, addr, n=1):
         return 0 <= addr and n >= 0 and addr + n <= self.size
 
+    def release(self):
+        """The tenant is gone: from now on every access raises :class:`GuestAddressError`, so a
+        stale reference cannot reach the window once it belongs to someone else."""
+        self.released = True
+
+    async def scrub(self):
+        """Zero the whole window.
+
+        The hypervisor does it before it gives a domain's window to a new
+        tenant, so no byte of an earlier owner is readable. It goes through
+        the host's own access to host memory (:meth:`Bus.mem_write`), which
+        takes no device time: it costs host time only, proportional to the
+        window's size, and the device sees nothing of it.
+        """
+        for off in range(0, self.size, SCRUB_CHUNK):
+            await self.bus.mem_write(self.host_base + off, bytes(min(SCRUB_CHUNK, self.size - off)))
+
     def host(self, addr, n=1):
         """Host physical address of guest address ``addr`` (``n`` bytes must fit)."""
+        if self.released:
+            raise GuestAddressError(f"guest memory at {self.host_base:#x} was released with its tenant")
         if not self.contains(addr, n):
             raise GuestAddressError(f"guest range {addr:#x}+{n:#x} is outside the guest's "
                                     f"{self.size:#x} bytes")

@@ -2,7 +2,10 @@
 
 The hypervisor composes virtual devices out of these steps; the system and
 DMA testbenches call the same steps to set the Device up, so a sequence is
-written here and nowhere else. Every method awaits only the
+written here and nowhere else. There is one driver per device (per
+:class:`~siov.sw.bus.Bus` object): :meth:`PfDriver.of` gives it, and its
+lock is then the one lock of the device's shared select and status
+registers. Every method awaits only the
 :class:`~siov.sw.bus.Bus`, so it runs on the ``model`` and the ``rtl``
 backend alike. Addresses and fields come from :mod:`siov.rtl.regmap`
 (generated from ``rtl/regs.rdl``).
@@ -14,6 +17,7 @@ used here; the idxd IMS entry layout and x86 MSI address/data for
 
 import functools
 import logging
+import weakref
 from dataclasses import dataclass
 
 from ...rtl import regmap
@@ -21,8 +25,9 @@ from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, Ran
 from ..bus import BusLock
 from ..csr import Csr
 from ..model.irq import ims_ctrl, msi_address
+from .errors import DeviceOwned, DeviceTimeout
 
-__all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "COUNTERS"]
+__all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "DeviceOwned", "COUNTERS"]
 
 #: Event counters whose values follow from what the device did, not from when.
 COUNTERS = {
@@ -57,10 +62,6 @@ def _atomic(method):
     return locked
 
 
-class DeviceTimeout(RuntimeError):
-    """The device did not finish an operation within the cycles allowed."""
-
-
 @dataclass(frozen=True)
 class DeviceCaps:
     """What the device reports about itself (GLOBAL.CAP0, CAP1 and GENCAP): sizes, the largest
@@ -92,8 +93,20 @@ class IrqFault:
     handle: int
 
 
+#: The live driver of each bus, by ``id(bus)`` (a driver holds its bus, so the id stays its own).
+_DRIVERS = weakref.WeakValueDictionary()
+
+
 class PfDriver:
-    """Privileged access to one device over ``bus``.
+    """Privileged access to one device over ``bus``: the device's one driver.
+
+    Two drivers of one device would each have a lock that excludes nothing
+    of the other's, and interleave on the shared select and status registers.
+    So there is one per bus: get it with :meth:`PfDriver.of`; the constructor
+    refuses a second driver for a bus that has one. (Two bus objects in front
+    of the same hardware, as a testbench's checked and raw ports, are two
+    buses.) The owners of the device's resources (hypervisor, VDCM, container
+    host) each :meth:`claim` their role on it, so none can be made twice.
 
     Parameters
     ----------
@@ -102,13 +115,47 @@ class PfDriver:
         Cycles between two polls of a status register.
     timeout_cycles : int
         How long a poll waits before :class:`DeviceTimeout`.
+
+    Raises
+    ------
+    DeviceOwned
+        ``bus`` already has a driver.
     """
 
     def __init__(self, bus, poll_cycles=20, timeout_cycles=1_000_000):
+        if _DRIVERS.get(id(bus)) is not None:
+            raise DeviceOwned(f"this bus already has its driver; use PfDriver.of(bus) (or the hypervisor's "
+                              f"hv.pf) instead of making a second one with a lock of its own")
+        _DRIVERS[id(bus)] = self
         self.bus = bus
         self.poll_cycles, self.timeout_cycles = poll_cycles, timeout_cycles
         self.log = logging.getLogger("siov.hv.pf")
         self._lock = BusLock(bus)
+        self._roles = {}
+
+    @classmethod
+    def of(cls, bus, **options):
+        """The driver of the device behind ``bus``, made with ``options`` on first use.
+
+        Options given again must match the driver's (``poll_cycles``,
+        ``timeout_cycles``); otherwise :class:`ValueError`.
+        """
+        drv = _DRIVERS.get(id(bus))
+        if drv is None:
+            return cls(bus, **options)
+        differ = {k: v for k, v in options.items() if getattr(drv, k) != v}
+        if differ:
+            raise ValueError(f"the bus's driver exists with other options than {differ}")
+        return drv
+
+    def claim(self, role, owner):
+        """Make ``owner`` the one ``role`` of this device (``"hypervisor"``, ``"vdcm"``,
+        ``"containers"``); :class:`DeviceOwned` if another object holds the role."""
+        held = self._roles.get(role)
+        if held is not None and held is not owner:
+            raise DeviceOwned(f"the device already has its {role} ({type(held).__name__}); reach it through "
+                              f"the hypervisor instead of making a second one")
+        self._roles[role] = owner
 
     async def _poll(self, addr, done, what):
         waited = 0

@@ -14,8 +14,24 @@ coiommu unpin worker:
   ``age_cycles`` of device time old (a page mapped again in between loses
   its request and is kept: recently used pages stay pinned).
 
-A policy sees the tenant's pinned and unmap-requested pages and the device
-time, and returns the pages to reclaim.
+**Where a request's age comes from.** The device keeps one unmap-requested
+bit per page and no time, so the hypervisor can know when a request was
+made only if it sees it made. It does today: the device's guest-map
+registers are in its privileged window, so a guest's fast-path map or unmap
+passes through the VDCM (:meth:`~siov.sw.hv.vdcm.VirtualDevice.guest_map`),
+which notes the device cycle of every accepted unmap on the tenant
+(:meth:`~siov.sw.hv.tenant.Tenant.note_unmap`) and forgets it when the page
+is mapped again. The age is counted from that cycle. A request the VDCM did
+not pass (a host program's own :meth:`PfDriver.guest_map`, or, once the
+guest-map registers move into the ADI pages as ``rtl/regs.rdl`` plans, every
+request) is aged from the first :meth:`Hypervisor.lazy_unpin` that finds it
+in the bitmap: a late estimate by at most the time between two calls, which
+then keeps pages pinned longer, never shorter, than the policy asks.
+
+A policy sees the tenant's pinned and unmap-requested pages, the device
+time and the cycle each request was made (``requested_at``), and returns the
+pages to reclaim. Reclaiming is always safe: the tracker's RECLAIM skips a
+page the guest mapped again meanwhile.
 """
 
 __all__ = ["NeverUnpin", "ThresholdUnpin", "LruUnpin", "POLICIES"]
@@ -24,7 +40,7 @@ __all__ = ["NeverUnpin", "ThresholdUnpin", "LruUnpin", "POLICIES"]
 class NeverUnpin:
     name = "never"
 
-    def select(self, pinned, requested, now, first_seen):
+    def select(self, pinned, requested, now, requested_at):
         return set()
 
 
@@ -36,7 +52,7 @@ class ThresholdUnpin:
             raise ValueError(f"Threshold must not be negative, not {max_pinned}")
         self.max_pinned = max_pinned
 
-    def select(self, pinned, requested, now, first_seen):
+    def select(self, pinned, requested, now, requested_at):
         return set(requested) if len(pinned) > self.max_pinned else set()
 
 
@@ -48,8 +64,8 @@ class LruUnpin:
             raise ValueError(f"Age must not be negative, not {age_cycles}")
         self.age_cycles = age_cycles
 
-    def select(self, pinned, requested, now, first_seen):
-        return {p for p in requested if now - first_seen.get(p, now) >= self.age_cycles}
+    def select(self, pinned, requested, now, requested_at):
+        return {p for p in requested if now - requested_at.get(p, now) >= self.age_cycles}
 
 
 POLICIES = {"never": NeverUnpin, "threshold": ThresholdUnpin, "lru": LruUnpin}

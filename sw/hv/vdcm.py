@@ -10,74 +10,154 @@ Virtual BAR 0 of a device with ``n`` ADIs (offsets in bytes):
 ====================  =====  ===============================================
 ``0x1000 * i + 0x0``  fast   queue ``i``'s TAIL doorbell (write)
 ``0x1000 * i + 0x4``  fast   queue ``i``'s HEAD (read)
-``0x1000 * i + 0x8``  fast   queue ``i``'s state (read)
+``0x1000 * i + 0x8``  fast   queue ``i``'s state (read; :class:`~siov.rtl.regmap.AdiState`)
 ``CTRL + 0x000``      trap   CAPS: bits 7:0 queues, 15:8 log2 largest ring,
                              23:16 log2 smallest ring
 ``CTRL + 0x004``      trap   MAX_XFER: largest transfer in bytes (the device's)
+``CTRL + 0x008``      trap   NUM_VECTORS: interrupt vectors (MSI-X table size)
 ``CTRL + 0x00C``      trap   ALIGN: bits 7:0 completion-record alignment,
                              15:8 MEMFILL destination alignment (bytes)
-``CTRL + 0x008``      trap   NUM_VECTORS: interrupt vectors (MSI-X table size)
 ``CTRL + 0x010``      trap   INT_HANDLE_SEL: vector index whose handle to read
 ``CTRL + 0x014``      trap   INT_HANDLE: the IMS handle for that vector (read)
 ``CTRL + Q + 0x00``   trap   queue ``i``: ring base, guest address, low word
 ``CTRL + Q + 0x04``   trap   ring base, high word
-``CTRL + Q + 0x08``   trap   ring size in entries
-``CTRL + Q + 0x0C``   trap   control: 1 enable, 2 drain, 4 abort, 8 reset error
-``CTRL + Q + 0x10``   trap   status: state in bits 1:0, error code in 7:4
+``CTRL + Q + 0x08``   trap   ring size in entries: a power of two from
+                             :data:`RING_MIN` to :data:`RING_MAX`
+``CTRL + Q + 0x0C``   trap   control (write; :class:`QueueControl`): 1 enable,
+                             2 drain, 4 abort, 8 reset error; reads 0
+``CTRL + Q + 0x10``   trap   status (read): state in bits 1:0
+                             (:class:`~siov.rtl.regmap.AdiState`), error code
+                             in 7:4 (:class:`~siov.rtl.regmap.AdiError`)
+``CTRL + Q + 0x14``   trap   engine (read): the device engine that runs the
+                             queue's descriptors, chosen by the VDCM's
+                             placement rule when the device was composed
 ====================  =====  ===============================================
 
 where ``CTRL = 0x1000 * n`` and ``Q = 0x100 + 0x20 * i``. A bad access (an
 unknown offset, a write to a read-only register, a ring size the device
-refuses) raises :class:`VirtualMmioError` and changes nothing.
+refuses, an unknown control bit) raises :class:`VirtualMmioError` and
+changes nothing. The guest driver (:mod:`siov.sw.guest.driver`) uses these
+names, so both ends of the interface share one definition.
+
+**Engine placement.** Each ADI's ring is bound to one of the device's
+engines when the queue is enabled. Which one is a rule of the VDCM's
+(:attr:`Vdcm.placement`), called once per virtual device as it is composed;
+the default, :class:`SpreadPlacement`, spreads one tenant's queues over the
+engines and fills the least loaded first. The scheduler replaces the rule.
+
+The VDCM is given what it uses, explicitly: the device's one
+:class:`~siov.sw.hv.pf.PfDriver`, its capabilities, and the hypervisor's two
+hypercalls; it does not reach back into the hypervisor.
 """
 
+import enum
 import logging
 
 from ...rtl import regmap
-from ...rtl.dma.defs import PASID_BITS
+from ...rtl.dma.defs import PASID_BITS, GuestResult
 from ..model.adi import PAGE_HEAD, PAGE_STATE, PAGE_TAIL, page_address
+from .config_space import VirtualConfigSpace
+from .errors import AdiInUse, NoCapacity, VirtualMmioError
 
-__all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "RING_MIN", "RING_MAX"]
+__all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "QueueControl", "SpreadPlacement",
+           "RING_MIN", "RING_MAX", "PORTAL", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE", "CAPS", "MAX_XFER_REG",
+           "NUM_VECTORS", "ALIGN", "INT_HANDLE_SEL", "INT_HANDLE", "NO_HANDLE", "QUEUE_BASE", "QUEUE_STRIDE",
+           "RING_LO", "RING_HI", "RING_SIZE", "QUEUE_CTRL", "QUEUE_STATUS", "QUEUE_ENGINE", "queue_register"]
 
 PORTAL = 0x1000
 CAPS, MAX_XFER_REG, NUM_VECTORS, ALIGN, INT_HANDLE_SEL, INT_HANDLE = 0x000, 0x004, 0x008, 0x00C, 0x010, 0x014
 QUEUE_BASE, QUEUE_STRIDE = 0x100, 0x20
-RING_LO, RING_HI, RING_SIZE, QUEUE_CTRL, QUEUE_STATUS = 0x00, 0x04, 0x08, 0x0C, 0x10
+RING_LO, RING_HI, RING_SIZE, QUEUE_CTRL, QUEUE_STATUS, QUEUE_ENGINE = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+_QUEUE_REGS = (RING_LO, RING_HI, RING_SIZE, QUEUE_CTRL, QUEUE_STATUS, QUEUE_ENGINE)
+_READ_ONLY_QUEUE_REGS = (QUEUE_STATUS, QUEUE_ENGINE)
 #: Ring sizes the ADI block accepts (rtl/regs.rdl CMD.RING_SIZE: a power of two in 2..4096).
 RING_MIN, RING_MAX = 2, 4096
-_CTRL_BITS = {1: regmap.CMD_ADI_CMD_ENABLE_MASK, 2: regmap.CMD_ADI_CMD_DRAIN_MASK,
-              4: regmap.CMD_ADI_CMD_ABORT_MASK, 8: regmap.CMD_ADI_CMD_RESET_ERROR_MASK}
 NO_HANDLE = 0xFFFF_FFFF
 VECTOR_BASE = 0x40
+#: Width of the page number of a guest map (rtl/regs.rdl DMA.GUEST: PAGE in bits 19:0).
+GUEST_PAGE_BITS = 20
 
 
-class VirtualMmioError(RuntimeError):
-    """A guest access to its virtual device that the device model refuses; nothing changed."""
+class QueueControl(enum.IntFlag):
+    """The bits of a virtual queue's control register (``CTRL + Q + 0x0C``).
+
+    Each is one ADI command of the device (``rtl/regs.rdl`` CMD.ADI_CMD); the
+    VDCM turns them into that command, and the guest driver writes them.
+    """
+    ENABLE = 1
+    DRAIN = 2
+    ABORT = 4
+    RESET_ERROR = 8
+
+    @property
+    def adi_command(self):
+        """The CMD.ADI_CMD mask these bits stand for."""
+        return sum(_ADI_COMMANDS[bit] for bit in QueueControl if bit in self)
 
 
-class AdiInUse(RuntimeError):
-    """An ADI asked for is assigned to another virtual device."""
+_ADI_COMMANDS = {QueueControl.ENABLE: regmap.CMD_ADI_CMD_ENABLE_MASK,
+                 QueueControl.DRAIN: regmap.CMD_ADI_CMD_DRAIN_MASK,
+                 QueueControl.ABORT: regmap.CMD_ADI_CMD_ABORT_MASK,
+                 QueueControl.RESET_ERROR: regmap.CMD_ADI_CMD_RESET_ERROR_MASK}
+
+
+def queue_register(queue, reg):
+    """Offset from ``CTRL`` of register ``reg`` (``RING_LO`` .. ``QUEUE_ENGINE``) of queue ``queue``."""
+    return QUEUE_BASE + QUEUE_STRIDE * queue + reg
+
+
+class SpreadPlacement:
+    """The default engine-placement rule: spread one device's queues over the engines, least
+    loaded first.
+
+    Queue ``k`` of a new device goes to the engine that holds the fewest of
+    this device's queues so far, then the fewest ADIs of any device, then the
+    lowest index. On an idle device this is round robin by queue index, so a
+    VM's rings run side by side (per-ring scheduling); among tenants it fills
+    the least loaded engine first.
+
+    A rule is any callable ``rule(count, load) -> engines``: ``count`` queues
+    of one new device, ``load[e]`` the ADIs already bound to engine ``e``; it
+    returns one engine index per queue.
+    """
+
+    def __call__(self, count, load):
+        load, mine, engines = list(load), [0] * len(load), []
+        for _ in range(count):
+            e = min(range(len(load)), key=lambda e: (mine[e], load[e], e))
+            mine[e] += 1
+            load[e] += 1
+            engines.append(e)
+        return engines
 
 
 class VirtualDevice:
     """One virtual device: ``adis`` (physical indices) of tenant ``tenant``, with ``handles``
-    (IMS entries) for its interrupt vectors.
+    (IMS entries) for its interrupt vectors; made by :meth:`Vdcm.create`.
 
     Attributes
     ----------
+    adis, handles, vectors : list of int
+        Its ADIs (queue ``i`` is ADI ``adis[i]``), IMS handles and the guest vectors they raise.
+    engines : list of int
+        The engine of each queue (queue ``i`` runs on ``engines[i]``), as the placement rule chose.
+    config : VirtualConfigSpace
+        Its PCI configuration space (read and written through :meth:`config_read` and
+        :meth:`config_write`, which count as traps).
     traps, fast_path : int
         Accesses emulated by the hypervisor, and accesses passed to the hardware.
     """
 
-    def __init__(self, vdcm, tenant, adis, handles, config):
+    def __init__(self, vdcm, tenant, adis, handles, config, engines):
         self.vdcm, self.tenant = vdcm, tenant
         self.adis, self.handles, self.config = list(adis), list(handles), config
+        self.engines = list(engines)
         self.vectors = [VECTOR_BASE + k for k in range(len(handles))]
         self.traps = self.fast_path = 0
         self._staged = [{RING_LO: 0, RING_HI: 0, RING_SIZE: 0} for _ in adis]
         self._handle_sel = 0
         self.released = False
-        self.bus = vdcm.hv.bus
+        self.bus = vdcm.pf.bus
 
     @property
     def ctrl(self):
@@ -121,24 +201,46 @@ class VirtualDevice:
 
     async def guest_map(self, page, unmap=False):
         """The frontend driver's fast-path map (or unmap) of a guest page: the device's
-        GUEST window, with this device's first ADI as the requester."""
+        GUEST window, with this device's first ADI as the requester; the
+        :class:`~siov.rtl.dma.defs.GuestResult`.
+
+        The device's GUEST registers sit in its privileged window today
+        (``rtl/regs.rdl`` DMA.GUEST; they are to move into the ADI pages), so
+        the VDCM writes them on the guest's behalf without emulating anything:
+        it counts as fast path. Passing through, it notes the device cycle of
+        each accepted unmap on the tenant (:meth:`Tenant.note_unmap`): the
+        device does not timestamp unmap requests, and this is the one place the
+        hypervisor sees one happen, so lazy unpinning ages pages from it
+        (:mod:`siov.sw.hv.unpin`).
+        """
         self._alive()
+        if isinstance(page, bool) or not isinstance(page, int) or not 0 <= page < 1 << GUEST_PAGE_BITS:
+            raise VirtualMmioError(f"{self.tenant.name}: guest {'un' if unmap else ''}map of page {page!r}: a page "
+                                   f"number is an integer in 0..{(1 << GUEST_PAGE_BITS) - 1}")
         self.fast_path += 1
-        return await self.vdcm.hv.pf.guest_map(self.adis[0], page, unmap)
+        result = await self.vdcm.pf.guest_map(self.adis[0], page, unmap)
+        if result is GuestResult.OK and unmap:
+            self.tenant.note_unmap(page, self.bus.now())
+        elif result is GuestResult.OK:
+            self.tenant.note_map(page)
+        return result
 
     # -- hypercalls ------------------------------------------------------------------------
 
     async def hypercall_map(self, gfn, count=1):
+        """Map hypercall: pin guest pages ``gfn .. gfn+count-1``; :class:`HypercallError` if refused."""
         self._alive()
-        await self.vdcm.hv.hc_map(self.tenant, gfn, count)
+        await self.vdcm.hc_map(self.tenant, gfn, count)
 
     async def hypercall_unmap(self, gfn, count=1):
+        """Unmap hypercall: unpin guest pages at once; :class:`HypercallError` if refused."""
         self._alive()
-        await self.vdcm.hv.hc_unmap(self.tenant, gfn, count)
+        await self.vdcm.hc_unmap(self.tenant, gfn, count)
 
     # -- configuration space ---------------------------------------------------------------
 
     def config_read(self, offset, size=4):
+        """A guest read of its configuration space (a trap: the space is emulated)."""
         self._alive()
         self.traps += 1
         return self.config.read(offset, size)
@@ -152,15 +254,14 @@ class VirtualDevice:
 
     def _queue(self, off):
         q, reg = divmod(off - QUEUE_BASE, QUEUE_STRIDE)
-        if off < QUEUE_BASE or q >= len(self.adis) or reg not in (RING_LO, RING_HI, RING_SIZE, QUEUE_CTRL,
-                                                                  QUEUE_STATUS):
+        if off < QUEUE_BASE or q >= len(self.adis) or reg not in _QUEUE_REGS:
             raise VirtualMmioError(f"{self.tenant.name}: no register at BAR0 {self.ctrl + off:#x}")
         return q, reg
 
     async def _emulate_read(self, off):
         if off == CAPS:
             return len(self.adis) | (RING_MAX.bit_length() - 1) << 8 | (RING_MIN.bit_length() - 1) << 16
-        caps = self.vdcm.hv.caps
+        caps = self.vdcm.caps
         if off == MAX_XFER_REG:
             return caps.max_xfer
         if off == ALIGN:
@@ -173,8 +274,10 @@ class VirtualDevice:
             return self.handles[self._handle_sel] if self._handle_sel < len(self.handles) else NO_HANDLE
         q, reg = self._queue(off)
         if reg == QUEUE_STATUS:
-            state, error = await self.vdcm.hv.pf.adi_state(self.adis[q])
+            state, error = await self.vdcm.pf.adi_state(self.adis[q])
             return state | error << 4
+        if reg == QUEUE_ENGINE:
+            return self.engines[q]
         if reg == QUEUE_CTRL:
             return 0
         return self._staged[q][reg]
@@ -186,47 +289,93 @@ class VirtualDevice:
         if off in (CAPS, MAX_XFER_REG, NUM_VECTORS, ALIGN, INT_HANDLE):
             raise VirtualMmioError(f"{self.tenant.name}: BAR0 {self.ctrl + off:#x} is read-only")
         q, reg = self._queue(off)
-        if reg == QUEUE_STATUS:
-            raise VirtualMmioError(f"{self.tenant.name}: queue {q} status is read-only")
+        if reg in _READ_ONLY_QUEUE_REGS:
+            name = "status" if reg == QUEUE_STATUS else "engine"
+            raise VirtualMmioError(f"{self.tenant.name}: queue {q} {name} is read-only")
+        if reg == RING_SIZE:
+            self._check_ring_size(q, value)
         if reg != QUEUE_CTRL:
             self._staged[q][reg] = value & 0xFFFF_FFFF
             return
-        mask = 0
-        for bit, cmd in _CTRL_BITS.items():
-            if value & bit:
-                mask |= cmd
-        if value & ~sum(_CTRL_BITS):
+        await self._control(q, value)
+
+    def _check_ring_size(self, q, size):
+        """Refuse a ring size the device would refuse at ENABLE, at the write itself."""
+        if not RING_MIN <= size <= RING_MAX or size & (size - 1):
+            raise VirtualMmioError(f"{self.tenant.name}: queue {q} ring of {size} entries; the device "
+                                   f"takes a power of two from {RING_MIN} to {RING_MAX}")
+
+    async def _control(self, q, value):
+        """A write of :class:`QueueControl` bits: ENABLE configures and enables the ADI with the
+        staged ring on the queue's engine; the other bits are ADI commands."""
+        if value & ~sum(QueueControl):
             raise VirtualMmioError(f"{self.tenant.name}: queue {q} control {value:#x} has unknown bits")
-        st = self._staged[q]
-        if mask & regmap.CMD_ADI_CMD_ENABLE_MASK:
+        ctrl = QueueControl(value)
+        if QueueControl.ENABLE in ctrl:
+            st = self._staged[q]
             size = st[RING_SIZE]
-            if not RING_MIN <= size <= RING_MAX or size & (size - 1):
-                raise VirtualMmioError(f"{self.tenant.name}: queue {q} ring of {size} entries; the device "
-                                       f"takes a power of two from {RING_MIN} to {RING_MAX}")
+            self._check_ring_size(q, size)         # still 0 when no size was written
             base = st[RING_HI] << 32 | st[RING_LO]
             if base % 64 or not self.tenant.memory.contains(base, size * 64):
                 raise VirtualMmioError(f"{self.tenant.name}: queue {q} ring at {base:#x} is not 64-byte "
                                        f"aligned inside guest memory")
-            await self.vdcm.hv.pf.enable_adi(self.adis[q], base, size, self.tenant.pasid, self.tenant.domain)
-            mask &= ~regmap.CMD_ADI_CMD_ENABLE_MASK
-        if mask:
-            await self.vdcm.hv.pf.adi_command(self.adis[q], mask)
+            await self.vdcm.pf.enable_adi(self.adis[q], base, size, self.tenant.pasid, self.tenant.domain,
+                                          engine=self.engines[q])
+            ctrl &= ~QueueControl.ENABLE
+        if ctrl:
+            await self.vdcm.pf.adi_command(self.adis[q], ctrl.adi_command)
 
 
 class Vdcm:
-    """Composes and releases virtual devices; owns the ADI and IMS-handle assignment."""
+    """Composes and releases virtual devices: the one owner of the device's ADIs and IMS handles.
 
-    def __init__(self, hv):
-        self.hv = hv
+    The hypervisor makes its device's VDCM in :meth:`~siov.sw.hv.hypervisor.Hypervisor.start`
+    (``hv.vdcm``); a second VDCM of the same device is refused with
+    :class:`~siov.sw.hv.errors.DeviceOwned`, since two would hand out the same
+    ADIs and handles.
+
+    Parameters
+    ----------
+    pf : PfDriver
+        The device's driver; the VDCM claims the role ``"vdcm"`` on it.
+    caps : DeviceCaps
+        What the device reported (ADIs, IMS entries, engines, limits).
+    hc_map, hc_unmap : async callable ``(tenant, gfn, count)``
+        The hypervisor's map and unmap hypercalls, which a virtual device forwards.
+    placement : callable, optional
+        The engine-placement rule (default :class:`SpreadPlacement`).
+
+    Attributes
+    ----------
+    placement : callable ``(count, load) -> engines``
+        Replaceable; it applies to devices composed afterwards.
+    adi_owner, handle_owner : dict
+        ADI index, IMS handle -> the :class:`VirtualDevice` holding it.
+    """
+
+    def __init__(self, pf, caps, hc_map, hc_unmap, placement=None):
+        pf.claim("vdcm", self)
+        self.pf, self.caps = pf, caps
+        self.hc_map, self.hc_unmap = hc_map, hc_unmap
+        self.placement = placement or SpreadPlacement()
         self.adi_owner = {}
         self.handle_owner = {}
         self.log = logging.getLogger("siov.hv.vdcm")
 
     def devices_of(self, tenant):
+        """The live virtual devices of ``tenant``."""
         return {d for d in set(self.adi_owner.values()) | set(self.handle_owner.values()) if d.tenant is tenant}
 
+    def engine_load(self):
+        """ADIs of live virtual devices bound to each engine, by engine index."""
+        load = [0] * self.caps.num_engines
+        for vdev in set(self.adi_owner.values()):
+            for e in vdev.engines:
+                load[e] += 1
+        return load
+
     def _free_adis(self, n, wanted):
-        caps = self.hv.caps
+        caps = self.caps
         if wanted is not None:
             for a in wanted:
                 if not 0 <= a < caps.num_adis:
@@ -236,45 +385,59 @@ class Vdcm:
             return list(wanted)
         free = [a for a in range(caps.num_adis) if a not in self.adi_owner]
         if len(free) < n:
-            from .hypervisor import NoCapacity
             raise NoCapacity(f"{n} ADIs asked for, {len(free)} free")
         return free[:n]
 
+    def _place(self, count):
+        engines = list(self.placement(count, self.engine_load()))
+        if len(engines) != count or not all(isinstance(e, int) and 0 <= e < self.caps.num_engines
+                                            for e in engines):
+            raise ValueError(f"placement rule {self.placement!r} gave {engines} for {count} queues; it must give "
+                             f"one engine in 0..{self.caps.num_engines - 1} per queue")
+        return engines
+
     async def create(self, tenant, adis=1, vectors=None, adi_indices=None):
         """A virtual device of ``adis`` ADIs (or exactly ``adi_indices``) and ``vectors``
-        interrupt vectors (default: one per ADI) for ``tenant``."""
-        from .config_space import VirtualConfigSpace
-        from .hypervisor import NoCapacity
+        interrupt vectors (default: one per ADI) for ``tenant``, its queues placed on engines
+        by :attr:`placement`."""
         chosen = self._free_adis(adis if adi_indices is None else len(adi_indices), adi_indices)
         nvec = len(chosen) if vectors is None else vectors
-        free_handles = [h for h in range(self.hv.caps.ims_entries) if h not in self.handle_owner]
+        free_handles = [h for h in range(self.caps.ims_entries) if h not in self.handle_owner]
         if len(free_handles) < nvec:
             raise NoCapacity(f"{nvec} interrupt handles asked for, {len(free_handles)} free")
         handles = free_handles[:nvec]
         config = VirtualConfigSpace(mmio_size=PORTAL * (len(chosen) + 1), msix_vectors=nvec,
                                     pasid_width=PASID_BITS)
-        vdev = VirtualDevice(self, tenant, chosen, handles, config)
-        pf = self.hv.pf
+        vdev = VirtualDevice(self, tenant, chosen, handles, config, self._place(len(chosen)))
         for a in chosen:
-            await pf.bind_adi(a, tenant.pasid, tenant.domain)
+            await self.pf.bind_adi(a, tenant.pasid, tenant.domain)
             self.adi_owner[a] = vdev
         for k, h in enumerate(handles):
-            await pf.set_ims(h, tenant.pasid, dest=tenant.dest, vector=vdev.vectors[k])
+            await self.pf.set_ims(h, tenant.pasid, dest=tenant.dest, vector=vdev.vectors[k])
             self.handle_owner[h] = vdev
-        self.log.info("virtual device for %s: ADIs %s, IMS handles %s", tenant.name, chosen, handles)
+        self.log.info("virtual device for %s: ADIs %s on engines %s, IMS handles %s", tenant.name, chosen,
+                      vdev.engines, handles)
         return vdev
 
     async def release(self, vdev):
-        """Stop and unassign everything ``vdev`` holds; the hardware is left as it was before."""
+        """Stop and unassign everything ``vdev`` holds; the hardware is left as it was before.
+
+        Each ADI is aborted (its posted descriptors are dropped; ``rtl/regs.rdl``
+        CMD.ADI_CMD.ABORT), taken out of ERROR and unbound from the tracker's
+        ADI table; each IMS entry is cleared, which also drops an interrupt it
+        held pending (IRQ.IMS: a PASID change clears PENDING without delivery).
+        A descriptor the engine is executing at that moment still runs to its
+        end; its DMA is blocked once the tenant's window is closed
+        (:meth:`~siov.sw.hv.hypervisor.Hypervisor.destroy_tenant`).
+        """
         if vdev.released:
             return
-        pf = self.hv.pf
         for a in vdev.adis:
-            await pf.adi_command(a, regmap.CMD_ADI_CMD_ABORT_MASK)
-            await pf.adi_command(a, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
-            await pf.bind_adi(a, 0, 0, valid=False)
+            await self.pf.adi_command(a, QueueControl.ABORT.adi_command)
+            await self.pf.adi_command(a, QueueControl.RESET_ERROR.adi_command)
+            await self.pf.bind_adi(a, 0, 0, valid=False)
             del self.adi_owner[a]
         for h in vdev.handles:
-            await pf.clear_ims(h)
+            await self.pf.clear_ims(h)
             del self.handle_owner[h]
         vdev.released = True

@@ -5,13 +5,35 @@
 * ``rtl``: the Verilated Device under cocotb. Its bus lives in
   :mod:`siov.tb.host` (sw/ never imports cocotb); this package only starts
   it through the cocotb runner and reads the result back.
+
+A host program is named by ``"module:function"`` (:func:`program_ref`,
+:func:`load_program`): the rtl backend imports it by that name inside the
+simulator.
 """
+
+import importlib
 
 from ...rtl.params import DeviceParams
 
-__all__ = ["run_program", "BACKENDS"]
+__all__ = ["run_program", "BACKENDS", "program_ref", "load_program"]
 
 BACKENDS = ("model", "rtl")
+
+
+def program_ref(program):
+    """``"module:function"`` naming ``program`` (a function or such a string)."""
+    if isinstance(program, str):
+        return program
+    return f"{program.__module__}:{program.__qualname__}"
+
+
+def load_program(ref):
+    """The function that ``"module:function"`` names."""
+    module, _, name = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 def run_program(program, backend="model", seed=0, params=DeviceParams(), arg=None, **options):
@@ -28,7 +50,6 @@ def run_program(program, backend="model", seed=0, params=DeviceParams(), arg=Non
     ``waves`` (dump a waveform) and ``quiet`` (the simulator's output to a log file) for the
     rtl backend.
     """
-    from ..diff import load_program, program_ref
     if backend == "model":
         from . import vtime
         from .model import ModelBus

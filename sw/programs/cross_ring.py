@@ -3,7 +3,8 @@
 The differential harness (:mod:`siov.sw.diff`) runs it on both backends and
 compares the records. For a seed it does, in order:
 
-1. sets up two VMs, each with a DMA domain and a PASID shared by two rings:
+1. has the hypervisor create two VMs, each with a DMA domain and a PASID
+   shared by two rings set up by hand through the hypervisor's driver:
    a producer ring on engine 0 and a consumer ring on engine 1 (on a Device
    of one engine, both on engine 0); a WAIT re-check period drawn from the
    seed;
@@ -20,16 +21,15 @@ compares the records. For a seed it does, in order:
    check;
 5. harvests both domains' dirty logs.
 
-What depends on timing: the records' cycles, and DMA.CNT_ALLOWED (every
-re-check of a WAIT is a tracker request); both go under ``"timing"``.
+What depends on timing: the records' cycles, and DMA.CNT_ALLOWED (see
+:data:`~siov.sw.diff.TIMING_COUNTERS`); both go under ``"timing"``.
 """
 
 import random
 
 from ..diff import Recorder
 from ..guest.ring import Ring
-from ..hv.guest_memory import window_base
-from ..hv.pf import PfDriver
+from ..hv.hypervisor import Hypervisor, TenantKind
 from ...rtl.cmd.dsa import Flag, Opcode
 from ...rtl.dma.defs import PAGE_SHIFT
 from ..model.dsa import Descriptor
@@ -56,16 +56,18 @@ class _Ring:
 
 
 class _Vm:
-    def __init__(self, index, pasid, handle):
-        self.index, self.name, self.dom, self.pasid, self.handle = index, f"vm{index}", index, pasid, handle
+    def __init__(self, index, tenant, handle):
+        self.index, self.name, self.tenant, self.handle = index, tenant.name, tenant, handle
+        self.dom, self.pasid = tenant.domain, tenant.pasid
         self.rings = []
 
 
 class _Program:
     def __init__(self, bus, seed):
         self.bus, self.rng = bus, random.Random(seed)
-        self.pf = PfDriver(bus)
-        self.rec = Recorder(bus, timing_counters=("dma_allowed",))
+        self.hv = Hypervisor(bus)
+        self.pf = self.hv.pf
+        self.rec = Recorder(self.hv, timing_counters=("dma_allowed",))
         self.expected = 0
 
     def complete(self, vm, ring, d, irq=False):
@@ -74,7 +76,7 @@ class _Program:
         d.int_handle = vm.handle
         d.completion_addr = ring.record_page * PAGE + 32 * ring.slot
         ring.slot += 1
-        self.rec.expect_record(vm.name, window_base(vm.dom) + d.completion_addr)
+        self.rec.expect_record(vm.name, vm.tenant.memory.host(d.completion_addr))
         return d
 
     async def post(self, ring, descriptors):
@@ -83,16 +85,14 @@ class _Program:
 
     async def setup(self):
         pf, rng = self.pf, self.rng
-        caps = await pf.identify()
+        caps = await self.hv.start()
         await pf.set_wait(recheck_cycles=rng.choice([0, 15, 63]), timeout_cycles=1 << 24)
         self.vms = []
         for v in range(2):
-            vm = _Vm(v, 0x300 + 0x21 * v, 7 + 5 * v)
-            base = window_base(vm.dom)
-            self.rec.tenant(vm.name, pasid=vm.pasid, dest=v + 1, host_base=base, pages=PAGES)
-            await pf.set_domain(vm.dom, base, PAGES)
+            vm = _Vm(v, self.rec.tenant(await self.hv.create_tenant(f"vm{v}", TenantKind.VM, PAGES)), 7 + 5 * v)
+            base = vm.tenant.memory.host_base
             assert await pf.pin(vm.dom, 0, PAGES)
-            await pf.set_ims(vm.handle, vm.pasid, dest=v + 1, vector=0x50 + v)
+            await pf.set_ims(vm.handle, vm.pasid, dest=vm.tenant.dest, vector=0x50 + v)
             for r in range(2):
                 adi = 2 * v + r
                 engine = r % caps.num_engines
@@ -142,7 +142,7 @@ class _Program:
         await self.bus.wait_cycles(3000)
         await self.pf.set_eligible(range(4))
         await wait_for_descriptors(self.pf, self.expected)
-        await self.rec.collect_faults()
+        await self.hv.poll_faults()
 
     async def phase2(self):
         await self.pf.set_wait(timeout_cycles=1500)
@@ -159,14 +159,14 @@ class _Program:
                                                sem_value=0, sem_mask=FULL_MASK)),
         ])
         await wait_for_descriptors(self.pf, self.expected)
-        await self.rec.collect_faults()
+        await self.hv.poll_faults()
 
     async def run(self):
         await self.setup()
         await self.phase1()
         await self.phase2()
         for vm in self.vms:
-            await self.rec.harvest(vm.name, vm.dom)
+            await self.rec.harvest(vm.name)
         return await self.rec.finish()
 
 

@@ -3,8 +3,11 @@
 The differential harness (:mod:`siov.sw.diff`) runs it on both backends and
 compares the records. For a seed it does, in order:
 
-1. sets up four tenants, each with its own DMA domain, PASID, ADI, IMS
-   entry (destination ``i + 1``, vector ``0x40 + i``) and 64-entry ring;
+1. starts the hypervisor (the device's owner: its driver, its fault queues
+   and its interrupts) and has it create four tenants, each with its own
+   DMA domain, PASID and destination ``i + 1``; then sets each one's ADI,
+   IMS entry (vector ``0x40 + i``) and 64-entry ring up by hand, through
+   the hypervisor's driver;
    tenant 2's IMS entry starts masked; the arbiter policy is drawn from the
    seed (round robin, weighted, or QoS time slices);
 2. phase 1: every tenant posts a random mix of NOOP, DRAIN, MEMMOVE (any
@@ -22,16 +25,16 @@ compares the records. For a seed it does, in order:
    pending interrupt;
 4. the dirty log of every tenant's domain is harvested.
 
-The number of faults between two drains of the fault queues stays below the
-queue depth, so what is recorded does not depend on timing.
+The hypervisor drains the fault queues after each phase. The number of
+faults between two drains stays below the queue depth, so what is recorded
+does not depend on timing.
 """
 
 import random
 
 from ..diff import Recorder
 from ..guest.ring import Ring
-from ..hv.guest_memory import window_base
-from ..hv.pf import PfDriver
+from ..hv.hypervisor import Hypervisor, TenantKind
 from ...rtl import regmap
 from ...rtl.cmd.arbiter import Policy
 from ...rtl.cmd.dsa import Flag, Opcode
@@ -51,17 +54,16 @@ class Layout:
     RO_FIRST = 20                   # pages 20..23 are only ever read
     RING_SIZE = 64
 
-    @staticmethod
-    def host(dom, guest_addr=0):
-        return window_base(dom) + guest_addr
-
 
 class _Tenant:
-    def __init__(self, index, pasid, handle, ring):
-        self.index, self.name = index, f"t{index}"
-        self.adi = self.dom = index
-        self.pasid, self.handle, self.ring = pasid, handle, ring
+    def __init__(self, index, tenant, handle, ring):
+        self.index, self.name, self.tenant = index, tenant.name, tenant
+        self.adi, self.dom = index, tenant.domain
+        self.pasid, self.handle, self.ring = tenant.pasid, handle, ring
         self.slot = 0
+
+    def host(self, guest_addr=0):
+        return self.tenant.memory.host_base + guest_addr
 
     def record_addr(self):
         page = Layout.RECORD_PAGES[0] + self.slot // (PAGE // 32)
@@ -86,8 +88,9 @@ async def wait_for_descriptors(pf, total, settle=200):
 class _Program:
     def __init__(self, bus, seed):
         self.bus, self.rng = bus, random.Random(seed)
-        self.pf = PfDriver(bus)
-        self.rec = Recorder(bus)
+        self.hv = Hypervisor(bus)
+        self.pf = self.hv.pf
+        self.rec = Recorder(self.hv)
         self.expected = 0            # descriptors the engine will complete or refuse
         self.fault_budget = 0
 
@@ -110,7 +113,7 @@ class _Program:
     def _complete(self, t, d, irq_p=0.4):
         d.flags |= Flag.CRAV | Flag.RCR
         d.completion_addr = t.record_addr()
-        self.rec.expect_record(t.name, Layout.host(t.dom, d.completion_addr))
+        self.rec.expect_record(t.name, t.host(d.completion_addr))
         if self.rng.random() < irq_p:
             d.flags |= Flag.RCI
             d.int_handle = t.handle
@@ -189,7 +192,7 @@ class _Program:
 
     async def setup(self):
         pf, rng = self.pf, self.rng
-        caps = await pf.identify()
+        caps = await self.hv.start()
         n = 4
         policy = rng.choice([Policy.RR, Policy.WRR, Policy.QOS])
         await pf.set_arbiter(policy, slice_cycles=3000, cost_a=40, cost_b=32,
@@ -197,21 +200,20 @@ class _Program:
                              quanta=[rng.choice([400, 800, 1600]) for _ in range(n)])
         self.tenants = []
         for i in range(n):
-            pasid, handle = 0x100 + 0x31 * i, (3 * i + 1) % caps.ims_entries
-            base = Layout.host(i)
-            ring = Ring(self.bus, i, Layout.RING_PAGE * PAGE, base + Layout.RING_PAGE * PAGE, Layout.RING_SIZE)
-            t = _Tenant(i, pasid, handle, ring)
-            self.rec.tenant(t.name, pasid=pasid, dest=i + 1, host_base=base, pages=Layout.PAGES)
-            await pf.set_domain(i, base, Layout.PAGES)
-            assert await pf.pin(i, 0, Layout.PAGES)
-            await pf.bind_adi(i, pasid, i)
+            tenant = self.rec.tenant(await self.hv.create_tenant(f"t{i}", TenantKind.VM, Layout.PAGES))
+            handle, dom, pasid = (3 * i + 1) % caps.ims_entries, tenant.domain, tenant.pasid
+            ring = Ring(self.bus, i, Layout.RING_PAGE * PAGE, tenant.memory.host(Layout.RING_PAGE * PAGE),
+                        Layout.RING_SIZE)
+            t = _Tenant(i, tenant, handle, ring)
+            assert await pf.pin(dom, 0, Layout.PAGES)
+            await pf.bind_adi(i, pasid, dom)
             for page in range(Layout.PAGES):
                 if page != Layout.UNMAPPED_PAGE:
                     await pf.guest_map(i, page)
-            await pf.set_ims(handle, pasid, dest=i + 1, vector=0x40 + i, mask=(i == 2))
-            await pf.enable_adi(i, ring.guest_addr, Layout.RING_SIZE, pasid, i)
+            await pf.set_ims(handle, pasid, dest=tenant.dest, vector=0x40 + i, mask=(i == 2))
+            await pf.enable_adi(i, ring.guest_addr, Layout.RING_SIZE, pasid, dom)
             for page in range(Layout.DATA_FIRST, Layout.PAGES):
-                await self.bus.mem_write(Layout.host(i, page * PAGE), rng.randbytes(PAGE))
+                await tenant.memory.write(page * PAGE, rng.randbytes(PAGE))
             self.tenants.append(t)
 
     async def phase1(self):
@@ -222,7 +224,7 @@ class _Program:
             for t in self.tenants:
                 await self.post(t, batches[t.name][b])
         await wait_for_descriptors(self.pf, self.expected)
-        await self.rec.collect_faults()
+        await self.hv.poll_faults()
 
     async def phase2(self):
         pf, rng = self.pf, self.rng
@@ -258,12 +260,12 @@ class _Program:
         await wait_for_descriptors(pf, self.expected)
         await pf.mask_ims(t2.handle, t2.pasid, mask=False)
         await self.bus.wait_cycles(200)
-        await self.rec.collect_faults()
+        await self.hv.poll_faults()
 
     async def reset_and_enable(self, t, state):
         await self.pf.adi_command(t.adi, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
         await self.pf.enable_adi(t.adi, t.ring.guest_addr, Layout.RING_SIZE, t.pasid, t.dom)
-        t.ring.tail = t.ring.head = 0
+        t.ring.reset()
         self.rec.note(t.name, "adi_state", *state)
         await self.post(t, [self.descriptor(t, bad_ok=False) for _ in range(3)])
 
@@ -272,7 +274,7 @@ class _Program:
         await self.phase1()
         await self.phase2()
         for t in self.tenants:
-            await self.rec.harvest(t.name, t.dom)
+            await self.rec.harvest(t.name)
         return await self.rec.finish()
 
 

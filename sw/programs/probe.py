@@ -38,7 +38,7 @@ async def probe(bus, seed):
     for i in range(n):
         await bus.write(regmap.GLOBAL_SCRATCH, i)
     write = (bus.now() - t) / n
-    pf = PfDriver(bus)
+    pf = PfDriver.of(bus)
     await pf.set_domain(0, BASE, 4)
     await pf.pin(0, 0, 4)
     await pf.bind_adi(0, 0x42, 0)

@@ -26,7 +26,6 @@ import random
 from ...rtl.cmd.dsa import Opcode, Status
 from ...rtl.dma.defs import PAGE_SHIFT
 from ..guest.driver import DescriptorError, FrontendDriver, QueueError, QueueFull
-from ..hv.containers import ContainerHost
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from ..hv.unpin import LruUnpin
 from ..model.dsa import Descriptor
@@ -67,7 +66,6 @@ async def run_scenario(bus, seed, arg):
     progress = arg.get("_progress")          # a callable on the model backend only
     hv = Hypervisor(bus, unpin_policy=LruUnpin(sc.cycles // 10))
     await hv.start()
-    host = ContainerHost(hv, ring_size=RING)
     runs = []
     for spec in sc.tenants:
         if spec.kind == "vm":
@@ -79,8 +77,8 @@ async def run_scenario(bus, seed, arg):
                 await q.enable()
             runs.append(_TenantRun(spec, t, vdev, drv.queues, drv))
         else:
-            node = await host.add_container(spec.name, spec.pages)
-            handle = await host.open(node.path, spec.name)
+            node = await hv.containers.add_container(spec.name, spec.pages, ring_size=RING)
+            handle = await hv.containers.open(node.path, node.tenant)
             runs.append(_TenantRun(spec, node.tenant, node.vdev, [handle.queue], handle.driver))
     weights, quanta = [1] * hv.caps.num_adis, [0] * hv.caps.num_adis
     for r in runs:
@@ -141,6 +139,10 @@ async def _workload(bus, r, queue, w, rng, end):
             r.ring_full += 1
             await bus.wait_cycles(200)
             continue
+        except QueueError:              # the queue is in error (a forged descriptor) until recovered
+            r.statuses["refused_in_error"] += 1
+            await bus.wait_cycles(200)
+            continue
         for tk, (_, size) in zip(tickets, batch):
             try:
                 rec = await queue.wait(tk, poll_cycles=10)
@@ -195,7 +197,7 @@ async def _result(bus, hv, sc, seed, runs, start):
         busy += sum(c[2] for c in r.completions)
         faults = collections.Counter(f"{f.reason:#04x}" for f in r.tenant.faults)
         tenants[r.spec.name] = {
-            "kind": r.spec.kind, "adis": r.vdev.adis, "pasid": r.tenant.pasid,
+            "kind": r.spec.kind, "adis": r.vdev.adis, "engines": r.vdev.engines, "pasid": r.tenant.pasid,
             "descriptors": len(r.completions), "bytes": moved,
             "throughput_bytes_per_kcycle": round(1000 * moved / cycles, 1),
             "latency_p50": _percentile(lat, 50), "latency_p99": _percentile(lat, 99),
@@ -211,7 +213,8 @@ async def _result(bus, hv, sc, seed, runs, start):
         "scenario": {"cycles": sc.cycles, "seed": seed, "policy": sc.arbiter.policy,
                      "device": sc.device.model_dump()},
         "tenants": tenants,
-        "device": {"engine_utilisation": round(busy / cycles, 4), "policy": sc.arbiter.policy,
+        "device": {"engine_utilisation": round(busy / (cycles * hv.caps.num_engines), 4),
+                   "engines": hv.caps.num_engines, "policy": sc.arbiter.policy,
                    "cycles": cycles, "counters": await hv.pf.counters(),
                    "unattributed_faults": len(hv.unattributed)},
         "timing_dependent": [f"tenants.*.{k}" for k in TIMING_DEPENDENT]

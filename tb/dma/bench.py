@@ -50,7 +50,7 @@ class Bench:
         self.model = DmaModel(PARAMS)
         self.raw = CsrPortBus(dut, base=regmap.DMA_BASE)
         self.bus = CheckedBus(self.raw, self.model, volatile=POLLED)
-        self.pf = PfDriver(self.bus, poll_cycles=1)
+        self.pf = PfDriver.of(self.bus, poll_cycles=1)
         self.accepts = []
         self.outs = []
         self.bfm.on_accept.append(lambda c, r: self.accepts.append(c))

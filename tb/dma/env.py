@@ -162,8 +162,8 @@ class CsrAgent(uvm_component):
     def attach(self, bfm, model):
         self.raw = CsrPortBus(bfm.dut, base=regmap.DMA_BASE)
         self.bus = CheckedBus(self.raw, model, volatile=POLLED)
-        self.pf = PfDriver(self.bus, poll_cycles=1)
-        self.raw_pf = PfDriver(self.raw)
+        self.pf = PfDriver.of(self.bus, poll_cycles=1)
+        self.raw_pf = PfDriver.of(self.raw)
 
     async def range_op(self, code, dom, start, count):
         """Run range operation ``code``; True if the tracker took it, as the model did."""

@@ -191,7 +191,7 @@ class CsrAgent(uvm_component):
         # The ring's consumer index moves with the hardware, the model's with the replay.
         heads = {page_address(a, PAGE_HEAD) for a in range(model.params.num_adis)}
         self.bus = CheckedBus(rtl, model, self.VOLATILE | heads)
-        self.pf = PfDriver(self.bus)
+        self.pf = PfDriver.of(self.bus)
 
 
 class GuestAgent(uvm_component):
