@@ -17,8 +17,14 @@ import click
 
 __all__ = ["main"]
 
+#: Device cycles per second of wall time, measured on the default scenario (docs/PERFORMANCE.md),
+#: for the estimate ``siov run`` prints up front; a run is refused without ``--yes`` past LONG_RUN_S.
+CYCLES_PER_S = {"model": 150_000, "rtl": 20_000}
+LONG_RUN_S = 600
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="siov", prog_name="siov")
 def main():
     """siov: a scalable-IOV accelerator and its virtualization stack, simulated."""
 
@@ -31,11 +37,13 @@ def main():
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path), default=pathlib.Path("build/run"),
               show_default=True, help="folder for results.json, trace.json and the plots")
 @click.option("--waves", is_flag=True, help="rtl backend: dump a waveform and print its path")
-def run(scenario, backend, seed, out, waves):
+@click.option("--yes", is_flag=True, help=f"run even if the estimated wall time exceeds {LONG_RUN_S // 60} minutes")
+def run(scenario, backend, seed, out, waves, yes):
     """Run SCENARIO (TOML; default: a built-in one, four VMs and two containers on the model
     backend, a short one of two VMs and a container on the rtl backend)."""
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
     from .platform import run_program
@@ -47,18 +55,27 @@ def run(scenario, backend, seed, out, waves):
     try:
         sc = load(scenario) if scenario else parse(builtin, "<built-in scenario>")
     except ScenarioError as e:
-        console.print(f"[red]scenario error[/red]\n{e}")
+        console.print(f"[red]scenario error[/red]\n{escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     text = scenario.read_text() if scenario else builtin
     if waves and backend != "rtl":
         console.print("[red]--waves needs --backend rtl[/red]")
         sys.exit(2)
+    eta = sc.cycles / CYCLES_PER_S[backend]
+    if eta > LONG_RUN_S and not yes:
+        console.print(f"[red]{sc.cycles:,} device cycles would take about {_duration(eta)} on the {backend} "
+                      f"backend[/red] (at ~{CYCLES_PER_S[backend]:,} cycles/s); pass --yes to run it anyway, "
+                      f"or shorten `cycles`")
+        sys.exit(2)
+    if eta > 10:
+        console.print(f"estimated wall time: about {_duration(eta)} ({sc.cycles:,} device cycles)")
     arg = {"scenario": text, "source": str(scenario or "<built-in scenario>"), "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if backend == "model":
         with Progress(TextColumn("[bold]model[/bold]"), BarColumn(), TextColumn("{task.completed:,.0f} / "
-                      "{task.total:,.0f} cycles"), TimeElapsedColumn(), console=console) as progress:
+                      "{task.total:,.0f} cycles"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=console) as progress:
             task = progress.add_task("run", total=sc.cycles)
             arg["_progress"] = lambda done, total: progress.update(task, completed=done)
             result = run_program("siov.sw.programs.scenario:run_scenario", "model", seed=seed or 0,
@@ -94,6 +111,22 @@ def run(scenario, backend, seed, out, waves):
                   f"{dev['cycles'] / wall:,.0f} device cycles per second of wall time ({wall:.1f} s)")
     console.print(f"wrote {out / 'results.json'}, {out / 'trace.json'} (open in ui.perfetto.dev), "
                   f"{out / 'throughput.png'}, {out / 'latency.png'}")
+
+
+def _duration(seconds):
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@main.command()
+@click.option("--example", is_flag=True, required=True,
+              help="print the built-in scenario with every key commented, as a starting file")
+def scenario(example):
+    """Print a scenario file to start from: siov scenario --example > my.toml"""
+    from .scenario import example_text
+    click.echo(example_text(), nl=False)
 
 
 class _tail_logs:
@@ -174,13 +207,17 @@ def verilog(out, tops):
     import subprocess
 
     from ..rtl.ecp5 import SIM_MODEL
-    from ..rtl.generate import main as generate
+    from ..rtl.generate import TOPS, write_all
     from ..tb.runner import WAIVERS, setup_verilator_env
-    generate(["--out", out, *tops])
+    unknown = [t for t in tops if t not in TOPS]
+    if unknown:
+        click.echo(f"no top {', '.join(unknown)}; the tops are: {', '.join(TOPS)}", err=True)
+        sys.exit(2)
     env = dict(os.environ)
     setup_verilator_env(env)
     failed = 0
-    for v in sorted(pathlib.Path(out).glob("*.v")):
+    for v in write_all(out, list(tops) or None):       # lint what was written now, nothing stale
+        click.echo(f"wrote {v}")
         models = [str(SIM_MODEL)] if "DP16KD" in v.read_text() else []
         proc = subprocess.run(["verilator", "--lint-only", "-Wall", str(WAIVERS), *models, str(v),
                                "--top-module", v.stem], capture_output=True, text=True, env=env)

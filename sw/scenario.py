@@ -45,11 +45,12 @@ import re
 import tomllib
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..rtl.cmd.dsa import MAX_XFER
 from ..rtl.params import DeviceParams
 
-__all__ = ["Scenario", "ScenarioError", "load", "parse", "DEFAULT", "DEFAULT_SHORT"]
+__all__ = ["Scenario", "ScenarioError", "load", "parse", "example_text", "DEFAULT", "DEFAULT_SHORT"]
 
 
 class ScenarioError(ValueError):
@@ -61,114 +62,163 @@ class _Strict(BaseModel):
 
 
 class Device(_Strict):
-    num_adis: int = 16
-    ims_entries: int = 256
-    num_domains: int = 8
-    pages_per_domain: int = 4096
+    """``[device]``: the Device's elaboration parameters (rtl/params.py)."""
+    num_adis: int = Field(16, description="assignable interfaces (queues) of the Device")
+    ims_entries: int = Field(256, description="interrupt message store entries")
+    num_domains: int = Field(8, description="DMA domains: one per tenant")
+    pages_per_domain: int = Field(4096, description="4 KiB pages a domain's window can hold")
 
     def params(self):
         return DeviceParams(**self.model_dump())
 
 
 class Arbiter(_Strict):
-    policy: Literal["rr", "wrr", "qos"] = "rr"
-    slice_cycles: int = Field(4000, ge=0, lt=1 << 24)
-    cost_a: int = Field(40, ge=0, lt=1 << 24)
-    cost_b: int = Field(32, ge=0, lt=1 << 16)
+    """``[arbiter]``: the engines' arbitration policy and its budget parameters."""
+    policy: Literal["rr", "wrr", "qos"] = Field("rr", description="rr | wrr (weights) | qos (time-slice budgets)")
+    slice_cycles: int = Field(4000, ge=0, lt=1 << 24, description="qos: slice length in device cycles")
+    cost_a: int = Field(40, ge=0, lt=1 << 24, description="cost model: A + B/256 per byte (A)")
+    cost_b: int = Field(32, ge=0, lt=1 << 16, description="cost model: B, per 256 bytes")
 
 
 class Workload(_Strict):
-    kind: Literal["copy", "fill", "compare"]
-    size: tuple[int, int] = (64, 512)
-    batch: int = Field(4, ge=1, le=64)
-    interval: int = Field(0, ge=0)
-    interrupt: bool = True
-    seed: int = 0
+    """``[[tenants.workloads]]``: a stream of descriptors one tenant posts."""
+    kind: Literal["copy", "fill", "compare"] = Field(description="copy | fill | compare")
+    size: tuple[int, int] = Field((64, 512), description="[min, max] bytes, drawn uniformly")
+    batch: int = Field(4, ge=1, le=64, description="descriptors per doorbell")
+    interval: int = Field(0, ge=0, description="device cycles between batches (0: as fast as completions allow)")
+    interrupt: bool = Field(True, description="ask for a completion interrupt")
+    seed: int = Field(0, description="offsets this workload's random draws")
 
-    @model_validator(mode="after")
-    def _sizes(self):
-        lo, hi = self.size
-        if not 1 <= lo <= hi <= 1 << 20:
-            raise ValueError(f"size must be [min, max] with 1 <= min <= max <= 1048576, not [{lo}, {hi}]")
-        return self
 
 
 class Tenant(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
-    kind: Literal["vm", "container"] = "vm"
-    adis: int = Field(1, ge=1)
-    weight: int = Field(1, ge=0, le=255)
-    quantum: int = Field(1000, ge=0, lt=1 << 24)
-    pages: int = Field(64, ge=8)
+    """``[[tenants]]``: a VM or a container with its virtual device and its work."""
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="unique name")
+    kind: Literal["vm", "container"] = Field("vm", description="vm | container (one device node)")
+    adis: int = Field(1, ge=1, description="queues of its virtual device")
+    weight: int = Field(1, ge=0, le=255, description="wrr: its share of grants")
+    quantum: int = Field(1000, ge=0, lt=1 << 24, description="qos: cost it may spend per slice")
+    pages: int = Field(64, ge=8, description="4 KiB pages of guest memory")
     workloads: list[Workload] = Field(default_factory=list)
 
 
 class Fault(_Strict):
-    tenant: str
-    kind: Literal["flood", "foreign_map", "forged_pasid"]
-    at: int = Field(0, ge=0)
+    """``[[faults]]``: a misbehaviour injected into one tenant."""
+    tenant: str = Field(description="the tenant that misbehaves")
+    kind: Literal["flood", "foreign_map", "forged_pasid"] = Field(description="flood | foreign_map | forged_pasid")
+    at: int = Field(0, ge=0, description="device cycle it starts")
 
 
 class Scenario(_Strict):
-    cycles: int = Field(200_000, ge=1000)
-    seed: int = 0
+    """A whole scenario file, checked field by field (the cross-field checks are in :func:`parse`)."""
+    cycles: int = Field(200_000, ge=1000, lt=1 << 48, description="length of the run, device cycles")
+    seed: int = Field(0, description="seed of every random draw (siov run --seed overrides it)")
     device: Device = Device()
     arbiter: Arbiter = Arbiter()
     tenants: list[Tenant] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _fits(self):
-        p = self.device.params()
-        names = [t.name for t in self.tenants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"tenant names must be unique: {names}")
-        total = sum(t.adis for t in self.tenants)
-        if total > p.num_adis:
-            raise ValueError(f"tenants ask for {total} ADIs; the device has {p.num_adis}")
-        if len(self.tenants) > p.num_domains:
-            raise ValueError(f"{len(self.tenants)} tenants; the device has {p.num_domains} DMA domains")
-        for t in self.tenants:
-            if t.pages > p.pages_per_domain:
-                raise ValueError(f"tenant {t.name}: {t.pages} pages; a domain holds {p.pages_per_domain}")
-            if self.arbiter.policy == "wrr" and t.weight == 0:
-                raise ValueError(f"tenant {t.name}: weight 0 under weighted round robin")
-        for f in self.faults:
-            if f.tenant not in names:
-                raise ValueError(f"fault names tenant {f.tenant!r}, which is not in tenants")
-        return self
+
+
+def _cross_checks(sc):
+    """Problems no single field shows, each as ``(location, message)``: a location is the
+    path of keys and list indices of the value at fault, as pydantic gives its own."""
+    p = sc.device.params()
+    problems = []
+    seen = {}
+    for i, t in enumerate(sc.tenants):
+        if t.name in seen:
+            problems.append((("tenants", i, "name"), f"tenant name {t.name!r} is used by tenant "
+                                                      f"{seen[t.name]} too; names must be unique"))
+        seen.setdefault(t.name, i)
+        if t.pages > p.pages_per_domain:
+            problems.append((("tenants", i, "pages"), f"{t.pages} pages; a domain holds {p.pages_per_domain}"))
+        if sc.arbiter.policy == "wrr" and t.weight == 0:
+            problems.append((("tenants", i, "weight"), f"tenant {t.name}: weight 0 under weighted round robin "
+                                                       f"would never run"))
+        for j, w in enumerate(t.workloads):
+            lo, hi = w.size
+            if not 1 <= lo <= hi <= MAX_XFER:
+                problems.append((("tenants", i, "workloads", j, "size"),
+                                 f"size must be [min, max] with 1 <= min <= max <= {MAX_XFER}, not [{lo}, {hi}]"))
+    total = sum(t.adis for t in sc.tenants)
+    if total > p.num_adis:
+        problems.append((("tenants",), f"tenants ask for {total} ADIs; the device has {p.num_adis}"))
+    if len(sc.tenants) > p.num_domains:
+        problems.append((("tenants",), f"{len(sc.tenants)} tenants; the device has {p.num_domains} DMA domains"))
+    for k, f in enumerate(sc.faults):
+        if f.tenant not in seen:
+            problems.append((("faults", k, "tenant"), f"fault names tenant {f.tenant!r}, which is not in tenants"))
+    return problems
 
 
 def _line_of(text, loc):
-    """The line of the last key of ``loc`` in ``text`` (the first occurrence), or None."""
-    keys = [k for k in loc if isinstance(k, str)]
-    if not keys:
-        return None
-    m = re.search(rf"^\s*{re.escape(keys[-1])}\s*=|^\s*\[+\s*{re.escape(keys[-1])}\s*\]+", text, re.M)
-    return text.count("\n", 0, m.start()) + 1 if m else None
+    """The line of the value at ``loc`` (keys and list indices, as pydantic gives them) in
+    ``text``, or None: the ``n``-th ``[[table]]`` of an array of tables, then the key inside it."""
+    lines = text.splitlines()
+    start, end, path = 0, len(lines), []
+    header = re.compile(r"^\s*\[")
+    for k, key in enumerate(loc):
+        if isinstance(key, int):
+            continue
+        path.append(key)
+        index = loc[k + 1] if k + 1 < len(loc) and isinstance(loc[k + 1], int) else None
+        if index is not None:
+            table = re.compile(rf"^\s*\[\[\s*{re.escape('.'.join(path))}\s*\]\]")
+            hits = [n for n in range(start, end) if table.match(lines[n])]
+            if index >= len(hits):
+                return None
+            start = hits[index]
+            # the table ends at the next header that is not one of its own sub-tables
+            own = re.compile(rf"^\s*\[+\s*{re.escape('.'.join(path))}\.")
+            end = next((n for n in range(start + 1, end) if header.match(lines[n]) and not own.match(lines[n])),
+                       end)
+            continue
+        pat = re.compile(rf"^\s*{re.escape(key)}\s*=|^\s*\[+\s*{re.escape('.'.join(path))}\s*\]+")
+        hit = next((n for n in range(start, end) if pat.match(lines[n])), None)
+        if hit is None:
+            return start + 1 if path[:-1] and start else None
+        if k == len(loc) - 1:
+            return hit + 1
+        start = hit
+    return start + 1 if loc else None
 
 
 def parse(text, source="<scenario>"):
-    """A checked :class:`Scenario` from TOML ``text``; :class:`ScenarioError` otherwise."""
+    """A checked :class:`Scenario` from TOML ``text``; :class:`ScenarioError` otherwise.
+
+    Every problem is reported as ``source:line: key: message``, field checks and
+    cross-field checks alike, in the project's words.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: not valid TOML: {e}") from None
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
+        problems = _cross_checks(sc)
     except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"]) or "(top level)"
-            where = _line_of(text, err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{source}{f':{where}' if where else ''}: {loc}: {msg}")
-        raise ScenarioError("\n".join(lines)) from None
+        problems = [(err["loc"], "unknown key" if err["type"] == "extra_forbidden"
+                     else _PYDANTIC_PREFIX.sub("", err["msg"])) for err in e.errors()]
     except (TypeError, ValueError) as e:        # DeviceParams' own checks
-        raise ScenarioError(f"{source}: device: {e}") from None
+        problems = [(("device",), str(e))]
+    if problems:
+        raise ScenarioError("\n".join(_where(source, text, loc) + msg for loc, msg in problems))
+    return sc
+
+
+#: pydantic's wording before a validator's own message ("Value error, ...").
+_PYDANTIC_PREFIX = re.compile(r"^(Value|Assertion) error, ")
+
+
+def _where(source, text, loc):
+    line = _line_of(text, loc)
+    key = ".".join(str(x) for x in loc) or "(top level)"
+    return f"{source}{f':{line}' if line else ''}: {key}: "
 
 
 def load(path):
+    """A checked :class:`Scenario` from the TOML file at ``path``; :class:`ScenarioError` otherwise."""
     with open(path, encoding="utf-8") as f:
         return parse(f.read(), str(path))
 
@@ -303,3 +353,26 @@ tenant = "vm1"
 kind = "foreign_map"
 at = 10000
 """
+
+
+#: The table of each header, for :func:`example_text`.
+_TABLES = {"": Scenario, "device": Device, "arbiter": Arbiter, "tenants": Tenant,
+           "tenants.workloads": Workload, "faults": Fault}
+
+
+def example_text():
+    """The built-in scenario as a starting file: every key commented from the schema's descriptions."""
+    out = ["# A siov scenario: siov run FILE. An unknown key or a bad value is refused with its line.", ""]
+    table = Scenario
+    for line in DEFAULT.splitlines():
+        head = re.match(r"^\s*\[+\s*([\w.]+)\s*\]+", line)
+        key = re.match(r"^\s*(\w+)\s*=", line)
+        if head:
+            table = _TABLES.get(head.group(1), table)
+            doc = (table.__doc__ or "").split(":", 1)[-1].strip().rstrip(".")
+            out.append(f"{line:<34}# {doc}" if doc else line)
+        elif key and key.group(1) in table.model_fields and table.model_fields[key.group(1)].description:
+            out.append(f"{line:<34}# {table.model_fields[key.group(1)].description}")
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"

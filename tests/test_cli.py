@@ -65,6 +65,64 @@ def test_scenario_errors_name_the_key(text, message):
         parse(text, "<s>")
 
 
+@pytest.mark.parametrize("text, message", [
+    ("[[tenants]]\nname = 'a'\n[[tenants]]\nname = 'b'\n[[tenants]]\nname = 'a'\n",
+     r"^<s>:6: tenants.2.name: tenant name 'a' is used by tenant 0 too"),
+    ("[arbiter]\npolicy = 'wrr'\n[[tenants]]\nname = 'a'\n[[tenants]]\nname = 'b'\nweight = 0\n",
+     r"^<s>:7: tenants.1.weight: tenant b: weight 0"),
+    ("[[tenants]]\nname = 'a'\n[[tenants]]\nname = 'b'\n[[tenants.workloads]]\nkind = 'copy'\n"
+     "[[tenants.workloads]]\nkind = 'fill'\nsize = [9, 3]\n", r"^<s>:9: tenants.1.workloads.1.size: size must be"),
+    ("[[tenants]]\nname = 'a'\n[[faults]]\ntenant = 'a'\nkind = 'flood'\n[[faults]]\ntenant = 'b'\n"
+     "kind = 'flood'\n", r"^<s>:7: faults.1.tenant: fault names tenant 'b'"),
+    ("[[tenants]]\nname = 'a'\npages = 9000\n", r"^<s>:3: tenants.0.pages: 9000 pages"),
+])
+def test_cross_field_errors_name_the_key_and_line(text, message):
+    with pytest.raises(ScenarioError, match=message) as e:
+        parse(text, "<s>")
+    assert "Value error" not in str(e.value)
+
+
+def test_example_scenario_is_the_builtin_one_commented():
+    from siov.sw.scenario import example_text
+    text = example_text()
+    assert parse(text) == parse(DEFAULT)
+    assert "# rr | wrr" in text and "# length of the run, device cycles" in text
+    res = CliRunner().invoke(main, ["scenario", "--example"])
+    assert res.exit_code == 0 and res.output == text
+
+
+def test_version():
+    res = CliRunner().invoke(main, ["--version"])
+    assert res.exit_code == 0 and res.output.startswith("siov, version ")
+
+
+def test_error_text_is_not_taken_for_markup(tmp_path):
+    """Rich markup must not eat ``[min, max]`` from a message."""
+    (tmp_path / "s.toml").write_text("[[tenants]]\nname = 'a'\n[[tenants.workloads]]\nkind = 'copy'\nsize = [0, 1]\n")
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "size must be [min, max] with" in res.output
+
+
+def test_a_run_too_long_asks_for_yes(tmp_path):
+    (tmp_path / "s.toml").write_text("cycles = 1000000000000\n[[tenants]]\nname = 'a'\n")
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "--yes" in res.output and "days" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_verilog_names_the_tops_for_an_unknown_one(tmp_path):
+    res = CliRunner().invoke(main, ["verilog", "--out", str(tmp_path), "siov_foo"])
+    assert res.exit_code == 2 and "no top siov_foo" in res.output and "siov_device" in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_verilog_lints_only_what_was_asked(tmp_path):
+    (tmp_path / "siov_stale.v").write_text("module siov_stale(input a); endmodule\n")
+    res = CliRunner().invoke(main, ["verilog", "--out", str(tmp_path), "siov_arbiter"])
+    assert res.exit_code == 0, res.output
+    assert "lint siov_arbiter: clean" in res.output and "siov_stale" not in res.output
+
+
 def test_run_model_is_reproducible_and_writes_everything(tmp_path):
     (tmp_path / "s.toml").write_text(SMALL)
     outs = []
