@@ -102,6 +102,7 @@ class Recorder:
         self.tenants[name].events.append(list(event))
 
     def expect_record(self, name, host_addr):
+        """Tenant ``name`` posted a descriptor whose completion record lands at ``host_addr``."""
         self.tenants[name].record_addrs.append(host_addr)
 
     async def harvest(self, name):

@@ -172,10 +172,12 @@ class Queue:
 
     @property
     def size(self):
+        """Entries of the ring (0 while the queue is closed)."""
         return self.ring.size if self.ring else 0
 
     @property
     def tail(self):
+        """The producer index: where the next descriptor goes."""
         return self.ring.tail if self.ring else 0
 
     def _reg(self, reg):
@@ -235,6 +237,7 @@ class Queue:
             waited += 50
 
     async def reset_error(self):
+        """Take the queue's ADI out of ERROR (to DISABLED; :meth:`recover` also enables it)."""
         await self._control(QueueControl.RESET_ERROR)
 
     async def close(self):

@@ -40,12 +40,15 @@ class AdiPortal:
         self.bus, self.adi = bus, adi
 
     async def write_tail(self, tail):
+        """Ring the doorbell: the new producer index."""
         await self.bus.write(page_address(self.adi, PAGE_TAIL), tail)
 
     async def read_head(self):
+        """The device's consumer index."""
         return await self.bus.read(page_address(self.adi, PAGE_HEAD))
 
     async def read_state(self):
+        """The ADI's state (:class:`~siov.rtl.regmap.AdiState` encoding)."""
         return await self.bus.read(page_address(self.adi, PAGE_STATE))
 
 
@@ -99,6 +102,7 @@ class Ring:
         return self.size - 1 - (self.tail - self.head) % self.size
 
     async def read_head(self):
+        """Read the device's consumer index (and keep it for :meth:`free`)."""
         self.head = await self.portal.read_head()
         return self.head
 

@@ -49,6 +49,7 @@ class DeviceNode:
 
     @property
     def open_handles(self):
+        """Handles open on the node now."""
         return sum(not h.closed for h in self.handles)
 
 
@@ -73,19 +74,23 @@ class NodeHandle:
         return addr
 
     async def unmap(self, addr, nbytes):
+        """Unmap ``nbytes`` at ``addr`` for the device and give the memory back."""
         self._alive()
         await self.driver.dma_unmap(addr, nbytes)
         self.driver.memory.free(addr)
 
     async def write(self, addr, data):
+        """Write ``data`` into the container's memory at ``addr``."""
         self._alive()
         await self.driver.memory.write(addr, data)
 
     async def read(self, addr, n):
+        """``n`` bytes of the container's memory at ``addr``."""
         self._alive()
         return await self.driver.memory.read(addr, n)
 
     async def submit(self, descriptors, interrupt=True):
+        """Post ``descriptors`` on the container's queue (see :meth:`~siov.sw.guest.driver.Queue.submit`)."""
         self._alive()
         return await self.queue.submit(descriptors, interrupt=interrupt)
 

@@ -56,6 +56,7 @@ class GuestMemory:
         self.released = False
 
     def contains(self, addr, n=1):
+        """Whether ``n`` bytes at guest address ``addr`` are inside the guest's memory."""
         return 0 <= addr and n >= 0 and addr + n <= self.size
 
     def release(self):
@@ -105,6 +106,7 @@ class GuestMemory:
         raise OutOfGuestMemory(f"no {need} free pages in a guest of {self.pages}")
 
     def free(self, addr):
+        """Give back the allocation at guest address ``addr``."""
         first = addr // PAGE
         if addr % PAGE or first not in self._allocated:
             raise GuestAddressError(f"guest address {addr:#x} was not allocated")

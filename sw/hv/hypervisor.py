@@ -138,11 +138,13 @@ class Hypervisor:
 
     @property
     def vdcm(self):
+        """The device's one :class:`~siov.sw.hv.vdcm.Vdcm` (after :meth:`start`)."""
         self._started("VDCM")
         return self._vdcm
 
     @property
     def containers(self):
+        """The device's one :class:`~siov.sw.hv.containers.ContainerHost` (after :meth:`start`)."""
         self._started("container host")
         return self._containers
 

@@ -216,10 +216,12 @@ class PfDriver:
         return not await self._wait_dma_idle()
 
     async def pin(self, dom, start, count):
+        """Pin pages ``start .. start+count-1`` of ``dom``; False if the tracker refused."""
         return await self.range_op(RangeOp.PIN, dom, start, count)
 
 
     async def unpin(self, dom, start, count):
+        """Forced unpin: clear pinned, mapped and unmap-requested; False if the tracker refused."""
         return await self.range_op(RangeOp.UNPIN, dom, start, count)
 
     async def reclaim(self, dom, start, count):
@@ -376,6 +378,7 @@ class PfDriver:
             await self.bus.write(regmap.ENG_WAIT_TIMEOUT, timeout_cycles)
 
     async def engine_busy(self):
+        """Whether some engine is executing a descriptor (ENG.ENG_STATUS.BUSY)."""
         return bool(await self.bus.read(regmap.ENG_ENG_STATUS) & regmap.ENG_ENG_STATUS_BUSY_MASK)
 
     async def counters(self):

@@ -15,6 +15,7 @@ __all__ = ["Tenant", "TenantKind"]
 
 
 class TenantKind(enum.Enum):
+    """A tenant is a VM (guest driver on its virtual device) or a container (a device node)."""
     VM = "vm"
     CONTAINER = "container"
 
@@ -62,6 +63,7 @@ class Tenant:
 
     @property
     def pages(self):
+        """Size of its guest memory in pages."""
         return self.memory.pages
 
     def note_unmap(self, page, cycle):

@@ -38,13 +38,16 @@ __all__ = ["NeverUnpin", "ThresholdUnpin", "LruUnpin", "POLICIES"]
 
 
 class NeverUnpin:
+    """Pages stay pinned until the tenant goes."""
     name = "never"
 
     def select(self, pinned, requested, now, requested_at):
+        """Nothing."""
         return set()
 
 
 class ThresholdUnpin:
+    """Reclaim every unmap-requested page once more than ``max_pinned`` pages are pinned."""
     name = "threshold"
 
     def __init__(self, max_pinned):
@@ -53,10 +56,12 @@ class ThresholdUnpin:
         self.max_pinned = max_pinned
 
     def select(self, pinned, requested, now, requested_at):
+        """All requested pages, if the tenant holds more than ``max_pinned`` pinned."""
         return set(requested) if len(pinned) > self.max_pinned else set()
 
 
 class LruUnpin:
+    """Reclaim a page once its unmap request is ``age_cycles`` old (see the module for the age)."""
     name = "lru"
 
     def __init__(self, age_cycles):
@@ -65,6 +70,7 @@ class LruUnpin:
         self.age_cycles = age_cycles
 
     def select(self, pinned, requested, now, requested_at):
+        """The requested pages whose request is at least ``age_cycles`` old at ``now``."""
         return {p for p in requested if now - requested_at.get(p, now) >= self.age_cycles}
 
 

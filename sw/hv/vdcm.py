@@ -161,6 +161,7 @@ class VirtualDevice:
 
     @property
     def ctrl(self):
+        """BAR 0 offset of the control block (``CTRL``): after the queues' doorbell pages."""
         return PORTAL * len(self.adis)
 
     def _alive(self):

@@ -33,6 +33,7 @@ class VirtualInterruptController:
         return self._events[vector]
 
     def raise_vector(self, vector, cycle):
+        """Make ``vector`` pending (the hypervisor's interrupt routing calls it)."""
         self.log.append((vector, cycle))
         self.pending[vector] += 1
         self._event(vector).set()

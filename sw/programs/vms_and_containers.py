@@ -62,6 +62,7 @@ async def _records(queue_wait, tickets, errors, addrs):
 
 
 async def vms_and_containers(bus, seed):
+    """The two-VM, two-container program; returns its record (see the module)."""
     rng = random.Random(seed)
     hv = Hypervisor(bus, unpin_policy=LruUnpin(2000))
     await hv.start()
