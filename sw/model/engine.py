@@ -81,6 +81,7 @@ completion record included; ``pages_written`` lists the device pages written
 (first-write order, no repeats) for dirty tracking.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ...rtl.cmd.cost import COST_FRAC_BITS
@@ -270,6 +271,11 @@ class Outcome:
     ``retry``: a WAIT whose condition was false and that has not timed out;
     its status is ``NONE``, nothing was written and nothing is to be
     delivered: the descriptor stays at its ring's head for a re-check.
+    ``executed``: the record as the operation left it, before the write of
+    the record itself, which can turn the status into ``PAGE_FAULT`` or
+    ``HW_ERROR`` (and name the record's address as the fault): what the
+    engine did with the descriptor, and so what it spent on it, follows from
+    this one (a refused opcode whose record faults moved no data).
     """
     status: Status
     record: CompletionRecord
@@ -279,6 +285,12 @@ class Outcome:
     bytes_written: int = 0
     pages_written: list = field(default_factory=list)
     retry: bool = False
+    executed: "CompletionRecord | None" = None
+
+    @property
+    def op_status(self):
+        """The :class:`Status` of the operation itself (before its record was written)."""
+        return Status((self.executed or self.record).status)
 
     @property
     def fault_addr(self):
@@ -421,6 +433,7 @@ class Engine:
                     return Outcome(Status.NONE, rec, None, None, self._read, self._written, [], retry=True)
                 status = Status.WAIT_TIMEOUT
         rec.status = status.value
+        executed = dataclasses.replace(rec)
 
         flags = desc.flags
         completion = None
@@ -440,7 +453,7 @@ class Engine:
         if flags & Flag.RCI and desc.int_handle < self.num_handles:
             interrupt = Message(True, desc.pasid, desc.int_handle)
         return Outcome(status, rec, completion, interrupt, self._read, self._written,
-                       list(self._pages))
+                       list(self._pages), executed=executed)
 
     def _store(self, pasid, addr, data):
         """Write ``data`` at device address ``addr`` (one page); True if the bus answered an error."""

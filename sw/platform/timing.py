@@ -55,6 +55,36 @@ def _pieces(addrs, n):
     return len(cuts) - 1
 
 
+#: Statuses of the checks before execution: the engine moved no data.
+_CHECKS = frozenset({Status.BAD_OPCODE, Status.INVALID_FLAGS, Status.INVALID_INT_HANDLE, Status.XFER_SIZE,
+                     Status.ADDR_ALIGN})
+_OPCODES = {op.value: op for op in Opcode}
+
+
+def _cuts(addrs, n):
+    """Offsets in ``[0, n]`` where a transfer of ``n`` bytes from each of ``addrs`` is cut into pieces."""
+    return sorted({0, n} | {c for a in addrs for c in range(PAGE - a % PAGE, n, PAGE)})
+
+
+def _span(op, desc, executed):
+    """``(lo, hi)``: the byte offsets of the transfer the engine moved for ``desc``.
+
+    All of it, except where it stopped: COMPARE at the end of the piece
+    holding the first difference, and a bus error (HW_ERROR) at the end of
+    the piece that got it (the movers finish a piece whatever its
+    responses), counted from the top for a descending MEMMOVE."""
+    n = desc.xfer_size
+    stopped = Status(executed.status) is Status.HW_ERROR or op is Opcode.COMPARE and executed.result
+    if not stopped:
+        return 0, n
+    addrs = (desc.dst_addr,) if op is Opcode.MEMFILL else (desc.src_addr, desc.dst_addr)
+    cuts = _cuts(addrs, n)
+    done = executed.bytes_completed
+    if op is Opcode.MEMMOVE and executed.result:            # descending: from the top
+        return max([c for c in cuts if c < n - done], default=0), n
+    return 0, next((c for c in cuts if c > done), n)
+
+
 def features(desc, outcome):
     """``(kind, pieces, read_beats, write_beats, record)`` of one executed descriptor.
 
@@ -66,41 +96,42 @@ def features(desc, outcome):
     one 8-byte beat read or written; a WAIT check that is retried, or that
     times out, costs what a satisfied one does), and ``"WAIT_FAULT_READ"`` /
     ``"SIGNAL_FAULT_WRITE"`` when the semaphore's page faults.
+
+    The kind follows from what the operation did (:attr:`Outcome.executed`),
+    not from the status its record write may have turned it into: a
+    descriptor refused by its checks costs a check whether or not its record
+    then faults, as in the RTL, where the checks decide before any transfer.
+    No descriptor value makes this raise or count more than the engine moved.
     """
-    status = outcome.status
+    executed = outcome.executed or outcome.record
+    status = Status(executed.status)
     record = int(outcome.completion is not None)
-    if status in (Status.BAD_OPCODE, Status.INVALID_FLAGS, Status.INVALID_INT_HANDLE,
-                  Status.XFER_SIZE, Status.ADDR_ALIGN):
+    op = desc.opcode if isinstance(desc.opcode, Opcode) else _OPCODES.get(desc.opcode)
+    if op is None or status in _CHECKS:
         return "CHECK", 0, 0, 0, record
-    op = desc.opcode if isinstance(desc.opcode, Opcode) else Opcode(desc.opcode)
     if op in (Opcode.NOOP, Opcode.DRAIN):
         return op.name, 0, 0, 0, record
     if op in SEMAPHORE_OPCODES:
-        if status is Status.PAGE_FAULT and outcome.fault_addr != desc.completion_addr:
+        if status is Status.PAGE_FAULT:
             return op.name + ("_FAULT_WRITE" if op is Opcode.SIGNAL else "_FAULT_READ"), 0, 0, 0, record
         reads = int(op is Opcode.WAIT)
         return op.name, 1, reads, 1 - reads, record
-    if status is Status.PAGE_FAULT and outcome.fault_addr != desc.completion_addr:
+    if status is Status.PAGE_FAULT:
         # Stopped at a translation: the time depends on which side faulted and on what was done.
-        n = outcome.bytes_completed
-        kind = f"{op.name}_FAULT_" + ("WRITE" if outcome.record.status_write else "READ")
+        n = executed.bytes_completed
+        kind = f"{op.name}_FAULT_" + ("WRITE" if executed.status_write else "READ")
         src = desc.src_addr if op is not Opcode.MEMFILL else desc.dst_addr
         return kind, _pieces((src, desc.dst_addr), n), _beats(src, n), _beats(desc.dst_addr, n), record
-    n = desc.xfer_size
+    lo, hi = _span(op, desc, executed)
+    n, src, dst = hi - lo, desc.src_addr + lo, desc.dst_addr + lo
     if op is Opcode.MEMMOVE:
         # A destination inside the source is copied from the top down, through the
         # store-forward path: its own kind, about twice the cycles per beat.
-        down = desc.src_addr < desc.dst_addr < desc.src_addr + n
-        return op.name + ("_DOWN" if down else ""), _pieces((desc.src_addr, desc.dst_addr), n), _beats(desc.src_addr, n), \
-            _beats(desc.dst_addr, n), record
+        down = desc.src_addr < desc.dst_addr < desc.src_addr + desc.xfer_size
+        return op.name + ("_DOWN" if down else ""), _pieces((src, dst), n), _beats(src, n), _beats(dst, n), record
     if op is Opcode.MEMFILL:
-        return op.name, _pieces((desc.dst_addr,), n), 0, _beats(desc.dst_addr, n), record
-    if outcome.result:
-        # COMPARE stops at the end of the page-bounded piece holding the first difference.
-        cuts = sorted({0, n} | {c for a in (desc.src_addr, desc.dst_addr) for c in range(PAGE - a % PAGE, n, PAGE)})
-        n = next(c for c in cuts if c > outcome.bytes_completed)
-    return op.name, _pieces((desc.src_addr, desc.dst_addr), n), \
-        _beats(desc.src_addr, n) + _beats(desc.dst_addr, n), 0, record
+        return op.name, _pieces((dst,), n), 0, _beats(dst, n), record
+    return op.name, _pieces((src, dst), n), _beats(src, n) + _beats(dst, n), 0, record
 
 
 #: Fitted on the RTL Device by ``bench/bench_host.py --fit`` (seeds 1-4 of
