@@ -31,7 +31,9 @@ Execution:
 * NOOP and DRAIN complete at once (the ordering a DRAIN or FENCE implies is
   the front end's job, not the engine's);
 * MEMMOVE copies like ``memmove``: if the destination starts inside the
-  source it copies in descending address order, otherwise ascending;
+  source (whose end is ``src_addr + xfer_size`` in 64 bits, as the engine
+  computes it: :func:`descending`) it copies in descending address order,
+  otherwise ascending;
   ``result`` is the direction (0 ascending, 1 descending), so software can
   resume after a fault;
 * MEMFILL writes byte ``i`` of the destination with byte ``i % 8`` of the
@@ -93,7 +95,7 @@ from .dsa import CompletionRecord, Descriptor
 from .irq import Message
 
 __all__ = ["page_spans", "PAGE_SIZE", "MAX_XFER", "BUS_WORD", "SEM_BYTES", "PageFault", "Memory", "PageMap", "BusErrors",
-           "Outcome", "Engine", "estimate_cost"]
+           "Outcome", "Engine", "estimate_cost", "descending"]
 
 PAGE_SIZE = 1 << PAGE_SHIFT
 #: Bytes a WAIT reads and a SIGNAL writes: one semaphore.
@@ -331,6 +333,14 @@ class _BusError(Exception):
         self.done, self.result = done, result
 
 
+def descending(desc):
+    """Whether a MEMMOVE ``desc`` copies from the top down: its destination starts inside its
+    source. The source's end is a 64-bit address, as the engine computes it: a source that
+    wraps around 2**64 ends low, so no destination starts inside it."""
+    end = (desc.src_addr + desc.xfer_size) % (1 << 64)
+    return desc.src_addr < desc.dst_addr < end
+
+
 def estimate_cost(desc, a, b, width=None, frac_bits=COST_FRAC_BITS):
     """The arbiter's QoS cost of ``desc``: ``a + (b * xfer_size) >> frac_bits``.
 
@@ -510,7 +520,7 @@ class Engine:
             return 0, 0
         n, pasid = d.xfer_size, d.pasid
         if op is Opcode.MEMMOVE:
-            down = d.src_addr < d.dst_addr < d.src_addr + n
+            down = descending(d)
             for lo, hi in self._pieces((d.src_addr, d.dst_addr), n, down):
                 done = n - hi if down else lo
                 try:

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from ...rtl import regmap
 from ...rtl.cmd.dsa import CR_ALIGN, SEMAPHORE_OPCODES, Flag, Opcode, Status
 from ...rtl.cmd.mover import WORD_BYTES
-from ...rtl.dma.defs import PAGE_SHIFT
+from ...rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
+from ..model.engine import descending
 
 __all__ = ["TimingModel", "Coefficients", "features"]
 
@@ -117,17 +118,27 @@ def features(desc, outcome):
         reads = int(op is Opcode.WAIT)
         return op.name, 1, reads, 1 - reads, record
     if status is Status.PAGE_FAULT:
-        # Stopped at a translation: the time depends on which side faulted and on what was done.
+        # Stopped at a translation: what was done before it costs what the operation
+        # does; the fault's own cost depends on which of the piece's translations
+        # faulted: the source's is asked first, then the destination's (or COMPARE's
+        # second source's).
         n = executed.bytes_completed
-        kind = f"{op.name}_FAULT_" + ("WRITE" if executed.status_write else "READ")
-        src = desc.src_addr if op is not Opcode.MEMFILL else desc.dst_addr
-        return kind, _pieces((src, desc.dst_addr), n), _beats(src, n), _beats(desc.dst_addr, n), record
+        lo = desc.xfer_size - n if op is Opcode.MEMMOVE and executed.result else 0     # descending: the top
+        src, dst = desc.src_addr + lo, desc.dst_addr + lo
+        if op is Opcode.MEMFILL:
+            return "MEMFILL_FAULT_WRITE", _pieces((dst,), n), 0, _beats(dst, n), record
+        if op is Opcode.MEMMOVE:
+            kind = "MEMMOVE_FAULT_" + ("WRITE" if executed.status_write else "READ")
+            return kind, _pieces((src, dst), n), _beats(src, n), _beats(dst, n), record
+        second = executed.fault_addr != desc.src_addr + n
+        return "COMPARE_FAULT_" + ("SRC2" if second else "READ"), _pieces((src, dst), n), \
+            _beats(src, n) + _beats(dst, n), 0, record
     lo, hi = _span(op, desc, executed)
     n, src, dst = hi - lo, desc.src_addr + lo, desc.dst_addr + lo
     if op is Opcode.MEMMOVE:
         # A destination inside the source is copied from the top down, through the
         # store-forward path: its own kind, about twice the cycles per beat.
-        down = desc.src_addr < desc.dst_addr < desc.src_addr + desc.xfer_size
+        down = descending(desc)
         return op.name + ("_DOWN" if down else ""), _pieces((src, dst), n), _beats(src, n), _beats(dst, n), record
     if op is Opcode.MEMFILL:
         return op.name, _pieces((dst,), n), 0, _beats(dst, n), record
@@ -138,22 +149,32 @@ def features(desc, outcome):
 #: the 4-tenant program on the 2-engine Device; every sample wrote its record,
 #: so the record's cost is in ``base``). An executor counts from the hand-over
 #: of its descriptor, after the dispatcher has read the slot (10 cycles that
-#: the single engine of old counted from its grant). COMPARE_FAULT_READ had
-#: no sample and takes MEMMOVE's. The semaphore kinds are the RTL's cycles
-#: measured on the cross-ring program (``siov.sw.programs.cross_ring``): every
-#: WAIT and SIGNAL there takes the same time.
+#: the single engine of old counted from its grant). The semaphore kinds are
+#: the RTL's cycles measured on the cross-ring program
+#: (``siov.sw.programs.cross_ring``): every WAIT and SIGNAL there takes the
+#: same time. The page-fault kinds are the RTL's cycles on the
+#: ``hostile_descriptors`` program (faults at the first piece and after one,
+#: on each side, ``tests/test_hostile_descriptors.py``): what was done before
+#: the fault costs what the operation does (its coefficients), and the fault
+#: 19 cycles when the piece's first translation faults, 31 when its second
+#: does (the first, 12 cycles, went through); an address the tracker cannot
+#: translate faults without the round trip (:attr:`TimingModel.xlate`).
+_MOVE = dict(per_piece=45.62, per_read_beat=0.246, per_write_beat=0.756)
+_FILL = dict(per_piece=25.0, per_write_beat=1.0)
+_COMPARE = dict(per_piece=50.444, per_read_beat=0.999)
 CALIBRATED = {
     "CHECK": Coefficients(base=2.0),
     "NOOP": Coefficients(base=2.0),
     "DRAIN": Coefficients(base=2.0),
-    "MEMMOVE": Coefficients(base=2.845, per_piece=45.62, per_read_beat=0.246, per_write_beat=0.756),
-    "MEMFILL": Coefficients(base=3.0, per_piece=25.0, per_write_beat=1.0),
-    "COMPARE": Coefficients(base=1.466, per_piece=50.444, per_read_beat=0.999),
+    "MEMMOVE": Coefficients(base=2.845, **_MOVE),
+    "MEMFILL": Coefficients(base=3.0, **_FILL),
+    "COMPARE": Coefficients(base=1.466, **_COMPARE),
     "MEMMOVE_DOWN": Coefficients(base=4.514, per_piece=45.764, per_read_beat=0.324, per_write_beat=1.682),
-    "MEMMOVE_FAULT_READ": Coefficients(base=19.0),
-    "MEMMOVE_FAULT_WRITE": Coefficients(base=31.0),
-    "MEMFILL_FAULT_WRITE": Coefficients(base=19.0),
-    "COMPARE_FAULT_READ": Coefficients(base=19.0),
+    "MEMMOVE_FAULT_READ": Coefficients(base=19.0, **_MOVE),
+    "MEMMOVE_FAULT_WRITE": Coefficients(base=31.0, **_MOVE),
+    "MEMFILL_FAULT_WRITE": Coefficients(base=19.0, **_FILL),
+    "COMPARE_FAULT_READ": Coefficients(base=19.0, **_COMPARE),
+    "COMPARE_FAULT_SRC2": Coefficients(base=31.0, **_COMPARE),
     "WAIT": Coefficients(base=28.0),
     "SIGNAL": Coefficients(base=23.0),
     "WAIT_FAULT_READ": Coefficients(base=15.0),
@@ -198,15 +219,20 @@ class TimingModel:
         response), the translation alone when the record's page faults, and
         the executor's last two states. ``siov.sw.programs.cycles`` measures
         24, 13 and 2 on the RTL with nothing contending (``tests/test_cycles.py``).
+    xlate : int
+        Cycles of a translation's round trip through the DMA tracker, which
+        an address at or above 2**44 skips: the engine faults it at once
+        (11 on the RTL: ``hostile_descriptors``, ``tests/test_hostile_descriptors.py``).
     """
 
     def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, fetch=62, gap=9,
-                 irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2):
+                 irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2, xlate=11):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
         self.fetch, self.gap, self.irq_latency = fetch, gap, irq_latency
         self.windows = list(WINDOW_LATENCY if windows is None else windows)
         self.record_write, self.record_fault, self.finish = record_write, record_fault, finish
+        self.xlate = xlate
 
     def engine_cycles(self, desc, outcome, cycles):
         """ENG.LAST_CYCLES of ``desc``, whose completion record says ``cycles``.
@@ -224,7 +250,10 @@ class TimingModel:
             return cycles + self.finish
         faulted = outcome.completion is None and status is Status.PAGE_FAULT \
             and outcome.fault_addr == desc.completion_addr
-        return cycles + (self.record_fault if faulted else self.record_write) + self.finish
+        if not faulted:
+            return cycles + self.record_write + self.finish
+        untranslatable = desc.completion_addr >> TRANSLATABLE_BITS
+        return cycles + self.record_fault - (self.xlate if untranslatable else 0) + self.finish
 
     def mmio_cycles(self, addr, write):
         """Cycles of one MMIO access at ``addr``: the window's figure, else the register bank's."""
@@ -237,5 +266,8 @@ class TimingModel:
         """Predicted grant-to-completion cycles of ``desc``, given what executing it did."""
         kind, pieces, rb, wb, record = features(desc, outcome)
         c = self.coefficients[kind]
-        return max(1, round(c.base + c.per_piece * pieces + c.per_read_beat * rb
+        base = c.base
+        if "_FAULT" in kind and (outcome.executed or outcome.record).fault_addr >> TRANSLATABLE_BITS:
+            base -= self.xlate
+        return max(1, round(base + c.per_piece * pieces + c.per_read_beat * rb
                             + c.per_write_beat * wb + c.record * record))
