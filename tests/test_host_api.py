@@ -193,10 +193,9 @@ def test_queue_is_built_on_ring_and_refuses_more_than_fits():
     async def prog(bus, hv):
         t, vdev, drv, q = await vm_with_queue(hv, ring=4)
         assert isinstance(q.ring, Ring) and q.ring.size == 4
-        await q._control(QueueControl.DRAIN)       # nothing is consumed now ...
-        await q._control(QueueControl.ENABLE)      # ... and the ADI takes doorbells again, empty
-        q.ring.reset()
+        await hv.pf.set_eligible([])               # no engine takes anything now
         await q.submit([Descriptor(opcode=Opcode.NOOP)] * 3)
+        await bus.wait_cycles(5000)
         before, memory = device_state(bus), await t.memory.read(0, t.pages * PAGE)
         with pytest.raises(QueueFull, match="queue 0: 1 descriptors, 0 entries free"):
             await q.submit([Descriptor(opcode=Opcode.NOOP)])
