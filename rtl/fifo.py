@@ -21,7 +21,8 @@ held) and the same capacity, but:
 
 The flags duplicate what the counts say; :meth:`BypassFifo.invariants` lists
 the relations, which formal harnesses assert so that k-induction does not
-start from a state where they disagree.
+start from a state where they disagree. :meth:`BypassFifo.held_words` gives
+a harness the words held, in order, to state what they contain.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -59,6 +60,13 @@ class BypassFifo(wiring.Component):
         self._nonempty = Signal(name="nonempty")                # avail != 0
         self._out_valid = Signal(name="out_valid")              # the output register holds a word
         self._full = Signal(name="full")                        # avail == depth - 1 and out_valid
+        self._rptr = Signal(range(depth), name="rptr")          # the oldest word waiting in the RAM
+        self._out_data = Signal(width, name="out_data")
+        # The RAM and its ports are made here, so that a formal harness can
+        # add read ports of its own before elaboration (held_words).
+        self._mem = Memory(shape=width, depth=depth, init=[])
+        self._wr = self._mem.write_port()
+        self._rd = self._mem.read_port(domain="comb")
         super().__init__({
             "w_en": In(1), "w_data": In(width), "w_rdy": Out(1),
             "r_en": In(1), "r_data": Out(width), "r_rdy": Out(1),
@@ -73,15 +81,29 @@ class BypassFifo(wiring.Component):
                 self._full == ((self._avail == n) & self._out_valid),
                 ~self._nonempty | self._out_valid]
 
+    def held_words(self, m):
+        """The words held, oldest first, for formal harnesses: a list of ``depth``
+        pairs ``(present, word)`` (the output register, then the RAM's words in
+        order; ``present`` says the FIFO holds that word). Adds a combinational
+        read port to the RAM per word, addressed from module ``m``: call it
+        before elaboration, once."""
+        n = self.depth
+        held = [(self._out_valid, self._out_data)]
+        for i in range(n - 1):
+            rp = self._mem.read_port(domain="comb")
+            idx = self._rptr + i
+            m.d.comb += rp.addr.eq(Mux(idx >= n, idx - n, idx))
+            held.append((self._avail > i, rp.data))
+        return held
+
     def elaborate(self, platform):
         m = Module()
         n = self.depth
-        m.submodules.mem = mem = Memory(shape=self.width, depth=n, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(domain="comb")
-        wptr, rptr = Signal(range(n), name="wptr"), Signal(range(n), name="rptr")
+        m.submodules.mem = self._mem
+        wr, rd = self._wr, self._rd
+        wptr, rptr = Signal(range(n), name="wptr"), self._rptr
         avail, nonempty, out_valid, full = self._avail, self._nonempty, self._out_valid, self._full
-        out_data = Signal(self.width, name="out_data")
+        out_data = self._out_data
 
         write = Signal()     # a word comes in (and is written to the RAM)
         load = Signal()      # the output register takes a word this cycle (if there is one)

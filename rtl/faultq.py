@@ -1,0 +1,257 @@
+"""Fault queue with a quota per source and a count of lost faults per source.
+
+Ref: Intel VT-d, primary fault logging (fault records, the primary fault
+overflow flag PFO). VT-d queues faults first come, first served and leaves
+the rest to software; then one source that faults without pause fills the
+queue, and another's one fault is lost, counted only in a total that names
+nobody. Here every record belongs to a *source* (the DMA tracker's: the
+requester's domain), and:
+
+* a source holds at most ``quota`` records in the queue at once: a fault of
+  a source at its quota is not queued, and neither is any fault while the
+  queue is full. So a source below its quota loses a fault only when the
+  queue is full, which takes at least ``ceil(depth / quota)`` sources
+  holding records at once: fewer sources than that, however many faults
+  they raise, cannot crowd out another's;
+* a fault that is not queued is counted twice: in the total
+  (``ovf_count``, saturating, with the sticky ``overflow`` flag, cleared
+  together by ``clear_overflow``), and in its source's lost count
+  (saturating), read through the ``lost`` window: word ``s`` is source
+  ``s``'s count, and a read returns it and clears it in one cycle, so a
+  fault lost in that cycle is in the next read's count and none is missed.
+
+Timing (cycle by cycle, for testbenches and models): a record offered on
+``push`` in cycle ``c`` is registered and decided in ``c + 1`` against the
+queue as it stood at the start of ``c + 1`` (the records taken up to ``c``,
+less those popped up to ``c``; a pop in ``c + 1`` itself does not make room
+for it); taken into an empty queue, it is at the head in ``c + 2``. A fault
+not queued in ``c + 1`` is counted in ``c + 2`` (``ovf_count`` and the lost
+count hold it from ``c + 3``). A ``lost`` read whose strobe comes in cycle
+``r`` takes the count as it stands in ``r + 1`` and clears it at the end of
+that cycle; it answers in ``r + 3``.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from .counter import saturating_inc
+from .csr.bus import CsrSignature, Resp
+from .fifo import BypassFifo
+
+__all__ = ["FaultQueue", "default_quota", "LOST_WIDTH"]
+
+#: Width of a lost-fault count (and of ``ovf_count``), saturating.
+LOST_WIDTH = 32
+
+
+def default_quota(depth):
+    """The quota a queue of ``depth`` records is built with unless told: a quarter of it, at least 1."""
+    return max(1, depth // 4)
+
+
+class FaultQueue(wiring.Component):
+    """Fault records in order of arrival, at most ``quota`` per source.
+
+    Parameters
+    ----------
+    width : int
+        Bits of a record.
+    depth : int
+        Records the queue holds, 2..255.
+    sources : int
+        Sources (quota classes), 1..128. A record's source must be below it.
+    quota : int or None
+        Records one source may hold at once, 1..``depth``
+        (default :func:`default_quota`); ``depth`` is a queue with no quota.
+    lost_addr_width : int
+        Byte address width of the ``lost`` window (at least enough for one
+        word per source).
+
+    Attributes
+    ----------
+    push : In(stream.Signature(layout, always_ready=True))
+        A fault: ``record`` and ``source``. Always taken: queued or counted.
+    head : Out(stream.Signature(layout))
+        The oldest record and its source; ``ready`` pops it.
+    level : Out
+        Records held.
+    overflow : Out(1)
+        Sticky: a fault was not queued.
+    ovf_count : Out(32)
+        Faults not queued (saturating).
+    clear_overflow : In(1)
+        Clears ``overflow`` and ``ovf_count`` (wins over a count in that cycle).
+    lost : In(CsrSignature(lost_addr_width))
+        Word ``s``: source ``s``'s lost faults, read and cleared (writes answer
+        SLVERR, words of no source DECERR).
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, *, width, depth, sources, quota=None, lost_addr_width=None):
+        if not isinstance(width, int) or width < 1:
+            raise ValueError(f"Record width must be a positive integer, not {width!r}")
+        if not isinstance(depth, int) or not 2 <= depth <= 255:
+            raise ValueError(f"Fault queue depth must be an integer between 2 and 255, not {depth!r}")
+        if not isinstance(sources, int) or not 1 <= sources <= 128:
+            raise ValueError(f"Number of fault sources must be an integer between 1 and 128, not {sources!r}")
+        if quota is None:
+            quota = default_quota(depth)
+        if not isinstance(quota, int) or not 1 <= quota <= depth:
+            raise ValueError(f"Fault quota must be an integer between 1 and the depth {depth}, not {quota!r}")
+        need = ceil_log2(sources) + 2
+        if lost_addr_width is None:
+            lost_addr_width = max(2, need)
+        if not isinstance(lost_addr_width, int) or lost_addr_width < need:
+            raise ValueError(f"The lost window needs an address width of at least {need} for {sources} "
+                             f"sources, not {lost_addr_width!r}")
+        self.width, self.depth, self.sources, self.quota = width, depth, sources, quota
+        self.layout = data.StructLayout({"record": width, "source": unsigned(max(1, ceil_log2(sources)))})
+        super().__init__({
+            "push": In(stream.Signature(self.layout, always_ready=True)),
+            "head": Out(stream.Signature(self.layout)),
+            "level": Out(range(depth + 1)),
+            "overflow": Out(1),
+            "ovf_count": Out(LOST_WIDTH),
+            "clear_overflow": In(1),
+            "lost": In(CsrSignature(lost_addr_width)),
+        })
+        self.fifo = BypassFifo(width=self.layout.size, depth=depth)
+        S = sources
+        #: Records each source holds, and whether it holds ``quota`` (a flip-flop each).
+        self._occ = [Signal(range(quota + 1), name=f"occ{s}") for s in range(S)]
+        self._at_quota = Signal(S, name="at_quota")
+        #: The lost counts, and their "all ones" flags.
+        self._lost = [Signal(LOST_WIDTH, name=f"lost{s}") for s in range(S)]
+        self._lost_full = [Signal(name=f"lost{s}_full") for s in range(S)]
+        #: The offered record, registered (the decision's stage), and its source one-hot.
+        self._p_valid = Signal(name="p_valid")
+        self._p_data = Signal(self.layout, name="p_data")
+        self._p_onehot = Signal(S, name="p_onehot")
+        #: In the decision's stage: the record is queued / not queued.
+        self.taken = Signal(name="taken")
+        self.dropped = Signal(name="dropped")
+
+    def invariants(self):
+        """Relations between flags and counts that hold in every reachable state
+        (the FIFO's own among them)."""
+        q = self.quota
+        out = list(self.fifo.invariants())
+        for s in range(self.sources):
+            out += [self._occ[s] <= q, self._at_quota[s] == (self._occ[s] == q),
+                    self._lost_full[s] == (self._lost[s] == (1 << LOST_WIDTH) - 1)]
+        out.append(self._p_onehot == Cat(*(self._p_data.source == s for s in range(self.sources))))
+        return out
+
+    def occupancy_invariants(self, m):
+        """Each source's count is the number of its records the queue holds
+        (formal harnesses; adds read ports to the FIFO, see
+        :meth:`BypassFifo.held_words`)."""
+        held = self.fifo.held_words(m)
+        out = []
+        for s in range(self.sources):
+            n = Const(0, 8)
+            for present, word in held:
+                n = n + (present & (self.layout(word).source == s))
+            out.append(self._occ[s] == n)
+        return out
+
+    @staticmethod
+    def _and_or_by_fours(m, sel, values, name):
+        """``values[i]`` where the one-hot ``sel[i]``, by groups of four, each
+        group registered; the caller ORs the groups."""
+        width = len(values[0])
+        parts = []
+        for g in range(0, len(values), 4):
+            part = Signal(width, name=f"{name}{g // 4}")
+            acc = Const(0, width)
+            for i in range(g, min(g + 4, len(values))):
+                acc = acc | (values[i] & sel[i].replicate(width))
+            m.d.sync += part.eq(acc)
+            parts.append(part)
+        return parts
+
+    def elaborate(self, platform):
+        m = Module()
+        S, Q = self.sources, self.quota
+        m.submodules.fifo = fifo = self.fifo
+
+        # The decision's stage: the record registered, its source one-hot.
+        p_valid, p_data, p_oh = self._p_valid, self._p_data, self._p_onehot
+        m.d.sync += [p_valid.eq(self.push.valid), p_data.eq(self.push.payload),
+                     p_oh.eq(Cat(*(self.push.payload.source == s for s in range(S))))]
+        at_quota = self._at_quota
+        over = Signal(name="over_quota")
+        m.d.comb += [over.eq((p_oh & at_quota).any()),
+                     fifo.w_en.eq(p_valid & ~over), fifo.w_data.eq(p_data),
+                     self.taken.eq(p_valid & ~over & fifo.w_rdy),
+                     self.dropped.eq(p_valid & (over | ~fifo.w_rdy))]
+
+        # The head, popped by ``head.ready``.
+        popped = Signal(name="popped")
+        head = Signal(self.layout)
+        m.d.comb += [head.eq(fifo.r_data), self.head.valid.eq(fifo.r_rdy), self.head.payload.eq(head),
+                     fifo.r_en.eq(self.head.ready), popped.eq(fifo.r_rdy & self.head.ready),
+                     self.level.eq(fifo.level)]
+
+        # Records per source: each count moves on its own record's push
+        # (its own quota flag, not the OR of all) and on a pop of one.
+        for s in range(S):
+            occ = self._occ[s]
+            inc, dec = Signal(name=f"occ{s}_inc"), Signal(name=f"occ{s}_dec")
+            m.d.comb += [inc.eq(p_valid & p_oh[s] & ~at_quota[s] & fifo.w_rdy),
+                         dec.eq(popped & (head.source == s))]
+            with m.If(inc & ~dec):
+                m.d.sync += [occ.eq(occ + 1), at_quota[s].eq(occ == Q - 1)]
+            with m.Elif(dec & ~inc):
+                m.d.sync += [occ.eq(occ - 1), at_quota[s].eq(0)]
+
+        # What was not queued, counted a cycle later: in total, and per source.
+        ovf_evt = Signal(name="ovf_evt")
+        lost_evt = Signal(S, name="lost_evt")
+        m.d.sync += [ovf_evt.eq(self.dropped),
+                     lost_evt.eq(p_oh & (at_quota | (~fifo.w_rdy).replicate(S)) & p_valid.replicate(S))]
+        with m.If(self.clear_overflow):
+            m.d.sync += self.overflow.eq(0)
+        with m.Elif(ovf_evt):
+            m.d.sync += self.overflow.eq(1)
+        saturating_inc(m, self.ovf_count, ovf_evt, self.clear_overflow)
+
+        # The lost window: the word's source decoded one-hot into flip-flops
+        # (the address is held through the access), then in one cycle the
+        # counts are taken (AND-OR by fours into registers) and the selected
+        # one cleared; the groups are ORed in the next, and the answer
+        # registered.
+        lost = self.lost
+        word = lost.addr[2:]
+        sel, ok = Signal(S, name="lost_sel"), Signal(name="lost_ok")
+        rd, wr = Signal(name="lost_rd"), Signal(name="lost_wr")
+        m.d.sync += [sel.eq(Cat(*(word == s for s in range(S)))), ok.eq(word < S),
+                     rd.eq(lost.stb & ~lost.we), wr.eq(lost.stb & lost.we)]
+        clear = Signal(name="lost_clear")
+        m.d.comb += clear.eq(rd & ok)
+        top = (1 << LOST_WIDTH) - 1
+        for s in range(S):
+            cnt, full = self._lost[s], self._lost_full[s]
+            with m.If(clear & sel[s]):
+                # An event of this very cycle lands after the clear.
+                m.d.sync += [cnt.eq(lost_evt[s]), full.eq(0)]
+            with m.Elif(lost_evt[s] & ~full):
+                m.d.sync += [cnt.eq(cnt + 1), full.eq(cnt == top - 1)]
+        parts = self._and_or_by_fours(m, sel, self._lost, "lost_grp")
+        ack1, resp1 = Signal(name="lost_ack1"), Signal(2, name="lost_resp1")
+        m.d.sync += [ack1.eq(rd | wr),
+                     resp1.eq(Mux(wr, Resp.SLVERR, Mux(ok, Resp.OKAY, Resp.DECERR)))]
+        ack, rdata, resp = Signal(name="lost_ack"), Signal(32, name="lost_rdata"), Signal(2, name="lost_resp")
+        value = Const(0, LOST_WIDTH)
+        for part in parts:
+            value = value | part
+        m.d.sync += [ack.eq(ack1), resp.eq(resp1),
+                     rdata.eq(Mux(ack1 & (resp1 == Resp.OKAY), value, 0))]
+        m.d.comb += [lost.ack.eq(ack), lost.rdata.eq(rdata), lost.resp.eq(resp)]
+        return m
