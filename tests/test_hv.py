@@ -172,7 +172,7 @@ def test_bad_input_gets_an_error_and_changes_nothing():
         # Read-only configuration space.
         state, cfg = device_state(bus), bytes(va.config.read(o, 1) for o in range(4096))
         with pytest.raises(ReadOnlyConfigWrite):
-            va.config_write(0, 0xFFFF_FFFF)            # vendor and device IDs
+            await va.config_write(0, 0xFFFF_FFFF)      # vendor and device IDs
         results.append((state == device_state(bus), cfg == bytes(va.config.read(o, 1) for o in range(4096))))
         # Rings too small, too large or not a power of two, from the driver and from the device's
         # side: the virtual device refuses the RING_SIZE write itself and keeps the size it had.

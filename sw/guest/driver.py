@@ -46,6 +46,7 @@ from ...rtl.cmd.dsa import COMPLETION_BYTES, DESC_BYTES, Flag, Status
 from ...rtl.dma.defs import PAGE_SHIFT, GuestResult
 from ...rtl.regmap import AdiError, AdiState
 from ..model.dsa import CompletionRecord, Descriptor
+from ..model.irq import msi_address
 from ..hv import config_space as pci
 from ..hv import vdcm as bar
 from ..hv.errors import GuestAddressError, HypercallError
@@ -437,7 +438,16 @@ class FrontendDriver:
         return await self.vdev.mmio_read(self.vdev.ctrl + reg)
 
     async def open(self):
-        """Read the device's capabilities and make its queue objects."""
+        """Enable the device, read its capabilities, set up its MSI-X vectors and make its queue
+        objects.
+
+        As a Linux driver's probe does, through the configuration-space trap:
+        pci_enable_device and pci_set_master (Memory Space and Bus Master
+        Enable: until then BAR 0 does not decode and the device does no DMA),
+        then pci_alloc_irq_vectors for MSI-X (:meth:`_enable_msix`).
+        """
+        cmd = self.vdev.config_read(pci.PCI_COMMAND, 2)
+        await self.vdev.config_write(pci.PCI_COMMAND, cmd | pci.PCI_COMMAND_MEMORY | pci.PCI_COMMAND_MASTER, 2)
         caps = await self._read(bar.CAPS)
         self.num_queues = caps & 0xFF
         self.ring_max, self.ring_min = 1 << (caps >> 8 & 0xFF), 1 << (caps >> 16 & 0xFF)
@@ -453,8 +463,28 @@ class FrontendDriver:
             await self.vdev.mmio_write(self.vdev.ctrl + bar.INT_HANDLE_SEL, k)
             self.handles.append(await self._read(bar.INT_HANDLE))
         self.vectors = list(self.vdev.vectors)
+        await self._enable_msix()
         self.queues = [Queue(self, i) for i in range(self.num_queues)]
         return self
+
+    async def _enable_msix(self):
+        """MSI-X as Linux's msix_capability_init sets it up: MSI-X Enable with the Function Mask
+        set; each table entry (found through the capability's Table Offset/BIR) given an x86
+        MSI address and its vector in Message Data, and unmasked; then the Function Mask
+        cleared (PCIe 6.0 7.7.2)."""
+        ctrl = self._msix_cap + pci.PCI_MSIX_FLAGS
+        table = self.vdev.config_read(self._msix_cap + pci.PCI_MSIX_TABLE, 4)
+        if table & pci.PCI_MSIX_TABLE_BIR:
+            raise GuestDriverError(f"the MSI-X table is in BAR{table & pci.PCI_MSIX_TABLE_BIR}, not BAR0")
+        table &= pci.PCI_MSIX_TABLE_OFFSET
+        await self.vdev.config_write(ctrl, pci.PCI_MSIX_FLAGS_ENABLE | pci.PCI_MSIX_FLAGS_MASKALL, 2)
+        for k, vector in enumerate(self.vectors):
+            entry = table + k * pci.PCI_MSIX_ENTRY_SIZE
+            await self.vdev.mmio_write(entry + pci.PCI_MSIX_ENTRY_LOWER_ADDR, msi_address(0))
+            await self.vdev.mmio_write(entry + pci.PCI_MSIX_ENTRY_UPPER_ADDR, 0)
+            await self.vdev.mmio_write(entry + pci.PCI_MSIX_ENTRY_DATA, vector)
+            await self.vdev.mmio_write(entry + pci.PCI_MSIX_ENTRY_VECTOR_CTRL, 0)
+        await self.vdev.config_write(ctrl, pci.PCI_MSIX_FLAGS_ENABLE, 2)
 
     def _msix_table_size(self):
         """MSI-X Table Size read from the configuration space, walking its capability list (as
@@ -465,6 +495,7 @@ class FrontendDriver:
             while offset and offset not in seen:
                 seen.add(offset)
                 if cfg(offset + pci.PCI_CAP_LIST_ID, 1) == pci.PCI_CAP_ID_MSIX:
+                    self._msix_cap = offset
                     return (cfg(offset + pci.PCI_MSIX_FLAGS, 2) & pci.PCI_MSIX_FLAGS_QSIZE) + 1
                 offset = cfg(offset + pci.PCI_CAP_LIST_NEXT, 1) & ~3
         raise GuestDriverError("the device has no MSI-X capability")

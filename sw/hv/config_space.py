@@ -498,6 +498,11 @@ class VirtualConfigSpace:
     def read(self, offset, size=4):
         """The ``size``-byte (1, 2 or 4) little-endian value at ``offset``."""
         self._check_access(offset, size)
+        return self._get(offset, size)
+
+    def _get(self, offset, size):
+        """The value at ``offset`` for the space's own use (its fields, its writes), so that
+        :meth:`read` is what software reads."""
         return int.from_bytes(self._data[offset:offset + size], "little")
 
     def register_name(self, offset):
@@ -545,11 +550,11 @@ class VirtualConfigSpace:
             self._data[i] = (self._data[i] & ~rw | b & rw) & ~(b & w1c) & 0xFF
         flr = False
         devctl = EXP_CAP_OFFSET + PCI_EXP_DEVCTL
-        if self.read(devctl, 2) & PCI_EXP_DEVCTL_BCR_FLR:
+        if self._get(devctl, 2) & PCI_EXP_DEVCTL_BCR_FLR:
             # Initiate FLR always reads 0; the reset keeps Max_Payload_Size (PCIe 6.6.2).
-            payload = self.read(devctl, 2) & PCI_EXP_DEVCTL_PAYLOAD
+            payload = self._get(devctl, 2) & PCI_EXP_DEVCTL_PAYLOAD
             self.reset()
-            self._set(devctl, 2, self.read(devctl, 2) & ~PCI_EXP_DEVCTL_PAYLOAD | payload)
+            self._set(devctl, 2, self._get(devctl, 2) & ~PCI_EXP_DEVCTL_PAYLOAD | payload)
             flr = True
         changed = tuple(r.name for r in self._registers
                         if before[r.offset:r.offset + r.size]
@@ -573,11 +578,11 @@ class VirtualConfigSpace:
     def capabilities(self):
         """``[(cap_id, offset), ...]`` walking the capability list from 0x34."""
         found, seen = [], set()
-        offset = self.read(PCI_CAPABILITY_LIST, 1) & ~3
+        offset = self._get(PCI_CAPABILITY_LIST, 1) & ~3
         while offset and offset not in seen:
             seen.add(offset)
-            found.append((self.read(offset + PCI_CAP_LIST_ID, 1), offset))
-            offset = self.read(offset + PCI_CAP_LIST_NEXT, 1) & ~3
+            found.append((self._get(offset + PCI_CAP_LIST_ID, 1), offset))
+            offset = self._get(offset + PCI_CAP_LIST_NEXT, 1) & ~3
         return found
 
     def ext_capabilities(self):
@@ -585,7 +590,7 @@ class VirtualConfigSpace:
         found, seen = [], set()
         offset = PCI_CFG_SPACE_SIZE
         while offset and offset not in seen:
-            header = self.read(offset, 4)
+            header = self._get(offset, 4)
             if header == 0:
                 break
             seen.add(offset)
@@ -606,16 +611,18 @@ class VirtualConfigSpace:
 
     @property
     def vendor_id(self):
-        return self.read(PCI_VENDOR_ID, 2)
+        """Vendor ID."""
+        return self._get(PCI_VENDOR_ID, 2)
 
     @property
     def device_id(self):
-        return self.read(PCI_DEVICE_ID, 2)
+        """Device ID."""
+        return self._get(PCI_DEVICE_ID, 2)
 
     @property
     def command(self):
         """The Command register."""
-        return self.read(PCI_COMMAND, 2)
+        return self._get(PCI_COMMAND, 2)
 
     @property
     def memory_enabled(self):
@@ -631,18 +638,18 @@ class VirtualConfigSpace:
     def bar0(self):
         """The 64-bit base address software programmed into BAR0 (flag bits removed)."""
         bar = PCI_BASE_ADDRESS_0 + 4 * BAR0_INDEX
-        return (self.read(bar + 4, 4) << 32 | self.read(bar, 4)) & ~(self.bar0_size - 1) \
+        return (self._get(bar + 4, 4) << 32 | self._get(bar, 4)) & ~(self.bar0_size - 1) \
             & PCI_BASE_ADDRESS_MEM_MASK
 
     @property
     def devctl(self):
         """The PCI Express Device Control register."""
-        return self.read(EXP_CAP_OFFSET + PCI_EXP_DEVCTL, 2)
+        return self._get(EXP_CAP_OFFSET + PCI_EXP_DEVCTL, 2)
 
     @property
     def msix_control(self):
         """The MSI-X Message Control register."""
-        return self.read(MSIX_CAP_OFFSET + PCI_MSIX_FLAGS, 2)
+        return self._get(MSIX_CAP_OFFSET + PCI_MSIX_FLAGS, 2)
 
     @property
     def msix_table_size(self):
@@ -651,21 +658,24 @@ class VirtualConfigSpace:
 
     @property
     def msix_enabled(self):
+        """MSI-X Enable: the function may send MSI-X messages."""
         return bool(self.msix_control & PCI_MSIX_FLAGS_ENABLE)
 
     @property
     def msix_function_masked(self):
+        """MSI-X Function Mask: every vector is masked, whatever its Mask Bit."""
         return bool(self.msix_control & PCI_MSIX_FLAGS_MASKALL)
 
     @property
     def pasid_width(self):
         """Max PASID Width of the PASID capability."""
-        return (self.read(PASID_CAP_OFFSET + PCI_PASID_CAP, 2) & PCI_PASID_CAP_WIDTH) \
+        return (self._get(PASID_CAP_OFFSET + PCI_PASID_CAP, 2) & PCI_PASID_CAP_WIDTH) \
             >> PCI_PASID_CAP_WIDTH_SHIFT
 
     @property
     def pasid_enabled(self):
-        return bool(self.read(PASID_CAP_OFFSET + PCI_PASID_CTRL, 2) & PCI_PASID_CTRL_ENABLE)
+        """PASID Enable of the PASID capability."""
+        return bool(self._get(PASID_CAP_OFFSET + PCI_PASID_CTRL, 2) & PCI_PASID_CTRL_ENABLE)
 
     # --- lspci ------------------------------------------------------------------
 
@@ -677,7 +687,7 @@ class VirtualConfigSpace:
         then 256 lines of 16 bytes, each starting with the offset (``%02x:``,
         so ``100:`` onwards in extended space), and an empty line.
         """
-        revision = self.read(PCI_REVISION_ID, 1)
+        revision = self._get(PCI_REVISION_ID, 1)
         lines = [f"{bdf} {CLASS_TEXT}: Device {self.vendor_id:04x}:{self.device_id:04x}"
                  + (f" (rev {revision:02x})" if revision else "")]
         for row in range(0, CONFIG_SPACE_SIZE, 16):

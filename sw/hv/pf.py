@@ -24,7 +24,7 @@ from ...rtl import regmap
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, RangeOp, guest_word
 from ..bus import BusLock
 from ..csr import Csr
-from ..model.irq import ims_ctrl, msi_address
+from ..model.irq import CTRL_PENDING, ims_ctrl, msi_address
 from .errors import DeviceOwned, DeviceTimeout
 
 __all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "DeviceOwned", "COUNTERS"]
@@ -97,6 +97,13 @@ class IrqFault:
 _DRIVERS = weakref.WeakValueDictionary()
 
 
+def _adi_mask(adis):
+    mask = 0
+    for a in adis:
+        mask |= 1 << a
+    return mask
+
+
 class PfDriver:
     """Privileged access to one device over ``bus``: the device's one driver.
 
@@ -132,6 +139,12 @@ class PfDriver:
         self.log = logging.getLogger("siov.hv.pf")
         self._lock = BusLock(bus)
         self._roles = {}
+        #: ADIs the caller of set_eligible wants eligible (the hardware's reset value: all).
+        self._eligible = (1 << 64) - 1
+        #: Owner -> ADIs it keeps out of the eligibility mask (see :meth:`hold`).
+        self._holds = {}
+        #: ADI -> the engine enable_adi bound it to.
+        self._engine_of = {}
 
     @classmethod
     def of(cls, bus, **options):
@@ -297,6 +310,24 @@ class PfDriver:
             await self.bus.write(regmap.IRQ_IMS_BASE + 16 * handle + off, 0)
 
     @_atomic
+    async def ims_pending(self, handle):
+        """Whether IMS entry ``handle`` holds an interrupt pending (its PENDING bit: the entry's
+        MSI-X PBA bit, ``rtl/regs.rdl`` IRQ.IMS)."""
+        return bool(await self.bus.read(regmap.IRQ_IMS_BASE + 16 * handle + 12) & CTRL_PENDING)
+
+    @_atomic
+    async def discard_ims_pending(self, handle, pasid):
+        """Mask IMS entry ``handle`` and drop the interrupt it holds pending, undelivered.
+
+        A CTRL write that changes PASID_EN clears PENDING without delivery
+        (``rtl/regs.rdl`` IRQ.IMS), so the entry is written once without its
+        PASID and once with ``pasid`` again, masked both times.
+        """
+        ctrl = regmap.IRQ_IMS_BASE + 16 * handle + 12
+        await self.bus.write(ctrl, ims_ctrl(mask=True))
+        await self.bus.write(ctrl, ims_ctrl(mask=True, pasid=pasid))
+
+    @_atomic
     async def pop_irq_faults(self, clear_overflow=False):
         """Every record in the interrupt fault queue, oldest first, and how many faults were
         lost to a full queue (since the last clear)."""
@@ -319,6 +350,7 @@ class PfDriver:
         await self.bus.write(regmap.CMD_RING_SIZE, size & regmap.CMD_RING_SIZE_ENTRIES_MASK)
         await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom)
                              | _put("CMD_ADI_CFG_ENGINE", engine))
+        self._engine_of[adi] = engine
         return await self._adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
 
     @_atomic
@@ -361,13 +393,65 @@ class PfDriver:
     @_atomic
     async def set_eligible(self, adis):
         """Make exactly the ADIs in ``adis`` eligible for dispatch, in one commit (gang scheduling:
-        one VM's rings get every engine; all ADIs restore per-ring scheduling)."""
-        mask = 0
-        for a in adis:
-            mask |= 1 << a
+        one VM's rings get every engine; all ADIs restore per-ring scheduling), less those that
+        a :meth:`hold` keeps out."""
+        self._eligible = _adi_mask(adis)
+        await self._commit_eligible()
+
+    @_atomic
+    async def hold(self, owner, adis):
+        """Keep ``adis`` out of the eligibility mask for ``owner``, whatever :meth:`set_eligible`
+        asks, until ``owner`` holds other ADIs or none (``adis`` empty).
+
+        The VDCM holds the ADIs of a function whose Bus Master Enable is
+        clear: none of their descriptors is dispatched, so they move no data,
+        write no record and raise no interrupt (``rtl/regs.rdl``
+        ENG.ELIGIBLE_*: no ADI outside the mask is dispatched). The prefetch
+        may still read each one's head descriptor from its ring.
+        """
+        mask = _adi_mask(adis)
+        if mask:
+            self._holds[owner] = mask
+        else:
+            self._holds.pop(owner, None)
+        await self._commit_eligible()
+
+    def held(self):
+        """The ADIs some :meth:`hold` keeps out of the mask, as a bit mask."""
+        held = 0
+        for mask in self._holds.values():
+            held |= mask
+        return held
+
+    async def _commit_eligible(self):
+        mask = self._eligible & ~self.held()
         await self.bus.write(regmap.ENG_ELIGIBLE_LO, mask & 0xFFFF_FFFF)
         await self.bus.write(regmap.ENG_ELIGIBLE_HI, mask >> 32)
         await self.bus.write(regmap.ENG_ELIGIBLE_CMD, regmap.ENG_ELIGIBLE_CMD_COMMIT_MASK)
+
+    async def quiesce(self, adis):
+        """Return once no descriptor of ``adis`` is executing, given that none can be dispatched
+        any more (the caller holds or aborted them).
+
+        The device shows which engines are busy (ENG.ENG_STATUS.ENGINES_BUSY),
+        not for which ADI. So every ADI bound to the engines of ``adis`` is
+        held for the while: each such engine finishes the descriptor it is
+        executing, whoever's it is, and then idles; once the poll sees it
+        idle, nothing of ``adis`` runs there. Other tenants of those engines
+        wait for that one descriptor, which they would wait for anyway, and
+        for the poll. :class:`DeviceTimeout` after ``timeout_cycles``.
+        """
+        engines = {self._engine_of[a] for a in adis if a in self._engine_of}
+        if not engines:         # never enabled: nothing of theirs can be executing
+            return
+        busy_mask = sum(1 << e for e in engines) << regmap.ENG_ENG_STATUS_ENGINES_BUSY_LSB
+        key = ("quiesce", object())
+        await self.hold(key, [a for a, e in self._engine_of.items() if e in engines] + list(adis))
+        try:
+            await self._poll(regmap.ENG_ENG_STATUS, lambda v: not v & busy_mask,
+                             f"engines {sorted(engines)} going idle")
+        finally:
+            await self.hold(key, ())
 
     @_atomic
     async def set_wait(self, recheck_cycles=None, timeout_cycles=None):

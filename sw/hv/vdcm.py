@@ -39,6 +39,47 @@ refuses, an unknown control bit) raises :class:`VirtualMmioError` and
 changes nothing. The guest driver (:mod:`siov.sw.guest.driver`) uses these
 names, so both ends of the interface share one definition.
 
+After the control block, BAR 0 holds the MSI-X table (16 bytes a vector, at
+``config.msix_table_offset``) and the PBA (``config.msix_pba_offset``, read
+only, from the IMS entries' PENDING bits), where the MSI-X capability says.
+
+**The trap boundary.** Every BAR 0 access is 32 bits: a guest's offset is
+unsigned and DWORD aligned, its data unsigned and 32 bits wide; a
+configuration access is 1, 2 or 4 bytes inside the 4 KiB space, its data of
+that width. An access outside that, and any BAR 0 access while Memory Space
+Enable is clear, is what PCIe calls an Unsupported Request (PCIe 6.0 2.3.1;
+VFIO's region accesses are bounded the same way): a read returns all ones,
+a write is dropped, and :attr:`VirtualDevice.unsupported` counts it; it
+never reaches another queue, register or tenant. A non-integer offset or
+value is the caller's bug (``TypeError``).
+
+**The configuration space's controls** (PCIe 6.0 7.5.1.1.3 Command,
+7.5.3.4 Device Control, 6.6.2 FLR, 7.7.2 MSI-X):
+
+* *Memory Space Enable* clear (as after reset): BAR 0 does not decode, as
+  above; doorbells included.
+* *Bus Master Enable* clear (as after reset): the function's ADIs are held
+  out of the engines' eligibility mask (:meth:`PfDriver.hold`), so none of
+  their descriptors is dispatched: no data, no record, no interrupt; the
+  prefetch may still read each one's head descriptor. Its vectors are
+  masked. The write returns once no descriptor of the function is executing
+  (:meth:`PfDriver.quiesce`). Setting it again releases both.
+* *Function Level Reset* (Device Control bit 15, advertised in Device
+  Capabilities): the configuration space and the MSI-X table go back to
+  reset; the function's queues are aborted (posted descriptors dropped),
+  the write returns once the descriptor being executed has finished, the
+  interrupts left pending are dropped, queues in ERROR are reset, and the
+  staged ring registers and INT_HANDLE_SEL are forgotten. Nothing posted
+  before the FLR completes after it.
+* *MSI-X Enable* (0 after reset), the *Function Mask* and each vector's
+  *Mask Bit*: a vector whose message the function may not send (any of
+  them, or Bus Master Enable clear) has its IMS entry masked. The hardware
+  then keeps the interrupt pending (the PBA shows it) and delivers it once
+  every control allows it, as PCIe requires of a masked vector; this device
+  does the same while MSI-X is disabled. A vector raises Message Data bits
+  7:0 of its entry; the destination stays the tenant's, whatever Message
+  Address holds, so a guest cannot aim an interrupt at another tenant.
+
 **Engine placement.** Each ADI's ring is bound to one of the device's
 engines when the queue is enabled. Which one is a rule of the VDCM's
 (:attr:`Vdcm.placement`), called once per virtual device as it is composed;
@@ -50,12 +91,14 @@ The VDCM is given what it uses, explicitly: the device's one
 hypercalls; it does not reach back into the hypervisor.
 """
 
+import collections
 import enum
 import logging
 
 from ...rtl import regmap
 from ...rtl.dma.defs import PASID_BITS, GuestResult
 from ..model.adi import PAGE_HEAD, PAGE_STATE, PAGE_TAIL, page_address
+from . import config_space as pci
 from .config_space import VirtualConfigSpace
 from .errors import AdiInUse, NoCapacity, VirtualMmioError
 
@@ -73,6 +116,8 @@ _READ_ONLY_QUEUE_REGS = (QUEUE_STATUS, QUEUE_ENGINE)
 #: Ring sizes the ADI block accepts (rtl/regs.rdl CMD.RING_SIZE: a power of two in 2..4096).
 RING_MIN, RING_MAX = 2, 4096
 NO_HANDLE = 0xFFFF_FFFF
+#: What a read answered as an Unsupported Request returns (PCIe: the completer's all ones).
+ALL_ONES = 0xFFFF_FFFF
 VECTOR_BASE = 0x40
 #: Width of the page number of a guest map (rtl/regs.rdl DMA.GUEST: PAGE in bits 19:0).
 GUEST_PAGE_BITS = 20
@@ -131,6 +176,12 @@ class SpreadPlacement:
         return engines
 
 
+def _check_int(v, what):
+    """A trap entry point takes integers, as the bus does: anything else is a caller's bug."""
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"the {what} of a guest access is an integer, not {v!r}")
+
+
 class VirtualDevice:
     """One virtual device: ``adis`` (physical indices) of tenant ``tenant``, with ``handles``
     (IMS entries) for its interrupt vectors; made by :meth:`Vdcm.create`.
@@ -146,6 +197,11 @@ class VirtualDevice:
         :meth:`config_write`, which count as traps).
     traps, fast_path : int
         Accesses emulated by the hypervisor, and accesses passed to the hardware.
+    unsupported : collections.Counter
+        Accesses answered as PCIe answers an Unsupported Request (a read gets
+        all ones, a write is dropped), by entry point: ``"mmio_read"``,
+        ``"mmio_write"``, ``"config_read"``, ``"config_write"``. See the
+        module docstring for which accesses those are.
     """
 
     def __init__(self, vdcm, tenant, adis, handles, config, engines):
@@ -154,10 +210,20 @@ class VirtualDevice:
         self.engines = list(engines)
         self.vectors = [VECTOR_BASE + k for k in range(len(handles))]
         self.traps = self.fast_path = 0
+        self.unsupported = collections.Counter()
         self._staged = [{RING_LO: 0, RING_HI: 0, RING_SIZE: 0} for _ in adis]
         self._handle_sel = 0
+        #: (masked, vector) each IMS entry holds, as :meth:`Vdcm.create` programs it.
+        self._ims = [(False, v) for v in self.vectors]
         self.released = False
         self.bus = vdcm.pf.bus
+
+    async def power_on(self):
+        """Make the device follow its configuration space at reset: Bus Master Enable and MSI-X
+        Enable are clear, so its ADIs are held out of the eligibility mask and its IMS entries
+        are masked (:meth:`Vdcm.create` calls it)."""
+        await self.vdcm.pf.hold(self, self.adis)
+        await self._sync_interrupts()
 
     @property
     def ctrl(self):
@@ -176,9 +242,24 @@ class VirtualDevice:
             return self.adis[q], off
         return None
 
+    def _claims(self, kind, offset, value=0):
+        """Whether BAR 0 claims a 32-bit access at ``offset`` (writing ``value``); if not, the
+        access is an Unsupported Request: counted, and not passed on."""
+        _check_int(offset, "offset")
+        _check_int(value, "value")
+        if (self.config.memory_enabled and 0 <= offset < self.config.bar0_size and offset % 4 == 0
+                and 0 <= value <= ALL_ONES):
+            return True
+        self.unsupported[kind] += 1
+        self.traps += 1
+        return False
+
     async def mmio_write(self, offset, value):
-        """A guest write to BAR 0 at ``offset``."""
+        """A guest 32-bit write of ``value`` to BAR 0 at ``offset``; dropped as an Unsupported
+        Request if BAR 0 does not claim it (see the module docstring)."""
         self._alive()
+        if not self._claims("mmio_write", offset, value):
+            return
         portal = self._portal(offset)
         if portal is not None:
             adi, off = portal
@@ -188,16 +269,24 @@ class VirtualDevice:
             await self.bus.write(page_address(adi, off), value)
             return
         self.traps += 1
+        if offset >= self.config.msix_table_offset:
+            await self._msix_write(offset, value)
+            return
         await self._emulate_write(offset - self.ctrl, value)
 
     async def mmio_read(self, offset):
-        """A guest read of BAR 0 at ``offset``."""
+        """A guest 32-bit read of BAR 0 at ``offset``; all ones as an Unsupported Request if
+        BAR 0 does not claim it (see the module docstring)."""
         self._alive()
+        if not self._claims("mmio_read", offset):
+            return ALL_ONES
         portal = self._portal(offset)
         if portal is not None:
             self.fast_path += 1
             return await self.bus.read(page_address(*portal))
         self.traps += 1
+        if offset >= self.config.msix_table_offset:
+            return await self._msix_read(offset)
         return await self._emulate_read(offset - self.ctrl)
 
     async def guest_map(self, page, unmap=False):
@@ -240,16 +329,126 @@ class VirtualDevice:
 
     # -- configuration space ---------------------------------------------------------------
 
+    def _config_claims(self, kind, offset, size, value=0):
+        """Whether a configuration access of ``size`` bytes at ``offset`` (writing ``value``)
+        lies in the 4 KiB space; if not, it is counted and not passed on."""
+        for what, v in (("offset", offset), ("size", size), ("value", value)):
+            _check_int(v, what)
+        if size in (1, 2, 4) and 0 <= offset <= pci.CONFIG_SPACE_SIZE - size and 0 <= value < 1 << 8 * size:
+            return True
+        self.unsupported[kind] += 1
+        return False
+
     def config_read(self, offset, size=4):
-        """A guest read of its configuration space (a trap: the space is emulated)."""
+        """A guest read of ``size`` (1, 2 or 4) bytes of its configuration space at ``offset``
+        (a trap: the space is emulated). Outside the space, all ones of the access's width.
+
+        A read has no effect on the device, so it needs no bus and is not awaited.
+        """
         self._alive()
         self.traps += 1
+        if not self._config_claims("config_read", offset, size):
+            return (1 << 8 * size) - 1 if size in (1, 2, 4) else ALL_ONES
         return self.config.read(offset, size)
 
-    def config_write(self, offset, value, size=4):
+    async def config_write(self, offset, value, size=4):
+        """A guest write of ``value`` (``size`` bytes) to its configuration space at ``offset``,
+        and what it does to the device (see the module docstring: Memory Space Enable, Bus
+        Master Enable, FLR, MSI-X Enable and Function Mask).
+
+        Dropped, and counted, outside the space or wider than the access;
+        :class:`~siov.sw.hv.config_space.ReadOnlyConfigWrite` (changing
+        nothing) when it reaches only read-only bits.
+        """
         self._alive()
         self.traps += 1
-        self.config.write(offset, size, value)
+        if not self._config_claims("config_write", offset, size, value):
+            return
+        master = self.config.bus_master
+        result = self.config.write(offset, size, value)
+        if result.flr:
+            await self._function_level_reset()
+        elif self.config.bus_master != master:
+            await self._bus_master(self.config.bus_master)
+        elif "MSI-X Message Control" in result.changed:
+            await self._sync_interrupts()
+
+    # -- what the configuration space's controls do ------------------------------------------
+
+    def _vector_masked(self, k):
+        """Whether vector ``k`` may not send its message: Bus Master Enable clear (an MSI-X
+        message is a memory write), MSI-X disabled, the Function Mask, or its own Mask Bit."""
+        c = self.config
+        return not c.bus_master or not c.msix_enabled or c.msix_function_masked or c.msix_table.masked(k)
+
+    async def _sync_interrupts(self, vectors=None):
+        """Bring the IMS entries of ``vectors`` (default all) in line with the controls: masked
+        as :meth:`_vector_masked` says, raising the vector of Message Data bits 7:0."""
+        pf, t = self.vdcm.pf, self.tenant
+        for k in range(len(self.handles)) if vectors is None else vectors:
+            want = (self._vector_masked(k), self.config.msix_table.message(k)[1] & 0xFF)
+            have = self._ims[k]
+            if want[1] != have[1]:
+                await pf.set_ims(self.handles[k], t.pasid, dest=t.dest, vector=want[1], mask=want[0])
+            elif want[0] != have[0]:
+                await pf.mask_ims(self.handles[k], t.pasid, want[0])
+            self._ims[k] = want
+
+    async def _bus_master(self, on):
+        """Bus Master Enable changed. Cleared: the ADIs leave the eligibility mask, the vectors
+        are masked, and the write completes once no descriptor of the function is executing,
+        so the function does no DMA afterwards. Set: both come back."""
+        pf = self.vdcm.pf
+        await pf.hold(self, () if on else self.adis)
+        await self._sync_interrupts()
+        if not on:
+            await pf.quiesce(self.adis)
+
+    async def _function_level_reset(self):
+        """Function Level Reset (PCIe 6.0 6.6.2), after the configuration space (and its MSI-X
+        table) went back to reset: hold and mask as Bus Master Enable clear does, abort every
+        queue (its posted descriptors are dropped), wait until the descriptor being executed
+        has finished, drop the interrupts left pending, take the queues out of ERROR, and
+        forget the staged registers. Nothing posted before the FLR completes after it."""
+        pf = self.vdcm.pf
+        await pf.hold(self, self.adis)
+        await self._sync_interrupts()
+        for a in self.adis:
+            await pf.adi_command(a, QueueControl.ABORT.adi_command)
+        await pf.quiesce(self.adis)
+        for h in self.handles:
+            await pf.discard_ims_pending(h, self.tenant.pasid)
+        for a in self.adis:
+            await pf.adi_command(a, QueueControl.RESET_ERROR.adi_command)
+        self._staged = [{RING_LO: 0, RING_HI: 0, RING_SIZE: 0} for _ in self.adis]
+        self._handle_sel = 0
+
+    # -- MSI-X table and PBA in BAR 0 -----------------------------------------------------------
+
+    def _pba_words(self):
+        """DWORDs of the PBA: one bit a vector, in whole QWORDs (PCIe 6.0 7.7.2.10)."""
+        return -(-len(self.handles) // 64) * 2
+
+    async def _msix_read(self, offset):
+        c = self.config
+        if offset < c.msix_table_offset + c.msix_table.size:
+            return c.msix_table.read(offset - c.msix_table_offset)
+        w = (offset - c.msix_pba_offset) // 4
+        if 0 <= w < self._pba_words():
+            bits = 0
+            for k in range(32 * w, min(32 * w + 32, len(self.handles))):
+                bits |= await self.vdcm.pf.ims_pending(self.handles[k]) << (k - 32 * w)
+            return bits
+        raise VirtualMmioError(f"{self.tenant.name}: no register at BAR0 {offset:#x}")
+
+    async def _msix_write(self, offset, value):
+        c = self.config
+        if offset < c.msix_table_offset + c.msix_table.size:
+            await self._sync_interrupts([c.msix_table.write(offset - c.msix_table_offset, value)])
+            return
+        if 0 <= (offset - c.msix_pba_offset) // 4 < self._pba_words():
+            raise VirtualMmioError(f"{self.tenant.name}: BAR0 {offset:#x} (MSI-X PBA) is read-only")
+        raise VirtualMmioError(f"{self.tenant.name}: no register at BAR0 {offset:#x}")
 
     # -- slow path ---------------------------------------------------------------------------
 
@@ -416,6 +615,7 @@ class Vdcm:
         for k, h in enumerate(handles):
             await self.pf.set_ims(h, tenant.pasid, dest=tenant.dest, vector=vdev.vectors[k])
             self.handle_owner[h] = vdev
+        await vdev.power_on()
         self.log.info("virtual device for %s: ADIs %s on engines %s, IMS handles %s", tenant.name, chosen,
                       vdev.engines, handles)
         return vdev
@@ -441,4 +641,5 @@ class Vdcm:
         for h in vdev.handles:
             await self.pf.clear_ims(h)
             del self.handle_owner[h]
+        await self.pf.hold(vdev, ())
         vdev.released = True
