@@ -427,3 +427,37 @@ def test_lspci_sees_writes(lspci, tmp_path):
     assert "Region 0: Memory at fe000000 (64-bit, non-prefetchable)\n" in out
     assert "MSI-X: Enable+ Count=8 Masked+" in out
     assert "PASIDCtl: Enable+ Exec- Priv-" in out
+
+
+def test_lspci_sees_the_virtual_device_controls(lspci, tmp_path):
+    """The controls as a guest's lspci -vv shows them on the VDCM's device: all off at reset,
+    on after the guest driver's open (Memory, bus master, MSI-X), off again after an FLR."""
+    from siov.sw.guest.driver import FrontendDriver
+    from siov.sw.hv.hypervisor import TenantKind
+    from hv_support import run
+
+    async def prog(bus, hv):
+        t = await hv.create_tenant("vm0", TenantKind.VM, 16)
+        vdev = await hv.vdcm.create(t, adis=2)
+        shots = [vdev.config.dump_lspci_x("00:04.0")]
+        await FrontendDriver(vdev).open()
+        shots.append(vdev.config.dump_lspci_x("00:04.0"))
+        devctl = cs.EXP_CAP_OFFSET + cs.PCI_EXP_DEVCTL
+        await vdev.config_write(devctl, vdev.config.devctl | cs.PCI_EXP_DEVCTL_BCR_FLR, 2)
+        shots.append(vdev.config.dump_lspci_x("00:04.0"))
+        return shots
+
+    outs = []
+    for i, shot in enumerate(run(prog)):
+        dump = tmp_path / f"config{i}.txt"
+        dump.write_text(shot)
+        r = _run([lspci, "-F", str(dump), "-vv"])
+        assert r.returncode == 0, r.stderr
+        outs.append(r.stdout)
+    reset, opened, after_flr = outs
+    for out in (reset, after_flr):
+        assert re.search(r"Control: I/O- Mem- BusMaster- ", out)
+        assert "MSI-X: Enable- Count=2 Masked-" in out
+    assert re.search(r"Control: I/O- Mem\+ BusMaster\+ ", opened)
+    assert "MSI-X: Enable+ Count=2 Masked-" in opened
+    assert re.search(r"DevCap:.*\n\s+ExtTag\+ RBE\+ FLReset\+", after_flr)
