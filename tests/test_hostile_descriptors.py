@@ -9,16 +9,19 @@ descriptor the checks refuse, whether or not its record then faults). On the
 rtl backend (``make sim``) the same descriptors give the same record.
 """
 
+import functools
+import random
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from siov.rtl.cmd.dsa import Flag, Opcode, Status
 from siov.sw.model.dsa import CompletionRecord, Descriptor
 from siov.sw.platform import run_program
 from siov.sw.platform.timing import TimingModel, features
 from siov.sw.model.engine import Engine, Memory, PageMap
-from siov.sw.programs.hostile_descriptors import ATTACKER_PASID, UNMAPPED_PAGE
+from siov.sw.programs.hostile_descriptors import ATTACKER_PASID, UNMAPPED_PAGE, draw_descriptor
 
 PROGRAM = "siov.sw.programs.hostile_descriptors:hostile_descriptors"
 PAGE = 4096
@@ -151,6 +154,87 @@ def test_move_whose_source_wraps_around_2_64_is_ascending():
     out = Engine(Memory(), PageMap({(1, 1): 3})).execute(d)
     assert (out.status, out.fault_addr, out.result, out.bytes_completed) == (Status.PAGE_FAULT, d.src_addr, 0, 0)
     assert TimingModel().descriptor_cycles(d, out) == 19 - 11
+
+
+@functools.lru_cache(maxsize=None)
+def _victim_alone():
+    """The run with no attacker descriptor but the victim's NOOP: what the victim must see."""
+    return _run([NOOP], burst=1)
+
+
+#: Statuses a completion record may hold (the engine's :class:`Status`).
+STATUSES = {s.value for s in Status}
+#: What an engine spends at most on a descriptor refused by its checks (ENG.LAST_CYCLES on the
+#: RTL: its checks, its record's write, the finish).
+CHECK_CYCLES = 2 + 24 + 2
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False), count=st.integers(1, 8))
+def test_no_hostile_descriptor_breaks_the_model(rng, count):
+    """Hostile descriptors (any opcode, flags, size, addresses inside or outside the window,
+    records on mapped, unmapped, untranslatable or misaligned addresses, forged PASIDs):
+    the run finishes, the victim's NOOP succeeds and its memory and interrupt are its own, every
+    fault names the attacker, and a descriptor costs the engine no more than the data it moved
+    (a descriptor the checks refuse, what the RTL spends on its checks and record)."""
+    descs = [draw_descriptor(rng) for _ in range(count)]
+    start = time.perf_counter()
+    out = _run(descs, burst=count)
+    assert time.perf_counter() - start < 10
+    alone = _victim_alone()
+    assert out["burst"]["victim_status"] == Status.SUCCESS
+    assert out["memory"]["1"] == alone["memory"]["1"]
+    assert out["interrupts"].get("2") == alone["interrupts"]["2"]
+    faults = [f for o in out["outcomes"] for f in o["faults"]] + out["burst"]["faults"]
+    assert all(f[2] == ATTACKER_PASID for f in faults if f[0] != "lost")
+    for d, o, t in zip(descs, out["outcomes"], out["timing"]["descriptors"]):
+        if d.completion_addr >> 12 == 1:          # the record page: zeros, or a record
+            assert int(o["record"][:2], 16) & 0x7F in STATUSES
+        if o["adi"] != [1, 0]:                    # refused: a foreign PASID puts the ADI in ERROR 3
+            assert d.pasid != ATTACKER_PASID and o["adi"][1] == 3
+            continue
+        if o["last_status"] in (Status.BAD_OPCODE, Status.INVALID_FLAGS, Status.INVALID_INT_HANDLE,
+                                Status.XFER_SIZE, Status.ADDR_ALIGN):
+            assert t["last_cycles"] <= CHECK_CYCLES
+        # Anything else moves at most 1 MiB: 256 pieces of at most 600 cycles each.
+        assert t["last_cycles"] <= 256 * 600
+    assert out["timing"]["end"] < 100_000 + 300_000 * count
+
+
+#: The attacker's window as the engine model's translation sees it: ring, record and data pages
+#: mapped, page 5 read-only (for write faults after reads went through).
+_PAGES = PageMap({(ATTACKER_PASID, p): 0x100 + p for p in range(6)}, readonly={(ATTACKER_PASID, 5)})
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True, database=None)
+@given(rng=st.randoms(use_true_random=False))
+def test_no_descriptor_makes_the_engine_model_raise(rng):
+    """One hostile descriptor through the engine model and the timing model alone (thousands a
+    second): nothing raises, the record packs, and what it reports stays within the descriptor."""
+    d = draw_descriptor(rng)
+    out = Engine(Memory(), _PAGES).execute(d)
+    out.record.pack()
+    assert out.bytes_completed <= d.xfer_size
+    timing = TimingModel()
+    cycles = timing.descriptor_cycles(d, out)
+    assert 1 <= timing.engine_cycles(d, out, cycles) <= 256 * 600
+    if out.op_status in (Status.BAD_OPCODE, Status.INVALID_FLAGS, Status.INVALID_INT_HANDLE, Status.XFER_SIZE,
+                         Status.ADDR_ALIGN):
+        assert timing.engine_cycles(d, out, cycles) <= CHECK_CYCLES
+
+
+@pytest.mark.sim
+def test_drawn_hostile_descriptors_on_rtl_match_the_model():
+    """Thirty drawn descriptors (a fixed draw) on the RTL: the same record as the model's, and
+    each costs the engine what it does on the RTL (ENG.LAST_CYCLES within a cycle, or the
+    timing model's largest error against the RTL, 6.1%)."""
+    rng = random.Random(24)
+    descs = [draw_descriptor(rng) for _ in range(30)]
+    rtl, model = _run(descs, "rtl", burst=8, seed=3), _run(descs, "model", burst=8, seed=3)
+    assert _functional(model) == _functional(rtl)
+    for m, r in zip(model["timing"]["descriptors"], rtl["timing"]["descriptors"]):
+        assert abs(m["last_cycles"] - r["last_cycles"]) <= max(1, 0.061 * r["last_cycles"]), (m, r)
 
 
 @pytest.mark.sim

@@ -73,11 +73,18 @@ def draw_descriptor(rng):
                         Flag.RCR, Flag.CRAV | Flag.RCR | Flag.FENCE | Flag.CC])
     if rng.random() < 0.1:
         flags |= rng.getrandbits(24) & ~SUPPORTED_FLAGS
+    size = _size(rng)
+    src = _addr(rng)
+    r = rng.random()
+    if r < 0.15:         # a source that ends past 2**64
+        src = (1 << 64) - rng.randint(1, max(1, min(size, 1 << 20)))
+    # Mostly independent; else overlapping, either way (around 2**64 with such a source).
+    dst = _addr(rng) if 0.15 < r < 0.75 else (src + rng.randint(-64, 64)) % (1 << 64)
     return Descriptor(
         pasid=ATTACKER_PASID if rng.random() < 0.95 else rng.getrandbits(20),
         flags=int(flags), opcode=opcode,
-        completion_addr=_record_addr(rng), src_addr=_addr(rng), dst_addr=_addr(rng),
-        xfer_size=_size(rng), int_handle=rng.choice([ATTACKER_HANDLE, VICTIM_HANDLE, 255, 256, 0xFFFF]),
+        completion_addr=_record_addr(rng), src_addr=src, dst_addr=dst,
+        xfer_size=size, int_handle=rng.choice([ATTACKER_HANDLE, VICTIM_HANDLE, 255, 256, 0xFFFF]),
         sem_value=rng.choice([0, 1, rng.getrandbits(64)]), sem_mask=rng.choice([0, (1 << 64) - 1, 0xFF]),
         op_specific=rng.getrandbits(64) if rng.random() < 0.1 else 0)
 
@@ -233,7 +240,7 @@ class _Program:
             mem = bytearray(await self.bus.mem_read(window_base(dom), pages * PAGE))
             for off in range(RECORD_PAGE * PAGE, (RECORD_PAGE + 1) * PAGE, COMPLETION_BYTES):
                 mem[off + 20:off + 24] = bytes(4)          # the records' cycles fields are timing
-            memory[dom] = hashlib.sha256(mem).hexdigest()
+            memory[str(dom)] = hashlib.sha256(mem).hexdigest()
         counters = await self.pf.counters()
         allowed = counters.pop("dma_allowed")
         return {"outcomes": outcomes, "burst": burst, "memory": memory, "counters": counters,
