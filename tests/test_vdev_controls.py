@@ -272,7 +272,7 @@ ACCESS = st.tuples(st.sampled_from(["mmio_read", "mmio_write", "config_read", "c
                    st.sampled_from([1, 2, 4, 3, 0, -1, 8]))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ACCESS, max_size=25))
 def test_no_integer_breaks_a_trap_entry_point(accesses):
     """Whatever integers a hostile guest passes, the trap entry points return a value of the
