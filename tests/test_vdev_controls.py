@@ -23,6 +23,7 @@ from siov.sw.hv.hypervisor import TenantKind
 from siov.sw.hv.vdcm import (INT_HANDLE, INT_HANDLE_SEL, RING_HI, RING_LO, RING_SIZE, VirtualMmioError,
                              queue_register)
 from siov.sw.model.dsa import Descriptor
+from siov.sw.platform import run_program
 from hv_support import PAGE, run, vm_with_queue
 
 ALL_ONES = 0xFFFF_FFFF
@@ -299,3 +300,21 @@ def test_no_integer_breaks_a_trap_entry_point(accesses):
         return (await vq.wait(tk)).status
 
     assert run(prog) == 1
+
+
+PCI_PROGRAM = "siov.sw.programs.pci_controls:pci_controls"
+PCI_EXPECTED = {"bme": {"quiet_while_clear": True, "statuses": [1, 1], "copied": True},
+                "flr": {"quiet_after": True, "state": int(AdiState.DISABLED), "first_done": True,
+                        "rest_untouched": True},
+                "mse": [ALL_ONES] * 3, "unsupported": {"mmio_read": 3}}
+
+
+def test_pci_controls_program_on_the_model():
+    assert run_program(PCI_PROGRAM, "model") == PCI_EXPECTED
+
+
+@pytest.mark.sim
+def test_pci_controls_on_the_rtl():
+    """Bus Master Enable, FLR and Memory Space Enable on the Verilated Device: its ADIs,
+    eligibility mask, engines and IMS entries do what the model's do."""
+    assert run_program(PCI_PROGRAM, "rtl", quiet=True) == PCI_EXPECTED
