@@ -44,10 +44,10 @@ def run(scenario, backend, seed, out, waves, yes):
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-    from rich.table import Table
 
     from .platform import run_program
-    from .report import summary_rows, write_plots, write_results, write_trace
+    from .report import print_report, write_html, write_plots, write_trace
+    from .results import document, write
     from .scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, load, parse
 
     console = Console()
@@ -58,6 +58,7 @@ def run(scenario, backend, seed, out, waves, yes):
         console.print(f"[red]scenario error[/red]\n{escape(str(e))}", soft_wrap=True)
         sys.exit(2)
     text = scenario.read_text() if scenario else builtin
+    source = str(scenario or "<built-in scenario>")
     if waves and backend != "rtl":
         console.print("[red]--waves needs --backend rtl[/red]")
         sys.exit(2)
@@ -69,7 +70,7 @@ def run(scenario, backend, seed, out, waves, yes):
         sys.exit(2)
     if eta > 10:
         console.print(f"estimated wall time: about {_duration(eta)} ({sc.cycles:,} device cycles)")
-    arg = {"scenario": text, "source": str(scenario or "<built-in scenario>"), "seed": seed}
+    arg = {"scenario": text, "source": source, "seed": seed}
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if backend == "model":
@@ -81,6 +82,9 @@ def run(scenario, backend, seed, out, waves, yes):
             result = run_program("siov.sw.programs.scenario:run_scenario", "model", seed=seed or 0,
                                  params=sc.device.params(), arg=arg)
             progress.update(task, completed=sc.cycles)
+        wall = time.perf_counter() - start
+        rate = (f"{result['device']['cycles'] / wall:,.0f} device cycles per second of wall time "
+                f"({wall:.1f} s)")
     else:
         from ..tb.host.run import last_run, logs
         build_log, run_logs = logs(sc.device.params(), waves)
@@ -88,29 +92,19 @@ def run(scenario, backend, seed, out, waves, yes):
             with _tail_logs(status, build_log, run_logs):
                 result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
                                      params=sc.device.params(), arg=arg, waves=waves, quiet=True)
-        console.print(f"rtl: {last_run['total_s']:.1f} s in all, {last_run['sim_s']:.1f} s of simulation "
-                      f"({last_run['cycles'] / max(last_run['sim_s'], 1e-9):,.0f} cycles/s)")
+        sim = max(last_run["sim_s"], 1e-9)
+        rate = (f"{last_run['cycles'] / sim:,.0f} device cycles per second of simulation ({sim:.1f} s); "
+                f"{last_run['total_s'] - sim:.1f} s more to build or check the Device and start the simulator")
         if waves:
             console.print(f"waveform: {last_run['waves']}", soft_wrap=True, highlight=False)
-    wall = time.perf_counter() - start
-    write_results(result, out / "results.json")
-    write_trace(result, out / "trace.json")
-    write_plots(result, out)
-
-    table = Table(title=f"{len(result['tenants'])} tenants, {result['device']['cycles']:,} device cycles "
-                        f"({backend} backend, seed {result['scenario']['seed']})")
-    rows = summary_rows(result)
-    for col in rows[0]:
-        table.add_column(col, justify="right" if isinstance(rows[0][col], (int, float)) else "left")
-    for r in rows:
-        table.add_row(*(str(v) for v in r.values()))
-    console.print(table)
-    dev = result["device"]
-    console.print(f"engine utilisation {dev['engine_utilisation']:.1%}, policy {dev['policy']}, "
-                  f"faults naming nobody {dev['unattributed_faults']}; "
-                  f"{dev['cycles'] / wall:,.0f} device cycles per second of wall time ({wall:.1f} s)")
-    console.print(f"wrote {out / 'results.json'}, {out / 'trace.json'} (open in ui.perfetto.dev), "
-                  f"{out / 'throughput.png'}, {out / 'latency.png'}")
+    doc = document(result, sc=sc, text=text, source=source, backend=backend)
+    write(doc, out / "results.json")
+    write_trace(doc, out / "trace.json")
+    write_plots(doc, out)
+    write_html(doc, out, rate)
+    print_report(doc, console, rate)
+    console.print(f"wrote {out / 'report.html'}, {out / 'results.json'}, {out / 'trace.json'} (open in "
+                  f"ui.perfetto.dev), {out / 'throughput.png'}, {out / 'latency.png'}", highlight=False)
 
 
 def _duration(seconds):

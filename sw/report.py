@@ -1,87 +1,313 @@
-"""What ``siov run`` writes: results.json, a Perfetto timeline, PNG plots, and the terminal tables.
+"""What ``siov run`` shows and draws from a results document (:mod:`siov.sw.results`).
 
-* ``results.json``: the scenario's result (:mod:`siov.sw.programs.scenario`)
-  with sorted keys and no wall-clock figure, so one file and seed give the
-  same bytes every time on the model backend; ``timing_dependent`` lists
-  the fields that differ between backends by design;
-* ``trace.json``: Chrome trace-event format (JSON object form, complete
-  events ``"ph": "X"``), which Perfetto and chrome://tracing open: one track
-  per engine with each descriptor from grant to completion (its record's
-  cycles), and one per tenant with each descriptor from submission to
-  completion. Timestamps are device cycles shown as microseconds;
-* ``throughput.png`` and ``latency.png``: each tenant's completed bytes per
-  window of device time, and each tenant's latency distribution.
+* the terminal report (:func:`print_report`): a table of each tenant's
+  work, with units in its headers, narrow enough for 80 columns, then each
+  tenant's events one per line (hypercalls and traps, how its descriptors
+  ended, what was refused, the faults the device recorded, the faults
+  injected), then the device (utilisation per engine). A console too narrow
+  for the table gets every tenant as a list of lines instead: no figure is
+  ever cut;
+* ``trace.json`` (:func:`write_trace`): Chrome trace-event format, which
+  Perfetto and chrome://tracing open;
+* ``throughput.png`` and ``latency.png`` (:func:`write_plots`);
+* ``report.html`` (:func:`write_html`): all of the above in one file that
+  needs no network: the tables, the plots embedded as PNG, the scenario and
+  where the run came from.
+
+Names come from the register map and the RTL's enums: completion statuses
+are :class:`~siov.rtl.cmd.dsa.Status` names, an ADI's error is an
+:class:`~siov.rtl.regmap.AdiError` name, fault reasons are
+:class:`~siov.rtl.regmap.DmaFaultReason` and
+:class:`~siov.rtl.regmap.IrqFaultReason` names.
 
 Ref: Trace Event Format (the Chrome/Perfetto JSON trace documentation).
 """
 
+import base64
+import html
+import io
 import json
 
-__all__ = ["write_results", "write_trace", "write_plots", "summary_rows"]
+__all__ = ["print_report", "tenant_rows", "tenant_details", "device_lines", "write_trace", "write_plots",
+           "write_html", "PLOTS"]
+
+#: The plots :func:`write_plots` draws, by file name.
+PLOTS = ("throughput.png", "latency.png")
+
+#: Column headers of the per-tenant table: name and unit on two lines, so that the table
+#: stays narrow and no header is cut.
+_HEADERS = {"tenant": "tenant", "adis": "ADIs", "engines": "engine", "descriptors": "done\n(desc.)",
+            "throughput": "through-\nput\n(B/kcycle)", "p50": "latency\np50\n(cycles)",
+            "p99": "latency\np99\n(cycles)", "interrupts": "inter-\nrupts"}
+
+#: What the program records under ``refused``, in words.
+_REFUSED = {"ring_full": "ring full (QueueFull)", "foreign_map": "map hypercall of a page not its own"}
 
 
-def write_results(result, path):
-    path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+def _ranges(xs):
+    """``[0, 1, 2, 5]`` as ``"0-2,5"``."""
+    out, xs = [], sorted(xs)
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[j] + 1:
+            j += 1
+        out.append(str(xs[i]) if i == j else f"{xs[i]}-{xs[j]}")
+        i = j + 1
+    return ",".join(out) or "-"
 
 
-def write_trace(result, path):
-    events = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "siov device"}},
-              {"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "tenants"}},
-              {"name": "thread_name", "ph": "M", "pid": 1, "tid": 0, "args": {"name": "engine 0"}}]
-    for tid, (name, t) in enumerate(sorted(result["tenants"].items()), start=1):
+def tenant_rows(doc):
+    """One row per tenant (keys as :data:`_HEADERS`), every figure formatted."""
+    rows = []
+    for name, t in sorted(doc["tenants"].items()):
+        rows.append({"tenant": name, "adis": _ranges(t["adis"]), "engines": _ranges(set(t["engines"])),
+                     "descriptors": f"{t['descriptors']:,}", "throughput": f"{t['throughput_bytes_per_kcycle']:,.1f}",
+                     "p50": f"{t['latency_p50']:,}", "p99": f"{t['latency_p99']:,}",
+                     "interrupts": f"{t['interrupts']:,}"})
+    return rows
+
+
+def _counts(d, names=None):
+    return [f"{(names or {}).get(k, k)}: {v:,}" for k, v in d.items()]
+
+
+def tenant_details(doc):
+    """Per tenant, ``(title, [(label, [entries])])``: its events, one entry per line."""
+    out = []
+    for name, t in sorted(doc["tenants"].items()):
+        refused = [f"ADI error {k.split('.', 1)[1]}: {v:,}" if k.startswith("adi_error.") else
+                   f"{_REFUSED.get(k, k)}: {v:,}" for k, v in t["refused"].items()]
+        faults = []
+        for f in t["faults"]:
+            where = (f"page {f['page']:#x} {'write' if f['write'] else 'read'}" if f["unit"] == "dma"
+                     else f"handle {f['handle']}")
+            faults.append(f"{f['unit'].upper()} {f['reason']} ({f['code']:#04x}), {where}")
+        injected = [f"{i['kind']} at cycle {i['at']:,}: {i['outcome']}" for i in t.get("injected", [])]
+        lines = [("host", [f"map hypercalls {t['map_hypercalls']:,} ({t['refused_hypercalls']:,} refused), "
+                           f"traps {t['traps']:,}"]),
+                 ("descriptors", [", ".join(_counts(t["statuses"])) or "none"]),
+                 ("refused", refused or ["nothing"]),
+                 ("device faults", faults or ["none"])]
+        if injected:
+            lines.append(("injected", injected))
+        out.append((f"{name} ({t['kind']}, PASID {t['pasid']})", lines))
+    return out
+
+
+def device_lines(doc, rate=None):
+    """The device's figures as lines of text; ``rate``, if given, describes the simulation's speed."""
+    dev = doc["device"]
+    p = dev["params"]
+    c = dev["counters"]
+    lines = [f"Device {dev['verilog_fingerprint']} ({p['num_engines']} engines, {p['num_adis']} ADIs, "
+             f"{p['num_domains']} domains), policy {dev['policy']}"]
+    lines += [f"  engine {e['engine']}: busy {e['utilisation']:.1%} of the run (its records' cycles), "
+              f"{e['descriptors']:,} descriptors" for e in dev["engines"]]
+    lines += [f"  descriptors done {c['desc_done']:,}, failed {c['desc_failed']:,}, refused {c['desc_refused']:,}",
+              f"  DMA accesses blocked {c['dma_blocked']:,}, interrupt faults {c['irq_faulted']:,}",
+              f"  faults naming no tenant {dev['unattributed_faults']:,}, lost to a full fault queue "
+              f"{dev['lost_faults']:,}"]
+    if rate:
+        lines.append(rate)
+    return lines
+
+
+def _title(doc):
+    s = doc["scenario"]
+    partial = " - PARTIAL (interrupted)" if doc["partial"] else ""
+    return (f"{len(doc['tenants'])} tenants, {doc['device']['cycles']:,} device cycles "
+            f"({doc['backend']} backend, seed {s['seed']}){partial}")
+
+
+def print_report(doc, console, rate=None):
+    """Print the report of ``doc`` on a Rich ``console``, at any width from 80 columns without
+    cutting a figure."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = tenant_rows(doc)
+    table = Table(title=_title(doc), box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, show_edge=False)
+    for key, head in _HEADERS.items():
+        table.add_column(head, justify="left" if key in ("tenant", "adis", "engines") else "right",
+                         no_wrap=True)
+    for r in rows:
+        table.add_row(*r.values())
+    if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= console.width:
+        console.print(table)
+        per_tenant = {}
+    else:           # too narrow for the table: each tenant's figures as lines
+        console.print(Text(_title(doc), style="italic"))
+        per_tenant = {r["tenant"]: [(_HEADERS[k].replace("-\n", "").replace("\n", " "), [v])
+                                    for k, v in r.items() if k != "tenant"]
+                      for r in rows}
+    for (title, lines), r in zip(tenant_details(doc), rows):
+        console.print(Text(title, style="bold"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        for label, entries in per_tenant.get(r["tenant"], []) + lines:
+            grid.add_row(Text(f"  {label}"), Text("\n".join(entries)))
+        console.print(grid)
+    for line in device_lines(doc, rate):
+        console.print(Text(line))
+
+
+# -- the timeline ------------------------------------------------------------------------------
+
+
+def write_trace(doc, path):
+    """Chrome trace-event JSON of the run: one track per tenant in process "tenants", each
+    descriptor an async span (``"b"``/``"e"`` with its own id) from submission to the host
+    seeing it complete, so that descriptors in flight together never overlap on one thread;
+    markers (``"i"``) where faults were injected. Timestamps are device cycles shown as
+    microseconds."""
+    events = [{"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "tenants"}}]
+    span = 0
+    for tid, (name, t) in enumerate(sorted(doc["tenants"].items()), start=1):
         events.append({"name": "thread_name", "ph": "M", "pid": 2, "tid": tid,
-                       "args": {"name": f"{name} ({t['kind']}, ADIs {t['adis']})"}})
-        for submitted, done, cycles, _ in t["completions"]:
-            events.append({"name": name, "cat": "descriptor", "ph": "X", "pid": 2, "tid": tid,
-                           "ts": submitted, "dur": max(done - submitted, 1)})
-            if cycles:
-                events.append({"name": name, "cat": "engine", "ph": "X", "pid": 1, "tid": 0,
-                               "ts": max(done - cycles, submitted), "dur": cycles, "args": {"cycles": cycles}})
+                       "args": {"name": f"{name} ({t['kind']}, ADIs {_ranges(t['adis'])})"}})
+        for c in t["completions"]:
+            span += 1
+            args = {k: c[k] for k in ("cycles", "bytes", "engine", "status")}
+            events.append({"name": f"{name} descriptor", "cat": name, "ph": "b", "id": span, "pid": 2,
+                           "tid": tid, "ts": c["submitted"], "args": args})
+            events.append({"name": f"{name} descriptor", "cat": name, "ph": "e", "id": span, "pid": 2,
+                           "tid": tid, "ts": max(c["completed"], c["submitted"] + 1)})
+        for i in t.get("injected", []):
+            events.append({"name": f"{i['kind']}: {i['outcome']}", "cat": "fault", "ph": "i", "s": "t",
+                           "pid": 2, "tid": tid, "ts": i["at"]})
+    events.sort(key=lambda e: (e.get("ts", -1), e.get("id", 0), e["ph"] == "b"))
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns",
-                                "otherData": {"time unit": "1 us on the timeline = 1 device cycle"}}))
+                                "otherData": {"time unit": "1 us on the timeline = 1 device cycle",
+                                              "schema_version": doc["schema_version"],
+                                              "siov_version": doc["siov_version"]}}))
 
 
-def write_plots(result, out_dir, windows=50):
+# -- plots ------------------------------------------------------------------------------------
+
+
+def write_plots(doc, out_dir, windows=50):
+    """``throughput.png`` and ``latency.png`` in ``out_dir``; returns their paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    cycles = result["device"]["cycles"]
-    width = max(cycles // windows, 1)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for name, t in sorted(result["tenants"].items()):
-        bins = [0] * (windows + 1)
-        for _, done, _, size in t["completions"]:
-            bins[min(done // width, windows)] += size
-        ax.plot([i * width / 1000 for i in range(windows + 1)], [b / width for b in bins], label=name)
-    ax.set_xlabel("device time (k cycles)")
-    ax.set_ylabel(f"bytes per cycle (windows of {width} cycles)")
-    ax.set_title("Throughput over time")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "throughput.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    names = sorted(result["tenants"])
-    data = [[d - s for s, d, _, _ in result["tenants"][n]["completions"]] or [0] for n in names]
-    ax.boxplot(data, tick_labels=names, showfliers=True)
+    paths = []
+    for name, draw in (("throughput.png", _throughput), ("latency.png", _latency)):
+        fig = draw(plt, doc, windows)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=100, metadata={"Software": None})
+        plt.close(fig)
+        paths.append(out_dir / name)
+    return paths
+
+
+def throughput_series(doc, windows=50):
+    """Per tenant, ``(window ends in cycles, bytes per cycle)`` over windows of equal length; a last
+    window shorter than the others is divided by its own length, so it does not drop to zero."""
+    cycles = doc["device"]["cycles"]
+    width = max(-(-cycles // windows), 1)
+    n = -(-cycles // width)
+    lengths = [min(width, cycles - k * width) for k in range(n)]
+    ends = [k * width + lengths[k] for k in range(n)]
+    series = {}
+    for name, t in sorted(doc["tenants"].items()):
+        bins = [0] * n
+        for c in t["completions"]:
+            bins[min(c["completed"] // width, n - 1)] += c["bytes"]
+        series[name] = (ends, [b / length for b, length in zip(bins, lengths)])
+    return width, series
+
+
+def _throughput(plt, doc, windows):
+    width, series = throughput_series(doc, windows)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, (ends, rates) in series.items():
+        ax.plot([e / 1000 for e in ends], rates, label=name, marker=".", markersize=3)
+    ax.set_yscale("symlog", linthresh=0.01)
+    ax.set_ylim(bottom=0)
+    for name, t in sorted(doc["tenants"].items()):
+        for i in t.get("injected", []):
+            ax.axvline(i["at"] / 1000, color="red", linestyle=":", linewidth=1)
+            ax.annotate(f"{name}: {i['kind']}", (i["at"] / 1000, 1), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="red")
+    ax.set_xlabel("device time (thousands of cycles)")
+    ax.set_ylabel("bytes per cycle (log scale above 0.01)")
+    ax.set_title(f"Throughput per tenant, windows of {width:,} cycles; dotted: faults injected")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def _latency(plt, doc, windows):
+    names = sorted(doc["tenants"])
+    data = [[c["completed"] - c["submitted"] for c in doc["tenants"][n]["completions"]] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.boxplot([d or [0] for d in data], tick_labels=[f"{n}\nn={len(d):,}" for n, d in zip(names, data)],
+               whis=(1, 99), showfliers=True, flierprops={"markersize": 2})
     ax.set_yscale("log")
     ax.set_ylabel("latency, submission to completion (cycles)")
-    ax.set_title("Latency per tenant")
-    fig.tight_layout()
-    fig.savefig(out_dir / "latency.png", dpi=100)
-    plt.close(fig)
+    ax.set_title("Latency per tenant: box p25-p75, line median, whiskers p1 and p99, points beyond",
+                 fontsize=10)
+    return fig
 
 
-def summary_rows(result):
-    """Rows of the per-tenant table. Columns: descriptors completed, bytes per thousand cycles,
-    latency p50/p99 (cycles), map hypercalls, slow-path traps, DMA faults by reason, what the
-    device or hypervisor refused, interrupts delivered."""
-    rows = []
-    for name, t in sorted(result["tenants"].items()):
-        faults = ", ".join(f"{k}: {v}" for k, v in t["faults_by_reason"].items()) or "-"
-        refused = ", ".join(f"{k}: {v}" for k, v in t["refused"].items()) or "-"
-        rows.append({"tenant": f"{name} ({t['kind']})", "ADIs": ",".join(map(str, t["adis"])),
-                     "desc": t["descriptors"], "B/kcyc": t["throughput_bytes_per_kcycle"],
-                     "p50": t["latency_p50"], "p99": t["latency_p99"], "hcalls": t["map_hypercalls"],
-                     "traps": t["traps"], "faults": faults, "refused": refused, "irqs": t["interrupts"]})
-    return rows
+# -- the HTML report -----------------------------------------------------------------------
+
+
+def write_html(doc, out_dir, rate=None):
+    """``report.html`` in ``out_dir``: the report's tables, the plots (read from ``out_dir``,
+    embedded as base64 PNG), the scenario and the run's provenance, in one file that loads
+    nothing from anywhere. Returns its path."""
+    e = html.escape
+    parts = [f"<h1>siov run: {e(_title(doc))}</h1>"]
+    if doc["partial"]:
+        parts.append('<p class="partial">This run was interrupted: the figures cover the '
+                     f'{doc["device"]["cycles"]:,} cycles it ran.</p>')
+    rows = tenant_rows(doc)
+    head = "".join(f"<th>{e(h.replace(chr(45) + chr(10), '').replace(chr(10), ' '))}</th>" for h in _HEADERS.values())
+    body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
+    parts.append(f'<h2>Tenants</h2><table id="tenants"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    details = []
+    for title, lines in tenant_details(doc):
+        cells = "".join(f"<tr><th>{e(label)}</th><td>{'<br>'.join(e(x) for x in entries)}</td></tr>"
+                        for label, entries in lines)
+        details.append(f'<table class="events"><caption>{e(title)}</caption>{cells}</table>')
+    parts.append('<h2>Events per tenant</h2><div id="events">' + "".join(details) + "</div>")
+    parts.append('<h2>Device</h2><ul id="device">' + "".join(f"<li>{e(x)}</li>" for x in device_lines(doc, rate))
+                 + "</ul>")
+    parts.append("<h2>Plots</h2>")
+    for name in PLOTS:
+        data = base64.b64encode((out_dir / name).read_bytes()).decode()
+        parts.append(f'<figure><img id="{name.split(".")[0]}" alt="{name}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{name}</figcaption></figure>")
+    s = doc["scenario"]
+    parts.append(f'<h2>Scenario</h2><p>{e(s["source"])}, seed {s["seed"]} '
+                 f'(<code>siov run FILE --backend {e(doc["backend"])} --seed {s["seed"]}</code> repeats it)</p>'
+                 f'<pre id="scenario">{e(s["text"])}</pre>')
+    prov = {"siov version": doc["siov_version"], "results schema version": doc["schema_version"],
+            "backend": doc["backend"], "Device parameters": json.dumps(doc["device"]["params"]),
+            "Verilog fingerprint": doc["device"]["verilog_fingerprint"],
+            "may differ between backends": ", ".join(doc["timing_dependent"])}
+    parts.append('<h2>Provenance</h2><table id="provenance">'
+                 + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in prov.items()) + "</table>")
+    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>siov run: {e(_title(doc))}'
+            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>\n")
+    path = out_dir / "report.html"
+    path.write_text(page)
+    return path
+
+
+_CSS = """
+body { font-family: sans-serif; margin: 2em; max-width: 70em; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
+#tenants td:nth-child(n+4) { text-align: right; }
+table.events { display: inline-table; margin-right: 1em; }
+caption { font-weight: bold; text-align: left; }
+img { max-width: 100%; }
+pre { background: #f4f4f4; padding: 1em; overflow-x: auto; }
+.partial { color: #a00; font-weight: bold; }
+"""

@@ -67,6 +67,7 @@ class Device(_Strict):
     ims_entries: int = Field(256, description="interrupt message store entries")
     num_domains: int = Field(8, description="DMA domains: one per tenant")
     pages_per_domain: int = Field(4096, description="4 KiB pages a domain's window can hold")
+    num_engines: int = Field(2, description="descriptor engines, each with its own arbiter over its ADIs")
 
     def params(self):
         return DeviceParams(**self.model_dump())

@@ -136,11 +136,8 @@ def test_run_model_is_reproducible_and_writes_everything(tmp_path):
     result = json.loads(a)
     vm, ctr = result["tenants"]["vm0"], result["tenants"]["ctr0"]
     assert vm["descriptors"] > 10 and vm["statuses"] == {"SUCCESS": vm["descriptors"]}
-    assert ctr["refused"] == {"adi_error_3": 1} and result["device"]["policy"] == "qos"
+    assert ctr["refused"] == {"adi_error.DESC_PASID": 1} and result["device"]["policy"] == "qos"
     assert "tenants.*.latency_p99" in result["timing_dependent"]
-    trace = json.loads((outs[0] / "trace.json").read_text())
-    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
-    assert {e["pid"] for e in spans} == {1, 2} and all(e["dur"] > 0 for e in spans)
     for png in ("throughput.png", "latency.png"):
         assert (outs[0] / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

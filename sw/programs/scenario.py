@@ -25,8 +25,10 @@ import random
 
 from ...rtl.cmd.dsa import Opcode, Status
 from ...rtl.dma.defs import PAGE_SHIFT
+from ...rtl.regmap import DmaFaultReason, IrqFaultReason
 from ..guest.driver import DescriptorError, FrontendDriver, QueueError, QueueFull
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
+from ..hv.pf import DmaFault
 from ..hv.unpin import LruUnpin
 from ..model.dsa import Descriptor
 from ..scenario import parse
@@ -52,7 +54,7 @@ class _TenantRun:
     def __init__(self, spec, tenant, vdev, queues, driver):
         self.spec, self.tenant, self.vdev, self.queues, self.driver = spec, tenant, vdev, queues, driver
         self.latencies = []
-        self.completions = []          # (end cycle, bytes, cycles, start cycle)
+        self.completions = []          # one dict per descriptor waited for, as in the result
         self.statuses = collections.Counter()
         self.refused = collections.Counter()
         self.ring_full = 0
@@ -155,7 +157,9 @@ async def _workload(bus, r, queue, w, rng, end):
             r.statuses[status.name] += 1
             now = bus.now()
             r.latencies.append(now - t0)
-            r.completions.append((now, size if status is Status.SUCCESS else 0, rec.cycles, t0))
+            r.completions.append({"submitted": t0, "completed": now, "cycles": rec.cycles,
+                                  "bytes": size if status is Status.SUCCESS else 0,
+                                  "engine": r.vdev.engines[queue.index], "status": status.name})
         if w.interval:
             await bus.wait_cycles(w.interval)
 
@@ -183,19 +187,36 @@ async def _fault(bus, hv, r, victim, f, at, end):
         while bus.now() < end and (await queue.status())[0] != 3:     # until the ADI is in ERROR
             await bus.wait_cycles(50)
         state, error = await queue.status()
-        r.refused[f"adi_error_{error}"] += 1
+        r.refused[f"adi_error.{error.name}"] += 1
         await queue.recover()
+
+
+def _fault_record(f):
+    """A fault record with its reason named from the register map's encodings."""
+    if isinstance(f, DmaFault):
+        unit, names, where = "dma", DmaFaultReason, {"page": f.page, "write": f.write}
+    else:
+        unit, names, where = "irq", IrqFaultReason, {"handle": f.handle}
+    try:
+        reason = names(f.reason).name
+    except ValueError:
+        reason = f"{f.reason:#04x}"
+    return {"unit": unit, "reason": reason, "code": f.reason, "pasid": f.pasid, **where}
 
 
 async def _result(bus, hv, sc, seed, runs, start):
     cycles = bus.now() - start
     tenants = {}
-    busy = 0
+    busy = [0] * hv.caps.num_engines
+    done = [0] * hv.caps.num_engines
     for r in runs:
         lat = r.latencies
-        moved = sum(c[1] for c in r.completions)
-        busy += sum(c[2] for c in r.completions)
-        faults = collections.Counter(f"{f.reason:#04x}" for f in r.tenant.faults)
+        moved = sum(c["bytes"] for c in r.completions)
+        for c in r.completions:
+            busy[c["engine"]] += c["cycles"]
+            done[c["engine"]] += 1
+        faults = [_fault_record(f) for f in r.tenant.faults]
+        by_reason = collections.Counter(f"{f['unit']}.{f['reason']}" for f in faults)
         tenants[r.spec.name] = {
             "kind": r.spec.kind, "adis": r.vdev.adis, "engines": r.vdev.engines, "pasid": r.tenant.pasid,
             "descriptors": len(r.completions), "bytes": moved,
@@ -205,18 +226,19 @@ async def _result(bus, hv, sc, seed, runs, start):
             "interrupts": len(r.tenant.vic.log), "ring_full": r.ring_full,
             "statuses": dict(sorted(r.statuses.items())),
             "map_hypercalls": r.tenant.hypercalls["map"], "refused_hypercalls": r.tenant.hypercalls["refused"],
-            "traps": r.vdev.traps, "faults_by_reason": dict(sorted(faults.items())),
+            "traps": r.vdev.traps, "faults": faults, "faults_by_reason": dict(sorted(by_reason.items())),
             "refused": dict(sorted(r.refused.items())),
-            "completions": [[c[3] - start, c[0] - start, c[2], c[1]] for c in r.completions],
+            "completions": [dict(c, submitted=c["submitted"] - start, completed=c["completed"] - start)
+                            for c in r.completions],
         }
     return {
-        "scenario": {"cycles": sc.cycles, "seed": seed, "policy": sc.arbiter.policy,
-                     "device": sc.device.model_dump()},
         "tenants": tenants,
-        "device": {"engine_utilisation": round(busy / (cycles * hv.caps.num_engines), 4),
-                   "engines": hv.caps.num_engines, "policy": sc.arbiter.policy,
-                   "cycles": cycles, "counters": await hv.pf.counters(),
-                   "unattributed_faults": len(hv.unattributed)},
+        "device": {"engines": [{"engine": e, "descriptors": done[e], "busy_cycles": busy[e],
+                                "utilisation": round(busy[e] / cycles, 4)} for e in range(hv.caps.num_engines)],
+                   "policy": sc.arbiter.policy, "cycles": cycles, "counters": await hv.pf.counters(),
+                   "unattributed_faults": len(hv.unattributed), "lost_faults": hv.lost_faults},
+        "seed": seed,
         "timing_dependent": [f"tenants.*.{k}" for k in TIMING_DEPENDENT]
-                            + ["device.engine_utilisation", "device.cycles", "device.counters"],
+                            + ["device.engines.*.descriptors", "device.engines.*.busy_cycles",
+                               "device.engines.*.utilisation", "device.cycles", "device.counters"],
     }

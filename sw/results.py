@@ -1,0 +1,96 @@
+"""The results file of ``siov run``: one self-describing JSON document per run.
+
+A results file says what produced it and holds enough to produce it again:
+
+* ``schema_version`` (this module's :data:`SCHEMA_VERSION`, the version of
+  ``docs/results.schema.json``) and ``siov_version``;
+* ``backend`` and ``partial`` (true when the run was stopped early, by
+  Ctrl-C: the figures cover the cycles run, ``device.cycles``);
+* ``scenario``: the file's text as given, its source, the seed the run used
+  (``siov run --seed`` may override the file's) and the parsed scenario
+  with every default filled in, so ``siov run`` of the text with that seed
+  repeats the run;
+* ``device``: the Device's elaboration parameters and the fingerprint of
+  its Verilog (:func:`device_fingerprint`), with what the run measured;
+* ``tenants``: per tenant what it did, with every completion, fault and
+  refusal as a named object;
+* ``timing_dependent``: the fields that may differ between the model and
+  rtl backends (with ``backend`` itself); every other field is the same on
+  both for one scenario and seed.
+
+Ref: JSON Schema draft 2020-12 (``docs/results.schema.json``).
+"""
+
+import importlib.metadata
+import json
+import os
+import pathlib
+
+__all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "document", "device_fingerprint", "write", "validate"]
+
+#: Version of the document's layout; bumped when a field changes meaning or goes.
+SCHEMA_VERSION = 1
+#: The JSON Schema every results file follows.
+SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results.schema.json"
+
+
+def document(result, *, sc, text, source, backend, partial=False):
+    """The results document of a run: what :func:`~siov.sw.programs.scenario.run_scenario` returned
+    (``result``) with the scenario ``sc`` parsed from ``text`` (read from ``source``) and the provenance."""
+    params = sc.device.params()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "siov_version": importlib.metadata.version("siov"),
+        "backend": backend,
+        "partial": bool(partial or result.get("partial")),
+        "scenario": {"source": source, "seed": result["seed"], "text": text,
+                     "parsed": sc.model_dump(mode="json")},
+        "device": {"params": dict(vars(params)), "verilog_fingerprint": device_fingerprint(params),
+                   **result["device"]},
+        "tenants": result["tenants"],
+        "timing_dependent": result["timing_dependent"],
+    }
+
+
+def device_fingerprint(params):
+    """The fingerprint (:func:`siov.rtl.synth.verilog_fingerprint`) of the Device's Verilog with
+    ``params``: the Verilog the rtl backend builds, and the one the model stands in for.
+
+    Converting the Device takes seconds, so the fingerprint is kept under the rtl
+    build cache's key of the design (every source under rtl/, Amaranth's version,
+    the parameters: :func:`siov.tb.runner.design_key`) in ``build/fingerprints``, and
+    taken from the rtl backend's build folder when that holds the same design.
+    """
+    from ..rtl.device import Device
+    from ..rtl.generate import convert_top
+    from ..rtl.synth import verilog_fingerprint
+    from ..tb.runner import BUILD, design_key
+    component = Device(params)
+    build = f"device-{params.tag}"
+    key = design_key("siov_device", build, component)
+    component._MustUse__used = True        # elaborated below only when no fingerprint is kept
+    cache = BUILD / "fingerprints" / f"{key}.txt"
+    if cache.exists():
+        return cache.read_text().strip()
+    built, built_key = BUILD / "sim" / build / "siov_device.v", BUILD / "sim" / build / "design.key"
+    if built.exists() and built_key.exists() and built_key.read_text() == key:
+        fingerprint = verilog_fingerprint(built.read_text())
+    else:
+        fingerprint = verilog_fingerprint(convert_top("siov_device", component))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(fingerprint + "\n")
+    tmp.replace(cache)
+    return fingerprint
+
+
+def write(doc, path):
+    """Write ``doc`` with sorted keys: one scenario and seed give the same bytes on the model backend."""
+    pathlib.Path(path).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+
+
+def validate(doc):
+    """Check ``doc`` against ``docs/results.schema.json``; jsonschema's ValidationError if it fails."""
+    import jsonschema
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
