@@ -27,7 +27,7 @@ from ..csr import Csr
 from ..model.irq import CTRL_PENDING, ims_ctrl, msi_address
 from .errors import DeviceOwned, DeviceTimeout
 
-__all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "DeviceTimeout", "DeviceOwned", "COUNTERS"]
+__all__ = ["PfDriver", "DeviceCaps", "DmaFault", "IrqFault", "RingConfig", "DeviceTimeout", "DeviceOwned", "COUNTERS"]
 
 #: Event counters whose values follow from what the device did, not from when.
 COUNTERS = {
@@ -74,6 +74,17 @@ class DeviceCaps:
     max_xfer: int
     cr_align: int
     fill_align: int
+
+
+@dataclass(frozen=True)
+class RingConfig:
+    """What :meth:`PfDriver.enable_adi` programmed into an ADI: its ring's guest address and size
+    in entries, the PASID and domain its descriptors run under, and its engine."""
+    ring: int
+    size: int
+    pasid: int
+    dom: int
+    engine: int
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,8 @@ class PfDriver:
         self._holds = {}
         #: ADI -> the engine enable_adi bound it to.
         self._engine_of = {}
+        #: ADI -> the RingConfig enable_adi programmed.
+        self._ring_of = {}
 
     @classmethod
     def of(cls, bus, **options):
@@ -351,7 +364,26 @@ class PfDriver:
         await self.bus.write(regmap.CMD_ADI_CFG, _put("CMD_ADI_CFG_PASID", pasid) | _put("CMD_ADI_CFG_DOMAIN", dom)
                              | _put("CMD_ADI_CFG_ENGINE", engine))
         self._engine_of[adi] = engine
+        self._ring_of[adi] = RingConfig(ring, size, pasid, dom, engine)
         return await self._adi_command(adi, regmap.CMD_ADI_CMD_ENABLE_MASK)
+
+    def ring_config(self, adi):
+        """The :class:`RingConfig` that :meth:`enable_adi` last programmed into ``adi``, or None.
+
+        The ring registers of the CMD window are staged (``rtl/regs.rdl``
+        CMD.RING_BASE_*: ENABLE copies them into the ADI), so they show the
+        last value written, not the ADI's; the driver keeps what it wrote.
+        """
+        return self._ring_of.get(adi)
+
+    @_atomic
+    async def ring_pointers(self, adi):
+        """``(head, tail)`` of ADI ``adi``'s ring (CMD.ADI_PTRS): entries HEAD .. TAIL - 1, modulo
+        the ring size, are posted and not yet handed to an engine (a WAIT whose condition has
+        not held yet stays at HEAD until it is decided)."""
+        await self.bus.write(regmap.CMD_ADI_SEL, adi)
+        ptrs = await self.bus.read(regmap.CMD_ADI_PTRS)
+        return _get(ptrs, "CMD_ADI_PTRS_HEAD"), _get(ptrs, "CMD_ADI_PTRS_TAIL")
 
     @_atomic
     async def adi_command(self, adi, mask):
