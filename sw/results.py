@@ -21,12 +21,14 @@ A results file says what produced it and holds enough to produce it again:
 Ref: JSON Schema draft 2020-12 (``docs/results.schema.json``).
 """
 
+import hashlib
 import importlib.metadata
 import json
 import os
 import pathlib
 
-__all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "document", "device_fingerprint", "write", "validate"]
+__all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "document", "device_fingerprint", "write", "validate",
+           "scenario_schema"]
 
 #: Version of the document's layout; bumped when a field changes meaning or goes.
 SCHEMA_VERSION = 1
@@ -56,32 +58,34 @@ def device_fingerprint(params):
     """The fingerprint (:func:`siov.rtl.synth.verilog_fingerprint`) of the Device's Verilog with
     ``params``: the Verilog the rtl backend builds, and the one the model stands in for.
 
-    Converting the Device takes seconds, so the fingerprint is kept under the rtl
-    build cache's key of the design (every source under rtl/, Amaranth's version,
-    the parameters: :func:`siov.tb.runner.design_key`) in ``build/fingerprints``, and
-    taken from the rtl backend's build folder when that holds the same design.
+    Converting the Device takes seconds, so the fingerprint is kept in
+    ``build/fingerprints`` under a key of what the Verilog depends on: every
+    source under rtl/, Amaranth's version and the parameters.
     """
+    cache = _ROOT / "build" / "fingerprints" / f"{_design_key(params)}.txt"
+    if cache.exists():
+        return cache.read_text().strip()
     from ..rtl.device import Device
     from ..rtl.generate import convert_top
     from ..rtl.synth import verilog_fingerprint
-    from ..tb.runner import BUILD, design_key
-    component = Device(params)
-    build = f"device-{params.tag}"
-    key = design_key("siov_device", build, component)
-    component._MustUse__used = True        # elaborated below only when no fingerprint is kept
-    cache = BUILD / "fingerprints" / f"{key}.txt"
-    if cache.exists():
-        return cache.read_text().strip()
-    built, built_key = BUILD / "sim" / build / "siov_device.v", BUILD / "sim" / build / "design.key"
-    if built.exists() and built_key.exists() and built_key.read_text() == key:
-        fingerprint = verilog_fingerprint(built.read_text())
-    else:
-        fingerprint = verilog_fingerprint(convert_top("siov_device", component))
+    fingerprint = verilog_fingerprint(convert_top("siov_device", Device(params)))
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(fingerprint + "\n")
     tmp.replace(cache)
     return fingerprint
+
+
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _design_key(params):
+    h = hashlib.sha256()
+    for path in sorted((_ROOT / "rtl").rglob("*")):
+        if path.suffix in (".py", ".rdl") and "__pycache__" not in path.parts:
+            h.update(path.relative_to(_ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(f"amaranth {importlib.metadata.version('amaranth')}|{params!r}".encode())
+    return h.hexdigest()[:32]
 
 
 def write(doc, path):
@@ -94,3 +98,17 @@ def validate(doc):
     import jsonschema
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def scenario_schema():
+    """The JSON Schema of a parsed scenario, from its pydantic model: ``$defs/scenario`` of
+    ``docs/results.schema.json`` (a test checks that the file holds this one)."""
+    from .scenario import Scenario
+    return {"$id": "urn:siov:scenario", **Scenario.model_json_schema()}
+
+
+if __name__ == "__main__":           # python -m siov.sw.results: bring the schema's scenario part up to date
+    schema = json.loads(SCHEMA_PATH.read_text())
+    schema["$defs"]["scenario"] = scenario_schema()
+    SCHEMA_PATH.write_text(json.dumps(schema, indent=1) + "\n")
+    print(f"wrote {SCHEMA_PATH}")

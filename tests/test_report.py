@@ -73,3 +73,57 @@ def test_report_shows_lost_descriptors_and_decoded_faults(doc):
 def test_report_of_a_narrow_console_is_vertical(doc):
     out = _render(doc, 48)
     assert "latency p99 (cycles)" in out and "throughput (B/kcycle)" in out
+
+
+# -- results.json -------------------------------------------------------------------------------
+
+
+def test_results_follow_the_schema(doc):
+    from siov.sw.results import SCHEMA_VERSION, validate
+    validate(doc)
+    assert doc["schema_version"] == SCHEMA_VERSION and doc["siov_version"]
+    assert doc["backend"] == "model" and doc["partial"] is False
+    assert doc["device"]["params"]["num_engines"] == len(doc["device"]["engines"])
+    c = doc["tenants"]["vm0"]["completions"][0]
+    assert set(c) == {"submitted", "completed", "cycles", "bytes", "engine", "status"}
+
+
+def test_schema_refuses_what_is_not_named(doc):
+    import jsonschema
+    from siov.sw.results import validate
+    bad = copy.deepcopy(doc)
+    bad["tenants"]["vm0"]["completions"][0] = [1, 2, 3, 4]
+    with pytest.raises(jsonschema.ValidationError, match="is not of type 'object'"):
+        validate(bad)
+    bad = copy.deepcopy(doc)
+    bad["scenario"]["parsed"]["tenants"][0]["kind"] = "vmm"
+    with pytest.raises(jsonschema.ValidationError, match="'vmm' is not one of"):
+        validate(bad)
+
+
+def test_schema_holds_the_scenario_schema_of_today():
+    from siov.sw.results import SCHEMA_PATH, scenario_schema
+    schema = json.loads(SCHEMA_PATH.read_text())
+    assert schema["$defs"]["scenario"] == scenario_schema(), "run python -m siov.sw.results"
+
+
+def test_results_carry_the_device_fingerprint(doc):
+    from siov.rtl.device import Device
+    from siov.rtl.generate import convert_top
+    from siov.rtl.params import DeviceParams
+    from siov.rtl.synth import verilog_fingerprint
+    params = DeviceParams(**doc["device"]["params"])
+    assert doc["device"]["verilog_fingerprint"] == verilog_fingerprint(convert_top("siov_device", Device(params)))
+
+
+def test_results_alone_reproduce_the_run(doc, tmp_path):
+    """The scenario's text and seed, taken from results.json, give the same results.json."""
+    (tmp_path / "again.toml").write_text(doc["scenario"]["text"])
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "again.toml"), "--seed", str(doc["scenario"]["seed"]),
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert again["scenario"].pop("source") != doc["scenario"].pop("source")
+    assert again == doc
+    from siov.sw.scenario import Scenario, parse
+    assert Scenario.model_validate(doc["scenario"]["parsed"]) == parse(doc["scenario"]["text"])

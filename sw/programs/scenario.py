@@ -25,7 +25,7 @@ import random
 
 from ...rtl.cmd.dsa import Opcode, Status
 from ...rtl.dma.defs import PAGE_SHIFT
-from ...rtl.regmap import DmaFaultReason, IrqFaultReason
+from ...rtl.regmap import AdiState, DmaFaultReason, IrqFaultReason
 from ..guest.driver import DescriptorError, FrontendDriver, QueueError, QueueFull
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from ..hv.pf import DmaFault
@@ -58,6 +58,7 @@ class _TenantRun:
         self.statuses = collections.Counter()
         self.refused = collections.Counter()
         self.ring_full = 0
+        self.injected = []             # each fault injected: kind, cycle, what came of it
 
 
 async def run_scenario(bus, seed, arg):
@@ -164,31 +165,57 @@ async def _workload(bus, r, queue, w, rng, end):
             await bus.wait_cycles(w.interval)
 
 
+#: Device cycles past the run's end that the forged-PASID fault waits for the device to reach
+#: its descriptor (the ring ahead of it drains once the workloads stop posting).
+GRACE = 100_000
+
+
 async def _fault(bus, hv, r, victim, f, at, end):
     if at >= end:
         return
     await bus.wait_cycles(at - bus.now())
     queue = r.queues[0]
     if f.kind == "flood":
+        full = 0
         for _ in range(4 * RING):
             try:
                 await queue.submit([Descriptor(opcode=Opcode.NOOP)] * 8)
             except QueueFull:
-                r.ring_full += 1
-                r.refused["ring_full"] += 1
+                full += 1
+        r.ring_full += full
+        r.refused["ring_full"] += full
+        outcome = f"{full} of {4 * RING} batches refused: ring full"
     elif f.kind == "foreign_map":
+        refused = 0
         for gfn in (r.tenant.pages, r.tenant.pages + 7, -1, (1 << 63)):
             try:
                 await r.vdev.hypercall_map(gfn, 4)
             except HypercallError:
-                r.refused["foreign_map"] += 1
+                refused += 1
+        r.refused["foreign_map"] += refused
+        outcome = f"{refused} of 4 map hypercalls refused"
     else:
-        await queue.post_raw(Descriptor(opcode=Opcode.NOOP, pasid=victim.tenant.pasid))
-        while bus.now() < end and (await queue.status())[0] != 3:     # until the ADI is in ERROR
-            await bus.wait_cycles(50)
-        state, error = await queue.status()
-        r.refused[f"adi_error.{error.name}"] += 1
-        await queue.recover()
+        outcome = await _forged_pasid(bus, r, queue, victim, end + GRACE)
+    r.injected.append({"kind": f.kind, "at": f.at, "outcome": outcome})
+
+
+async def _forged_pasid(bus, r, queue, victim, deadline):
+    """Post a descriptor under ``victim``'s PASID; the device consumes it (HEAD passes its
+    slot), refuses it and puts the ADI in ERROR. HEAD is a fast-path read, so how long
+    this takes changes no count of traps; the state and error code are read once, after."""
+    slot = queue.ring.tail
+    await queue.post_raw(Descriptor(opcode=Opcode.NOOP, pasid=victim.tenant.pasid))
+    while bus.now() < deadline:
+        head, tail = await queue.head(), queue.ring.tail
+        if 1 <= (head - slot) % queue.size <= (tail - slot) % queue.size:
+            break
+        await bus.wait_cycles(50)
+    state, error = await queue.status()
+    if state is not AdiState.ERROR:
+        return f"not refused: the queue is {state.name}"
+    r.refused[f"adi_error.{error.name}"] += 1
+    await queue.recover()
+    return f"refused by the device: ADI error {error.name}"
 
 
 def _fault_record(f):
@@ -227,7 +254,7 @@ async def _result(bus, hv, sc, seed, runs, start):
             "statuses": dict(sorted(r.statuses.items())),
             "map_hypercalls": r.tenant.hypercalls["map"], "refused_hypercalls": r.tenant.hypercalls["refused"],
             "traps": r.vdev.traps, "faults": faults, "faults_by_reason": dict(sorted(by_reason.items())),
-            "refused": dict(sorted(r.refused.items())),
+            "refused": dict(sorted(r.refused.items())), "injected": r.injected,
             "completions": [dict(c, submitted=c["submitted"] - start, completed=c["completed"] - start)
                             for c in r.completions],
         }
