@@ -1,6 +1,9 @@
 """TrapBudget: a tenant's share of trapped control work is bounded per window, as an arbiter bounds engine time."""
 
 import pytest
+from hv_support import run, vm_with_queue
+
+from siov.sw.hv.vdcm import QUEUE_STATUS, queue_register
 
 from siov.rtl.params import DeviceParams
 from siov.sw.bus import BusLock
@@ -100,3 +103,54 @@ def test_forgotten_tenant_starts_afresh():
         return spent, traps.spent(t)
 
     assert _run(program) == (150, 0)
+
+
+# -- in the hypervisor: a guest trapping without pause beside a victim's hypercalls ------------------
+
+def _trapping_attacker(attack=True):
+    """An attacker reads its queue-status register (a trap that reads the device) back to back for ten
+    budget windows; a victim makes a map hypercall every 1,500 cycles. Returns the victim's worst
+    hypercall latency, the attacker's trapped cycles in its busiest window (reads completed times the
+    cost of one), how often it was held back,
+    and the window and budget (the hypervisor's defaults)."""
+    async def prog(bus, hv):
+        _, avdev, _, _ = await vm_with_queue(hv, "attacker")
+        _, vvdev, _, _ = await vm_with_queue(hv, "victim")
+        window = hv.traps.window
+        end = bus.now() + 10 * window
+        status = avdev.ctrl + queue_register(0, QUEUE_STATUS)
+        reads, cost = {}, []
+
+        async def attacker():
+            while bus.now() < end:
+                start = bus.now()
+                await avdev.mmio_read(status)
+                reads[bus.now() // window] = reads.get(bus.now() // window, 0) + 1
+                cost.append(bus.now() - start)
+
+        task = bus.spawn(attacker()) if attack else None
+        worst, page = 0, 40
+        while bus.now() < end - 2000:
+            await bus.wait_cycles(1500)
+            asked = bus.now()
+            await vvdev.hypercall_map(page)
+            worst = max(worst, bus.now() - asked)
+            page = 40 + (page - 39) % 20
+        if task:
+            await task
+        attacker_t = hv.tenants["attacker"]
+        # a read held back waits for the next window; the cheapest one is its own work alone
+        busiest = max(reads.values(), default=0) * min(cost, default=0)
+        return worst, busiest, hv.traps.throttled.get(attacker_t, 0), window, hv.traps.budget
+
+    return run(prog)
+
+
+def test_a_guest_trapping_without_pause_gets_its_budget_and_the_victim_gets_through():
+    """Issue 24 item 5: the victim's map hypercall waited until the attacker stopped. Now the lock
+    hands over first come, first served and the attacker's trapped work is held to its budget."""
+    alone, _, _, _, _ = _trapping_attacker(attack=False)
+    worst, busiest, throttled, window, budget = _trapping_attacker()
+    assert throttled > 0, "the attacker was never held back"
+    assert 0 < busiest <= budget + 200, f"the attacker trapped {busiest} cycles of one {window}-cycle window"
+    assert worst <= alone + 200, f"the victim's map waited {worst} cycles (alone: {alone})"

@@ -53,6 +53,7 @@ from .errors import HypercallError, HypervisorError, NoCapacity
 from .guest_memory import DOMAIN_SPAN, HOST_BASE, GuestMemory
 from .pf import PfDriver
 from .tenant import Tenant, TenantKind
+from .traps import TrapBudget
 from .unpin import NeverUnpin
 from .vdcm import Vdcm
 from .vic import VirtualInterruptController
@@ -74,6 +75,12 @@ class Hypervisor:
     placement : callable, optional
         The VDCM's engine-placement rule (default
         :class:`~siov.sw.hv.vdcm.SpreadPlacement`).
+    trap_budget : TrapBudget, optional
+        Each tenant's share of trapped control work (emulated registers,
+        hypercalls, mediated guest maps, configuration writes) per window of
+        device cycles (default :class:`~siov.sw.hv.traps.TrapBudget`'s: 5,000
+        cycles of every 20,000), so that one guest trapping without pause
+        cannot take the control path from the others.
     host_base : int
         Host address of domain 0's window; domain ``d``'s starts ``d * domain_span`` above.
     domain_span : int
@@ -106,8 +113,10 @@ class Hypervisor:
         The device behind ``bus`` already has a hypervisor.
     """
 
-    def __init__(self, bus, unpin_policy=None, placement=None, host_base=HOST_BASE, domain_span=DOMAIN_SPAN):
+    def __init__(self, bus, unpin_policy=None, placement=None, host_base=HOST_BASE, domain_span=DOMAIN_SPAN,
+                 trap_budget=None):
         self.bus = bus
+        self.traps = trap_budget or TrapBudget(bus)
         self.pf = PfDriver.of(bus)
         self.pf.claim("hypervisor", self)
         self.unpin_policy = unpin_policy or NeverUnpin()
@@ -128,7 +137,7 @@ class Hypervisor:
         if self.caps is None:
             self.caps = await self.pf.identify()
             self.bus.on_irq(self._route_irq)
-            self._vdcm = Vdcm(self.pf, self.caps, self.hc_map, self.hc_unmap, self._placement)
+            self._vdcm = Vdcm(self.pf, self.caps, self.hc_map, self.hc_unmap, self._placement, self.traps)
             self._containers = ContainerHost(self)
         return self.caps
 
@@ -204,6 +213,7 @@ class Hypervisor:
         await self.pf.harvest(t.domain, t.pages)
         t.memory.release()
         t.alive = False
+        self.traps.forget(t)
         del self.tenants[t.name], self._by_dest[t.dest], self._by_pasid[t.pasid]
         self.log.info("%s %s destroyed: domain %d released", t.kind.value, t.name, t.domain)
 

@@ -101,6 +101,7 @@ from ..model.adi import PAGE_HEAD, PAGE_STATE, PAGE_TAIL, page_address
 from . import config_space as pci
 from .config_space import VirtualConfigSpace
 from .errors import AdiInUse, NoCapacity, VirtualMmioError
+from .traps import TrapBudget
 
 __all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "QueueControl", "SpreadPlacement",
            "RING_MIN", "RING_MAX", "PORTAL", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE", "CAPS", "MAX_XFER_REG",
@@ -230,6 +231,11 @@ class VirtualDevice:
         """BAR 0 offset of the control block (``CTRL``): after the queues' doorbell pages."""
         return PORTAL * len(self.adis)
 
+    def _trap(self):
+        """The enclosed control work, on this tenant's budget of trapped work
+        (:class:`~siov.sw.hv.traps.TrapBudget`): it waits for the next window if the budget is spent."""
+        return self.vdcm.traps.charge(self.tenant)
+
     def _alive(self):
         if self.released:
             raise VirtualMmioError(f"virtual device of {self.tenant.name} has been released")
@@ -269,10 +275,11 @@ class VirtualDevice:
             await self.bus.write(page_address(adi, off), value)
             return
         self.traps += 1
-        if offset >= self.config.msix_table_offset:
-            await self._msix_write(offset, value)
-            return
-        await self._emulate_write(offset - self.ctrl, value)
+        async with self._trap():
+            if offset >= self.config.msix_table_offset:
+                await self._msix_write(offset, value)
+                return
+            await self._emulate_write(offset - self.ctrl, value)
 
     async def mmio_read(self, offset):
         """A guest 32-bit read of BAR 0 at ``offset``; all ones as an Unsupported Request if
@@ -285,9 +292,10 @@ class VirtualDevice:
             self.fast_path += 1
             return await self.bus.read(page_address(*portal))
         self.traps += 1
-        if offset >= self.config.msix_table_offset:
-            return await self._msix_read(offset)
-        return await self._emulate_read(offset - self.ctrl)
+        async with self._trap():
+            if offset >= self.config.msix_table_offset:
+                return await self._msix_read(offset)
+            return await self._emulate_read(offset - self.ctrl)
 
     async def guest_map(self, page, unmap=False):
         """The frontend driver's fast-path map (or unmap) of a guest page: the device's
@@ -308,7 +316,8 @@ class VirtualDevice:
             raise VirtualMmioError(f"{self.tenant.name}: guest {'un' if unmap else ''}map of page {page!r}: a page "
                                    f"number is an integer in 0..{(1 << GUEST_PAGE_BITS) - 1}")
         self.fast_path += 1
-        result = await self.vdcm.pf.guest_map(self.adis[0], page, unmap)
+        async with self._trap():
+            result = await self.vdcm.pf.guest_map(self.adis[0], page, unmap)
         if result is GuestResult.OK and unmap:
             self.tenant.note_unmap(page, self.bus.now())
         elif result is GuestResult.OK:
@@ -320,12 +329,14 @@ class VirtualDevice:
     async def hypercall_map(self, gfn, count=1):
         """Map hypercall: pin guest pages ``gfn .. gfn+count-1``; :class:`HypercallError` if refused."""
         self._alive()
-        await self.vdcm.hc_map(self.tenant, gfn, count)
+        async with self._trap():
+            await self.vdcm.hc_map(self.tenant, gfn, count)
 
     async def hypercall_unmap(self, gfn, count=1):
         """Unmap hypercall: unpin guest pages at once; :class:`HypercallError` if refused."""
         self._alive()
-        await self.vdcm.hc_unmap(self.tenant, gfn, count)
+        async with self._trap():
+            await self.vdcm.hc_unmap(self.tenant, gfn, count)
 
     # -- configuration space ---------------------------------------------------------------
 
@@ -366,12 +377,13 @@ class VirtualDevice:
             return
         master = self.config.bus_master
         result = self.config.write(offset, size, value)
-        if result.flr:
-            await self._function_level_reset()
-        elif self.config.bus_master != master:
-            await self._bus_master(self.config.bus_master)
-        elif "MSI-X Message Control" in result.changed:
-            await self._sync_interrupts()
+        async with self._trap():
+            if result.flr:
+                await self._function_level_reset()
+            elif self.config.bus_master != master:
+                await self._bus_master(self.config.bus_master)
+            elif "MSI-X Message Control" in result.changed:
+                await self._sync_interrupts()
 
     # -- what the configuration space's controls do ------------------------------------------
 
@@ -553,9 +565,10 @@ class Vdcm:
         ADI index, IMS handle -> the :class:`VirtualDevice` holding it.
     """
 
-    def __init__(self, pf, caps, hc_map, hc_unmap, placement=None):
+    def __init__(self, pf, caps, hc_map, hc_unmap, placement=None, traps=None):
         pf.claim("vdcm", self)
         self.pf, self.caps = pf, caps
+        self.traps = traps or TrapBudget(pf.bus)
         self.hc_map, self.hc_unmap = hc_map, hc_unmap
         self.placement = placement or SpreadPlacement()
         self.adi_owner = {}
