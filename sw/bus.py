@@ -58,19 +58,24 @@ class Task(Protocol):
 
     def __await__(self): ...
 
-    def cancel(self): ...
+    def cancel(self):
+        """Stop the task; awaiting it afterwards raises the backend's cancellation error."""
 
 
 class Event(Protocol):
     """A flag tasks can wait for; ``await event.wait()`` returns once it is set."""
 
-    def set(self): ...
+    def set(self):
+        """Set the flag and wake every task waiting for it."""
 
-    def clear(self): ...
+    def clear(self):
+        """Clear the flag: later waits block until the next :meth:`set`."""
 
-    def is_set(self) -> bool: ...
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
 
-    def wait(self) -> Awaitable: ...
+    def wait(self) -> Awaitable:
+        """An awaitable that completes once the flag is set (at once if it is)."""
 
 
 @runtime_checkable

@@ -59,6 +59,7 @@ class AdiEntry:
 
     @property
     def pending(self):
+        """Whether the ADI has a descriptor to fetch: ENABLED or DRAINING with HEAD != TAIL."""
         return self.state in (ENABLED, DRAINING) and self.head != self.tail
 
 

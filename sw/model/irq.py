@@ -122,6 +122,8 @@ class IrqModel:
 
     @staticmethod
     def present(entry):
+        """Whether IMS ``entry`` (its four words) is present: an x86 MSI address, 0xFEE in bits
+        31:20 and a zero high word (fault 0x22 otherwise)."""
         addr_lo, addr_hi = entry[0], entry[1]
         return addr_hi == 0 and addr_lo >> 20 == 0xFEE
 
