@@ -3,7 +3,7 @@
 ``siov run`` runs a scenario file (or the built-in one) through the
 hypervisor, the guest drivers and the container nodes on the model or the
 rtl backend, shows its progress in device time, prints a report and writes
-results.json, trace.json (Perfetto), throughput.png and latency.png.
+report.html, results.json, trace.json (Perfetto), throughput.png and latency.png.
 ``siov regs`` prints the register map from the generated tables;
 ``siov verilog`` and ``siov synth`` do what ``make verilog`` and ``make
 synth`` do.

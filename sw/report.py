@@ -205,18 +205,21 @@ def write_plots(doc, out_dir, windows=50):
 
 
 def throughput_series(doc, windows=50):
-    """Per tenant, ``(window ends in cycles, bytes per cycle)`` over windows of equal length; a last
-    window shorter than the others is divided by its own length, so it does not drop to zero."""
-    cycles = doc["device"]["cycles"]
-    width = max(-(-cycles // windows), 1)
-    n = -(-cycles // width)
-    lengths = [min(width, cycles - k * width) for k in range(n)]
+    """``(window length, {tenant: (window ends in cycles, bytes per cycle)})`` over the
+    scenario's length, in windows of equal length; a last window shorter than the others is
+    divided by its own length, so it does not drop towards zero. Descriptors that complete
+    after the scenario's length (the last batches, waited for) are left out."""
+    horizon = min(doc["scenario"]["parsed"]["cycles"], doc["device"]["cycles"])
+    width = max(-(-horizon // windows), 1)
+    n = -(-horizon // width)
+    lengths = [min(width, horizon - k * width) for k in range(n)]
     ends = [k * width + lengths[k] for k in range(n)]
     series = {}
     for name, t in sorted(doc["tenants"].items()):
         bins = [0] * n
         for c in t["completions"]:
-            bins[min(c["completed"] // width, n - 1)] += c["bytes"]
+            if c["completed"] < horizon:
+                bins[c["completed"] // width] += c["bytes"]
         series[name] = (ends, [b / length for b, length in zip(bins, lengths)])
     return width, series
 
@@ -270,6 +273,11 @@ def write_html(doc, out_dir, rate=None):
     head = "".join(f"<th>{e(h.replace(chr(45) + chr(10), '').replace(chr(10), ' '))}</th>" for h in _HEADERS.values())
     body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in r.values()) + "</tr>" for r in rows)
     parts.append(f'<h2>Tenants</h2><table id="tenants"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    parts.append("<h2>Plots</h2>")
+    for name in PLOTS:
+        data = base64.b64encode((out_dir / name).read_bytes()).decode()
+        parts.append(f'<figure><img id="{name.split(".")[0]}" alt="{name}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{name}</figcaption></figure>")
     details = []
     for title, lines in tenant_details(doc):
         cells = "".join(f"<tr><th>{e(label)}</th><td>{'<br>'.join(e(x) for x in entries)}</td></tr>"
@@ -278,11 +286,6 @@ def write_html(doc, out_dir, rate=None):
     parts.append('<h2>Events per tenant</h2><div id="events">' + "".join(details) + "</div>")
     parts.append('<h2>Device</h2><ul id="device">' + "".join(f"<li>{e(x)}</li>" for x in device_lines(doc, rate))
                  + "</ul>")
-    parts.append("<h2>Plots</h2>")
-    for name in PLOTS:
-        data = base64.b64encode((out_dir / name).read_bytes()).decode()
-        parts.append(f'<figure><img id="{name.split(".")[0]}" alt="{name}" src="data:image/png;base64,{data}">'
-                     f"<figcaption>{name}</figcaption></figure>")
     s = doc["scenario"]
     parts.append(f'<h2>Scenario</h2><p>{e(s["source"])}, seed {s["seed"]} '
                  f'(<code>siov run FILE --backend {e(doc["backend"])} --seed {s["seed"]}</code> repeats it)</p>'

@@ -5,8 +5,15 @@ and every test reads what that run wrote.
 """
 
 import copy
+import fcntl
+import html
 import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
 
 import pytest
 from click.testing import CliRunner
@@ -107,7 +114,10 @@ def test_schema_holds_the_scenario_schema_of_today():
     assert schema["$defs"]["scenario"] == scenario_schema(), "run python -m siov.sw.results"
 
 
+@pytest.mark.slow
 def test_results_carry_the_device_fingerprint(doc):
+    """The fingerprint kept in build/fingerprints is the one of the Verilog converted now (the
+    conversion takes seconds)."""
     from siov.rtl.device import Device
     from siov.rtl.generate import convert_top
     from siov.rtl.params import DeviceParams
@@ -127,3 +137,88 @@ def test_results_alone_reproduce_the_run(doc, tmp_path):
     assert again == doc
     from siov.sw.scenario import Scenario, parse
     assert Scenario.model_validate(doc["scenario"]["parsed"]) == parse(doc["scenario"]["text"])
+
+
+# -- plots and report.html ----------------------------------------------------------------------
+
+
+def test_throughput_windows_cover_the_run_and_a_short_last_one_is_not_a_drop():
+    from siov.sw.report import throughput_series
+    # one byte completes every cycle for 1000 cycles: every window, the short last one too, is 1 B/cycle
+    doc = {"scenario": {"parsed": {"cycles": 1000}}, "device": {"cycles": 1040},
+           "tenants": {"a": {"completions": [{"completed": k, "bytes": 1} for k in range(1040)]}}}
+    width, series = throughput_series(doc, windows=3)
+    ends, rates = series["a"]
+    assert width == 334 and ends == [334, 668, 1000]
+    assert rates == [1.0, 1.0, 1.0]
+
+
+def _run(cmd, **kw):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, **kw)
+    except OSError as e:
+        return subprocess.CompletedProcess(cmd, 127, "", str(e))
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Path of Debian's chromium, installed with apt when it is missing."""
+    path = shutil.which("chromium")
+    if path:
+        return path
+    # One installer at a time (pytest-xdist workers); a later one finds chromium there.
+    with open(os.path.join(tempfile.gettempdir(), "siov-chromium.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        path = shutil.which("chromium")
+        if path:
+            return path
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        install = sudo + ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+        log = [_run(install, env=env)]
+        if log[-1].returncode:
+            log.append(_run(sudo + ["apt-get", "update"], env=env))
+            log.append(_run(install, env=env))
+    path = shutil.which("chromium")
+    if path is None:
+        detail = "\n".join(f"$ {' '.join(r.args)} -> exit {r.returncode}\n{r.stderr[-2000:]}" for r in log)
+        pytest.fail("chromium is missing and installing it with apt-get failed; install Debian's chromium "
+                    f"to run these tests.\n{detail}", pytrace=False)
+    return path
+
+
+def _headless(chromium, tmp_path, *args):
+    """Run chromium headless with no profile, network services or first-run work of its own."""
+    profile = tmp_path / "profile"
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}", *args]
+    r = _run(cmd, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_html_report_is_one_self_contained_file(run_dir, doc):
+    page = (run_dir / "report.html").read_text()
+    # nothing is loaded from anywhere: every src and href is inline data
+    assert re.findall(r'(?:src|href)="(?!data:)', page) == []
+    assert page.count('src="data:image/png;base64,') == 2
+    assert html.escape(doc["scenario"]["text"]) in page
+    assert doc["device"]["verilog_fingerprint"] in page and doc["siov_version"] in page
+
+
+def test_html_report_renders_in_a_browser(chromium, run_dir, doc, tmp_path):
+    """Debian's chromium, headless, opens report.html: its DOM holds the tables, and a screenshot
+    shows the plots (their line colours appear only if the embedded PNGs were decoded)."""
+    url = (run_dir / "report.html").as_uri()
+    dom = _headless(chromium, tmp_path, "--dump-dom", url)
+    tenants = re.search(r'<table id="tenants">(.*?)</table>', dom, re.S).group(1)
+    assert tenants.count("<tr>") == 1 + len(doc["tenants"])
+    for name, t in doc["tenants"].items():
+        assert f"<td>{name}</td>" in tenants and f"<td>{t['latency_p99']:,}</td>" in tenants
+    assert 'id="provenance"' in dom and 'id="scenario"' in dom and "DESC_PASID" in dom
+    shot = tmp_path / "shot.png"
+    _headless(chromium, tmp_path, "--window-size=1280,2000", f"--screenshot={shot}", url)
+    import matplotlib.image
+    pixels = (matplotlib.image.imread(shot)[:, :, :3] * 255).round().astype(int)
+    for colour in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):     # matplotlib's first two line colours
+        assert ((pixels == colour).all(axis=2)).sum() > 50, colour
