@@ -25,7 +25,7 @@ def _slow_timing():
     base = TimingModel()
     coeffs = {k: Coefficients(c.base * 3 + 7, c.per_piece * 3, c.per_read_beat * 3, c.per_write_beat * 3,
                               c.record * 3) for k, c in base.coefficients.items()}
-    return TimingModel(coeffs, mmio_read=31, mmio_write=17, fetch=95, gap=13, irq_latency=40)
+    return TimingModel(coeffs, mmio_read=31, mmio_write=17, prefetch=55, take=3, load=13, irq_latency=40)
 
 
 def _drop_dirty_bits(bus):

@@ -152,7 +152,7 @@ def test_doorbell_runs_descriptor_and_interrupts():
         assert rec.status == Status.SUCCESS.value and rec.bytes_completed == 1000
         _, outcome, cycles = bus.executed[BASE + PAGE]
         assert rec.cycles == cycles == TimingModel().descriptor_cycles(d, outcome)
-        assert bus.dispatches[0].end - bus.dispatches[0].start == cycles
+        assert bus.dispatches[0].end - bus.dispatches[0].start == TimingModel().engine_cycles(d, outcome, cycles)
         assert await bus.mem_read(BASE + 3 * PAGE + 8, 1000) == (bytes(range(256)) * 4)[:1000]
         await bus.wait_cycles(20)
         assert [(i.dest, i.vector) for i in irqs] == [(9, 0x61)]
@@ -232,5 +232,5 @@ def test_policy_model_grants_in_the_cycle_model_order(policy):
         if cyc.clock([True] * n, [0] * n, True, cfg):
             grants.append(adi)
     txn = ArbiterPolicyModel(n)
-    expect = [txn.pick((1 << n) - 1, {}, 0, cfg) for _ in grants]
+    expect = [txn.pick((1 << n) - 1, {}, cfg) for _ in grants]
     assert grants == expect and len(grants) > 50

@@ -405,16 +405,20 @@ def test_model_backend_signal_releases_wait_on_another_engine():
     wait_b, move_b = by[(1, Opcode.WAIT.value)], by[(1, Opcode.MEMMOVE.value)]
     assert (move_a.engine, signal_a.engine, wait_b.engine, move_b.engine) == (0, 0, 1, 1)
     assert wait_b.start >= signal_a.end and move_b.start >= wait_b.end
-    # B's WAIT was retried while A ran, on engine 1, at re-check ticks (64 cycles apart).
+    # B's WAIT was retried while A ran, on engine 1, at re-check ticks (64 cycles apart): the hold
+    # clears the cycle after a tick, and the check starts after the grant's take and hand-over.
+    timing = TimingModel()
+    after_tick = 1 + timing.take + timing.load
     assert retries and all(r.adi == 1 and r.engine == 1 and r.status == 0 for r in retries)
     assert any(move_a.start < r.start < move_a.end for r in retries)       # the engines overlapped
-    assert all(b.start - a.end >= 1 and b.start % 64 == 0 for a, b in zip(retries, retries[1:]))
+    assert all(b.start - a.end >= 1 and (b.start - after_tick) % 64 == 0 for a, b in zip(retries, retries[1:]))
     assert regs["WAIT_RETRIES"] == len(retries)
     assert regs["WAIT_CYCLES"] == sum(r.end - r.start for r in retries)
-    # Engine 1 had nothing else to run: idle, waiting, from each retry (and the gap after it) to the next check.
+    # Engine 1 had nothing else to run: idle, waiting, from the cycle after each retry until the
+    # hold clears (then it decides, and the grant is taken and handed over).
     checks = retries + [wait_b]
-    gap = TimingModel().gap
-    assert regs["IDLE_WAITING"] == sum(b.start - (a.end + gap) for a, b in zip(checks, checks[1:])) > 0
+    assert regs["IDLE_WAITING"] == sum(b.start - (timing.take + timing.load) - (a.end + 1)
+                                       for a, b in zip(checks, checks[1:])) > 0
     assert (regs["DESC_DONE"], regs["DESC_FAILED"]) == (4, 0)
 
 
@@ -446,7 +450,8 @@ def test_model_backend_wait_times_out(timeout, recheck):
         assert len(retries) == 1                     # the first failed check never times out
     else:
         assert final.start < first + timeout + (recheck + 1) + 100
-    assert all(b.start % (recheck + 1) == 0 for b in retries[1:] + [final])
+    timing = TimingModel()
+    assert all((b.start - 1 - timing.take - timing.load) % (recheck + 1) == 0 for b in retries[1:] + [final])
     assert dispatches[1].opcode == Opcode.SIGNAL.value and dispatches[1].status == 1
 
 
@@ -486,13 +491,15 @@ def test_model_backend_mask_holds_other_adis_until_reopened():
     assert data == [b"\x02" * 256, b"\x03" * 256]
     assert [d.adi for d in dispatches] == [0, 1, 2] or [d.adi for d in dispatches] == [0, 2, 1]
     assert all(d.start >= reopened for d in dispatches if d.adi != 0)
-    # Until the read: engine 1 sat idle with ADI 1 ready (prefetched) but ineligible; engine 0
-    # with ADI 2 so, until ADI 0's descriptor was prefetched and from its end (and the gap after it).
+    # One prefetch serves every engine, lowest ADI first: ADI 1, then ADI 0, then ADI 2. Engine 0
+    # decides only once ADI 2's fetch is done too (fetches go first), so ADI 0 starts after three
+    # fetches and the grant's take and hand-over. Until the read: engine 1 sat idle with ADI 1
+    # ready but ineligible; engine 0 with ADI 2 so, from the cycle after ADI 0's descriptor ended.
     timing = TimingModel()
     (idle, read_at), first, (doorbell1, doorbell2) = idle, dispatches[0], doorbell
-    assert first.adi == 0 and doorbell2 + timing.fetch < first.start and first.end < read_at - 5000
-    assert idle == (read_at - (doorbell1 + timing.fetch)) + (first.start - (doorbell2 + timing.fetch)) \
-        + (read_at - (first.end + timing.gap))
+    assert first.adi == 0 and first.start == doorbell1 + 3 * timing.prefetch + timing.take + timing.load
+    assert first.end < read_at - 5000
+    assert idle == (read_at - (doorbell1 + timing.prefetch)) + (read_at - (first.end + 1))
     assert waiting == 0
 
 

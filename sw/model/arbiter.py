@@ -95,24 +95,22 @@ class ArbiterModel:
 
 
 class ArbiterPolicyModel:
-    """The arbiter at transaction level: which pending ADI is granted next.
+    """The arbiter at transaction level: which requesting ADI is granted next.
 
-    The same policies as :class:`ArbiterModel`, without its cycles, for the
-    model backend, which asks only at dispatch time:
+    The same rules as :class:`ArbiterModel` (and the RTL's
+    :class:`~siov.rtl.cmd.arbiter.QosArbiter`), without its cycles, for the
+    model backend, whose dispatcher (:mod:`siov.sw.platform.dispatch`) asks
+    only when the RTL's would decide:
 
     * round robin: the first requester after the last granted one;
     * weighted round robin: the last granted ADI keeps the grant while it
       requests and has credit left (``weight - 1`` further grants; a weight
       of 0 counts as 1), else round robin;
     * QoS: a requester is eligible if its cost fits its remaining budget or
-      its budget is still full for this slice; budgets refill to the quantum
-      every ``slice_cycles`` cycles. With nobody eligible the grant waits for
-      the next refill (:meth:`next_refill`).
-
-    The slice phase is counted from the cycle the policy model was made,
-    where the hardware counts from its reset; a QoS grant order can
-    therefore differ by a slice boundary, which is a timing difference, not
-    a functional one.
+      its budget is still full for this slice (``fresh``); the grant charges
+      its cost (saturating at 0). Budgets refill to the quantum at every
+      slice boundary, which the caller marks with :meth:`refill`, when the
+      RTL's slice timer reaches zero.
     """
 
     def __init__(self, num_adis, cost_width=24):
@@ -122,45 +120,41 @@ class ArbiterPolicyModel:
         self.credit = 0
         self.budget = [0] * num_adis
         self.fresh = [True] * num_adis
-        self.slice_start = 0
 
-    def _refill(self, now, cfg):
-        if not cfg.slice_cycles:
-            self.budget = [q & self.cost_mask for q in cfg.quantum]
-            self.fresh = [True] * self.n
-            self.slice_start = now
-            return
-        if now - self.slice_start >= cfg.slice_cycles:
-            self.slice_start = now - (now - self.slice_start) % cfg.slice_cycles
-            self.budget = [q & self.cost_mask for q in cfg.quantum]
-            self.fresh = [True] * self.n
+    def refill(self, cfg):
+        """A slice boundary: every budget back to its quantum, and fresh."""
+        self.budget = [q & self.cost_mask for q in (cfg.quantum or [0] * self.n)]
+        self.fresh = [True] * self.n
 
-    def next_refill(self, cfg):
-        """Cycle of the next budget refill under ``cfg``."""
-        return self.slice_start + max(cfg.slice_cycles, 1)
+    def eligible(self, pending, cost, cfg):
+        """The ADIs of bit mask ``pending`` that may be granted now (QoS: those whose cost fits)."""
+        if cfg.policy != Policy.QOS:
+            return pending
+        return sum(1 << i for i in range(self.n)
+                   if pending >> i & 1 and (cost.get(i, 0) <= self.budget[i] or self.fresh[i]))
 
-    def pick(self, pending, cost, now, cfg):
+    def pick(self, pending, cost, cfg):
         """Grant one of the ADIs set in bit mask ``pending``; None if none is eligible.
 
         ``cost`` maps each pending ADI to its estimated cost; the grant is charged.
         """
         policy = cfg.policy if cfg.policy in (Policy.RR, Policy.WRR, Policy.QOS) else Policy.RR
-        req = [bool(pending >> i & 1) for i in range(self.n)]
-        if policy == Policy.QOS:
-            self._refill(now, cfg)
-            req = [r and (cost.get(i, 0) <= self.budget[i] or self.fresh[i]) for i, r in enumerate(req)]
-        if policy == Policy.WRR and req[self.last] and self.credit:
+        eligible = self.eligible(pending, cost, cfg)
+        if policy == Policy.WRR and pending >> self.last & 1 and self.credit:
             adi = self.last
         else:
             order = list(range(self.last + 1, self.n)) + list(range(self.last + 1))
-            adi = next((i for i in order if req[i]), None)
+            adi = next((i for i in order if eligible >> i & 1), None)
             if adi is None:
                 return None
+        self.charge(adi, cost.get(adi, 0), cfg)
+        return adi
+
+    def charge(self, adi, cost, cfg):
+        """The grant of ``adi`` is taken: the WRR credit, the rotation and the budget follow it
+        (the RTL charges budgets under every policy; only QoS reads them)."""
         weight = cfg.weight[adi] if cfg.weight else 1
         self.credit = max(self.credit - 1, 0) if adi == self.last else max(weight - 1, 0)
-        if policy == Policy.QOS:
-            c = cost.get(adi, 0)
-            self.budget[adi] = max(self.budget[adi] - c, 0)
-            self.fresh[adi] = False
+        self.budget[adi] = max(self.budget[adi] - cost, 0)
+        self.fresh[adi] = False
         self.last = adi
-        return adi

@@ -202,14 +202,18 @@ class TimingModel:
         Per kind (see :func:`features`), the :class:`Coefficients`.
     mmio_read, mmio_write : int
         Cycles an MMIO read or write takes, from the master's request to its response.
-    fetch : int
-        Cycles from a doorbell to the dispatch of the descriptor it posts,
-        when the engine is idle (prefetch through the tracker, cost, grant).
-        An ADI holds one prefetched descriptor: its next one is fetched
-        after the current one completes.
-    gap : int
-        Cycles between the completion of one descriptor and the dispatch of
-        the next one that is already prefetched (another ADI's).
+    prefetch : int
+        Cycles the shared prefetch spends on one head descriptor, from
+        taking up an ADI that needs one to its slot being filled (tracker
+        check, AXI read, cost estimate); one fetch at a time.
+    take : int
+        Cycles from an engine's decision to the loader taking its grant (the
+        arbiter's two registered stages).
+    load : int
+        Cycles from the take to the executor's start: the slot is read into
+        the hand-over register; the loader serves one engine at a time.
+    refuse : int
+        Cycles an executor spends on a descriptor it refuses (a foreign PASID).
     irq_latency : int
         Cycles from the completion record being visible to the interrupt reaching the host
         (``siov.sw.programs.probe:irq_latency`` measures 9 on the RTL).
@@ -225,11 +229,12 @@ class TimingModel:
         (11 on the RTL: ``hostile_descriptors``, ``tests/test_hostile_descriptors.py``).
     """
 
-    def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, fetch=62, gap=9,
+    def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, prefetch=36, take=2, load=12, refuse=4,
                  irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2, xlate=11):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
-        self.fetch, self.gap, self.irq_latency = fetch, gap, irq_latency
+        self.prefetch, self.take, self.load, self.refuse = prefetch, take, load, refuse
+        self.irq_latency = irq_latency
         self.windows = list(WINDOW_LATENCY if windows is None else windows)
         self.record_write, self.record_fault, self.finish = record_write, record_fault, finish
         self.xlate = xlate

@@ -1,0 +1,381 @@
+"""The model backend's descriptor path in device time, wired as rtl/cmd wires it.
+
+Ref: ``rtl/cmd/prefetch.py`` (the shared prefetch), ``rtl/cmd/dispatch.py``
+(the per-engine arbiters, the eligibility mask, WAIT holds, the hand-over),
+``rtl/cmd/arbiter.py`` (the grant rules) and ``rtl/cmd/executor.py`` (what
+an executor spends). Arbitration order is part of what the model promises
+(DESIGN.md, "Scheduler and scanner"): policies studied on the model backend
+must grant as the hardware does. The model therefore follows the RTL's
+structure where it decides who runs, and nowhere else:
+
+* **the prefetch** is one fetcher shared by every engine. It reads the head
+  descriptor of the lowest-numbered ADI that *needs* one (pending, its slot
+  empty, not taken in the last two cycles), one at a time, each in
+  ``TimingModel.prefetch`` cycles, into the ADI's slot, with its estimated
+  cost (ENG.COST_A/B when it is fetched). An ordinary descriptor leaves its
+  slot when it is taken, so the next one of its ring is fetched while it
+  runs; a WAIT keeps its slot until its check is decided. A fetch the
+  tracker blocks puts the ADI into ERROR 4; a fetch for an ADI that stopped
+  being pending meanwhile is dropped;
+* **engine e decides** only while its executor is idle, no descriptor is on
+  its way to it, and no ADI bound to it needs a fetch: fetches go first, so
+  a decision sees every ring with work. When a descriptor ends before its
+  ring's next one is fetched, the arbiter waits for that fetch and then
+  sees that ring too (under WRR a ring keeps its grant for its weight);
+  under QoS, a decision that finds nothing within its budget is made again
+  as soon as a slot fills or the slice refills;
+* **the grant** (:class:`~siov.sw.model.arbiter.ArbiterPolicyModel`: the
+  RTL's rules) is taken ``TimingModel.take`` cycles after the decision (the
+  arbiter's two registered stages) by the loader, which serves one engine
+  at a time, round robin, and hands the descriptor to the executor
+  ``TimingModel.load`` cycles later. It is dispatched only if its ADI is
+  still ready, eligible and not held when it is taken;
+* **the executor** runs the descriptor for ENG.LAST_CYCLES
+  (:meth:`TimingModel.engine_cycles`: the record's cycles, its write, the
+  finish) and is idle the cycle after; the descriptor's writes and its
+  interrupt take effect at its finish. A retried WAIT check holds its ADI
+  until the next re-check tick;
+* **QoS slices** refill every budget when the RTL's slice timer does: every
+  ENG.ARB_SLICE cycles, counted from the first refill after the register
+  was written (each arbiter's timer runs from reset on the same register).
+
+The descriptor is executed (through the block models) when it is taken;
+what it writes becomes visible at its finish.
+"""
+
+import asyncio
+from dataclasses import dataclass
+
+from ...rtl.cmd.cost import COST_WIDTH
+from ...rtl.cmd.dsa import Opcode
+from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel, Policy
+from ..model.engine import estimate_cost
+
+__all__ = ["Dispatcher"]
+
+#: Cycles after a take during which the taken ADI is not asked for a fetch (its HEAD and
+#: ``pending`` are being updated: the dispatcher's ``settle`` and ``settle2``).
+SETTLE = 3
+
+
+@dataclass
+class _Slot:
+    raw: bytes
+    cost: int
+    wait: bool
+
+
+@dataclass
+class _Run:
+    """A descriptor with an executor: taken at ``take``, started at ``start``, finishing at ``finish``."""
+    adi: int
+    result: object
+    staged: object
+    take: int
+    start: int
+    finish: int
+    gone: int            # the ADI's count of pending drops when taken (a later drop voids a WAIT report)
+
+
+class _Engine:
+    def __init__(self):
+        self.run = None          # the _Run with the executor (loading or executing)
+        self.idle_from = 0       # the executor is idle from this cycle on (when run is None)
+        self.grant = None        # (adi, cycle it may be taken) decided, not yet taken
+        self.idle_kind = None    # what this engine's idle cycles count as, until the next step
+
+
+class Dispatcher:
+    """The prefetch, the per-engine arbiters, the loader and the executors of ``bus``'s Device.
+
+    Parameters
+    ----------
+    bus : ModelBus
+        Gives the Device model (``device``), the timing model (``timing``),
+        the clock (``now``) and the outputs: ``dispatches``, ``retries``,
+        ``_deliver`` and ``_stamp_record``.
+    """
+
+    def __init__(self, bus, staged_memory):
+        self.bus, self.dev, self.timing = bus, bus.device, bus.timing
+        self.staged_memory = staged_memory
+        self.n, self.ne = bus.params.num_adis, bus.params.num_engines
+        self.arbiters = [ArbiterPolicyModel(self.n, cost_width=COST_WIDTH) for _ in range(self.ne)]
+        self.engines = [_Engine() for _ in range(self.ne)]
+        self.slots = [None] * self.n
+        self.taken = [-SETTLE] * self.n      # cycle each ADI's slot was last emptied by a take or a report
+        self.gone = [0] * self.n             # times each ADI stopped being pending
+        self.held = [0] * self.n             # a retried WAIT holds its ADI until this cycle
+        self.wait_first = {}                 # ADI -> cycle its head WAIT's first check was retried
+        self.fetching = None                 # (ADI, cycle the slot fills, its gone count at the start)
+        self.loader_free = 0
+        self.loader_last = self.ne - 1
+        self.refill_at = 0                   # the next QoS slice boundary
+        self.slice = 0                       # its period, once reached (0: every cycle)
+        self.slice_next = 0                  # ENG.ARB_SLICE, in force from the next boundary
+        self.pending = 0
+        self.accounted = 0
+        self.wake = None
+
+    # -- inputs from the bus -----------------------------------------------------------
+
+    def poke(self):
+        """Something the dispatcher reads changed (an MMIO write): decide again now."""
+        if self.wake is not None:
+            self.wake.set()
+
+    def slice_written(self, cycles, now):
+        """ENG.ARB_SLICE written at ``now``: the timers reload with it at their next refill."""
+        self.slice_next = cycles
+        if self.slice == 0:          # refilling every cycle: the next one is now
+            self.refill_at = now + 1
+
+    def track_pending(self):
+        """Apply what an ADI that stopped being pending loses: its slot, a fetch in flight,
+        its WAIT's hold and first-retry stamp (``slot_valid & pending`` and friends in the RTL)."""
+        now_pending = self.dev.adi.pending()
+        fell = self.pending & ~now_pending
+        self.pending = now_pending
+        for i in range(self.n):
+            if fell >> i & 1:
+                self.gone[i] += 1
+                self.slots[i] = None
+                self.held[i] = 0
+                self.wait_first.pop(i, None)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()
+        while True:
+            now = self.bus.now()
+            self.step(now)
+            nxt = self.next_event(now)
+            self.wake.clear()
+            timer = loop.call_at(nxt, self.wake.set) if nxt is not None else None
+            await self.wake.wait()
+            if timer is not None:
+                timer.cancel()
+
+    def step(self, now):
+        """Everything due at cycle ``now``, in the order the RTL's registers see it."""
+        self.account(now)
+        self.track_pending()
+        self._refill(now)
+        for e, eng in enumerate(self.engines):
+            if eng.run is not None and eng.run.finish <= now:
+                self._finish(e, now)
+        self._prefetch(now)
+        order = [(self.loader_last + 1 + k) % self.ne for k in range(self.ne)]
+        for e in order:
+            self._decide(e, now)
+        for e in order:
+            self._take(e, now)
+        self._prefetch(now)
+        self._classify_idle(now)
+
+    def next_event(self, now):
+        """The next cycle at which something changes without an MMIO write (None: nothing will)."""
+        times = []
+        if self.fetching is not None:
+            times.append(self.fetching[1])
+        elif self._need(now + SETTLE + 1):
+            times += [self.taken[i] + SETTLE for i in range(self.n) if self.taken[i] + SETTLE > now]
+        waiting = False
+        for e, eng in enumerate(self.engines):
+            if eng.run is not None:
+                times.append(eng.run.finish)
+            elif eng.grant is not None:
+                times.append(max(eng.grant[1], self.loader_free, now + 1))
+            elif eng.idle_from > now:
+                times.append(eng.idle_from)
+            else:
+                waiting = True
+        if waiting:
+            times += [h for h in self.held if h > now]
+            if self._policy() == Policy.QOS:
+                times.append(max(self.refill_at, now + 1))
+        later = [t for t in times if t > now]
+        return min(later) if later else None
+
+    # -- the prefetch ------------------------------------------------------------------
+
+    def _need(self, now):
+        """ADIs whose head descriptor must be fetched: pending, slot empty, not just taken."""
+        need = 0
+        for i in range(self.n):
+            if self.pending >> i & 1 and self.slots[i] is None and now >= self.taken[i] + SETTLE:
+                need |= 1 << i
+        return need
+
+    def _prefetch(self, now):
+        if self.fetching is not None and self.fetching[1] <= now:
+            adi, _, gone = self.fetching
+            self.fetching = None
+            if gone == self.gone[adi] and self.pending >> adi & 1 and self.slots[adi] is None:
+                raw = self.dev.engine.fetch(adi)
+                if raw is None:                  # blocked: the ADI went to ERROR 4
+                    self.track_pending()
+                else:
+                    eng = self.dev.engine
+                    cost = estimate_cost(raw, eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"), width=COST_WIDTH)
+                    self.slots[adi] = _Slot(raw, cost, raw[7] == Opcode.WAIT.value)
+        if self.fetching is None:
+            need = self._need(now)
+            if need:
+                adi = (need & -need).bit_length() - 1
+                self.fetching = (adi, now + self.timing.prefetch, self.gone[adi])
+
+    # -- the arbiters ------------------------------------------------------------------
+
+    def _policy(self):
+        return self.dev.engine.field("ENG.ARB_CTRL.POLICY")
+
+    def _config(self):
+        eng = self.dev.engine
+        return ArbiterConfig(policy=self._policy(), weight=list(eng.weights), quantum=list(eng.quanta),
+                             slice_cycles=eng.field("ENG.ARB_SLICE.CYCLES"))
+
+    def _refill(self, now):
+        if self.refill_at > now:
+            return
+        self.slice = self.slice_next
+        if self.slice:
+            self.refill_at += (now - self.refill_at) // self.slice * self.slice + self.slice
+        else:
+            self.refill_at = now + 1
+        cfg = self._config()
+        for arb in self.arbiters:
+            arb.refill(cfg)
+
+    def _bound(self, e):
+        return self.dev.adi.bound(e)
+
+    def _dispatchable(self, now):
+        ready = 0
+        for i in range(self.n):
+            if self.slots[i] is not None and self.held[i] <= now:
+                ready |= 1 << i
+        return ready & self.pending & self.dev.engine.eligible
+
+    def _deciding(self, e, now):
+        eng = self.engines[e]
+        return eng.run is None and now >= eng.idle_from and not self._need(now) & self._bound(e)
+
+    def _decide(self, e, now):
+        eng = self.engines[e]
+        if eng.grant is not None or not self._deciding(e, now):
+            return
+        offered = self._dispatchable(now) & self._bound(e)
+        if not offered:
+            return
+        costs = {i: self.slots[i].cost for i in range(self.n) if offered >> i & 1}
+        adi = self.arbiters[e].pick(offered, costs, self._config())
+        if adi is not None:
+            eng.grant = (adi, now + self.timing.take)
+
+    # -- the loader and the executors ----------------------------------------------------
+
+    def _take(self, e, now):
+        eng = self.engines[e]
+        if eng.grant is None or eng.grant[1] > now or self.loader_free > now or not self._deciding(e, now):
+            return
+        adi = eng.grant[0]
+        eng.grant = None
+        self.loader_last = e
+        if not (self._dispatchable(now) & self._bound(e)) >> adi & 1:
+            return                       # dropped: the mask or a hold changed since the decision
+        self.loader_free = now + self.timing.load
+        self._dispatch(e, adi, now)
+
+    def _dispatch(self, e, adi, now):
+        dev, timing = self.dev, self.timing
+        slot = self.slots[adi]
+        first = self.wait_first.get(adi)
+        timed_out = first is not None and now - first >= dev.engine.wait_timeout
+        staged = self.staged_memory(dev.memory)
+        dev.engine.engine.memory = staged
+        try:
+            res = dev.engine.check_wait(adi, slot.raw, timed_out, 0, finish=False)
+        finally:
+            dev.engine.engine.memory = dev.memory
+        if not slot.wait:                 # an ordinary descriptor leaves its slot at the take
+            self.slots[adi] = None
+            self.taken[adi] = now
+        if res.outcome is None:           # refused (a foreign PASID): the executor only reports it
+            cycles = timing.refuse
+        else:
+            cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
+            self.bus._stamp_record(res, cycles, staged)
+            if not res.retry:
+                res.engine_cycles = cycles = timing.engine_cycles(res.descriptor, res.outcome, cycles)
+        start = now + timing.load
+        self.engines[e].run = _Run(adi, res, staged, now, start, start + cycles, self.gone[adi])
+        self.track_pending()
+
+    def _finish(self, e, now):
+        eng = self.engines[e]
+        run, eng.run = eng.run, None
+        eng.idle_from = now + 1
+        res = run.result
+        run.staged.commit()
+        self.dev.engine.finish(res)
+        op = res.descriptor.opcode
+        op = getattr(op, "value", op)
+        record = self.bus.dispatch_record(run.adi, run.start, now, op, res, e)
+        live = run.gone == self.gone[run.adi]     # an ABORT since voids the WAIT's report
+        if self.slots[run.adi] is not None and self.slots[run.adi].wait and live:
+            if res.retry:
+                self.wait_first.setdefault(run.adi, now)
+                self.held[run.adi] = self._next_tick(now) + 1     # the hold register clears after the tick
+            else:
+                self.slots[run.adi] = None
+                self.taken[run.adi] = now
+        if res.retry:
+            self.bus.retries.append(record)
+            return
+        self.wait_first.pop(run.adi, None)
+        self.bus._deliver(res.irq)
+        self.bus.dispatches.append(record)
+        self.track_pending()
+
+    def _next_tick(self, t):
+        """The first WAIT re-check tick after cycle ``t`` (ticks every WAIT_RECHECK + 1 cycles from reset)."""
+        period = self.dev.engine.wait_recheck
+        return (t // period + 1) * period
+
+    # -- idle accounting -----------------------------------------------------------------
+
+    def _classify_idle(self, now):
+        """What each engine's idle cycles count as until the next step: IDLE_INELIGIBLE while every
+        ADI bound to it with a descriptor ready is outside the mask, IDLE_WAITING while none is
+        dispatchable and some in the mask is held for a WAIT re-check."""
+        ready = 0
+        for i in range(self.n):
+            if self.slots[i] is not None:
+                ready |= 1 << i
+        ready &= self.pending
+        eligible = self.dev.engine.eligible
+        dispatchable = self._dispatchable(now)
+        for e, eng in enumerate(self.engines):
+            mine = ready & self._bound(e)
+            eng.idle_kind = None
+            if eng.run is not None or now < eng.idle_from or not mine:
+                continue
+            if not mine & eligible:
+                eng.idle_kind = "ineligible"
+            elif not mine & dispatchable:
+                eng.idle_kind = "waiting"
+
+    def account(self, now):
+        """Add the idle cycles since the last step to ENG.IDLE_INELIGIBLE / IDLE_WAITING."""
+        dt = now - self.accounted
+        if dt <= 0:
+            return
+        self.accounted = now
+        for eng in self.engines:
+            if eng.idle_kind == "ineligible":
+                self.dev.engine.add_idle(ineligible=dt)
+            elif eng.idle_kind == "waiting":
+                self.dev.engine.add_idle(waiting=dt)
