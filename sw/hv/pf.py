@@ -24,6 +24,7 @@ from ...rtl import regmap
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, GuestResult, RangeOp, guest_word
 from ..bus import BusLock
 from ..csr import Csr
+from ..model.adi import PAGE_HEAD, PAGE_TAIL, page_address
 from ..model.irq import CTRL_PENDING, ims_ctrl, msi_address
 from .errors import DeviceOwned, DeviceTimeout
 
@@ -405,6 +406,15 @@ class PfDriver:
             await self.bus.write(regmap.CMD_ADI_SEL, adi)
         st = await self.bus.read(regmap.CMD_ADI_STATUS)
         return _get(st, "CMD_ADI_STATUS_STATE"), _get(st, "CMD_ADI_STATUS_ERROR_CODE")
+
+    async def ring_tail(self, adi):
+        """ADI ``adi``'s TAIL, the producer index its last doorbell wrote: one read of its page
+        (``rtl/regs.rdl`` ADI_PAGES offset 0x0), no select register, so no lock."""
+        return await self.bus.read(page_address(adi, PAGE_TAIL))
+
+    async def ring_head(self, adi):
+        """ADI ``adi``'s HEAD, the next slot the engines take: one read of its page (offset 0x4)."""
+        return await self.bus.read(page_address(adi, PAGE_HEAD))
 
     # -- engine and arbiter ----------------------------------------------------------
 
