@@ -385,6 +385,14 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__DMA_T__FAULT_OVF_COUNT__COUNT_bp 0
 #define SIOV__DMA_T__FAULT_OVF_COUNT__COUNT_bw 32
 
+// reg - siov::dma_t::FAULT_CAP
+#define SIOV__DMA_T__FAULT_CAP__DEPTH_bm 0xff
+#define SIOV__DMA_T__FAULT_CAP__DEPTH_bp 0
+#define SIOV__DMA_T__FAULT_CAP__DEPTH_bw 8
+#define SIOV__DMA_T__FAULT_CAP__QUOTA_bm 0xff00
+#define SIOV__DMA_T__FAULT_CAP__QUOTA_bp 8
+#define SIOV__DMA_T__FAULT_CAP__QUOTA_bw 8
+
 // reg - siov::dma_t::CNT_ALLOWED
 #define SIOV__DMA_T__CNT_ALLOWED__COUNT_bm 0xffffffff
 #define SIOV__DMA_T__CNT_ALLOWED__COUNT_bp 0
@@ -410,6 +418,11 @@ typedef struct __attribute__ ((__packed__)) {
 typedef struct __attribute__ ((__packed__)) {
     uint32_t mem[2];
 } siov__dma_t__GUEST_t;
+
+// mem - siov::dma_t::FAULT_LOST
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[128];
+} siov__dma_t__FAULT_LOST_t;
 
 // mem - siov::dma_t::BMAP
 typedef struct __attribute__ ((__packed__)) {
@@ -448,14 +461,17 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t FAULT_REC1;
     uint32_t FAULT_CTRL;
     uint32_t FAULT_OVF_COUNT;
-    uint8_t RESERVED_64_6f[0xc];
+    uint32_t FAULT_CAP;
+    uint8_t RESERVED_68_6f[0x8];
     uint32_t CNT_ALLOWED;
     uint32_t CNT_BLOCKED;
     uint32_t CNT_DIRTIED;
     uint32_t CNT_CTRL;
     uint8_t RESERVED_80_ff[0x80];
     siov__dma_t__GUEST_t GUEST;
-    uint8_t RESERVED_108_bfff[0xbef8];
+    uint8_t RESERVED_108_1ff[0xf8];
+    siov__dma_t__FAULT_LOST_t FAULT_LOST;
+    uint8_t RESERVED_400_bfff[0xbc00];
     siov__dma_t__BMAP_t BMAP;
     siov__dma_t__HARVEST_t HARVEST;
 } siov__dma_t_t;

@@ -36,7 +36,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .counter import saturating_inc
 from .csr.bus import CsrSignature, Resp
 from .fifo import BypassFifo
 
@@ -129,6 +128,7 @@ class FaultQueue(wiring.Component):
         #: The lost counts, and their "all ones" flags.
         self._lost = [Signal(LOST_WIDTH, name=f"lost{s}") for s in range(S)]
         self._lost_full = [Signal(name=f"lost{s}_full") for s in range(S)]
+        self._ovf_full = Signal(name="ovf_count_full")
         #: The offered record, registered (the decision's stage), and its source one-hot.
         self._p_valid = Signal(name="p_valid")
         self._p_data = Signal(self.layout, name="p_data")
@@ -145,21 +145,26 @@ class FaultQueue(wiring.Component):
         for s in range(self.sources):
             out += [self._occ[s] <= q, self._at_quota[s] == (self._occ[s] == q),
                     self._lost_full[s] == (self._lost[s] == (1 << LOST_WIDTH) - 1)]
-        out.append(self._p_onehot == Cat(*(self._p_data.source == s for s in range(self.sources))))
+        out.append(self._ovf_full == (self.ovf_count == (1 << LOST_WIDTH) - 1))
+        out.append(~self._p_valid | (self._p_onehot == Cat(*(self._p_data.source == s
+                                                                for s in range(self.sources)))))
         return out
 
-    def occupancy_invariants(self, m):
-        """Each source's count is the number of its records the queue holds
-        (formal harnesses; adds read ports to the FIFO, see
-        :meth:`BypassFifo.held_words`)."""
-        held = self.fifo.held_words(m)
-        out = []
-        for s in range(self.sources):
-            n = Const(0, 8)
-            for present, word in held:
-                n = n + (present & (self.layout(word).source == s))
-            out.append(self._occ[s] == n)
-        return out
+    def observe(self):
+        """Observation points for testbenches and formal harnesses (not ports): each
+        source's record count (``occupancy``) and quota flags (``at_quota``), and the
+        decision's stage (``decide_valid``; ``decide_source``, the offered record's
+        source, and ``decide_onehot``, the same one-hot; ``taken`` and ``dropped``
+        are attributes of the queue)."""
+        return {"occupancy": list(self._occ), "at_quota": self._at_quota,
+                "decide_valid": self._p_valid, "decide_source": self._p_data.source,
+                "decide_onehot": self._p_onehot}
+
+    def held_sources(self, m):
+        """For formal harnesses: the records the queue holds, oldest first, as
+        ``depth`` pairs ``(present, source)`` (adds read ports to the FIFO, see
+        :meth:`BypassFifo.held_words`: call it once, before elaboration)."""
+        return [(present, self.layout(word).source) for present, word in self.fifo.held_words(m)]
 
     @staticmethod
     def _and_or_by_fours(m, sel, values, name):
@@ -216,11 +221,15 @@ class FaultQueue(wiring.Component):
         lost_evt = Signal(S, name="lost_evt")
         m.d.sync += [ovf_evt.eq(self.dropped),
                      lost_evt.eq(p_oh & (at_quota | (~fifo.w_rdy).replicate(S)) & p_valid.replicate(S))]
+        top = (1 << LOST_WIDTH) - 1
+        # (Saturating counts keep their "all ones" flag in a flip-flop, as
+        # rtl/counter.py's saturating_inc does.)
         with m.If(self.clear_overflow):
-            m.d.sync += self.overflow.eq(0)
+            m.d.sync += [self.overflow.eq(0), self.ovf_count.eq(0), self._ovf_full.eq(0)]
         with m.Elif(ovf_evt):
             m.d.sync += self.overflow.eq(1)
-        saturating_inc(m, self.ovf_count, ovf_evt, self.clear_overflow)
+            with m.If(~self._ovf_full):
+                m.d.sync += [self.ovf_count.eq(self.ovf_count + 1), self._ovf_full.eq(self.ovf_count == top - 1)]
 
         # The lost window: the word's source decoded one-hot into flip-flops
         # (the address is held through the access), then in one cycle the
@@ -235,7 +244,6 @@ class FaultQueue(wiring.Component):
                      rd.eq(lost.stb & ~lost.we), wr.eq(lost.stb & lost.we)]
         clear = Signal(name="lost_clear")
         m.d.comb += clear.eq(rd & ok)
-        top = (1 << LOST_WIDTH) - 1
         for s in range(S):
             cnt, full = self._lost[s], self._lost_full[s]
             with m.If(clear & sel[s]):

@@ -61,6 +61,7 @@ class BypassFifo(wiring.Component):
         self._out_valid = Signal(name="out_valid")              # the output register holds a word
         self._full = Signal(name="full")                        # avail == depth - 1 and out_valid
         self._rptr = Signal(range(depth), name="rptr")          # the oldest word waiting in the RAM
+        self._wptr = Signal(range(depth), name="wptr")          # the cell the next word goes to
         self._out_data = Signal(width, name="out_data")
         # The RAM and its ports are made here, so that a formal harness can
         # add read ports of its own before elaboration (held_words).
@@ -77,9 +78,11 @@ class BypassFifo(wiring.Component):
         """Relations between the flags and the counts that hold in every
         reachable state."""
         n = self.depth - 1
+        end = self._rptr + self._avail
         return [self._nonempty == (self._avail != 0), self._avail <= n,
                 self._full == ((self._avail == n) & self._out_valid),
-                ~self._nonempty | self._out_valid]
+                ~self._nonempty | self._out_valid,
+                self._wptr == Mux(end > n, end - (n + 1), end)]
 
     def held_words(self, m):
         """The words held, oldest first, for formal harnesses: a list of ``depth``
@@ -101,7 +104,7 @@ class BypassFifo(wiring.Component):
         n = self.depth
         m.submodules.mem = self._mem
         wr, rd = self._wr, self._rd
-        wptr, rptr = Signal(range(n), name="wptr"), self._rptr
+        wptr, rptr = self._wptr, self._rptr
         avail, nonempty, out_valid, full = self._avail, self._nonempty, self._out_valid, self._full
         out_data = self._out_data
 

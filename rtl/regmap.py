@@ -194,7 +194,7 @@ REGISTERS = {
     ),
     'DMA.FAULT_STATUS': _reg('DMA.FAULT_STATUS', 0x20050, '',
         Field('COUNT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records in the queue.'),
-        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault found the queue full (counted in FAULT_OVF_COUNT).'),
+        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault was not queued (the queue full, or its source at FAULT_CAP.QUOTA); it is counted in FAULT_OVF_COUNT and FAULT_LOST.'),
     ),
     'DMA.FAULT_REC0': _reg('DMA.FAULT_REC0', 0x20054, '',
         Field('REASON', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Fault reason.'),
@@ -207,10 +207,14 @@ REGISTERS = {
     ),
     'DMA.FAULT_CTRL': _reg('DMA.FAULT_CTRL', 0x2005c, '',
         Field('POP', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to drop the head record.'),
-        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear OVERFLOW and FAULT_OVF_COUNT.'),
+        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear OVERFLOW and FAULT_OVF_COUNT (not FAULT_LOST, whose reads clear it).'),
     ),
     'DMA.FAULT_OVF_COUNT': _reg('DMA.FAULT_OVF_COUNT', 0x20060, '',
-        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that found the queue full (saturating).'),
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that were not queued, of every source (the queue full, or their source at FAULT_CAP.QUOTA; saturating). FAULT_LOST says whose. Every fault is either in the queue or counted here.'),
+    ),
+    'DMA.FAULT_CAP': _reg('DMA.FAULT_CAP', 0x20064, 'How the fault queue is built. Software reads it instead of assuming the sizes.',
+        Field('DEPTH', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records the queue holds.'),
+        Field('QUOTA', lsb=8, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records one source (a domain, or the faults of no domain) may hold in the queue at once; DEPTH means no quota.'),
     ),
     'DMA.CNT_ALLOWED': _reg('DMA.CNT_ALLOWED', 0x20070, '',
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
@@ -342,8 +346,9 @@ REGISTERS = {
 EXTERNALS = {
     'IRQ': External('IRQ', 0x10000, 0x10000, "Remaps interrupt messages {PASID, handle} from the ADIs through the IMS table to {destination, vector} on irq_out; DMA-flagged messages pass through unchanged. Checks, in order (fault reasons of IrqFaultReason): handle beyond the built table (HANDLE_BEYOND_TABLE), entry not present (ENTRY_NOT_PRESENT), PASID_EN set and message PASID different from the entry's (PASID_MISMATCH, VT-d source verification); then a masked entry makes the interrupt pending, an unmasked one delivers it. One message per cycle; a message is decided one cycle after it is accepted."),
     'IRQ.IMS': External('IRQ.IMS', 0x18000, 0x8000, "Interrupt message store, idxd layout: entry n (ENTRY) is 16 bytes at 16n, four 32-bit words: ADDR_LO, ADDR_HI, DATA and CTRL (MASK, PENDING, PASID_EN, PASID); the other bits of CTRL (word 3) are stored and have no effect. An entry is present when it holds an x86 MSI address: ADDR_HI = 0 and ADDR_LO[31:20] = 0xFEE; the destination ID is ADDR_LO[19:12] and the vector DATA[7:0]. Entries reset to zero (not present). Entries beyond the built table size (GLOBAL.CAP0.IMS_ENTRIES) answer DECERR. Ordering against traffic: an IMS access commits in the cycle its bus response is given. A write takes effect at the end of that cycle: a message decided in that cycle or before (a message is decided the cycle after it is accepted) used the old entry, a later one the new entry, so the outcome depends only on the order of acceptance and write, never on back-pressure. A read returns the entry (and PENDING) as they stood at the start of its commit cycle. Unmask: a CTRL write that leaves MASK clear while PENDING is set clears PENDING and replays the interrupt through the checks with the entry's current contents (the PASID check is not repeated: it was passed when the interrupt became pending). A CTRL write that changes PASID or PASID_EN clears PENDING without delivery: a pending interrupt never reaches the entry's next owner. If the message decided in the unmask's own commit cycle makes the entry pending, it is replayed too. Replays wait in a 4-deep queue ahead of new messages; a CTRL write is held (its response waits) while that queue is full."),
-    'DMA': External('DMA', 0x20000, 0x10000, "Per-domain pinned/mapped/unmap-requested/dirty page bitmaps (coIOMMU-style lazy unpin), the ADI-to-domain table, the per-domain guest windows, the DMA fault queue and the dirty-log harvest. Fault reasons: DmaFaultReason (VT-d's codes where one fits, project codes from 0x80)."),
+    'DMA': External('DMA', 0x20000, 0x10000, "Per-domain pinned/mapped/unmap-requested/dirty page bitmaps (coIOMMU-style lazy unpin), the ADI-to-domain table, the per-domain guest windows, the DMA fault queue and the dirty-log harvest. Fault reasons: DmaFaultReason (VT-d's codes where one fits, project codes from 0x80). Fault queue (FAULT_*): FAULT_CAP.DEPTH records for the whole tracker, in order of arrival, each with its source: the requester's domain, or NUM_DOMAINS (GLOBAL.CAP1) when its PASID is bound to no domain (NO_DOMAIN). A source holds at most FAULT_CAP.QUOTA records at once. A fault is queued if its source holds fewer than QUOTA records and the queue fewer than DEPTH; otherwise it is lost: FAULT_STATUS.OVERFLOW is set, and it is counted in FAULT_OVF_COUNT (every source) and in its source's FAULT_LOST entry. A fault is never silently lost: it is in the queue or in both counts. So a source below its quota loses a fault only while the queue is full, and filling it takes at least DEPTH/QUOTA sources at their quota at once: one domain's faults, however many, cannot crowd out another's (with the default QUOTA = DEPTH/4, nor can three domains together). A POP makes room for a fault decided after it, not for one decided in the same cycle."),
     'DMA.GUEST': External('DMA.GUEST', 0x20100, 0x8, 'Frontend-driver fast path. Word 0 MAP, word 1 UNMAP; both: PAGE in bits 19:0 (guest page number), ADI in bits 25:20 (ADI index of the requesting guest). A write to MAP sets the mapped bit of PAGE in the domain of ADI, refused (GUEST_STATUS=1) unless the page is pinned; it also cancels a pending unmap request of the page. A write to UNMAP clears the mapped bit and sets the unmap-requested bit (lazy unpin, no hypercall). The tracker answers a write only once the operation is done, so GUEST_STATUS is valid right after the write completes; a read returns the last value written. These registers will move into the per-ADI MMIO pages, where the ADI comes from the page.'),
+    'DMA.FAULT_LOST': External('DMA.FAULT_LOST', 0x20200, 0x200, "Word s (s = 0..NUM_DOMAINS, GLOBAL.CAP1): the faults of source s that were not queued (see FAULT_CAP) since the word was last read: domain s, and for s = NUM_DOMAINS the faults whose PASID is bound to no domain. Saturates at 2^32 - 1. A read returns the count and clears it in one cycle, atomically against faults: a fault lost in that cycle is in the next read's count, none in neither. Together the words count what FAULT_OVF_COUNT counts (each cleared on its own). Words beyond NUM_DOMAINS answer DECERR; writes answer SLVERR."),
     'DMA.BMAP': External('DMA.BMAP', 0x2c000, 0x2000, 'Word w holds pages 32w..32w+31 (bit n: page 32w+n) of the bitmap and domain chosen by BMAP_SEL; read-only, words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'DMA.HARVEST': External('DMA.HARVEST', 0x2e000, 0x2000, 'Dirty bitmap of domain HARVEST_CTRL.DOMAIN in the VFIO/IOMMUFD format: consecutive little-endian u64 words, bit n of the bitmap is page n. Each 32-bit read returns 32 pages and clears them atomically against device writes unless HARVEST_CTRL.NO_CLEAR; a racing write lands in this read or a later one, never in neither. Read-only; words beyond PAGES_PER_DOMAIN/32 answer DECERR.'),
     'CMD': External('CMD', 0x30000, 0x40, 'Privileged per-ADI configuration of the descriptor rings, through an index/data pair: ADI_SEL picks an ADI; RING_BASE_LO/HI, RING_SIZE and ADI_CFG stage a configuration that ADI_CMD.ENABLE copies into that ADI; ADI_STATUS and ADI_PTRS show that ADI as the hardware holds it. Per-ADI state: AdiState. Only an ENABLED ADI accepts doorbells (ADI_PAGES); a doorbell to an ADI in any other state is dropped and counted in DROPPED_DOORBELLS. An ADI has a descriptor pending (towards the fetcher) while it is ENABLED or DRAINING and HEAD != TAIL; the fetcher advances HEAD by one (mod RING_SIZE) per descriptor taken. A DRAINING ADI goes DISABLED once HEAD == TAIL and the engine is not executing one of its descriptors, so DISABLED after DRAIN means all posted work has completed. Error codes: AdiError.'),
@@ -595,6 +600,13 @@ DMA_FAULT_OVF_COUNT = 0x20060
 DMA_FAULT_OVF_COUNT_COUNT_LSB = 0
 DMA_FAULT_OVF_COUNT_COUNT_WIDTH = 32
 DMA_FAULT_OVF_COUNT_COUNT_MASK = 0xffffffff
+DMA_FAULT_CAP = 0x20064
+DMA_FAULT_CAP_DEPTH_LSB = 0
+DMA_FAULT_CAP_DEPTH_WIDTH = 8
+DMA_FAULT_CAP_DEPTH_MASK = 0xff
+DMA_FAULT_CAP_QUOTA_LSB = 8
+DMA_FAULT_CAP_QUOTA_WIDTH = 8
+DMA_FAULT_CAP_QUOTA_MASK = 0xff00
 DMA_CNT_ALLOWED = 0x20070
 DMA_CNT_ALLOWED_COUNT_LSB = 0
 DMA_CNT_ALLOWED_COUNT_WIDTH = 32
@@ -785,6 +797,8 @@ DMA_BASE = 0x20000
 DMA_SIZE = 0x10000
 DMA_GUEST_BASE = 0x20100
 DMA_GUEST_SIZE = 0x8
+DMA_FAULT_LOST_BASE = 0x20200
+DMA_FAULT_LOST_SIZE = 0x200
 DMA_BMAP_BASE = 0x2c000
 DMA_BMAP_SIZE = 0x2000
 DMA_HARVEST_BASE = 0x2e000

@@ -32,6 +32,8 @@ class Coverage:
         self.name = name
         self.at_least = at_least
         self.hits = collections.Counter({b: 0 for b in bins})
+        #: Bins this configuration cannot reach, and why: not required.
+        self.waived = {}
 
     def sample(self, bin_name, when=True):
         """Count a hit of ``bin_name`` if ``when``; unknown bins are an error."""
@@ -40,14 +42,22 @@ class Coverage:
         if when:
             self.hits[bin_name] += 1
 
+    def waive(self, bin_name, reason):
+        """Drop ``bin_name`` from what must be hit, because this configuration cannot reach it
+        (``reason`` says why; the report lists it)."""
+        if bin_name not in self.hits:
+            raise KeyError(f"Coverage group {self.name} has no bin {bin_name!r}")
+        self.waived[bin_name] = reason
+
     def missed(self):
-        return sorted(b for b, n in self.hits.items() if n < self.at_least)
+        return sorted(b for b, n in self.hits.items() if n < self.at_least and b not in self.waived)
 
     def report(self):
         width = max(len(b) for b in self.hits) if self.hits else 0
         lines = [f"coverage {self.name}: {len(self.hits) - len(self.missed())}/{len(self.hits)} bins"]
         for b, n in sorted(self.hits.items()):
-            lines.append(f"  {b:<{width}}  {n:>8}{'  MISSED' if n < self.at_least else ''}")
+            note = f"  waived: {self.waived[b]}" if b in self.waived else "  MISSED" if n < self.at_least else ""
+            lines.append(f"  {b:<{width}}  {n:>8}{note}")
         return "\n".join(lines)
 
     def save(self, path):

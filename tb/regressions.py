@@ -117,7 +117,7 @@ def _dma_regressions(scale=1):
             (DeviceParams(num_adis=12, num_domains=3, pages_per_domain=256), None, True),
             (DeviceParams(), "ecp5", False)]
     return [Regression(f"dma-{p.tag}" + (f"-{prim}" if prim else ""), "siov_dma", "siov.tb.dma.test_dma",
-                       _dma(p, prim), public=("tap_harvest",),
+                       _dma(p, prim), public=("tap_harvest", "tap_fault_pop"),
                        env={"SIOV_PARAMS": json.dumps(p.__dict__), "SIOV_DMA_SCALE": str(scale)},
                        sources=_primitive_sources(prim), quick_build=quick, sweep=quick)
             for p, prim, quick in sets]

@@ -15,7 +15,7 @@ P = DeviceParams(num_adis=4, num_domains=2, pages_per_domain=128)
 
 
 def model():
-    m = DmaModel(P, fault_depth=4)
+    m = DmaModel(P, fault_depth=4, fault_quota=4)       # no quota: the queue as one
     m.set_adi(0, pasid=0x11, domain=0)
     m.set_adi(1, pasid=0x22, domain=1)
     m.set_domain(0, 0x1_0000_0000, 100)
@@ -54,6 +54,76 @@ def test_fault_reasons_and_overflow():
     assert len(m.faults) == 4 and m.ovf_count == 1
     m.clear_overflow()
     assert not m.overflow and m.ovf_count == 0
+    assert m.lost == [1, 0, 0]          # domain 0's, domain 1's, and those of no domain
+
+
+def _flooded(attacker_faults, depth=16, quota=None):
+    """Domain 0 writes an unmapped page ``attacker_faults`` times, then domain 1 once."""
+    m = DmaModel(P, fault_depth=depth, fault_quota=quota)
+    m.set_adi(0, pasid=0x11, domain=0)
+    m.set_adi(1, pasid=0x22, domain=1)
+    for _ in range(attacker_faults):
+        m.request(0x11, 4, True)
+    victim = m.request(0x22, 7, True).fault
+    return m, victim
+
+
+@pytest.mark.parametrize("flood", [40, 1000])
+def test_quota_keeps_the_victims_fault(flood):
+    """The attacker holds its quota (a quarter of the queue by default); the victim's one
+    fault is queued; what was lost is counted, in total and as the attacker's."""
+    m, victim = _flooded(flood)
+    assert m.fault_quota == 4
+    assert list(m.faults) == [FaultRecord(Reason.WRITE_UNMAPPED, 0x11, 4, True)] * 4 + [victim]
+    assert m.ovf_count == flood - 4 and m.overflow
+    assert m.lost == [flood - 4, 0, 0]
+
+
+def test_without_a_quota_the_flood_crowds_the_victim_out():
+    m, victim = _flooded(40, quota=16)
+    assert victim not in m.faults and m.lost == [24, 1, 0]
+
+
+def test_quota_frees_with_pops_and_the_full_queue_still_loses():
+    """A pop of a domain's record gives it room again; a queue full of several domains'
+    records loses even a fault of a domain below its quota (and counts it as that domain's)."""
+    params = DeviceParams(num_adis=8, num_domains=8, pages_per_domain=128)
+    m = DmaModel(params, fault_depth=8, fault_quota=2)
+    for d in range(5):
+        m.set_adi(d, pasid=0x10 + d, domain=d)
+    for d in range(4):
+        for _ in range(3):
+            m.request(0x10 + d, 1, False)
+    assert len(m.faults) == 8 and m.lost[:4] == [1, 1, 1, 1]
+    m.request(0x14, 1, False)                     # domain 4 holds nothing, and the queue is full
+    assert m.lost[4] == 1 and m.ovf_count == 5
+    assert m.pop_fault().pasid == 0x10
+    m.request(0x14, 1, False)                     # now there is room, and domain 4 is below quota
+    assert m.faults[-1].pasid == 0x14
+    m.request(0x14, 1, False)                     # the queue is full again
+    assert m.lost[4] == 2
+    assert m.pop_fault().pasid == 0x10
+    m.request(0x10, 1, False)                     # domain 0 holds none now: queued
+    assert m.faults[-1].pasid == 0x10
+    m.request(0x99, 1, False)                     # no domain: source NUM_DOMAINS, queue full
+    assert m.lost[8] == 1
+
+
+def test_lost_window_reads_and_clears():
+    """FAULT_LOST word s: source s's lost faults, cleared by the read; FAULT_CAP: depth and quota."""
+    m, _ = _flooded(40)
+    m.request(0x99, 1, True)                      # no domain: its own source, below quota
+    cap = m.read(regmap.DMA_FAULT_CAP)[1]
+    assert (cap & regmap.DMA_FAULT_CAP_DEPTH_MASK) >> regmap.DMA_FAULT_CAP_DEPTH_LSB == 16
+    assert (cap & regmap.DMA_FAULT_CAP_QUOTA_MASK) >> regmap.DMA_FAULT_CAP_QUOTA_LSB == 4
+    lost = regmap.DMA_FAULT_LOST_BASE
+    assert m.read(lost) == (Resp.OKAY, 36)
+    assert m.read(lost) == (Resp.OKAY, 0)
+    assert m.read(lost + 4) == (Resp.OKAY, 0)
+    assert m.read(lost + 8) == (Resp.OKAY, 0)     # no domain (entry NUM_DOMAINS = 2)
+    assert m.read(lost + 12)[0] == Resp.DECERR
+    assert m.write(lost, 0) == Resp.SLVERR
+    assert m.read(regmap.DMA_FAULT_OVF_COUNT) == (Resp.OKAY, 36)   # the total is not cleared by it
 
 
 def test_out_beat_of_every_request():

@@ -37,7 +37,7 @@ register stages, for the clock rate)::
         host address (low half); dirty: S's write of R is merged
     S : decide; set the dirty bit (read-modify-write, S's write of T
         forwarded); push the outcome into the output FIFO (every request) and
-        a fault record into the fault queue (blocked ones)
+        a fault record, with its source, into the fault queue (blocked ones)
 
 A request accepted in cycle ``c`` is decided in ``c + DECIDE_LATENCY`` (10),
 and its ``out`` beat is valid from ``c + DECIDE_LATENCY + 1`` (the output
@@ -68,9 +68,14 @@ of stage C and the domain window the one of stage M. Faults are VT-d style
 records {reason, PASID, page, write}, the reason a ``Reason``
 (``DmaFaultReason`` in ``rtl/regs.rdl``): a write or read to a page that is
 not mapped (or beyond the domain's bitmap), a PASID bound to no domain, a
-page mapped but outside the domain's host window (DOM_LIMIT). A full
-fault queue sets a sticky overflow flag and counts the fault (as VT-d's PFO):
-no fault is silently lost.
+page mapped but outside the domain's host window (DOM_LIMIT). The fault
+queue is a :class:`~siov.rtl.faultq.FaultQueue`: each record's source is the
+requester's domain, or ``num_domains`` for a PASID bound to none, and a
+source holds at most ``fault_quota`` records at once. A fault not queued (its
+source at its quota, or the queue full) sets a sticky overflow flag and is
+counted (as VT-d's PFO), in total and in its source's lost count (the
+FAULT_LOST window): no fault is silently lost, and none of one domain's
+faults can crowd out another's.
 
 Dirty bitmap hazards. Each bitmap is a simple dual-port block RAM (one
 synchronous read port, one write port). Setting a dirty bit reads the word in
@@ -109,12 +114,13 @@ from .. import regmap
 from ..fifo import BypassFifo
 from ..csr.banked import BankedRegisters
 from ..csr.bus import CsrSignature, Resp
-from ..counter import saturating_inc, split_counter
+from ..counter import split_counter
+from ..faultq import FaultQueue
 from ..params import DeviceParams, require_params
 from .bram import BitmapRam, chunk_equal
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS, Bitmap, GuestResult, RangeOp, Reason
 
-__all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH"]
+__all__ = ["DmaTracker", "REQ_LAYOUT", "OUT_LAYOUT", "DOMAIN_BITS", "CSR_ADDR_WIDTH", "FAULT_LATENCY"]
 
 #: Width of a domain index (64 domains at most, see DeviceParams).
 DOMAIN_BITS = 6
@@ -140,6 +146,9 @@ _OUT_FIFO_LAYOUT = data.StructLayout({"host": 64 - PAGE_SHIFT, "write": 1, "pasi
                                       "domain": DOMAIN_BITS, "page": PAGE_BITS,
                                       "fault": 1, "reason": 8})
 _FAULT_LAYOUT = data.StructLayout({"reason": 8, "write": 1, "pasid": PASID_BITS, "page": PAGE_BITS})
+#: Cycles from a fault's decision (stage S) to the fault queue's decision to
+#: queue it or count it lost (against the queue as it stood at that cycle's start).
+FAULT_LATENCY = 1
 
 
 class DmaTracker(wiring.Component):
@@ -155,6 +164,10 @@ class DmaTracker(wiring.Component):
         clock: the credit loop from accept to the FIFO's read is 12 cycles).
     fault_depth : int
         Entries of the fault queue, a power of two 2..128.
+    fault_quota : int or None
+        Records one source (a domain, or the faults of no domain) may hold in
+        the fault queue at once, 1..``fault_depth`` (default
+        :func:`~siov.rtl.faultq.default_quota`: a quarter of the depth).
     primitive : None or "ecp5"
         How the bitmap block RAMs are built (:class:`~.bram.BitmapRam`):
         inferred (default; simulation, formal, lint) or ECP5 DP16KD with the
@@ -174,13 +187,16 @@ class DmaTracker(wiring.Component):
         Observation points for testbenches and formal harnesses (not ports):
         ``harvest`` pulses in the cycle a dirty-bitmap read takes its word
         (and clears it unless NO_CLEAR), ``decide`` in the cycle a request is
-        decided, ``allow`` if it was let through.
+        decided, ``allow`` if it was let through, ``fault_pop`` in the cycle
+        a record leaves the fault queue (a POP), ``fault_decide`` in the
+        cycle the queue takes or refuses a fault (:data:`FAULT_LATENCY`
+        after its decision).
     """
 
     #: Cycles from the accept of a request to its decision (stage S).
     DECIDE_LATENCY = 10
 
-    def __init__(self, params=DeviceParams(), *, out_depth=16, fault_depth=16, primitive=None):
+    def __init__(self, params=DeviceParams(), *, out_depth=16, fault_depth=16, fault_quota=None, primitive=None):
         require_params(params, "DMA tracker")
         if not isinstance(out_depth, int) or out_depth < 4:
             raise ValueError(f"Output FIFO depth must be an integer of at least 4, not {out_depth!r}")
@@ -191,6 +207,11 @@ class DmaTracker(wiring.Component):
         self.out_depth = out_depth
         self.fault_depth = fault_depth
         self.primitive = primitive
+        # (The fault queue checks the quota.)
+        self._fault_queue = FaultQueue(width=_FAULT_LAYOUT.size, depth=fault_depth,
+                                       sources=params.num_domains + 1, quota=fault_quota,
+                                       lost_addr_width=max(2, (regmap.EXTERNALS["DMA.FAULT_LOST"].size - 1).bit_length()))
+        self.fault_quota = self._fault_queue.quota
         super().__init__({
             "csr": In(CsrSignature(CSR_ADDR_WIDTH)),
             "req": In(stream.Signature(REQ_LAYOUT)),
@@ -218,7 +239,8 @@ class DmaTracker(wiring.Component):
         #: pinned, mapped, unmap-requested and dirty bitmaps.
         self.mem = {b: r.mem for b, r in self.ram.items()}
         self.taps = {"harvest": Signal(name="evt_harvest"), "decide": Signal(name="evt_decide"),
-                     "allow": Signal(name="evt_allow")}
+                     "allow": Signal(name="evt_allow"), "fault_pop": Signal(name="evt_fault_pop"),
+                     "fault_decide": Signal(name="evt_fault_decide")}
         # State that formal harnesses state properties about (made here so a
         # harness can name it before elaboration).
         D, A = params.num_domains, params.num_adis
@@ -258,7 +280,6 @@ class DmaTracker(wiring.Component):
         # FIFO (asserted by the formal harness), so its full flag stays off
         # the write path.
         self._out_fifo = BypassFifo(width=_OUT_FIFO_LAYOUT.size, depth=out_depth, guarded=True)
-        self._fault_fifo = BypassFifo(width=_FAULT_LAYOUT.size, depth=fault_depth)
         self._s1 = Signal(REQ_LAYOUT, name="s_req")
         self._s1_dom = Signal(DOMAIN_BITS, name="s_dom")
         self._out_rec = Signal(OUT_LAYOUT, name="out_rec")
@@ -753,24 +774,18 @@ class DmaTracker(wiring.Component):
                      r("DMA.CNT_DIRTIED.COUNT").eq(shown["dirtied"])]
 
         # ---- fault queue ---------------------------------------------------
-        m.submodules.fault_fifo = fq = self._fault_fifo
-        # A fault record is queued a cycle after its decision (registered:
-        # the decision and the queue's flags sit far apart).
+        # A blocked request offers its record, with its source (its domain,
+        # or D for none), in the cycle of its decision; the queue registers
+        # it (the decision and the queue's flags sit far apart) and takes it
+        # or counts it lost a cycle later (FAULT_LATENCY).
+        m.submodules.fault_queue = fq = self._fault_queue
         frec = Signal(_FAULT_LAYOUT)
-        f_push = Signal(name="fault_push")
-        m.d.sync += [frec.reason.eq(reason), frec.write.eq(s1.write), frec.pasid.eq(s1.pasid),
-                     frec.page.eq(s1.page), f_push.eq(block)]
-        m.d.comb += [fq.w_en.eq(f_push), fq.w_data.eq(frec)]
-        overflow = Signal()
-        ovf_count = Signal(32)
-        ovf_evt = Signal()      # a fault found the queue full (counted a cycle later)
-        m.d.sync += ovf_evt.eq(f_push & ~fq.w_rdy)
-        clear_ovf = r("DMA.FAULT_CTRL.CLEAR_OVERFLOW")
-        with m.If(clear_ovf):
-            m.d.sync += overflow.eq(0)
-        with m.Elif(ovf_evt):
-            m.d.sync += overflow.eq(1)
-        saturating_inc(m, ovf_count, ovf_evt, clear_ovf)
+        m.d.comb += [frec.reason.eq(reason), frec.write.eq(s1.write), frec.pasid.eq(s1.pasid),
+                     frec.page.eq(s1.page),
+                     fq.push.valid.eq(block), fq.push.payload.record.eq(frec),
+                     fq.push.payload.source.eq(Mux(s_hit, s1_dom, D)),
+                     fq.clear_overflow.eq(r("DMA.FAULT_CTRL.CLEAR_OVERFLOW"))]
+        wiring.connect(m, ext["dma_fault_lost"], fq.lost)
         # The head record as FAULT_REC0/1 show it (zeros when the queue is
         # empty) and the queue's level, registered so that the registers'
         # read mux starts at flip-flops. They lag the queue by a cycle: a read
@@ -780,11 +795,15 @@ class DmaTracker(wiring.Component):
         head = Signal(_FAULT_LAYOUT)
         head_valid = Signal()
         level_shown = Signal.like(fq.level, name="fault_level_shown")   # the same for the count
-        m.d.sync += [head_valid.eq(fq.r_rdy), head.eq(Mux(fq.r_rdy, fq.r_data, 0)), level_shown.eq(fq.level)]
+        m.d.sync += [head_valid.eq(fq.head.valid), head.eq(Mux(fq.head.valid, fq.head.payload.record, 0)),
+                     level_shown.eq(fq.level)]
         m.d.comb += [
-            fq.r_en.eq(r("DMA.FAULT_CTRL.POP")),
-            r("DMA.FAULT_STATUS.COUNT").eq(level_shown), r("DMA.FAULT_STATUS.OVERFLOW").eq(overflow),
-            r("DMA.FAULT_OVF_COUNT.COUNT").eq(ovf_count),
+            fq.head.ready.eq(r("DMA.FAULT_CTRL.POP")),
+            self.taps["fault_pop"].eq(fq.head.valid & fq.head.ready),
+            self.taps["fault_decide"].eq(fq.taken | fq.dropped),
+            r("DMA.FAULT_CAP.DEPTH").eq(self.fault_depth), r("DMA.FAULT_CAP.QUOTA").eq(self.fault_quota),
+            r("DMA.FAULT_STATUS.COUNT").eq(level_shown), r("DMA.FAULT_STATUS.OVERFLOW").eq(fq.overflow),
+            r("DMA.FAULT_OVF_COUNT.COUNT").eq(fq.ovf_count),
             r("DMA.FAULT_REC0.VALID").eq(head_valid),
             r("DMA.FAULT_REC0.REASON").eq(head.reason),
             r("DMA.FAULT_REC0.WRITE").eq(head.write),

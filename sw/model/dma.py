@@ -11,6 +11,15 @@ answers at two levels:
   the hardware, so it plugs into :class:`siov.sw.model.csr.CsrModel` as
   ``windows["DMA"]``.
 
+Fault queue (:class:`~siov.rtl.faultq.FaultQueue` in the tracker): each
+record has a source, the requester's domain or ``num_domains`` for a PASID
+bound to no domain; a source holds at most ``fault_quota`` records, and a
+fault that is not queued (its source at quota, or the queue full) is counted
+in ``ovf_count`` and in ``lost[source]``, which a read of its FAULT_LOST
+word returns and clears. The hardware decides a fault against the queue as
+it stood at the start of its cycle: a testbench replays a POP before the
+faults decided after it, and after those decided in its own cycle.
+
 Dirty log (VFIO/IOMMUFD format): little-endian u64 words, bit n = page n;
 harvesting clears unless ``no_clear``. The race rule: a write decided before
 the harvest read of its word is in this harvest, one decided after it is in
@@ -22,12 +31,13 @@ ordered after the read) is kept for other orderings of the two.
 """
 
 import collections
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ...rtl import regmap
 from ...rtl.csr.bus import Resp
+from ...rtl.faultq import LOST_WIDTH, default_quota
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, PASID_BITS, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
 from ...rtl.params import DeviceParams
 from .csr import CsrModel, strobe_mask
@@ -37,11 +47,17 @@ __all__ = ["DmaModel", "Decision", "FaultRecord", "bitmap_to_vfio", "vfio_to_pag
 
 @dataclass(frozen=True)
 class FaultRecord:
-    """One fault-queue record {reason, PASID, page, write flag}."""
+    """One fault-queue record {reason, PASID, page, write flag}.
+
+    ``source`` is the quota class the queue keeps beside the record (the
+    requester's domain, or ``num_domains`` for none); software does not see
+    it, and records compare without it.
+    """
     reason: int
     pasid: int
     page: int
     write: bool
+    source: "int | None" = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -103,11 +119,15 @@ class DmaModel:
         Domains, pages per domain and ADIs, as the hardware is built.
     fault_depth : int
         Fault queue entries (the hardware's ``fault_depth``).
+    fault_quota : int or None
+        Records one source may hold in the queue (the hardware's
+        ``fault_quota``; default :func:`~siov.rtl.faultq.default_quota`).
     """
 
-    def __init__(self, params=DeviceParams(), fault_depth=16):
+    def __init__(self, params=DeviceParams(), fault_depth=16, fault_quota=None):
         self.params = params
         self.fault_depth = fault_depth
+        self.fault_quota = default_quota(fault_depth) if fault_quota is None else fault_quota
         D, P, A = params.num_domains, params.pages_per_domain, params.num_adis
         self.bits = np.zeros((len(Bitmap), D, P), dtype=bool)
         self.adi = [(False, 0, 0)] * A          # (valid, pasid, domain)
@@ -116,12 +136,15 @@ class DmaModel:
         self.faults = collections.deque()
         self.overflow = False
         self.ovf_count = 0
+        #: Faults not queued, per source (domains, then no domain), since each was last read.
+        self.lost = [0] * (D + 1)
         self.counters = {"allowed": 0, "blocked": 0, "dirtied": 0}
         self.op_err = False
         self.guest_result = GuestResult.OK
         self._regs = CsrModel(params, window="DMA")
         self._regs.windows = {"DMA.GUEST": _GuestWindow(self), "DMA.BMAP": _BitmapWindow(self, harvest=False),
-                              "DMA.HARVEST": _BitmapWindow(self, harvest=True)}
+                              "DMA.HARVEST": _BitmapWindow(self, harvest=True),
+                              "DMA.FAULT_LOST": _LostWindow(self)}
 
     # -- configuration -------------------------------------------------------
 
@@ -158,7 +181,8 @@ class DmaModel:
         else:
             addr = ((self.dom_base[dom] + page) & ((1 << 52) - 1)) << PAGE_SHIFT
             return Decision(pasid, page, write, True, dom, addr)
-        return Decision(pasid, page, write, False, dom, fault=FaultRecord(int(reason), pasid, page, write))
+        source = self.params.num_domains if dom is None else dom
+        return Decision(pasid, page, write, False, dom, fault=FaultRecord(int(reason), pasid, page, write, source))
 
     def apply(self, d, set_dirty=True):
         """Apply the effects of decision ``d``: counters, dirty bit, fault queue."""
@@ -170,12 +194,26 @@ class DmaModel:
                     self.bits[Bitmap.DIRTY, d.domain, d.page] = True
         else:
             self.counters["blocked"] += 1
-            if len(self.faults) < self.fault_depth:
-                self.faults.append(d.fault)
-            else:
-                self.overflow = True
-                self.ovf_count = min(self.ovf_count + 1, 0xFFFF_FFFF)
+            self.push_fault(d.fault)
         return d
+
+    def push_fault(self, rec):
+        """Queue fault record ``rec`` if its source is below its quota and the queue has
+        room; otherwise count it as lost (in total and as its source's). True if queued."""
+        src = rec.source
+        held = sum(1 for f in self.faults if f.source == src)
+        if held < self.fault_quota and len(self.faults) < self.fault_depth:
+            self.faults.append(rec)
+            return True
+        self.overflow = True
+        self.ovf_count = min(self.ovf_count + 1, (1 << LOST_WIDTH) - 1)
+        self.lost[src] = min(self.lost[src] + 1, (1 << LOST_WIDTH) - 1)
+        return False
+
+    def read_lost(self, source):
+        """FAULT_LOST word ``source``: its lost faults since the last read, cleared."""
+        n, self.lost[source] = self.lost[source], 0
+        return n
 
     def request(self, pasid, page, write):
         """Check and apply one request; return its :class:`Decision`."""
@@ -311,6 +349,7 @@ class DmaModel:
             "DMA.FAULT_REC0.PASID": head.pasid if head else 0,
             "DMA.FAULT_REC1.PAGE": head.page if head else 0,
             "DMA.FAULT_OVF_COUNT.COUNT": self.ovf_count,
+            "DMA.FAULT_CAP.DEPTH": self.fault_depth, "DMA.FAULT_CAP.QUOTA": self.fault_quota,
             "DMA.CNT_ALLOWED.COUNT": self.counters["allowed"] & 0xFFFF_FFFF,
             "DMA.CNT_BLOCKED.COUNT": self.counters["blocked"] & 0xFFFF_FFFF,
             "DMA.CNT_DIRTIED.COUNT": self.counters["dirtied"] & 0xFFFF_FFFF,
@@ -400,6 +439,22 @@ class _BitmapWindow:
         if self.harvest:
             return Resp.OKAY, m.harvest_word(dom, word, bool(m._field("DMA.HARVEST_CTRL.NO_CLEAR")))
         return Resp.OKAY, m.read_word(bitmap, dom, word)
+
+    def write(self, addr, data, strb=0xF):
+        return Resp.SLVERR
+
+
+class _LostWindow:
+    """FAULT_LOST: word s is source s's lost count, read and cleared; DECERR beyond the sources."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def read(self, addr):
+        word = (addr - regmap.DMA_FAULT_LOST_BASE) >> 2
+        if word >= len(self.model.lost):
+            return Resp.DECERR, 0
+        return Resp.OKAY, self.model.read_lost(word)
 
     def write(self, addr, data, strb=0xF):
         return Resp.SLVERR

@@ -6,9 +6,10 @@ the agents):
 * :class:`DmaBfm` samples the ports once per clock: it drives the request
   stream from a queue (the request agent's driver; sequences fill the
   queue), drives the output ``ready`` with random back-pressure (the output
-  agent), and reports accepted requests, output beats and the harvest tap
-  (``tap_harvest``: the cycle a harvest read reads and clears its word) with
-  the cycle number of each, to the scoreboard's monitors;
+  agent), and reports accepted requests, output beats, the harvest tap
+  (``tap_harvest``: the cycle a harvest read reads and clears its word) and
+  the fault-queue pop tap (``tap_fault_pop``: the cycle a POP takes the head
+  record) with the cycle number of each, to the scoreboard's monitors;
 * ``csr`` agent: :class:`CsrAgent` runs the host software's sequences
   (:class:`~siov.sw.hv.pf.PfDriver`) over a
   :class:`~siov.tb.host.checked.CheckedBus` on the top's CSR port; every
@@ -16,6 +17,8 @@ the agents):
   stream (then it goes to the unchecked ``raw`` bus);
 * ``fault`` agent: :class:`FaultAgent` pops the fault queue over CSR while
   traffic runs;
+* ``lost`` agent: :class:`LostAgent` reads (and so clears) the per-domain
+  lost-fault counts (``FAULT_LOST``) while traffic runs;
 * ``harvest`` agent: :class:`HarvestAgent` reads the dirty log while traffic
   runs.
 
@@ -24,10 +27,15 @@ The :class:`Scoreboard` replays every event in hardware order through
 in cycle c + DECIDE_LATENCY; a harvest read whose tap fires in cycle h sees every write
 decided before h (the one of cycle h-1 through the forwarding path) and none
 decided after (the hardware gives the read its own request slot, so no
-write is decided in h). So every output beat (one per accepted request,
-allowed or blocked, in acceptance order), every fault record and every
-harvested word is predicted exactly: every page written between two harvests
-appears in exactly the next harvest. Each output is also checked on its own,
+write is decided in h); a POP whose tap fires in cycle p is seen by the
+faults decided in p and after, not by those decided before (the fault queue
+takes or refuses a fault a cycle after its decision, against the queue as it
+stood at the start of that cycle), so the model's quota and full-queue
+decisions follow the hardware's. So every output beat (one per accepted
+request, allowed or blocked, in acceptance order), every fault record popped
+and every harvested word is predicted exactly: every page written between
+two harvests appears in exactly the next harvest, and what the lost-fault
+counts read over a phase adds up, per domain, to what the model lost. Each output is also checked on its own,
 without the model, against the configuration the test programmed: a beat
 let through (``fault`` = 0) has its page mapped in the requester's own domain
 and its host address in that domain's window; a blocked one has address 0,
@@ -53,7 +61,7 @@ from siov.tb.host.checked import POLLED, CheckedBus, CsrPortBus, range_op
 from siov.tb.reset import reset_dut
 from siov.tb.layouts import pack, unpack
 
-__all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "HarvestAgent",
+__all__ = ["PERIOD_NS", "pack", "unpack", "DmaBfm", "CsrAgent", "FaultAgent", "LostAgent", "HarvestAgent",
            "Scoreboard", "DmaEnv", "COVERAGE_BINS"]
 
 PERIOD_NS = 10
@@ -64,6 +72,9 @@ COVERAGE_BINS = [
     # faults
     "fault_write_unmapped", "fault_read_unmapped", "fault_no_domain", "fault_out_of_window",
     "fault_queue_overflow", "fault_page_out_of_range", "fault_other_domain",
+    # fault queue: quota and lost counts
+    "fault_lost_at_quota", "fault_lost_queue_full", "fault_queued_beside_flooder", "fault_lost_no_domain",
+    "lost_read_nonzero", "lost_read_zero", "lost_window_decerr", "lost_window_slverr",
     # CSR operations
     "op_pin", "op_unpin", "op_reclaim", "op_clear_unmap", "op_refused",
     "guest_map_ok", "guest_map_not_pinned", "guest_unmap_ok", "guest_unmap_not_mapped",
@@ -91,6 +102,7 @@ class DmaBfm:
         self.on_accept = []          # f(cycle, dict)
         self.on_out = []             # f(cycle, dict)
         self.on_harvest = []         # f(cycle)
+        self.on_fault_pop = []       # f(cycle)
         self.accepted = 0
         self._cur = None
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
@@ -118,7 +130,11 @@ class DmaBfm:
             ready = not (self.ready_p and self.rng.random() < self.ready_p)
             d.out__ready.value = int(ready)
             await ReadOnly()
-            # The harvest tap first: a request decided in this cycle races it.
+            # A POP first (the faults decided in its cycle see it), then the
+            # harvest tap (a request decided in this cycle races it).
+            if self.on_fault_pop and d.tap_fault_pop.value:
+                for f in self.on_fault_pop:
+                    f(self.cycle)
             if d.tap_harvest.value:
                 for f in self.on_harvest:
                     f(self.cycle)
@@ -217,6 +233,30 @@ class FaultAgent(uvm_component):
             await Timer(period_ns, unit="ns")
 
 
+class LostAgent(uvm_component):
+    """Reads the lost-fault counts (FAULT_LOST, read and clear) while traffic runs, unchecked:
+    what it reads over a phase, with a last read of every word, is the model's loss per source."""
+
+    def build_phase(self):
+        self.running = False
+        self.total = collections.Counter()
+
+    async def read(self, csr, source):
+        v = await csr.raw.read(regmap.DMA_FAULT_LOST_BASE + 4 * source)
+        self.total[source] += v
+        COVERAGE.sample("lost_read_nonzero" if v else "lost_read_zero")
+
+    async def read_all(self, csr, sources):
+        for s in range(sources):
+            await self.read(csr, s)
+
+    async def run_while(self, csr, rng, sources, period_ns):
+        self.running = True
+        while self.running:
+            await self.read(csr, rng.randrange(sources))
+            await Timer(rng.randrange(1, period_ns), unit="ns")
+
+
 class HarvestAgent(uvm_component):
     """Reads dirty words while traffic runs; the scoreboard predicts each at its tap."""
 
@@ -256,15 +296,21 @@ class Scoreboard(uvm_component):
         self.config = None                      # set by the test: domain windows
         self.harvest_ctx = None                 # (domain, word, no_clear) of the read in flight
         self.harvest_expect = collections.deque()
+        #: The FaultAgent pops (unchecked) while this is set: the model pops at each POP tap.
+        self.track_pops = False
+        self.expected_popped = []
 
     def attach(self, bfm, model):
         self.model = model
+        bfm.on_fault_pop.append(self.on_fault_pop)
         bfm.on_harvest.append(self.on_tap)
         bfm.on_accept.append(lambda c, r: self.pending.append((c + DECIDE_LATENCY, r)))
         bfm.on_out.append(self.out)
 
     def _decide(self, cycle, req, set_dirty=True):
         d = self.model.check(req["pasid"], req["page"], req["write"])
+        if not d.allowed:
+            self._sample_quota(d.fault)
         self.model.apply(d, set_dirty=set_dirty)
         self.expected_out.append(d)      # every request gives one output beat
         if d.allowed:
@@ -287,6 +333,27 @@ class Scoreboard(uvm_component):
                             and any(self.model.bits[Bitmap.MAPPED, o, d.page]
                                     for o in range(self.model.params.num_domains) if o != own))
         return d
+
+    def _sample_quota(self, rec):
+        """Coverage of the fault queue's decision on ``rec``, from the model's queue before it."""
+        m = self.model
+        held = collections.Counter(f.source for f in m.faults)
+        at_quota = held[rec.source] >= m.fault_quota
+        full = len(m.faults) >= m.fault_depth
+        COVERAGE.sample("fault_lost_at_quota", at_quota and not full)
+        COVERAGE.sample("fault_lost_queue_full", full and not at_quota)
+        COVERAGE.sample("fault_queued_beside_flooder", not (at_quota or full) and any(
+            n >= m.fault_quota for s, n in held.items() if s != rec.source))
+        COVERAGE.sample("fault_lost_no_domain", (at_quota or full) and rec.source == m.params.num_domains)
+
+    def on_fault_pop(self, p):
+        """A POP takes the head record in cycle ``p``: the faults decided before it do not see it."""
+        if not self.track_pops:
+            return
+        self.flush(before=p)
+        rec = self.model.pop_fault()
+        assert rec is not None, f"cycle {p}: a POP took a record from a queue the model has empty"
+        self.expected_popped.append(rec)
 
     def flush(self, before=None):
         """Decide every pending request decided before cycle ``before`` (all if None)."""
@@ -338,19 +405,27 @@ class Scoreboard(uvm_component):
             assert base <= beat["addr"] < base + limit * 4096, f"address {beat['addr']:#x} outside window"
             assert beat["page"] in self.config.mapped[own], f"page {beat['page']} not mapped in {own}"
 
-    def check_faults(self, popped, ovf_count):
-        """Popped records are the predicted ones in order, minus ``ovf_count`` dropped ones."""
-        it = iter(self.expected_faults)
-        for rec in popped:
-            assert any(rec == e for e in it), f"fault record {rec} not predicted (in order)"
-        assert len(popped) + ovf_count == len(self.expected_faults), (
-            f"{len(popped)} faults popped + {ovf_count} overflowed != {len(self.expected_faults)} predicted")
+    def check_faults(self, popped, lost):
+        """The records popped are the model's, in order (each quota and full-queue decision
+        as the model made it); with what is left queued (nothing, after a final drain) and
+        ``lost`` (per source, read over the phase), they are every fault predicted."""
+        for i, (rec, exp) in enumerate(zip(popped, self.expected_popped)):
+            assert rec == exp, f"fault record {i} popped: {rec}, model {exp}"
+        assert len(popped) == len(self.expected_popped), (
+            f"{len(popped)} fault records popped, the model popped {len(self.expected_popped)}")
+        model_lost = {s: n for s, n in enumerate(self.model.lost) if n}
+        assert {s: n for s, n in lost.items() if n} == model_lost, (
+            f"lost faults per source read {dict(lost)}, model {model_lost}")
+        assert len(popped) + len(self.model.faults) + sum(lost.values()) == len(self.expected_faults), (
+            f"{len(popped)} faults popped + {len(self.model.faults)} queued + {sum(lost.values())} lost "
+            f"!= {len(self.expected_faults)} predicted")
 
 
 class DmaEnv(uvm_env):
     def build_phase(self):
         self.csr = CsrAgent("csr", self)
         self.faults = FaultAgent("fault", self)
+        self.lost = LostAgent("lost", self)
         self.harvester = HarvestAgent("harvest", self)
         self.sb = Scoreboard("scoreboard", self)
 

@@ -22,7 +22,14 @@ registers, so reset does not let it change):
   reports it (its data, returned on the bus in that cycle, has the bit) clears
   it; nothing else ever clears a dirty bit; and a write let through to the
   page sets the bit. Together: a write is in the next harvest, never in
-  neither (the forwarding of back-to-back read-modify-writes included).
+  neither (the forwarding of back-to-back read-modify-writes included);
+* ``dma_fault_quota``: the tracker's fault queue
+  (:class:`~siov.rtl.faultq.FaultQueue`, on its own: 4 records, quota 2,
+  the 3 sources of the tiny tracker, every input free): each source's count
+  is the number of its records the queue holds, and never above the quota;
+  a fault of a source holding fewer records than its quota is queued unless
+  the queue is full; the queue is full only while at least DEPTH/QUOTA
+  sources hold records; and a fault that is not queued is counted.
 
 Assertions live here only, never in the synthesized design. The proofs are
 not vacuous: each fails (induction counterexample) on a design with the
@@ -31,16 +38,17 @@ test of a guest map, the dirty-word forwarding); the
 cocotb regression shows the same states are reachable from reset.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, ResetSignal, Signal
 from amaranth.lib import wiring
 
 from siov.rtl.dma.defs import PAGE_SHIFT, Bitmap
-from siov.rtl.dma.tracker import DOMAIN_BITS, DmaTracker
+from siov.rtl.dma.tracker import _FAULT_LAYOUT, DOMAIN_BITS, DmaTracker
+from siov.rtl.faultq import FaultQueue
 from siov.rtl.params import DeviceParams
 from siov.tb.formal import prove
 
 __all__ = ["TINY", "Harness", "IsolationHarness", "MappedPinnedHarness", "DirtyStickyHarness",
-           "PROOFS", "run"]
+           "FaultQuotaHarness", "PROOFS", "run"]
 
 #: The configuration proofs run on.
 TINY = DeviceParams(num_adis=2, num_domains=2, pages_per_domain=64)
@@ -144,7 +152,7 @@ class IsolationHarness(Harness):
                      Assert(dut._credits - dut._c_valid + in_flight + dut._out_level + dut._pop_q == dut.out_depth),
                      Assert(dut._no_credit == (dut._credits == 0)),
                      Assert(dut._one_credit == (dut._credits == 1))]
-        m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_fifo) for cond in fifo.invariants()]
+        m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_queue.fifo) for cond in fifo.invariants()]
         with m.If(dut._out_push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
                          Assert(out_rec.addr == 0), Assert(out_rec.pasid == s1.pasid),
@@ -264,11 +272,78 @@ class DirtyStickyHarness(_PageHarness):
             m.d.comb += Assert(now)
 
 
+class FaultQuotaHarness(Elaboratable):
+    """The tracker's fault queue alone, every input free (the ``lost`` window under the
+    register-bus protocol; a record's source below the number of sources)."""
+
+    depth = 4
+    unroll = True
+    DEPTH, QUOTA = 4, 2
+
+    def __init__(self, params=TINY):
+        self.params = params
+        self.dut = FaultQueue(width=_FAULT_LAYOUT.size, depth=self.DEPTH, sources=params.num_domains + 1,
+                              quota=self.QUOTA)
+
+    def ports(self):
+        d = self.dut
+        return [value.as_value() if hasattr(value, "as_value") else value
+                for path, member, value in d.signature.flatten(d) if member.flow == wiring.In]
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self.dut
+        S, Q, N = dut.sources, dut.quota, dut.depth
+        lost = dut.lost
+        busy = Signal()
+        held_req = Signal(len(Cat(lost.we, lost.addr)))
+        now = Cat(lost.we, lost.addr)
+        with m.If(lost.stb):
+            m.d.sync += [busy.eq(1), held_req.eq(now)]
+        with m.If(lost.ack):
+            m.d.sync += busy.eq(0)
+        m.d.comb += [Assume(~(lost.stb & busy)), Assume(~busy | (now == held_req)),
+                     Assume(dut.push.payload.source < S)]
+        obs = dut.observe()
+        records = dut.held_sources(m)
+        held = [sum((present & (src == s)).as_unsigned() for present, src in records) for s in range(S)]
+        # Every record held, and the one being decided, has a source (the push's assumption).
+        m.d.comb += [Assert(~present | (src < S)) for present, src in records]
+        m.d.comb += Assert(~obs["decide_valid"] | (obs["decide_source"] < S))
+        # The counts are the queue's contents; none above the quota.
+        m.d.comb += [Assert(c) for c in dut.invariants()]
+        m.d.comb += [Assert(obs["occupancy"][s] == held[s]) for s in range(S)]
+        m.d.comb += [Assert(held[s] <= Q) for s in range(S)]
+        # A source below its quota is queued unless the queue is full.
+        src_held = Signal(8)
+        for s in range(S):
+            with m.If(obs["decide_onehot"][s]):
+                m.d.comb += src_held.eq(held[s])
+        with m.If(obs["decide_valid"] & (src_held < Q) & (dut.level < N)):
+            m.d.comb += Assert(dut.taken)
+        with m.If(dut.taken | dut.dropped):
+            m.d.comb += Assert(obs["decide_valid"] & (dut.taken != dut.dropped))
+        # The queue is full only with at least ceil(DEPTH / QUOTA) sources in it.
+        holders = sum((held[s] != 0).as_unsigned() for s in range(S))
+        with m.If(dut.level == N):
+            m.d.comb += Assert(holders >= -(-N // Q))
+        # A fault not queued is counted (in total; saturating; a clear, or a reset, wins).
+        counted, before, cleared = Signal(), Signal.like(dut.ovf_count), Signal()
+        m.d.sync += [counted.eq(_delay(m, dut.dropped, 1, "dropped")), before.eq(dut.ovf_count),
+                     cleared.eq(dut.clear_overflow | ResetSignal())]
+        with m.If(counted & ~cleared & (before != (1 << len(before)) - 1)):
+            m.d.comb += Assert(dut.ovf_count == before + 1)
+        with m.If(counted & ~cleared):
+            m.d.comb += Assert(dut.overflow)
+        return m
+
+
 #: name -> harness class
 PROOFS = {
     "dma_isolation": IsolationHarness,
     "dma_mapped_pinned": MappedPinnedHarness,
     "dma_dirty_sticky": DirtyStickyHarness,
+    "dma_fault_quota": FaultQuotaHarness,
 }
 
 

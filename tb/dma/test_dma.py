@@ -12,18 +12,27 @@ scoreboard:
    PASIDs, pages of another domain, unmapped pages, out-of-range pages,
    pages beyond the window) under random output back-pressure (every
    request, allowed or blocked, gives one output beat, checked in order), while the
-   dirty log is harvested (with and without NO_CLEAR) and the fault queue is
-   popped at the same time;
+   dirty log is harvested (with and without NO_CLEAR), the fault queue is
+   popped and the lost-fault counts are read at the same time;
 3. a race phase: writes to one word while that word is harvested over and
    over, so writes land in the cycles right before and right after each
    read-and-clear (forwarding into and out of the harvest);
 4. lazy unpin: guest unmaps, RECLAIM, CLEAR_UNMAP, UNPIN, then traffic again;
-5. fault-queue overflow and its counter, counter clear, bitmap-window and
-   harvest-window errors, final read of every bitmap and a full harvest.
+5. floods: one or two domains write unmapped pages at full rate (bursts of
+   a few hundred requests) while the others, and PASIDs bound to no domain,
+   fault now and then, and the fault queue is popped slowly: every record
+   popped is the model's (quota and full-queue decisions exact), every loss
+   is counted as its domain's, and, independently of the model, no fault of
+   a domain that never reached its quota is lost while fewer domains than
+   DEPTH/QUOTA flood;
+6. fault-queue overflow and its counters, counter clear, bitmap-window,
+   harvest-window and lost-window errors, final read of every bitmap and a
+   full harvest.
 
 Coverage bins (faults, CSR operations, hazards) must all be hit.
 """
 
+import collections
 import json
 import os
 
@@ -78,11 +87,19 @@ class DmaTest(uvm_test):
         self.sb = self.env.sb
         self.cfg = self.sb.config = Config(PARAMS)
         await self.bfm.reset()
+        cap = await self.bus.read(regmap.DMA_FAULT_CAP)
+        depth = (cap & regmap.DMA_FAULT_CAP_DEPTH_MASK) >> regmap.DMA_FAULT_CAP_DEPTH_LSB
+        quota = (cap & regmap.DMA_FAULT_CAP_QUOTA_MASK) >> regmap.DMA_FAULT_CAP_QUOTA_LSB
+        if (PARAMS.num_domains + 1) * quota <= depth:
+            COVERAGE.waive("fault_lost_queue_full", f"{PARAMS.num_domains + 1} sources of quota {quota} "
+                           f"cannot fill {depth} records but all at their quota")
         await self.configure()
         await self.traffic(int(3000 * SCALE), ready_p=0.3)
         await self.race_phase(int(800 * SCALE))
         await self.lazy_unpin()
         await self.traffic(int(800 * SCALE), ready_p=0.5)
+        for _ in range(max(1, int(3 * SCALE))):
+            await self.flood_phase(int(600 * SCALE))
         await self.overflow_and_errors()
         await self.final_checks()
         self.drop_objection()
@@ -182,37 +199,47 @@ class DmaTest(uvm_test):
             page = rng.randrange(P)
         return dict(pasid=pasid, page=page, write=write)
 
-    async def run_traffic(self, reqs, ready_p, harvest_doms, words_of):
+    async def run_traffic(self, reqs, ready_p, harvest_doms, words_of, pop_ns=100, harvest=True):
         bfm, csr, sb = self.bfm, self.csr, self.sb
         bfm.ready_p = ready_p
         bfm.req_q.extend(reqs)
-        faults = self.env.faults
+        faults, lost = self.env.faults, self.env.lost
         hv = self.env.harvester
-        ovf0 = await csr.raw.read(regmap.DMA_FAULT_OVF_COUNT)
-        ft = cocotb.start_soon(faults.run_while(csr, 100))
-        ht = cocotb.start_soon(hv.run_while(csr, sb, self.rng, harvest_doms, words_of))
+        sources = PARAMS.num_domains + 1
+        sb.track_pops = True
+        ft = cocotb.start_soon(faults.run_while(csr, pop_ns))
+        lt = cocotb.start_soon(lost.run_while(csr, self.rng, sources, 4 * pop_ns))
+        ht = cocotb.start_soon(hv.run_while(csr, sb, self.rng, harvest_doms, words_of)) if harvest else None
         while not bfm.idle():
             await ClockCycles(bfm.dut.clk, 100)
         await ClockCycles(bfm.dut.clk, 20)
         bfm.ready_p = 0
         await ClockCycles(bfm.dut.clk, 20)
-        faults.running = hv.running = False
+        faults.running = hv.running = lost.running = False
         await ft
-        await ht
+        await lt
+        if ht is not None:
+            await ht
         await faults.pop_all(csr)
+        await lost.read_all(csr, sources)
         sb.flush()
+        sb.track_pops = False
         assert not sb.expected_out, f"{len(sb.expected_out)} predicted outputs never came out"
-        ovf = await csr.raw.read(regmap.DMA_FAULT_OVF_COUNT)
-        sb.check_faults(faults.popped, ovf - ovf0)
-        # The model's queue saw no pops: align it with the hardware's, now checked.
-        self.model.faults.clear()
-        self.model.ovf_count = ovf
-        self.model.overflow = ovf > 0
+        sb.check_faults(faults.popped, lost.total)
+        # Both queues are empty; the lost counts, read and cleared in the hardware, are
+        # cleared in the model too; the rest is checked as the model has it.
+        self.model.lost = [0] * sources
+        outcome = {"popped": list(faults.popped), "lost": dict(lost.total)}
         faults.popped.clear()
+        lost.total.clear()
         sb.expected_faults.clear()
-        for a in (regmap.DMA_FAULT_STATUS, regmap.DMA_FAULT_REC0, regmap.DMA_CNT_ALLOWED,
-                  regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
+        sb.expected_popped.clear()
+        for a in (regmap.DMA_FAULT_STATUS, regmap.DMA_FAULT_REC0, regmap.DMA_FAULT_OVF_COUNT,
+                  regmap.DMA_CNT_ALLOWED, regmap.DMA_CNT_BLOCKED, regmap.DMA_CNT_DIRTIED):
             await self.bus.read(a)
+        for s in range(sources):
+            await self.bus.read(regmap.DMA_FAULT_LOST_BASE + 4 * s)
+        return outcome
 
     async def traffic(self, n, ready_p):
         reqs, prev = [], None
@@ -265,6 +292,58 @@ class DmaTest(uvm_test):
         for d in range(D):
             assert not (self.model.bits[Bitmap.MAPPED, d] & ~self.model.bits[Bitmap.PINNED, d]).any()
 
+    async def flood_phase(self, n):
+        """One or two domains flood unmapped pages; the others fault a few times each."""
+        rng, cfg, bus = self.rng, self.cfg, self.bus
+        D, P = PARAMS.num_domains, PARAMS.pages_per_domain
+        cap = await bus.read(regmap.DMA_FAULT_CAP)
+        depth = (cap & regmap.DMA_FAULT_CAP_DEPTH_MASK) >> regmap.DMA_FAULT_CAP_DEPTH_LSB
+        quota = (cap & regmap.DMA_FAULT_CAP_QUOTA_MASK) >> regmap.DMA_FAULT_CAP_QUOTA_LSB
+        # Fewer flooders than DEPTH/QUOTA, and few enough victims' faults that the
+        # queue never fills: then no victim below its quota may lose a fault.
+        n_flood = min(D, rng.choice([1, 1, 2]), max(1, depth // quota - 1))
+        flooders = rng.sample(range(D), n_flood)
+        room = depth - n_flood * quota - 1
+        victims = [d for d in range(D) if d not in flooders]
+        adi_pasid = {d: cfg.adis[cfg.adi_of(d)][0] for d in range(D)}
+
+        def unmapped(d):
+            page = rng.randrange(P + 8)
+            return page if page >= P or page not in cfg.mapped[d] else P + 1
+        budget = {d: rng.randrange(quota) for d in victims}          # each below its quota
+        while sum(budget.values()) > room:
+            budget[max(budget, key=budget.get)] -= 1
+        forged = min(rng.randrange(quota), max(0, room - sum(budget.values())))
+        # Requests let through, now and then, from every domain: mapped pages inside the window.
+        allowed = {d: sorted(p for p in cfg.mapped[d] if p < cfg.windows[d][1]) for d in range(D)}
+        allowed = {d: pages for d, pages in allowed.items() if pages}
+        reqs = []
+        for i in range(n):
+            if allowed and rng.random() < 0.15:
+                d = rng.choice(sorted(allowed))
+                reqs.append(dict(pasid=adi_pasid[d], page=rng.choice(allowed[d]), write=True))
+            else:
+                d = rng.choice(flooders)
+                reqs.append(dict(pasid=adi_pasid[d], page=unmapped(d), write=rng.random() < 0.7))
+        victim_reqs = [dict(pasid=adi_pasid[d], page=unmapped(d), write=False)
+                       for d, k in budget.items() for _ in range(k)]
+        victim_reqs += [dict(pasid=rng.choice(self.forged), page=rng.randrange(P), write=True)
+                        for _ in range(forged)]
+        for r in victim_reqs:
+            reqs.insert(rng.randrange(len(reqs) + 1), r)
+        out = await self.run_traffic(reqs, rng.choice([0, 0.2]), [], lambda d: [0],
+                                     pop_ns=rng.choice([200, 1000, 5000]), harvest=False)
+        # Independently of the model: every victim's fault (and every fault of no domain) was
+        # popped, none lost; the flooders' losses are theirs.
+        popped = collections.Counter(cfg.domain_of(r.pasid) for r in out["popped"])
+        for d, k in budget.items():
+            assert popped[d] == k and not out["lost"].get(d), (
+                f"domain {d} faulted {k} times below its quota {quota}: {popped[d]} popped, "
+                f"{out['lost'].get(d, 0)} lost, beside flooders {flooders}")
+        assert popped[None] == forged and not out["lost"].get(D), f"faults of no domain: {popped[None]} of {forged}"
+        losers = sorted(s for s, k in out["lost"].items() if k)
+        assert set(losers) <= set(flooders), f"lost faults of {losers}, flooders {flooders}"
+
     async def overflow_and_errors(self):
         bus, bfm, sb = self.bus, self.bfm, self.sb
         n = self.model.fault_depth + 20
@@ -288,6 +367,17 @@ class DmaTest(uvm_test):
         COVERAGE.sample("overflow_clear")
         await bus.read(regmap.DMA_FAULT_STATUS)
         await bus.read(regmap.DMA_FAULT_OVF_COUNT)
+        # The lost counts: every word (the forged PASIDs' losses are the last, no domain's),
+        # read twice (the read clears), and the words beyond the sources.
+        D = PARAMS.num_domains
+        for _ in range(2):
+            for s in range(D + 1):
+                await bus.read(regmap.DMA_FAULT_LOST_BASE + 4 * s)
+        for s in (D + 1, 127):
+            resp, _ = await bus.try_read(regmap.DMA_FAULT_LOST_BASE + 4 * s)
+            COVERAGE.sample("lost_window_decerr", resp == Resp.DECERR)
+        resp = await bus.try_write(regmap.DMA_FAULT_LOST_BASE, 1)
+        COVERAGE.sample("lost_window_slverr", resp == Resp.SLVERR)
         while self.model.faults:
             await bus.write(regmap.DMA_FAULT_CTRL, regmap.DMA_FAULT_CTRL_POP_MASK)
         await bus.read(regmap.DMA_FAULT_STATUS)
