@@ -71,33 +71,41 @@ def run(scenario, backend, seed, out, waves, yes):
     if eta > 10:
         console.print(f"estimated wall time: about {_duration(eta)} ({sc.cycles:,} device cycles)")
     arg = {"scenario": text, "source": source, "seed": seed}
-    out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if backend == "model":
+        console.print(f"model: {sc.cycles:,} device cycles; Ctrl-C stops the run and writes what it has, "
+                      f"marked partial", highlight=False)
         with Progress(TextColumn("[bold]model[/bold]"), BarColumn(), TextColumn("{task.completed:,.0f} / "
                       "{task.total:,.0f} cycles"), TimeElapsedColumn(), TimeRemainingColumn(),
-                      console=console) as progress:
+                      console=console) as progress, _StopOnInterrupt(console) as stop:
             task = progress.add_task("run", total=sc.cycles)
             arg["_progress"] = lambda done, total: progress.update(task, completed=done)
+            arg["_stop"] = stop
             result = run_program("siov.sw.programs.scenario:run_scenario", "model", seed=seed or 0,
                                  params=sc.device.params(), arg=arg)
-            progress.update(task, completed=sc.cycles)
+            progress.update(task, completed=result["device"]["cycles"] if result["partial"] else sc.cycles)
         wall = time.perf_counter() - start
         rate = (f"{result['device']['cycles'] / wall:,.0f} device cycles per second of wall time "
                 f"({wall:.1f} s)")
     else:
         from ..tb.host.run import last_run, logs
         build_log, run_logs = logs(sc.device.params(), waves)
-        with console.status("[bold]rtl[/bold]: starting") as status:
-            with _tail_logs(status, build_log, run_logs):
-                result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
-                                     params=sc.device.params(), arg=arg, waves=waves, quiet=True)
+        try:
+            with console.status("[bold]rtl[/bold]: starting") as status:
+                with _tail_logs(status, build_log, run_logs):
+                    result = run_program("siov.sw.programs.scenario:run_scenario", "rtl", seed=seed or 0,
+                                         params=sc.device.params(), arg=arg, waves=waves, quiet=True)
+        except KeyboardInterrupt:
+            console.print("[red]interrupted[/red]: the simulator stops with the command, so the rtl backend "
+                          "has no partial results to write (the model backend has)")
+            sys.exit(130)
         sim = max(last_run["sim_s"], 1e-9)
         rate = (f"{last_run['cycles'] / sim:,.0f} device cycles per second of simulation ({sim:.1f} s); "
                 f"{last_run['total_s'] - sim:.1f} s more to build or check the Device and start the simulator")
         if waves:
             console.print(f"waveform: {last_run['waves']}", soft_wrap=True, highlight=False)
     doc = document(result, sc=sc, text=text, source=source, backend=backend)
+    out.mkdir(parents=True, exist_ok=True)
     write(doc, out / "results.json")
     write_trace(doc, out / "trace.json")
     write_plots(doc, out)
@@ -105,6 +113,36 @@ def run(scenario, backend, seed, out, waves, yes):
     print_report(doc, console, rate)
     console.print(f"wrote {out / 'report.html'}, {out / 'results.json'}, {out / 'trace.json'} (open in "
                   f"ui.perfetto.dev), {out / 'throughput.png'}, {out / 'latency.png'}", highlight=False)
+    if doc["partial"]:
+        console.print(f"[red]interrupted[/red]: partial results, {doc['device']['cycles']:,} of "
+                      f"{sc.cycles:,} device cycles", highlight=False)
+        sys.exit(130)
+
+
+class _StopOnInterrupt:
+    """While the model runs, the first Ctrl-C asks the run to stop (calling the object says
+    whether it was asked) and the second one aborts as usual."""
+
+    def __init__(self, console):
+        self.console, self.asked, self.previous = console, False, None
+
+    def __call__(self):
+        return self.asked
+
+    def _handler(self, signum, frame):
+        import signal
+        self.asked = True
+        signal.signal(signal.SIGINT, self.previous)
+        self.console.print("stopping: the results so far will be written, marked partial (Ctrl-C again to abort)")
+
+    def __enter__(self):
+        import signal
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        signal.signal(signal.SIGINT, self.previous)
 
 
 def _duration(seconds):

@@ -235,7 +235,8 @@ def _throughput(plt, doc, windows):
         for i in t.get("injected", []):
             ax.axvline(i["at"] / 1000, color="red", linestyle=":", linewidth=1)
             ax.annotate(f"{name}: {i['kind']}", (i["at"] / 1000, 1), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=7, color="red")
+                        rotation=90, va="top", ha="right", fontsize=7, color="red",
+                        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
     ax.set_xlabel("device time (thousands of cycles)")
     ax.set_ylabel("bytes per cycle (log scale above 0.01)")
     ax.set_title(f"Throughput per tenant, windows of {width:,} cycles; dotted: faults injected")

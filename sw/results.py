@@ -28,7 +28,7 @@ import os
 import pathlib
 
 __all__ = ["SCHEMA_VERSION", "SCHEMA_PATH", "document", "device_fingerprint", "write", "validate",
-           "scenario_schema"]
+           "scenario_schema", "differences"]
 
 #: Version of the document's layout; bumped when a field changes meaning or goes.
 SCHEMA_VERSION = 1
@@ -98,6 +98,32 @@ def validate(doc):
     import jsonschema
     schema = json.loads(SCHEMA_PATH.read_text())
     jsonschema.validate(doc, schema, cls=jsonschema.Draft202012Validator)
+
+
+def differences(a, b):
+    """Where results ``a`` and ``b`` (of one scenario and seed on two backends) differ outside
+    ``timing_dependent`` and ``backend``: ``[(dotted path, value in a, value in b)]``. A
+    pattern's ``*`` stands for one tenant name or list index."""
+    ignore = [p.split(".") for p in set(a["timing_dependent"]) | set(b["timing_dependent"])] + [["backend"]]
+
+    def ignored(path):
+        return any(len(p) <= len(path) and all(x in ("*", y) for x, y in zip(p, path)) for p in ignore)
+
+    out = []
+
+    def walk(x, y, path):
+        if ignored(path):
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y)):
+                walk(x.get(k), y.get(k), path + [str(k)])
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for k, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, path + [str(k)])
+        elif x != y:
+            out.append((".".join(path), x, y))
+    walk(a, b, [])
+    return out
 
 
 def scenario_schema():

@@ -37,7 +37,7 @@ Example::
 
     [[faults]]
     tenant = "vm3"
-    kind = "flood"           # flood | foreign_map | forged_pasid
+    kind = "flood"           # flood | foreign_map | forged_pasid | unmap_in_flight | outside_window | forged_handle | use_after_unpin
     at = 50000               # device cycle
 """
 
@@ -104,9 +104,17 @@ class Tenant(_Strict):
 
 
 class Fault(_Strict):
-    """``[[faults]]``: a misbehaviour injected into one tenant."""
+    """``[[faults]]``: a misbehaviour injected into one tenant.
+
+    ``flood``, ``foreign_map`` and ``forged_pasid`` are refused before the device
+    runs anything; ``unmap_in_flight``, ``outside_window``, ``forged_handle`` and
+    ``use_after_unpin`` make the device fault (sw/programs/scenario.py says how).
+    """
     tenant: str = Field(description="the tenant that misbehaves")
-    kind: Literal["flood", "foreign_map", "forged_pasid"] = Field(description="flood | foreign_map | forged_pasid")
+    kind: Literal["flood", "foreign_map", "forged_pasid", "unmap_in_flight", "outside_window", "forged_handle",
+                  "use_after_unpin"] = Field(
+        description="flood | foreign_map | forged_pasid | unmap_in_flight | outside_window | forged_handle | "
+                    "use_after_unpin")
     at: int = Field(0, ge=0, description="device cycle it starts")
 
 
@@ -312,6 +320,26 @@ at = 120000
 tenant = "vm3"
 kind = "forged_pasid"
 at = 180000
+
+[[faults]]
+tenant = "vm2"
+kind = "unmap_in_flight"
+at = 90000
+
+[[faults]]
+tenant = "ctr0"
+kind = "outside_window"
+at = 150000
+
+[[faults]]
+tenant = "vm0"
+kind = "forged_handle"
+at = 210000
+
+[[faults]]
+tenant = "ctr1"
+kind = "use_after_unpin"
+at = 240000
 """
 
 
@@ -370,7 +398,7 @@ def example_text():
         key = re.match(r"^\s*(\w+)\s*=", line)
         if head:
             table = _TABLES.get(head.group(1), table)
-            doc = (table.__doc__ or "").split(":", 1)[-1].strip().rstrip(".")
+            doc = (table.__doc__ or "").splitlines()[0].split(":", 1)[-1].strip().rstrip(".")
             out.append(f"{line:<34}# {doc}" if doc else line)
         elif key and key.group(1) in table.model_fields and table.model_fields[key.group(1)].description:
             out.append(f"{line:<34}# {table.model_fields[key.group(1)].description}")

@@ -44,7 +44,8 @@ at = 5000
 def test_builtin_scenarios_are_valid():
     sc = parse(DEFAULT)
     assert (sum(t.kind == "vm" for t in sc.tenants), sum(t.kind == "container" for t in sc.tenants)) == (4, 2)
-    assert {f.kind for f in sc.faults} == {"flood", "foreign_map", "forged_pasid"}
+    assert {f.kind for f in sc.faults} == {"flood", "foreign_map", "forged_pasid", "unmap_in_flight",
+                                           "outside_window", "forged_handle", "use_after_unpin"}
     assert parse(DEFAULT_SHORT).cycles < sc.cycles
 
 
@@ -173,3 +174,106 @@ def test_run_rtl_short_builtin(tmp_path):
     assert model.exit_code == 0
     assert result["tenants"]["vm1"]["refused"] == {"foreign_map": 4}
     assert all(t["statuses"].keys() <= {"SUCCESS"} for t in result["tenants"].values())
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_default_scenario_agrees_between_backends(tmp_path):
+    """The default scenario on the model and on the Verilated Device: every field of
+    results.json outside ``timing_dependent`` (and ``backend``) is the same."""
+    from siov.sw.results import differences, validate
+    (tmp_path / "default.toml").write_text(DEFAULT)
+    docs = {}
+    for backend in ("model", "rtl"):
+        res = CliRunner().invoke(main, ["run", str(tmp_path / "default.toml"), "--backend", backend,
+                                        "--out", str(tmp_path / backend)])
+        assert res.exit_code == 0, res.output
+        docs[backend] = json.loads((tmp_path / backend / "results.json").read_text())
+        validate(docs[backend])
+    assert "per second of simulation" in res.output          # the rtl rate leaves the build out
+    assert differences(docs["model"], docs["rtl"]) == []
+    for doc in docs.values():
+        assert doc["tenants"]["vm3"]["refused"]["adi_error.DESC_PASID"] == 1
+
+
+DEVICE_FAULTS = """\
+cycles = 30000
+seed = 2
+[[tenants]]
+name = "a"
+[[tenants.workloads]]
+kind = "copy"
+size = [64, 512]
+interval = 400
+[[tenants]]
+name = "b"
+kind = "container"
+[[tenants]]
+name = "c"
+[[tenants]]
+name = "d"
+[[faults]]
+tenant = "a"
+kind = "unmap_in_flight"
+at = 5000
+[[faults]]
+tenant = "b"
+kind = "outside_window"
+at = 6000
+[[faults]]
+tenant = "c"
+kind = "forged_handle"
+at = 7000
+[[faults]]
+tenant = "d"
+kind = "use_after_unpin"
+at = 8000
+"""
+
+
+def test_faults_that_reach_the_device(tmp_path):
+    """Each device-fault kind makes the device record a fault naming its tenant, shown under it."""
+    (tmp_path / "s.toml").write_text(DEVICE_FAULTS)
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    t = json.loads((tmp_path / "out" / "results.json").read_text())["tenants"]
+    faults = {n: [(f["unit"], f["reason"]) for f in t[n]["faults"]] for n in t}
+    assert faults == {"a": [("dma", "WRITE_UNMAPPED")], "b": [("dma", "WRITE_UNMAPPED")],
+                      "c": [("irq", "PASID_MISMATCH")], "d": [("dma", "WRITE_UNMAPPED")]}
+    assert t["b"]["faults"][0]["page"] == 64                   # the page just past its 64
+    outcomes = {n: [i["outcome"] for i in t[n]["injected"]] for n in t}
+    assert outcomes["a"] == ["descriptor PAGE_FAULT after 12,288 bytes; device faults: DMA WRITE_UNMAPPED"]
+    assert outcomes["c"] == ["descriptor SUCCESS; device faults: IRQ PASID_MISMATCH"]
+    assert "DMA WRITE_UNMAPPED (0x05), page 0x40 write" in res.output
+    assert res.output.count("device faults: DMA WRITE_UNMAPPED") == 3
+
+
+def test_ctrl_c_writes_partial_results(tmp_path):
+    """Ctrl-C on a model run stops it at the next tick and writes everything, marked partial."""
+    import signal
+    import time
+    from siov.sw.results import validate
+    (tmp_path / "long.toml").write_text(SMALL.replace("cycles = 20000", "cycles = 40000000"))
+    proc = subprocess.Popen([sys.executable, "-m", "siov.sw.cli", "run", str(tmp_path / "long.toml"),
+                             "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        lines = []
+        while not any("Ctrl-C stops the run" in x for x in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        output = "".join(lines) + proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, output
+    assert "partial results" in output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    validate(doc)
+    assert doc["partial"] is True and 0 < doc["device"]["cycles"] < 40_000_000
+    assert doc["tenants"]["vm0"]["descriptors"] > 0
+    assert "PARTIAL" in (tmp_path / "out" / "report.html").read_text()
+    for name in ("trace.json", "throughput.png", "latency.png"):
+        assert (tmp_path / "out" / name).exists()

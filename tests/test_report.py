@@ -222,3 +222,18 @@ def test_html_report_renders_in_a_browser(chromium, run_dir, doc, tmp_path):
     pixels = (matplotlib.image.imread(shot)[:, :, :3] * 255).round().astype(int)
     for colour in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):     # matplotlib's first two line colours
         assert ((pixels == colour).all(axis=2)).sum() > 50, colour
+
+
+def test_differences_skip_what_may_differ(doc):
+    from siov.sw.results import differences
+    other = copy.deepcopy(doc)
+    other["backend"] = "rtl"
+    other["tenants"]["vm0"]["latency_p99"] += 1             # timing dependent
+    other["device"]["engines"][1]["utilisation"] = 0.5      # timing dependent, by index
+    assert differences(doc, other) == []
+    other["tenants"]["vm3"]["traps"] += 1
+    other["tenants"]["vm3"]["refused"] = {"adi_error.NONE": 1}
+    assert [d[0] for d in differences(doc, other)] == ["tenants.vm3.refused.adi_error.DESC_PASID",
+                                                      "tenants.vm3.refused.adi_error.NONE",
+                                                      "tenants.vm3.refused.foreign_map",
+                                                      "tenants.vm3.refused.ring_full", "tenants.vm3.traps"]

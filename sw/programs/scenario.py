@@ -14,6 +14,18 @@ fault is a task that misbehaves at its cycle:
   straight into the ring: the device refuses it and puts the ADI in error;
   the driver resets the error and goes on.
 
+These four make the device itself fault; the fault record goes to the
+tenant, and the descriptor's record says how far it got:
+
+* ``unmap_in_flight``: a 16 KiB copy, then at once a fast-path unmap of the
+  last page it writes, while it runs: a write page fault on that page;
+* ``outside_window``: a fill of the page just past the tenant's memory;
+* ``forged_handle``: a descriptor asking for its completion interrupt
+  through another tenant's IMS handle: the interrupt remapper's PASID
+  check faults it (the descriptor itself completes);
+* ``use_after_unpin``: a page mapped, then unpinned by an unmap hypercall,
+  then filled by a descriptor as if it were still mapped.
+
 The result has, per tenant, what depends only on what happened (faults,
 refused calls, hypercalls, traps) and what depends on timing (descriptors
 completed, bytes, latency, interrupts), and is made of plain, sorted data so
@@ -23,10 +35,10 @@ that one file and seed give the same bytes every time on the model backend.
 import collections
 import random
 
-from ...rtl.cmd.dsa import Opcode, Status
+from ...rtl.cmd.dsa import Flag, Opcode, Status
 from ...rtl.dma.defs import PAGE_SHIFT
 from ...rtl.regmap import AdiState, DmaFaultReason, IrqFaultReason
-from ..guest.driver import DescriptorError, FrontendDriver, QueueError, QueueFull
+from ..guest.driver import DescriptorError, FrontendDriver, GuestDriverError, QueueError, QueueFull
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from ..hv.pf import DmaFault
 from ..hv.unpin import LruUnpin
@@ -61,12 +73,30 @@ class _TenantRun:
         self.injected = []             # each fault injected: kind, cycle, what came of it
 
 
+class _Deadline:
+    """The cycle the run ends at: moved to now when the run is stopped early (``stop``), which
+    also wakes the injected faults still waiting for their cycle, so that they never start."""
+
+    def __init__(self, bus, end):
+        self.end, self.stopped, self.event = end, False, bus.event()
+
+    def stop(self, now):
+        self.end, self.stopped = min(self.end, now), True
+        self.event.set()
+
+
 async def run_scenario(bus, seed, arg):
-    """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None."""
+    """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None.
+
+    On the model backend ``arg`` may also hold callables: ``_progress(done, total)`` is told
+    the cycles run, and ``_stop()`` is asked, at the same ticks, whether to stop now: the run
+    then ends as it would at its length (every workload finishes the batch it is waiting for)
+    and its result says ``"partial": True``.
+    """
     sc = parse(arg["scenario"], arg.get("source", "<scenario>"))
     seed = sc.seed if arg.get("seed") is None else seed
     rng = random.Random(seed)
-    progress = arg.get("_progress")          # a callable on the model backend only
+    progress, stop = arg.get("_progress"), arg.get("_stop")
     hv = Hypervisor(bus, unpin_policy=LruUnpin(sc.cycles // 10))
     await hv.start()
     runs = []
@@ -90,29 +120,33 @@ async def run_scenario(bus, seed, arg):
     await hv.pf.set_arbiter(POLICY[sc.arbiter.policy], sc.arbiter.slice_cycles, sc.arbiter.cost_a,
                             sc.arbiter.cost_b, weights, quanta)
     start = bus.now()
-    end = start + sc.cycles
+    deadline = _Deadline(bus, start + sc.cycles)
     tasks = []
     for r in runs:
         for k, w in enumerate(r.spec.workloads):
             tasks.append(bus.spawn(_workload(bus, r, r.queues[k % len(r.queues)], w,
-                                             random.Random(f"{seed}/{r.spec.name}/{k}/{w.seed}"), end)))
+                                             random.Random(f"{seed}/{r.spec.name}/{k}/{w.seed}"), deadline)))
     for f in sc.faults:
         r = next(x for x in runs if x.spec.name == f.tenant)
         victim = next((x for x in runs if x is not r), r)
-        tasks.append(bus.spawn(_fault(bus, hv, r, victim, f, start + f.at, end)))
+        tasks.append(bus.spawn(_fault(bus, hv, r, victim, f, start + f.at, deadline)))
     # The hypervisor's housekeeping: faults routed, pages lazily unpinned, progress shown.
-    while bus.now() < end:
-        await bus.wait_cycles(min(5000, end - bus.now()))
+    while bus.now() < deadline.end:
+        await bus.wait_cycles(min(5000, deadline.end - bus.now()))
         await hv.poll_faults()
         for r in runs:
             await hv.lazy_unpin(r.tenant)
         if progress:
             progress(bus.now() - start, sc.cycles)
+        if stop and stop():
+            deadline.stop(bus.now())
     for t in tasks:
         await t
     await bus.wait_cycles(200)
     await hv.poll_faults()
-    return await _result(bus, hv, sc, seed, runs, start)
+    result = await _result(bus, hv, sc, seed, runs, start)
+    result["partial"] = deadline.stopped
+    return result
 
 
 def _descriptor(rng, w, src, dst, span):
@@ -126,14 +160,14 @@ def _descriptor(rng, w, src, dst, span):
     return Descriptor(opcode=Opcode.COMPARE, src_addr=src, dst_addr=dst, xfer_size=size), size
 
 
-async def _workload(bus, r, queue, w, rng, end):
+async def _workload(bus, r, queue, w, rng, deadline):
     d = r.driver
     span = -(-w.size[1] // PAGE) * PAGE
     src, dst = d.memory.alloc(span), d.memory.alloc(span)
     await d.memory.write(src, rng.randbytes(span))
     await d.dma_map(src, span)
     await d.dma_map(dst, span)
-    while bus.now() < end:
+    while bus.now() < deadline.end:
         batch = [_descriptor(rng, w, src, dst, span) for _ in range(w.batch)]
         t0 = bus.now()
         try:
@@ -170,10 +204,11 @@ async def _workload(bus, r, queue, w, rng, end):
 GRACE = 100_000
 
 
-async def _fault(bus, hv, r, victim, f, at, end):
-    if at >= end:
+async def _fault(bus, hv, r, victim, f, at, deadline):
+    if at >= deadline.end:
         return
-    await bus.wait_cycles(at - bus.now())
+    if at > bus.now() and await bus.wait_event(deadline.event, at - bus.now()):
+        return                          # the run was stopped before the fault's cycle
     queue = r.queues[0]
     if f.kind == "flood":
         full = 0
@@ -194,18 +229,20 @@ async def _fault(bus, hv, r, victim, f, at, end):
                 refused += 1
         r.refused["foreign_map"] += refused
         outcome = f"{refused} of 4 map hypercalls refused"
+    elif f.kind == "forged_pasid":
+        outcome = await _forged_pasid(bus, r, queue, victim, deadline)
     else:
-        outcome = await _forged_pasid(bus, r, queue, victim, end + GRACE)
+        outcome = await _device_fault(bus, hv, r, queue, victim, f.kind)
     r.injected.append({"kind": f.kind, "at": f.at, "outcome": outcome})
 
 
-async def _forged_pasid(bus, r, queue, victim, deadline):
+async def _forged_pasid(bus, r, queue, victim, run):
     """Post a descriptor under ``victim``'s PASID; the device consumes it (HEAD passes its
     slot), refuses it and puts the ADI in ERROR. HEAD is a fast-path read, so how long
     this takes changes no count of traps; the state and error code are read once, after."""
     slot = queue.ring.tail
     await queue.post_raw(Descriptor(opcode=Opcode.NOOP, pasid=victim.tenant.pasid))
-    while bus.now() < deadline:
+    while bus.now() < run.end + GRACE:
         head, tail = await queue.head(), queue.ring.tail
         if 1 <= (head - slot) % queue.size <= (tail - slot) % queue.size:
             break
@@ -216,6 +253,51 @@ async def _forged_pasid(bus, r, queue, victim, deadline):
     r.refused[f"adi_error.{error.name}"] += 1
     await queue.recover()
     return f"refused by the device: ADI error {error.name}"
+
+
+#: Bytes of the copy whose last page ``unmap_in_flight`` unmaps while it runs.
+IN_FLIGHT_BYTES = 4 * PAGE
+
+
+async def _device_fault(bus, hv, r, queue, victim, kind):
+    """Make the device fault as ``kind`` says (see the module's docstring); what came of it."""
+    d = r.driver
+    before = len(r.tenant.faults)
+    try:
+        if kind == "unmap_in_flight":
+            src, dst = d.memory.alloc(IN_FLIGHT_BYTES), d.memory.alloc(IN_FLIGHT_BYTES)
+            await d.dma_map(src, IN_FLIGHT_BYTES)
+            await d.dma_map(dst, IN_FLIGHT_BYTES)
+            [ticket] = await queue.submit([Descriptor(opcode=Opcode.MEMMOVE, src_addr=src, dst_addr=dst,
+                                                      xfer_size=IN_FLIGHT_BYTES)])
+            await d.dma_unmap(dst + IN_FLIGHT_BYTES - PAGE, PAGE)
+        elif kind == "outside_window":
+            [ticket] = await queue.submit([Descriptor(opcode=Opcode.MEMFILL, dst_addr=r.tenant.pages * PAGE,
+                                                      xfer_size=64)])
+        elif kind == "forged_handle":
+            buf = d.memory.alloc(PAGE)
+            await d.dma_map(buf, PAGE)
+            [ticket] = await queue.submit([Descriptor(opcode=Opcode.MEMFILL, dst_addr=buf, xfer_size=64,
+                                                      flags=Flag.RCI, int_handle=victim.vdev.handles[0])])
+        else:   # use_after_unpin
+            buf = d.memory.alloc(PAGE)
+            await d.dma_map(buf, PAGE)
+            await r.vdev.hypercall_unmap(buf >> PAGE_SHIFT)
+            [ticket] = await queue.submit([Descriptor(opcode=Opcode.MEMFILL, dst_addr=buf, xfer_size=64)])
+        try:
+            rec = await queue.wait(ticket, on="record")
+        except DescriptorError as e:
+            rec = e.record
+    except (GuestDriverError, HypercallError) as e:
+        return f"not injected: {e}"
+    status = Status(rec.status & 0x7F)
+    ended = f"descriptor {status.name}" + (f" after {rec.bytes_completed:,} bytes" if status is Status.PAGE_FAULT
+                                           else "")
+    await bus.wait_cycles(100)          # the fault record, queued with the completion, is drained now
+    await hv.poll_faults()
+    faults = [_fault_record(x) for x in r.tenant.faults[before:]]
+    return ended + "; " + ("device faults: " + ", ".join(f"{x['unit'].upper()} {x['reason']}" for x in faults)
+                           if faults else "no device fault")
 
 
 def _fault_record(f):
