@@ -237,3 +237,23 @@ def test_differences_skip_what_may_differ(doc):
                                                       "tenants.vm3.refused.adi_error.NONE",
                                                       "tenants.vm3.refused.foreign_map",
                                                       "tenants.vm3.refused.ring_full", "tenants.vm3.traps"]
+
+
+def test_trace_tracks_never_overlap_themselves(run_dir, doc):
+    """Perfetto cannot draw two complete slices of one thread that overlap partially: no track
+    holds two "X" slices that overlap, and every descriptor is an async span ("b"/"e", one id
+    each), which Perfetto lays out on rows of their own."""
+    events = json.loads((run_dir / "trace.json").read_text())["traceEvents"]
+    tracks = {}
+    for e in events:
+        if e["ph"] == "X":
+            tracks.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+    for track, slices in tracks.items():
+        slices.sort()
+        assert all(a[1] <= b[0] for a, b in zip(slices, slices[1:])), track
+    begins = {(e["cat"], e["id"]): e["ts"] for e in events if e["ph"] == "b"}
+    ends = {(e["cat"], e["id"]): e["ts"] for e in events if e["ph"] == "e"}
+    assert begins.keys() == ends.keys() and all(ends[k] > begins[k] for k in begins)
+    assert len(begins) == sum(t["descriptors"] for t in doc["tenants"].values())
+    marks = [e for e in events if e["ph"] == "i"]
+    assert len(marks) == len(doc["scenario"]["parsed"]["faults"])
