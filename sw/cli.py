@@ -269,5 +269,14 @@ def synth(args):
     sys.exit(synth_main(list(args)))
 
 
+def _register_sweep():
+    """``siov sweep``: seed and parameter sweeps, and regression seeds, on Dask (sw/sweep/command.py)."""
+    from .sweep.command import sweep
+    main.add_command(sweep)
+
+
+_register_sweep()
+
+
 if __name__ == "__main__":
     main()
