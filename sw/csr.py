@@ -42,8 +42,9 @@ class Csr:
         return hi << 32 | lo
 
     async def identify(self):
-        """Check the magic ID; return the build parameters and the descriptor limits
-        (GENCAP: largest transfer, record and MEMFILL alignment in bytes) as a dict."""
+        """Check the magic ID; return the build parameters, the descriptor limits
+        (GENCAP: largest transfer, record and MEMFILL alignment in bytes) and the DMA fault
+        queue's depth and quota per domain (DMA.FAULT_CAP) as a dict."""
         magic = await self.read("GLOBAL.ID")
         if magic != regmap.GLOBAL_ID_MAGIC_VALUE:
             raise RuntimeError(f"Not a siov device: ID reads {magic:#010x}, "
@@ -57,4 +58,6 @@ class Csr:
             "max_xfer": 1 << await self.read_field("GLOBAL.GENCAP.MAX_XFER_SHIFT"),
             "cr_align": 1 << await self.read_field("GLOBAL.GENCAP.CR_ALIGN_SHIFT"),
             "fill_align": 1 << await self.read_field("GLOBAL.GENCAP.FILL_ALIGN_SHIFT"),
+            "dma_fault_depth": await self.read_field("DMA.FAULT_CAP.DEPTH"),
+            "dma_fault_quota": await self.read_field("DMA.FAULT_CAP.QUOTA"),
         }

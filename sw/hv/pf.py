@@ -66,7 +66,8 @@ def _atomic(method):
 @dataclass(frozen=True)
 class DeviceCaps:
     """What the device reports about itself (GLOBAL.CAP0, CAP1 and GENCAP): sizes, the largest
-    transfer in bytes, and the alignment of completion records and MEMFILL destinations."""
+    transfer in bytes, and the alignment of completion records and MEMFILL destinations; and
+    (DMA.FAULT_CAP) the records the DMA fault queue holds and how many one domain may hold."""
     num_adis: int
     ims_entries: int
     num_engines: int
@@ -75,6 +76,8 @@ class DeviceCaps:
     max_xfer: int
     cr_align: int
     fill_align: int
+    dma_fault_depth: int
+    dma_fault_quota: int
 
 
 @dataclass(frozen=True)
@@ -286,6 +289,25 @@ class PfDriver:
         return await self._pop_faults("DMA", clear_overflow, lambda rec0, rec1: DmaFault(
             _get(rec0, "DMA_FAULT_REC0_REASON"), _get(rec0, "DMA_FAULT_REC0_PASID"), rec1,
             bool(rec0 & regmap.DMA_FAULT_REC0_WRITE_MASK)))
+
+    @_atomic
+    async def dma_lost_faults(self):
+        """The DMA faults that were not queued since the last call, by whose they were
+        (DMA.FAULT_LOST, read and cleared): ``{domain: count}`` for each domain that lost
+        any, and ``{None: count}`` for faults whose PASID is bound to no domain.
+
+        A fault is not queued when its domain already holds ``DeviceCaps.dma_fault_quota``
+        records, or when the queue is full; :meth:`pop_dma_faults`'s lost count is the same
+        faults in total. Each is reported once: the read clears it, and a fault lost while
+        it reads is in the next call's count.
+        """
+        domains = _get(await self.bus.read(regmap.GLOBAL_CAP1), "GLOBAL_CAP1_NUM_DOMAINS")
+        lost = {}
+        for source in range(domains + 1):
+            n = await self.bus.read(regmap.DMA_FAULT_LOST_BASE + 4 * source)
+            if n:
+                lost[source if source < domains else None] = n
+        return lost
 
     async def _pop_faults(self, block, clear, record):
         """Pop block ``block``'s fault queue (``"DMA"`` or ``"IRQ"``: the same register
