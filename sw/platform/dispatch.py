@@ -35,6 +35,14 @@ structure where it decides who runs, and nowhere else:
   finish) and is idle the cycle after; the descriptor's writes and its
   interrupt take effect at its finish. A retried WAIT check holds its ADI
   until the next re-check tick;
+* **the engines share the AXI4 port** (rtl/cmd/ports.py): bursts of
+  different engines take turns on its read and write channels. A
+  descriptor that moves ``r`` read and ``w`` write beats per cycle alone
+  advances, while others move ``R`` and ``W`` beats per cycle, at
+  ``1 / (1 + contend * (r * R + w * W))`` of its own pace
+  (``TimingModel.contend``): on each channel its beats wait for the others'
+  in proportion to how busy both keep it. Its record's ``cycles`` and
+  ENG.LAST_CYCLES count what it took;
 * **QoS slices** refill every budget when the RTL's slice timer does: every
   ENG.ARB_SLICE cycles, counted from the first refill after the register
   was written (each arbiter's timer runs from reset on the same register).
@@ -44,12 +52,14 @@ what it writes becomes visible at its finish.
 """
 
 import asyncio
+import math
 from dataclasses import dataclass
 
 from ...rtl.cmd.cost import COST_WIDTH
 from ...rtl.cmd.dsa import Opcode
 from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel, Policy
 from ..model.engine import estimate_cost
+from .timing import features
 
 __all__ = ["Dispatcher"]
 
@@ -67,7 +77,11 @@ class _Slot:
 
 @dataclass
 class _Run:
-    """A descriptor with an executor: taken at ``take``, started at ``start``, finishing at ``finish``."""
+    """A descriptor with an executor: taken at ``take``, started at ``start``, finishing at ``finish``.
+
+    ``work`` is its ENG.LAST_CYCLES alone, ``record`` its record's cycles alone; ``reads`` and
+    ``writes`` the bus beats per cycle it moves alone. ``done`` is the work done by cycle
+    ``updated``, at ``rate`` (work per cycle) since."""
     adi: int
     result: object
     staged: object
@@ -75,6 +89,14 @@ class _Run:
     start: int
     finish: int
     gone: int            # the ADI's count of pending drops when taken (a later drop voids a WAIT report)
+    work: int = 0
+    record: int = 0
+    reads: float = 0.0
+    writes: float = 0.0
+    done: float = 0.0
+    updated: int = 0
+    rate: float = 1.0
+    active: bool = False
 
 
 class _Engine:
@@ -116,6 +138,7 @@ class Dispatcher:
         self.pending = 0
         self.accounted = 0
         self.wake = None
+        self._port = ()                      # the runs moving on the shared port at the last change
 
     # -- inputs from the bus -----------------------------------------------------------
 
@@ -163,15 +186,18 @@ class Dispatcher:
         self.account(now)
         self.track_pending()
         self._refill(now)
+        self._share(now)
         for e, eng in enumerate(self.engines):
             if eng.run is not None and eng.run.finish <= now:
                 self._finish(e, now)
+        self._share(now)
         self._prefetch(now)
         order = [(self.loader_last + 1 + k) % self.ne for k in range(self.ne)]
         for e in order:
             self._decide(e, now)
         for e in order:
             self._take(e, now)
+        self._share(now)
         self._prefetch(now)
         self._classify_idle(now)
 
@@ -185,7 +211,7 @@ class Dispatcher:
         waiting = False
         for e, eng in enumerate(self.engines):
             if eng.run is not None:
-                times.append(eng.run.finish)
+                times.append(eng.run.finish if eng.run.active else eng.run.start)
             elif eng.grant is not None:
                 times.append(max(eng.grant[1], self.loader_free, now + 1))
             elif eng.idle_from > now:
@@ -303,22 +329,52 @@ class Dispatcher:
         if not slot.wait:                 # an ordinary descriptor leaves its slot at the take
             self.slots[adi] = None
             self.taken[adi] = now
+        reads = writes = 0
         if res.outcome is None:           # refused (a foreign PASID): the executor only reports it
-            cycles = timing.refuse
+            record = cycles = timing.refuse
         else:
-            cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
+            record = cycles = timing.descriptor_cycles(res.descriptor, res.outcome)
             self.bus._stamp_record(res, cycles, staged)
             if not res.retry:
                 res.engine_cycles = cycles = timing.engine_cycles(res.descriptor, res.outcome, cycles)
+            _, _, reads, writes, _ = features(res.descriptor, res.outcome)
         start = now + timing.load
-        self.engines[e].run = _Run(adi, res, staged, now, start, start + cycles, self.gone[adi])
+        self.engines[e].run = _Run(adi, res, staged, now, start, start + cycles, self.gone[adi], work=cycles,
+                                   record=record, reads=reads / cycles, writes=writes / cycles, updated=start)
         self.track_pending()
+
+    def _share(self, now):
+        """Runs that start now join the port; if the runs on it changed, every run's pace follows
+        its share of the port from now on (its finish moves accordingly)."""
+        runs = [eng.run for eng in self.engines if eng.run is not None]
+        started = [r for r in runs if not r.active and r.start <= now]
+        ended = self._port
+        live = [r for r in runs if r.active or r in started]
+        if not started and len(live) == len(ended):
+            return
+        for r in live:
+            if r.active:
+                r.done += r.rate * (now - r.updated)
+            r.active, r.updated = True, now
+        self._port = tuple(live)
+        reads, writes = sum(r.reads for r in live), sum(r.writes for r in live)
+        for r in live:
+            # Its beats meet the others' on each channel: delayed in proportion to both.
+            r.rate = 1.0 / (1.0 + self.timing.contend * (r.reads * (reads - r.reads) + r.writes * (writes - r.writes)))
+            left = r.work - r.done
+            r.finish = now + max(0, math.ceil(left / r.rate - 1e-6))
 
     def _finish(self, e, now):
         eng = self.engines[e]
         run, eng.run = eng.run, None
         eng.idle_from = now + 1
         res = run.result
+        took = now - run.start
+        if took != run.work and res.outcome is not None:
+            # Slowed by the shared port: the record and ENG.LAST_CYCLES count what it took.
+            self.bus._stamp_record(res, run.record + took - run.work, run.staged)
+            if res.engine_cycles is not None:
+                res.engine_cycles = took
         run.staged.commit()
         self.dev.engine.finish(res)
         op = res.descriptor.opcode
