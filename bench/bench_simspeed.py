@@ -81,14 +81,16 @@ def native_speed(exe, cycles):
             "reads_per_cycle": out["reads"] / out["stream_cycles"]}
 
 
-def cocotb_speed(params, cycles):
+def cocotb_speed(params, cycles, clock="cocotb"):
+    """The probes of tb/host/test_speed.py, with cocotb's clock or the simulator main's (``shared``)."""
     from siov.tb.regressions import device_build
     from siov.tb.runner import run_cocotb
     reg = device_build(params, "siov.tb.host.test_speed")
     result = OUT / "simspeed.cocotb.json"
     res = run_cocotb(component=reg.factory(), top=reg.top, test_module=reg.test_module, build_name=reg.build,
                      run_name="speed", public=reg.public,
-                     extra_env={**reg.env, "SIOV_RESULT": str(result), "SIOV_SPEED_CYCLES": str(cycles)},
+                     extra_env={**reg.env, "SIOV_RESULT": str(result), "SIOV_SPEED_CYCLES": str(cycles),
+                                "SIOV_SPEED_CLOCK": clock},
                      test_log=OUT / "simspeed.cocotb.log")
     if res.failed:
         raise RuntimeError(f"speed probe failed; see {res.results_xml}")

@@ -16,7 +16,7 @@ from cocotb.triggers import with_timeout
 
 from ..rtl.csr.bus import Resp
 
-__all__ = ["PATTERNS", "pause_pattern", "apply_axil_pauses", "apply_axi_ram_pauses",
+__all__ = ["PATTERNS", "PAUSE_SPECS", "pause_pattern", "apply_axil_pauses", "apply_axi_ram_pauses",
            "strobe_runs", "axil_read", "axil_write"]
 
 
@@ -75,20 +75,29 @@ def _random(p, rng):
         yield rng.random() < p
 
 
+#: Each pause pattern as ``(kind, argument)``: ``("never", None)``, ``("random", p)``
+#: (pause with probability p each cycle) or ``("cycle", [bool, ...])`` (repeated). The
+#: Python generators below and the C++ host memory (:mod:`siov.tb.host.shared`) both read it.
+PAUSE_SPECS = {
+    "none": ("never", None),
+    "light": ("random", 0.25),
+    "heavy": ("random", 0.7),
+    "bursty": ("cycle", [True] * 5 + [False] * 3 + [True, False]),
+}
+
+PATTERNS = tuple(PAUSE_SPECS)
+
+
 def pause_pattern(kind, rng):
     """A pause generator: ``none``, ``light`` (25 %), ``heavy`` (70 %) or ``bursty``."""
-    if kind == "none":
+    if kind not in PAUSE_SPECS:
+        raise ValueError(f"Unknown pause pattern {kind!r}; expected one of {PATTERNS}")
+    how, arg = PAUSE_SPECS[kind]
+    if how == "never":
         return itertools.repeat(False)
-    if kind == "light":
-        return _random(0.25, rng)
-    if kind == "heavy":
-        return _random(0.7, rng)
-    if kind == "bursty":
-        return itertools.cycle([True] * 5 + [False] * 3 + [True, False])
-    raise ValueError(f"Unknown pause pattern {kind!r}; expected one of {PATTERNS}")
-
-
-PATTERNS = ("none", "light", "heavy", "bursty")
+    if how == "random":
+        return _random(arg, rng)
+    return itertools.cycle(arg)
 
 
 def apply_axil_pauses(master, kinds, rng):

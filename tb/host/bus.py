@@ -4,23 +4,29 @@
 simulation:
 
 * MMIO through cocotbext-axi's ``AxiLiteMaster`` on the ``csr`` port;
-* host memory is cocotbext-axi's ``AxiRam`` on the ``mem`` port; host
-  software's own accesses use its backdoor (``ram.read``/``ram.write``) and
-  take no device time, the Device's go through the AXI4 channels;
+* host memory on the ``mem`` port: by default the simulator's own C++
+  slave over memory that Python maps too (:mod:`siov.tb.host.shared`),
+  so the Device's bursts cost no Python; or, with ``memory="axiram"`` (or
+  ``SIOV_RTL_MEMORY=axiram``), cocotbext-axi's ``AxiRam``, which answers cycle
+  for cycle the same. Host software's own accesses use the memory's backdoor
+  (``read``/``write``) and take no device time;
 * a monitor on ``irq_out`` (always ready) that hands each beat to the
   :meth:`~RtlBus.on_irq` callbacks; while ``irq_out.valid`` is low it waits
   on the signal's edge rather than every clock, so an idle interrupt path
   costs no Python per cycle;
+* waits of device time (:meth:`~RtlBus.wait_cycles`, timeouts) wake Python
+  at most three times, however long (:class:`Cycles`);
 * tasks and events are cocotb's (``cocotb.start_soon``, ``Event``).
 
 It lives under tb/ because it is the only host-side code that imports cocotb.
 """
 
 import logging
+import os
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, FallingEdge, First, ReadOnly, RisingEdge
+from cocotb.triggers import Event, FallingEdge, First, ReadOnly, RisingEdge, Timer, Waitable
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
@@ -30,12 +36,51 @@ from ...sw.bus import BusError, Interrupt
 from ..axi import axil_read, axil_write
 from ..layouts import unpack
 from ..reset import reset_dut
+from . import shared
 
-__all__ = ["RtlBus", "PERIOD_NS", "RAM_SIZE"]
+__all__ = ["RtlBus", "PERIOD_NS", "RAM_SIZE", "MEMORIES", "Cycles", "wait_cycles", "default_memory"]
 
 PERIOD_NS = 10
-#: Host memory the AxiRam models (the host programs keep their windows below it).
+#: Host memory (the host programs keep their windows below it).
 RAM_SIZE = 1 << 28
+#: The host memories of the rtl backend: the simulator's C++ slave, and cocotbext-axi's AxiRam.
+MEMORIES = ("shared", "axiram")
+
+
+class Cycles(Waitable):
+    """``ClockCycles(clk, n)`` that wakes Python three times instead of ``n``.
+
+    It returns just after the ``n``-th rising edge of ``clk`` from now, as
+    ClockCycles does: it awaits the first edge (which fixes the phase), a
+    Timer to the middle of the cycle before the last edge, and the last edge.
+    ``clk`` must be a free-running clock of ``period_ns``. A Waitable, so that
+    ``First`` takes it as it takes ClockCycles.
+    """
+
+    def __init__(self, clk, n, period_ns=PERIOD_NS):
+        self.clk, self.n, self.period_ns = clk, n, period_ns
+
+    async def _wait(self):
+        if self.n > 0:
+            await RisingEdge(self.clk)
+        if self.n > 1:
+            await Timer((self.n - 2) * self.period_ns + self.period_ns // 2, "ns")
+            await RisingEdge(self.clk)
+        return self
+
+
+async def wait_cycles(clk, n, period_ns=PERIOD_NS):
+    """Let ``n`` rising edges of ``clk`` pass (:class:`Cycles`)."""
+    await Cycles(clk, n, period_ns)
+
+
+def default_memory():
+    """The host memory a new :class:`RtlBus` uses: ``SIOV_RTL_MEMORY``, else ``shared`` where
+    the simulator serves it."""
+    kind = os.environ.get("SIOV_RTL_MEMORY") or ("shared" if shared.available() else "axiram")
+    if kind not in MEMORIES:
+        raise ValueError(f"SIOV_RTL_MEMORY must be one of {', '.join(MEMORIES)}, not {kind!r}")
+    return kind
 
 
 class RtlBus:
@@ -45,24 +90,33 @@ class RtlBus:
     ----------
     dut : cocotb handle
         The ``siov_device`` top.
-    ram : AxiRam, optional
+    ram : AxiRam or SharedHost, optional
         Host memory on the ``mem`` port (made here if not given, so a
         testbench can pass one with its own back-pressure and error ranges).
     start_clock : bool
         Start the 100 MHz clock (a testbench that starts its own passes False).
+    memory : str, optional
+        Which host memory to make (:data:`MEMORIES`); default :func:`default_memory`.
     """
 
-    def __init__(self, dut, ram=None, axil=None, start_clock=True):
+    def __init__(self, dut, ram=None, axil=None, start_clock=True, memory=None):
         self.dut = dut
         self.clk = dut.clk
-        if start_clock:
+        if ram is None and (memory or default_memory()) == "shared":
+            ram = shared.SharedHost.get()
+            ram.serve_memory()
+        elif ram is None:
+            ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst, size=RAM_SIZE)
+            for log in (ram.write_if.log, ram.read_if.log):
+                log.setLevel(logging.WARNING)
+        self.ram = ram
+        if start_clock and isinstance(ram, shared.SharedHost):
+            ram.start_clock(dut.clk, PERIOD_NS)      # toggled in C++, not through a VPI callback
+        elif start_clock:
             Clock(dut.clk, PERIOD_NS, unit="ns").start()
         self.axil = axil or AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"),
                                           dut.clk, dut.rst)
-        self.ram = ram or AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
-                                 size=RAM_SIZE)
-        for log in (self.axil.write_if.log, self.axil.read_if.log, self.ram.write_if.log,
-                    self.ram.read_if.log):
+        for log in (self.axil.write_if.log, self.axil.read_if.log):
             log.setLevel(logging.WARNING)
         self._callbacks = []
         self.irqs = []
@@ -122,8 +176,7 @@ class RtlBus:
         return int(get_sim_time("ns")) // PERIOD_NS
 
     async def wait_cycles(self, n):
-        if n > 0:
-            await ClockCycles(self.clk, n)
+        await wait_cycles(self.clk, n)
 
     def spawn(self, coro):
         return cocotb.start_soon(coro)
@@ -133,5 +186,5 @@ class RtlBus:
 
     async def wait_event(self, event, timeout_cycles):
         if not event.is_set():
-            await First(event.wait(), ClockCycles(self.clk, timeout_cycles))
+            await First(event.wait(), Cycles(self.clk, timeout_cycles))
         return event.is_set()

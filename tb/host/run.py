@@ -31,12 +31,15 @@ def logs(params=DeviceParams(), waves=False):
     return BUILD / "sim" / (reg.build + ("-waves" if waves else "")) / "build.log", BUILD / "host"
 
 
-def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, quiet=False, profile=False):
+def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, quiet=False, profile=False,
+               memory=None):
     """Run ``program`` (``"module:function"``) on the Verilated Device; return its result.
 
     With ``quiet``, the simulation's output goes to ``build/host/<run>.log``
     instead of the terminal. With ``profile``, the program's run is profiled
-    (cProfile) and ``last_run["profile"]`` names the pstats file.
+    (cProfile) and ``last_run["profile"]`` names the pstats file. ``memory``
+    chooses the host memory (:data:`siov.tb.host.bus.MEMORIES`: ``shared``, the
+    default, or cocotbext-axi's ``axiram``).
 
     Raises RuntimeError with the cocotb log's path if the program failed.
     """
@@ -53,6 +56,8 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
         env["SIOV_PROGRAM_ARG"] = str(arg_file)
     if profile:
         env["SIOV_PROFILE"] = str(result_file.with_suffix(".pstat"))
+    if memory is not None:
+        env["SIOV_RTL_MEMORY"] = memory
     start = time.perf_counter()
     from ..runner import run_cocotb
     component = reg.factory()

@@ -9,7 +9,10 @@ Three measurements on one simulator process, written as JSON to ``SIOV_RESULT``:
 * ``read_stream``: back-to-back AXI4-Lite reads of GLOBAL.SCRATCH through
   cocotbext-axi's AxiLiteMaster, one after the other as host code polls.
 
-``SIOV_SPEED_CYCLES`` sets the cycles of each (default 100000).
+With ``SIOV_SPEED_CLOCK=shared`` the clock runs in the simulator's main
+(:meth:`siov.tb.host.shared.SharedHost.start_clock`) instead of cocotb's
+C++ clock, which toggles through a VPI callback. ``SIOV_SPEED_CYCLES`` sets
+the cycles of each (default 100000).
 """
 
 import json
@@ -24,6 +27,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from siov.rtl import regmap
 from siov.tb.axi import axil_read
+from siov.tb.host.shared import SharedHost
 from siov.tb.reset import reset_dut
 
 PERIOD_NS = 10
@@ -32,7 +36,10 @@ PERIOD_NS = 10
 @cocotb.test()
 async def test_speed(dut):
     cycles = int(os.environ.get("SIOV_SPEED_CYCLES", "100000"))
-    Clock(dut.clk, PERIOD_NS, unit="ns").start()
+    if os.environ.get("SIOV_SPEED_CLOCK") == "shared":
+        SharedHost.get().start_clock(dut.clk, PERIOD_NS)
+    else:
+        Clock(dut.clk, PERIOD_NS, unit="ns").start()
     axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
     await reset_dut(dut, {"irq_out__ready": 1, "mem__arready": 1, "mem__awready": 1, "mem__wready": 1,
                           "mem__rvalid": 0, "mem__bvalid": 0})

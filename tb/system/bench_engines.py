@@ -23,12 +23,12 @@ import pathlib
 
 import cocotb
 import pyuvm
-from cocotb.triggers import ClockCycles
 
 from siov.rtl import regmap
 from siov.rtl.cmd.arbiter import Policy
 from siov.rtl.cmd.dsa import Flag, Opcode
 from siov.sw.model.dsa import Descriptor
+from siov.tb.host.bus import wait_cycles
 from siov.tb.system.env import PAGE
 from siov.tb.system.test_device import PAGES, RO_PAGES, MultiEngineTest
 
@@ -111,7 +111,7 @@ class DependencyBench(MultiEngineTest):
         while not done[0]:
             for vm in vms:
                 await self.env.pf.set_eligible([t.adi for t in vm])
-                await ClockCycles(self.env.bfm.dut.clk, self.SLICE)
+                await wait_cycles(self.env.bfm.dut.clk, self.SLICE)
                 if done[0]:
                     break
         await self.env.pf.set_eligible(range(self.env.params.num_adis))

@@ -4,12 +4,12 @@ Structure (one bus-functional model shared by the agents, as in the block
 environments):
 
 * :class:`SystemBfm`: the clock, cocotbext-axi's AxiLiteMaster on ``csr`` and
-  an AxiRam on ``mem`` as host memory (with optional back-pressure and random
-  response latency on all five channels, and host ranges that answer SLVERR,
-  see :func:`answer_bus_errors`), the RtlBus over them, and two monitors: the dispatch tap
-  (``tap_consume_valid``/``tap_consume_adi``, with the cycle of each dispatch
-  and of each slice end ``tap_slice_end``) and ``irq_out`` (with random
-  back-pressure);
+  host memory on ``mem`` (the simulator's C++ slave, or cocotbext-axi's AxiRam;
+  either with optional back-pressure and random response latency on all five
+  channels, and host ranges that answer SLVERR), the RtlBus over them, and two
+  monitors: the dispatch tap (``tap_consume_valid``/``tap_consume_adi``, with
+  the cycle of each dispatch and of each slice end ``tap_slice_end``) and
+  ``irq_out`` (with random back-pressure);
 * :class:`CsrAgent`: the hypervisor's configuration sequences (domains, ADI
   table, pins, guest maps, IMS entries, ADI rings, arbiter) are
   :class:`~siov.sw.hv.pf.PfDriver`'s, run over
@@ -37,7 +37,7 @@ import random
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly
+from cocotb.triggers import FallingEdge, ReadOnly
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from pyuvm import uvm_component, uvm_env
 
@@ -58,7 +58,9 @@ from siov.sw.model.engine import estimate_cost
 from siov.sw.model.system import DeviceModel
 from siov.tb.axi import apply_axi_ram_pauses
 from siov.tb.coverage import Coverage
-from siov.tb.host.bus import RtlBus
+from siov.tb.host.bus import RtlBus, default_memory, wait_cycles
+from siov.tb.host.shared import (LOG_DISPATCH, LOG_HANDOVER, LOG_IRQ, LOG_SLICE_END, SharedHost, TapLog,
+                                  share_bus_errors)
 from siov.tb.host.checked import POLLED, CheckedBus
 from siov.tb.layouts import unpack
 from siov.tb.reset import reset_dut
@@ -125,33 +127,100 @@ class SystemBfm:
     The monitor here, not :class:`~siov.tb.host.bus.RtlBus`'s, watches
     ``irq_out``: it drives ``ready`` with random back-pressure, where
     RtlBus's is always ready.
+
+    By default the host side runs in the simulator's C++
+    (:mod:`siov.tb.host.shared`): the clock, host memory with its pause
+    patterns and error ranges (the model's own table, written through), the
+    random ``irq_out.ready`` and the log of taps and interrupts, which
+    :attr:`dispatches`, :attr:`handovers`, :attr:`slice_ends` and :attr:`irqs`
+    read when asked. Python then runs only for MMIO and the test's own
+    waits. With ``SIOV_RTL_MEMORY=axiram`` the same runs in Python:
+    cocotbext-axi's AxiRam with :func:`answer_bus_errors`, and a monitor
+    coroutine every cycle.
     """
 
     def __init__(self, dut, rng, bus_errors):
         self.dut = dut
         self.rng = rng
-        Clock(dut.clk, PERIOD_NS, unit="ns").start()
+        self.shared = default_memory() == "shared"
+        if self.shared:
+            self.ram = host = SharedHost.get()
+            host.clear()                    # a new test's memory, as a new AxiRam's
+            host.set_pauses({}, rng)
+            share_bus_errors(bus_errors, host)
+            host.serve_memory()
+            host.start_clock(dut.clk, PERIOD_NS)
+            host.log_taps(1.0, rng)
+            self._logs = {
+                "dispatches": TapLog(host, LOG_DISPATCH, lambda c, v: (c, v)),
+                "handovers": TapLog(host, LOG_HANDOVER, lambda c, v: (c, v & 0xFF, v >> 8)),
+                "slice_ends": TapLog(host, LOG_SLICE_END, lambda c, v: c),
+                "irqs": TapLog(host, LOG_IRQ, lambda c, v: unpack(IrqLayout, v)),
+            }
+        else:
+            Clock(dut.clk, PERIOD_NS, unit="ns").start()
+            self.ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
+                              size=RAM_SIZE)
+            answer_bus_errors(self.ram, bus_errors)
+            # The RAM warns on every SLVERR beat it answers; those are intended here.
+            for log in (self.ram.write_if.log, self.ram.read_if.log):
+                log.setLevel(logging.ERROR)
+            self._cycle = 0
+            self._logs = {"dispatches": [], "handovers": [], "slice_ends": [], "irqs": []}
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "mem", bus_separator="__"), dut.clk, dut.rst,
-                          size=RAM_SIZE)
-        answer_bus_errors(self.ram, bus_errors)
         self.rtl = RtlBus(dut, ram=self.ram, axil=self.axil, start_clock=False)
-        # The RAM warns on every SLVERR beat it answers; those are intended here.
-        for log in (self.ram.write_if.log, self.ram.read_if.log):
-            log.setLevel(logging.ERROR)
-        self.cycle = 0
-        self.dispatches = []        # (cycle, adi): consumes (a WAIT's when it is decided)
-        self.handovers = []         # (cycle, adi, engine): descriptors handed to an engine
-        self.slice_ends = []        # cycles
-        self.irqs = []              # irq_out beats (dicts)
-        self.irq_ready_p = 1.0
+        self._irq_ready_p = 1.0
+
+    def _log(self, name):
+        log = self._logs[name]
+        return log.items() if self.shared else log
+
+    @property
+    def dispatches(self):
+        """``[(cycle, adi)]``: consumes (a WAIT's when it is decided)."""
+        return self._log("dispatches")
+
+    @property
+    def handovers(self):
+        """``[(cycle, adi, engine)]``: descriptors handed to an engine."""
+        return self._log("handovers")
+
+    @property
+    def slice_ends(self):
+        """``[cycle]`` of the arbiters' slice ends."""
+        return self._log("slice_ends")
+
+    @property
+    def irqs(self):
+        """``irq_out`` beats taken (dicts of :class:`~siov.rtl.irq.remapper.IrqLayout`)."""
+        return self._log("irqs")
+
+    @property
+    def cycle(self):
+        """The monitors' clock: the cycle of the latest sample."""
+        return self.ram.cycle if self.shared else self._cycle
+
+    @property
+    def irq_ready_p(self):
+        """The probability that ``irq_out.ready`` is high in a cycle."""
+        return self._irq_ready_p
+
+    @irq_ready_p.setter
+    def irq_ready_p(self, p):
+        self._irq_ready_p = p
+        if self.shared:
+            self.ram.set_irq_ready(p, self.rng)
 
     def mem_pauses(self, kinds):
-        apply_axi_ram_pauses(self.ram, kinds, self.rng)
+        if self.shared:
+            self.ram.set_pauses(kinds, self.rng)
+        else:
+            apply_axi_ram_pauses(self.ram, kinds, self.rng)
 
     async def reset(self):
         await reset_dut(self.dut, {"irq_out__ready": 1})
-        cocotb.start_soon(self._monitor())
+        if not self.shared:
+            cocotb.start_soon(self._monitor())
 
     async def _monitor(self):
         """Once per cycle, between edges: drive ``irq_out.ready`` for the coming
@@ -161,14 +230,14 @@ class SystemBfm:
             await FallingEdge(d.clk)
             d.irq_out__ready.value = int(self.rng.random() < self.irq_ready_p)
             await ReadOnly()
-            self.cycle += 1
+            self._cycle += 1
             if int(d.tap_consume_valid.value):
-                self.dispatches.append((self.cycle, int(d.tap_consume_adi.value)))
+                self.dispatches.append((self._cycle, int(d.tap_consume_adi.value)))
             if int(d.tap_dispatch_valid.value):
-                self.handovers.append((self.cycle, int(d.tap_dispatch_adi.value),
+                self.handovers.append((self._cycle, int(d.tap_dispatch_adi.value),
                                        int(d.tap_dispatch_engine.value)))
             if int(d.tap_slice_end.value):
-                self.slice_ends.append(self.cycle)
+                self.slice_ends.append(self._cycle)
             if int(d.irq_out__valid.value) and int(d.irq_out__ready.value):
                 self.irqs.append(unpack(IrqLayout, int(d.irq_out__payload.value)))
 
@@ -402,7 +471,7 @@ class SystemEnv(uvm_env):
     async def wait_dispatched(self, count, timeout_cycles=200_000):
         """Until ``count`` dispatches happened and the engine is idle again."""
         for _ in range(timeout_cycles // 50):
-            await ClockCycles(self.bfm.dut.clk, 50)
+            await wait_cycles(self.bfm.dut.clk, 50)
             if len(self.bfm.dispatches) >= count:
                 st = await self.bus.raw_read(regmap.ENG_ENG_STATUS)
                 if not st & regmap.ENG_ENG_STATUS_BUSY_MASK:

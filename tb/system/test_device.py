@@ -4,7 +4,7 @@ Every test is a pyuvm test on :mod:`siov.tb.system.env`: the hypervisor side
 programs the Device over its AXI4-Lite port with the host software's own
 sequences (:class:`~siov.sw.hv.pf.PfDriver`, every access checked against the
 Device-level model), guests post DSA descriptors to their ADI rings in host
-memory (cocotbext-axi's AxiRam on the AXI4 master port) and ring their
+memory (the simulator's C++ slave, or cocotbext-axi's AxiRam, on the AXI4 master port) and ring their
 doorbells (:class:`~siov.sw.guest.ring.Ring`), and the scoreboard replays the
 hardware's dispatch order through the reference model: completion records and every byte of every domain
 window, interrupts on ``irq_out``, counters and the dirty log must all agree.
@@ -18,7 +18,6 @@ import random
 
 import cocotb
 import pyuvm
-from cocotb.triggers import ClockCycles
 from pyuvm import uvm_test
 
 from siov.rtl import regmap
@@ -29,6 +28,7 @@ from siov.rtl.csr.bus import Resp
 from siov.rtl.dma.defs import RangeOp
 from siov.sw.model.adi import ERROR, PAGE_HEAD, page_address
 from siov.sw.model.dsa import Descriptor
+from siov.tb.host.bus import wait_cycles
 from siov.tb.host.checked import range_op
 from siov.tb.system.env import COVERAGE, PAGE, SystemEnv
 
@@ -96,7 +96,7 @@ class SystemTest(uvm_test):
         await env.guest.post(tenant.adi, [descriptor])
         env.sys.posted[tenant.adi].clear()
         for _ in range(100):
-            await ClockCycles(env.bfm.dut.clk, 20)
+            await wait_cycles(env.bfm.dut.clk, 20)
             st = await env.bus.raw_read(regmap.CMD_ADI_STATUS)
             if st & regmap.CMD_ADI_STATUS_STATE_MASK == ERROR:
                 break
@@ -137,7 +137,7 @@ class SystemTest(uvm_test):
         """Wait for ``count`` dispatches, replay them, and check everything."""
         env, sb, bus = self.env, self.env.scoreboard, self.env.bus
         await env.wait_dispatched(count)
-        await ClockCycles(env.bfm.dut.clk, 20)
+        await wait_cycles(env.bfm.dut.clk, 20)
         sb.replay()
         assert sb.replayed == count, f"{sb.replayed} dispatches, expected {count}"
         sb.check_memory(sorted({t.dom for t in tenants}), PAGES)
@@ -527,7 +527,7 @@ class QosTestBase(SystemTest):
                 if (env.guest.rings[t.adi].tail - head) % RING_SIZE < self.LOW:
                     await env.guest.post(t.adi, [self.fill_descriptor(t) for _ in range(self.BATCH)])
                     total += self.BATCH
-            await ClockCycles(env.bfm.dut.clk, 100)
+            await wait_cycles(env.bfm.dut.clk, 100)
         await self.finish(tenants, total)
         self.measure(n, start, stop)
 
@@ -684,7 +684,7 @@ class MultiEngineTest(SystemTest):
             produced[v] = p_descs
             await env.guest.post(cons.adi, c_descs)
             total += len(c_descs)
-        await ClockCycles(env.bfm.dut.clk, 1500)
+        await wait_cycles(env.bfm.dut.clk, 1500)
         waiting_idle = await bus.raw_read(regmap.ENG_IDLE_WAITING)
         COVERAGE.sample("idle_waiting", waiting_idle > 0)
         for v, (prod, _) in enumerate(vms[:2]):
@@ -695,13 +695,13 @@ class MultiEngineTest(SystemTest):
             await env.guest.post(t.adi, descs)
             total += len(descs)
         # A gang slice: VM 0's rings alone get every engine, then per-ring scheduling again.
-        await ClockCycles(env.bfm.dut.clk, 300)
+        await wait_cycles(env.bfm.dut.clk, 300)
         gang = {t.adi for t in vms[0]}
         await pf.set_eligible(gang)
         start = env.bfm.cycle
         # Long enough for VM 0 to run out of work: the engines then idle with the
         # other VMs' descriptors ready but ineligible (ENG.IDLE_INELIGIBLE).
-        await ClockCycles(env.bfm.dut.clk, 8000)
+        await wait_cycles(env.bfm.dut.clk, 8000)
         end = env.bfm.cycle
         await pf.set_eligible(range(env.params.num_adis))
         inside = [(c, a) for c, a, _ in env.bfm.handovers if start < c <= end]
