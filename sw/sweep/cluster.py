@@ -79,8 +79,8 @@ def jobqueue_cluster(kind, options=None, allowed_failures=None):
     with _config(allowed_failures):
         try:
             return cls(**opts)
-        except TypeError as e:
-            raise ValueError(f"--jobqueue {kind}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"--jobqueue {kind}: {str(e).splitlines()[0]}") from None
 
 
 @contextlib.contextmanager

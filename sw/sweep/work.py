@@ -116,7 +116,7 @@ def attempts(run_dir, since=0):
 def execute(run):
     """Run ``run`` here; returns ``{"result": ..., "wall_s": ..., "worker": ...}``.
 
-    The result is the program's (``small`` of it for ``siov run``'s program);
+    The result is the program's (:func:`small` of it when it is a scenario's result);
     a run that fails raises, with the run's point and seed in the message.
     """
     from ...rtl.params import DeviceParams
@@ -131,7 +131,7 @@ def execute(run):
         result = _execute_rtl(run, params, arg, folder / name)
     else:
         raise ValueError(f"Unknown backend {run.backend!r}")
-    if run.program == PROGRAM:
+    if isinstance(result, dict) and isinstance(result.get("tenants"), dict):
         result = small(result)
     return {"result": result, "wall_s": time.perf_counter() - t0, "worker": f"{socket.gethostname()}:{os.getpid()}"}
 
