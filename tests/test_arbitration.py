@@ -22,33 +22,13 @@ import pytest
 
 from siov.rtl.params import DeviceParams
 from siov.sw.platform import run_program
-from siov.sw.programs.arbitration import shares
+from siov.sw.programs.arbitration import case_arg, shares
 
 PROGRAM = "siov.sw.programs.arbitration:arbitration"
 
-COPY = {"op": "move", "size": [256, 256]}
-#: Per policy, the tenants of one engine: equal 256-byte copies under rr and wrr (weights 1:3:2),
-#: and under QoS the issue's mix, 4-8 KiB copies against 64-128-byte ones, a quantum of 1000
-#: each, in slices of 4000 cycles.
-CASES = {
-    "rr": {"policy": "rr", "tenants": [dict(COPY, count=120)] * 3},
-    "wrr": {"policy": "wrr", "tenants": [dict(COPY, weight=1, count=120), dict(COPY, weight=3, count=200),
-                                         dict(COPY, weight=2, count=150)]},
-    "qos": {"policy": "qos", "slice": 4000, "cost_a": 40, "cost_b": 32,
-            "tenants": [{"op": "move", "size": [4096, 8192], "quantum": 1000, "count": 60},
-                        {"op": "move", "size": [64, 128], "quantum": 1000, "count": 250}]},
-}
-
-
-def _arg(policy, engines):
-    """The case's tenants on engine 0, and as many again on engine 1 for a 2-engine Device."""
-    case = CASES[policy]
-    tenants = [dict(t, engine=e) for e in range(engines) for t in case["tenants"]]
-    return {**case, "tenants": tenants}
-
 
 def _run(policy, engines, backend):
-    arg = _arg(policy, engines)
+    arg = case_arg(policy, engines)
     result = run_program(PROGRAM, backend, seed=1, arg=arg, params=DeviceParams(num_engines=engines), quiet=True)
     assert all(status == 1 for recs in result["records"] for status, _ in recs)
     return shares(result, [t["engine"] for t in arg["tenants"]])

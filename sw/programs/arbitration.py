@@ -36,7 +36,7 @@ from ...rtl.cmd.dsa import COMPLETION_BYTES, Flag, Opcode
 from ...rtl.dma.defs import PAGE_SHIFT
 from ..model.dsa import CompletionRecord, Descriptor
 
-__all__ = ["arbitration", "shares"]
+__all__ = ["arbitration", "shares", "CASES", "case_arg"]
 
 PAGE = 1 << PAGE_SHIFT
 RING_SIZE = 256
@@ -46,6 +46,26 @@ DATA_FIRST = RECORD_FIRST + RING_SIZE * COMPLETION_BYTES // PAGE
 DATA_PAGES = 6                                        # two buffers of 3 pages: copies up to 8 KiB
 PAGES = DATA_FIRST + DATA_PAGES
 POLICIES = {"rr": Policy.RR, "wrr": Policy.WRR, "qos": Policy.QOS}
+
+_COPY = {"op": "move", "size": [256, 256]}
+#: Per policy, the tenants of one engine that the differential test and the benchmark run:
+#: equal 256-byte copies under rr and wrr (weights 1:3:2), and under QoS 4-8 KiB copies
+#: against 64-128-byte ones, a quantum of 1000 each, in slices of 4000 cycles.
+CASES = {
+    "rr": {"policy": "rr", "tenants": [dict(_COPY, count=120)] * 3},
+    "wrr": {"policy": "wrr", "tenants": [dict(_COPY, weight=1, count=120), dict(_COPY, weight=3, count=200),
+                                         dict(_COPY, weight=2, count=150)]},
+    "qos": {"policy": "qos", "slice": 4000, "cost_a": 40, "cost_b": 32,
+            "tenants": [{"op": "move", "size": [4096, 8192], "quantum": 1000, "count": 60},
+                        {"op": "move", "size": [64, 128], "quantum": 1000, "count": 250}]},
+}
+
+
+def case_arg(policy, engines):
+    """The ``arg`` of :data:`CASES`' ``policy``: its tenants on engine 0, and as many again on
+    each further engine of a Device with ``engines`` engines."""
+    case = CASES[policy]
+    return {**case, "tenants": [dict(t, engine=e) for e in range(engines) for t in case["tenants"]]}
 
 
 def _descriptor(rng, pasid, handle, op, size, slot):
