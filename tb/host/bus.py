@@ -3,13 +3,15 @@
 :class:`RtlBus` implements :class:`siov.sw.bus.Bus` over a ``siov_device``
 simulation:
 
-* MMIO through cocotbext-axi's ``AxiLiteMaster`` on the ``csr`` port;
-* host memory on the ``mem`` port: by default the simulator's own C++
-  slave over memory that Python maps too (:mod:`siov.tb.host.shared`),
-  so the Device's bursts cost no Python; or, with ``memory="axiram"`` (or
-  ``SIOV_RTL_MEMORY=axiram``), cocotbext-axi's ``AxiRam``, which answers cycle
-  for cycle the same. Host software's own accesses use the memory's backdoor
-  (``read``/``write``) and take no device time;
+* by default the host side runs in the simulator's C++ main
+  (:mod:`siov.tb.host.shared`): the clock, an AXI4 slave on the ``mem`` port
+  over host memory that Python maps too, so the Device's bursts cost no
+  Python, and the AXI4-Lite master on the ``csr`` port, so an MMIO access
+  wakes Python twice instead of on every cycle of its channels. With
+  ``memory="axiram"`` (or ``SIOV_RTL_MEMORY=axiram``) they are cocotb's clock
+  and cocotbext-axi's ``AxiRam`` and ``AxiLiteMaster``, which answer cycle for
+  cycle the same. Host software's own accesses to host memory use its
+  backdoor (``read``/``write``) and take no device time;
 * a monitor on ``irq_out`` (always ready) that hands each beat to the
   :meth:`~RtlBus.on_irq` callbacks; while ``irq_out.valid`` is low it waits
   on the signal's edge rather than every clock, so an idle interrupt path
@@ -114,10 +116,13 @@ class RtlBus:
             ram.start_clock(dut.clk, PERIOD_NS)      # toggled in C++, not through a VPI callback
         elif start_clock:
             Clock(dut.clk, PERIOD_NS, unit="ns").start()
-        self.axil = axil or AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"),
-                                          dut.clk, dut.rst)
-        for log in (self.axil.write_if.log, self.axil.read_if.log):
-            log.setLevel(logging.WARNING)
+        if axil is None and isinstance(ram, shared.SharedHost):
+            axil = shared.SharedMmio(ram, dut)       # the AXI4-Lite master in C++ too
+        elif axil is None:
+            axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
+            for log in (axil.write_if.log, axil.read_if.log):
+                log.setLevel(logging.WARNING)
+        self.axil = axil
         self._callbacks = []
         self.irqs = []
         self._monitor = None

@@ -14,13 +14,16 @@ time:
   model's :class:`~siov.sw.model.engine.BusErrors`, every change written
   through);
 * a random ``irq_out.ready`` and a log of the Device's taps and interrupts
-  (:meth:`SharedHost.log_taps`, :class:`TapLog`), for tb/system.
+  (:meth:`SharedHost.log_taps`, :class:`TapLog`), for tb/system;
+* MMIO (:class:`SharedMmio`): the AXI4-Lite master on ``csr`` runs in C++ too,
+  and Python posts an access and sleeps until its response.
 
-The slave answers cycle for cycle as cocotbext-axi's AxiRam, which stays
-available (``SIOV_RTL_MEMORY=axiram``) for a test that needs its Python
-hooks.
+The slave answers cycle for cycle as cocotbext-axi's AxiRam, and the master
+as its AxiLiteMaster (without pauses), which stay available
+(``SIOV_RTL_MEMORY=axiram``) for a test that needs their Python hooks.
 """
 
+import collections
 import ctypes
 import mmap
 import os
@@ -29,14 +32,15 @@ import random
 from ...sw.model.engine import BusErrors
 from ..axi import PAUSE_SPECS
 
-__all__ = ["SharedHost", "share_bus_errors", "TapLog", "available", "MAX_ERRORS"]
+__all__ = ["SharedHost", "SharedMmio", "share_bus_errors", "TapLog", "available", "MAX_ERRORS"]
 
 MAGIC = 0x54534f48564f4953
 VERSION = 1
 MAX_ERRORS = 64
 CONTROL_BYTES = 4096
 CHANNELS = ("aw", "w", "b", "ar", "r")
-FLAG_MEMORY, FLAG_TAPS, FLAG_IRQ_READY = 1, 2, 4
+FLAG_MEMORY, FLAG_TAPS, FLAG_IRQ_READY, FLAG_MMIO = 1, 2, 4, 8
+MMIO_SLOTS = 32
 LOG_DISPATCH, LOG_HANDOVER, LOG_SLICE_END, LOG_IRQ = range(4)
 NLOG = 4
 
@@ -51,6 +55,15 @@ class _ErrorRange(ctypes.Structure):
                 ("write", ctypes.c_uint32)]
 
 
+class _MmioSlot(ctypes.Structure):
+    _fields_ = [("addr", ctypes.c_uint64), ("data", ctypes.c_uint32), ("strb", ctypes.c_uint32),
+                ("resp", ctypes.c_uint32), ("rdata", ctypes.c_uint32)]
+
+
+class _MmioRing(ctypes.Structure):
+    _fields_ = [("posted", ctypes.c_uint64), ("done", ctypes.c_uint64), ("slot", _MmioSlot * MMIO_SLOTS)]
+
+
 class _Control(ctypes.Structure):
     """``siov_host::Control`` of shared_host.h, field for field."""
     _fields_ = [("magic", ctypes.c_uint64), ("version", ctypes.c_uint32), ("header_size", ctypes.c_uint32),
@@ -59,7 +72,8 @@ class _Control(ctypes.Structure):
                 ("irq_seed", ctypes.c_uint64), ("irq_generation", ctypes.c_uint32), ("n_errors", ctypes.c_uint32),
                 ("pause", _Pause * len(CHANNELS)), ("errors", _ErrorRange * MAX_ERRORS),
                 ("log_count", ctypes.c_uint64 * NLOG), ("protocol_errors", ctypes.c_uint64),
-                ("beats", ctypes.c_uint64 * 2), ("clock_half", ctypes.c_uint64), ("clock_next", ctypes.c_uint64)]
+                ("beats", ctypes.c_uint64 * 2), ("clock_half", ctypes.c_uint64), ("clock_next", ctypes.c_uint64),
+                ("mmio_read", _MmioRing), ("mmio_write", _MmioRing)]
 
 
 def get_sim_time_steps(ns):
@@ -250,3 +264,92 @@ def share_bus_errors(errors, host):
         raise TypeError(f"Bus errors must be a BusErrors, not {errors!r}")
     errors.ranges = _SharedRanges(host, errors.ranges)
     return errors
+
+
+class _Response:
+    """What cocotbext-axi's read and write return: ``data`` (bytes, for a read) and ``resp``."""
+
+    __slots__ = ("data", "resp")
+
+    def __init__(self, data, resp):
+        self.data, self.resp = data, resp
+
+
+class SharedMmio:
+    """An AXI4-Lite master on the Device's ``csr`` port, run by the simulator's main.
+
+    It answers ``read(addr, length)`` and ``write(addr, data)`` as cocotbext-axi's
+    AxiLiteMaster does (one word at a time here: :func:`siov.tb.axi.axil_read` and
+    :func:`~siov.tb.axi.axil_write` are its callers), with the same cycles on the
+    bus. Python posts the access in a ring of the control block and sleeps; one
+    task per channel wakes when the Device offers a response (``rvalid`` or
+    ``bvalid`` rises), and at the edge that takes it, and wakes the callers.
+    """
+
+    def __init__(self, host, dut):
+        self.host, self.clk = host, dut.clk
+        host.ctl.flags |= FLAG_MMIO
+        self._channels = {}
+        for name, ring, valid in (("read", host.ctl.mmio_read, dut.csr__rvalid),
+                                  ("write", host.ctl.mmio_write, dut.csr__bvalid)):
+            self._channels[name] = _MmioChannel(ring, valid, self.clk)
+
+    async def read(self, addr, length):
+        if length != 4 or addr % 4:
+            raise ValueError(f"SharedMmio reads one aligned word, not {length} bytes at {addr:#x}")
+        slot = await self._channels["read"].access(addr)
+        return _Response(slot.rdata.to_bytes(4, "little"), slot.resp)
+
+    async def write(self, addr, data):
+        lane = addr % 4
+        if not 0 < len(data) <= 4 - lane:
+            raise ValueError(f"SharedMmio writes within one word, not {len(data)} bytes at {addr:#x}")
+        strb = ((1 << len(data)) - 1) << lane
+        value = int.from_bytes(data, "little") << (8 * lane)
+        slot = await self._channels["write"].access(addr, value, strb)
+        return _Response(b"", slot.resp)
+
+
+class _MmioChannel:
+    """One direction of :class:`SharedMmio`: its ring, and the task that wakes its callers."""
+
+    def __init__(self, ring, valid, clk):
+        self.ring, self.valid, self.clk = ring, valid, clk
+        self.waiting = collections.deque()     # (sequence number, event), in order
+        self.wake = None
+        self.task = None
+
+    async def access(self, addr, data=0, strb=0):
+        import cocotb
+        from cocotb.triggers import Event
+        ring = self.ring
+        if ring.posted - ring.done >= MMIO_SLOTS:
+            raise RuntimeError(f"more than {MMIO_SLOTS} MMIO accesses in flight")
+        slot = ring.slot[ring.posted % MMIO_SLOTS]
+        slot.addr, slot.data, slot.strb = addr, data, strb
+        ring.posted += 1
+        event = Event()
+        self.waiting.append((ring.posted, event))
+        if self.task is None or self.task.done():
+            self.wake = Event()
+            self.task = cocotb.start_soon(self._serve())
+        else:
+            self.wake.set()
+        await event.wait()
+        return slot
+
+    async def _serve(self):
+        from cocotb.triggers import ReadOnly, RisingEdge
+        while True:
+            if not self.waiting:
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            # The Device offers a response; the master takes it at the next edge (its ready
+            # is always high). A response offered right after another keeps valid high.
+            if not int(self.valid.value):
+                await RisingEdge(self.valid)
+            await RisingEdge(self.clk)
+            while self.waiting and self.ring.done >= self.waiting[0][0]:
+                self.waiting.popleft()[1].set()
+            await ReadOnly()

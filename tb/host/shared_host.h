@@ -6,6 +6,10 @@
 // reads and writes guest memory in place, with no copy and no simulator
 // time, and no Python runs per beat or per cycle.
 //
+// The MMIO master on the `csr` port runs here too, cycle for cycle as
+// cocotbext-axi's AxiLiteMaster: Python posts an access in a ring and sleeps
+// until its response, instead of running its channels every cycle.
+//
 // The slave answers cycle for cycle as cocotbext-axi's AxiRam does (the
 // AxiSlaveRead/AxiSlaveWrite of cocotbext-axi 0.1.28): a queue of two
 // requests behind each of AR, AW and W, two beats queued behind R and B,
@@ -40,6 +44,22 @@ enum Flag : uint32_t {
     FLAG_MEMORY = 1,     // serve the `mem` port
     FLAG_TAPS = 2,       // log the taps and irq_out beats
     FLAG_IRQ_READY = 4,  // drive irq_out.ready, randomly
+    FLAG_MMIO = 8,       // master the `csr` port
+};
+
+constexpr uint32_t MMIO_SLOTS = 32;
+
+// One MMIO access: Python fills addr (data, strb for a write) and bumps the
+// ring's posted count; C++ fills resp (rdata for a read) and bumps its done count.
+struct MmioSlot {
+    uint64_t addr;
+    uint32_t data, strb;
+    uint32_t resp, rdata;
+};
+
+struct MmioRing {
+    uint64_t posted, done;
+    MmioSlot slot[MMIO_SLOTS];
 };
 
 enum Channel { CH_AW, CH_W, CH_B, CH_AR, CH_R, NCHAN };
@@ -82,6 +102,7 @@ struct Control {
     uint64_t beats[2];          // R and W beats served
     uint64_t clock_half;        // Python: the clock's half period in simulator steps (0: no C++ clock)
     uint64_t clock_next;        // the time of its next toggle
+    MmioRing mmio_read, mmio_write;
 };
 
 static_assert(sizeof(Control) <= CONTROL_BYTES, "the control block fits its page");

@@ -171,6 +171,15 @@ public:
             fprintf(stderr, "siov host: the top's mem or irq_out port is not public; host memory is off\n");
             return;
         }
+        const char *csr_names[] = {"araddr", "arvalid", "arready", "rdata", "rresp", "rvalid", "rready",
+                                   "awaddr", "awvalid", "awready", "wdata", "wstrb", "wvalid", "wready",
+                                   "bresp", "bvalid", "bready"};
+        Sig *csr_sigs[] = {&c_araddr, &c_arvalid, &c_arready, &c_rdata, &c_rresp, &c_rvalid, &c_rready,
+                           &c_awaddr, &c_awvalid, &c_awready, &c_wdata, &c_wstrb, &c_wvalid, &c_wready,
+                           &c_bresp, &c_bvalid, &c_bready};
+        mmio = true;
+        for (size_t i = 0; i < sizeof csr_names / sizeof *csr_names; ++i)
+            mmio = mmio && csr_sigs[i]->bind(scope, ("csr__" + std::string(csr_names[i])).c_str());
         taps = tap_consume.bind(scope, "tap_consume_valid") && tap_consume_adi.bind(scope, "tap_consume_adi") &&
                tap_slice.bind(scope, "tap_slice_end") && tap_dispatch.bind(scope, "tap_dispatch_valid") &&
                tap_dispatch_adi.bind(scope, "tap_dispatch_adi") &&
@@ -255,6 +264,19 @@ public:
             }
         }
         if (flags & FLAG_IRQ_READY) changed |= irq_ready.set(o_irq_ready);
+        if ((flags & FLAG_MMIO) && mmio) {
+            changed |= c_arvalid.set(m_arvalid);
+            if (m_arvalid) changed |= c_araddr.set(m_araddr);
+            changed |= c_awvalid.set(m_awvalid);
+            if (m_awvalid) changed |= c_awaddr.set(m_awaddr);
+            changed |= c_wvalid.set(m_wvalid);
+            if (m_wvalid) {
+                changed |= c_wdata.set(m_wdata);
+                changed |= c_wstrb.set(m_wstrb);
+            }
+            changed |= c_rready.set(m_ready);
+            changed |= c_bready.set(m_ready);
+        }
         return changed;
     }
 
@@ -273,6 +295,18 @@ private:
     Sig bid, bresp, bvalid, bready;
     Sig irq_valid, irq_ready, irq_payload;
     Sig tap_consume, tap_consume_adi, tap_slice, tap_dispatch, tap_dispatch_adi, tap_dispatch_engine;
+    Sig c_araddr, c_arvalid, c_arready, c_rdata, c_rresp, c_rvalid, c_rready;
+    Sig c_awaddr, c_awvalid, c_awready, c_wdata, c_wstrb, c_wvalid, c_wready, c_bresp, c_bvalid, c_bready;
+    bool mmio = false;
+
+    // The MMIO master's state, as cocotbext-axi's AxiLiteMaster holds it: each
+    // channel's source queue of two, and the accesses awaiting their response.
+    uint64_t r_moved = 0, w_moved = 0;
+    std::deque<uint32_t> ar_q, aw_q, w_q, r_wait, b_wait;
+    bool w_half = false;  // an access whose AW is queued and whose W waits for room
+    uint32_t w_half_slot = 0;
+    bool m_arvalid = false, m_awvalid = false, m_wvalid = false, m_ready = false;
+    uint64_t m_araddr = 0, m_awaddr = 0, m_wdata = 0, m_wstrb = 0;
 
     // The slave's state, as cocotbext-axi's queues and processes hold it.
     std::deque<Addr> arq, awq;
@@ -308,6 +342,7 @@ private:
         const uint32_t flags = ctl->flags;
         ++ctl->cycle;
         if (flags & (FLAG_TAPS | FLAG_IRQ_READY)) step_taps(flags);
+        if ((flags & FLAG_MMIO) && mmio) step_mmio();
         if (!(flags & FLAG_MEMORY)) return;
         if (rst.get()) {
             reset();
@@ -345,6 +380,83 @@ private:
         // ...then the read and write processes run as far as the queues let them.
         process_write();
         process_read();
+    }
+
+    // Accesses Python posted move into the AR, AW and W queues while they have room;
+    // cocotbext-axi's processes move them the moment they are posted, and again
+    // whenever a channel takes one.
+    void move_mmio() {
+        MmioRing &r = ctl->mmio_read;
+        while (r_moved < r.posted && ar_q.size() < 2) {
+            const uint32_t i = r_moved++ % MMIO_SLOTS;
+            ar_q.push_back(i);
+            r_wait.push_back(i);
+        }
+        MmioRing &w = ctl->mmio_write;
+        for (;;) {
+            if (w_half) {
+                if (w_q.size() >= 2) break;
+                w_q.push_back(w_half_slot);
+                w_half = false;
+                continue;
+            }
+            if (w_moved >= w.posted || aw_q.size() >= 2) break;
+            const uint32_t i = w_moved++ % MMIO_SLOTS;
+            aw_q.push_back(i);
+            b_wait.push_back(i);
+            w_half = true;
+            w_half_slot = i;
+        }
+    }
+
+    // A source channel: a new beat once the current one is taken (or none is offered).
+    static bool source(bool &valid, bool ready, std::deque<uint32_t> &q, uint32_t &slot) {
+        if (valid && !ready) return false;
+        valid = !q.empty();
+        if (!valid) return false;
+        slot = q.front();
+        q.pop_front();
+        return true;
+    }
+
+    void step_mmio() {
+        if (rst.get()) {
+            ar_q.clear();
+            aw_q.clear();
+            w_q.clear();
+            r_wait.clear();
+            b_wait.clear();
+            w_half = false;
+            m_arvalid = m_awvalid = m_wvalid = m_ready = false;
+            r_moved = ctl->mmio_read.posted;
+            w_moved = ctl->mmio_write.posted;
+            ctl->mmio_read.done = r_moved;
+            ctl->mmio_write.done = w_moved;
+            return;
+        }
+        move_mmio();
+        MmioRing &r = ctl->mmio_read, &w = ctl->mmio_write;
+        if (m_ready && c_rvalid.get() && !r_wait.empty()) {
+            MmioSlot &s = r.slot[r_wait.front()];
+            r_wait.pop_front();
+            s.rdata = c_rdata.get();
+            s.resp = c_rresp.get();
+            ++r.done;
+        }
+        if (m_ready && c_bvalid.get() && !b_wait.empty()) {
+            w.slot[b_wait.front()].resp = c_bresp.get();
+            b_wait.pop_front();
+            ++w.done;
+        }
+        m_ready = true;
+        uint32_t i;
+        if (source(m_arvalid, c_arready.get(), ar_q, i)) m_araddr = r.slot[i].addr;
+        if (source(m_awvalid, c_awready.get(), aw_q, i)) m_awaddr = w.slot[i].addr;
+        if (source(m_wvalid, c_wready.get(), w_q, i)) {
+            m_wdata = w.slot[i].data;
+            m_wstrb = w.slot[i].strb;
+        }
+        move_mmio();
     }
 
     void step_taps(uint32_t flags) {

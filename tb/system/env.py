@@ -59,8 +59,8 @@ from siov.sw.model.system import DeviceModel
 from siov.tb.axi import apply_axi_ram_pauses
 from siov.tb.coverage import Coverage
 from siov.tb.host.bus import RtlBus, default_memory, wait_cycles
-from siov.tb.host.shared import (LOG_DISPATCH, LOG_HANDOVER, LOG_IRQ, LOG_SLICE_END, SharedHost, TapLog,
-                                  share_bus_errors)
+from siov.tb.host.shared import (LOG_DISPATCH, LOG_HANDOVER, LOG_IRQ, LOG_SLICE_END, SharedHost, SharedMmio,
+                                  TapLog, share_bus_errors)
 from siov.tb.host.checked import POLLED, CheckedBus
 from siov.tb.layouts import unpack
 from siov.tb.reset import reset_dut
@@ -129,14 +129,15 @@ class SystemBfm:
     RtlBus's is always ready.
 
     By default the host side runs in the simulator's C++
-    (:mod:`siov.tb.host.shared`): the clock, host memory with its pause
-    patterns and error ranges (the model's own table, written through), the
-    random ``irq_out.ready`` and the log of taps and interrupts, which
+    (:mod:`siov.tb.host.shared`): the clock, the AXI4-Lite master, host
+    memory with its pause patterns and error ranges (the model's own table,
+    written through), the random ``irq_out.ready`` and the log of taps and
+    interrupts, which
     :attr:`dispatches`, :attr:`handovers`, :attr:`slice_ends` and :attr:`irqs`
     read when asked. Python then runs only for MMIO and the test's own
     waits. With ``SIOV_RTL_MEMORY=axiram`` the same runs in Python:
-    cocotbext-axi's AxiRam with :func:`answer_bus_errors`, and a monitor
-    coroutine every cycle.
+    cocotbext-axi's AxiLiteMaster and AxiRam with :func:`answer_bus_errors`,
+    and a monitor coroutine every cycle.
     """
 
     def __init__(self, dut, rng, bus_errors):
@@ -167,7 +168,10 @@ class SystemBfm:
                 log.setLevel(logging.ERROR)
             self._cycle = 0
             self._logs = {"dispatches": [], "handovers": [], "slice_ends": [], "irqs": []}
-        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
+        if self.shared:
+            self.axil = SharedMmio(self.ram, dut)
+        else:
+            self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
         self.rtl = RtlBus(dut, ram=self.ram, axil=self.axil, start_clock=False)
         self._irq_ready_p = 1.0
 
