@@ -151,6 +151,17 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__IRQ_T__CNT_CTRL__CLEAR_bw 1
 #define SIOV__IRQ_T__CNT_CTRL__CLEAR_reset 0x0
 
+// reg - siov::irq_t::DRAIN_CMD
+#define SIOV__IRQ_T__DRAIN_CMD__START_bm 0x1
+#define SIOV__IRQ_T__DRAIN_CMD__START_bp 0
+#define SIOV__IRQ_T__DRAIN_CMD__START_bw 1
+#define SIOV__IRQ_T__DRAIN_CMD__START_reset 0x0
+
+// reg - siov::irq_t::DRAIN_STATUS
+#define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bm 0x1
+#define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bp 0
+#define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bw 1
+
 // reg - siov::irq_t::IMS::ENTRY
 #define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bm 0xffffffff
 #define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bp 0
@@ -198,7 +209,9 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t CNT_FAULTED;
     uint32_t CNT_DMA;
     uint32_t CNT_CTRL;
-    uint8_t RESERVED_34_7fff[0x7fcc];
+    uint32_t DRAIN_CMD;
+    uint32_t DRAIN_STATUS;
+    uint8_t RESERVED_3c_7fff[0x7fc4];
     siov__irq_t__IMS_t IMS;
 } siov__irq_t_t;
 
@@ -539,6 +552,9 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bm 0xf0
 #define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bp 4
 #define SIOV__CMD_T__ADI_STATUS__ERROR_CODE_bw 4
+#define SIOV__CMD_T__ADI_STATUS__INFLIGHT_bm 0x100
+#define SIOV__CMD_T__ADI_STATUS__INFLIGHT_bp 8
+#define SIOV__CMD_T__ADI_STATUS__INFLIGHT_bw 1
 
 // reg - siov::cmd_t::ADI_PTRS
 #define SIOV__CMD_T__ADI_PTRS__HEAD_bm 0xfff

@@ -126,6 +126,12 @@ REGISTERS = {
     'IRQ.CNT_CTRL': _reg('IRQ.CNT_CTRL', 0x10030, '',
         Field('CLEAR', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to zero CNT_DELIVERED, CNT_PENDED, CNT_FAULTED and CNT_DMA.'),
     ),
+    'IRQ.DRAIN_CMD': _reg('IRQ.DRAIN_CMD', 0x10034, "A fence on the messages in the remapper, as VT-d's invalidation wait is one on its interrupt entry cache: DRAIN_STATUS.BUSY is set from this write until every message accepted before the write was issued (from the engines, or a replay of an unmasked pending interrupt queued by then) has had its effect: delivered on irq_out and taken by its consumer, made pending in its entry, or faulted (its record in the fault queue, or counted in FAULT_OVF_COUNT). With CMD.ADI_STATUS.INFLIGHT this says that no interrupt of an ADI can still be delivered: quiesce the ADI, then drain. BUSY may stay set a few cycles longer than its own messages need, for messages accepted just after the write, never shorter. A drain started while one is in progress restarts it.",
+        Field('START', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to start a drain.'),
+    ),
+    'IRQ.DRAIN_STATUS': _reg('IRQ.DRAIN_STATUS', 0x10038, '',
+        Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The drain that DRAIN_CMD.START began is not complete.'),
+    ),
     'DMA.STATUS': _reg('DMA.STATUS', 0x20000, 'Range operation engine status.',
         Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A range operation (OP.GO) is running; OP_* must not be written.'),
         Field('ERR', lsb=1, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='The last range operation was refused (domain >= NUM_DOMAINS, START+COUNT > PAGES_PER_DOMAIN or unknown CODE); nothing changed.'),
@@ -254,6 +260,7 @@ REGISTERS = {
     'CMD.ADI_STATUS': _reg('CMD.ADI_STATUS', 0x30018, 'State of ADI ADI_SEL.',
         Field('STATE', lsb=0, width=2, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='State of the ADI.'),
         Field('ERROR_CODE', lsb=4, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Why the ADI is in ERROR; NONE otherwise.'),
+        Field('INFLIGHT', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc="A descriptor of the ADI is in flight: from the cycle after its engine's dispatcher takes it from the ADI's prefetch slot, through its hand-over and its execution (every data write and its completion record written, each with its write response), until its completion interrupt message, if any, has been accepted by the interrupt remapper (IRQ; DRAIN_CMD waits for what the remapper then does with it). A WAIT check that leaves the descriptor for a re-check is in flight while it runs. Any state: ABORT and DISABLED stop no descriptor already taken. So software quiesces an ADI by making it undispatchable (ABORT, or clearing its bit in the eligibility mask, ENG.ELIGIBLE_*), then reading INFLIGHT until it is 0: from then on nothing of the ADI reaches memory, and nothing new is taken."),
     ),
     'CMD.ADI_PTRS': _reg('CMD.ADI_PTRS', 0x3001c, 'Ring indices of ADI ADI_SEL.',
         Field('HEAD', lsb=0, width=12, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Consumer index: next descriptor the fetcher takes.'),
@@ -462,6 +469,14 @@ IRQ_CNT_CTRL = 0x10030
 IRQ_CNT_CTRL_CLEAR_LSB = 0
 IRQ_CNT_CTRL_CLEAR_WIDTH = 1
 IRQ_CNT_CTRL_CLEAR_MASK = 0x1
+IRQ_DRAIN_CMD = 0x10034
+IRQ_DRAIN_CMD_START_LSB = 0
+IRQ_DRAIN_CMD_START_WIDTH = 1
+IRQ_DRAIN_CMD_START_MASK = 0x1
+IRQ_DRAIN_STATUS = 0x10038
+IRQ_DRAIN_STATUS_BUSY_LSB = 0
+IRQ_DRAIN_STATUS_BUSY_WIDTH = 1
+IRQ_DRAIN_STATUS_BUSY_MASK = 0x1
 DMA_STATUS = 0x20000
 DMA_STATUS_BUSY_LSB = 0
 DMA_STATUS_BUSY_WIDTH = 1
@@ -669,6 +684,9 @@ CMD_ADI_STATUS_STATE_MASK = 0x3
 CMD_ADI_STATUS_ERROR_CODE_LSB = 4
 CMD_ADI_STATUS_ERROR_CODE_WIDTH = 4
 CMD_ADI_STATUS_ERROR_CODE_MASK = 0xf0
+CMD_ADI_STATUS_INFLIGHT_LSB = 8
+CMD_ADI_STATUS_INFLIGHT_WIDTH = 1
+CMD_ADI_STATUS_INFLIGHT_MASK = 0x100
 CMD_ADI_PTRS = 0x3001c
 CMD_ADI_PTRS_HEAD_LSB = 0
 CMD_ADI_PTRS_HEAD_WIDTH = 12

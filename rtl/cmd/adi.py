@@ -28,9 +28,11 @@ DRAINING and HEAD != TAIL; a register, computed from the next values of
 those registers, so it always equals that condition on their current ones), ``ring`` (each ADI's base, size, PASID, domain and
 head), and the ``consume`` stream (always ready) that advances an ADI's head
 by one descriptor; a consume for an ADI that is not pending is ignored.
-From the engine: ``busy`` (bit i: a descriptor of ADI i is executing; a
-DRAINING ADI goes DISABLED only once HEAD == TAIL and it is not busy, so
-DISABLED after DRAIN means every posted descriptor has completed) and the
+From the engine: ``busy`` (bit i: a descriptor of ADI i is in flight, from
+its hand-over to its engine until its completion interrupt message has
+reached the interrupt remapper; shown as ADI_STATUS.INFLIGHT; a DRAINING ADI
+goes DISABLED only once HEAD == TAIL and it is not busy, so DISABLED after
+DRAIN means every posted descriptor has completed) and the
 ``fault`` stream (always ready) that puts an ENABLED or DRAINING ADI into
 ERROR with the engine's code (``DESC_PASID``: a descriptor's PASID differs from
 the ADI's; ``FETCH_FAULT``: a descriptor fetch faulted in the DMA tracker or
@@ -91,7 +93,7 @@ class AdiBlock(wiring.Component):
     ring : Out(ArrayLayout(RING_LAYOUT, num_adis))
     consume : In(stream.Signature(CONSUME_LAYOUT))
     busy : In(num_adis)
-        Bit i: the engine is executing a descriptor of ADI i.
+        Bit i: a descriptor of ADI i is in flight in the engine (ADI_STATUS.INFLIGHT).
     fault : In(stream.Signature(ADI_FAULT_LAYOUT))
         Engine faults that put an ADI into ERROR (always ready).
     """
@@ -290,6 +292,7 @@ class AdiBlock(wiring.Component):
         m.d.comb += [
             r("CMD.ADI_STATUS.STATE").eq(Mux(sel_ok, state_a[sel], 0)),
             r("CMD.ADI_STATUS.ERROR_CODE").eq(Mux(sel_ok, Array(err)[sel], 0)),
+            r("CMD.ADI_STATUS.INFLIGHT").eq(Mux(sel_ok, self.busy.bit_select(sel, 1), 0)),
             r("CMD.ADI_PTRS.HEAD").eq(Mux(sel_ok, head_a[sel], 0)),
             r("CMD.ADI_PTRS.TAIL").eq(Mux(sel_ok, tail_a[sel], 0)),
             r("CMD.DROPPED_DOORBELLS.COUNT").eq(dropped),

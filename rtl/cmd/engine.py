@@ -51,6 +51,8 @@ from .prefetch import DESC_WORDS, Prefetcher, slot_addr_bits
 __all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS", "mem_id_width"]
 
 CSR_ADDR_WIDTH = exact_log2(regmap.ENG_SIZE)
+#: A completion interrupt message between the executors and the remapper, with its ADI.
+_IRQ_MERGE_LAYOUT = data.StructLayout({"msg": MessageLayout, "adi": 6})
 
 
 def mem_id_width(params):
@@ -71,6 +73,9 @@ class Engine(wiring.Component):
     pending : In(num_adis)
     consume : Out(stream.Signature(CONSUME_LAYOUT))
     busy : Out(num_adis)
+        Bit i: a descriptor of ADI i is in flight (CMD.ADI_STATUS.INFLIGHT): taken by its
+        engine's dispatcher, executing, or its completion interrupt message not yet
+        accepted by the interrupt remapper.
     adi_fault : Out(stream.Signature(ADI_FAULT_LAYOUT))
         Towards the ADI block (always ready there).
     dma_req : Out(stream.Signature(REQ_LAYOUT))
@@ -164,10 +169,12 @@ class Engine(wiring.Component):
             wiring.connect(m, dp.starts()[e], x.start)
             wiring.connect(m, x.done, dp.dones()[e])
             m.d.comb += dp.idle[e].eq(x.idle)
+        # In flight (ADI_STATUS.INFLIGHT): taken and not yet started, executing, or its
+        # completion interrupt on its way to the remapper (in an executor's output register
+        # or in the merge's, below).
         busy = dp.loading_adi
         for x in execs:
             busy = busy | x.busy_adi
-        m.d.comb += self.busy.eq(busy)
 
         # ---- shared ports ---------------------------------------------------------------
         m.submodules.tracker_port = tp = TrackerPortArbiter(ne + 1, REQ_LAYOUT, OUT_LAYOUT)
@@ -193,10 +200,18 @@ class Engine(wiring.Component):
                 else:
                     m.d.comb += getattr(half, name).eq(getattr(self.mem, name))
 
-        m.submodules.irq_merge = irq_merge = StreamMerge(ne, MessageLayout)
+        # The merge carries each message's ADI beside it, so that the message counts as its
+        # ADI's until the remapper takes it.
+        m.submodules.irq_merge = irq_merge = StreamMerge(ne, _IRQ_MERGE_LAYOUT)
         for e, x in enumerate(execs):
-            wiring.connect(m, x.irq, irq_merge.inputs()[e])
-        wiring.connect(m, irq_merge.out, wiring.flipped(self.irq))
+            inp = irq_merge.inputs()[e]
+            m.d.comb += [inp.valid.eq(x.irq.valid), inp.payload.msg.eq(x.irq.payload),
+                         inp.payload.adi.eq(x.irq_adi), x.irq.ready.eq(inp.ready)]
+        merged = irq_merge.out
+        m.d.comb += [self.irq.valid.eq(merged.valid), self.irq.payload.eq(merged.payload.msg),
+                     merged.ready.eq(self.irq.ready)]
+        busy = busy | Mux(merged.valid, (Const(1, n) << merged.payload.adi)[:n], 0)
+        m.d.comb += self.busy.eq(busy)
         m.submodules.fault_merge = fault_merge = StreamMerge(ne + 1, ADI_FAULT_LAYOUT)
         for e, x in enumerate(execs):
             wiring.connect(m, x.adi_fault, fault_merge.inputs()[e])

@@ -110,7 +110,11 @@ class Executor(wiring.Component):
     idle : Out(1)
         Can take a descriptor.
     busy_adi : Out(num_adis)
-        One-hot: the ADI whose descriptor executes.
+        The ADI whose descriptor executes, and the ADI whose completion
+        interrupt message waits in the output register (after the descriptor
+        finished, until ``irq`` hands it on): those of its descriptors in flight.
+    irq_adi : Out(6)
+        The ADI of the message on ``irq``.
     finished : Out(1), finish : Out(FINISH_LAYOUT)
         A descriptor completed this cycle, with its status and cycles.
     refused : Out(1)
@@ -133,6 +137,7 @@ class Executor(wiring.Component):
             "irq": Out(stream.Signature(MessageLayout)),
             "idle": Out(1),
             "busy_adi": Out(n),
+            "irq_adi": Out(6),
             "finished": Out(1),
             "finish": Out(FINISH_LAYOUT),
             "refused": Out(1),
@@ -250,7 +255,10 @@ class Executor(wiring.Component):
         rcr = (flags & Flag.RCR.value).any()
         handle_ok = desc.int_handle < p.ims_entries
 
-        m.d.comb += self.busy_adi.eq(Mux(busy_adi, (Const(1, n) << cur)[:n], 0))
+        irq_adi = Signal(range(max(n, 2)))       # the ADI of the message in irq_stage
+        m.d.comb += self.busy_adi.eq(Mux(busy_adi, (Const(1, n) << cur)[:n], 0)
+                                     | Mux(self.irq.valid, (Const(1, n) << irq_adi)[:n], 0))
+        m.d.comb += self.irq_adi.eq(irq_adi)
         with m.If(busy_adi):
             m.d.sync += cycles.eq(cycles + 1)
 
@@ -657,6 +665,7 @@ class Executor(wiring.Component):
                 with m.If(rci & handle_ok):
                     m.d.comb += irq_stage.inp.valid.eq(1)
                     with m.If(irq_stage.inp.ready):
+                        m.d.sync += irq_adi.eq(cur)
                         m.next = "FINISH"
                 with m.Else():
                     m.next = "FINISH"

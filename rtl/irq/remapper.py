@@ -32,6 +32,11 @@ delivery). So the outcome of a race with an IMS write depends only on the
 order of the acceptance and the write's commit cycle (the cycle of its bus
 response).
 
+Because no stage stalls, a *drain* (``DRAIN_CMD``, ``DRAIN_STATUS``) is a
+count, not a search: a fixed number of cycles after it starts, every message
+accepted before has had its effect, except the interrupts still in the
+``irq_out`` queue, which leave in order; the drain waits for those.
+
 The IMS table has a single block RAM port shared by the pipeline and the
 register window, with one 36-bit lane per IMS word (the word and a flag
 decoded when it is written, so that "present" needs no comparison). A window
@@ -74,6 +79,9 @@ CSR_ADDR_WIDTH = 16
 IRQ_DEPTH = 4
 #: Depth of the dma_out queue (DMA messages are pushed from the read stage).
 DMA_DEPTH = 3
+#: Cycles after a drain's START by which every message accepted until then has had its
+#: effect (a fault record reaches the registers the bank reads 5 cycles after acceptance).
+_DRAIN_SETTLE = 6
 
 
 class Decision(enum.IntEnum):
@@ -623,6 +631,26 @@ class InterruptRemapper(wiring.Component):
             cnt = Signal(32, name=name.lower())
             saturating_inc(m, cnt, ev, clear_cnt)
             m.d.comb += regs.port(f"IRQ.{name}.COUNT").eq(cnt)
+
+        # ---- drain (DRAIN_CMD / DRAIN_STATUS) ------------------------------------------
+        # A message accepted in the cycle of the START pulse or before has had every
+        # effect but a delivery's last step by _DRAIN_SETTLE cycles later: its fault
+        # record queued (and the registered head and level the bank reads updated) or
+        # counted, its pending bit set, or its interrupt in the irq_out queue. The
+        # drain then waits for the interrupts the queue holds at that moment: they
+        # leave in order. A replay queued (or about to be) holds the settling time.
+        drain_wait = Signal(range(_DRAIN_SETTLE + 1))
+        drain_left = Signal(range(IRQ_DEPTH + 1))
+        irq_pop = self.irq_out.valid & self.irq_out.ready
+        with m.If(regs.port("IRQ.DRAIN_CMD.START") | ((drain_wait != 0) & (replay_q.r_rdy | push))):
+            m.d.sync += drain_wait.eq(_DRAIN_SETTLE)
+        with m.Elif(drain_wait != 0):
+            m.d.sync += drain_wait.eq(drain_wait - 1)
+            with m.If(drain_wait == 1):
+                m.d.sync += drain_left.eq(irq_q.level - irq_pop)
+        with m.Elif((drain_left != 0) & irq_pop):
+            m.d.sync += drain_left.eq(drain_left - 1)
+        m.d.comb += regs.port("IRQ.DRAIN_STATUS.BUSY").eq((drain_wait != 0) | (drain_left != 0))
 
         # ---- probe ---------------------------------------------------------------
         p = self.probe

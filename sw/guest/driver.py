@@ -242,7 +242,13 @@ class Queue:
         await self._control(QueueControl.RESET_ERROR)
 
     async def close(self):
-        """Abort what is left, unmap and free the ring and records."""
+        """Abort what is left, unmap and free the ring and records.
+
+        The abort completes only once no descriptor of the queue is in flight
+        (the VDCM's queue control, as a DSA's Abort WQ): a descriptor already
+        running finishes first, so its completion record cannot land in pages
+        the guest gives to something else after the close.
+        """
         self._check_open()
         d = self.driver
         await self._control(QueueControl.ABORT)

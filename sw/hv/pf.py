@@ -494,28 +494,78 @@ class PfDriver:
         await self.bus.write(regmap.ENG_ELIGIBLE_CMD, regmap.ENG_ELIGIBLE_CMD_COMMIT_MASK)
 
     async def quiesce(self, adis):
-        """Return once no descriptor of ``adis`` is executing, given that none can be dispatched
-        any more (the caller holds or aborted them).
+        """:meth:`quiesce_adis` (the name the VDCM's configuration-space controls call)."""
+        await self.quiesce_adis(adis)
 
-        The device shows which engines are busy (ENG.ENG_STATUS.ENGINES_BUSY),
-        not for which ADI. So every ADI bound to the engines of ``adis`` is
-        held for the while: each such engine finishes the descriptor it is
-        executing, whoever's it is, and then idles; once the poll sees it
-        idle, nothing of ``adis`` runs there. Other tenants of those engines
-        wait for that one descriptor, which they would wait for anyway, and
-        for the poll. :class:`DeviceTimeout` after ``timeout_cycles``.
+    def _dispatchable(self, adi):
+        """Whether the eligibility mask this driver commits lets ``adi`` be dispatched."""
+        return bool((self._eligible & ~self.held()) >> adi & 1)
+
+    async def quiesce_adis(self, adis):
+        """Return once nothing of ``adis`` is left in the device: no descriptor of theirs in
+        flight, and no interrupt message of theirs that can still be delivered.
+
+        The caller first makes them undispatchable: ABORT (their posted
+        descriptors are dropped) or :meth:`hold` (kept out of the eligibility
+        mask). Then, in order:
+
+        1. each ADI's CMD.ADI_STATUS.INFLIGHT is polled until it reads 0: the
+           descriptor its engine had taken has finished, its data and its
+           completion record are in memory (or its faults in the DMA fault
+           queue), and its completion interrupt message has reached the
+           interrupt remapper;
+        2. a drain of the interrupt remapper (IRQ.DRAIN_CMD, polled in
+           DRAIN_STATUS): every message it had accepted is delivered, pending
+           in its IMS entry, or faulted, its record in the interrupt fault queue.
+
+        After it, every fault the ADIs caused is in a fault queue (or counted
+        lost) for :meth:`~siov.sw.hv.hypervisor.Hypervisor.poll_faults`, their
+        IMS entries can be cleared without an interrupt on its way to the old
+        destination, and their pages reused. Each poll holds the driver's lock
+        only for its own select and read, so other control work goes on
+        meanwhile. It costs two accesses per ADI per ``poll_cycles`` while a
+        descriptor runs (the wait itself is the rest of that descriptor), and
+        about ten cycles of drain.
+
+        Raises
+        ------
+        ValueError
+            An ADI is ENABLED or DRAINING and eligible: it could be dispatched
+            again, so "nothing in flight" would not last.
+        DeviceTimeout
+            Still in flight after ``timeout_cycles``.
         """
-        engines = {self._engine_of[a] for a in adis if a in self._engine_of}
-        if not engines:         # never enabled: nothing of theirs can be executing
-            return
-        busy_mask = sum(1 << e for e in engines) << regmap.ENG_ENG_STATUS_ENGINES_BUSY_LSB
-        key = ("quiesce", object())
-        await self.hold(key, [a for a, e in self._engine_of.items() if e in engines] + list(adis))
-        try:
-            await self._poll(regmap.ENG_ENG_STATUS, lambda v: not v & busy_mask,
-                             f"engines {sorted(engines)} going idle")
-        finally:
-            await self.hold(key, ())
+        left, waited = list(adis), 0
+        while left:
+            async with self._lock:
+                still = []
+                for a in left:
+                    await self.bus.write(regmap.CMD_ADI_SEL, a)
+                    st = await self.bus.read(regmap.CMD_ADI_STATUS)
+                    state = regmap.AdiState(_get(st, "CMD_ADI_STATUS_STATE"))
+                    if state in (regmap.AdiState.ENABLED, regmap.AdiState.DRAINING) and self._dispatchable(a):
+                        raise ValueError(f"ADI {a} is {state.name} and eligible: abort it or hold it before "
+                                         f"waiting for it to quiesce")
+                    if _get(st, "CMD_ADI_STATUS_INFLIGHT"):
+                        still.append(a)
+            left = still
+            if left:
+                if waited >= self.timeout_cycles:
+                    raise DeviceTimeout(f"ADIs {left} still have a descriptor in flight after {waited} cycles")
+                await self.bus.wait_cycles(self.poll_cycles)
+                waited += self.poll_cycles
+        async with self._lock:
+            await self.bus.write(regmap.IRQ_DRAIN_CMD, regmap.IRQ_DRAIN_CMD_START_MASK)
+        while True:
+            async with self._lock:
+                busy = await self.bus.read(regmap.IRQ_DRAIN_STATUS) & regmap.IRQ_DRAIN_STATUS_BUSY_MASK
+            if not busy:
+                return
+            if waited >= self.timeout_cycles:
+                raise DeviceTimeout(f"the interrupt remapper did not drain in {waited} cycles (is irq_out "
+                                    f"taken?)")
+            await self.bus.wait_cycles(self.poll_cycles)
+            waited += self.poll_cycles
 
     @_atomic
     async def set_wait(self, recheck_cycles=None, timeout_cycles=None):

@@ -24,7 +24,9 @@ Virtual BAR 0 of a device with ``n`` ADIs (offsets in bytes):
 ``CTRL + Q + 0x08``   trap   ring size in entries: a power of two from
                              :data:`RING_MIN` to :data:`RING_MAX`
 ``CTRL + Q + 0x0C``   trap   control (write; :class:`QueueControl`): 1 enable,
-                             2 drain, 4 abort, 8 reset error; reads 0
+                             2 drain, 4 abort, 8 reset error; reads 0. An
+                             abort completes once no descriptor of the
+                             queue is in flight any more
 ``CTRL + Q + 0x10``   trap   status (read): state in bits 1:0
                              (:class:`~siov.rtl.regmap.AdiState`), error code
                              in 7:4 (:class:`~siov.rtl.regmap.AdiError`)
@@ -536,6 +538,10 @@ class VirtualDevice:
             ctrl &= ~QueueControl.ENABLE
         if ctrl:
             await self.vdcm.pf.adi_command(self.adis[q], ctrl.adi_command)
+        if QueueControl.ABORT in ctrl and QueueControl.RESET_ERROR not in ctrl:
+            # As a DSA's Abort WQ command: the write completes once the queue's last
+            # descriptor has finished, so the guest may reuse its ring and records.
+            await self.vdcm.pf.quiesce_adis([self.adis[q]])
 
 
 class Vdcm:
@@ -636,18 +642,22 @@ class Vdcm:
     async def release(self, vdev):
         """Stop and unassign everything ``vdev`` holds; the hardware is left as it was before.
 
-        Each ADI is aborted (its posted descriptors are dropped; ``rtl/regs.rdl``
-        CMD.ADI_CMD.ABORT), taken out of ERROR and unbound from the tracker's
-        ADI table; each IMS entry is cleared, which also drops an interrupt it
+        Its ADIs are held out of the eligibility mask and aborted (their
+        posted descriptors are dropped; ``rtl/regs.rdl`` CMD.ADI_CMD.ABORT),
+        and nothing is released before the device is done with them
+        (:meth:`~siov.sw.hv.pf.PfDriver.quiesce_adis`: a descriptor already
+        running finishes, and its interrupt is delivered or faulted). Then
+        each ADI is taken out of ERROR and unbound from the tracker's ADI
+        table; each IMS entry is cleared, which also drops an interrupt it
         held pending (IRQ.IMS: a PASID change clears PENDING without delivery).
-        A descriptor the engine is executing at that moment still runs to its
-        end; its DMA is blocked once the tenant's window is closed
-        (:meth:`~siov.sw.hv.hypervisor.Hypervisor.destroy_tenant`).
         """
         if vdev.released:
             return
+        await self.pf.hold(vdev, vdev.adis)
         for a in vdev.adis:
             await self.pf.adi_command(a, QueueControl.ABORT.adi_command)
+        await self.pf.quiesce_adis(vdev.adis)
+        for a in vdev.adis:
             await self.pf.adi_command(a, QueueControl.RESET_ERROR.adi_command)
             await self.pf.bind_adi(a, 0, 0, valid=False)
             del self.adi_owner[a]

@@ -55,7 +55,7 @@ class AdiEntry:
     pasid: int = 0
     domain: int = 0
     engine: int = 0          # the engine the ring is bound to (CMD.ADI_CFG.ENGINE at ENABLE)
-    busy: bool = False       # a descriptor of this ADI is executing in the engine
+    busy: bool = False       # a descriptor of this ADI is in flight in the engine (ADI_STATUS.INFLIGHT)
 
     @property
     def pending(self):
@@ -168,6 +168,7 @@ class AdiModel:
         self._regs.hw.update({
             "CMD.ADI_STATUS.STATE": a.state,
             "CMD.ADI_STATUS.ERROR_CODE": a.error,
+            "CMD.ADI_STATUS.INFLIGHT": int(a.busy),
             "CMD.ADI_PTRS.HEAD": a.head,
             "CMD.ADI_PTRS.TAIL": a.tail,
             "CMD.DROPPED_DOORBELLS.COUNT": self.dropped,

@@ -101,9 +101,19 @@ class IrqModel:
         Fault queue depth.
     replay_depth : int
         Depth of the replay queue of unmasked pending interrupts.
+
+    Attributes
+    ----------
+    drains : int
+        DRAIN_CMD.START writes so far. The model decides a message at once, so
+        a drain waits only for what its user adds after the decision (the model
+        backend's delivery latency): that user sets :attr:`drain_busy`, which
+        DRAIN_STATUS.BUSY reads.
     """
 
     def __init__(self, entries=256, fault_depth=16, replay_depth=4):
+        self.drains = 0
+        self.drain_busy = False
         self.entries = entries
         self.fault_depth = fault_depth
         self.replay_depth = replay_depth
@@ -216,6 +226,8 @@ class IrqModel:
             return 0 if head is None else head[2]
         if name == "FAULT_OVF_COUNT":
             return self.ovf_count
+        if name == "DRAIN_STATUS":
+            return int(self.drain_busy) << regmap.IRQ_DRAIN_STATUS_BUSY_LSB
         if name in self.counters:
             return self.counters[name]
         return 0  # write-only (singlepulse) registers read as zero
@@ -257,6 +269,9 @@ class IrqModel:
             if value & regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK:
                 self.overflow = False
                 self.ovf_count = 0
+        elif name == "DRAIN_CMD":
+            if value & regmap.IRQ_DRAIN_CMD_START_MASK:
+                self.drains += 1
         elif name == "CNT_CTRL":
             if value & regmap.IRQ_CNT_CTRL_CLEAR_MASK:
                 for k in self.counters:
