@@ -235,7 +235,8 @@ def predict(desc, rules, mapped, pasid=None, timing=None):
     name = info.name if info else f"{desc.opcode:#04x}"
     out = dict(opcode=name, size=desc.xfer_size if info is not None and info.sized else 0)
     if pasid is not None and desc.pasid != pasid:
-        return dict(out, verdict=Verdict.PASID, status=Status.NONE, cycles=0,
+        return dict(out, verdict=Verdict.PASID, status=Status.NONE, cycles=0, pieces=0, fault_addr=None,
+                    reads=frozenset(), writes=frozenset(), record_addr=None, interrupt=None, sem=None,
                     reason=f"PASID {desc.pasid:#x} is not the ADI's {pasid:#x}")
     status, reason = _checks(desc, info, rules)
     fault, done, written, pieces, reads = None, 0, set(), 0, set()

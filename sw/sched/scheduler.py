@@ -24,11 +24,14 @@ Policies (:data:`POLICIES`), chosen by name:
     GVT-g's time slices: one tenant's rings at a time get every engine, for
     ``slice_cycles``; the next is the least recently run tenant that has
     work and time left. Each balance period (one slice per tenant) adds to
-    every tenant its weighted share of the period; what a tenant overran or
-    left over carries forward, and every ``stages`` periods the carry is
-    forgotten (GVT-g's stage 0). A tenant whose rings are empty at a tick
-    gives up the rest of its slice. When every tenant with work is in debt,
-    the next period starts at once instead of idling.
+    every tenant its weighted share of the period's engine cycles; each
+    tenant is charged the cycles its completion records show (GVT-g charges
+    the time between switches, which here would bill the descriptor still
+    running at a switch to the next tenant); what a tenant overran or left
+    over carries forward, and every ``stages`` periods the carry is
+    forgotten (GVT-g's stage 0). A tenant whose rings are empty gives up the
+    rest of its slice. When every tenant with work is in debt, the next
+    period starts at once instead of idling.
 ``auto``
     The patent's claim. Per-ring by default. When the scanner finds, in one
     ring of a tenant, a WAIT whose semaphore a SIGNAL in *another ring of the
@@ -264,13 +267,31 @@ class Scheduler:
         self._idle1 = await self._idle_counters()
 
     async def _loop(self):
+        next_tick = self.bus.now()
         while not self._stopping:
-            await self.tick()
-            due = self.bus.now() + self.tick_cycles
+            if self.bus.now() >= next_tick:
+                await self.tick()
+                next_tick = self.bus.now() + self.tick_cycles
+            else:                      # a slice ends between ticks: what guest memory shows suffices
+                await self._look()
+            due = next_tick
             wake = self._policy.wake()
             if wake is not None:
                 due = min(due, max(wake, self.bus.now() + 1))
             await self._sleep_until(due)
+
+    async def _look(self):
+        """Learn what guest memory shows (no device time), scan the rings it hints at, and apply
+        the policy."""
+        retired, hinted = await self.scanner.poll(self.hint_gap)
+        new = []
+        if hinted:
+            new, more = await self._scan(hinted)
+            retired += more
+        if new or retired:
+            await self._update(new, retired)
+        else:
+            await self._apply()
 
     async def _sleep_until(self, due):
         """Sleep until cycle ``due``; meanwhile, every ``watch`` cycles, learn what guest memory
@@ -284,15 +305,7 @@ class Scheduler:
                 await self.bus.wait_event(self._wake, left)
                 continue
             await self.bus.wait_event(self._wake, min(left, self.watch))
-            retired, hinted = await self.scanner.poll(self.hint_gap)
-            new = []
-            if hinted:
-                new, more = await self._scan(hinted)
-                retired += more
-            if new or retired:
-                await self._update(new, retired)
-            elif self._policy.timed:
-                await self._apply()
+            await self._look()
 
     # -- one tick ----------------------------------------------------------------------------
 
@@ -428,6 +441,11 @@ class Scheduler:
 
     # -- the report --------------------------------------------------------------------------
 
+    def mmio_by_purpose(self):
+        """The device cycles of the scheduler's own MMIO by purpose: ``"tail"`` and ``"head"``
+        (ring pointers), ``"bitmap"`` (mappings), ``"mask"``, ``"arbiter"``, ``"counters"``."""
+        return dict(self._mmio_by + self.scanner.mmio_by)
+
     def report(self):
         """The scheduler's metrics as a JSON-able dict (see the module docstring)."""
         end = self.stopped_at if self.stopped_at is not None else self.bus.now()
@@ -451,7 +469,7 @@ class Scheduler:
             "mmio_per_tick": round(self.mmio_accesses / max(self.ticks, 1), 2),
             "cycles_per_tick": round(self.mmio_cycles / max(self.ticks, 1), 2),
             "overhead": round(self.mmio_cycles / run, 5),
-            "mmio_by": dict(self._mmio_by + self.scanner.mmio_by),
+            "mmio_by": self.mmio_by_purpose(),
             "overrun_p95": percentile(self.overruns, 95), "overrun_max": max(self.overruns, default=None),
             "cost_error_p50": self.cost.error(50), "cost_error_p95": self.cost.error(95),
             "cost_samples": self.cost.samples, "cost_model": self.cost.coefficients(),
@@ -486,8 +504,6 @@ class _PolicyBase:
 
     #: Whether the policy acts between ticks on what guest memory shows (else it scans on ticks only).
     watches = True
-    #: Whether the policy's mask depends on time alone (slices), so it is applied at every look.
-    timed = False
 
     def wake(self):
         return None
@@ -495,8 +511,7 @@ class _PolicyBase:
 
 def _weights_by_adi(s):
     """The arbiter's per-ADI weights from the tenants' (at least 1, at most the field's width)."""
-    n = s.hv.caps.num_adis
-    w = [1] * n
+    w = [1] * (max(s.scanner.rings, default=-1) + 1)
     for adi, r in s.scanner.rings.items():
         w[adi] = max(1, min(regmap.ENG_ARB_WEIGHT_WEIGHT_MASK, round(s.weight(r.tenant.name))))
     return w
@@ -519,7 +534,6 @@ class _PerRing(_PolicyBase):
 class _Gang(_PolicyBase):
     """GVT-g's weighted time slices: one tenant's rings get every engine per slice."""
 
-    timed = True
 
     def __init__(self, sched):
         super().__init__(sched)
@@ -537,13 +551,16 @@ class _Gang(_PolicyBase):
                 self.order.append(t)
                 self.left.setdefault(t, 0)
 
+    def completed(self, entry, cost, cycles):
+        self.left[entry.tenant] = self.left.get(entry.tenant, 0) - cycles
+
     def _balance(self):
-        """A new balance period: each tenant's weighted share of one slice per tenant; at stage 0
-        the carried time is forgotten (GVT-g's ``gvt_balance_timeslice``)."""
+        """A new balance period: each tenant's weighted share of the engine cycles of one slice
+        per tenant; at stage 0 what was carried is forgotten (GVT-g's ``gvt_balance_timeslice``)."""
         s = self.s
         tenants = list(s.rings_of())
         total = sum(s.weight(t) for t in tenants) or 1
-        period = s.slice_cycles * len(tenants)
+        period = s.slice_cycles * len(tenants) * s.hv.caps.num_engines
         for t in tenants:
             self.allocated[t] = period * s.weight(t) / total
             self.left[t] = self.allocated[t] if self.stage == 0 else self.left.get(t, 0) + self.allocated[t]
@@ -559,7 +576,6 @@ class _Gang(_PolicyBase):
             used = now - self.slice_start
             if used < s.slice_cycles and self.current in busy:
                 return self._mask()
-            self.left[self.current] = self.left.get(self.current, 0) - used
             s.log_switch(self.current, "slice end", "slice used" if used >= s.slice_cycles else "no work left")
             self.current = None
         if not busy:
@@ -724,7 +740,6 @@ class _Auto(_PolicyBase):
 class _Qos(_PolicyBase):
     """Best effort by predicted cost, with budgets carried across slices (see the module docstring)."""
 
-    timed = True
 
     def __init__(self, sched):
         super().__init__(sched)
@@ -763,7 +778,7 @@ class _Qos(_PolicyBase):
     async def setup(self):
         s = self.s
         self.quanta = self._quanta()
-        q = [0] * s.hv.caps.num_adis
+        q = [0] * (max(self.quanta, default=-1) + 1)       # ADIs above the last ring keep theirs
         for a, v in self.quanta.items():
             q[a] = min(v, regmap.ENG_ARB_QUANTUM_QUANTUM_MASK)
         self.cost_written = self._hardware_cost()
@@ -814,13 +829,13 @@ class _Qos(_PolicyBase):
         return mask
 
     async def program(self):
-        """Write COST_A/COST_B when the cost model has learned from enough new samples."""
+        """Write COST_A/COST_B when the cost model, after 64 new samples, differs by more than 10%."""
         s = self.s
         if s.cost.samples - self.samples_at_write < 64:
             return
         self.samples_at_write = s.cost.samples
         hw = self._hardware_cost()
-        if hw != self.cost_written:
+        if any(abs(a - b) > 0.1 * max(b, 1) for a, b in zip(hw, self.cost_written)):
             self.cost_written = hw
             await s.set_arbiter(Policy.QOS, s.slice_cycles, hw)
 

@@ -86,17 +86,31 @@ class Vm:
 
 class Bench:
     """What the workloads of one run share: the hypervisor, a :class:`Watcher`, the metrics
-    (:class:`~siov.sw.sched.metrics.Metrics`) and a seeded random generator."""
+    (:class:`~siov.sw.sched.metrics.Metrics`), seeded random generators, and optionally a
+    :class:`~siov.sw.diff.Recorder` told of every tenant and completion record."""
 
-    def __init__(self, hv, metrics, seed=0, poll=8):
+    def __init__(self, hv, metrics, seed=0, poll=8, recorder=None):
         self.hv, self.bus, self.metrics = hv, hv.bus, metrics
+        self.recorder = recorder
         self.watcher = Watcher(hv.bus, poll)
-        self.rng = random.Random(seed)
+        self.seed = seed
+        self._rngs = {}
         self.records = {}             # tenant name -> host addresses of its records, in order
+
+    def rng(self, vm):
+        """The random generator of ``vm`` (a :class:`Vm` or a name): one per tenant, seeded from
+        the run's seed and its name, so that what a tenant draws does not depend on how its
+        task interleaves with the others'."""
+        name = getattr(vm, "name", vm)
+        if name not in self._rngs:
+            self._rngs[name] = random.Random(f"{self.seed}:{name}")
+        return self._rngs[name]
 
     async def vm(self, name, queues=2, pages=64, ring=64):
         """A VM with a virtual device of ``queues`` queues, each open and enabled."""
         t = await self.hv.create_tenant(name, TenantKind.VM, pages)
+        if self.recorder is not None:
+            self.recorder.tenant(t)
         vdev = await self.hv.vdcm.create(t, adis=queues)
         drv = await FrontendDriver(vdev).open()
         for q in drv.queues:
@@ -108,7 +122,7 @@ class Bench:
         """``pages`` mapped pages of ``vm``'s memory, filled with seeded bytes."""
         addr = vm.driver.memory.alloc(pages * PAGE)
         await vm.driver.dma_map(addr, pages * PAGE)
-        await vm.driver.memory.write(addr, self.rng.randbytes(pages * PAGE))
+        await vm.driver.memory.write(addr, self.rng(vm).randbytes(pages * PAGE))
         return addr
 
     async def submit(self, vm, q, descriptors, on_done=None, nbytes=0):
@@ -119,6 +133,8 @@ class Bench:
         rec = self.records.setdefault(vm.name, [])
         for k, t in enumerate(tickets):
             rec.append(vm.tenant.memory.host(t.record_addr))
+            if self.recorder is not None:
+                self.recorder.expect_record(vm.name, rec[-1])
 
             def done(cycle, raw, k=k):
                 self.metrics.done(vm.name, now, cycle, nbytes)
@@ -137,22 +153,27 @@ def _cycles(raw):
     return int.from_bytes(raw[20:24], "little")
 
 
-async def dependent(b, vm, pairs=12, size=512, latencies=None, depth=1):
+async def dependent(b, vm, pairs=12, size=512, latencies=None, depth=1, check=False, sem_out=None):
     """Producer (queue 0) and consumer (queue 1) of ``vm`` joined by SIGNAL and WAIT.
 
     Pair ``j``: the producer fills buffer ``P_j`` and SIGNALs semaphore ``j``; the consumer
-    WAITs for it and copies ``P_j`` to ``C_j``. The consumer's work is posted first, then
-    the producer's, ``depth`` pairs per submission. A pair's latency, from the producer's
-    fill handed to its engine (its completion less its record's cycles) to the consumer's
-    copy completed, goes to ``latencies``. Returns when every pair is done.
+    WAITs for it and copies ``P_j`` to ``C_j`` (and, with ``check``, COMPAREs the two: equal
+    only if the WAIT held the copy back). The consumer's work is posted first, then the
+    producer's, ``depth`` pairs per submission. A pair's latency, from the producer's fill
+    handed to its engine (its completion less its record's cycles) to the consumer's copy
+    completed, goes to ``latencies``; the semaphores' guest address to ``sem_out``. Returns
+    when every pair is done.
     """
     prod, cons = vm.queues[0], vm.queues[1]
     span = -(-pairs * size // PAGE)
     src, dst = await b.buffer(vm, span), await b.buffer(vm, span)
     sem = await b.buffer(vm, 1)
     await vm.driver.memory.write(sem, bytes(PAGE))
+    if sem_out is not None:
+        sem_out.append(sem)
     fills, moves, done = {}, {}, b.bus.event()
     left = [pairs]
+    last = 2 if check else 1
 
     def filled(j):
         return lambda k, cycle, raw: fills.__setitem__(j, cycle - _cycles(raw)) if k == 0 else None
@@ -161,21 +182,26 @@ async def dependent(b, vm, pairs=12, size=512, latencies=None, depth=1):
         def cb(k, cycle, raw):
             if k == 1:
                 moves[j] = cycle
+            if k == last:
                 left[0] -= 1
                 if not left[0]:
                     done.set()
         return cb
 
+    def consume(j):
+        work = [Descriptor(opcode=Opcode.WAIT, sem_addr=sem + 8 * j, sem_value=j + 1, sem_mask=FULL),
+                Descriptor(opcode=Opcode.MEMMOVE, src_addr=src + j * size, dst_addr=dst + j * size, xfer_size=size)]
+        if check:
+            work.append(Descriptor(opcode=Opcode.COMPARE, src_addr=src + j * size, src2_addr=dst + j * size,
+                                   xfer_size=size))
+        return work
+
     for j0 in range(0, pairs, depth):
         for j in range(j0, min(pairs, j0 + depth)):
-            await b.submit(vm, cons, [Descriptor(opcode=Opcode.WAIT, sem_addr=sem + 8 * j, sem_value=j + 1,
-                                                 sem_mask=FULL),
-                                      Descriptor(opcode=Opcode.MEMMOVE, src_addr=src + j * size,
-                                                 dst_addr=dst + j * size, xfer_size=size)],
-                           on_done=moved(j), nbytes=size)
+            await b.submit(vm, cons, consume(j), on_done=moved(j), nbytes=size)
     for j0 in range(0, pairs, depth):
         for j in range(j0, min(pairs, j0 + depth)):
-            await b.submit(vm, prod, [Descriptor(opcode=Opcode.MEMFILL, pattern=b.rng.getrandbits(64),
+            await b.submit(vm, prod, [Descriptor(opcode=Opcode.MEMFILL, pattern=b.rng(vm).getrandbits(64),
                                                  dst_addr=src + j * size, xfer_size=size),
                                       Descriptor(opcode=Opcode.SIGNAL, sem_addr=sem + 8 * j, sem_value=j + 1)],
                            on_done=filled(j), nbytes=size)
