@@ -168,6 +168,7 @@ class PageMap:
         self.readonly = set(readonly)
 
     def map(self, pasid, page, host_page, writable=True):
+        """Map device page ``page`` of ``pasid`` to host page ``host_page`` (read-only unless ``writable``)."""
         self.pages[(pasid, page)] = host_page
         if writable:
             self.readonly.discard((pasid, page))
@@ -210,6 +211,7 @@ class BusErrors:
         self.ranges.remove((start, start + size, read, write))
 
     def clear(self):
+        """Make every access OKAY again."""
         self.ranges.clear()
 
     def _hits(self, lo, hi, write):
@@ -296,14 +298,17 @@ class Outcome:
 
     @property
     def fault_addr(self):
+        """The record's ``fault_addr``: the device address that faulted (0 if none)."""
         return self.record.fault_addr
 
     @property
     def bytes_completed(self):
+        """The record's ``bytes_completed``."""
         return self.record.bytes_completed
 
     @property
     def result(self):
+        """The record's ``result``: COMPARE's difference, MEMMOVE's direction."""
         return self.record.result
 
 

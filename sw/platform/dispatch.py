@@ -169,6 +169,7 @@ class Dispatcher:
     # -- the loop ----------------------------------------------------------------------
 
     async def run(self):
+        """The dispatcher's task: step at every cycle something is due, or an MMIO write pokes it."""
         loop = asyncio.get_running_loop()
         self.wake = asyncio.Event()
         while True:
