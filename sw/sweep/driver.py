@@ -150,10 +150,10 @@ def reproduce_command(sweep, run, waves=True):
     return shlex.join(cmd)
 
 
-def _run_serial(sweep, todo, record, builds):
+def _run_serial(sweep, todo, record, builds, built):
     for b in builds:
         try:
-            build(b)
+            built.append(build(b))
         except Exception as e:                     # every run on that Device fails with it, named
             for r in [r for r in todo if r.params == b.params]:
                 record(r, None, f"building the Device {b.params} failed: {e}")
@@ -170,7 +170,7 @@ def _execute_after(run, _built):
     return execute(run)
 
 
-def _run_dask(sweep, todo, record, builds, client):
+def _run_dask(sweep, todo, record, builds, client, done_builds):
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     try:
@@ -207,6 +207,11 @@ def _run_dask(sweep, todo, record, builds, client):
         for fut in futures:
             fut.cancel()
         for fut in built.values():
+            if fut.status == "finished":
+                try:
+                    done_builds.append(fut.result(timeout=30))
+                except Exception:               # its worker is gone: the builds list is for information
+                    pass
             fut.cancel()
 
 
@@ -229,7 +234,7 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
     Returns an :class:`Outcome`.
     """
     start, start_ns = time.perf_counter(), time.time_ns()
-    results, failures, walls = {}, {}, []
+    results, failures, walls, built = {}, {}, [], []
     for r in sweep.runs:
         got = sweep.cache.get(r.key)
         if got is not None:
@@ -255,9 +260,9 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
     try:
         with progress:
             if client is None:
-                _run_serial(sweep, todo, record, builds)
+                _run_serial(sweep, todo, record, builds, built)
             else:
-                _run_dask(sweep, todo, record, builds, client)
+                _run_dask(sweep, todo, record, builds, client, built)
     except KeyboardInterrupt:
         raise SweepInterrupted(len(results), len(sweep.runs)) from None
     recomputed = sum(max(0, attempts(r.run_dir, since=start_ns) - 1) for r in todo)
@@ -267,7 +272,8 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
               "cached": cached, "failed": len(failures), "recomputed_after_lost_worker": recomputed,
               "run_wall_s_mean": round(sum(walls) / len(walls), 4) if walls else None,
               "run_wall_s_total": round(sum(walls), 3), "executor": "serial" if client is None else "dask",
-              "workers": None if client is None else len(client.scheduler_info().get("workers", {}))}
+              "workers": None if client is None else len(client.scheduler_info().get("workers", {})),
+              "builds": built}
     (sweep.out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
     files["timing"] = sweep.out / "timing.json"
     if console is not None:
