@@ -40,7 +40,10 @@ def t_quantile(df):
 
 
 def headline(result):
-    """``{metric: value}`` of one run's result (``siov run``'s, with or without completions)."""
+    """``{metric: value}`` of one run's result (``siov run``'s, with or without completions); empty
+    for the result of another program."""
+    if not isinstance(result, dict) or "tenants" not in result or "device" not in result:
+        return {}
     tenants = result["tenants"]
     engines = result["device"]["engines"]
     out = {"throughput": round(sum(t["throughput_bytes_per_kcycle"] for t in tenants.values()), 1),
