@@ -234,3 +234,26 @@ def test_policy_model_grants_in_the_cycle_model_order(policy):
     txn = ArbiterPolicyModel(n)
     expect = [txn.pick((1 << n) - 1, {}, cfg) for _ in grants]
     assert grants == expect and len(grants) > 50
+
+
+def test_a_device_write_wakes_its_watcher():
+    """ModelBus.watch: a host task waiting for a completion record is woken once, when the record
+    lands (the descriptor's finish), instead of reading host memory every few cycles; a watch on
+    memory the Device does not write never fires, and an unwatched one is gone."""
+    async def prog(bus, seed):
+        pf = PfDriver.of(bus)
+        ring = await _one_tenant(pf, bus)
+        record, other, dropped = bus.watch(BASE + PAGE, 32), bus.watch(BASE + 9 * PAGE, 8), bus.watch(BASE + PAGE, 4)
+        bus.unwatch(dropped)
+        d = Descriptor(pasid=0x42, opcode=Opcode.MEMFILL, dst_addr=3 * PAGE, xfer_size=512, src_addr=7,
+                       flags=Flag.CRAV | Flag.RCR, completion_addr=PAGE)
+        await ring.post([d])
+        woken = await bus.wait_event(record, 100_000)
+        at = bus.now()
+        status = (await bus.mem_read(BASE + PAGE, 1))[0]
+        return woken, at, status, other.is_set(), dropped.is_set(), bus.dispatches[0].end, dict(bus._watches)
+
+    woken, at, status, other, dropped, end, watches = run_program(prog)
+    assert woken and status == Status.SUCCESS and at == end
+    assert not other and not dropped
+    assert list(watches) == [(BASE + 9 * PAGE) >> 12]          # only the watch that never fired is left

@@ -139,6 +139,7 @@ class Dispatcher:
         self.accounted = 0
         self.wake = None
         self._port = ()                      # the runs moving on the shared port at the last change
+        self._bound_masks = [0] * self.ne    # the ADIs bound to each engine, as of this step
 
     # -- inputs from the bus -----------------------------------------------------------
 
@@ -185,6 +186,7 @@ class Dispatcher:
     def step(self, now):
         """Everything due at cycle ``now``, in the order the RTL's registers see it."""
         self.account(now)
+        self._bound_masks = [self.dev.adi.bound(e) for e in range(self.ne)]
         self.track_pending()
         self._refill(now)
         self._share(now)
@@ -212,7 +214,10 @@ class Dispatcher:
         waiting = False
         for e, eng in enumerate(self.engines):
             if eng.run is not None:
-                times.append(eng.run.finish if eng.run.active else eng.run.start)
+                # A run that starts alone on the port needs no wake-up at its start: it is
+                # joined to the port (at its own pace since its start) at the next step.
+                alone = all(o.run is None or o is eng for o in self.engines)
+                times.append(eng.run.finish if eng.run.active or alone else eng.run.start)
             elif eng.grant is not None:
                 times.append(max(eng.grant[1], self.loader_free, now + 1))
             elif eng.idle_from > now:
@@ -277,7 +282,7 @@ class Dispatcher:
             arb.refill(cfg)
 
     def _bound(self, e):
-        return self.dev.adi.bound(e)
+        return self._bound_masks[e]
 
     def _dispatchable(self, now):
         ready = 0
@@ -354,8 +359,9 @@ class Dispatcher:
         if not started and len(live) == len(ended):
             return
         for r in live:
-            if r.active:
-                r.done += r.rate * (now - r.updated)
+            # Until now a run went at its rate since its last update, or, joining the port
+            # late, alone at its own pace since its start (else a step would have come then).
+            r.done += r.rate * (now - r.updated) if r.active else now - r.start
             r.active, r.updated = True, now
         self._port = tuple(live)
         reads, writes = sum(r.reads for r in live), sum(r.writes for r in live)

@@ -69,14 +69,30 @@ class DispatchRecord:
     engine: int = 0
 
 
+class _Event(asyncio.Event):
+    """An asyncio event that also calls back :meth:`ModelBus.wait_event`'s waiters when set, so
+    that a wait with a timeout needs no task of its own (``asyncio.wait_for`` makes one)."""
+
+    def __init__(self):
+        super().__init__()
+        self._wakers = []
+
+    def set(self):
+        super().set()
+        wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+
 class _StagedMemory:
     """Host memory as one executing descriptor sees it: its own writes are held back, in
     copies of the pages they touch, until :meth:`commit`, so that other readers see them
     only at the descriptor's completion. The commit stores the bytes written, not the
     page copies: another engine may have written elsewhere in those pages meanwhile."""
 
-    def __init__(self, memory):
+    def __init__(self, memory, written=None):
         self.memory = memory
+        self.written = written
         self.page_size = memory.page_size
         self.pages = {}
         self.writes = []
@@ -104,6 +120,8 @@ class _StagedMemory:
     def commit(self):
         for addr, data in self.writes:
             self.memory.write(addr, data)
+            if self.written is not None:
+                self.written(addr, len(data))
         self.writes.clear()
         self.pages.clear()
 
@@ -144,7 +162,8 @@ class ModelBus:
         self._irq_log = []
         self._irq_scheduled = self._irq_fired = 0     # deliveries handed to the loop, and made
         self._drain_target = 0                         # ... and those the last drain waits for
-        self._dispatcher = Dispatcher(self, _StagedMemory)
+        self._watches = {}                              # page -> [(start, end, event)] (:meth:`watch`)
+        self._dispatcher = Dispatcher(self, lambda memory: _StagedMemory(memory, self._device_wrote))
         self._task = None
 
     # -- the loop ------------------------------------------------------------------
@@ -168,15 +187,34 @@ class ModelBus:
         return asyncio.get_running_loop().create_task(coro)
 
     def event(self):
-        return asyncio.Event()
+        return _Event()
 
     async def wait_event(self, event, timeout_cycles):
         self._start()
-        try:
-            await asyncio.wait_for(event.wait(), timeout_cycles)
+        if event.is_set():
             return True
-        except TimeoutError:
-            return False
+        if not isinstance(event, _Event):
+            try:
+                await asyncio.wait_for(event.wait(), timeout_cycles)
+                return True
+            except TimeoutError:
+                return False
+        loop = asyncio.get_running_loop()
+        woken = loop.create_future()
+
+        def wake():
+            if not woken.done():
+                woken.set_result(None)
+        event._wakers.append(wake)
+        timer = loop.call_later(timeout_cycles, wake) if timeout_cycles is not None else None
+        try:
+            await woken
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if wake in event._wakers:
+                event._wakers.remove(wake)
+        return event.is_set()
 
     # -- MMIO ------------------------------------------------------------------------
 
@@ -214,6 +252,47 @@ class ModelBus:
             raise BusError("write", addr, resp)
 
     # -- host memory -----------------------------------------------------------------
+
+    def watch(self, addr, n):
+        """An event set when the Device next writes any of the ``n`` bytes at host address
+        ``addr`` (a completion record, say), at the write's completion.
+
+        A host task that waits for the Device to write something waits on this event
+        (:meth:`wait_event`, with its timeout) instead of reading host memory every few
+        cycles: the model wakes it once, when the write lands. The event stays set; the
+        watch ends when it fires or with :meth:`unwatch`. Read the memory after taking the
+        watch and before waiting: a write that landed earlier sets no event.
+        """
+        ev = _Event()
+        entry = (addr, addr + n, ev)
+        for page in range(addr >> PAGE_SHIFT, (addr + max(n, 1) - 1 >> PAGE_SHIFT) + 1):
+            self._watches.setdefault(page, []).append(entry)
+        return ev
+
+    def unwatch(self, event):
+        """End the watch that made ``event`` (a waiter that gave up)."""
+        for page in [p for p, entries in self._watches.items() if any(e[2] is event for e in entries)]:
+            self._remove_watch(page, event)
+
+    def _remove_watch(self, page, event):
+        left = [e for e in self._watches[page] if e[2] is not event]
+        if left:
+            self._watches[page] = left
+        else:
+            del self._watches[page]
+
+    def _device_wrote(self, addr, n):
+        """The Device's write of ``n`` bytes at ``addr`` landed: fire the watches it touches."""
+        if not self._watches:
+            return
+        end = addr + n
+        for page in range(addr >> PAGE_SHIFT, (end - 1 >> PAGE_SHIFT) + 1):
+            for start, stop, ev in list(self._watches.get(page, ())):
+                if start < end and addr < stop:
+                    ev.set()
+                    for p in range(start >> PAGE_SHIFT, (max(stop, start + 1) - 1 >> PAGE_SHIFT) + 1):
+                        if p in self._watches:
+                            self._remove_watch(p, ev)
 
     async def mem_read(self, addr, n):
         return self.device.memory.read(addr, n)
