@@ -26,6 +26,14 @@ to host memory (:meth:`Bus.mem_read`, :meth:`Bus.mem_write`: a guest writing a
 descriptor into its ring) take no device time; MMIO accesses do. Interrupts
 are the Device's ``irq_out`` messages {destination, vector}, handed to every
 callback registered with :meth:`Bus.on_irq` in the order they arrive.
+
+A backend may also offer ``watch(addr, n)``: an event (as :meth:`Bus.event`
+makes) set when the Device next writes any of those ``n`` bytes of host
+memory, and ``unwatch(event)``. Host code that waits for a completion record
+takes a watch, reads the record, and if it is not written yet waits on the
+event with :meth:`Bus.wait_event` instead of reading it every few cycles;
+where ``getattr(bus, "watch", None)`` is None it polls. The model backend
+offers it (:meth:`~siov.sw.platform.model.ModelBus.watch`).
 """
 
 import collections
