@@ -233,10 +233,10 @@ def test_differences_skip_what_may_differ(doc):
     assert differences(doc, other) == []
     other["tenants"]["vm3"]["traps"] += 1
     other["tenants"]["vm3"]["refused"] = {"adi_error.NONE": 1}
+    # refused.ring_full (a flood's count) is timing dependent
     assert [d[0] for d in differences(doc, other)] == ["tenants.vm3.refused.adi_error.DESC_PASID",
                                                       "tenants.vm3.refused.adi_error.NONE",
-                                                      "tenants.vm3.refused.foreign_map",
-                                                      "tenants.vm3.refused.ring_full", "tenants.vm3.traps"]
+                                                      "tenants.vm3.refused.foreign_map", "tenants.vm3.traps"]
 
 
 def test_trace_tracks_never_overlap_themselves(run_dir, doc):
