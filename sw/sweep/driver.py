@@ -177,7 +177,11 @@ def _run_dask(sweep, todo, record, builds, client, done_builds):
         from distributed import KilledWorker
     except ImportError:                            # older distributed
         from distributed.scheduler import KilledWorker
-    allowed = client.run_on_scheduler(_allowed_failures)
+    try:                                           # a scheduler started elsewhere may not import siov
+        allowed = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures)
+    except Exception:
+        import dask
+        allowed = dask.config.get("distributed.scheduler.allowed-failures")
     built = {}
     for b in builds:
         built[json.dumps(b.params, sort_keys=True)] = client.submit(build, b, key=f"siov-build-{_digest(b)}",
@@ -213,10 +217,6 @@ def _run_dask(sweep, todo, record, builds, client, done_builds):
                 except Exception:               # its worker is gone: the builds list is for information
                     pass
             fut.cancel()
-
-
-def _allowed_failures(dask_scheduler=None):
-    return dask_scheduler.allowed_failures
 
 
 def _digest(obj):
