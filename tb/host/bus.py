@@ -50,7 +50,7 @@ MEMORIES = ("shared", "axiram")
 
 
 class Cycles(Waitable):
-    """``ClockCycles(clk, n)`` that wakes Python three times instead of ``n``.
+    """``ClockCycles(clk, n)`` that wakes Python at most three times instead of ``n``.
 
     It returns just after the ``n``-th rising edge of ``clk`` from now, as
     ClockCycles does: it awaits the first edge (which fixes the phase), a
@@ -63,11 +63,13 @@ class Cycles(Waitable):
         self.clk, self.n, self.period_ns = clk, n, period_ns
 
     async def _wait(self):
-        if self.n > 0:
-            await RisingEdge(self.clk)
-        if self.n > 1:
-            await Timer((self.n - 2) * self.period_ns + self.period_ns // 2, "ns")
-            await RisingEdge(self.clk)
+        if self.n <= 3:                 # as cheap edge by edge
+            for _ in range(self.n):
+                await RisingEdge(self.clk)
+            return self
+        await RisingEdge(self.clk)
+        await Timer((self.n - 2) * self.period_ns + self.period_ns // 2, "ns")
+        await RisingEdge(self.clk)
         return self
 
 

@@ -352,4 +352,5 @@ class _MmioChannel:
             await RisingEdge(self.clk)
             while self.waiting and self.ring.done >= self.waiting[0][0]:
                 self.waiting.popleft()[1].set()
-            await ReadOnly()
+            if self.waiting:
+                await ReadOnly()        # valid as it is after this edge: another response already?
