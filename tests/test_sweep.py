@@ -242,3 +242,16 @@ def test_regression_seeds_merge_into_one_junit_and_one_coverage():
 def test_an_unknown_regression_test_is_refused():
     result = CliRunner().invoke(main, ["sweep", "--regression", "NoSuchTest", "--seeds", "1-2"])
     assert result.exit_code == 2 and "--regression NoSuchTest: No regression defines a test named" in result.output
+
+
+def test_siov_run_of_a_point_file_repeats_its_run(tmp_path):
+    sw = _sweep(tmp_path, seeds="2")
+    out = run_sweep(sw)
+    run = sw.runs[1]
+    result = CliRunner().invoke(main, ["run", run.source, "--seed", "2", "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    swept = json.loads(out.files["runs"].read_text())[1]["result"]
+    assert {name: {k: v for k, v in t.items() if k != "completions"} for name, t in again["tenants"].items()} \
+        == swept["tenants"]
+    assert again["device"]["engines"] == swept["device"]["engines"]

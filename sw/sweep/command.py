@@ -180,6 +180,9 @@ def _regression(console, runs, out, dry_run, place):
         if not r["passed"]:
             console.print(f"[red]seed {r['seed']} failed:[/red] {escape(str(r.get('error')))}", soft_wrap=True)
             console.print(f"  with a waveform: {escape(r['reproduce_waves'])}", soft_wrap=True, highlight=False)
+    if not summary["coverage_missed"]:
+        console.print("coverage: the test's module saves none (a coverage test that runs last and saves it, as "
+                      "tb/system's ZzzCoverageTest does, makes it count here)", highlight=False, soft_wrap=True)
     for group, missed in summary["coverage_missed"].items():
         console.print(f"coverage {group}: " + (f"{len(missed)} bin(s) no seed hit: {', '.join(missed)}" if missed
                                                else "every bin hit by some seed"), highlight=False, soft_wrap=True)
