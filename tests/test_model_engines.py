@@ -442,15 +442,16 @@ def test_model_backend_wait_times_out(timeout, recheck):
     assert head == 2 and count == len(retries)
     final = dispatches[0]
     assert final.opcode == Opcode.WAIT.value and final.status == 0x70 and final.engine == 1
-    first = retries[0].start
-    # Every retried check came before the timeout, the deciding one at or after it.
-    assert all(r.start < first + timeout or r is retries[0] for r in retries)
-    assert final.start >= first + timeout and retries[-1].end <= final.start
+    # The first retry is stamped when its check reports (its end); a check finds the WAIT timed
+    # out if it is taken (``load`` cycles before it starts) ``timeout`` or more cycles after that.
+    timing = TimingModel()
+    first = retries[0].end
+    assert all(r.start - timing.load - first < timeout for r in retries[1:])
+    assert final.start - timing.load - first >= timeout and retries[-1].end <= final.start
     if timeout == 0:
         assert len(retries) == 1                     # the first failed check never times out
     else:
         assert final.start < first + timeout + (recheck + 1) + 100
-    timing = TimingModel()
     assert all((b.start - 1 - timing.take - timing.load) % (recheck + 1) == 0 for b in retries[1:] + [final])
     assert dispatches[1].opcode == Opcode.SIGNAL.value and dispatches[1].status == 1
 
@@ -497,9 +498,10 @@ def test_model_backend_mask_holds_other_adis_until_reopened():
     # ready but ineligible; engine 0 with ADI 2 so, from the cycle after ADI 0's descriptor ended.
     timing = TimingModel()
     (idle, read_at), first, (doorbell1, doorbell2) = idle, dispatches[0], doorbell
-    assert first.adi == 0 and first.start == doorbell1 + 3 * timing.prefetch + timing.take + timing.load
+    rung = doorbell1 - timing.doorbell                # the doorbell reached the Device before its response
+    assert first.adi == 0 and first.start == rung + 3 * timing.prefetch + timing.take + timing.load
     assert first.end < read_at - 5000
-    assert idle == (read_at - (doorbell1 + timing.prefetch)) + (read_at - (first.end + 1))
+    assert idle == (read_at - (rung + timing.prefetch)) + (read_at - (first.end + 1))
     assert waiting == 0
 
 

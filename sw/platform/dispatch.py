@@ -130,6 +130,8 @@ class Dispatcher:
         self.held = [0] * self.n             # a retried WAIT holds its ADI until this cycle
         self.wait_first = {}                 # ADI -> cycle its head WAIT's first check was retried
         self.fetching = None                 # (ADI, cycle the slot fills, its gone count at the start)
+        self.fetch_free = 0                  # the prefetch has been idle since this cycle
+        self.rose = [None] * self.n          # cycle a doorbell made each ADI pending, before its response
         self.loader_free = 0
         self.loader_last = self.ne - 1
         self.refill_at = 0                   # the next QoS slice boundary
@@ -154,17 +156,23 @@ class Dispatcher:
         if self.slice == 0:          # refilling every cycle: the next one is now
             self.refill_at = now + 1
 
-    def track_pending(self):
-        """Apply what an ADI that stopped being pending loses: its slot, a fetch in flight,
-        its WAIT's hold and first-retry stamp (``slot_valid & pending`` and friends in the RTL)."""
+    def track_pending(self, since=None):
+        """Note the ADIs that became pending (at cycle ``since``, if the write that made them so
+        reached the Device before its response), and apply what an ADI that stopped being
+        pending loses: its slot, a fetch in flight, its WAIT's hold and first-retry stamp
+        (``slot_valid & pending`` and friends in the RTL)."""
         now_pending = self.dev.adi.pending()
         fell = self.pending & ~now_pending
+        rose = now_pending & ~self.pending
         self.pending = now_pending
         for i in range(self.n):
+            if rose >> i & 1 and since is not None:
+                self.rose[i] = since
             if fell >> i & 1:
                 self.gone[i] += 1
                 self.slots[i] = None
                 self.held[i] = 0
+                self.rose[i] = None
                 self.wait_first.pop(i, None)
 
     # -- the loop ----------------------------------------------------------------------
@@ -243,7 +251,7 @@ class Dispatcher:
 
     def _prefetch(self, now):
         if self.fetching is not None and self.fetching[1] <= now:
-            adi, _, gone = self.fetching
+            adi, self.fetch_free, gone = self.fetching
             self.fetching = None
             if gone == self.gone[adi] and self.pending >> adi & 1 and self.slots[adi] is None:
                 raw = self.dev.engine.fetch(adi)
@@ -257,7 +265,10 @@ class Dispatcher:
             need = self._need(now)
             if need:
                 adi = (need & -need).bit_length() - 1
-                self.fetching = (adi, now + self.timing.prefetch, self.gone[adi])
+                # An idle prefetch took up a doorbell's ADI when the write reached the Device.
+                start = now if self.rose[adi] is None else min(now, max(self.rose[adi], self.fetch_free))
+                self.rose[adi] = None
+                self.fetching = (adi, start + self.timing.prefetch, self.gone[adi])
 
     # -- the arbiters ------------------------------------------------------------------
 

@@ -242,7 +242,10 @@ class ModelBus:
         resp = self.device.write(addr, value, strb)
         if self.device.irq.drains != drains:      # IRQ.DRAIN_CMD: wait for the deliveries on their way
             self._drain_target = self._irq_scheduled
-        dispatcher.track_pending()            # an ABORT, a doorbell beyond the ring: slots dropped
+        # A doorbell reaches the ADI block as the write is made, before its response; an
+        # ABORT, a doorbell beyond the ring and the like drop slots.
+        doorbell = regmap.ADI_PAGES_BASE <= addr < regmap.ADI_PAGES_BASE + regmap.ADI_PAGES_SIZE
+        dispatcher.track_pending(since=self.now() - self.timing.doorbell if doorbell else None)
         if addr >> 2 == regmap.ENG_ARB_SLICE >> 2:
             dispatcher.slice_written(self.device.engine.field("ENG.ARB_SLICE.CYCLES"), self.now())
         for outcome in self.device.irq.drain_replays():     # unmasked pending interrupts

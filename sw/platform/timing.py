@@ -202,6 +202,11 @@ class TimingModel:
         Per kind (see :func:`features`), the :class:`Coefficients`.
     mmio_read, mmio_write : int
         Cycles an MMIO read or write takes, from the master's request to its response.
+    doorbell : int
+        Cycles before a doorbell write's response at which the ADI it rings is
+        pending: the write takes effect as it is made (7 on the RTL: a NOOP's
+        interrupt comes 56 cycles after its doorbell's response, 80 with a
+        record, and ``tests/test_host_runtime.py`` holds the model to it).
     prefetch : int
         Cycles the shared prefetch spends on one head descriptor, from
         taking up an ADI that needs one to its slot being filled (tracker
@@ -237,11 +242,11 @@ class TimingModel:
         (11 on the RTL: ``hostile_descriptors``, ``tests/test_hostile_descriptors.py``).
     """
 
-    def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, prefetch=36, take=2, load=12, refuse=4, contend=0.55,
+    def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, doorbell=7, prefetch=36, take=2, load=12, refuse=4, contend=0.55,
                  irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2, xlate=11):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
-        self.prefetch, self.take, self.load, self.refuse = prefetch, take, load, refuse
+        self.doorbell, self.prefetch, self.take, self.load, self.refuse = doorbell, prefetch, take, load, refuse
         self.contend = contend
         self.irq_latency = irq_latency
         self.windows = list(WINDOW_LATENCY if windows is None else windows)
