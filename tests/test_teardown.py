@@ -16,9 +16,10 @@ import pytest
 from siov.rtl import regmap
 from siov.rtl.cmd.dsa import Opcode
 from siov.sw.hv.errors import DeviceTimeout
+from siov.sw.hv.hypervisor import Hypervisor
 from siov.sw.model.dsa import Descriptor
 from siov.sw.platform import run_program
-from siov.sw.programs.teardown import tenant_pages
+from siov.sw.platform.timing import TimingModel
 
 from hv_support import PAGE, run, vm_with_queue
 
@@ -68,3 +69,68 @@ def test_a_descriptor_in_flight_never_reaches_the_next_tenant_on_rtl():
 @pytest.mark.sim
 def test_a_queue_closed_with_a_descriptor_in_flight_gives_its_pages_back_quiet_on_rtl():
     _check_close(run_program(CLOSE, "rtl", seed=1, quiet=True))
+
+
+# -- the driver's wait ------------------------------------------------------------------------------
+
+async def _copy_running(hv, size=64 * PAGE):
+    """A VM whose MEMMOVE of ``size`` bytes has just started; ``(vm, vdev, queue, ticket)``."""
+    t, vdev, drv, q = await vm_with_queue(hv, pages=4 + 2 * size // PAGE)
+    src, dst = t.memory.alloc(size), t.memory.alloc(size)
+    await hv.hc_map(t, src // PAGE, 2 * size // PAGE)
+    await drv.dma_map(src, 2 * size)
+    (ticket,) = await q.submit([Descriptor(opcode=Opcode.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=size)])
+    await hv.bus.wait_cycles(500)
+    return t, vdev, q, ticket
+
+
+def test_quiesce_waits_for_the_descriptor_in_flight_and_times_out_if_it_never_ends():
+    async def prog(bus, hv):
+        t, vdev, q, ticket = await _copy_running(hv)
+        (adi,) = vdev.adis
+        with pytest.raises(ValueError, match=f"ADI {adi} is ENABLED and eligible"):
+            await hv.pf.quiesce_adis([adi])
+        await hv.pf.hold("test", [adi])                # held, not aborted: nothing new is taken
+        hv.pf.timeout_cycles = 1000
+        with pytest.raises(DeviceTimeout, match=rf"ADIs \[{adi}\] still have a descriptor in flight"):
+            await hv.pf.quiesce_adis([adi])
+        hv.pf.timeout_cycles = 1_000_000
+        await hv.pf.quiesce_adis([adi])
+        await bus.write(regmap.CMD_ADI_SEL, adi)
+        status = await bus.read(regmap.CMD_ADI_STATUS)
+        return {"record": (await t.memory.read(ticket.record_addr, 1))[0],
+                "inflight": status & regmap.CMD_ADI_STATUS_INFLIGHT_MASK,
+                "drain busy": await bus.read(regmap.IRQ_DRAIN_STATUS)}
+
+    assert run(prog) == {"record": 1, "inflight": 0, "drain busy": 0}
+
+
+def test_inflight_follows_the_descriptor_and_the_drain_its_interrupt():
+    """INFLIGHT is set while the fill runs and clear once it finished; a drain started while
+    its interrupt is on its way to the host (here a slow way: 500 cycles) reads BUSY until it
+    has arrived."""
+    async def main(bus, seed):
+        hv = Hypervisor(bus)
+        await hv.start()
+        return await prog(bus, hv)
+
+    async def prog(bus, hv):
+        t, vdev, drv, q = await vm_with_queue(hv, pages=8)
+        (adi,) = vdev.adis
+        buf = t.memory.alloc(4 * PAGE)
+        await drv.dma_map(buf, 4 * PAGE)
+        seen = []
+        (ticket,) = await q.submit([Descriptor(opcode=Opcode.MEMFILL, dst_addr=buf, xfer_size=4 * PAGE)],
+                                   interrupt=True)
+        while not (await t.memory.read(ticket.record_addr, 1))[0]:
+            await bus.write(regmap.CMD_ADI_SEL, adi)
+            seen.append(bool(await bus.read(regmap.CMD_ADI_STATUS) & regmap.CMD_ADI_STATUS_INFLIGHT_MASK))
+        await bus.write(regmap.IRQ_DRAIN_CMD, regmap.IRQ_DRAIN_CMD_START_MASK)
+        busy = await bus.read(regmap.IRQ_DRAIN_STATUS)
+        arrived = len(t.vic.log)
+        await bus.wait_cycles(500)
+        return {"seen in flight": any(seen), "busy while on its way": (busy, arrived),
+                "after": (await bus.read(regmap.IRQ_DRAIN_STATUS), len(t.vic.log))}
+
+    out = run_program(main, timing=TimingModel(irq_latency=500))
+    assert out == {"seen in flight": True, "busy while on its way": (1, 0), "after": (0, 1)}
