@@ -9,6 +9,7 @@ interrupt reaches the bus's callbacks (or waits, masked, until an unmask).
 import asyncio
 import pathlib
 import re
+import time
 
 import pytest
 
@@ -281,3 +282,19 @@ def test_doorbell_to_interrupt_takes_the_rtls_cycles():
         return out
 
     assert run_program(prog) == [[56], [56, 97], [80], [80, 123]]
+
+
+def test_an_idle_device_under_qos_costs_no_steps():
+    """The dispatcher wakes for a QoS refill only when work waits for the budget: an idle Device
+    under QoS (even refilling every cycle, ENG.ARB_SLICE 0) lets millions of cycles pass at once."""
+    async def prog(bus, seed):
+        pf = PfDriver.of(bus)
+        await pf.set_arbiter(Policy.QOS, slice_cycles=0)
+        await bus.wait_cycles(2_000_000)
+        await pf.set_arbiter(Policy.QOS, slice_cycles=10)
+        await bus.wait_cycles(2_000_000)
+        return bus.now()
+
+    start = time.perf_counter()
+    assert run_program(prog) > 4_000_000
+    assert time.perf_counter() - start < 2

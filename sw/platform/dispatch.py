@@ -142,6 +142,7 @@ class Dispatcher:
         self.wake = None
         self._port = ()                      # the runs moving on the shared port at the last change
         self._bound_masks = [0] * self.ne    # the ADIs bound to each engine, as of this step
+        self.over_budget = False             # some engine found work, none of it within budget
 
     # -- inputs from the bus -----------------------------------------------------------
 
@@ -204,6 +205,7 @@ class Dispatcher:
         self._share(now)
         self._prefetch(now)
         order = [(self.loader_last + 1 + k) % self.ne for k in range(self.ne)]
+        self.over_budget = False
         for e in order:
             self._decide(e, now)
         for e in order:
@@ -234,7 +236,7 @@ class Dispatcher:
                 waiting = True
         if waiting:
             times += [h for h in self.held if h > now]
-            if self._policy() == Policy.QOS:
+            if self.over_budget:            # QoS: what is ready fits nobody's budget until the refill
                 times.append(max(self.refill_at, now + 1))
         later = [t for t in times if t > now]
         return min(later) if later else None
@@ -315,7 +317,9 @@ class Dispatcher:
             return
         costs = {i: self.slots[i].cost for i in range(self.n) if offered >> i & 1}
         adi = self.arbiters[e].pick(offered, costs, self._config())
-        if adi is not None:
+        if adi is None:
+            self.over_budget = True
+        else:
             eng.grant = (adi, now + self.timing.take)
 
     # -- the loader and the executors ----------------------------------------------------
