@@ -76,7 +76,7 @@ class _Control(ctypes.Structure):
                 ("mmio_read", _MmioRing), ("mmio_write", _MmioRing)]
 
 
-def get_sim_time_steps(ns):
+def _steps(ns):
     """``ns`` nanoseconds in simulator steps."""
     from cocotb.utils import get_sim_steps
     return int(get_sim_steps(ns, "ns"))
@@ -162,7 +162,7 @@ class SharedHost:
         """Run ``clk`` (the Device's clock) in the simulator's main, as cocotb's ``Clock(clk,
         period_ns, unit="ns").start()`` does: high now, toggling every half period."""
         from cocotb.utils import get_sim_time
-        half = get_sim_time_steps(period_ns) // 2
+        half = _steps(period_ns) // 2
         if self.ctl.clock_half == half:
             return      # running already (an earlier test of this simulation started it)
         clk.value = 1
