@@ -196,9 +196,12 @@ def _run_dask(sweep, todo, record, builds, client, done_builds):
         futures[fut] = r
     try:
         for fut in as_completed(list(futures)):
-            r = futures[fut]
+            r = futures.pop(fut)
             try:
-                record(r, fut.result(), None)
+                outcome = fut.result()
+                # Released at once: a result a lost worker still held would be computed again.
+                fut.release()
+                record(r, outcome, None)
             except KilledWorker:
                 record(r, None, f"KilledWorker: this run killed the worker running it {allowed + 1} times "
                                 f"(distributed.scheduler.allowed-failures is {allowed}): it crashes its process "
