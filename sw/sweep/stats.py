@@ -194,7 +194,7 @@ def write_plots(doc, folder):
             for i, d in enumerate(data, start=1):
                 if d:
                     jitter = [i + 0.18 * (((k * 7919) % 97) / 97 - 0.5) for k in range(len(d))]
-                    ax.plot(jitter, d, ".", color="tab:blue", alpha=0.4, markersize=3)
+                    ax.plot(jitter, d, ".", color="tab:blue", alpha=0.6, markersize=4)
             ax.set_title(m, fontsize=9)
             ax.set_xticks(range(1, len(points) + 1), labels, rotation=30 if len(points) > 4 else 0, fontsize=8,
                           ha="right" if len(points) > 4 else "center")
