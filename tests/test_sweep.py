@@ -255,3 +255,14 @@ def test_siov_run_of_a_point_file_repeats_its_run(tmp_path):
     assert {name: {k: v for k, v in t.items() if k != "completions"} for name, t in again["tenants"].items()} \
         == swept["tenants"]
     assert again["device"]["engines"] == swept["device"]["engines"]
+
+
+def test_a_sweep_whose_sources_change_while_it_runs_keeps_nothing(tmp_path, monkeypatch):
+    import siov.sw.sweep.driver as driver
+    sw = _sweep(tmp_path, seeds="1")
+    monkeypatch.setattr(driver, "software_fingerprint", lambda backend, program: "edited")
+    out = run_sweep(sw)
+    assert out.computed == 2 and out.warnings == [
+        "the host software changed while the sweep ran: its runs may mix two versions, and none of them was kept "
+        "in the cache"]
+    assert len(sw.missing()) == 2

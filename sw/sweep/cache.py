@@ -13,7 +13,8 @@ A run's key is the SHA-256 of:
   changing the Verilog.
 
 Only finished runs are stored (a failed run is tried again by the next
-sweep), each written whole or not at all (a temporary file renamed into
+sweep, and a sweep during which the software or the Verilog changed keeps
+none of its runs), each written whole or not at all (a temporary file renamed into
 place), so a sweep stopped at any moment leaves a cache that the same
 command resumes from: it computes only the runs without a file.
 """

@@ -155,6 +155,8 @@ def _scenario_sweep(console, fail, scenario, sets, seeds, backend, out, cache, w
                           f"{escape(f['error'])}", soft_wrap=True)
             console.print(f"  reproduce: {escape(f['reproduce'])}", soft_wrap=True, highlight=False)
             console.print(f"  with a waveform: {escape(f['reproduce_waves'])}", soft_wrap=True, highlight=False)
+    for w in outcome.warnings:
+        console.print(f"[yellow]{escape(w)}[/yellow]", soft_wrap=True)
     files = outcome.files
     console.print(f"{outcome.computed} run(s) computed, {outcome.cached} cached, {outcome.failed} failed"
                   + (f", {outcome.recomputed} recomputed after a lost worker" if outcome.recomputed else "")

@@ -60,6 +60,7 @@ class Sweep:
     program: str = PROGRAM
     fingerprints: dict = dataclasses.field(default_factory=dict)
     keys: dict = dataclasses.field(default_factory=dict)
+    software: str = ""
 
     def missing(self):
         """The runs whose results the cache does not hold."""
@@ -76,6 +77,7 @@ class Outcome:
     recomputed: int
     wall_s: float
     files: dict
+    warnings: list = dataclasses.field(default_factory=list)
 
 
 def plan(text, sets, seeds, *, source="<scenario>", backend="model", out="build/sweep", cache=None,
@@ -101,7 +103,7 @@ def plan(text, sets, seeds, *, source="<scenario>", backend="model", out="build/
     cache = ResultCache(cache or "build/sweep-cache")
     software = software_fingerprint(backend, program)
     sweep = Sweep(source=source, text=text, sets=list(sets), seeds=list(seeds), backend=backend, points=points,
-                  runs=[], out=out, cache=cache, program=program)
+                  runs=[], out=out, cache=cache, program=program, software=software)
     (out / "points").mkdir(parents=True, exist_ok=True)
     for p in points:
         params = p.scenario.device.params()
@@ -269,6 +271,10 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
     except KeyboardInterrupt:
         raise SweepInterrupted(len(results), len(sweep.runs)) from None
     recomputed = sum(max(0, attempts(r.run_dir, since=start_ns) - 1) for r in todo)
+    warnings = _sources_changed(sweep)
+    if warnings:                   # what ran may mix two versions: keep none of it for the next sweep
+        for r in todo:
+            sweep.cache.path(r.key).unlink(missing_ok=True)
     wall = time.perf_counter() - start
     doc, files = write_outputs(sweep, results, failures)
     timing = {"wall_s": round(wall, 3), "runs": len(sweep.runs), "computed": len(todo) - len(failures),
@@ -276,13 +282,25 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
               "run_wall_s_mean": round(sum(walls) / len(walls), 4) if walls else None,
               "run_wall_s_total": round(sum(walls), 3), "executor": "serial" if client is None else "dask",
               "workers": None if client is None else len(client.scheduler_info().get("workers", {})),
-              "builds": built}
+              "builds": built, "warnings": warnings}
     (sweep.out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
     files["timing"] = sweep.out / "timing.json"
     if console is not None:
         stats.print_table(doc, console)
     return Outcome(doc=doc, computed=len(todo) - len(failures), cached=cached, failed=len(failures),
-                   recomputed=recomputed, wall_s=wall, files=files)
+                   recomputed=recomputed, wall_s=wall, files=files, warnings=warnings)
+
+
+def _sources_changed(sweep):
+    """What changed under the sweep while it ran (the host software, a Device's Verilog), as messages."""
+    from ..results import device_fingerprint
+    out = []
+    if software_fingerprint(sweep.backend, sweep.program) != sweep.software:
+        out.append("the host software changed while the sweep ran")
+    for params, fingerprint in sweep.fingerprints.items():
+        if device_fingerprint(params) != fingerprint:
+            out.append(f"the Verilog of the Device with {params} changed while the sweep ran")
+    return [m + ": its runs may mix two versions, and none of them was kept in the cache" for m in out]
 
 
 class _Progress:
