@@ -224,6 +224,7 @@ class DmaModel:
         return self.faults.popleft() if self.faults else None
 
     def clear_overflow(self):
+        """FAULT_CTRL.CLEAR_OVERFLOW: clear the sticky OVERFLOW flag and FAULT_OVF_COUNT."""
         self.overflow = False
         self.ovf_count = 0
 
