@@ -89,7 +89,7 @@ def _descriptor(rng, pasid, handle, op, size, slot):
 async def arbitration(bus, seed, arg):
     """Run the tenants of ``arg`` to completion; see the module docstring for the result."""
     rng = random.Random(seed)
-    pf = PfDriver(bus)
+    pf = PfDriver.of(bus)
     tenants = arg["tenants"]
     n = len(tenants)
     await pf.set_arbiter(POLICIES[arg["policy"]], slice_cycles=arg.get("slice", 0), cost_a=arg.get("cost_a", 0),

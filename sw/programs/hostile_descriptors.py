@@ -42,7 +42,7 @@ import hashlib
 
 from ..guest.ring import Ring
 from ..hv.guest_memory import window_base
-from ..hv.pf import COUNTERS, PfDriver
+from ..hv.pf import PfDriver
 from ...rtl import regmap
 from ...rtl.cmd.arbiter import Policy
 from ...rtl.cmd.dsa import COMPLETION_BYTES, MAX_XFER, Flag, Opcode, SUPPORTED_FLAGS
@@ -144,7 +144,7 @@ class _Program:
         self.bus, self.seed = bus, seed
         self.descriptors = [Descriptor.unpack(bytes.fromhex(h)) for h in arg["descriptors"]]
         self.burst = min(arg.get("burst", 0), RING_SIZE - 1)
-        self.pf = PfDriver(bus)
+        self.pf = PfDriver.of(bus)
         self.irqs = {}
         self.total = 0
         bus.on_irq(lambda irq: self.irqs.setdefault(irq.dest, []).append([irq.vector, irq.cycle]))
@@ -189,7 +189,9 @@ class _Program:
         status = await bus.read(regmap.ENG_ENG_STATUS)
         out = {"last_status": (status & regmap.ENG_ENG_STATUS_LAST_STATUS_MASK) >> regmap.ENG_ENG_STATUS_LAST_STATUS_LSB}
         timing = {"last_cycles": await bus.read(regmap.ENG_LAST_CYCLES)}
-        if d.completion_addr < PAGES * PAGE - COMPLETION_BYTES:
+        # A record is written only at an aligned address: what a misaligned one names is
+        # neighbouring records, whose timing fields are not the program's to compare.
+        if d.completion_addr % COMPLETION_BYTES == 0 and d.completion_addr < PAGES * PAGE:
             raw = bytearray(await bus.mem_read(window_base(0) + d.completion_addr, COMPLETION_BYTES))
             timing["record_cycles"] = int.from_bytes(raw[20:24], "little")
             raw[20:24] = bytes(4)                  # the record's cycles field is timing
