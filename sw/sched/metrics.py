@@ -49,6 +49,8 @@ class Metrics:
         Tenant -> bytes its completed descriptors moved, as the workload counted them.
     window : dict
         Tenant -> ``[first submission, last completion]`` cycle, as the workload reported them.
+    charges : list
+        ``(cycle, tenant, cycles)`` of each completion the scheduler charged.
     """
 
     def __init__(self):
@@ -57,11 +59,15 @@ class Metrics:
         self.latency = collections.defaultdict(list)
         self.bytes = collections.Counter()
         self.window = {}
+        self.charges = []
 
-    def charge(self, tenant, cycles):
-        """The scheduler saw a descriptor of ``tenant`` complete after ``cycles``."""
+    def charge(self, tenant, cycles, at=None):
+        """The scheduler saw, at device cycle ``at``, a descriptor of ``tenant`` complete after
+        ``cycles``."""
         self.engine_cycles[tenant] += cycles
         self.descriptors[tenant] += 1
+        if at is not None:
+            self.charges.append((at, tenant, cycles))
 
     def done(self, tenant, submitted, completed, nbytes=0):
         """The workload saw a descriptor of ``tenant`` submitted at cycle ``submitted`` complete
@@ -71,16 +77,23 @@ class Metrics:
         first, last = self.window.get(tenant, (submitted, completed))
         self.window[tenant] = [min(first, submitted), max(last, completed)]
 
-    def shares(self, tenants=None):
-        """Tenant -> fraction of all engine cycles its descriptors took."""
+    def shares(self, tenants=None, window=None):
+        """Tenant -> fraction of all engine cycles its descriptors took (those seen completing
+        inside ``window``, a ``(first, last)`` cycle pair, if given)."""
         tenants = sorted(self.engine_cycles) if tenants is None else tenants
-        total = sum(self.engine_cycles[t] for t in tenants)
-        return {t: self.engine_cycles[t] / total if total else 0.0 for t in tenants}
+        cycles = self.engine_cycles
+        if window is not None:
+            cycles = collections.Counter()
+            for at, t, c in self.charges:
+                if window[0] <= at <= window[1]:
+                    cycles[t] += c
+        total = sum(cycles[t] for t in tenants)
+        return {t: cycles[t] / total if total else 0.0 for t in tenants}
 
-    def fairness(self, weights):
+    def fairness(self, weights, window=None):
         """``(jain, {tenant: share / entitled share})`` over the tenants of ``weights``
         (tenant -> weight): the entitled share is the weight over the sum of weights."""
-        shares = self.shares(sorted(weights))
+        shares = self.shares(sorted(weights), window)
         total = sum(weights.values())
         ratio = {t: shares[t] / (weights[t] / total) for t in weights}
         return jain(ratio.values()), ratio

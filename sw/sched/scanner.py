@@ -307,6 +307,7 @@ class Ring:
         self.stalled_at = None      # head at the last full scan, to catch a ring that stopped
         self.tokens, self.tokens_at = 8.0, 0       # hints left, and when they were counted
         self.synced = False         # HEAD read at least once
+        self.unscanned = False      # the slot at TAIL holds bytes not read yet: likely posted since
 
     @property
     def engine(self):
@@ -321,6 +322,12 @@ class Ring:
     def window(self, head, tail):
         """The slots HEAD .. TAIL - 1."""
         return [(head + k) % self.size for k in range((tail - head) % self.size)]
+
+    @property
+    def busy(self):
+        """Whether the ring has work: descriptors scanned and not seen completed, or a slot
+        written past the TAIL of the last scan (:meth:`CommandScanner.poll` looks)."""
+        return bool(self.entries) and bool(self.pending) or self.unscanned
 
     @property
     def pending(self):
@@ -354,6 +361,9 @@ class CommandScanner:
         Those cycles by purpose: ``"tail"``, ``"head"`` (ring pointers), ``"bitmap"`` (mappings).
     read : int
         Descriptors read from guest memory (each once).
+    predicted_writes : dict
+        Tenant name -> every guest page a descriptor scanned so far was predicted to write
+        (to compare with its dirty log).
     """
 
     def __init__(self, hv, timing=None, map_ttl=50_000, trust_records=True):
@@ -366,6 +376,7 @@ class CommandScanner:
         self.mmio_accesses = self.mmio_cycles = 0
         self.mmio_by = collections.Counter()
         self.read = 0
+        self.predicted_writes = collections.defaultdict(set)
         self._maps = {}             # domain -> (cycle read, set of mapped pages)
         self._vdcm_adis = set()     # ADIs a virtual device has held: once released, not scanned
         self.log = logging.getLogger("siov.sched.scanner")
@@ -460,7 +471,8 @@ class CommandScanner:
         for adi, ring in self.rings.items():
             retired += await self._retire_by_records(ring)
             raw = await self._peek(ring)
-            if raw is None or raw == ring.raw.get(ring.tail, bytes(DESC_BYTES)) or raw == ring.peeked:
+            ring.unscanned = raw is not None and raw != ring.raw.get(ring.tail, bytes(DESC_BYTES))
+            if not ring.unscanned or raw == ring.peeked:
                 continue
             ring.tokens = min(burst, ring.tokens + (now - ring.tokens_at) / hint_gap)
             ring.tokens_at = now
@@ -524,6 +536,7 @@ class CommandScanner:
                 del ring.entries[slot]
             ring.head, ring.synced = head, True
         ring.tail = tail
+        ring.unscanned = False
         if full:
             ring.stalled_at = ring.head if tail != ring.head else None
         fresh = [s for s in ring.window(ring.head, tail) if s not in ring.entries]
@@ -537,6 +550,7 @@ class CommandScanner:
                     pages = await self._mapped_pages(tenant, fresh=True)     # not on a stale snapshot
                     entry = await self._read_slot(ring, slot, pages, seq=entry.seq)
                 ring.entries[slot] = entry
+                self.predicted_writes[tenant.name] |= entry.writes
                 new.append(entry)
         return new, retired
 

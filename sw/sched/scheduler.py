@@ -28,8 +28,10 @@ Policies (:data:`POLICIES`), chosen by name:
     tenant is charged the cycles its completion records show (GVT-g charges
     the time between switches, which here would bill the descriptor still
     running at a switch to the next tenant); what a tenant overran or left
-    over carries forward, and every ``stages`` periods the carry is
-    forgotten (GVT-g's stage 0). A tenant whose rings are empty gives up the
+    over carries forward, and every ``stages`` periods the time left over is
+    forgotten (GVT-g's stage 0; GVT-g forgets the debt too, which lets a
+    tenant whose slice is long against its share run ahead of its weight,
+    so here the debt is kept). A tenant whose rings are empty gives up the
     rest of its slice. When every tenant with work is in debt, the next
     period starts at once instead of idling.
 ``auto``
@@ -61,8 +63,9 @@ Policies (:data:`POLICIES`), chosen by name:
     with the tenant, the rings and the semaphore address.
 ``qos``
     Best effort by predicted cost. The arbiters run their QoS policy: each
-    ring a quantum per slice, its tenant's weighted share of its engine's
-    slice, against the arbiter's estimate COST_A + COST_B * size, which the
+    ring a quantum per slice, :attr:`_Qos.HARDWARE_QUANTA` times its
+    tenant's weighted share of its engine's slice (room to spend budget
+    carried from earlier slices), against the arbiter's estimate COST_A + COST_B * size, which the
     scheduler fits online from the completion records
     (:class:`~siov.sw.sched.costmodel.CostModel`) and writes. On top of the
     hardware's per-slice budget, the scheduler keeps each tenant's budget
@@ -71,7 +74,13 @@ Policies (:data:`POLICIES`), chosen by name:
     record's cycles when it completes. At each slice a tenant's rings are
     eligible only if their head descriptors' predicted costs fit its budget
     less a ``margin``: all of them, or the subset that fits, cheapest
-    first. A descriptor dearer than a quantum waits until the budget has
+    first; and the tenants are admitted most owed first (budget over
+    quantum), until their quanta cover half the engines' slice, so that the
+    arbiter's round robin among the few admitted gives each its weight's
+    share over time (admitting all who have budget would let the round
+    robin split each slice equally, and the heaviest tenant's budget would
+    grow past its cap). A ring with nothing pending stays eligible, so new work of an
+    idle tenant starts at once. A descriptor dearer than a quantum waits until the budget has
     grown to cover it (so it runs every few slices and the small tenant is
     protected); one dearer than ``carry_slices`` slices of its tenant can
     never fit: it is reported (:attr:`Scheduler.never_fits`) and runs when
@@ -179,6 +188,10 @@ class Scheduler:
     switches : list of Switch
     never_fits : list
         ``qos``: ``(tenant, ADI, predicted cycles)`` of the descriptors that can never fit.
+    audit : Counter
+        The scanner's verdicts against the completion records: ``"run"`` (predicted to run,
+        succeeded), ``"failed"`` (predicted to fail, failed), ``"false rejection"`` (predicted
+        to fail, succeeded), ``"missed fault"`` (predicted to run, failed).
     ticks, mmio_accesses, mmio_cycles : int
         Scans made, and the scheduler's own MMIO (the scanner's included).
     """
@@ -213,6 +226,7 @@ class Scheduler:
         self.switches = []
         self.never_fits = []
         self.overruns = []
+        self.audit = collections.Counter()
         self.ticks = 0
         self.mmio_accesses = self.mmio_cycles = 0
         self._mmio_by = collections.Counter()
@@ -285,7 +299,7 @@ class Scheduler:
         the policy."""
         retired, hinted = await self.scanner.poll(self.hint_gap)
         new = []
-        if hinted:
+        if hinted and self._policy.hints:
             new, more = await self._scan(hinted)
             retired += more
         if new or retired:
@@ -301,7 +315,7 @@ class Scheduler:
             left = due - self.bus.now()
             if left <= 0:
                 return
-            if not self.watch or not self._policy.watches:
+            if not self.watch:
                 await self.bus.wait_event(self._wake, left)
                 continue
             await self.bus.wait_event(self._wake, min(left, self.watch))
@@ -372,13 +386,17 @@ class Scheduler:
                 elif raw is not None and not force and self.bus.now() - a.since < 64 * self.tick_cycles:
                     keep.append(a)
                     continue
-            cycles = record.cycles if record is not None else round(a.cost)
-            self.metrics.charge(e.tenant, cycles)
+            # A record is guest memory: cycles far from the fitted timing model's are not trusted.
+            plausible = record is not None and e.cycles / 8 <= record.cycles <= 8 * max(e.cycles, 1)
+            cycles = record.cycles if plausible else round(a.cost)
+            self.metrics.charge(e.tenant, cycles, at=self.bus.now())
             self._policy.completed(e, a.cost, cycles)
-            if record is not None and e.verdict is Verdict.RUN and record.status == 1 and \
-                    e.cycles / 8 <= record.cycles <= 8 * e.cycles:
-                # A record is guest memory: a sample far from the fitted timing model is not trusted.
-                self.cost.add(e.opcode, e.size, e.pieces, record.cycles)
+            if record is not None:
+                ok = record.status & 0x7F == 1
+                self.audit["run" if ok and e.verdict is Verdict.RUN else "failed" if not ok and
+                           e.verdict is not Verdict.RUN else "false rejection" if ok else "missed fault"] += 1
+                if plausible and ok and e.verdict is Verdict.RUN:
+                    self.cost.add(e.opcode, e.size, e.pieces, record.cycles)
         self._awaiting = keep
 
     # -- registers ---------------------------------------------------------------------------
@@ -446,13 +464,15 @@ class Scheduler:
         (ring pointers), ``"bitmap"`` (mappings), ``"mask"``, ``"arbiter"``, ``"counters"``."""
         return dict(self._mmio_by + self.scanner.mmio_by)
 
-    def report(self):
-        """The scheduler's metrics as a JSON-able dict (see the module docstring)."""
+    def report(self, window=None):
+        """The scheduler's metrics as a JSON-able dict (see the module docstring); shares and
+        Jain's index over the completions inside ``window`` (a cycle pair) if given."""
         end = self.stopped_at if self.stopped_at is not None else self.bus.now()
         run = max(end - (self.started_at or 0), 1)
         tenants = sorted(set(self.metrics.engine_cycles) | set(self.metrics.latency))
         weights = {t: self.weight(t) for t in tenants}
-        jain, ratio = self.metrics.fairness(weights) if tenants else (1.0, {})
+        jain, ratio = self.metrics.fairness(weights, window) if tenants else (1.0, {})
+        shares = self.metrics.shares(tenants, window)
         idle = {}
         if self._idle0 is not None and getattr(self, "_idle1", None) is not None:
             idle = {k: self._idle1[k] - self._idle0[k] for k in self._idle0}
@@ -460,7 +480,7 @@ class Scheduler:
         return {
             "policy": self.policy_name, "cycles": run, "ticks": self.ticks,
             "tenants": {t: {**self.metrics.tenant(t), "weight": weights[t],
-                            "share": round(self.metrics.shares(tenants)[t], 4),
+                            "share": round(shares[t], 4),
                             "share/weight": round(ratio.get(t, 0.0), 4)} for t in tenants},
             "jain": round(jain, 4),
             "switches": len(self.switches), "switch_reasons": dict(reasons),
@@ -474,7 +494,7 @@ class Scheduler:
             "cost_error_p50": self.cost.error(50), "cost_error_p95": self.cost.error(95),
             "cost_samples": self.cost.samples, "cost_model": self.cost.coefficients(),
             "never_fits": [list(x) for x in self.never_fits],
-            "scanned": self.scanner.read,
+            "scanned": self.scanner.read, "audit": dict(self.audit),
         }
 
 
@@ -502,8 +522,9 @@ class _PolicyBase:
     async def program(self):
         pass
 
-    #: Whether the policy acts between ticks on what guest memory shows (else it scans on ticks only).
-    watches = True
+    #: Whether the rings that guest memory shows written are scanned between ticks (else only the
+    #: completion records are looked at between ticks, which costs no device time).
+    hints = True
 
     def wake(self):
         return None
@@ -520,7 +541,7 @@ def _weights_by_adi(s):
 class _PerRing(_PolicyBase):
     """The mask stays open; weighted round robin when the tenants' weights differ."""
 
-    watches = False
+    hints = False
 
     async def setup(self):
         s = self.s
@@ -556,18 +577,22 @@ class _Gang(_PolicyBase):
 
     def _balance(self):
         """A new balance period: each tenant's weighted share of the engine cycles of one slice
-        per tenant; at stage 0 what was carried is forgotten (GVT-g's ``gvt_balance_timeslice``)."""
+        per tenant; at stage 0 the time left over is forgotten, the debt kept (GVT-g's
+        ``gvt_balance_timeslice`` forgets both)."""
         s = self.s
         tenants = list(s.rings_of())
         total = sum(s.weight(t) for t in tenants) or 1
         period = s.slice_cycles * len(tenants) * s.hv.caps.num_engines
         for t in tenants:
             self.allocated[t] = period * s.weight(t) / total
-            self.left[t] = self.allocated[t] if self.stage == 0 else self.left.get(t, 0) + self.allocated[t]
+            left = self.left.get(t, 0)
+            if self.stage == 0:
+                left = min(left, 0)
+            self.left[t] = left + self.allocated[t]
         self.stage = (self.stage + 1) % self.s.stages
 
     def _busy(self):
-        return {t for t, rings in self.s.rings_of().items() if any(r.pending for r in rings)}
+        return {t for t, rings in self.s.rings_of().items() if any(r.busy for r in rings)}
 
     def eligible(self):
         s, now = self.s, self.s.bus.now()
@@ -741,6 +766,12 @@ class _Qos(_PolicyBase):
     """Best effort by predicted cost, with budgets carried across slices (see the module docstring)."""
 
 
+    #: The arbiter's quantum of a ring, in multiples of its fair share of a slice: room within a
+    #: slice for a tenant that carries budget to spend (the scheduler charges what it spends).
+    HARDWARE_QUANTA = 8
+    #: Tenants are admitted, most owed first, until their quanta cover this part of the engines' slice.
+    ADMIT = 0.5
+
     def __init__(self, sched):
         super().__init__(sched)
         self.budget = {}               # tenant -> cycles it may still spend (negative: debt)
@@ -780,7 +811,7 @@ class _Qos(_PolicyBase):
         self.quanta = self._quanta()
         q = [0] * (max(self.quanta, default=-1) + 1)       # ADIs above the last ring keep theirs
         for a, v in self.quanta.items():
-            q[a] = min(v, regmap.ENG_ARB_QUANTUM_QUANTUM_MASK)
+            q[a] = min(self.HARDWARE_QUANTA * v, regmap.ENG_ARB_QUANTUM_QUANTUM_MASK)
         self.cost_written = self._hardware_cost()
         await s.set_arbiter(Policy.QOS, s.slice_cycles, self.cost_written, weights=[1] * len(q), quanta=q)
 
@@ -807,17 +838,28 @@ class _Qos(_PolicyBase):
         self.spent.clear()
         self.available = {}
         mask = set(a for a in range(s.hv.caps.num_adis) if a not in s.scanner.rings)
-        for tenant, rings in s.rings_of().items():
+        rings_of = s.rings_of()
+        for tenant, rings in rings_of.items():
+            q = self._tenant_quantum(tenant)
+            self.budget[tenant] = min(self.budget.get(tenant, 0) + q, s.carry_slices * q)
+            self.available[tenant] = self.budget[tenant]
+            mask |= {r.adi for r in rings if not r.busy}         # an idle ring stays open for new work
+        # The most owed first (budget over quantum), until their quanta cover the engines' slice.
+        order = sorted(rings_of, key=lambda t: (-self.budget[t] / max(self._tenant_quantum(t), 1), t))
+        cover, capacity = 0, s.slice_cycles * s.hv.caps.num_engines * self.ADMIT
+        for tenant in order:
+            rings = [r for r in rings_of[tenant] if r.busy]
+            if not rings or cover >= capacity:
+                continue
             q = self._tenant_quantum(tenant)
             cap = s.carry_slices * q
-            self.budget[tenant] = min(self.budget.get(tenant, 0) + q, cap)
-            self.available[tenant] = self.budget[tenant]
             free = self.budget[tenant] - s.margin * q
-            heads = sorted((s.predicted(r.pending[0]), r.adi, r.pending[0]) for r in rings if r.pending)
-            mask |= {r.adi for r in rings if not r.pending}
+            heads = sorted((s.predicted(r.pending[0]) if r.pending else 0, r.adi, r.pending[0] if r.pending
+                            else None) for r in rings)
+            admitted = False
             for cost, adi, head in heads:
                 never = cost > cap - s.margin * q
-                if never and (adi, head.seq) not in self.reported:
+                if never and head is not None and (adi, head.seq) not in self.reported:
                     self.reported.add((adi, head.seq))
                     s.never_fits.append((tenant, adi, round(cost)))
                     s.log.warning("%s: the head of ADI %d (%d cycles) can never fit %s's budget of %d cycles",
@@ -825,6 +867,9 @@ class _Qos(_PolicyBase):
                 if cost <= free or never and self.budget[tenant] >= cap:
                     mask.add(adi)
                     free -= max(cost, self.quanta.get(adi, 0))
+                    admitted = True
+            if admitted:
+                cover += q
         self.mask = mask
         return mask
 

@@ -263,9 +263,9 @@ DRM_CLIENTS = {
 }
 
 
-async def client(b, vm, spec, duration):
-    """Run client ``spec`` on queue 0 of ``vm`` for ``duration`` cycles from now."""
-    q = vm.queues[0]
+async def client(b, vm, spec, duration, queue=0):
+    """Run client ``spec`` on queue ``queue`` of ``vm`` for ``duration`` cycles from now."""
+    q = vm.queues[queue]
     pages = -(-spec.size // PAGE)
     src = await b.buffer(vm, 2 * pages)
     dst = src + pages * PAGE
