@@ -7,7 +7,9 @@ of the device: its driver, its fault queues, its interrupts), creates its
 tenants through it, and returns the record that :class:`Recorder` builds:
 
 * per tenant: a digest of its guest memory, its completion records in the
-  order it posted them (the ``cycles`` field zeroed: that one is timing),
+  order it posted them (the ``cycles`` and ``start_cycle`` fields zeroed:
+  those are timing; the ``engine`` field is kept, since it is the ADI's
+  binding, which the program sets),
   the interrupts raised in its virtual interrupt controller in arrival
   order, the DMA and interrupt faults the hypervisor routed to it in queue
   order, and its dirty log;
@@ -16,8 +18,8 @@ tenants through it, and returns the record that :class:`Recorder` builds:
 * faults that named nobody's PASID, interrupts for nobody's destination,
   and the faults lost to full queues;
 * under ``"timing"``, what depends on timing and is never compared: each
-  record's cycles, the device time of the run, and the timing-dependent
-  counters.
+  record's ``[address, cycles, start_cycle]``, the device time of the run,
+  and the timing-dependent counters.
 
 :func:`run` runs a program on a backend; :func:`compare` lists the
 differences between two records (order across tenants may differ, order
@@ -113,13 +115,13 @@ class Recorder:
     async def _tenant_record(self, e):
         t = e.tenant
         mem = bytearray(await self.bus.mem_read(t.memory.host_base, t.pages * PAGE))
-        records, cycles = [], []
+        records, timing = [], []
         for addr in e.record_addrs:
             rec = CompletionRecord.unpack(await self.bus.mem_read(addr, COMPLETION_BYTES))
-            cycles.append(rec.cycles)
-            rec.cycles = 0
+            timing.append((addr, rec.cycles, rec.start_cycle))
+            rec.cycles = rec.start_cycle = 0
             records.append(rec.pack().hex())
-            # The digest leaves out what is timing: the records' cycles fields.
+            # The digest leaves out what is timing: the records' cycles and start cycles.
             off = addr - t.memory.host_base
             if 0 <= off < len(mem):
                 mem[off:off + COMPLETION_BYTES] = rec.pack()
@@ -129,7 +131,7 @@ class Recorder:
             "interrupts": [[t.dest, vector] for vector, _ in t.vic.log],
             "dma_faults": [f for f in faults if f[0] == "dma"], "irq_faults": [f for f in faults if f[0] == "irq"],
             "dirty": e.dirty.hex(), "events": e.events,
-        }, list(zip(e.record_addrs, cycles))
+        }, timing
 
     async def finish(self):
         """The result record (a JSON-able dict), after a last drain of the fault queues."""

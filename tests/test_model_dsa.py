@@ -41,6 +41,8 @@ CR_FIELDS = [
     ("status", 0, 7), ("status_write", 7, 1), ("result", 8, 8), ("fault_info", 16, 8),
     ("rsvd", 24, 8), ("bytes_completed", 4 * 8, 32), ("fault_addr", 8 * 8, 64),
     ("invalid_flags", 16 * 8, 24), ("rsvd2", 19 * 8, 8),
+    # project: op-specific space that the supported operations leave unused
+    ("cycles", 20 * 8, 32), ("start_cycle", 24 * 8, 32), ("engine", 28 * 8, 8), ("rsvd3", 29 * 8, 24),
 ]
 
 
@@ -69,14 +71,16 @@ def test_packed_byte_positions():
 
     cr = CompletionRecord(status=Status.PAGE_FAULT, status_write=1, result=1, fault_info=0x5A,
                           bytes_completed=0x1000, fault_addr=0xFEDC_BA98_7654_3210,
-                          invalid_flags=0x800002, cycles=0x01020304).pack()
+                          invalid_flags=0x800002, cycles=0x01020304, start_cycle=0xA0B0C0D0,
+                          engine=3).pack()
     assert len(cr) == 32
     assert cr[0] == 0x83 and cr[1] == 1 and cr[2] == 0x5A and cr[3] == 0
     assert int.from_bytes(cr[4:8], "little") == 0x1000
     assert int.from_bytes(cr[8:16], "little") == 0xFEDC_BA98_7654_3210
     assert int.from_bytes(cr[16:19], "little") == 0x800002 and cr[19] == 0
     assert int.from_bytes(cr[20:24], "little") == 0x01020304
-    assert cr[24:] == bytes(8)
+    assert int.from_bytes(cr[24:28], "little") == 0xA0B0C0D0
+    assert cr[28] == 3 and cr[29:] == bytes(3)
 
 
 def test_semaphore_fields_byte_positions():

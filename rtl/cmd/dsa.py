@@ -34,7 +34,12 @@ Completion record (32 bytes, 32-byte aligned in memory)::
     byte 20  cycles (u32)  -- project use of op-specific space: cycles from the hand-over
                               of the descriptor to its executor to the composing of this
                               record (ENG.LAST_CYCLES adds the record's write and 2)
-    byte 24  rsvd3 (u64)
+    byte 24  start_cycle (u32) -- project use of op-specific space: the low 32 bits of the
+                              Device's cycle counter (GLOBAL.CYCLE_LO) in the cycle the descriptor
+                              was handed over to its executor, so [start_cycle, start_cycle +
+                              cycles] is the engine's time on it up to the record
+    byte 28  engine (u8)       -- project use of op-specific space: the engine that ran it
+    byte 29  rsvd3 (3 bytes)
 
 Supported subset: opcodes NOOP, DRAIN, MEMMOVE, MEMFILL (8-byte pattern) and
 COMPARE, and two project opcodes outside the DSA range for dependencies
@@ -185,7 +190,8 @@ DescriptorLayout = data.StructLayout({
     "op_specific": unsigned(64),
 })
 
-#: ``struct dsa_completion_record`` with the project's ``cycles`` field, 256 bits.
+#: ``struct dsa_completion_record`` with the project's ``cycles``, ``start_cycle`` and
+#: ``engine`` fields (in op-specific bytes that the supported operations leave unused), 256 bits.
 CompletionLayout = data.StructLayout({
     "status": Status,
     "status_write": unsigned(1),
@@ -197,7 +203,9 @@ CompletionLayout = data.StructLayout({
     "invalid_flags": unsigned(24),
     "rsvd2": unsigned(8),
     "cycles": unsigned(32),
-    "rsvd3": unsigned(64),
+    "start_cycle": unsigned(32),
+    "engine": unsigned(8),
+    "rsvd3": unsigned(24),
 })
 
 assert DescriptorLayout.size == 8 * DESC_BYTES

@@ -131,6 +131,8 @@ class Engine(wiring.Component):
         eligible = Signal(64, init=(1 << 64) - 1)
         with m.If(r("ENG.ELIGIBLE_CMD.COMMIT")):
             m.d.sync += eligible.eq(Cat(r("ENG.ELIGIBLE_LO.MASK"), r("ENG.ELIGIBLE_HI.MASK")))
+        # Counts every cycle from reset, as the Device's cycle counter does: it is
+        # GLOBAL.CYCLE_LO in every cycle (the records' start_cycle comes from it).
         now = Signal(32)
         m.d.sync += now.eq(now + 1)
 
@@ -139,7 +141,7 @@ class Engine(wiring.Component):
         m.submodules.dispatch = dp = Dispatcher(p)
         execs = []
         for e in range(ne):
-            x = Executor(p)
+            x = Executor(p, engine=e)
             m.submodules[f"exec{e}"] = x
             execs.append(x)
 
@@ -168,7 +170,7 @@ class Engine(wiring.Component):
         for e, x in enumerate(execs):
             wiring.connect(m, dp.starts()[e], x.start)
             wiring.connect(m, x.done, dp.dones()[e])
-            m.d.comb += dp.idle[e].eq(x.idle)
+            m.d.comb += [dp.idle[e].eq(x.idle), x.now.eq(now)]
         # In flight (ADI_STATUS.INFLIGHT): taken and not yet started, executing, or its
         # completion interrupt on its way to the remapper (in an executor's output register
         # or in the merge's, below).

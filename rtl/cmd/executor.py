@@ -43,6 +43,9 @@ executor then:
   it cannot count its own write. ``finish.cycles`` (ENG.LAST_CYCLES) runs
   on to FINISH, so it adds the record's translation and write, and the IRQ
   and FINISH states (``rtl/regs.rdl`` ENG.LAST_CYCLES has the figures).
+  The record also holds the cycle of the hand-over, ``now`` then (byte 24:
+  the Device's cycle counter, low word), and the executor's engine (byte 28),
+  so that software can draw each engine's timeline from its records alone.
 
 Device addresses at or above 2**44 (a page number that does not fit the
 tracker's 32-bit page) fault without a tracker request.
@@ -94,6 +97,13 @@ FINISH_LAYOUT = data.StructLayout({"status": 7, "cycles": 32})
 class Executor(wiring.Component):
     """One engine's execution unit.
 
+    Parameters
+    ----------
+    params : DeviceParams
+    engine : int
+        The engine's index (0 to ``params.num_engines - 1``), written into
+        every completion record.
+
     Attributes
     ----------
     start : In(stream.Signature(START_LAYOUT))
@@ -121,12 +131,25 @@ class Executor(wiring.Component):
         A descriptor was refused this cycle (DESC_PASID).
     retried : Out(1)
         A WAIT was left for a re-check this cycle; ``finish.cycles`` holds its cycles.
+    now : In(32)
+        The low word of the Device's cycle counter (GLOBAL.CYCLE_LO); its value
+        in the cycle of the hand-over is the record's ``start_cycle``.
+
+    Raises
+    ------
+    ValueError
+        If ``engine`` is not an integer from 0 to ``params.num_engines - 1``.
     """
 
-    def __init__(self, params=DeviceParams()):
+    def __init__(self, params=DeviceParams(), engine=0):
         self.params = require_params(params, "Executor")
+        if not isinstance(engine, int) or not 0 <= engine < params.num_engines:
+            raise ValueError(f"Engine index must be an integer from 0 to {params.num_engines - 1}, "
+                             f"not {engine!r}")
+        self.engine = engine
         n = params.num_adis
         super().__init__({
+            "now": In(32),
             "start": In(stream.Signature(START_LAYOUT)),
             "done": Out(stream.Signature(DONE_LAYOUT)),
             "rd_bus": Out(Axi4ReadSignature()),
@@ -205,6 +228,7 @@ class Executor(wiring.Component):
         cur = Signal(range(max(n, 2)))            # ADI being executed
         timed_out = Signal()                      # a failing WAIT check times out
         cycles = Signal(32)
+        start_cycle = Signal(32)                  # the cycle counter at the hand-over
         status = Signal(Status)
         invalid = Signal(24)
         result = Signal(8)
@@ -424,7 +448,8 @@ class Executor(wiring.Component):
                 with m.If(self.start.valid & ~self.done.valid):
                     st = self.start.payload
                     m.d.sync += [cur.eq(st.adi), adi_pasid.eq(st.pasid), timed_out.eq(st.timed_out),
-                                 desc.eq(st.desc), busy_adi.eq(1), cycles.eq(0)]
+                                 desc.eq(st.desc), busy_adi.eq(1), cycles.eq(0),
+                                 start_cycle.eq(self.now)]
                     m.next = "PREPARE"
 
             with m.State("PREPARE"):
@@ -645,7 +670,8 @@ class Executor(wiring.Component):
                                                       Mux(sized, Mux(result.any() & is_cmp, done,
                                                                      desc.xfer_size), 0), 0))),
                     record.fault_addr.eq(fault_addr), record.invalid_flags.eq(invalid),
-                    record.rsvd2.eq(0), record.cycles.eq(cycles), record.rsvd3.eq(0),
+                    record.rsvd2.eq(0), record.cycles.eq(cycles),
+                    record.start_cycle.eq(start_cycle), record.engine.eq(self.engine), record.rsvd3.eq(0),
                 ]
                 with m.If(crav & (desc.completion_addr[:_CR_LOW] == 0) & (rcr | (status != Status.SUCCESS))):
                     m.d.sync += [x_addr.eq(desc.completion_addr), x_write.eq(1), xlate_then.eq(X_CR)]

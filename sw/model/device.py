@@ -195,11 +195,12 @@ class EngineModel:
 
     # -- dispatch ------------------------------------------------------------------
 
-    def dispatch(self, adi, raw, cycles=0, finish=True):
+    def dispatch(self, adi, raw, cycles=0, finish=True, start_cycle=0):
         """Run ``raw`` (64 bytes fetched earlier) as ADI ``adi``'s dispatched descriptor.
 
         The descriptor is consumed (the ADI's HEAD advances). ``cycles`` is
-        what the hardware measured (it goes into the record). A WAIT is
+        what the hardware measured and ``start_cycle`` the cycle counter at
+        its hand-over (both go into the record, with the ADI's engine). A WAIT is
         decided: SUCCESS if its condition holds on model memory, else
         WAIT_TIMEOUT (the hardware consumes a WAIT whose condition is false
         only when it has timed out). With ``finish=False`` the descriptor
@@ -207,9 +208,9 @@ class EngineModel:
         interrupt yet) until :meth:`finish`: the model backend lets its
         execution time pass in between.
         """
-        return self._run(adi, raw, cycles, finish, timed_out=True)
+        return self._run(adi, raw, cycles, finish, timed_out=True, start_cycle=start_cycle)
 
-    def check_wait(self, adi, raw, timed_out, cycles=0, finish=True):
+    def check_wait(self, adi, raw, timed_out, cycles=0, finish=True, start_cycle=0):
         """One check of ADI ``adi``'s head descriptor ``raw``, a WAIT, by its engine.
 
         If the condition holds, or the check fails otherwise (PASID refusal,
@@ -221,7 +222,7 @@ class EngineModel:
         and adds its cycles (the record's ``cycles``, ``cycles`` here or as
         stamped later) to WAIT_CYCLES. Any other opcode is dispatched.
         """
-        return self._run(adi, raw, cycles, finish, timed_out=timed_out)
+        return self._run(adi, raw, cycles, finish, timed_out=timed_out, start_cycle=start_cycle)
 
     def replay_retry(self, adi, raw, cycles=0):
         """A WAIT check of ADI ``adi``'s head descriptor ``raw`` that the hardware retried, replayed
@@ -234,7 +235,7 @@ class EngineModel:
         self.wait_retries = min(self.wait_retries + 1, COUNTER_MAX)
         self.wait_cycles = min(self.wait_cycles + cycles, COUNTER_MAX)
 
-    def _run(self, adi, raw, cycles, finish, timed_out):
+    def _run(self, adi, raw, cycles, finish, timed_out, start_cycle=0):
         desc = Descriptor.unpack(raw)
         a = self.adi.adis[adi]
         result = Dispatch(adi, desc, engine=a.engine)
@@ -247,7 +248,8 @@ class EngineModel:
             self.refused = min(self.refused + 1, COUNTER_MAX)
         else:
             is_wait = desc.opcode == Opcode.WAIT.value
-            out = self.engine.execute(desc, cycles, wait_timed_out=timed_out or not is_wait)
+            out = self.engine.execute(desc, cycles, wait_timed_out=timed_out or not is_wait,
+                                      start_cycle=start_cycle, engine=a.engine)
             result.outcome = out
             if out.retry:
                 result.retry = True

@@ -169,7 +169,8 @@ class Descriptor(_DescriptorFields):
 
 @dataclass
 class CompletionRecord(_Packed):
-    """``struct dsa_completion_record`` (32 bytes) with the ``cycles`` field."""
+    """``struct dsa_completion_record`` (32 bytes) with the project's ``cycles``, ``start_cycle``
+    and ``engine`` fields (see :mod:`siov.rtl.cmd.dsa`)."""
     LAYOUT = CompletionLayout
 
     status: int = 0
@@ -182,6 +183,8 @@ class CompletionRecord(_Packed):
     invalid_flags: int = 0
     rsvd2: int = 0
     cycles: int = 0
+    start_cycle: int = 0
+    engine: int = 0
     rsvd3: int = 0
 
 

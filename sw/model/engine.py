@@ -414,11 +414,13 @@ class Engine:
 
     # -- execution ---------------------------------------------------------------
 
-    def execute(self, desc, cycles=0, wait_timed_out=True):
+    def execute(self, desc, cycles=0, wait_timed_out=True, start_cycle=0, engine=0):
         """Run one descriptor (a :class:`Descriptor` or its 64 bytes); return its :class:`Outcome`.
 
-        ``cycles`` is copied into the record's ``cycles`` field (the RTL
-        stores its measured cycle count there). ``wait_timed_out`` decides a
+        ``cycles``, ``start_cycle`` and ``engine`` are copied into the
+        record's fields of those names (the RTL stores there its measured
+        cycle count, the cycle counter's low word at the hand-over, and the
+        index of the engine that ran it). ``wait_timed_out`` decides a
         WAIT whose condition is false: ``WAIT_TIMEOUT`` if set (the default:
         a WAIT the hardware consumed with its condition false has timed
         out), else a retry (:attr:`Outcome.retry`).
@@ -430,7 +432,8 @@ class Engine:
         self._read = self._written = 0
         self._pages = {}
         status, invalid = self.check(desc)
-        rec = CompletionRecord(cycles=cycles, invalid_flags=invalid)
+        rec = CompletionRecord(cycles=cycles, start_cycle=start_cycle & 0xFFFF_FFFF, engine=engine,
+                               invalid_flags=invalid)
         if status is Status.SUCCESS:
             op = _opcode(desc)
             try:

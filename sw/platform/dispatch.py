@@ -33,7 +33,9 @@ structure where it decides who runs, and nowhere else:
 * **the executor** runs the descriptor for ENG.LAST_CYCLES
   (:meth:`TimingModel.engine_cycles`: the record's cycles, its write, the
   finish) and is idle the cycle after; the descriptor's writes and its
-  interrupt take effect at its finish. A retried WAIT check holds its ADI
+  interrupt take effect at its finish. Its record names the engine and the
+  hand-over cycle (``start_cycle``, the cycle counter's low word), as the
+  RTL's does. A retried WAIT check holds its ADI
   until the next re-check tick;
 * **the engines share the AXI4 port** (rtl/cmd/ports.py): bursts of
   different engines take turns on its read and write channels. A
@@ -346,8 +348,9 @@ class Dispatcher:
         timed_out = first is not None and now - first >= dev.engine.wait_timeout
         staged = self.staged_memory(dev.memory)
         dev.engine.engine.memory = staged
+        start = now + timing.load          # the hand-over to the executor: the record's start_cycle
         try:
-            res = dev.engine.check_wait(adi, slot.raw, timed_out, 0, finish=False)
+            res = dev.engine.check_wait(adi, slot.raw, timed_out, 0, finish=False, start_cycle=start)
         finally:
             dev.engine.engine.memory = dev.memory
         if not slot.wait:                 # an ordinary descriptor leaves its slot at the take
@@ -362,7 +365,6 @@ class Dispatcher:
             if not res.retry:
                 res.engine_cycles = cycles = timing.engine_cycles(res.descriptor, res.outcome, cycles)
             _, _, reads, writes, _ = features(res.descriptor, res.outcome)
-        start = now + timing.load
         self.engines[e].run = _Run(adi, res, staged, now, start, start + cycles, self.gone[adi], work=cycles,
                                    record=record, reads=reads / cycles, writes=writes / cycles, updated=start)
         self.track_pending()

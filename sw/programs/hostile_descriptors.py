@@ -47,7 +47,7 @@ from ...rtl import regmap
 from ...rtl.cmd.arbiter import Policy
 from ...rtl.cmd.dsa import COMPLETION_BYTES, MAX_XFER, Flag, Opcode, SUPPORTED_FLAGS
 from ...rtl.dma.defs import PAGE_SHIFT
-from ..model.dsa import Descriptor
+from ..model.dsa import CompletionRecord, Descriptor
 
 __all__ = ["hostile_descriptors", "draw_descriptor", "ATTACKER_PASID", "PAGES", "UNMAPPED_PAGE",
            "RING_SIZE", "WAIT_TIMEOUT"]
@@ -192,10 +192,10 @@ class _Program:
         # A record is written only at an aligned address: what a misaligned one names is
         # neighbouring records, whose timing fields are not the program's to compare.
         if d.completion_addr % COMPLETION_BYTES == 0 and d.completion_addr < PAGES * PAGE:
-            raw = bytearray(await bus.mem_read(window_base(0) + d.completion_addr, COMPLETION_BYTES))
-            timing["record_cycles"] = int.from_bytes(raw[20:24], "little")
-            raw[20:24] = bytes(4)                  # the record's cycles field is timing
-            out["record"] = raw.hex()
+            rec = CompletionRecord.unpack(await bus.mem_read(window_base(0) + d.completion_addr, COMPLETION_BYTES))
+            timing["record_cycles"], timing["record_start"] = rec.cycles, rec.start_cycle
+            rec.cycles = rec.start_cycle = 0       # the record's cycles and start cycle are timing
+            out["record"] = rec.pack().hex()
         out["adi"] = list(await pf.adi_state(0))
         if out["adi"][0] != 1:                     # ERROR (a foreign PASID): start the ring again
             await pf.adi_command(0, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
@@ -241,7 +241,7 @@ class _Program:
         for dom, pages in ((0, PAGES), (1, VICTIM_PAGES)):
             mem = bytearray(await self.bus.mem_read(window_base(dom), pages * PAGE))
             for off in range(RECORD_PAGE * PAGE, (RECORD_PAGE + 1) * PAGE, COMPLETION_BYTES):
-                mem[off + 20:off + 24] = bytes(4)          # the records' cycles fields are timing
+                mem[off + 20:off + 28] = bytes(8)          # the records' cycles and start cycles are timing
             memory[str(dom)] = hashlib.sha256(mem).hexdigest()
         counters = await self.pf.counters()
         allowed = counters.pop("dma_allowed")

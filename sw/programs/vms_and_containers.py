@@ -14,7 +14,7 @@ hypercall), and then:
   cycles later).
 
 The record is per tenant: a digest of its memory, its completion records
-(less ``cycles``), the vectors its virtual interrupt controller raised, the
+(less ``cycles`` and ``start_cycle``), the vectors its virtual interrupt controller raised, the
 faults routed to it, the errors it was given, and its counters, so the
 differential harness can compare it across backends.
 """
@@ -33,8 +33,9 @@ from ..model.dsa import Descriptor, fields_of
 __all__ = ["vms_and_containers"]
 
 PAGE = 1 << PAGE_SHIFT
-#: Byte offset of the completion record's cycles field.
-CYCLES_OFFSET = next(off for name, off, _ in fields_of(CompletionLayout) if name == "cycles") // 8
+#: (byte offset, bytes) of the completion record's timing fields: its cycles and start cycle.
+TIMING_FIELDS = [(off // 8, width // 8) for name, off, width in fields_of(CompletionLayout)
+                 if name in ("cycles", "start_cycle")]
 
 
 def _work(rng, src, dst, n):
@@ -56,7 +57,7 @@ async def _records(queue_wait, tickets, errors, addrs):
         except DescriptorError as e:
             rec = e.record
             errors.append(str(e))
-        rec.cycles = 0
+        rec.cycles = rec.start_cycle = 0          # timing
         out.append(rec.pack().hex())
     return out
 
@@ -135,7 +136,7 @@ async def vms_and_containers(bus, seed):
     for t in tenants:
         reclaimed[t.name] += await hv.lazy_unpin(t)                   # the rest, old enough by now
         mem = await t.memory.read(0, t.pages * PAGE)
-        # The digest leaves out the completion-record pages' cycles fields, which are timing.
+        # The digest leaves out the completion records' cycles and start cycles, which are timing.
         r = result[t.name]
         r.update({
             "memory": hashlib.sha256(_without_cycles(mem, addrs[t.name])).hexdigest(),
@@ -151,8 +152,10 @@ async def vms_and_containers(bus, seed):
 
 
 def _without_cycles(mem, record_addrs):
-    """``mem`` with the cycles field of the completion records at ``record_addrs`` zeroed."""
+    """``mem`` with the timing fields (cycles, start_cycle) of the completion records at
+    ``record_addrs`` zeroed."""
     mem = bytearray(mem)
     for addr in record_addrs:
-        mem[addr + CYCLES_OFFSET:addr + CYCLES_OFFSET + 4] = bytes(4)
+        for off, n in TIMING_FIELDS:
+            mem[addr + off:addr + off + n] = bytes(n)
     return bytes(mem)

@@ -310,21 +310,34 @@ class Scoreboard(uvm_component):
         self._last_consume = {}
         self.expected_irqs = []
         self.results = []
+        self.start_offsets = set()      # record start_cycle - the monitors' cycle of its hand-over
 
     def attach(self, bfm, sysmodel):
         self.bfm, self.sys = bfm, sysmodel
 
-    def _rtl_cycles(self, adi, raw):
-        """Cycles the hardware stored in the record of ``raw`` (0 if it wrote none there)."""
+    def _rtl_timing(self, adi, raw):
+        """``(cycles, start_cycle)`` the hardware stored in the record of ``raw`` ((0, 0) if it
+        wrote none there): timing, which the model takes from the hardware. The record's engine
+        is not taken: the model writes its own (the ADI's binding), and memory compares it."""
         desc = Descriptor.unpack(raw)
         a = self.sys.adi.adis[adi]
         if not desc.flags & Flag.CRAV or desc.completion_addr % CR_ALIGN:
-            return 0
+            return 0, 0
         if desc.completion_addr >= DOMAIN_SPAN:
-            return 0
+            return 0, 0
         host = self.sys.host_of(a.domain, desc.completion_addr)
         rec = CompletionRecord.unpack(self.bfm.ram.read(host, COMPLETION_BYTES))
-        return rec.cycles
+        return rec.cycles, rec.start_cycle
+
+    def _check_start(self, adi, cycle, start_cycle):
+        """A record's start_cycle is the cycle counter at its descriptor's (last) hand-over: it is
+        the same number of cycles from the monitors' cycle of that hand-over for every record."""
+        handed = [c for c, a, _ in self.bfm.handovers if a == adi and c <= cycle]
+        assert handed, f"ADI {adi}: a record with no hand-over before its consume at {cycle}"
+        self.start_offsets.add((start_cycle - handed[-1]) % (1 << 32))
+        assert len(self.start_offsets) == 1, (
+            f"ADI {adi}: record start_cycle {start_cycle} is not its hand-over's cycle counter "
+            f"(offsets from the hand-over taps: {sorted(self.start_offsets)})")
 
     def _checks_since_last_consume(self, adi, cycle):
         """Hand-overs of ``adi``'s head descriptor to its engine since its previous consume
@@ -350,7 +363,10 @@ class Scoreboard(uvm_component):
             # decided it (consumed now) was a retry, with its own tracker request.
             for _ in range(self._checks_since_last_consume(adi, cycle) - 1):
                 self.sys.engine.replay_retry(adi, raw)
-            res = self.sys.engine.dispatch(adi, raw, self._rtl_cycles(adi, raw))
+            cycles, start_cycle = self._rtl_timing(adi, raw)
+            res = self.sys.engine.dispatch(adi, raw, cycles, start_cycle=start_cycle)
+            if res.outcome is not None and res.outcome.completion is not None:     # a record was written
+                self._check_start(adi, cycle, start_cycle)
             self.results.append((cycle, res))
             if res.irq is not None and res.irq.kind == "deliver":
                 self.expected_irqs.append((res.irq.dest, res.irq.vector))
