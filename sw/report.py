@@ -8,7 +8,9 @@
   for the table gets every tenant as a list of lines instead: no figure is
   ever cut;
 * ``trace.json`` (:func:`write_trace`): Chrome trace-event format, which
-  Perfetto and chrome://tracing open;
+  Perfetto and chrome://tracing open: one track per engine, drawn from the
+  completion records (the engine and start cycle each record carries), and
+  one per tenant;
 * ``throughput.png`` and ``latency.png`` (:func:`write_plots`);
 * ``report.html`` (:func:`write_html`): all of the above in one file that
   needs no network: the tables, the plots embedded as PNG, the scenario and
@@ -159,19 +161,31 @@ def print_report(doc, console, rate=None):
 
 
 def write_trace(doc, path):
-    """Chrome trace-event JSON of the run: one track per tenant in process "tenants", each
-    descriptor an async span (``"b"``/``"e"`` with its own id) from submission to the host
-    seeing it complete, so that descriptors in flight together never overlap on one thread;
-    markers (``"i"``) where faults were injected. Timestamps are device cycles shown as
-    microseconds."""
-    events = [{"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "tenants"}}]
+    """Chrome trace-event JSON of the run: one track per engine in process "engines", each
+    descriptor a complete slice (``"X"``) from its hand-over to the engine to the composing of
+    its completion record (``[started, started + cycles]``, from the record's own
+    ``start_cycle``, ``cycles`` and ``engine``), which never overlap on one engine; one track per
+    tenant in process "tenants", each descriptor an async span (``"b"``/``"e"`` with its own
+    id) from submission to the host seeing it complete, so that descriptors in flight together
+    never overlap on one thread; markers (``"i"``) where faults were injected. Timestamps are
+    device cycles shown as microseconds."""
+    events = [{"name": "process_name", "ph": "M", "pid": 1, "args": {"name": "engines"}},
+              {"name": "process_name", "ph": "M", "pid": 2, "args": {"name": "tenants"}}]
+    for e in doc["device"]["engines"]:
+        events.append({"name": "thread_name", "ph": "M", "pid": 1, "tid": e["engine"],
+                       "args": {"name": f"engine {e['engine']}"}})
+    for name, t in sorted(doc["tenants"].items()):
+        for c in t["completions"]:
+            events.append({"name": name, "cat": "engine", "ph": "X", "pid": 1, "tid": c["engine"],
+                           "ts": c["started"], "dur": c["cycles"],
+                           "args": {k: c[k] for k in ("bytes", "status")}})
     span = 0
     for tid, (name, t) in enumerate(sorted(doc["tenants"].items()), start=1):
         events.append({"name": "thread_name", "ph": "M", "pid": 2, "tid": tid,
                        "args": {"name": f"{name} ({t['kind']}, ADIs {_ranges(t['adis'])})"}})
         for c in t["completions"]:
             span += 1
-            args = {k: c[k] for k in ("cycles", "bytes", "engine", "status")}
+            args = {k: c[k] for k in ("started", "cycles", "bytes", "engine", "status")}
             events.append({"name": f"{name} descriptor", "cat": name, "ph": "b", "id": span, "pid": 2,
                            "tid": tid, "ts": c["submitted"], "args": args})
             events.append({"name": f"{name} descriptor", "cat": name, "ph": "e", "id": span, "pid": 2,

@@ -92,7 +92,17 @@ def test_results_follow_the_schema(doc):
     assert doc["backend"] == "model" and doc["partial"] is False
     assert doc["device"]["params"]["num_engines"] == len(doc["device"]["engines"])
     c = doc["tenants"]["vm0"]["completions"][0]
-    assert set(c) == {"submitted", "completed", "cycles", "bytes", "engine", "status"}
+    assert set(c) == {"submitted", "started", "completed", "cycles", "bytes", "engine", "status"}
+
+
+def test_completions_carry_their_records_engine_and_start(doc):
+    """Each completion's engine and start come from its record: the engine is one its tenant's
+    queues are bound to, and the descriptor started after it was posted and its record was
+    composed before the host saw it."""
+    for name, t in doc["tenants"].items():
+        for c in t["completions"]:
+            assert c["engine"] in t["engines"], (name, c)
+            assert c["submitted"] < c["started"] <= c["started"] + c["cycles"] < c["completed"], (name, c)
 
 
 def test_schema_refuses_what_is_not_named(doc):
@@ -241,8 +251,10 @@ def test_differences_skip_what_may_differ(doc):
 
 def test_trace_tracks_never_overlap_themselves(run_dir, doc):
     """Perfetto cannot draw two complete slices of one thread that overlap partially: no track
-    holds two "X" slices that overlap, and every descriptor is an async span ("b"/"e", one id
-    each), which Perfetto lays out on rows of their own."""
+    holds two "X" slices that overlap. Every engine has its track, with one slice per
+    descriptor it ran (from its completion record's start cycle, for its cycles), and every
+    descriptor is also an async span ("b"/"e", one id each), which Perfetto lays out on rows of
+    their own."""
     events = json.loads((run_dir / "trace.json").read_text())["traceEvents"]
     tracks = {}
     for e in events:
@@ -251,6 +263,12 @@ def test_trace_tracks_never_overlap_themselves(run_dir, doc):
     for track, slices in tracks.items():
         slices.sort()
         assert all(a[1] <= b[0] for a, b in zip(slices, slices[1:])), track
+    engines = doc["device"]["engines"]
+    assert len(engines) == doc["device"]["params"]["num_engines"] >= 2
+    assert sorted(tracks) == [(1, e["engine"]) for e in engines]        # one track per engine, all used
+    assert [len(tracks[1, e["engine"]]) for e in engines] == [e["descriptors"] for e in engines]
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert all(names[1, e["engine"]] == f"engine {e['engine']}" for e in engines)
     begins = {(e["cat"], e["id"]): e["ts"] for e in events if e["ph"] == "b"}
     ends = {(e["cat"], e["id"]): e["ts"] for e in events if e["ph"] == "e"}
     assert begins.keys() == ends.keys() and all(ends[k] > begins[k] for k in begins)

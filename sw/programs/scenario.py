@@ -30,6 +30,16 @@ The result has, per tenant, what depends only on what happened (faults,
 refused calls, hypercalls, traps) and what depends on timing (descriptors
 completed, bytes, latency, interrupts), and is made of plain, sorted data so
 that one file and seed give the same bytes every time on the model backend.
+
+Each completion carries what its record says of the engine that ran it:
+``engine`` (byte 28) and ``started``, the record's ``start_cycle`` (the low
+word of the Device's cycle counter at the hand-over to the executor) placed
+on the run's timeline. The counter is read once when the run starts, to
+align it with the host's clock (``bus.now()``; on the rtl backend the
+counter starts at the end of reset, and a register read samples it a few
+cycles before it answers, so that alignment is good to those cycles), and a
+start is unwrapped against the time the host saw the completion, so runs
+longer than 2**32 cycles are placed right too.
 """
 
 import collections
@@ -37,7 +47,7 @@ import random
 
 from ...rtl.cmd.dsa import Flag, Opcode, Status
 from ...rtl.dma.defs import PAGE_SHIFT
-from ...rtl.regmap import AdiState, DmaFaultReason, IrqFaultReason
+from ...rtl.regmap import GLOBAL_CYCLE_LO, AdiState, DmaFaultReason, IrqFaultReason
 from ..guest.driver import DescriptorError, FrontendDriver, GuestDriverError, QueueError, QueueFull
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from ..hv.pf import DmaFault
@@ -74,6 +84,7 @@ class _TenantRun:
         self.refused = collections.Counter()
         self.ring_full = 0
         self.injected = []             # each fault injected: kind, cycle, what came of it
+        self.clock = 0                 # bus.now() - the Device's cycle counter (_device_clock)
 
 
 class _Deadline:
@@ -122,6 +133,9 @@ async def run_scenario(bus, seed, arg):
             weights[a], quanta[a] = r.spec.weight, r.spec.quantum
     await hv.pf.set_arbiter(POLICY[sc.arbiter.policy], sc.arbiter.slice_cycles, sc.arbiter.cost_a,
                             sc.arbiter.cost_b, weights, quanta)
+    clock = await _device_clock(bus)
+    for r in runs:
+        r.clock = clock
     start = bus.now()
     deadline = _Deadline(bus, start + sc.cycles)
     tasks = []
@@ -150,6 +164,18 @@ async def run_scenario(bus, seed, arg):
     result = await _result(bus, hv, sc, seed, runs, start)
     result["partial"] = deadline.stopped
     return result
+
+
+async def _device_clock(bus):
+    """``bus.now()`` less the Device's cycle counter (GLOBAL.CYCLE_LO, unwrapped), as of now."""
+    lo = await bus.read(GLOBAL_CYCLE_LO)
+    return (bus.now() - lo) % (1 << 32)
+
+
+def _started(rec, now, clock):
+    """The bus cycle at which the descriptor of record ``rec``, seen complete at bus cycle
+    ``now``, was handed to its engine: its ``start_cycle`` unwrapped against ``now``."""
+    return now - ((now - clock - rec.start_cycle) % (1 << 32))
 
 
 def _descriptor(rng, w, src, dst, span):
@@ -195,9 +221,9 @@ async def _workload(bus, r, queue, w, rng, deadline):
             r.statuses[status.name] += 1
             now = bus.now()
             r.latencies.append(now - t0)
-            r.completions.append({"submitted": t0, "completed": now, "cycles": rec.cycles,
-                                  "bytes": size if status is Status.SUCCESS else 0,
-                                  "engine": r.vdev.engines[queue.index], "status": status.name})
+            r.completions.append({"submitted": t0, "started": _started(rec, now, r.clock), "completed": now,
+                                  "cycles": rec.cycles, "bytes": size if status is Status.SUCCESS else 0,
+                                  "engine": rec.engine, "status": status.name})
         if w.interval:
             await bus.wait_cycles(w.interval)
 
@@ -341,8 +367,8 @@ async def _result(bus, hv, sc, seed, runs, start):
             "map_hypercalls": r.tenant.hypercalls["map"], "refused_hypercalls": r.tenant.hypercalls["refused"],
             "traps": r.vdev.traps, "faults": faults, "faults_by_reason": dict(sorted(by_reason.items())),
             "refused": dict(sorted(r.refused.items())), "injected": r.injected,
-            "completions": [dict(c, submitted=c["submitted"] - start, completed=c["completed"] - start)
-                            for c in r.completions],
+            "completions": [dict(c, submitted=c["submitted"] - start, started=c["started"] - start,
+                                 completed=c["completed"] - start) for c in r.completions],
         }
     return {
         "tenants": tenants,
