@@ -161,10 +161,47 @@ def _short(point, keys):
     return "/".join(str(point["set"][k]) for k in keys)
 
 
+#: Points past which an axis names points by id (``p042``, in summary.md) and only some of them.
+_MAX_LABELS = 24
+#: Runs a point needs for a box; fewer are shown as dots alone.
+_MIN_BOX = 5
+
+
+def _groups(points):
+    groups = {}
+    for m in dict.fromkeys(m for p in points for m in p["stats"]):
+        name = "utilisation" if m == "utilisation" else "tenant_throughput" if m.endswith(".throughput") \
+            else family(m)
+        groups.setdefault(name, []).append(m)
+    return groups
+
+
+def _panel(ax, points, m, labels):
+    n = len(points)
+    data = [[r[m] for r in p["runs"].values() if m in r] for p in points]
+    boxed = [i for i, d in enumerate(data) if len(d) >= _MIN_BOX]
+    if boxed:
+        ax.boxplot([data[i] for i in boxed], positions=[i + 1 for i in boxed], showfliers=False,
+                   widths=0.6, manage_ticks=False)
+    xs = [i + 1 + 0.18 * (((k * 7919) % 97) / 97 - 0.5) for i, d in enumerate(data) for k in range(len(d))]
+    ys = [v for d in data for v in d]
+    ax.plot(xs, ys, ".", color="tab:blue", alpha=0.6, markersize=4)     # every run, one call per panel
+    ax.set_title(m, fontsize=9)
+    step = max(1, -(-n // _MAX_LABELS))
+    ticks = list(range(1, n + 1, step))
+    names = [labels[i - 1] if n <= _MAX_LABELS else points[i - 1]["id"] for i in ticks]
+    rotate = n > 4
+    ax.set_xticks(ticks, names, rotation=30 if rotate else 0, fontsize=8, ha="right" if rotate else "center")
+    ax.set_xlim(0.4, n + 0.6)
+    ax.set_ylabel(UNITS.get(family(m), ""), fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+
+
 def write_plots(doc, folder):
     """One PNG per metric family in ``folder``: a panel per tenant or engine (or one, for the
-    totals), and in each panel the distribution over seeds of every point side by side
-    (a box of the quartiles and whiskers to 1.5 IQR, with every run as a dot). Returns the paths."""
+    totals), and in each panel the distribution over seeds of every point side by side: every
+    run as a dot, and a box of the quartiles with whiskers to 1.5 IQR for a point of five runs or
+    more. Past 24 points an axis names points by id (summary.md has their values). Returns the paths."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -173,33 +210,15 @@ def write_plots(doc, folder):
     folder.mkdir(parents=True, exist_ok=True)
     points = doc["points"]
     keys = list(doc["set"])
-    metrics = list(dict.fromkeys(m for p in points for m in p["stats"]))
-    groups = {}
-    for m in metrics:
-        name = "tenant_throughput" if m.endswith(".throughput") else family(m)
-        if m == "utilisation":
-            name = "utilisation"
-        groups.setdefault(name, []).append(m)
-    paths = []
     labels = [_short(p, keys) for p in points]
-    for name, ms in groups.items():
-        cols = min(3, len(ms))
+    paths = []
+    for name, ms in _groups(points).items():
+        cols = min(3 if len(points) <= 12 else 1, len(ms))
         rows = -(-len(ms) // cols)
-        width = max(4.0, 0.55 * len(points) + 1.5)
+        width = min(16.0, max(4.0, 0.45 * min(len(points), 3 * _MAX_LABELS) + 1.5))
         fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 3.2 * rows), squeeze=False)
         for ax, m in zip(axes.flat, ms):
-            data = [[r[m] for r in p["runs"].values() if m in r] for p in points]
-            shown = [d if d else [math.nan] for d in data]
-            ax.boxplot(shown, showfliers=False)
-            for i, d in enumerate(data, start=1):
-                if d:
-                    jitter = [i + 0.18 * (((k * 7919) % 97) / 97 - 0.5) for k in range(len(d))]
-                    ax.plot(jitter, d, ".", color="tab:blue", alpha=0.6, markersize=4)
-            ax.set_title(m, fontsize=9)
-            ax.set_xticks(range(1, len(points) + 1), labels, rotation=30 if len(points) > 4 else 0, fontsize=8,
-                          ha="right" if len(points) > 4 else "center")
-            ax.set_ylabel(UNITS.get(family(m), ""), fontsize=8)
-            ax.tick_params(axis="y", labelsize=8)
+            _panel(ax, points, m, labels)
         for ax in list(axes.flat)[len(ms):]:
             ax.set_visible(False)
         fig.suptitle(f"{name} over seeds, per point" + (f" ({' / '.join(keys)})" if keys else ""), fontsize=10)
