@@ -205,3 +205,26 @@ def test_garbage_rings_are_classified_and_the_predictions_hold():
         assert checked[Verdict.RUN] >= 10 and checked[Verdict.REFUSED] + checked[Verdict.FAULT] >= 10, checked
         return len(new)
     assert run(prog) == 120
+
+
+def test_a_compare_that_differs_before_an_unmapped_page_is_predicted_to_run():
+    """A COMPARE stops at its first difference: the scanner compares the sources in guest memory
+    up to the first page that would fault, so it does not predict a fault the copy never reaches."""
+    async def prog(bus, hv):
+        t, vdev, drv, q = await vm_with_queue(hv, ring=16)
+        buf = drv.memory.alloc(4 * PAGE)
+        await drv.dma_map(buf, 2 * PAGE)              # buf + 2 pages on are not mapped
+        await drv.memory.write(buf, b"\1" * 64)
+        sc = CommandScanner(hv)
+        await hv.pf.set_eligible([])
+        work = [Descriptor(opcode=Opcode.COMPARE, src_addr=buf, src2_addr=buf + PAGE + 2048, xfer_size=PAGE),
+                Descriptor(opcode=Opcode.COMPARE, src_addr=buf + 1024, src2_addr=buf + PAGE + 2048, xfer_size=PAGE)]
+        tickets = await q.submit(work)
+        new, _ = await sc.scan()
+        await hv.pf.set_eligible(range(hv.caps.num_adis))
+        await bus.wait_cycles(3000)
+        records = [await drv.memory.read(tk.record_addr, 32) for tk in tickets]
+        return [(d.verdict, d.status) for d in new], [(r[0], r[1]) for r in records]
+    predicted, records = run(prog)
+    assert predicted == [(Verdict.RUN, Status.SUCCESS), (Verdict.FAULT, Status.PAGE_FAULT)]
+    assert records == [(Status.SUCCESS, 1), (Status.PAGE_FAULT, 0)]

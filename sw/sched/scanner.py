@@ -2,10 +2,10 @@
 
 GVT-g traps each submission to scan it; siov does not have to. The
 hypervisor owns host memory and reads each ADI's HEAD and TAIL through the
-PF (:meth:`~siov.sw.hv.pf.PfDriver.ring_pointers`), so the scanner reads the
+PF (:meth:`~siov.sw.hv.pf.PfDriver.ring_tail`, :meth:`~siov.sw.hv.pf.PfDriver.ring_head`), so the scanner reads the
 pending window HEAD .. TAIL - 1 of each ring from guest memory, with no trap:
 the fast path (the doorbell) stays as it is. Host reads of host memory take
-no device time; each ring costs the two MMIO accesses of its pointers.
+no device time; a ring costs one or two MMIO accesses (its pointers) a scan.
 
 For each descriptor (:class:`ScannedDescriptor`) it tells, from the opcode
 table (:mod:`siov.sw.sched.opcodes`):
@@ -27,7 +27,16 @@ Rules:
 
 * **Incremental.** A ring's entries are read once: a scan reads only the
   slots that entered the window since the last scan, and hands back the
-  descriptors that left it (handed to an engine, or aborted) as retired.
+  descriptors that left it (run, or aborted) as retired.
+* **Cheap.** A scan of a ring reads its TAIL (one access of its doorbell
+  page); how far the ring has run it learns from the completion records
+  (host memory: a written record means its descriptor and every one before
+  it in the ring ran, since one engine runs a ring in order), and it reads
+  HEAD only when the records cannot tell (a descriptor without a record, a
+  TAIL that moved back, a ring that has not moved since the last full scan,
+  or ``trust_records=False``). Between scans, :meth:`CommandScanner.poll`
+  looks at guest memory alone: the records, and the slot at each ring's
+  TAIL, whose new bytes *hint* that the guest has posted there.
 * **Guest memory is never trusted.** Any 64 bytes are classified; nothing a
   guest writes makes the scanner raise. What it says is a prediction for
   decisions: the device still checks every access, and the dirty log is the
@@ -48,7 +57,7 @@ from ...rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS, WORD_PAGES, Bitmap
 from ..model.dsa import CompletionRecord, Descriptor
 from ..model.engine import Engine, Outcome, descending
 from ..platform.timing import TimingModel
-from .opcodes import RECORD, SIZE, Align, cmd_info
+from .opcodes import CMD_INFO, RECORD, Align, cmd_info
 
 __all__ = ["CommandScanner", "ScannedDescriptor", "Verdict", "Ring", "SemOp", "Rules", "predict"]
 
@@ -223,10 +232,15 @@ def _first_fault(desc, info, mapped):
     return None, n, written, len(pieces)
 
 
-def predict(desc, rules, mapped, pasid=None, timing=None):
+def predict(desc, rules, mapped, pasid=None, timing=None, data=None):
     """Judge one descriptor: a dict of the :class:`ScannedDescriptor` fields that follow from
     its bytes, the device's ``rules``, ``mapped(page) -> bool`` (the tenant's mapped pages
     inside its window) and the ADI's ``pasid``.
+
+    A COMPARE stops at its first difference, so whether it reaches a page
+    that faults depends on the data: with ``data(addr, n) -> bytes or None``
+    (guest memory as it is now), the prediction compares the two sources up
+    to the first fault, as the engine will if nothing writes them meanwhile.
 
     Never raises for any 64 bytes a guest may write.
     """
@@ -240,8 +254,14 @@ def predict(desc, rules, mapped, pasid=None, timing=None):
                     reason=f"PASID {desc.pasid:#x} is not the ADI's {pasid:#x}")
     status, reason = _checks(desc, info, rules)
     fault, done, written, pieces, reads = None, 0, set(), 0, set()
+    first_difference = None
     if status is Status.SUCCESS:
         fault, done, written, pieces = _first_fault(desc, info, mapped)
+        if info.opcode is Opcode.COMPARE and data is not None and done:
+            a, b = data(desc.src_addr, done), data(desc.dst_addr, done)
+            if a is not None and b is not None and a != b:
+                first_difference = next(i for i in range(done) if a[i] != b[i])
+                fault = None
         if fault is None:
             for a in info.reads:
                 reads.update(_pages(getattr(desc, a.field), a.nbytes(desc)))
@@ -250,6 +270,8 @@ def predict(desc, rules, mapped, pasid=None, timing=None):
                                                 f"({'write' if fault[1] else 'read'} at {fault[0]:#x})"
     executed = CompletionRecord(status=status.value, bytes_completed=done if status in (
         Status.SUCCESS, Status.PAGE_FAULT) else 0)
+    if first_difference is not None:
+        executed.result, executed.bytes_completed = 1, first_difference
     if info is not None and info.opcode is Opcode.MEMMOVE and status in (Status.SUCCESS, Status.PAGE_FAULT):
         executed.result = int(descending(desc))
     if fault is not None:
@@ -454,17 +476,19 @@ class CommandScanner:
             retired += r
         return new, retired
 
-    async def poll(self, hint_gap=1024, burst=8):
+    async def poll(self, hint_gap=1024, burst=8, want=None, lookahead=4):
         """What can be learned without MMIO, from guest memory alone (no device time).
 
         Retires the descriptors whose completion records are written (and
-        those before them in their ring), and looks at the slot at each
-        ring's TAIL: if it holds other bytes than the scanner last read
-        there, the guest has likely posted, and the ring is *hinted* for a
-        scan. Hints are rationed per ring (a bucket of ``burst`` refilled one
-        per ``hint_gap`` cycles), so a guest that keeps rewriting the slot
-        costs at most one TAIL read per ``hint_gap`` cycles.
-        Returns ``(retired, hinted ADIs)``.
+        those before them in their ring), and looks at the slots from each
+        ring's TAIL on: if the first holds other bytes than the scanner last
+        read there, the guest has likely posted (:attr:`Ring.unscanned`), and
+        the ring is *hinted* for a scan if ``want(ring, descriptors)`` says so
+        for the (up to ``lookahead``) new-looking descriptors peeked there
+        (default: any). Hints are rationed per ring (a bucket of ``burst``
+        refilled one per ``hint_gap`` cycles), so a guest that keeps
+        rewriting its slots costs at most one TAIL read per ``hint_gap``
+        cycles. Returns ``(retired, hinted ADIs)``.
         """
         retired, hinted = [], []
         now = self.bus.now()
@@ -474,6 +498,15 @@ class CommandScanner:
             ring.unscanned = raw is not None and raw != ring.raw.get(ring.tail, bytes(DESC_BYTES))
             if not ring.unscanned or raw == ring.peeked:
                 continue
+            if want is not None:
+                peeked = [Descriptor.unpack(raw)]
+                for k in range(1, lookahead):
+                    more = await self._peek(ring, k)
+                    if more is None or more == ring.raw.get((ring.tail + k) % ring.size, bytes(DESC_BYTES)):
+                        break
+                    peeked.append(Descriptor.unpack(more))
+                if not want(ring, peeked):
+                    continue
             ring.tokens = min(burst, ring.tokens + (now - ring.tokens_at) / hint_gap)
             ring.tokens_at = now
             if ring.tokens >= 1:
@@ -482,8 +515,8 @@ class CommandScanner:
                 hinted.append(adi)
         return retired, hinted
 
-    async def _peek(self, ring):
-        addr = self._slot_addr(ring, ring.tail)
+    async def _peek(self, ring, ahead=0):
+        addr = self._slot_addr(ring, (ring.tail + ahead) % ring.size)
         if not ring.tenant.alive or not ring.tenant.memory.contains(addr, DESC_BYTES):
             return None
         return await ring.tenant.memory.read(addr, DESC_BYTES)
@@ -573,8 +606,23 @@ class CommandScanner:
         ring.raw[slot] = raw
         self.read += 1
         desc = Descriptor.unpack(raw)
+        data = await self._compared(t, desc) if cmd_info(desc.opcode) is CMD_INFO[Opcode.COMPARE] else None
         return ScannedDescriptor(**base, desc=desc, raw=raw,
-                                 **predict(desc, self.rules, mapped, cfg.pasid, self.timing))
+                                 **predict(desc, self.rules, mapped, cfg.pasid, self.timing, data))
+
+    async def _compared(self, t, desc):
+        """``data(addr, n)`` over the two sources of a COMPARE as guest memory holds them now
+        (host reads, no device time); None for bytes outside the guest's memory."""
+        n = min(desc.xfer_size, self.rules.max_xfer)
+        held = {}
+        for addr in (desc.src_addr, desc.dst_addr):
+            if t.memory.contains(addr, n):
+                held[addr] = await t.memory.read(addr, n)
+
+        def data(addr, k):
+            buf = held.get(addr)
+            return None if buf is None or k > len(buf) else buf[:k]
+        return data
 
     def pending(self, adi=None):
         """The pending descriptors of ring ``adi`` (or of every ring), head first."""

@@ -105,6 +105,7 @@ from ..hv.errors import GuestAddressError
 from ..model.dsa import CompletionRecord
 from .costmodel import CostModel
 from .metrics import Metrics, percentile
+from .opcodes import cmd_info
 from .scanner import CommandScanner, Verdict
 
 __all__ = ["Scheduler", "Switch", "POLICIES"]
@@ -297,9 +298,9 @@ class Scheduler:
     async def _look(self):
         """Learn what guest memory shows (no device time), scan the rings it hints at, and apply
         the policy."""
-        retired, hinted = await self.scanner.poll(self.hint_gap)
+        retired, hinted = await self.scanner.poll(self.hint_gap, want=self._policy.wants_scan)
         new = []
-        if hinted and self._policy.hints:
+        if hinted:
             new, more = await self._scan(hinted)
             retired += more
         if new or retired:
@@ -522,9 +523,12 @@ class _PolicyBase:
     async def program(self):
         pass
 
-    #: Whether the rings that guest memory shows written are scanned between ticks (else only the
-    #: completion records are looked at between ticks, which costs no device time).
-    hints = True
+    def wants_scan(self, ring, peeked):
+        """Whether a ring whose slots at TAIL were written since its last scan (``peeked``: the
+        descriptors there, as guest memory holds them) is worth a scan before the next tick.
+        Between ticks the policy otherwise sees only what the completion records show, and a
+        ring's having new work (:attr:`~siov.sw.sched.scanner.Ring.busy`), both free."""
+        return False
 
     def wake(self):
         return None
@@ -540,8 +544,6 @@ def _weights_by_adi(s):
 
 class _PerRing(_PolicyBase):
     """The mask stays open; weighted round robin when the tenants' weights differ."""
-
-    hints = False
 
     async def setup(self):
         s = self.s
@@ -655,6 +657,10 @@ class _Auto(_PolicyBase):
 
     async def setup(self):
         await _PerRing.setup(self)
+
+    def wants_scan(self, ring, peeked):
+        """A dependency is made of WAITs and SIGNALs: a ring where one was posted is scanned now."""
+        return any(cmd_info(d.opcode) is not None and cmd_info(d.opcode).semaphore is not None for d in peeked)
 
     def scanned(self, new, retired):
         for e in retired:
@@ -814,6 +820,11 @@ class _Qos(_PolicyBase):
             q[a] = min(self.HARDWARE_QUANTA * v, regmap.ENG_ARB_QUANTUM_QUANTUM_MASK)
         self.cost_written = self._hardware_cost()
         await s.set_arbiter(Policy.QOS, s.slice_cycles, self.cost_written, weights=[1] * len(q), quanta=q)
+
+    def wants_scan(self, ring, peeked):
+        """A ring whose head the scanner does not know (nothing pending) is scanned, so that its
+        head's cost is known at the next slice."""
+        return not ring.pending
 
     def _tenant_quantum(self, tenant):
         return sum(v for a, v in self.quanta.items()
