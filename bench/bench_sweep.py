@@ -57,6 +57,13 @@ def _warm():
     return True
 
 
+def _cpu():
+    """CPU seconds this process has used (user and system)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _load():
     return round(os.getloadavg()[0], 2)
 
@@ -74,22 +81,42 @@ def _plan(name, sets=SETS, seeds=(1,), program=None):
                 out=WORK / name / "out", cache=WORK / name / "cache", **kw)
 
 
+def _outputs_cpu(outcome):
+    """CPU seconds of writing a sweep's outputs (tables, JSON, plots) once more from its runs."""
+    from siov.sw.sweep.driver import write_outputs
+    sweep = _plan("outputs")
+    by_id = {p.id: p.index for p in sweep.points}
+    results = {(by_id[r["point"]], r["seed"]): r["result"] for r in json.loads(outcome.files["runs"].read_text())}
+    c0 = _cpu()
+    write_outputs(sweep, results, {})
+    return _cpu() - c0
+
+
 def speedup(client, cluster_start_s):
     from siov.sw.sweep import run_sweep
     load_serial = _load()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu()
     serial = run_sweep(_plan("serial"))
-    serial_s = time.perf_counter() - t0
+    serial_s, serial_cpu = time.perf_counter() - t0, _cpu() - c0
     load_dask = _load()
-    t0 = time.perf_counter()
+    w0 = client.run(_cpu)
+    t0, c0 = time.perf_counter(), _cpu()
     dask = run_sweep(_plan("dask"), client)
-    dask_s = time.perf_counter() - t0
+    dask_s, client_cpu = time.perf_counter() - t0, _cpu() - c0
+    w1 = client.run(_cpu)
+    worker_cpu = [w1[w] - w0[w] for w in w0 if w in w1]
+    outputs_cpu = _outputs_cpu(dask)
+    # Two free cores: the workers' and the client's CPU during the runs shared by both, then the outputs.
+    estimate = serial_cpu / ((sum(worker_cpu) + client_cpu - outputs_cpu) / 2 + outputs_cpu)
     same = all(serial.files[k].read_bytes() == dask.files[k].read_bytes() for k in ("sweep", "runs", "summary"))
     assert serial.computed == dask.computed == 100 and not serial.failed and not dask.failed
     return {"runs": 100, "serial_s": round(serial_s, 1), "dask_s": round(dask_s, 1),
             "cluster_start_s": round(cluster_start_s, 1), "speedup": round(serial_s / dask_s, 2),
             "speedup_with_cluster_start": round(serial_s / (dask_s + cluster_start_s), 2),
             "run_wall_s_mean_serial": round(serial.wall_s / 100, 3), "byte_identical": same,
+            "cpu_s_serial": round(serial_cpu, 1), "cpu_s_dask_workers": " / ".join(f"{c:.1f}" for c in worker_cpu),
+            "cpu_s_dask_client": round(client_cpu, 1),
+            "cpu_s_outputs": round(outputs_cpu, 1), "speedup_estimate_two_free_cores": round(estimate, 2),
             "load_before_serial": load_serial, "load_before_dask": load_dask}, dask_s
 
 
@@ -122,24 +149,36 @@ def worker_loss(client, no_loss_s):
     load = _load()
     done, killed = [], []
 
+    sweep = _plan("loss")
+    by_key = {f"siov-run-{r.key}": r for r in sweep.runs}
+
     def kill(run, outcome, error):
         done.append(run)
-        if len(done) == 25 and not killed:
-            for addr, keys in client.processing().items():
-                if keys:
-                    pid = client.run(os.getpid, workers=[addr])[addr]
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(time.perf_counter())
-                    return
+        if len(done) == 25 and not killed:       # the worker furthest into its run
+            started = {addr: max((json.loads(m.read_text())["started"] for k in keys if k in by_key
+                                  for m in pathlib.Path(by_key[k].run_dir).glob("attempt-*.json")),
+                                 default=time.time())
+                       for addr, keys in client.processing().items() if keys}
+            addr = min(started, key=started.get)
+            pid = client.run(os.getpid, workers=[addr])[addr]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(time.time() - started[addr])
 
     t0 = time.perf_counter()
-    out = run_sweep(_plan("loss"), client, on_result=kill)
+    out = run_sweep(sweep, client, on_result=kill)
     wall = time.perf_counter() - t0
-    back = client.wait_for_workers(2, timeout=120)
-    del back
     assert killed and out.computed == 100 and not out.failed
+    client.wait_for_workers(2, timeout=300)
+    pid = next(iter(client.run(os.getpid).values()))     # a worker's restart, timed on an idle cluster
+    t0 = time.perf_counter()
+    os.kill(pid, signal.SIGKILL)
+    while len(client.scheduler_info()["workers"]) == 2 and time.perf_counter() - t0 < 30:
+        time.sleep(0.05)
+    client.wait_for_workers(2, timeout=300)
+    restart_s = time.perf_counter() - t0
     return {"runs": 100, "killed_after_runs": 25, "wall_s": round(wall, 1), "wall_s_without_loss": round(no_loss_s, 1),
             "time_lost_s": round(wall - no_loss_s, 1), "runs_recomputed": out.recomputed,
+            "work_lost_s": round(killed[0], 2), "worker_restart_s": round(restart_s, 1),
             "every_run_once": len(json.loads(out.files["runs"].read_text())) == 100, "load_before": load}
 
 
@@ -161,6 +200,9 @@ def main():
              "before each phase in the table. Linux shares the CPU between sessions first (autogroup), so while "
              "other sessions keep the cores busy the sweep's two workers together get what one process would: "
              "the speed-up means something only on a quiet machine (load below 1 before both phases). "
+             "CPU seconds depend on it much less: speedup_estimate_two_free_cores is the serial sweep's CPU "
+             "time over the Dask sweep's as two free cores would run it (the workers' and the client's CPU "
+             "during the runs shared by both cores, then the outputs, which the client writes alone). "
              "Goal: speed-up >= 1.8 with byte-identical outputs.")
     result = {"title": "siov sweep on Dask (LocalCluster, 2 workers)", "tables": [
         {"title": "100-point model sweep: serial against Dask", "rows": rows, "notes": notes},
@@ -170,9 +212,11 @@ def main():
                   "the result's way back)."},
         {"title": "Worker loss in the 100-point sweep", "rows": [{"measure": k, "value": v}
                                                                 for k, v in loss.items()],
-         "notes": "One worker killed with SIGKILL after 25 runs; its nanny starts a new one. runs_recomputed: runs "
-                  "with a second attempt (the one it was running). time_lost_s: against the same sweep without "
-                  "the loss."}]}
+         "notes": "One worker killed with SIGKILL after 25 runs (the one furthest into its run); its nanny "
+                  "starts a new one. runs_recomputed: runs with a second attempt. work_lost_s: how long the "
+                  "killed attempt had run. worker_restart_s: from a kill to the new worker's arrival, timed "
+                  "apart on an idle cluster; the sweep runs on one worker meanwhile. time_lost_s: the wall time "
+                  "against the same sweep without the loss (under load, noise of the same size)."}]}
     (OUT / "sweep.json").write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return 0

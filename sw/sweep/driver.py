@@ -14,8 +14,9 @@ arrives, and then writes the sweep's output folder:
 * ``points/pNNN.toml``: each point's scenario file;
 * ``runs/pNNN/seed-N/``: each run's own folder (attempt markers, and the
   simulator's files on the rtl backend);
-* ``timing.json``: wall times, how many runs were computed, cached,
-  failed and recomputed after a lost worker.
+* ``timing.json``: wall times (``wall_s`` of the runs, ``outputs_s`` of
+  writing the rest), how many runs were computed, cached, failed and
+  recomputed after a lost worker, and the Device builds.
 
 Everything but ``timing.json`` depends only on the specification and the
 results, never on where or in which order runs ran: a sweep on a cluster
@@ -270,14 +271,17 @@ def run_sweep(sweep, client=None, *, console=None, on_result=None):
                 _run_dask(sweep, todo, record, builds, client, built)
     except KeyboardInterrupt:
         raise SweepInterrupted(len(results), len(sweep.runs)) from None
+    wall = time.perf_counter() - start
     recomputed = sum(max(0, attempts(r.run_dir, since=start_ns) - 1) for r in todo)
     warnings = _sources_changed(sweep)
     if warnings:                   # what ran may mix two versions: keep none of it for the next sweep
         for r in todo:
             sweep.cache.path(r.key).unlink(missing_ok=True)
-    wall = time.perf_counter() - start
+    t_out = time.perf_counter()
     doc, files = write_outputs(sweep, results, failures)
-    timing = {"wall_s": round(wall, 3), "runs": len(sweep.runs), "computed": len(todo) - len(failures),
+    outputs_s = time.perf_counter() - t_out
+    timing = {"wall_s": round(wall, 3), "outputs_s": round(outputs_s, 3), "runs": len(sweep.runs),
+              "computed": len(todo) - len(failures),
               "cached": cached, "failed": len(failures), "recomputed_after_lost_worker": recomputed,
               "run_wall_s_mean": round(sum(walls) / len(walls), 4) if walls else None,
               "run_wall_s_total": round(sum(walls), 3), "executor": "serial" if client is None else "dask",
