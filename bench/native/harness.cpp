@@ -1,10 +1,12 @@
 // The speed limit of the Device in Verilator: a C++ harness with no cocotb, no VPI and no Python.
 //
 // Usage: harness IDLE_CYCLES STREAM_CYCLES
-// Prints one JSON line: cycles/s with the Device idle, and with a stream of
+// Prints one JSON line: the wall and CPU seconds of N cycles with the Device
+// idle, and of N cycles of a stream of
 // AXI4-Lite reads of GLOBAL.SCRATCH issued one after the other, as host code
 // polls a register (a new read once the previous one's R beat is taken).
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <cstdlib>
 
@@ -28,6 +30,8 @@ static double seconds_since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+static double cpu_since(std::clock_t c0) { return double(std::clock() - c0) / CLOCKS_PER_SEC; }
+
 int main(int argc, char **argv) {
     const unsigned long long idle = argc > 1 ? std::strtoull(argv[1], nullptr, 0) : 1000000;
     const unsigned long long stream = argc > 2 ? std::strtoull(argv[2], nullptr, 0) : 1000000;
@@ -46,12 +50,14 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; ++i) tick();
 
     auto t0 = std::chrono::steady_clock::now();
+    std::clock_t c0 = std::clock();
     for (unsigned long long i = 0; i < idle; ++i) tick();
-    const double idle_s = seconds_since(t0);
+    const double idle_s = seconds_since(t0), idle_cpu = cpu_since(c0);
 
     unsigned long long reads = 0, bad = 0;
     bool ar_pending = false;
     t0 = std::chrono::steady_clock::now();
+    c0 = std::clock();
     for (unsigned long long i = 0; i < stream; ++i) {
         if (!ar_pending && !top->csr___05Farvalid) {
             top->csr___05Faraddr = 0x10;  // GLOBAL.SCRATCH
@@ -73,11 +79,11 @@ int main(int argc, char **argv) {
             ar_pending = false;
         }
     }
-    const double stream_s = seconds_since(t0);
+    const double stream_s = seconds_since(t0), stream_cpu = cpu_since(c0);
     top->final();
-    std::printf("{\"idle_cycles\": %llu, \"idle_s\": %.6f, \"stream_cycles\": %llu, \"stream_s\": %.6f, "
-                "\"reads\": %llu, \"bad_responses\": %llu}\n",
-                idle, idle_s, stream, stream_s, reads, bad);
+    std::printf("{\"idle_cycles\": %llu, \"idle_s\": %.6f, \"idle_cpu_s\": %.6f, \"stream_cycles\": %llu, "
+                "\"stream_s\": %.6f, \"stream_cpu_s\": %.6f, \"reads\": %llu, \"bad_responses\": %llu}\n",
+                idle, idle_s, idle_cpu, stream, stream_s, stream_cpu, reads, bad);
     delete top;
     return bad ? 1 : 0;
 }

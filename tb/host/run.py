@@ -9,6 +9,7 @@ so runs of different seeds may go on in parallel.
 
 import json
 import os
+import resource
 import time
 
 from ...rtl.params import DeviceParams
@@ -21,8 +22,16 @@ __all__ = ["run_on_rtl", "last_run", "logs"]
 #: program), ``cycles``, and the fixed cost in ``phases``: ``elaborate`` (the Amaranth
 #: design), ``convert`` (its Verilog), ``build`` (the build or its check), ``start``
 #: (simulator process start to the program's first line: libraries, cocotb, imports,
-#: reset) and ``stop`` (the program's end to the process's exit).
+#: reset) and ``stop`` (the program's end to the process's exit); ``sim_cpu_s`` and
+#: ``total_cpu_s`` are the CPU seconds of the program and of the whole run (this process's
+#: and the simulator's), which a machine busy with other work inflates far less than wall time.
 last_run = {}
+
+
+def _cpu():
+    """CPU seconds of this process and of its children that have ended."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def logs(params=DeviceParams(), waves=False):
@@ -58,7 +67,7 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
         env["SIOV_PROFILE"] = str(result_file.with_suffix(".pstat"))
     if memory is not None:
         env["SIOV_RTL_MEMORY"] = memory
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     from ..runner import run_cocotb
     component = reg.factory()
     elaborate = time.perf_counter() - start
@@ -66,7 +75,7 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
                      build_name=reg.build + ("-waves" if waves else ""), run_name=tag, public=reg.public,
                      extra_env=env, waves=waves, quick_build=reg.quick_build,
                      test_log=result_file.with_suffix(".log") if quiet else None)
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, _cpu() - cpu
     if res.failed or not result_file.exists():
         raise RuntimeError(f"host program {program} failed on the rtl backend; see {res.results_xml} "
                            f"and the log in {res.results_xml.parent}")
@@ -75,6 +84,7 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
     run_s = res.phases["run"]
     started, ended = (out[k] - res.phases["run_started_at"] for k in ("started", "ended"))
     last_run.update(total_s=total, sim_s=out["wall_s"], cycles=out["cycles"], waves=str(res.waves or ""),
+                    sim_cpu_s=out["cpu_s"], total_cpu_s=cpu,
                     phases={"elaborate": elaborate, "convert": res.phases["convert"], "build": res.phases["build"],
                             "start": started, "stop": run_s - ended})
     if profile:

@@ -1,29 +1,28 @@
 // Host memory, and the testbench's per-cycle work, inside the simulator process.
 //
 // The rtl backend's host memory is an AXI4 slave on the Device's `mem`
-// port, run here in C++ on every rising clock edge, over a sparse store in
-// a memory-mapped file that Python maps too (tb/host/shared.py): host code
-// reads and writes guest memory in place, with no copy and no simulator
-// time, and no Python runs per beat or per cycle.
-//
-// The MMIO master on the `csr` port runs here too, cycle for cycle as
-// cocotbext-axi's AxiLiteMaster: Python posts an access in a ring and sleeps
-// until its response, instead of running its channels every cycle.
+// port, run in C++ on every rising clock edge (tb/host/sim_main.cpp), over a
+// sparse store in a memory-mapped file that Python maps too
+// (tb/host/shared.py): host code reads and writes guest memory in place,
+// with no copy and no simulator time, and no Python runs per beat or per
+// cycle.
 //
 // The slave answers cycle for cycle as cocotbext-axi's AxiRam does (the
 // AxiSlaveRead/AxiSlaveWrite of cocotbext-axi 0.1.28): a queue of two
 // requests behind each of AR, AW and W, two beats queued behind R and B,
 // memory read when a beat is queued and written when a W beat is taken,
-// READY and VALID changed just after the clock edge. So the Device's
-// timing is the same under either host memory.
+// READY and VALID changed just after the clock edge. The MMIO master on the
+// `csr` port runs here too, cycle for cycle as cocotbext-axi's
+// AxiLiteMaster: Python posts an access in a ring and sleeps until its
+// response. So the Device's timing is the same with either host side.
 //
 // What makes system tests adversarial is kept, set from Python at any time
 // through the control block: a pause pattern per channel (a paused AW, W or
 // AR holds READY low, a paused R or B holds VALID low), host address ranges
 // that answer SLVERR per beat, and for tb/system a random irq_out.ready and
 // a log of the Device's taps (dispatches, hand-overs, slice ends,
-// interrupts), read by Python when it needs them. The clock can run here
-// too, toggled in place instead of through a VPI callback.
+// interrupts), read by Python when it needs them. The clock runs here too,
+// toggled in place instead of through a VPI callback.
 //
 // Layout of the file: the Control block (mirrored by tb/host/shared.py, which
 // checks header_size) in its first CONTROL_BYTES; host memory, ram_size bytes;

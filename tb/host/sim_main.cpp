@@ -3,13 +3,14 @@
 // Its loop is cocotb's own (cocotb 2.1, share/lib/verilator/verilator.cpp,
 // Copyright cocotb contributors, BSD-3-Clause): evaluate, run the VPI
 // callbacks that wake Python, jump to the next timed callback. To it this
-// file adds the host side of the simulation that must not cost Python
-// time (shared_host.h): on every rising clock edge, before the edge is
-// evaluated, it samples the Device's outputs and steps the host-memory
-// slave and the tap log; just after, it drives the slave's outputs, as a
-// cocotb coroutine woken by RisingEdge would. It is idle unless
-// SIOV_HOST_MEM names a folder for the shared file and the top has the
-// Device's `mem` port; Python turns each part on through the file.
+// file adds the host side of the simulation that must not cost Python time
+// (shared_host.h): the clock, toggled in place; and on every rising edge,
+// before the edge is evaluated, it samples the Device's outputs and steps
+// the host-memory slave, the MMIO master and the tap log, and just after
+// the edge's evaluation it drives their outputs, as cocotb coroutines woken
+// by RisingEdge would. It is idle unless SIOV_HOST_MEM names a folder for
+// the shared file and the top has the Device's `mem` port; Python turns
+// each part on through the file (tb/host/shared.py).
 
 #include <fcntl.h>
 #include <libgen.h>
