@@ -45,6 +45,7 @@ def test_set_values_are_toml_strings_or_ranges():
                                                                         [[64, 128], [1, 2]])
     assert parse_set("tenants.*.workloads.*.interrupt=true,false")[1] == [True, False]
     assert parse_set('tenants.0.name="2-4"')[1] == ["2-4"]
+    assert parse_set("cycles=1000-3000:1000,2000")[1] == [1000, 2000, 3000]
 
 
 @pytest.mark.parametrize("option, message", [

@@ -95,3 +95,10 @@ def test_a_run_that_kills_its_workers_fails_alone_as_killed_worker(client, tmp_p
     assert "allowed-failures is 1" in failed["error"]
     assert "--seed 2 --waves" in failed["reproduce_waves"]
     assert attempts(sweep.runs[1].run_dir) == 2
+
+
+def test_points_that_make_the_same_scenario_share_one_run(client, tmp_path):
+    sweep = _plan(tmp_path, "same", seeds="1", sets=("tenants.0.weight=1,2", "tenants.vm0.weight=1"))
+    assert len({r.key for r in sweep.runs}) == 1 and len(sweep.runs) == 2
+    out = run_sweep(sweep, client)
+    assert out.failed == 0 and [len(p["runs"]) for p in out.doc["points"]] == [1, 1]

@@ -189,30 +189,36 @@ def _run_dask(sweep, todo, record, builds, client, done_builds):
     for b in builds:
         built[json.dumps(b.params, sort_keys=True)] = client.submit(build, b, key=f"siov-build-{_digest(b)}",
                                                                    pure=False)
-    futures = {}
+    same = {}                       # two points may make the same scenario: one task, every run recorded
     for r in todo:
+        same.setdefault(r.key, []).append(r)
+    futures = {}
+    for key, runs in same.items():
+        r = runs[0]
         dep = built.get(json.dumps(r.params, sort_keys=True))
         if dep is None:
-            fut = client.submit(execute, r, key=f"siov-run-{r.key}", pure=False)
+            fut = client.submit(execute, r, key=f"siov-run-{key}", pure=False)
         else:
-            fut = client.submit(_execute_after, r, dep, key=f"siov-run-{r.key}", pure=False)
-        futures[fut] = r
+            fut = client.submit(_execute_after, r, dep, key=f"siov-run-{key}", pure=False)
+        futures[fut] = runs
     try:
         for fut in as_completed(list(futures)):
-            r = futures.pop(fut)
+            runs = futures.pop(fut)
+            outcome, error = None, None
             try:
                 outcome = fut.result()
                 # Released at once: a result a lost worker still held would be computed again.
                 fut.release()
-                record(r, outcome, None)
             except KilledWorker:
-                record(r, None, f"KilledWorker: this run killed the worker running it {allowed + 1} times "
-                                f"(distributed.scheduler.allowed-failures is {allowed}): it crashes its process "
-                                f"(a crash in the simulator, os._exit, running out of memory)")
+                error = (f"KilledWorker: this run killed the worker running it {allowed + 1} times "
+                         f"(distributed.scheduler.allowed-failures is {allowed}): it crashes its process "
+                         f"(a crash in the simulator, os._exit, running out of memory)")
             except FutureCancelledError as e:
-                record(r, None, f"cancelled: {e}")
+                error = f"cancelled: {e}"
             except Exception as e:
-                record(r, None, f"{type(e).__name__}: {e}")
+                error = f"{type(e).__name__}: {e}"
+            for r in runs:
+                record(r, outcome, error)
     finally:
         for fut in futures:
             fut.cancel()

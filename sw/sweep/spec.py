@@ -145,7 +145,11 @@ def parse_values(key, text):
             values.append(tomllib.loads(f"v = {item}")["v"])
         except tomllib.TOMLDecodeError:
             values.append(item)
-    return values
+    unique = []
+    for v in values:                         # a value given twice is one point
+        if v not in unique:
+            unique.append(v)
+    return unique
 
 
 def parse_set(text):
