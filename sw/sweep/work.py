@@ -117,7 +117,7 @@ def execute(run):
     """Run ``run`` here; returns ``{"result": ..., "wall_s": ..., "worker": ...}``.
 
     The result is the program's (:func:`small` of it when it is a scenario's result);
-    a run that fails raises, with the run's point and seed in the message.
+    a run that fails raises, and the sweep records the error under the run's point and seed.
     """
     from ...rtl.params import DeviceParams
     folder, name = _attempt(run.run_dir)
@@ -174,8 +174,8 @@ async def _nothing(bus, seed):
 
 
 def build(job):
-    """Build the Device of ``job`` (:class:`Build`) unless its build is current; returns
-    ``{"params", "built", "build_s"}``, ``built`` telling whether Verilator ran."""
+    """Build the Device of ``job`` (:class:`Build`) unless its build is current, and start it once;
+    returns ``{"params", "built", "build_s", "total_s"}``, ``built`` telling whether Verilator ran."""
     from ...rtl.params import DeviceParams
     from ...tb.regressions import device_build
     from ...tb.runner import BUILD, run_cocotb
