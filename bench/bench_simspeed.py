@@ -482,7 +482,7 @@ def main(argv=None):
                       "with the design elaborated on every run and the monitor, memory and waits in Python. "
                       f"Goal: 5x faster. Load average {_load()}.")})
 
-    result = {"title": "Simulation speed: where the time goes (wall-clock, this machine)",
+    result = {"title": "Simulation speed: where the time goes (this machine, per CPU and per wall second)",
               "verilog": verilog_fingerprint(verilog), "tables": tables}
     (OUT / "simspeed.json").write_text(json.dumps(result, indent=1))
     from run import _table     # bench/run.py
