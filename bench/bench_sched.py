@@ -28,7 +28,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "build" / "bench"
 
-from siov.rtl.cmd.dsa import DESC_BYTES, Opcode, Status                 # noqa: E402
+from siov.rtl.cmd.dsa import Opcode, Status                             # noqa: E402
 from siov.rtl.params import DeviceParams                                 # noqa: E402
 from siov.sw.hv.hypervisor import Hypervisor                             # noqa: E402
 from siov.sw.model.dsa import Descriptor                                 # noqa: E402
@@ -343,6 +343,11 @@ def scanner():
 
 
 NOTES = {
+    "goals": (
+        "All measured on the model backend (sw/platform: the Device in Python, timing fitted on the RTL). The "
+        "scanner's hypothesis corpus (tests/test_sched_scanner.py) never makes it raise. The data results of a "
+        "scheduled program are identical on the RTL (tests/test_sched.py, sim); the scheduler's decisions "
+        "there are timing and are not compared."),
     "dependency": (
         "Two VMs, each a producer ring (MEMFILL 512 B, SIGNAL) and a consumer ring (WAIT, MEMMOVE 512 B), 12 "
         "pairs each, consumers posted first; a third VM floods both its rings with 24 MEMMOVEs of 4 KiB each "
@@ -351,6 +356,9 @@ NOTES = {
         "consumer's copy completed, as the guest sees the records (polled every 8 cycles). Scheduler tick "
         f"{TICK} cycles, slice {SLICE}. 'fixed slices' is bench_engines' test sequence (each VM every engine "
         "for a slice in turn, whether it has work or not), for reference: it is the gang the issue measured."),
+    "auto": (
+        "gang is the policy `gang` above (GVT-g's slices, which end early when the VM has no work); "
+        "'fixed slices' is the gang the issue measured (80k idle-ineligible cycles on the RTL)."),
     "drm": (
         "The client workloads of the DRM 'fair' scheduler series (drm_sched kunit tests), as MEMMOVE clients "
         "on one engine (placement rule: every queue on engine 0), 200k cycles: deep queues keep 16 copies of 2 "
@@ -381,18 +389,82 @@ NOTES = {
 }
 
 
+def goals(tables):
+    """One row per goal of the issue, measured, with whether it is met and, if not, why."""
+    t = {tab["title"]: tab["rows"] for tab in tables}
+    rows = []
+    for g in t["auto against both static policies"]:
+        lat, thr, idle = (g["pair latency auto/gang (goal <= 1.2)"], g["flood throughput auto/per-ring (goal >= 0.9)"],
+                          g["idle-ineligible auto/gang (goal <= 0.10)"])
+        why = "" if idle <= 0.1 else (
+            f"idle-ineligible is {idle:.2f} of gang's (GVT-g slices that end when the VM has no work left) and "
+            f"{g['idle-ineligible auto/fixed slices']:.3f} of the fixed slices the issue measured: while a VM is "
+            "ganged, its engines sit idle between its short descriptors (a WAIT or SIGNAL finishes before the "
+            "prefetch has its next descriptor) with the flood ready and masked; a gang cannot avoid that gap")
+        rows.append({"goal": f"auto beats both static policies at {g['engines']} engines",
+                     "measured": f"latency {lat} of gang's, flood {thr} of per-ring's, idle-ineligible {idle} of "
+                                 f"gang's", "met": "yes" if lat <= 1.2 and thr >= 0.9 and idle <= 0.1 else "no", "why not, or a caveat": why})
+    fair = t["Fairness over 100 slices"]
+    jain_min = min(r["Jain (goal >= 0.99)"] for r in fair if r["weights"] == "equal")
+    rows.append({"goal": "equal weights: Jain >= 0.99 over 100 slices", "measured": f"lowest {jain_min} (every policy)",
+                 "met": "yes" if jain_min >= 0.99 else "no", "why not, or a caveat": ""})
+    dev = max(r["worst |share - entitled|, points (goal <= 2)"] for r in fair if r["weights"] != "equal")
+    rel = max(r["worst relative, %"] for r in fair if r["weights"] != "equal")
+    rows.append({"goal": "weights 1:2:3:4: shares within 2% of the weights", "measured":
+                 f"worst {dev} points ({rel}% relative)",
+                 "met": "yes" if dev <= 2 else "no", "why not, or a caveat": "" if rel <= 2 else
+                 "read as 2 points; relative, gang is off by up to one 2000-cycle slice of the lightest tenant's "
+                 "about 20 in the window"})
+    q = {r["policy"]: r for r in t["QoS: copies dearer than a quantum"]}["qos"]
+    rows.append({"goal": "QoS: slice overrun <= 5% of the slice", "measured":
+                 f"p95 {q['overrun p95, % of slice']}%, max {q['overrun max, % of slice']}% (the copy that can never fit)",
+                 "met": "yes" if (q["overrun p95, % of slice"] or 0) <= 5 else "no", "why not, or a caveat": ""})
+    rows.append({"goal": "QoS: cost-prediction error <= 10% at p95", "measured": f"p95 {q['cost error p95 %']}%",
+                 "met": "yes" if (q["cost error p95 %"] or 0) <= 10 else "no", "why not, or a caveat":
+                 "met trivially on the model backend, whose record cycles are the fitted timing model's, linear in "
+                 "the same features; the RTL's differ from that model by up to 6.1% (bench_host), not measured here"})
+    for r in t["Isolation under load"]:
+        ok = r["p99 ratio (goal <= 2)"] <= 2
+        rows.append({"goal": f"isolation, {r['policy']}: interactive p99 with a flood <= 2x alone",
+                     "measured": f"{r['p99 ratio (goal <= 2)']}x", "met": "yes" if ok else "no", "why not, or a caveat": "" if ok else
+                     "the interactive tenant waits for its slice while the flood has the engines"})
+    worst = {}
+    for tab in tables:
+        for r in tab["rows"]:
+            o = r.get("overhead %")
+            if isinstance(o, (int, float)):
+                worst[r["policy"]] = max(worst.get(r["policy"], 0), o)
+    for policy, o in sorted(worst.items()):
+        rows.append({"goal": f"overhead, {policy}: scheduler's device cycles < 1% of the run",
+                     "measured": f"worst {o}%", "met": "yes" if o < 1 else "no", "why not, or a caveat": "" if o < 1 else {
+                         "gang": "a mask commit (3 writes, 21 cycles) per 2000-cycle slice is 1.05% alone",
+                         "qos": "a mask commit per slice and a scan of each ring whose head is unknown",
+                     }.get(policy, "fixed costs of a short run (each tenant's MAPPED bitmap, each ring's first "
+                                   "HEAD, the arbiter, the idle counters: about 250 cycles) and a TAIL read per ring "
+                                   "per 8192-cycle tick; under 1% in the 200k-cycle runs")})
+    s = t["The command scanner"]
+    rows.append({"goal": "scanner: 100% recall of the pages written", "measured": f"{s[0]['recall %']}%",
+                 "met": "yes" if s[0]["recall %"] == 100 else "no", "why not, or a caveat": ""})
+    fr = s[0]["false rejections"] + s[1]["false rejections"]
+    rows.append({"goal": "scanner: 0 false rejections", "measured": f"{fr} of {s[0]['predicted to fail, failed']} "
+                 f"predicted failures in the corpus, and of {s[1]['predicted run, ran']} scheduled descriptors",
+                 "met": "yes" if fr == 0 else "no", "why not, or a caveat": ""})
+    return rows
+
+
 def main():
     t0 = time.monotonic()
-    dep, goals = dependency()
+    dep, against = dependency()
     tables = [
         {"title": "Producer/consumer against a flood, per policy", "rows": dep, "notes": NOTES["dependency"]},
-        {"title": "auto against both static policies", "rows": goals, "notes": ""},
+        {"title": "auto against both static policies", "rows": against, "notes": NOTES["auto"]},
         {"title": "The DRM fair scheduler's client workloads", "rows": drm(), "notes": NOTES["drm"]},
         {"title": "Fairness over 100 slices", "rows": fairness(), "notes": NOTES["fairness"]},
         {"title": "QoS: copies dearer than a quantum", "rows": qos(), "notes": NOTES["qos"]},
         {"title": "Isolation under load", "rows": isolation(), "notes": NOTES["isolation"]},
         {"title": "The command scanner", "rows": scanner(), "notes": NOTES["scanner"]},
     ]
+    tables.append({"title": "Goals", "rows": goals(tables), "notes": NOTES["goals"]})
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "sched.json").write_text(json.dumps({"title": "GPU scheduler (model backend)", "tables": tables},
                                                indent=1))

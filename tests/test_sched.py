@@ -24,11 +24,10 @@ from siov.sw.platform import run_program
 from siov.sw.platform.timing import Coefficients, TimingModel
 from siov.sw.sched.costmodel import CostModel
 from siov.sw.sched.metrics import Metrics, jain
-from siov.sw.sched.programs import WAIT_TIMEOUT
 from siov.sw.sched.scheduler import POLICIES, Scheduler
 from siov.sw.sched.workloads import FULL, Bench, client, ClientSpec, dependent, flood
 
-from hv_support import PAGE, run, vm_with_queue
+from hv_support import PAGE, run
 
 PROGRAM = "siov.sw.sched.programs:scheduled"
 
@@ -118,10 +117,6 @@ def test_a_forged_wait_on_another_vms_semaphore_never_gangs_and_times_out():
     assert int(forged[:2], 16) == Status.WAIT_TIMEOUT
     assert all(int(r[:2], 16) == Status.SUCCESS for r in rec["tenants"]["pc"]["records"])
     assert all(int(r[:2], 16) == Status.SUCCESS for r in rec["tenants"]["flood"]["records"])
-
-
-def _ring_of(vm, k):
-    return vm.queues[k]
 
 
 def test_a_wait_never_signalled_times_out_and_the_scheduler_returns_to_per_ring():
