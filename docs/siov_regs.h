@@ -125,6 +125,17 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__IRQ_T__FAULT_OVF_COUNT__COUNT_bp 0
 #define SIOV__IRQ_T__FAULT_OVF_COUNT__COUNT_bw 32
 
+// reg - siov::irq_t::FAULT_CAP
+#define SIOV__IRQ_T__FAULT_CAP__DEPTH_bm 0xff
+#define SIOV__IRQ_T__FAULT_CAP__DEPTH_bp 0
+#define SIOV__IRQ_T__FAULT_CAP__DEPTH_bw 8
+#define SIOV__IRQ_T__FAULT_CAP__QUOTA_bm 0xff00
+#define SIOV__IRQ_T__FAULT_CAP__QUOTA_bp 8
+#define SIOV__IRQ_T__FAULT_CAP__QUOTA_bw 8
+#define SIOV__IRQ_T__FAULT_CAP__SOURCE_BITS_bm 0xf0000
+#define SIOV__IRQ_T__FAULT_CAP__SOURCE_BITS_bp 16
+#define SIOV__IRQ_T__FAULT_CAP__SOURCE_BITS_bw 4
+
 // reg - siov::irq_t::CNT_DELIVERED
 #define SIOV__IRQ_T__CNT_DELIVERED__COUNT_bm 0xffffffff
 #define SIOV__IRQ_T__CNT_DELIVERED__COUNT_bp 0
@@ -161,6 +172,11 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bm 0x1
 #define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bp 0
 #define SIOV__IRQ_T__DRAIN_STATUS__BUSY_bw 1
+
+// mem - siov::irq_t::FAULT_LOST
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t mem[128];
+} siov__irq_t__FAULT_LOST_t;
 
 // reg - siov::irq_t::IMS::ENTRY
 #define SIOV__IRQ_T__IMS__ENTRY__ADDR_LO_bm 0xffffffff
@@ -203,7 +219,8 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t FAULT_REC1;
     uint32_t FAULT_CTRL;
     uint32_t FAULT_OVF_COUNT;
-    uint8_t RESERVED_14_1f[0xc];
+    uint32_t FAULT_CAP;
+    uint8_t RESERVED_18_1f[0x8];
     uint32_t CNT_DELIVERED;
     uint32_t CNT_PENDED;
     uint32_t CNT_FAULTED;
@@ -211,7 +228,9 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t CNT_CTRL;
     uint32_t DRAIN_CMD;
     uint32_t DRAIN_STATUS;
-    uint8_t RESERVED_3c_7fff[0x7fc4];
+    uint8_t RESERVED_3c_1ff[0x1c4];
+    siov__irq_t__FAULT_LOST_t FAULT_LOST;
+    uint8_t RESERVED_400_7fff[0x7c00];
     siov__irq_t__IMS_t IMS;
 } siov__irq_t_t;
 

@@ -133,18 +133,20 @@ class FaultQueue(wiring.Component):
         self._p_valid = Signal(name="p_valid")
         self._p_data = Signal(self.layout, name="p_data")
         self._p_onehot = Signal(S, name="p_onehot")
+        #: The lost window's access in flight: strobe registered (read, write), answer staged, answer.
+        self._lost_rd, self._lost_wr = Signal(name="lost_rd"), Signal(name="lost_wr")
+        self._lost_ack1, self._lost_ack = Signal(name="lost_ack1"), Signal(name="lost_ack")
         #: In the decision's stage: the record is queued / not queued.
         self.taken = Signal(name="taken")
         self.dropped = Signal(name="dropped")
 
     def invariants(self):
         """Relations between flags and counts that hold in every reachable state
-        (the FIFO's own among them)."""
-        q = self.quota
+        (the FIFO's own among them), each inductive on its own. The records each
+        source holds are another: see :meth:`observe` and :meth:`held_sources`."""
         out = list(self.fifo.invariants())
         for s in range(self.sources):
-            out += [self._occ[s] <= q, self._at_quota[s] == (self._occ[s] == q),
-                    self._lost_full[s] == (self._lost[s] == (1 << LOST_WIDTH) - 1)]
+            out.append(self._lost_full[s] == (self._lost[s] == (1 << LOST_WIDTH) - 1))
         out.append(self._ovf_full == (self.ovf_count == (1 << LOST_WIDTH) - 1))
         out.append(~self._p_valid | (self._p_onehot == Cat(*(self._p_data.source == s
                                                                 for s in range(self.sources)))))
@@ -155,10 +157,12 @@ class FaultQueue(wiring.Component):
         source's record count (``occupancy``) and quota flags (``at_quota``), and the
         decision's stage (``decide_valid``; ``decide_source``, the offered record's
         source, and ``decide_onehot``, the same one-hot; ``taken`` and ``dropped``
-        are attributes of the queue)."""
+        are attributes of the queue); ``lost_busy``: the ``lost`` window is
+        answering an access (from the cycle after its strobe to its ``ack``)."""
         return {"occupancy": list(self._occ), "at_quota": self._at_quota,
                 "decide_valid": self._p_valid, "decide_source": self._p_data.source,
-                "decide_onehot": self._p_onehot}
+                "decide_onehot": self._p_onehot,
+                "lost_busy": self._lost_rd | self._lost_wr | self._lost_ack1 | self._lost_ack}
 
     def held_sources(self, m):
         """For formal harnesses: the records the queue holds, oldest first, as
@@ -239,7 +243,7 @@ class FaultQueue(wiring.Component):
         lost = self.lost
         word = lost.addr[2:]
         sel, ok = Signal(S, name="lost_sel"), Signal(name="lost_ok")
-        rd, wr = Signal(name="lost_rd"), Signal(name="lost_wr")
+        rd, wr = self._lost_rd, self._lost_wr
         m.d.sync += [sel.eq(Cat(*(word == s for s in range(S)))), ok.eq(word < S),
                      rd.eq(lost.stb & ~lost.we), wr.eq(lost.stb & lost.we)]
         clear = Signal(name="lost_clear")
@@ -252,10 +256,10 @@ class FaultQueue(wiring.Component):
             with m.Elif(lost_evt[s] & ~full):
                 m.d.sync += [cnt.eq(cnt + 1), full.eq(cnt == top - 1)]
         parts = self._and_or_by_fours(m, sel, self._lost, "lost_grp")
-        ack1, resp1 = Signal(name="lost_ack1"), Signal(2, name="lost_resp1")
+        ack1, resp1 = self._lost_ack1, Signal(2, name="lost_resp1")
         m.d.sync += [ack1.eq(rd | wr),
                      resp1.eq(Mux(wr, Resp.SLVERR, Mux(ok, Resp.OKAY, Resp.DECERR)))]
-        ack, rdata, resp = Signal(name="lost_ack"), Signal(32, name="lost_rdata"), Signal(2, name="lost_resp")
+        ack, rdata, resp = self._lost_ack, Signal(32, name="lost_rdata"), Signal(2, name="lost_resp")
         value = Const(0, LOST_WIDTH)
         for part in parts:
             value = value | part

@@ -94,7 +94,7 @@ REGISTERS = {
     ),
     'IRQ.FAULT_STATUS': _reg('IRQ.FAULT_STATUS', 0x10000, '',
         Field('COUNT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records in the queue.'),
-        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault found the queue full (counted in FAULT_OVF_COUNT). Cleared by FAULT_CTRL.CLEAR_OVERFLOW.'),
+        Field('OVERFLOW', lsb=8, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Sticky: a fault was not queued (the queue full, or its source at FAULT_CAP.QUOTA); it is counted in FAULT_OVF_COUNT and FAULT_LOST. Cleared by FAULT_CTRL.CLEAR_OVERFLOW.'),
     ),
     'IRQ.FAULT_REC0': _reg('IRQ.FAULT_REC0', 0x10004, '',
         Field('REASON', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Fault reason.'),
@@ -106,10 +106,15 @@ REGISTERS = {
     ),
     'IRQ.FAULT_CTRL': _reg('IRQ.FAULT_CTRL', 0x1000c, '',
         Field('POP', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to drop the head record.'),
-        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear FAULT_STATUS.OVERFLOW and FAULT_OVF_COUNT.'),
+        Field('CLEAR_OVERFLOW', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to clear FAULT_STATUS.OVERFLOW and FAULT_OVF_COUNT (not FAULT_LOST, whose reads clear it).'),
     ),
     'IRQ.FAULT_OVF_COUNT': _reg('IRQ.FAULT_OVF_COUNT', 0x10010, '',
-        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that found the queue full (saturating). Every fault is either in the queue or counted here.'),
+        Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Faults that were not queued, of every source (the queue full, or their source at FAULT_CAP.QUOTA; saturating). FAULT_LOST says whose. Every fault is either in the queue or counted here.'),
+    ),
+    'IRQ.FAULT_CAP': _reg('IRQ.FAULT_CAP', 0x10014, 'How the fault queue is built. Software reads it instead of assuming the sizes.',
+        Field('DEPTH', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records the queue holds.'),
+        Field('QUOTA', lsb=8, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Records one source may hold in the queue at once; DEPTH means no quota.'),
+        Field('SOURCE_BITS', lsb=16, width=4, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc="A fault's source is its PASID's low SOURCE_BITS bits (0: one source, the queue as a whole)."),
     ),
     'IRQ.CNT_DELIVERED': _reg('IRQ.CNT_DELIVERED', 0x10020, 'Interrupts taken by the irq_out consumer, including pending interrupts delivered on unmask (saturating).',
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
@@ -351,7 +356,8 @@ REGISTERS = {
 
 # Windows forwarded to a block's own CSR port (absolute base, size in bytes).
 EXTERNALS = {
-    'IRQ': External('IRQ', 0x10000, 0x10000, "Remaps interrupt messages {PASID, handle} from the ADIs through the IMS table to {destination, vector} on irq_out; DMA-flagged messages pass through unchanged. Checks, in order (fault reasons of IrqFaultReason): handle beyond the built table (HANDLE_BEYOND_TABLE), entry not present (ENTRY_NOT_PRESENT), PASID_EN set and message PASID different from the entry's (PASID_MISMATCH, VT-d source verification); then a masked entry makes the interrupt pending, an unmasked one delivers it. One message per cycle; a message is decided one cycle after it is accepted."),
+    'IRQ': External('IRQ', 0x10000, 0x10000, "Remaps interrupt messages {PASID, handle} from the ADIs through the IMS table to {destination, vector} on irq_out; DMA-flagged messages pass through unchanged. Checks, in order (fault reasons of IrqFaultReason): handle beyond the built table (HANDLE_BEYOND_TABLE), entry not present (ENTRY_NOT_PRESENT), PASID_EN set and message PASID different from the entry's (PASID_MISMATCH, VT-d source verification); then a masked entry makes the interrupt pending, an unmasked one delivers it. One message per cycle; a message is decided one cycle after it is accepted. Fault queue (FAULT_*, at the same offsets from FAULT_STATUS as the DMA tracker's): FAULT_CAP.DEPTH records in order of arrival, each with its source, the low FAULT_CAP.SOURCE_BITS bits of the message's PASID. That PASID is the sending ADI's own (a descriptor with another PASID is refused before it can send an interrupt), so a forged handle faults under its sender's PASID, never under its victim's. A source holds at most FAULT_CAP.QUOTA records at once; a fault is queued if its source holds fewer and the queue is not full, and is otherwise lost: OVERFLOW is set, and it is counted in FAULT_OVF_COUNT and in its source's FAULT_LOST word. The remapper does not know which tenant owns a PASID, so PASIDs with the same low SOURCE_BITS bits share a quota: a hypervisor that gives each tenant's PASIDs a residue of their own (while it has at most 2^SOURCE_BITS tenants) keeps one tenant's forged handles from crowding another's faults out; filling the queue then takes DEPTH/QUOTA tenants at their quota."),
+    'IRQ.FAULT_LOST': External('IRQ.FAULT_LOST', 0x10200, 0x200, "Word s (s < 2^FAULT_CAP.SOURCE_BITS): the faults of source s (PASIDs whose low SOURCE_BITS bits are s) that were not queued (see the block's description) since the word was last read. Saturates at 2^32 - 1. A read returns the count and clears it in one cycle, atomically against faults: a fault lost in that cycle is in the next read's count, none in neither. Together the words count what FAULT_OVF_COUNT counts (each cleared on its own). Other words answer DECERR; writes answer SLVERR."),
     'IRQ.IMS': External('IRQ.IMS', 0x18000, 0x8000, "Interrupt message store, idxd layout: entry n (ENTRY) is 16 bytes at 16n, four 32-bit words: ADDR_LO, ADDR_HI, DATA and CTRL (MASK, PENDING, PASID_EN, PASID); the other bits of CTRL (word 3) are stored and have no effect. An entry is present when it holds an x86 MSI address: ADDR_HI = 0 and ADDR_LO[31:20] = 0xFEE; the destination ID is ADDR_LO[19:12] and the vector DATA[7:0]. Entries reset to zero (not present). Entries beyond the built table size (GLOBAL.CAP0.IMS_ENTRIES) answer DECERR. Ordering against traffic: an IMS access commits in the cycle its bus response is given. A write takes effect at the end of that cycle: a message decided in that cycle or before (a message is decided the cycle after it is accepted) used the old entry, a later one the new entry, so the outcome depends only on the order of acceptance and write, never on back-pressure. A read returns the entry (and PENDING) as they stood at the start of its commit cycle. Unmask: a CTRL write that leaves MASK clear while PENDING is set clears PENDING and replays the interrupt through the checks with the entry's current contents (the PASID check is not repeated: it was passed when the interrupt became pending). A CTRL write that changes PASID or PASID_EN clears PENDING without delivery: a pending interrupt never reaches the entry's next owner. If the message decided in the unmask's own commit cycle makes the entry pending, it is replayed too. Replays wait in a 4-deep queue ahead of new messages; a CTRL write is held (its response waits) while that queue is full."),
     'DMA': External('DMA', 0x20000, 0x10000, "Per-domain pinned/mapped/unmap-requested/dirty page bitmaps (coIOMMU-style lazy unpin), the ADI-to-domain table, the per-domain guest windows, the DMA fault queue and the dirty-log harvest. Fault reasons: DmaFaultReason (VT-d's codes where one fits, project codes from 0x80). Fault queue (FAULT_*): FAULT_CAP.DEPTH records for the whole tracker, in order of arrival, each with its source: the requester's domain, or NUM_DOMAINS (GLOBAL.CAP1) when its PASID is bound to no domain (NO_DOMAIN). A source holds at most FAULT_CAP.QUOTA records at once. A fault is queued if its source holds fewer than QUOTA records and the queue fewer than DEPTH; otherwise it is lost: FAULT_STATUS.OVERFLOW is set, and it is counted in FAULT_OVF_COUNT (every source) and in its source's FAULT_LOST entry. A fault is never silently lost: it is in the queue or in both counts. So a source below its quota loses a fault only while the queue is full, and filling it takes at least DEPTH/QUOTA sources at their quota at once: one domain's faults, however many, cannot crowd out another's (with the default QUOTA = DEPTH/4, nor can three domains together). A POP makes room for a fault decided after it, not for one decided in the same cycle."),
     'DMA.GUEST': External('DMA.GUEST', 0x20100, 0x8, 'Frontend-driver fast path. Word 0 MAP, word 1 UNMAP; both: PAGE in bits 19:0 (guest page number), ADI in bits 25:20 (ADI index of the requesting guest). A write to MAP sets the mapped bit of PAGE in the domain of ADI, refused (GUEST_STATUS=1) unless the page is pinned; it also cancels a pending unmap request of the page. A write to UNMAP clears the mapped bit and sets the unmap-requested bit (lazy unpin, no hypercall). The tracker answers a write only once the operation is done, so GUEST_STATUS is valid right after the write completes; a read returns the last value written. These registers will move into the per-ADI MMIO pages, where the ADI comes from the page.'),
@@ -449,6 +455,16 @@ IRQ_FAULT_OVF_COUNT = 0x10010
 IRQ_FAULT_OVF_COUNT_COUNT_LSB = 0
 IRQ_FAULT_OVF_COUNT_COUNT_WIDTH = 32
 IRQ_FAULT_OVF_COUNT_COUNT_MASK = 0xffffffff
+IRQ_FAULT_CAP = 0x10014
+IRQ_FAULT_CAP_DEPTH_LSB = 0
+IRQ_FAULT_CAP_DEPTH_WIDTH = 8
+IRQ_FAULT_CAP_DEPTH_MASK = 0xff
+IRQ_FAULT_CAP_QUOTA_LSB = 8
+IRQ_FAULT_CAP_QUOTA_WIDTH = 8
+IRQ_FAULT_CAP_QUOTA_MASK = 0xff00
+IRQ_FAULT_CAP_SOURCE_BITS_LSB = 16
+IRQ_FAULT_CAP_SOURCE_BITS_WIDTH = 4
+IRQ_FAULT_CAP_SOURCE_BITS_MASK = 0xf0000
 IRQ_CNT_DELIVERED = 0x10020
 IRQ_CNT_DELIVERED_COUNT_LSB = 0
 IRQ_CNT_DELIVERED_COUNT_WIDTH = 32
@@ -809,6 +825,8 @@ ENG_IDLE_WAITING_CYCLES_WIDTH = 32
 ENG_IDLE_WAITING_CYCLES_MASK = 0xffffffff
 IRQ_BASE = 0x10000
 IRQ_SIZE = 0x10000
+IRQ_FAULT_LOST_BASE = 0x10200
+IRQ_FAULT_LOST_SIZE = 0x200
 IRQ_IMS_BASE = 0x18000
 IRQ_IMS_SIZE = 0x8000
 DMA_BASE = 0x20000

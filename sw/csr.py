@@ -43,8 +43,8 @@ class Csr:
 
     async def identify(self):
         """Check the magic ID; return the build parameters, the descriptor limits
-        (GENCAP: largest transfer, record and MEMFILL alignment in bytes) and the DMA fault
-        queue's depth and quota per domain (DMA.FAULT_CAP) as a dict."""
+        (GENCAP: largest transfer, record and MEMFILL alignment in bytes) and the fault
+        queues' depths and quotas (DMA.FAULT_CAP, IRQ.FAULT_CAP) as a dict."""
         magic = await self.read("GLOBAL.ID")
         if magic != regmap.GLOBAL_ID_MAGIC_VALUE:
             raise RuntimeError(f"Not a siov device: ID reads {magic:#010x}, "
@@ -60,4 +60,7 @@ class Csr:
             "fill_align": 1 << await self.read_field("GLOBAL.GENCAP.FILL_ALIGN_SHIFT"),
             "dma_fault_depth": await self.read_field("DMA.FAULT_CAP.DEPTH"),
             "dma_fault_quota": await self.read_field("DMA.FAULT_CAP.QUOTA"),
+            "irq_fault_depth": await self.read_field("IRQ.FAULT_CAP.DEPTH"),
+            "irq_fault_quota": await self.read_field("IRQ.FAULT_CAP.QUOTA"),
+            "irq_fault_source_bits": await self.read_field("IRQ.FAULT_CAP.SOURCE_BITS"),
         }

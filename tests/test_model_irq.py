@@ -146,6 +146,32 @@ def test_fault_queue_overflow_never_loses():
     assert m.read(regmap.IRQ_FAULT_OVF_COUNT)[1] == 0
 
 
+@pytest.mark.parametrize("flood", [40, 1000])
+def test_forged_handles_do_not_crowd_out_a_victims_fault(flood):
+    """An attacker's forged handles (PASID_MISMATCH under its own PASID) hold at most the quota
+    of its PASID's source; the victim's fault, under a PASID of another source, is queued; the
+    losses are counted as the attacker's source's (FAULT_LOST, read and cleared)."""
+    m = IrqModel(entries=16)
+    attacker, victim = 0x40, 0x41                  # sources 0 and 1 (low 3 bits)
+    m.set_entry(5, dest=2, vector=0x52, pasid=victim)
+    for _ in range(flood):
+        m.process(irq(5, attacker))                # the victim's handle, forged
+    m.process(irq(9, victim))                      # the victim's own fault: entry 9 not present
+    cap = m.read(regmap.IRQ_FAULT_CAP)[1]
+    assert cap == 16 | 4 << 8 | 3 << 16
+    records = []
+    while m.read(regmap.IRQ_FAULT_REC0)[1] & regmap.IRQ_FAULT_REC0_VALID_MASK:
+        records.append(m.read(regmap.IRQ_FAULT_REC0)[1] >> regmap.IRQ_FAULT_REC0_PASID_LSB)
+        m.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_POP_MASK)
+    assert records == [attacker] * 4 + [victim]
+    assert m.read(regmap.IRQ_FAULT_OVF_COUNT)[1] == flood - 4
+    lost = regmap.IRQ_FAULT_LOST_BASE
+    assert [m.read(lost + 4 * s)[1] for s in range(8)] == [flood - 4] + [0] * 7
+    assert m.read(lost)[1] == 0                    # the read cleared it
+    assert m.read(lost + 4 * 8)[0] == Resp.DECERR
+    assert m.write(lost, 0) == Resp.SLVERR
+
+
 def test_bus_responses():
     m = IrqModel(entries=256)
     assert m.read(IMS + 16 * 256) == (Resp.DECERR, 0)

@@ -20,7 +20,7 @@ Pipeline, one message per cycle:
 * effect (cycle t+2): the checks (fault, pending or deliver) on the
   registered entry, and their effect: push to the 4-deep ``irq_out`` queue,
   or set the pending bit (registered first, set one cycle later), or a fault
-  record (registered first, queued or counted as an overflow one cycle later);
+  record (registered first, queued or counted as lost one cycle later);
 * ``dma_out`` valid from cycle t+2, ``irq_out`` from cycle t+3.
 
 The message is *decided* in cycle t+1 in the sense of the register map: it
@@ -61,6 +61,7 @@ from .. import regmap
 from ..csr.bank import RegisterBank
 from ..csr.bus import CsrSignature, Resp
 from ..counter import saturating_inc
+from ..faultq import FaultQueue
 from ..dma.defs import PASID_BITS
 from ..ecp5 import DP16KD_DEPTH, dp16kd
 from ..regmap import IrqFaultReason
@@ -139,7 +140,7 @@ ProbeLayout = data.StructLayout({
     "eff_dma": 1,               # pushed into the dma_out queue (the cycle before the report)
     "eff_pend": 1,              # set a pending bit
     "eff_fault": 1,             # pushed into the fault queue (the cycle after the report)
-    "eff_lost": 1,              # counted as an overflow (queue full), idem
+    "eff_lost": 1,              # not queued (queue full, or its source at its quota), idem
     "irq_level": 3,             # irq_out queue occupancy
     "dma_level": 3,             # dma_out queue occupancy
     "irq_full": 1,
@@ -200,6 +201,13 @@ class InterruptRemapper(wiring.Component):
         IMS table size, a power of two from 16 to 2048 (default 256).
     fault_depth : int
         Fault queue depth, 2 to 255 (default 16).
+    fault_quota : int or None
+        Records one source may hold in the fault queue at once, 1..``fault_depth``
+        (default :func:`~siov.rtl.faultq.default_quota`, a quarter of the depth).
+    fault_source_bits : int
+        A fault's source is its PASID's low ``fault_source_bits`` bits, 0 to 7
+        (default 3: eight sources). The fault queue is a
+        :class:`~siov.rtl.faultq.FaultQueue`.
     pipelined : bool
         ``True`` (default): one message per cycle. ``False``: one message in
         flight at a time (the reference point for the benchmark).
@@ -238,8 +246,8 @@ class InterruptRemapper(wiring.Component):
         On a bad parameter.
     """
 
-    def __init__(self, *, entries=256, fault_depth=16, pipelined=True, replay_depth=4, peek=False,
-                 primitive=None):
+    def __init__(self, *, entries=256, fault_depth=16, fault_quota=None, fault_source_bits=3, pipelined=True,
+                 replay_depth=4, peek=False, primitive=None):
         if not isinstance(entries, int) or isinstance(entries, bool):
             raise TypeError(f"Number of IMS entries must be an integer, not {entries!r}")
         if not 16 <= entries <= 2048 or entries & (entries - 1):
@@ -247,6 +255,8 @@ class InterruptRemapper(wiring.Component):
                              f"not {entries}")
         if not isinstance(fault_depth, int) or not 2 <= fault_depth <= 255:
             raise ValueError(f"Fault queue depth must be an integer between 2 and 255, not {fault_depth!r}")
+        if not isinstance(fault_source_bits, int) or not 0 <= fault_source_bits <= 7:
+            raise ValueError(f"Fault source bits must be an integer between 0 and 7, not {fault_source_bits!r}")
         if not isinstance(replay_depth, int) or not 1 <= replay_depth <= 64:
             raise ValueError(f"Replay queue depth must be an integer between 1 and 64, not {replay_depth!r}")
         if primitive not in (None, "ecp5"):
@@ -257,6 +267,11 @@ class InterruptRemapper(wiring.Component):
         self.primitive = primitive
         self.entries = entries
         self.fault_depth = fault_depth
+        self.fault_source_bits = fault_source_bits
+        self._fault_queue = FaultQueue(
+            width=FaultLayout.size, depth=fault_depth, sources=1 << fault_source_bits, quota=fault_quota,
+            lost_addr_width=max(2, (regmap.EXTERNALS["IRQ.FAULT_LOST"].size - 1).bit_length()))
+        self.fault_quota = self._fault_queue.quota
         self.pipelined = bool(pipelined)
         self.replay_depth = replay_depth
         self.idx_bits = (entries - 1).bit_length()
@@ -272,6 +287,15 @@ class InterruptRemapper(wiring.Component):
             members["peek_flags"] = Out(2)
         super().__init__(members)
         self.probe = Signal(ProbeLayout)
+
+    def invariants(self):
+        """Relations between the fault queue's flags and counts that hold in every reachable
+        state (for formal harnesses: induction must not start where they disagree)."""
+        return self._fault_queue.invariants()
+
+    def fault_observe(self):
+        """The fault queue's observation points (:meth:`~siov.rtl.faultq.FaultQueue.observe`)."""
+        return self._fault_queue.observe()
 
     def elaborate(self, platform):
         m = Module()
@@ -330,7 +354,7 @@ class InterruptRemapper(wiring.Component):
         m.submodules.replay_q = replay_q = _ShiftQueue(ib, self.replay_depth)
         m.submodules.irq_q = irq_q = SyncFIFO(width=IrqLayout.size, depth=IRQ_DEPTH)
         m.submodules.dma_q = dma_q = SyncFIFO(width=MessageLayout.size, depth=DMA_DEPTH)
-        m.submodules.fault_q = fault_q = SyncFIFO(width=FaultLayout.size, depth=self.fault_depth)
+        m.submodules.fault_q = fault_q = self._fault_queue
 
         # ---- accept stage (cycle t) --------------------------------------------
         port_csr = Signal()                   # the IMS window uses the table's port this cycle ...
@@ -418,27 +442,16 @@ class InterruptRemapper(wiring.Component):
             irq_q.w_en.eq(s2_deliver), irq_q.w_data.eq(s2_irq),
         ]
         # A fault is queued (or counted as lost) one cycle after its effect
-        # stage: the record is registered first.
-        fault_push = Signal()
+        # stage: the queue registers the record first. Its source (the quota
+        # it is held to) is its PASID's low bits.
         fault_rec = Signal(FaultLayout)
-        m.d.sync += [
-            fault_push.eq(s2_fault),
+        m.d.comb += [
             fault_rec.reason.eq(reason), fault_rec.pasid.eq(s2_irq.pasid), fault_rec.handle.eq(s2_handle),
+            fault_q.push.valid.eq(s2_fault), fault_q.push.payload.record.eq(fault_rec),
+            fault_q.push.payload.source.eq(s2_irq.pasid[:self.fault_source_bits]),
+            fault_q.clear_overflow.eq(regs.port("IRQ.FAULT_CTRL.CLEAR_OVERFLOW")),
         ]
-        m.d.comb += [fault_q.w_en.eq(fault_push), fault_q.w_data.eq(fault_rec)]
-        # Overflow flag and count: the event is registered first; a clear in
-        # the event's own cycle still wins, as if unpipelined.
-        overflow = Signal()
-        ovf_count = Signal(32)
-        clear_ovf = regs.port("IRQ.FAULT_CTRL.CLEAR_OVERFLOW")
-        fault_lost = fault_push & ~fault_q.w_rdy
-        lost_q = Signal()
-        m.d.sync += lost_q.eq(fault_lost & ~clear_ovf)
-        with m.If(clear_ovf):
-            m.d.sync += overflow.eq(0)
-        with m.Elif(lost_q):
-            m.d.sync += overflow.eq(1)
-        saturating_inc(m, ovf_count, lost_q, clear_ovf)
+        wiring.connect(m, regs.ext_irq_fault_lost, fault_q.lost)
 
         # Output queues -> streams.
         m.d.comb += [
@@ -607,18 +620,21 @@ class InterruptRemapper(wiring.Component):
         head_valid = Signal()
         fault_count = Signal.like(fault_q.level)
         m.d.sync += [
-            head.eq(Mux(fault_q.r_rdy, fault_q.r_data, 0)), head_valid.eq(fault_q.r_rdy),
+            head.eq(Mux(fault_q.head.valid, fault_q.head.payload.record, 0)), head_valid.eq(fault_q.head.valid),
             fault_count.eq(fault_q.level),
         ]
         m.d.comb += [
-            fault_q.r_en.eq(regs.port("IRQ.FAULT_CTRL.POP")),
+            fault_q.head.ready.eq(regs.port("IRQ.FAULT_CTRL.POP")),
+            regs.port("IRQ.FAULT_CAP.DEPTH").eq(self.fault_depth),
+            regs.port("IRQ.FAULT_CAP.QUOTA").eq(self.fault_quota),
+            regs.port("IRQ.FAULT_CAP.SOURCE_BITS").eq(self.fault_source_bits),
             regs.port("IRQ.FAULT_STATUS.COUNT").eq(fault_count),
-            regs.port("IRQ.FAULT_STATUS.OVERFLOW").eq(overflow),
+            regs.port("IRQ.FAULT_STATUS.OVERFLOW").eq(fault_q.overflow),
             regs.port("IRQ.FAULT_REC0.REASON").eq(head.reason),
             regs.port("IRQ.FAULT_REC0.VALID").eq(head_valid),
             regs.port("IRQ.FAULT_REC0.PASID").eq(head.pasid),
             regs.port("IRQ.FAULT_REC1.HANDLE").eq(head.handle),
-            regs.port("IRQ.FAULT_OVF_COUNT.COUNT").eq(ovf_count),
+            regs.port("IRQ.FAULT_OVF_COUNT.COUNT").eq(fault_q.ovf_count),
         ]
         # Counter events are registered, then counted (a clear in the event's
         # own cycle still wins): a counter lags its event by one cycle.
@@ -662,7 +678,7 @@ class InterruptRemapper(wiring.Component):
             p.ims_wdata.eq(ims_bus.wdata), p.ims_wstrb.eq(ims_bus.wstrb),
             p.ims_rdata.eq(ims_bus.rdata), p.ims_resp.eq(ims_bus.resp),
             p.eff_irq.eq(irq_q.w_en), p.eff_dma.eq(dma_q.w_en), p.eff_pend.eq(s2_pend),
-            p.eff_fault.eq(fault_q.w_en & fault_q.w_rdy), p.eff_lost.eq(fault_lost),
+            p.eff_fault.eq(fault_q.taken), p.eff_lost.eq(fault_q.dropped),
             p.irq_level.eq(irq_q.level), p.dma_level.eq(dma_q.level),
             p.irq_full.eq(~irq_q.w_rdy), p.dma_full.eq(~dma_q.w_rdy),
         ]

@@ -71,7 +71,8 @@ def _atomic(method):
 class DeviceCaps:
     """What the device reports about itself (GLOBAL.CAP0, CAP1 and GENCAP): sizes, the largest
     transfer in bytes, and the alignment of completion records and MEMFILL destinations; and
-    (DMA.FAULT_CAP) the records the DMA fault queue holds and how many one domain may hold."""
+    (DMA.FAULT_CAP, IRQ.FAULT_CAP) the records each fault queue holds, how many one source may
+    hold (a DMA domain; for interrupts, the PASIDs whose low ``irq_fault_source_bits`` bits agree)."""
     num_adis: int
     ims_entries: int
     num_engines: int
@@ -82,6 +83,9 @@ class DeviceCaps:
     fill_align: int
     dma_fault_depth: int
     dma_fault_quota: int
+    irq_fault_depth: int
+    irq_fault_quota: int
+    irq_fault_source_bits: int
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,24 @@ class PfDriver:
             n = await self.bus.read(regmap.DMA_FAULT_LOST_BASE + 4 * source)
             if n:
                 lost[source if source < domains else None] = n
+        return lost
+
+    @_atomic
+    async def irq_lost_faults(self):
+        """The interrupt faults that were not queued since the last call, by source
+        (IRQ.FAULT_LOST, read and cleared): ``{source: count}`` for each source that lost
+        any, a source being the low ``DeviceCaps.irq_fault_source_bits`` bits of the PASID
+        that sent the faulting message (its sender's own: a forged handle is charged to the
+        forger). A fault is not queued when its source already holds
+        ``DeviceCaps.irq_fault_quota`` records, or when the queue is full;
+        :meth:`pop_irq_faults`'s lost count is the same faults in total.
+        """
+        bits = _get(await self.bus.read(regmap.IRQ_FAULT_CAP), "IRQ_FAULT_CAP_SOURCE_BITS")
+        lost = {}
+        for source in range(1 << bits):
+            n = await self.bus.read(regmap.IRQ_FAULT_LOST_BASE + 4 * source)
+            if n:
+                lost[source] = n
         return lost
 
     async def _pop_faults(self, block, clear, record):

@@ -25,6 +25,7 @@ from ...rtl.csr.bus import Resp
 from ...rtl.dma.defs import PASID_BITS
 from ...rtl.regmap import IrqFaultReason
 from ...rtl.csr.regdefs import window_contents
+from ...rtl.faultq import LOST_WIDTH, default_quota
 from .csr import strobe_mask
 
 __all__ = ["Message", "Outcome", "IrqModel", "ReplayQueueFull",
@@ -101,6 +102,13 @@ class IrqModel:
         Fault queue depth.
     replay_depth : int
         Depth of the replay queue of unmasked pending interrupts.
+    fault_quota : int or None
+        Records one source may hold in the fault queue (default
+        :func:`~siov.rtl.faultq.default_quota`).
+    fault_source_bits : int
+        A fault's source is its PASID's low ``fault_source_bits`` bits; a fault
+        of a source at its quota, or one that finds the queue full, is counted
+        in ``ovf_count`` and in ``lost[source]`` (FAULT_LOST, read and cleared).
 
     Attributes
     ----------
@@ -111,11 +119,15 @@ class IrqModel:
         DRAIN_STATUS.BUSY reads.
     """
 
-    def __init__(self, entries=256, fault_depth=16, replay_depth=4):
+    def __init__(self, entries=256, fault_depth=16, replay_depth=4, fault_quota=None, fault_source_bits=3):
         self.drains = 0
         self.drain_busy = False
         self.entries = entries
         self.fault_depth = fault_depth
+        self.fault_quota = default_quota(fault_depth) if fault_quota is None else fault_quota
+        self.fault_source_bits = fault_source_bits
+        #: Faults not queued, per source, since each was last read (FAULT_LOST).
+        self.lost = [0] * (1 << fault_source_bits)
         self.replay_depth = replay_depth
         self.ims = [[0, 0, 0, 0] for _ in range(entries)]
         self.pending = set()
@@ -127,6 +139,7 @@ class IrqModel:
         regs, exts = window_contents("IRQ", regmap.REGISTERS.values(), regmap.EXTERNALS.values())
         self._by_word = {r.offset >> 2: r for r in regs}
         self._ims = regmap.EXTERNALS["IRQ.IMS"]
+        self._lost_window = regmap.EXTERNALS["IRQ.FAULT_LOST"]
 
     # -- traffic -------------------------------------------------------------
 
@@ -137,16 +150,23 @@ class IrqModel:
         addr_lo, addr_hi = entry[0], entry[1]
         return addr_hi == 0 and addr_lo >> 20 == 0xFEE
 
+    def source(self, pasid):
+        """The fault-queue source of a fault with ``pasid``: its low ``fault_source_bits`` bits."""
+        return pasid & ((1 << self.fault_source_bits) - 1)
+
     def _count(self, name):
         self.counters[name] = min(self.counters[name] + 1, COUNTER_MAX)
 
     def _fault(self, reason, pasid, handle, msg, replay=False):
         self._count("CNT_FAULTED")
-        if len(self.faults) < self.fault_depth:
+        source = self.source(pasid)
+        held = sum(1 for f in self.faults if self.source(f[1]) == source)
+        if held < self.fault_quota and len(self.faults) < self.fault_depth:
             self.faults.append((reason, pasid, handle))
         else:
             self.overflow = True
             self.ovf_count = min(self.ovf_count + 1, COUNTER_MAX)
+            self.lost[source] = min(self.lost[source] + 1, (1 << LOST_WIDTH) - 1)
         return Outcome("fault", handle, pasid, reason=reason, replay=replay, message=msg)
 
     def process(self, msg):
@@ -206,6 +226,13 @@ class IrqModel:
             if word == CTRL_WORD and idx in self.pending:
                 v |= CTRL_PENDING
             return Resp.OKAY, v
+        off = addr - self._lost_window.offset
+        if 0 <= off < self._lost_window.size:
+            word = off >> 2
+            if word >= len(self.lost):
+                return Resp.DECERR, 0
+            n, self.lost[word] = self.lost[word], 0
+            return Resp.OKAY, n
         reg = self._by_word.get(addr >> 2)
         if reg is None:
             return Resp.DECERR, 0
@@ -226,6 +253,9 @@ class IrqModel:
             return 0 if head is None else head[2]
         if name == "FAULT_OVF_COUNT":
             return self.ovf_count
+        if name == "FAULT_CAP":
+            return (self.fault_depth << regmap.IRQ_FAULT_CAP_DEPTH_LSB | self.fault_quota << regmap.IRQ_FAULT_CAP_QUOTA_LSB
+                    | self.fault_source_bits << regmap.IRQ_FAULT_CAP_SOURCE_BITS_LSB)
         if name == "DRAIN_STATUS":
             return int(self.drain_busy) << regmap.IRQ_DRAIN_STATUS_BUSY_LSB
         if name in self.counters:
@@ -256,6 +286,8 @@ class IrqModel:
                         self.replays.append(idx)
             self.ims[idx][word] = new
             return Resp.OKAY
+        if 0 <= addr - self._lost_window.offset < self._lost_window.size:
+            return Resp.SLVERR
         reg = self._by_word.get(addr >> 2)
         if reg is None:
             return Resp.DECERR

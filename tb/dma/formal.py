@@ -314,6 +314,7 @@ class FaultQuotaHarness(Elaboratable):
         m.d.comb += [Assert(c) for c in dut.invariants()]
         m.d.comb += [Assert(obs["occupancy"][s] == held[s]) for s in range(S)]
         m.d.comb += [Assert(held[s] <= Q) for s in range(S)]
+        m.d.comb += [Assert(obs["at_quota"][s] == (held[s] == Q)) for s in range(S)]
         # A source below its quota is queued unless the queue is full.
         src_held = Signal(8)
         for s in range(S):

@@ -97,6 +97,12 @@ class IrqHarness(wiring.Component):
         # The IMS side answers only the request in flight.
         ims_window = (regmap.IRQ_IMS_BASE - regmap.IRQ_BASE) >> 15
         m.d.comb += Assert(~p.ims_busy | (outstanding & (lat[15] == ims_window)))
+        # ... and so does the fault queue's lost window (the fault queue's flags agree too).
+        lost = regmap.EXTERNALS["IRQ.FAULT_LOST"]
+        lost_bits = (lost.size - 1).bit_length()
+        in_lost = lat[lost_bits:CSR_ADDR_WIDTH] == (lost.offset - regmap.IRQ_BASE) >> lost_bits
+        m.d.comb += Assert(~dut.fault_observe()["lost_busy"] | (outstanding & in_lost))
+        m.d.comb += [Assert(c) for c in dut.invariants()]
         self.outstanding = outstanding
 
         # The message accepted two cycles ago, as seen on the port (h1: one cycle ago).

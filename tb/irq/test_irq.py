@@ -265,10 +265,13 @@ class IrqBaseTest(uvm_test):
         await self.quiesce()
 
     async def check_registers(self):
-        """Counters, fault status and the whole fault queue against the model (quiescent)."""
+        """Counters, fault status, the lost counts per source (read, so cleared) and the whole
+        fault queue against the model (quiescent)."""
         m = self.model
-        for a in (regmap.IRQ_FAULT_STATUS, regmap.IRQ_FAULT_OVF_COUNT, regmap.IRQ_CNT_DELIVERED,
-                  regmap.IRQ_CNT_PENDED, regmap.IRQ_CNT_FAULTED, regmap.IRQ_CNT_DMA):
+        lost = [regmap.IRQ_FAULT_LOST_BASE + 4 * s for s in range(len(m.lost) + 1)]
+        for a in (regmap.IRQ_FAULT_CAP, regmap.IRQ_FAULT_STATUS, regmap.IRQ_FAULT_OVF_COUNT,
+                  regmap.IRQ_CNT_DELIVERED, regmap.IRQ_CNT_PENDED, regmap.IRQ_CNT_FAULTED,
+                  regmap.IRQ_CNT_DMA, *lost):
             got = await self.ops.read(a)
             assert got == m.read(a), f"{a:#x}: {got}, model {m.read(a)}"
         drained = 0
@@ -322,7 +325,22 @@ class IrqRandomTest(IrqBaseTest):
         await self.quiesce()
         status = await self.ops.read(regmap.IRQ_FAULT_STATUS)
         assert status[1] & regmap.IRQ_FAULT_STATUS_OVERFLOW_MASK
-        assert await self.check_registers() == FAULT_DEPTH
+        queued = len(self.model.faults)
+        assert await self.check_registers() == queued
+        # Forged handles: one sender floods a victim's handle at full rate; the victim's own
+        # fault, under a PASID of another source, is queued behind the flooder's quota.
+        q = self.model.fault_quota
+        attacker = self.rng.randrange(1 << 20)
+        victim = attacker ^ 1
+        await self.program(own, hot[3], pasid=victim)
+        for _ in range(3 * FAULT_DEPTH):
+            await self.bfm.send(Message(True, attacker, hot[3]))
+        await self.bfm.send(Message(True, victim, self.rng.randrange(ENTRIES, 1 << 16)))
+        await self.quiesce()
+        held = [f[1] for f in self.model.faults]
+        assert held.count(attacker) == min(q, FAULT_DEPTH - 1) and held[-1] == victim, held
+        assert self.model.lost[self.model.source(attacker)] == 3 * FAULT_DEPTH - held.count(attacker)
+        assert await self.check_registers() == len(held)
         assert await self.ops.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK) == Resp.OKAY
         self.model.write(regmap.IRQ_FAULT_CTRL, regmap.IRQ_FAULT_CTRL_CLEAR_OVERFLOW_MASK)
         await self.check_registers()
