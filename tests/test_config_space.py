@@ -5,14 +5,10 @@ Unit tests of the register semantics, and the space decoded by the real
 a guest's PCI core would find.
 """
 
-import fcntl
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 
 import pytest
+from apt_support import debian_program, run_command
 
 from siov.sw.hv import config_space as cs
 from siov.sw.hv.config_space import (CONFIG_SPACE_SIZE, ConfigWriteError, ReadOnlyConfigWrite,
@@ -338,45 +334,16 @@ def test_flr_and_reset_restore_the_msix_table():
 # --- lspci ---------------------------------------------------------------------------
 
 
-def _run(cmd, **kw):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, **kw)
-    except OSError as e:
-        return subprocess.CompletedProcess(cmd, 127, "", str(e))
-
-
 @pytest.fixture(scope="module")
 def lspci():
     """Path of lspci, installing Debian's pciutils with apt when it is missing."""
-    path = shutil.which("lspci")
-    if path:
-        return path
-    # One installer at a time (pytest-xdist workers); a later one finds lspci there.
-    with open(os.path.join(tempfile.gettempdir(), "siov-pciutils.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = shutil.which("lspci")
-        if path:
-            return path
-        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        install = sudo + ["apt-get", "install", "-y", "--no-install-recommends", "pciutils"]
-        log = [_run(install, env=env)]
-        if log[-1].returncode:
-            log.append(_run(sudo + ["apt-get", "update"], env=env))
-            log.append(_run(install, env=env))
-    path = shutil.which("lspci")
-    if path is None:
-        detail = "\n".join(f"$ {' '.join(r.args)} -> exit {r.returncode}\n{r.stderr[-2000:]}"
-                           for r in log)
-        pytest.fail("lspci is missing and installing pciutils with apt-get failed; "
-                    f"install pciutils to run these tests.\n{detail}", pytrace=False)
-    return path
+    return debian_program("lspci", "pciutils")
 
 
 def decode(lspci, tmp_path, c, *args):
     dump = tmp_path / "config.txt"
     dump.write_text(c.dump_lspci_x("00:04.0"))
-    r = _run([lspci, "-F", str(dump), *args])
+    r = run_command([lspci, "-F", str(dump), *args])
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -451,7 +418,7 @@ def test_lspci_sees_the_virtual_device_controls(lspci, tmp_path):
     for i, shot in enumerate(run(prog)):
         dump = tmp_path / f"config{i}.txt"
         dump.write_text(shot)
-        r = _run([lspci, "-F", str(dump), "-vv"])
+        r = run_command([lspci, "-F", str(dump), "-vv"])
         assert r.returncode == 0, r.stderr
         outs.append(r.stdout)
     reset, opened, after_flr = outs

@@ -5,17 +5,13 @@ and every test reads what that run wrote.
 """
 
 import copy
-import fcntl
 import html
 import io
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 
 import pytest
+from apt_support import debian_program, run_command
 from click.testing import CliRunner
 from rich.console import Console
 
@@ -163,38 +159,10 @@ def test_throughput_windows_cover_the_run_and_a_short_last_one_is_not_a_drop():
     assert rates == [1.0, 1.0, 1.0]
 
 
-def _run(cmd, **kw):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, **kw)
-    except OSError as e:
-        return subprocess.CompletedProcess(cmd, 127, "", str(e))
-
-
 @pytest.fixture(scope="module")
 def chromium():
     """Path of Debian's chromium, installed with apt when it is missing."""
-    path = shutil.which("chromium")
-    if path:
-        return path
-    # One installer at a time (pytest-xdist workers); a later one finds chromium there.
-    with open(os.path.join(tempfile.gettempdir(), "siov-chromium.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        path = shutil.which("chromium")
-        if path:
-            return path
-        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        install = sudo + ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-        log = [_run(install, env=env)]
-        if log[-1].returncode:
-            log.append(_run(sudo + ["apt-get", "update"], env=env))
-            log.append(_run(install, env=env))
-    path = shutil.which("chromium")
-    if path is None:
-        detail = "\n".join(f"$ {' '.join(r.args)} -> exit {r.returncode}\n{r.stderr[-2000:]}" for r in log)
-        pytest.fail("chromium is missing and installing it with apt-get failed; install Debian's chromium "
-                    f"to run these tests.\n{detail}", pytrace=False)
-    return path
+    return debian_program("chromium", "chromium")
 
 
 def _headless(chromium, tmp_path, *args):
@@ -202,7 +170,7 @@ def _headless(chromium, tmp_path, *args):
     profile = tmp_path / "profile"
     cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}", *args]
-    r = _run(cmd, timeout=120)
+    r = run_command(cmd, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
