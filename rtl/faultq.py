@@ -21,12 +21,20 @@ requester's domain), and:
   fault lost in that cycle is in the next read's count and none is missed.
 
 Timing (cycle by cycle, for testbenches and models): a record offered on
-``push`` in cycle ``c`` is registered and decided in ``c + 1`` against the
-queue as it stood at the start of ``c + 1`` (the records taken up to ``c``,
-less those popped up to ``c``; a pop in ``c + 1`` itself does not make room
-for it); taken into an empty queue, it is at the head in ``c + 2``. A fault
-not queued in ``c + 1`` is counted in ``c + 2`` (``ovf_count`` and the lost
-count hold it from ``c + 3``). A ``lost`` read whose strobe comes in cycle
+``push`` in cycle ``c`` is registered and decided in ``c + L`` (``L`` =
+``stages``, 1 or 2) against the queue as it stood at the start of ``c + L``
+(the records taken up to ``c + L - 1``, less those popped up to then; a pop
+in ``c + L`` itself does not make room for it); taken into an empty queue,
+it is at the head in ``c + L + 1``. A fault not queued in ``c + L`` is
+counted in ``c + L + 1`` (``ovf_count`` and the lost count hold it from
+``c + L + 2``). With one stage a ``head.ready`` in cycle ``p`` pops the head
+at the end of ``p``; with two, ``head.ready`` is registered and pops it at
+the end of ``p + 1`` (a ``head.ready`` in that cycle is ignored), and the
+verdict on the quota is made a cycle ahead, into a flip-flop, from the
+counts as that cycle's decision and pop leave them (the decision is the
+same): the queue's pointers and flags then hang off flip-flops and a LUT,
+and the verdict off a sum of products of flip-flops, not off a decoder and
+an OR over every source. ``popped`` is high in the cycle a record leaves. A ``lost`` read whose strobe comes in cycle
 ``r`` takes the count as it stands in ``r + 1`` and clears it at the end of
 that cycle; it answers in ``r + 3``.
 """
@@ -39,10 +47,15 @@ from amaranth.utils import ceil_log2
 from .csr.bus import CsrSignature, Resp
 from .fifo import BypassFifo
 
-__all__ = ["FaultQueue", "default_quota", "LOST_WIDTH"]
+__all__ = ["FaultQueue", "default_quota", "LOST_WIDTH", "OVF_WIDTH"]
 
-#: Width of a lost-fault count (and of ``ovf_count``), saturating.
-LOST_WIDTH = 32
+#: Width of a source's lost-fault count, saturating. Sixteen bits: a count is
+#: read (and cleared) by each poll of the hypervisor, and a source that loses
+#: more than 65,535 faults between two polls is reported as having lost at
+#: least that many; the table costs half the area of 32-bit counts.
+LOST_WIDTH = 16
+#: Width of ``ovf_count`` (every source's losses together), saturating.
+OVF_WIDTH = 32
 
 
 def default_quota(depth):
@@ -67,6 +80,8 @@ class FaultQueue(wiring.Component):
     lost_addr_width : int
         Byte address width of the ``lost`` window (at least enough for one
         word per source).
+    stages : int
+        Cycles from ``push`` to the decision, 1 or 2 (see the module's timing).
 
     Attributes
     ----------
@@ -79,12 +94,12 @@ class FaultQueue(wiring.Component):
     overflow : Out(1)
         Sticky: a fault was not queued.
     ovf_count : Out(32)
-        Faults not queued (saturating).
+        Faults not queued (saturating at 2**32 - 1).
     clear_overflow : In(1)
         Clears ``overflow`` and ``ovf_count`` (wins over a count in that cycle).
     lost : In(CsrSignature(lost_addr_width))
-        Word ``s``: source ``s``'s lost faults, read and cleared (writes answer
-        SLVERR, words of no source DECERR).
+        Word ``s``: source ``s``'s lost faults (saturating at 2**16 - 1), read
+        and cleared (writes answer SLVERR, words of no source DECERR).
 
     Raises
     ------
@@ -92,7 +107,7 @@ class FaultQueue(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, *, width, depth, sources, quota=None, lost_addr_width=None):
+    def __init__(self, *, width, depth, sources, quota=None, lost_addr_width=None, stages=1):
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"Record width must be a positive integer, not {width!r}")
         if not isinstance(depth, int) or not 2 <= depth <= 255:
@@ -103,28 +118,36 @@ class FaultQueue(wiring.Component):
             quota = default_quota(depth)
         if not isinstance(quota, int) or not 1 <= quota <= depth:
             raise ValueError(f"Fault quota must be an integer between 1 and the depth {depth}, not {quota!r}")
+        if stages not in (1, 2):
+            raise ValueError(f"Fault queue stages must be 1 or 2, not {stages!r}")
         need = ceil_log2(sources) + 2
         if lost_addr_width is None:
             lost_addr_width = max(2, need)
         if not isinstance(lost_addr_width, int) or lost_addr_width < need:
             raise ValueError(f"The lost window needs an address width of at least {need} for {sources} "
                              f"sources, not {lost_addr_width!r}")
-        self.width, self.depth, self.sources, self.quota = width, depth, sources, quota
+        self.width, self.depth, self.sources, self.quota, self.stages = width, depth, sources, quota, stages
         self.layout = data.StructLayout({"record": width, "source": unsigned(max(1, ceil_log2(sources)))})
         super().__init__({
             "push": In(stream.Signature(self.layout, always_ready=True)),
             "head": Out(stream.Signature(self.layout)),
             "level": Out(range(depth + 1)),
             "overflow": Out(1),
-            "ovf_count": Out(LOST_WIDTH),
+            "ovf_count": Out(OVF_WIDTH),
             "clear_overflow": In(1),
             "lost": In(CsrSignature(lost_addr_width)),
         })
-        self.fifo = BypassFifo(width=self.layout.size, depth=depth)
+        # With two stages each word carries its source one-hot as well, so
+        # that a pop's source is a flip-flop, not a decoder, ahead of the
+        # next verdict.
+        self._word_width = self.layout.size + (sources if stages == 2 else 0)
+        self.fifo = BypassFifo(width=self._word_width, depth=depth, keep=True)
         S = sources
         #: Records each source holds, and whether it holds ``quota`` (a flip-flop each).
         self._occ = [Signal(range(quota + 1), name=f"occ{s}") for s in range(S)]
         self._at_quota = Signal(S, name="at_quota")
+        #: ... and whether it holds ``quota - 1`` (a flip-flop each).
+        self._near = Signal(S, name="near_quota", init=(1 << S) - 1 if quota == 1 else 0)
         #: The lost counts, and their "all ones" flags.
         self._lost = [Signal(LOST_WIDTH, name=f"lost{s}") for s in range(S)]
         self._lost_full = [Signal(name=f"lost{s}_full") for s in range(S)]
@@ -133,6 +156,16 @@ class FaultQueue(wiring.Component):
         self._p_valid = Signal(name="p_valid")
         self._p_data = Signal(self.layout, name="p_data")
         self._p_onehot = Signal(S, name="p_onehot")
+        #: With two stages: the record's first stage, and the decision's verdict on the quota.
+        self._a_valid = Signal(name="a_valid")
+        self._a_data = Signal(self.layout, name="a_data")
+        self._a_onehot = Signal(S, name="a_onehot")
+        self._over_q = Signal(name="over_quota_q")
+        #: With two stages: a POP registered, and the popped record's source one-hot.
+        self._pop_q = Signal(name="pop_q")
+        self._pop_oh = Signal(S, name="pop_onehot")
+        #: A record leaves the queue in this cycle.
+        self.popped = Signal(name="popped")
         #: The lost window's access in flight: strobe registered (read, write), answer staged, answer.
         self._lost_rd, self._lost_wr = Signal(name="lost_rd"), Signal(name="lost_wr")
         self._lost_ack1, self._lost_ack = Signal(name="lost_ack1"), Signal(name="lost_ack")
@@ -147,9 +180,16 @@ class FaultQueue(wiring.Component):
         out = list(self.fifo.invariants())
         for s in range(self.sources):
             out.append(self._lost_full[s] == (self._lost[s] == (1 << LOST_WIDTH) - 1))
-        out.append(self._ovf_full == (self.ovf_count == (1 << LOST_WIDTH) - 1))
+        out.append(self._ovf_full == (self.ovf_count == (1 << OVF_WIDTH) - 1))
         out.append(~self._p_valid | (self._p_onehot == Cat(*(self._p_data.source == s
                                                                 for s in range(self.sources)))))
+        if self.stages == 2:
+            out.append(~self._a_valid | (self._a_onehot == Cat(*(self._a_data.source == s
+                                                                  for s in range(self.sources)))))
+            # A registered POP pops the head it saw (nothing else reads the FIFO meanwhile).
+            head_oh = self.fifo._out_data[self.layout.size:]
+            out += [~self._pop_q | self.fifo._out_valid,
+                    self._pop_oh == Mux(self._pop_q, head_oh, 0)]
         return out
 
     def observe(self):
@@ -159,16 +199,26 @@ class FaultQueue(wiring.Component):
         source, and ``decide_onehot``, the same one-hot; ``taken`` and ``dropped``
         are attributes of the queue); ``lost_busy``: the ``lost`` window is
         answering an access (from the cycle after its strobe to its ``ack``)."""
-        return {"occupancy": list(self._occ), "at_quota": self._at_quota,
+        return {"occupancy": list(self._occ), "at_quota": self._at_quota, "near_quota": self._near,
+                "over_quota": self._over_q if self.stages == 2 else (self._p_onehot & self._at_quota).any(),
                 "decide_valid": self._p_valid, "decide_source": self._p_data.source,
                 "decide_onehot": self._p_onehot,
                 "lost_busy": self._lost_rd | self._lost_wr | self._lost_ack1 | self._lost_ack}
 
     def held_sources(self, m):
         """For formal harnesses: the records the queue holds, oldest first, as
-        ``depth`` pairs ``(present, source)`` (adds read ports to the FIFO, see
-        :meth:`BypassFifo.held_words`: call it once, before elaboration)."""
-        return [(present, self.layout(word).source) for present, word in self.fifo.held_words(m)]
+        ``depth`` triples ``(present, source, agrees)`` (adds read ports to the
+        FIFO, see :meth:`BypassFifo.held_words`: call it once, before
+        elaboration); ``agrees``: the source one-hot stored beside the record
+        (two stages) names its source."""
+        out = []
+        for present, word in self.fifo.held_words(m):
+            source = self.layout(word[:self.layout.size]).source
+            agrees = Const(1)
+            if self.stages == 2:
+                agrees = word[self.layout.size:] == Cat(*(source == s for s in range(self.sources)))
+            out.append((present, source, agrees))
+        return out
 
     @staticmethod
     def _and_or_by_fours(m, sel, values, name):
@@ -190,42 +240,70 @@ class FaultQueue(wiring.Component):
         S, Q = self.sources, self.quota
         m.submodules.fifo = fifo = self.fifo
 
-        # The decision's stage: the record registered, its source one-hot.
+        # The decision's stage: the record registered (once or twice), its source one-hot.
         p_valid, p_data, p_oh = self._p_valid, self._p_data, self._p_onehot
-        m.d.sync += [p_valid.eq(self.push.valid), p_data.eq(self.push.payload),
-                     p_oh.eq(Cat(*(self.push.payload.source == s for s in range(S))))]
-        at_quota = self._at_quota
+        onehot_in = Cat(*(self.push.payload.source == s for s in range(S)))
+        if self.stages == 1:
+            m.d.sync += [p_valid.eq(self.push.valid), p_data.eq(self.push.payload), p_oh.eq(onehot_in)]
+        else:
+            a_valid, a_data, a_oh = self._a_valid, self._a_data, self._a_onehot
+            m.d.sync += [a_valid.eq(self.push.valid), a_data.eq(self.push.payload), a_oh.eq(onehot_in),
+                         p_valid.eq(a_valid), p_data.eq(a_data), p_oh.eq(a_oh)]
+        at_quota, near = self._at_quota, self._near
         over = Signal(name="over_quota")
-        m.d.comb += [over.eq((p_oh & at_quota).any()),
-                     fifo.w_en.eq(p_valid & ~over), fifo.w_data.eq(p_data),
+        # The record goes to the FIFO's RAM whatever the decision (its write
+        # enables hang off the stage's flip-flop); the quota decides only
+        # whether the FIFO keeps it.
+        m.d.comb += [over.eq(self._over_q if self.stages == 2 else (p_oh & at_quota).any()),
+                     fifo.w_en.eq(p_valid), fifo.w_keep.eq(~over), fifo.w_data.eq(Cat(p_data, p_oh) if self.stages == 2 else p_data),
                      self.taken.eq(p_valid & ~over & fifo.w_rdy),
                      self.dropped.eq(p_valid & (over | ~fifo.w_rdy))]
 
-        # The head, popped by ``head.ready``.
-        popped = Signal(name="popped")
+        # The head, popped by ``head.ready`` (with two stages a cycle later, with
+        # its source one-hot taken then: the head stays until that pop).
+        popped = self.popped
         head = Signal(self.layout)
-        m.d.comb += [head.eq(fifo.r_data), self.head.valid.eq(fifo.r_rdy), self.head.payload.eq(head),
-                     fifo.r_en.eq(self.head.ready), popped.eq(fifo.r_rdy & self.head.ready),
-                     self.level.eq(fifo.level)]
+        head_oh = fifo.r_data[self.layout.size:] if self.stages == 2 else None
+        m.d.comb += [head.eq(fifo.r_data[:self.layout.size]), self.head.valid.eq(fifo.r_rdy),
+                     self.head.payload.eq(head), self.level.eq(fifo.level)]
+        if self.stages == 2:
+            take = Signal(name="pop_take")
+            m.d.comb += [take.eq(self.head.ready & fifo.r_rdy & ~self._pop_q),
+                         fifo.r_en.eq(self._pop_q), popped.eq(self._pop_q)]
+            m.d.sync += [self._pop_q.eq(take), self._pop_oh.eq(head_oh & take.replicate(S))]
+        else:
+            m.d.comb += [fifo.r_en.eq(self.head.ready), popped.eq(fifo.r_rdy & self.head.ready)]
 
         # Records per source: each count moves on its own record's push
         # (its own quota flag, not the OR of all) and on a pop of one.
+        # With two stages, the next decision's verdict is made here from the
+        # flags as this cycle leaves them: at quota after it is "at quota and
+        # none popped, or one taken onto the quota" (a sum of products of
+        # flip-flops, ORed over the sources).
+        next_terms = []
         for s in range(S):
             occ = self._occ[s]
             inc, dec = Signal(name=f"occ{s}_inc"), Signal(name=f"occ{s}_dec")
             m.d.comb += [inc.eq(p_valid & p_oh[s] & ~at_quota[s] & fifo.w_rdy),
-                         dec.eq(popped & (head.source == s))]
+                         dec.eq(self._pop_oh[s] if self.stages == 2 else popped & (head.source == s))]
             with m.If(inc & ~dec):
-                m.d.sync += [occ.eq(occ + 1), at_quota[s].eq(occ == Q - 1)]
+                m.d.sync += [occ.eq(occ + 1), at_quota[s].eq(near[s]), near[s].eq(occ == Q - 2)]
             with m.Elif(dec & ~inc):
-                m.d.sync += [occ.eq(occ - 1), at_quota[s].eq(0)]
+                m.d.sync += [occ.eq(occ - 1), at_quota[s].eq(0), near[s].eq(at_quota[s])]
+            if self.stages == 2:
+                next_terms += [self._a_onehot[s] & at_quota[s] & ~dec, self._a_onehot[s] & inc & ~dec & near[s]]
+        if self.stages == 2:
+            acc = Const(0, 1)
+            for t in next_terms:
+                acc = acc | t
+            m.d.sync += self._over_q.eq(acc)
 
         # What was not queued, counted a cycle later: in total, and per source.
         ovf_evt = Signal(name="ovf_evt")
         lost_evt = Signal(S, name="lost_evt")
         m.d.sync += [ovf_evt.eq(self.dropped),
                      lost_evt.eq(p_oh & (at_quota | (~fifo.w_rdy).replicate(S)) & p_valid.replicate(S))]
-        top = (1 << LOST_WIDTH) - 1
+        top = (1 << OVF_WIDTH) - 1
         # (Saturating counts keep their "all ones" flag in a flip-flop, as
         # rtl/counter.py's saturating_inc does.)
         with m.If(self.clear_overflow):
@@ -248,6 +326,7 @@ class FaultQueue(wiring.Component):
                      rd.eq(lost.stb & ~lost.we), wr.eq(lost.stb & lost.we)]
         clear = Signal(name="lost_clear")
         m.d.comb += clear.eq(rd & ok)
+        top = (1 << LOST_WIDTH) - 1
         for s in range(S):
             cnt, full = self._lost[s], self._lost_full[s]
             with m.If(clear & sel[s]):

@@ -47,14 +47,20 @@ class BypassFifo(wiring.Component):
         guarantees the room; a formal harness should assert it). The write
         is then taken as it comes, without the ``full`` gate: the flag stays
         off the write's path. Otherwise a write while full is dropped.
+    keep : bool
+        Adds the input ``w_keep``: a write with ``w_keep`` low is dropped like
+        one into a full FIFO. It still writes its word into the free RAM cell
+        (harmless), so that ``w_en`` alone drives the RAM's write enables and a
+        late decision to keep the word (``w_keep``) drives only the pointers
+        and flags.
     """
 
-    def __init__(self, *, width, depth, guarded=False):
+    def __init__(self, *, width, depth, guarded=False, keep=False):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"BypassFifo depth must be an integer of at least 2, not {depth!r}")
         if not isinstance(width, int) or width < 1:
             raise ValueError(f"BypassFifo width must be a positive integer, not {width!r}")
-        self.width, self.depth, self.guarded = width, depth, guarded
+        self.width, self.depth, self.guarded, self.keep = width, depth, guarded, keep
         # Words waiting in the RAM (written, not yet in the output register).
         self._avail = Signal(range(depth), name="avail")
         self._nonempty = Signal(name="nonempty")                # avail != 0
@@ -72,6 +78,7 @@ class BypassFifo(wiring.Component):
             "w_en": In(1), "w_data": In(width), "w_rdy": Out(1),
             "r_en": In(1), "r_data": Out(width), "r_rdy": Out(1),
             "level": Out(range(depth + 1)),
+            **({"w_keep": In(1)} if keep else {}),
         })
 
     def invariants(self):
@@ -114,7 +121,8 @@ class BypassFifo(wiring.Component):
         bypass = Signal()    # ... the word coming in
         up = Signal()        # a word more waits in the RAM after this cycle
         down = Signal()      # ... a word less
-        m.d.comb += [write.eq(self.w_en if self.guarded else self.w_en & ~full),
+        offered = self.w_en & self.w_keep if self.keep else self.w_en
+        m.d.comb += [write.eq(offered if self.guarded else offered & ~full),
                      load.eq(~out_valid | self.r_en),
                      # Words wait in the RAM only while the output register
                      # holds one, so a read reloads from the RAM whenever it

@@ -14,16 +14,19 @@ import pytest
 from amaranth.sim import Simulator
 
 from siov.rtl.csr.bus import Resp
-from siov.rtl.faultq import FaultQueue, default_quota
+from siov.rtl.faultq import LOST_WIDTH, FaultQueue, default_quota
 
 
 class Model:
     """The queue as the module docstring states it, one call per cycle."""
 
-    def __init__(self, depth, sources, quota):
+    def __init__(self, depth, sources, quota, stages=1):
         self.depth, self.sources, self.quota = depth, sources, quota
         self.queue = []
-        self.pending = None             # offered last cycle: decided this cycle
+        self.offered = [None] * (stages - 1)   # offered, not yet in the decision's stage
+        self.stages = stages
+        self.pop_pending = False        # two stages: a POP registered, acting this cycle
+        self.pending = None             # decided this cycle
         self.evt = [0] * sources        # lost last cycle: counted this cycle
         self.ovf_evt = 0
         self.lost = [0] * sources
@@ -47,7 +50,11 @@ class Model:
                 queued = False
                 evt[src] = 1
                 ovf_evt = 1
-        popped = self.queue[0] if pop and self.queue else None
+        if self.stages == 2:
+            act, self.pop_pending = self.pop_pending, bool(pop and self.queue and not self.pop_pending)
+        else:
+            act = pop
+        popped = self.queue[0] if act and self.queue else None
         if popped is not None:
             self.queue.pop(0)
         if self.pending is not None and queued:
@@ -58,19 +65,20 @@ class Model:
                 taken = self.lost[s]
                 self.lost[s] = self.evt[s]
             else:
-                self.lost[s] = min(self.lost[s] + self.evt[s], (1 << 32) - 1)
+                self.lost[s] = min(self.lost[s] + self.evt[s], (1 << LOST_WIDTH) - 1)
         if clear_ovf:
             self.ovf, self.overflow = 0, False
         elif self.ovf_evt:
             self.ovf, self.overflow = min(self.ovf + 1, (1 << 32) - 1), True
-        self.pending, self.evt, self.ovf_evt = push, evt, ovf_evt
+        self.offered.append(push)
+        self.pending, self.evt, self.ovf_evt = self.offered.pop(0), evt, ovf_evt
         return popped, taken
 
 
-def _run(depth, sources, quota, seed, cycles=4000):
-    dut = FaultQueue(width=12, depth=depth, sources=sources, quota=quota)
+def _run(depth, sources, quota, seed, cycles=4000, stages=1):
+    dut = FaultQueue(width=12, depth=depth, sources=sources, quota=quota, stages=stages)
     rng = random.Random(seed)
-    model = Model(depth, sources, dut.quota)
+    model = Model(depth, sources, dut.quota, stages)
     log = {"pushed": 0, "popped": 0, "lost_read": 0, "reads": 0, "quota_drops": 0, "full_drops": 0}
 
     async def bench(ctx):
@@ -144,9 +152,11 @@ def _run(depth, sources, quota, seed, cycles=4000):
             await ctx.tick()
         ctx.set(dut.push.valid, 0)
         ctx.set(dut.lost.stb, 0)
+        ctx.set(dut.head.ready, 0)
         # Drain what was lost and not read yet: every fault is accounted for once.
-        for _ in range(3):
-            model.step(None, False, None, False)
+        for _ in range(2 + stages):
+            popped, _ = model.step(None, False, None, False)
+            log["popped"] += popped is not None
             await ctx.tick()
         log["pending_lost"] = sum(model.lost)
         log["queued"] = len(model.queue)
@@ -158,11 +168,12 @@ def _run(depth, sources, quota, seed, cycles=4000):
     return log
 
 
+@pytest.mark.parametrize("stages", [1, 2])
 @pytest.mark.parametrize("depth,sources,quota,seed", [
     (16, 9, None, 1), (16, 9, None, 2), (16, 3, 16, 3), (4, 3, 1, 4), (5, 2, 2, 5), (8, 65, 2, 6),
 ])
-def test_against_model(depth, sources, quota, seed):
-    log = _run(depth, sources, quota, seed)
+def test_against_model(depth, sources, quota, seed, stages):
+    log = _run(depth, sources, quota, seed, stages=stages)
     assert log["pushed"] == log["popped"] + log["queued"] + log["lost_read"] + log["pending_lost"]
     assert log["reads"] > 5 and log["lost_read"] > 0
     if quota is None or quota < depth:
@@ -170,9 +181,10 @@ def test_against_model(depth, sources, quota, seed):
     assert log["full_drops"] > 0 or (quota or default_quota(depth)) * sources < depth
 
 
-def test_a_source_below_its_quota_is_queued_however_others_flood():
+@pytest.mark.parametrize("stages", [1, 2])
+def test_a_source_below_its_quota_is_queued_however_others_flood(stages):
     """One source floods at one fault per cycle; another's fault, offered in any cycle, is queued."""
-    dut = FaultQueue(width=8, depth=16, sources=9)
+    dut = FaultQueue(width=8, depth=16, sources=9, stages=stages)
     assert dut.quota == 4
     seen = []
 
@@ -184,12 +196,13 @@ def test_a_source_below_its_quota_is_queued_however_others_flood():
             ctx.set(dut.push.payload.source, 5 if victim else 0)
             await ctx.tick()
         ctx.set(dut.push.valid, 0)
-        await ctx.tick().repeat(3)
+        await ctx.tick().repeat(2 + stages)
         while ctx.get(dut.head.valid):
             seen.append((ctx.get(dut.head.payload.source), ctx.get(dut.head.payload.record)))
             ctx.set(dut.head.ready, 1)
             await ctx.tick()
             ctx.set(dut.head.ready, 0)
+            await ctx.tick()
         assert ctx.get(dut.ovf_count) == 59 - 4
 
     sim = Simulator(dut)
@@ -206,6 +219,7 @@ def test_a_source_below_its_quota_is_queued_however_others_flood():
     (dict(width=8, depth=16, sources=2, quota=0), "Fault quota must be an integer between 1 and the depth 16, not 0"),
     (dict(width=8, depth=16, sources=65, lost_addr_width=8),
      "The lost window needs an address width of at least 9 for 65 sources, not 8"),
+    (dict(width=8, depth=16, sources=2, stages=3), "Fault queue stages must be 1 or 2, not 3"),
 ])
 def test_constructor_checks(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -147,8 +147,9 @@ _OUT_FIFO_LAYOUT = data.StructLayout({"host": 64 - PAGE_SHIFT, "write": 1, "pasi
                                       "fault": 1, "reason": 8})
 _FAULT_LAYOUT = data.StructLayout({"reason": 8, "write": 1, "pasid": PASID_BITS, "page": PAGE_BITS})
 #: Cycles from a fault's decision (stage S) to the fault queue's decision to
-#: queue it or count it lost (against the queue as it stood at that cycle's start).
-FAULT_LATENCY = 1
+#: queue it or count it lost (against the queue as it stood at that cycle's
+#: start): the queue's two stages (:class:`~siov.rtl.faultq.FaultQueue`).
+FAULT_LATENCY = 2
 
 
 class DmaTracker(wiring.Component):
@@ -188,7 +189,7 @@ class DmaTracker(wiring.Component):
         ``harvest`` pulses in the cycle a dirty-bitmap read takes its word
         (and clears it unless NO_CLEAR), ``decide`` in the cycle a request is
         decided, ``allow`` if it was let through, ``fault_pop`` in the cycle
-        a record leaves the fault queue (a POP), ``fault_decide`` in the
+        a record leaves the fault queue (the cycle after a POP's pulse), ``fault_decide`` in the
         cycle the queue takes or refuses a fault (:data:`FAULT_LATENCY`
         after its decision).
     """
@@ -209,7 +210,7 @@ class DmaTracker(wiring.Component):
         self.primitive = primitive
         # (The fault queue checks the quota.)
         self._fault_queue = FaultQueue(width=_FAULT_LAYOUT.size, depth=fault_depth,
-                                       sources=params.num_domains + 1, quota=fault_quota,
+                                       sources=params.num_domains + 1, quota=fault_quota, stages=FAULT_LATENCY,
                                        lost_addr_width=max(2, (regmap.EXTERNALS["DMA.FAULT_LOST"].size - 1).bit_length()))
         self.fault_quota = self._fault_queue.quota
         super().__init__({
@@ -776,8 +777,9 @@ class DmaTracker(wiring.Component):
         # ---- fault queue ---------------------------------------------------
         # A blocked request offers its record, with its source (its domain,
         # or D for none), in the cycle of its decision; the queue registers
-        # it (the decision and the queue's flags sit far apart) and takes it
-        # or counts it lost a cycle later (FAULT_LATENCY).
+        # it (the decision and the queue's flags sit far apart), judges it
+        # against its source's quota and takes it or counts it lost
+        # FAULT_LATENCY cycles later.
         m.submodules.fault_queue = fq = self._fault_queue
         frec = Signal(_FAULT_LAYOUT)
         m.d.comb += [frec.reason.eq(reason), frec.write.eq(s1.write), frec.pasid.eq(s1.pasid),
@@ -799,7 +801,7 @@ class DmaTracker(wiring.Component):
                      level_shown.eq(fq.level)]
         m.d.comb += [
             fq.head.ready.eq(r("DMA.FAULT_CTRL.POP")),
-            self.taps["fault_pop"].eq(fq.head.valid & fq.head.ready),
+            self.taps["fault_pop"].eq(fq.popped),
             self.taps["fault_decide"].eq(fq.taken | fq.dropped),
             r("DMA.FAULT_CAP.DEPTH").eq(self.fault_depth), r("DMA.FAULT_CAP.QUOTA").eq(self.fault_quota),
             r("DMA.FAULT_STATUS.COUNT").eq(level_shown), r("DMA.FAULT_STATUS.OVERFLOW").eq(fq.overflow),

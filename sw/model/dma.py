@@ -37,7 +37,7 @@ import numpy as np
 
 from ...rtl import regmap
 from ...rtl.csr.bus import Resp
-from ...rtl.faultq import LOST_WIDTH, default_quota
+from ...rtl.faultq import LOST_WIDTH, OVF_WIDTH, default_quota
 from ...rtl.dma.defs import GUEST_MAP, GUEST_UNMAP, PAGE_SHIFT, PASID_BITS, WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
 from ...rtl.params import DeviceParams
 from .csr import CsrModel, strobe_mask
@@ -184,8 +184,13 @@ class DmaModel:
         source = self.params.num_domains if dom is None else dom
         return Decision(pasid, page, write, False, dom, fault=FaultRecord(int(reason), pasid, page, write, source))
 
-    def apply(self, d, set_dirty=True):
-        """Apply the effects of decision ``d``: counters, dirty bit, fault queue."""
+    def apply(self, d, set_dirty=True, push=True):
+        """Apply the effects of decision ``d``: counters, dirty bit, fault queue.
+
+        With ``push`` False the fault record is left to the caller's
+        :meth:`push_fault` (a testbench that replays when the hardware's queue
+        decides, a few cycles after the request).
+        """
         if d.allowed:
             self.counters["allowed"] += 1
             if d.write:
@@ -194,7 +199,8 @@ class DmaModel:
                     self.bits[Bitmap.DIRTY, d.domain, d.page] = True
         else:
             self.counters["blocked"] += 1
-            self.push_fault(d.fault)
+            if push:
+                self.push_fault(d.fault)
         return d
 
     def push_fault(self, rec):
@@ -206,7 +212,7 @@ class DmaModel:
             self.faults.append(rec)
             return True
         self.overflow = True
-        self.ovf_count = min(self.ovf_count + 1, (1 << LOST_WIDTH) - 1)
+        self.ovf_count = min(self.ovf_count + 1, (1 << OVF_WIDTH) - 1)
         self.lost[src] = min(self.lost[src] + 1, (1 << LOST_WIDTH) - 1)
         return False
 

@@ -28,10 +28,10 @@ in cycle c + DECIDE_LATENCY; a harvest read whose tap fires in cycle h sees ever
 decided before h (the one of cycle h-1 through the forwarding path) and none
 decided after (the hardware gives the read its own request slot, so no
 write is decided in h); a POP whose tap fires in cycle p is seen by the
-faults decided in p and after, not by those decided before (the fault queue
-takes or refuses a fault a cycle after its decision, against the queue as it
-stood at the start of that cycle), so the model's quota and full-queue
-decisions follow the hardware's. So every output beat (one per accepted
+faults decided in p - FAULT_LATENCY + 1 and after, not by those decided
+before (the fault queue takes or refuses a fault FAULT_LATENCY cycles after
+its decision, against the queue as it stood at the start of that cycle), so
+the model's quota and full-queue decisions follow the hardware's. So every output beat (one per accepted
 request, allowed or blocked, in acceptance order), every fault record popped
 and every harvested word is predicted exactly: every page written between
 two harvests appears in exactly the next harvest, and what the lost-fault
@@ -53,7 +53,7 @@ from pyuvm import uvm_component, uvm_env
 
 from siov.rtl import regmap
 from siov.rtl.dma.defs import WORD_PAGES, Bitmap, GuestResult, RangeOp, Reason
-from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT, DmaTracker
+from siov.rtl.dma.tracker import FAULT_LATENCY, OUT_LAYOUT, REQ_LAYOUT, DmaTracker
 from siov.sw.hv.pf import PfDriver
 from siov.sw.model.dma import FaultRecord
 from siov.tb.coverage import Coverage
@@ -299,6 +299,8 @@ class Scoreboard(uvm_component):
         #: The FaultAgent pops (unchecked) while this is set: the model pops at each POP tap.
         self.track_pops = False
         self.expected_popped = []
+        #: Fault records decided and not yet judged by the queue: (the queue's cycle, record).
+        self.fault_pending = collections.deque()
 
     def attach(self, bfm, model):
         self.model = model
@@ -309,9 +311,10 @@ class Scoreboard(uvm_component):
 
     def _decide(self, cycle, req, set_dirty=True):
         d = self.model.check(req["pasid"], req["page"], req["write"])
+        self.model.apply(d, set_dirty=set_dirty, push=False)
         if not d.allowed:
-            self._sample_quota(d.fault)
-        self.model.apply(d, set_dirty=set_dirty)
+            # The fault queue judges the record FAULT_LATENCY cycles later.
+            self.fault_pending.append((cycle + FAULT_LATENCY, d.fault))
         self.expected_out.append(d)      # every request gives one output beat
         if d.allowed:
             if d.write:
@@ -346,20 +349,32 @@ class Scoreboard(uvm_component):
             n >= m.fault_quota for s, n in held.items() if s != rec.source))
         COVERAGE.sample("fault_lost_no_domain", (at_quota or full) and rec.source == m.params.num_domains)
 
+    def push_faults(self, upto=None):
+        """The fault queue judges the records it takes in cycles up to ``upto`` (all if None)."""
+        while self.fault_pending and (upto is None or self.fault_pending[0][0] <= upto):
+            _, rec = self.fault_pending.popleft()
+            self._sample_quota(rec)
+            self.model.push_fault(rec)
+
     def on_fault_pop(self, p):
-        """A POP takes the head record in cycle ``p``: the faults decided before it do not see it."""
+        """A POP takes the head record in cycle ``p``: the faults the queue judges by then
+        (decided FAULT_LATENCY cycles before) do not see it, those after do."""
         if not self.track_pops:
             return
-        self.flush(before=p)
+        self.flush(before=p - FAULT_LATENCY + 1)
+        self.push_faults(upto=p)
         rec = self.model.pop_fault()
         assert rec is not None, f"cycle {p}: a POP took a record from a queue the model has empty"
         self.expected_popped.append(rec)
 
     def flush(self, before=None):
-        """Decide every pending request decided before cycle ``before`` (all if None)."""
+        """Decide every pending request decided before cycle ``before`` (all if None, and
+        then the fault queue judges every record decided)."""
         while self.pending and (before is None or self.pending[0][0] < before):
             c, r = self.pending.popleft()
             self._decide(c, r)
+        if before is None:
+            self.push_faults()
 
     def on_tap(self, h1):
         """A harvest read takes its data in cycle ``h1``: predict it now, in hardware order."""

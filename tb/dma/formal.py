@@ -42,7 +42,7 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, 
 from amaranth.lib import wiring
 
 from siov.rtl.dma.defs import PAGE_SHIFT, Bitmap
-from siov.rtl.dma.tracker import _FAULT_LAYOUT, DOMAIN_BITS, DmaTracker
+from siov.rtl.dma.tracker import _FAULT_LAYOUT, DOMAIN_BITS, FAULT_LATENCY, DmaTracker
 from siov.rtl.faultq import FaultQueue
 from siov.rtl.params import DeviceParams
 from siov.tb.formal import prove
@@ -283,7 +283,7 @@ class FaultQuotaHarness(Elaboratable):
     def __init__(self, params=TINY):
         self.params = params
         self.dut = FaultQueue(width=_FAULT_LAYOUT.size, depth=self.DEPTH, sources=params.num_domains + 1,
-                              quota=self.QUOTA)
+                              quota=self.QUOTA, stages=FAULT_LATENCY)
 
     def ports(self):
         d = self.dut
@@ -306,15 +306,21 @@ class FaultQuotaHarness(Elaboratable):
                      Assume(dut.push.payload.source < S)]
         obs = dut.observe()
         records = dut.held_sources(m)
-        held = [sum((present & (src == s)).as_unsigned() for present, src in records) for s in range(S)]
-        # Every record held, and the one being decided, has a source (the push's assumption).
-        m.d.comb += [Assert(~present | (src < S)) for present, src in records]
+        held = [sum((present & (src == s)).as_unsigned() for present, src, _ in records) for s in range(S)]
+        # Every record held, and the one being decided, has a source (the push's assumption),
+        # the one its stored one-hot names.
+        m.d.comb += [Assert(~present | ((src < S) & agrees)) for present, src, agrees in records]
         m.d.comb += Assert(~obs["decide_valid"] | (obs["decide_source"] < S))
         # The counts are the queue's contents; none above the quota.
         m.d.comb += [Assert(c) for c in dut.invariants()]
         m.d.comb += [Assert(obs["occupancy"][s] == held[s]) for s in range(S)]
         m.d.comb += [Assert(held[s] <= Q) for s in range(S)]
         m.d.comb += [Assert(obs["at_quota"][s] == (held[s] == Q)) for s in range(S)]
+        m.d.comb += [Assert(obs["near_quota"][s] == (held[s] == Q - 1)) for s in range(S)]
+        # The decision's verdict on the quota (made a cycle ahead with two stages) is its
+        # source's flag.
+        with m.If(obs["decide_valid"]):
+            m.d.comb += Assert(obs["over_quota"] == (obs["decide_onehot"] & obs["at_quota"]).any())
         # A source below its quota is queued unless the queue is full.
         src_held = Signal(8)
         for s in range(S):
