@@ -134,7 +134,7 @@ def test_a_scan_reads_each_slot_once_and_predicts_the_records_cycles():
             raw = await drv.memory.read(tk.record_addr, 32)
             assert raw[0] & 0x7F == d.status
             assert int.from_bytes(raw[20:24], "little") == d.cycles
-        assert sc.mmio_accesses < 20
+        assert sc.meter.accesses < 20
     run(prog)
 
 

@@ -17,7 +17,7 @@ import collections
 
 import numpy as np
 
-__all__ = ["Metrics", "jain", "percentile"]
+__all__ = ["Metrics", "MmioMeter", "jain", "percentile"]
 
 
 def jain(values):
@@ -32,6 +32,40 @@ def percentile(values, q):
     """The ``q``-th percentile of ``values`` (None for an empty list)."""
     values = list(values)
     return float(np.percentile(values, q)) if values else None
+
+
+class MmioMeter:
+    """What the scheduler's own register accesses cost: their count and the device cycles they
+    took, in all and by purpose.
+
+    The scheduler and its scanner share one meter, so the overhead the issue's goal bounds (the
+    scheduler's device cycles against the run's) is counted once, whoever made the access.
+
+    Attributes
+    ----------
+    accesses, cycles : int
+        MMIO accesses made through the meter, and the device cycles they took.
+    by : Counter
+        Those cycles by purpose (``"tail"``, ``"head"``, ``"bitmap"``, ``"mask"``, ``"arbiter"``,
+        ``"counters"``).
+    """
+
+    def __init__(self, bus):
+        self.bus = bus
+        self.accesses = self.cycles = 0
+        self.by = collections.Counter()
+
+    async def __call__(self, what, accesses, coro):
+        """Await ``coro``, which makes ``accesses`` MMIO accesses for purpose ``what``, and count
+        them with the device cycles it took (counted even if it raises)."""
+        start = self.bus.now()
+        try:
+            return await coro
+        finally:
+            took = self.bus.now() - start
+            self.accesses += accesses
+            self.cycles += took
+            self.by[what] += took
 
 
 class Metrics:

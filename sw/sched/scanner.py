@@ -57,6 +57,7 @@ from ...rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS, WORD_PAGES, Bitmap
 from ..model.dsa import CompletionRecord, Descriptor
 from ..model.engine import Engine, Outcome, descending
 from ..platform.timing import TimingModel
+from .metrics import MmioMeter
 from .opcodes import CMD_INFO, RECORD, Align, cmd_info
 
 __all__ = ["CommandScanner", "ScannedDescriptor", "Verdict", "Ring", "SemOp", "Rules", "predict"]
@@ -372,15 +373,17 @@ class CommandScanner:
         Whether a full scan may skip reading HEAD of a ring whose completion records show it
         moving. Records are guest memory: a guest can write one early. With False, every full
         scan reads HEAD of each ring that has work.
+    meter : MmioMeter, optional
+        Where its MMIO is counted (default: a meter of its own).
 
     Attributes
     ----------
     rings : dict
         ADI -> :class:`Ring`, for every ring scanned so far.
-    mmio_accesses, mmio_cycles : int
-        The scanner's own MMIO accesses, and the device cycles they took.
-    mmio_by : Counter
-        Those cycles by purpose: ``"tail"``, ``"head"`` (ring pointers), ``"bitmap"`` (mappings).
+    meter : MmioMeter
+        Counts the scanner's own MMIO accesses and their device cycles, by purpose: ``"tail"``,
+        ``"head"`` (ring pointers), ``"bitmap"`` (mappings). The scheduler passes its own, so
+        one meter counts both.
     read : int
         Descriptors read from guest memory (each once).
     predicted_writes : dict
@@ -388,15 +391,14 @@ class CommandScanner:
         (to compare with its dirty log).
     """
 
-    def __init__(self, hv, timing=None, map_ttl=50_000, trust_records=True):
+    def __init__(self, hv, timing=None, map_ttl=50_000, trust_records=True, meter=None):
         self.hv, self.pf, self.bus = hv, hv.pf, hv.bus
         self.timing = timing or TimingModel()
         self.rules = Rules.from_caps(hv.caps)
         self.map_ttl = map_ttl
         self.trust_records = trust_records
         self.rings = {}
-        self.mmio_accesses = self.mmio_cycles = 0
-        self.mmio_by = collections.Counter()
+        self.meter = meter or MmioMeter(self.bus)
         self.read = 0
         self.predicted_writes = collections.defaultdict(set)
         self._maps = {}             # domain -> (cycle read, set of mapped pages)
@@ -424,15 +426,6 @@ class CommandScanner:
 
     # -- mappings ------------------------------------------------------------------------
 
-    async def _metered(self, what, accesses, coro):
-        start = self.bus.now()
-        try:
-            return await coro
-        finally:
-            self.mmio_accesses += accesses
-            self.mmio_cycles += self.bus.now() - start
-            self.mmio_by[what] += self.bus.now() - start
-
     async def _mapped_pages(self, t, fresh=False):
         now = self.bus.now()
         seen = self._maps.get(t.domain)
@@ -441,7 +434,7 @@ class CommandScanner:
         if seen is not None and fresh and seen[0] == now:
             return seen[1]
         words = -(-t.pages // WORD_PAGES)
-        bits = await self._metered("bitmap", 1 + words, self.pf.read_bitmap(Bitmap.MAPPED, t.domain, words))
+        bits = await self.meter("bitmap", 1 + words, self.pf.read_bitmap(Bitmap.MAPPED, t.domain, words))
         pages = {w * WORD_PAGES + b for w, v in enumerate(bits) for b in range(WORD_PAGES) if v >> b & 1}
         self._maps[t.domain] = (self.bus.now(), pages)
         return pages
@@ -553,13 +546,13 @@ class CommandScanner:
             ring = self.rings[adi] = Ring(adi, cfg, tenant)
         if not (2 <= cfg.size <= 4096 and cfg.size & (cfg.size - 1) == 0):
             return [], retired            # the ADI went to ERROR at ENABLE: nothing runs
-        tail = await self._metered("tail", 1, self.pf.ring_tail(adi)) % ring.size
+        tail = await self.meter("tail", 1, self.pf.ring_tail(adi)) % ring.size
         retired += await self._retire_by_records(ring)
         pending = ring.pending
         moved_back = (tail - ring.head) % ring.size < (ring.tail - ring.head) % ring.size
         stalled = full and pending and (ring.stalled_at == ring.head or not self.trust_records)
         if not ring.synced or moved_back or stalled or any(e.record_addr is None for e in pending):
-            head = await self._metered("head", 1, self.pf.ring_head(adi)) % ring.size
+            head = await self.meter("head", 1, self.pf.ring_head(adi)) % ring.size
             keep = set(ring.window(head, tail))
             for e in pending:
                 if e.slot not in keep:

@@ -104,7 +104,7 @@ from ...rtl.cmd.dsa import COMPLETION_BYTES
 from ..hv.errors import GuestAddressError
 from ..model.dsa import CompletionRecord
 from .costmodel import CostModel
-from .metrics import Metrics, percentile
+from .metrics import Metrics, MmioMeter, percentile
 from .opcodes import cmd_info
 from .scanner import CommandScanner, Verdict
 
@@ -193,8 +193,10 @@ class Scheduler:
         The scanner's verdicts against the completion records: ``"run"`` (predicted to run,
         succeeded), ``"failed"`` (predicted to fail, failed), ``"false rejection"`` (predicted
         to fail, succeeded), ``"missed fault"`` (predicted to run, failed).
-    ticks, mmio_accesses, mmio_cycles : int
-        Scans made, and the scheduler's own MMIO (the scanner's included).
+    ticks : int
+        Scans made.
+    meter : MmioMeter
+        The scheduler's own MMIO accesses and their device cycles, the scanner's included.
     """
 
     def __init__(self, hv, policy="auto", tick=8192, slice_cycles=2000, weights=None, hysteresis=None,
@@ -221,7 +223,8 @@ class Scheduler:
         self.dep_timeout = dep_timeout
         self.margin, self.carry_slices, self.stages = margin, carry_slices, stages
         self.placement = placement
-        self.scanner = CommandScanner(hv, timing=timing)
+        self.meter = MmioMeter(hv.bus)
+        self.scanner = CommandScanner(hv, timing=timing, meter=self.meter)
         self.cost = CostModel()
         self.metrics = metrics or Metrics()
         self.switches = []
@@ -229,8 +232,6 @@ class Scheduler:
         self.overruns = []
         self.audit = collections.Counter()
         self.ticks = 0
-        self.mmio_accesses = self.mmio_cycles = 0
-        self._mmio_by = collections.Counter()
         self.log = logging.getLogger("siov.sched")
         self._policy = {"per-ring": _PerRing, "gang": _Gang, "auto": _Auto, "qos": _Qos}[policy](self)
         self._eligible = None         # the mask last committed (a frozenset of ADIs), None: all
@@ -301,7 +302,7 @@ class Scheduler:
         retired, hinted = await self.scanner.poll(self.hint_gap, want=self._policy.wants_scan)
         new = []
         if hinted:
-            new, more = await self._scan(hinted)
+            new, more = await self.scanner.scan(hinted)
             retired += more
         if new or retired:
             await self._update(new, retired)
@@ -324,18 +325,11 @@ class Scheduler:
 
     # -- one tick ----------------------------------------------------------------------------
 
-    async def _scan(self, adis=None):
-        before = self.scanner.mmio_accesses, self.scanner.mmio_cycles
-        try:
-            return await self.scanner.scan(adis)
-        finally:
-            self.mmio_accesses += self.scanner.mmio_accesses - before[0]
-            self.mmio_cycles += self.scanner.mmio_cycles - before[1]
 
     async def tick(self):
         """Scan every ring, account what the engines took and completed, and apply the policy."""
         self.ticks += 1
-        new, retired = await self._scan()
+        new, retired = await self.scanner.scan()
         topology = tuple(sorted((a, r.engine, r.tenant.name) for a, r in self.scanner.rings.items()))
         if topology != self._topology:
             self._topology = topology
@@ -402,17 +396,8 @@ class Scheduler:
 
     # -- registers ---------------------------------------------------------------------------
 
-    async def _metered(self, what, accesses, coro):
-        start = self.bus.now()
-        try:
-            return await coro
-        finally:
-            self.mmio_accesses += accesses
-            self.mmio_cycles += self.bus.now() - start
-            self._mmio_by[what] += self.bus.now() - start
-
     async def _read(self, addr):
-        return await self._metered("counters", 1, self.bus.read(addr))
+        return await self.meter("counters", 1, self.bus.read(addr))
 
     async def _idle_counters(self):
         return {"ineligible": await self._read(regmap.ENG_IDLE_INELIGIBLE),
@@ -425,7 +410,7 @@ class Scheduler:
             return
         self._eligible = want
         every = range(self.hv.caps.num_adis)
-        await self._metered("mask", 3, self.pf.set_eligible(every if want is None else sorted(want)))
+        await self.meter("mask", 3, self.pf.set_eligible(every if want is None else sorted(want)))
 
     async def set_arbiter(self, policy, slice_cycles=0, cost=(0, 0), weights=None, quanta=None):
         """Program the arbiter through ``hv.pf`` (metered as the scheduler's own MMIO), unless it
@@ -435,7 +420,7 @@ class Scheduler:
             return
         self._arbiter = config
         n = len(weights or quanta or [])
-        await self._metered("arbiter", 4 + 4 * n, self.pf.set_arbiter(policy, slice_cycles, cost[0], cost[1],
+        await self.meter("arbiter", 4 + 4 * n, self.pf.set_arbiter(policy, slice_cycles, cost[0], cost[1],
                                                            weights=weights, quanta=quanta))
 
     def log_switch(self, tenant, mode, reason, adis=(), sem=None):
@@ -463,7 +448,7 @@ class Scheduler:
     def mmio_by_purpose(self):
         """The device cycles of the scheduler's own MMIO by purpose: ``"tail"`` and ``"head"``
         (ring pointers), ``"bitmap"`` (mappings), ``"mask"``, ``"arbiter"``, ``"counters"``."""
-        return dict(self._mmio_by + self.scanner.mmio_by)
+        return dict(self.meter.by)
 
     def report(self, window=None):
         """The scheduler's metrics as a JSON-able dict (see the module docstring); shares and
@@ -486,10 +471,10 @@ class Scheduler:
             "jain": round(jain, 4),
             "switches": len(self.switches), "switch_reasons": dict(reasons),
             "idle_ineligible": idle.get("ineligible"), "idle_waiting": idle.get("waiting"),
-            "mmio_accesses": self.mmio_accesses, "mmio_cycles": self.mmio_cycles,
-            "mmio_per_tick": round(self.mmio_accesses / max(self.ticks, 1), 2),
-            "cycles_per_tick": round(self.mmio_cycles / max(self.ticks, 1), 2),
-            "overhead": round(self.mmio_cycles / run, 5),
+            "mmio_accesses": self.meter.accesses, "mmio_cycles": self.meter.cycles,
+            "mmio_per_tick": round(self.meter.accesses / max(self.ticks, 1), 2),
+            "cycles_per_tick": round(self.meter.cycles / max(self.ticks, 1), 2),
+            "overhead": round(self.meter.cycles / run, 5),
             "mmio_by": self.mmio_by_purpose(),
             "overrun_p95": percentile(self.overruns, 95), "overrun_max": max(self.overruns, default=None),
             "cost_error_p50": self.cost.error(50), "cost_error_p95": self.cost.error(95),
