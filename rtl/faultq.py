@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .csr.bus import CsrSignature, Resp
-from .fifo import BypassFifo
+from .stream import BypassFifo
 
 __all__ = ["FaultQueue", "default_quota", "LOST_WIDTH", "OVF_WIDTH"]
 

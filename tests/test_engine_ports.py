@@ -1,4 +1,6 @@
-"""rtl/cmd/ports.py's arbiters in Amaranth's simulator, each on its own, against Python models.
+"""rtl/cmd/ports.py's arbiters, and rtl/stream.py's RoundRobin and StreamMerge
+they are built from, in Amaranth's simulator, each on its own, against Python
+models.
 
 * RoundRobin: random request sets and random takes against a Python
   rotating-priority model (the pick is the first requester after the last
@@ -24,61 +26,19 @@
 import collections
 import gc
 import random
-import types
 import warnings
 
 import pytest
 from amaranth.hdl import UnusedElaboratable
-from amaranth.sim import Simulator
 
-from siov.rtl.cmd.ports import (ORDER_DEPTH, AxiReadArbiter, AxiWriteArbiter, RoundRobin, StreamMerge,
-                                TrackerPortArbiter)
+from siov.rtl.cmd.ports import ORDER_DEPTH, AxiReadArbiter, AxiWriteArbiter, TrackerPortArbiter
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
+from siov.rtl.stream import RoundRobin, StreamMerge
+from siov.tb.amsim import setter, signals, simulate
+from siov.tb.layouts import pack, unpack
 
 SEEDS = [1, 2]
 MASK64 = (1 << 64) - 1
-
-
-def _simulate(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-
-
-def _setter(ctx):
-    """``ctx.set`` that skips values a signal already has.
-
-    The simulator settles the design on every testbench ``set``, which is
-    what these benches spend their time on; most inputs keep their value
-    from one cycle to the next.
-    """
-    held = {}
-
-    def put(signal, value):
-        value = int(value)
-        key = id(signal)
-        if key not in held or held[key][0] != value:
-            held[key] = (value, signal)
-            ctx.set(signal, value)
-    return put
-
-
-def _sigs(interface):
-    """An interface's signals as plain attributes (``wiring``'s own lookup is slow in a bench loop)."""
-    return types.SimpleNamespace(**{name: getattr(interface, name) for name in interface.signature.members})
-
-
-def _pack(layout, fields):
-    """The bits of a struct ``layout`` holding ``fields``."""
-    bits = 0
-    for name, field in layout:
-        bits |= (fields[name] & ((1 << field.width) - 1)) << field.offset
-    return bits
-
-
-def _unpack(layout, bits):
-    return {name: bits >> field.offset & ((1 << field.width) - 1) for name, field in layout}
 
 
 def _mix(x):
@@ -106,7 +66,7 @@ def _run_round_robin(n, seed, cycles=600):
     log = {"picks": [0] * n, "rotated": 0, "idle": 0}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         last = n - 1
         for _ in range(cycles):
             density = rng.choice([0.2, 0.5, 0.9])
@@ -129,7 +89,7 @@ def _run_round_robin(n, seed, cycles=600):
                     last = pick
             await ctx.tick()
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     return log
 
 
@@ -150,7 +110,7 @@ def _run_round_robin_hold(n, seed, cycles=600, p_new=0.9, p_take=0.6):
     log = {"served": 0, "max_wait": 0, "order": []}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         waiting = [None] * n          # grants to others since the request went up
         for _ in range(cycles):
             for i in range(n):
@@ -174,7 +134,7 @@ def _run_round_robin_hold(n, seed, cycles=600, p_new=0.9, p_take=0.6):
                         assert waiting[i] < n, f"requester {i} passed over {waiting[i]} times"
             await ctx.tick()
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     return log
 
 
@@ -194,12 +154,12 @@ def test_round_robin_no_starvation(seed):
 def _run_merge(n, seed, cycles, beats, p_valid, p_ready, drain=400):
     dut = StreamMerge(n, 16)
     rng = random.Random(seed)
-    ins = [_sigs(i) for i in dut.inputs()]
-    out = _sigs(dut.out)
+    ins = [signals(i) for i in dut.inputs()]
+    out = signals(dut.out)
     log = {"accepted": [], "out": [], "stalled": 0, "both_waiting": 0, "sent": [0] * n}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         nxt = [0] * n                 # next sequence number of each input
         offered = [False] * n         # valid is up (and must stay up until ready)
         prev = None                   # the payload of a stalled output
@@ -234,7 +194,7 @@ def _run_merge(n, seed, cycles, beats, p_valid, p_ready, drain=400):
         log["sent"] = nxt
         log["left"] = ctx.get(out.valid)
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     return log
 
 
@@ -280,13 +240,13 @@ def _answer(req):
 def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
     dut = TrackerPortArbiter(n, REQ_LAYOUT, OUT_LAYOUT)
     rng = random.Random(seed)
-    reqs = [_sigs(getattr(dut, f"req{k}")) for k in range(n)]
-    resps = [_sigs(getattr(dut, f"resp{k}")) for k in range(n)]
-    to_tracker, from_tracker = _sigs(dut.out), _sigs(dut.back)
+    reqs = [signals(getattr(dut, f"req{k}")) for k in range(n)]
+    resps = [signals(getattr(dut, f"resp{k}")) for k in range(n)]
+    to_tracker, from_tracker = signals(dut.out), signals(dut.back)
     log = {"issued": [0] * n, "answered": [0] * n, "stall_order": 0, "stall_back": 0, "max_inflight": 0}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         issued = [[] for _ in range(n)]        # each requester's accepted checks, in order
         got = [0] * n                          # answers received by each requester
         offer = [None] * n                     # the check held on req{k}
@@ -302,7 +262,7 @@ def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
                                 "write": rng.getrandbits(1)}
                 put(reqs[k].valid, offer[k] is not None)
                 if offer[k] is not None:
-                    put(reqs[k].payload.as_value(), _pack(REQ_LAYOUT, offer[k]))
+                    put(reqs[k].payload.as_value(), pack(REQ_LAYOUT, **offer[k]))
                 put(resps[k].ready, not busy or rng.random() < 0.6)
             out_ready = not busy or rng.random() < 0.7
             put(to_tracker.ready, out_ready)
@@ -310,7 +270,7 @@ def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
                 back = tracker.popleft()[1]
             put(from_tracker.valid, back is not None)
             if back is not None:
-                put(from_tracker.payload.as_value(), _pack(OUT_LAYOUT, back))
+                put(from_tracker.payload.as_value(), pack(OUT_LAYOUT, **back))
 
             out_valid = ctx.get(to_tracker.valid)
             fire = out_valid and out_ready
@@ -325,7 +285,7 @@ def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
                 mask = sum(1 << i for i in range(n) if offer[i] is not None)
                 assert k == _rr_expected(mask, last, n), f"requester {k} served out of turn"
                 last = k
-                assert _unpack(REQ_LAYOUT, ctx.get(to_tracker.payload.as_value())) == offer[k]
+                assert unpack(REQ_LAYOUT, ctx.get(to_tracker.payload.as_value())) == offer[k]
                 issued[k].append(offer[k])
                 offer[k] = None
                 # The answer comes at least one cycle after the check, in order.
@@ -351,7 +311,7 @@ def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
                 if valids[k] and ctx.get(resps[k].ready):
                     assert got[k] < len(issued[k]), f"requester {k} got an answer it did not ask for"
                     want = _answer(issued[k][got[k]])
-                    assert _unpack(OUT_LAYOUT, ctx.get(resps[k].payload.as_value())) == want, \
+                    assert unpack(OUT_LAYOUT, ctx.get(resps[k].payload.as_value())) == want, \
                         f"requester {k}, answer {got[k]}"
                     got[k] += 1
             if back is not None and back_ready:
@@ -363,7 +323,7 @@ def _run_tracker_port(n, seed, cycles=1200, drain=300, max_outstanding=4):
         log["answered"] = got
         log["pending"] = len(tracker) + (back is not None)
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     return log
 
 
@@ -457,13 +417,13 @@ class _Responder:
 def _run_axi_read(n, seed, cycles=1500, drain=800):
     dut = AxiReadArbiter(n)
     rng = random.Random(seed)
-    ms = [_sigs(getattr(dut, f"m{k}")) for k in range(n)]
-    bus = _sigs(dut.bus)
+    ms = [signals(getattr(dut, f"m{k}")) for k in range(n)]
+    bus = signals(dut.bus)
     log = {"bursts": [0] * n, "done": [0] * n, "ar_stall": 0, "r_stall": 0}
     ar_fields = ("arid", "araddr", "arlen", "arsize", "arburst")
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         todo = [_read_bursts(rng, (k + 1) << 32) for k in range(n)]
         offer = [None] * n                       # the AR held by master k until its ARREADY
         expect = [collections.deque() for _ in range(n)]   # [addr, len, beats seen] per burst
@@ -559,7 +519,7 @@ def _run_axi_read(n, seed, cycles=1500, drain=800):
         log["outstanding"] = [len(e) for e in expect] + [len(accepted), len(slave.order)]
         log["interleaved"], log["reordered"] = slave.interleaved, slave.reordered
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     return log
 
 
@@ -596,14 +556,14 @@ def _merge(old, data, strb):
 def _run_axi_write(n, seed, cycles=1500, drain=800):
     dut = AxiWriteArbiter(n)
     rng = random.Random(seed)
-    ms = [_sigs(getattr(dut, f"m{k}")) for k in range(n)]
-    bus = _sigs(dut.bus)
+    ms = [signals(getattr(dut, f"m{k}")) for k in range(n)]
+    bus = signals(dut.bus)
     log = {"bursts": [0] * n, "b": [0] * n, "aw_stall": 0, "w_stall": 0, "w_waits_aw": 0}
     aw_fields = ("awid", "awaddr", "awlen", "awsize", "awburst")
     mem, want = {}, {}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         gen = [_write_bursts(rng, k, (k + 1) << 32) for k in range(n)]
         offered = [[] for _ in range(n)]          # bursts whose AW master k has raised, in order
         aw_offer = [None] * n                    # the AW held by master k
@@ -762,7 +722,7 @@ def _run_axi_write(n, seed, cycles=1500, drain=800):
                     want[a] = _merge(want.get(a, 0), b["data"][i], b["strb"][i])
         log["reordered"] = slave.reordered
 
-    _simulate(dut, bench)
+    simulate(dut, bench)
     log["mem_ok"] = mem == want
     log["words"] = len(want)
     return log

@@ -1,4 +1,4 @@
-"""rtl/fifo.py's BypassFifo in Amaranth's simulator, against a Python deque.
+"""rtl/stream.py's BypassFifo in Amaranth's simulator, against a Python deque.
 
 A producer writes at random, either only when it holds a credit (one per free
 entry, returned on a read) or regardless (a write into a full FIFO is then
@@ -13,7 +13,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from siov.rtl.fifo import BypassFifo
+from siov.rtl.stream import BypassFifo
 
 
 def _run(depth, seed, cycles=3000, p_write=0.6, p_read=0.6, credits_only=True, guarded=False):

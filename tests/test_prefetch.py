@@ -25,12 +25,10 @@ one that stays pending always ends in one or the other.
 
 import gc
 import random
-import types
 import warnings
 
 import pytest
 from amaranth.hdl import UnusedElaboratable
-from amaranth.sim import Simulator
 
 from siov.rtl.cmd.adi import ADI_FAULT_LAYOUT, RING_LAYOUT, AdiError
 from siov.rtl.cmd.cost import COST_WIDTH
@@ -40,6 +38,8 @@ from siov.rtl.dma.defs import PAGE_SHIFT, TRANSLATABLE_BITS
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from siov.rtl.params import DeviceParams
 from siov.sw.model.engine import estimate_cost
+from siov.tb.amsim import setter, signals, simulate
+from siov.tb.layouts import pack, unpack
 
 N = 4
 PARAMS = DeviceParams(num_adis=N)
@@ -48,34 +48,6 @@ LIMIT = 1 << TRANSLATABLE_BITS
 SEEDS = [1, 2]
 OPCODES = [op.value for op in Opcode] + [0x77]
 FETCH_FAULT = AdiError.FETCH_FAULT.value
-
-
-def _setter(ctx):
-    """``ctx.set`` that skips values a signal already has (each set settles the design)."""
-    held = {}
-
-    def put(signal, value):
-        value = int(value)
-        key = id(signal)
-        if key not in held or held[key][0] != value:
-            held[key] = (value, signal)
-            ctx.set(signal, value)
-    return put
-
-
-def _sigs(interface):
-    return types.SimpleNamespace(**{name: getattr(interface, name) for name in interface.signature.members})
-
-
-def _pack(layout, fields):
-    bits = 0
-    for name, field in layout:
-        bits |= (fields.get(name, 0) & ((1 << field.width) - 1)) << field.offset
-    return bits
-
-
-def _unpack(layout, bits):
-    return {name: bits >> field.offset & ((1 << field.width) - 1) for name, field in layout}
 
 
 def _descriptor(rng):
@@ -115,8 +87,8 @@ class _Adi:
         return self.base + 64 * (self.head if head is None else head)
 
     def ring_bits(self):
-        return _pack(RING_LAYOUT, {"base": self.base >> 6, "size": RING, "pasid": self.pasid,
-                                   "domain": self.index, "head": self.head, "engine": self.index & 3})
+        return pack(RING_LAYOUT, base=self.base >> 6, size=RING, pasid=self.pasid,
+                    domain=self.index, head=self.head, engine=self.index & 3)
 
 
 class _World:
@@ -208,8 +180,8 @@ def _run(seed, cycles=2500, drain=2500):
            "dropped": 0, "fault_held": 0, "aborts": 0, "fills_per_adi": [0] * N, "req_stall": 0}
 
     async def bench(ctx):
-        put = _setter(ctx)
-        req, resp, fill, fault, bus = (_sigs(x) for x in (dut.dma_req, dut.dma_resp, dut.fill, dut.fault, dut.bus))
+        put = setter(ctx)
+        req, resp, fill, fault, bus = (signals(x) for x in (dut.dma_req, dut.dma_resp, dut.fill, dut.fault, dut.bus))
         ring = dut.ring.as_value()
         hist = [bytearray() for _ in range(N)]       # pending, per cycle, as driven
         heads = []                                   # the heads, per cycle, as driven
@@ -246,7 +218,7 @@ def _run(seed, cycles=2500, drain=2500):
             due = bool(answers) and answers[0][0] <= t
             put(resp.valid, bool(due))
             if due:
-                put(resp.payload.as_value(), _pack(OUT_LAYOUT, answers[0][1]))
+                put(resp.payload.as_value(), pack(OUT_LAYOUT, **answers[0][1]))
             arready = rng.random() < 0.6
             put(bus.arready, arready)
             if r_beat is None and ar_q and ar_q[0][0] <= t and rng.random() < 0.8:
@@ -268,7 +240,7 @@ def _run(seed, cycles=2500, drain=2500):
             prev_req = req_bits if req_valid and not req_ready else None
             log["req_stall"] += req_valid and not req_ready
             if req_valid and (fetch is None or fetch.accepted):
-                p = _unpack(REQ_LAYOUT, req_bits)
+                p = unpack(REQ_LAYOUT, req_bits)
                 # No fetch while a fault waits: its ADI is about to enter ERROR.
                 assert prev_fault is None, "a new fetch while a fault beat is still waiting"
                 if fetch is not None and fetch.outcome is None:
@@ -328,7 +300,7 @@ def _run(seed, cycles=2500, drain=2500):
             assert not (fill_valid and prev_fill), "a fill beat longer than one cycle"
             prev_fill = fill_valid
             if fill_valid:
-                f = _unpack(FILL_LAYOUT, ctx.get(fill.payload.as_value()))
+                f = unpack(FILL_LAYOUT, ctx.get(fill.payload.as_value()))
                 i = f["adi"]
                 assert i < N and fetch is not None and fetch.outcome is None and fetch.adi == i, \
                     f"a fill for ADI {i} that no fetch of it explains"
@@ -351,7 +323,7 @@ def _run(seed, cycles=2500, drain=2500):
             if prev_fault is not None:
                 assert fault_valid and fault_bits == prev_fault, "the fault changed before it was taken"
             elif fault_valid:
-                p = _unpack(ADI_FAULT_LAYOUT, fault_bits)
+                p = unpack(ADI_FAULT_LAYOUT, fault_bits)
                 i = p["adi"]
                 assert i < N and p["code"] == FETCH_FAULT, p
                 a = adis[i]
@@ -379,7 +351,7 @@ def _run(seed, cycles=2500, drain=2500):
             prev_fault = fault_bits if fault_valid and not fault_ready else None
             log["fault_held"] += fault_valid and not fault_ready
             if fault_valid and fault_ready:
-                a = adis[_unpack(ADI_FAULT_LAYOUT, fault_bits)["adi"]]
+                a = adis[unpack(ADI_FAULT_LAYOUT, fault_bits)["adi"]]
                 if a.state == "EN":
                     a.state, a.slot_full = "ERR", False
 
@@ -415,10 +387,7 @@ def _run(seed, cycles=2500, drain=2500):
         log["left_pending"] = [a.index for a in adis if a.pending]
         log["last_fetch_open"] = fetch is not None and fetch.outcome is None and not stale_since(fetch, t, 8)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     return log
 
 
@@ -442,7 +411,7 @@ class _Directed:
     def __init__(self, dut, world):
         self.dut, self.world = dut, world
         self.req, self.resp, self.fill, self.fault, self.bus = (
-            _sigs(x) for x in (dut.dma_req, dut.dma_resp, dut.fill, dut.fault, dut.bus))
+            signals(x) for x in (dut.dma_req, dut.dma_resp, dut.fill, dut.fault, dut.bus))
 
     async def fetch(self, ctx, put, adi, head, drop=None, glitch=False, horizon=60):
         """Ask for ADI ``adi``'s entry ``head`` at cycle 0; its pending falls at cycle ``drop``
@@ -465,7 +434,7 @@ class _Directed:
             due = bool(answers) and answers[0][0] <= c
             put(self.resp.valid, due)
             if due:
-                put(self.resp.payload.as_value(), _pack(OUT_LAYOUT, answers[0][1]))
+                put(self.resp.payload.as_value(), pack(OUT_LAYOUT, **answers[0][1]))
             rv = bool(beats) and beats[0][0] <= c
             put(self.bus.rvalid, rv)
             if rv:
@@ -474,7 +443,7 @@ class _Directed:
                 put(self.bus.rresp, rresp)
                 put(self.bus.rlast, last)
             if ctx.get(self.req.valid):
-                p = _unpack(REQ_LAYOUT, ctx.get(self.req.payload.as_value()))
+                p = unpack(REQ_LAYOUT, ctx.get(self.req.payload.as_value()))
                 checks.append((c, p["page"]))
                 hp = w.map.get((p["pasid"], p["page"]), 1)
                 answers.append((c + 1, {"addr": 0 if hp is None else hp << PAGE_SHIFT, "pasid": p["pasid"],
@@ -536,7 +505,7 @@ def test_prefetch_drops_a_fetch_whose_adi_stops_pending(path):
     results = {}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         put(dut.cost_a, 10)
         put(dut.cost_b, 256)
         ref, checks = await d.fetch(ctx, put, adi, head)
@@ -553,10 +522,7 @@ def test_prefetch_drops_a_fetch_whose_adi_stops_pending(path):
             assert len(got) == 1 and got[0][0] > f and got[0][1:] == (kind, adi), \
                 f"pending low at cycle {drop} only: {got}"
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert results["f"] > 3
 
 
@@ -564,11 +530,11 @@ def test_prefetch_lowest_needed_first():
     """Several ADIs need a fetch at once: the lowest is fetched first, then the next."""
     dut = Prefetcher(PARAMS)
     world = _directed_world()
-    req, resp = _sigs(dut.dma_req), _sigs(dut.dma_resp)
+    req, resp = signals(dut.dma_req), signals(dut.dma_resp)
     order = []
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         for a in world.adis:
             a.head = 2
         put(dut.ring.as_value(), sum(x.ring_bits() << (i * RING_LAYOUT.size) for i, x in enumerate(world.adis)))
@@ -576,7 +542,7 @@ def test_prefetch_lowest_needed_first():
         put(dut.fault.ready, 1)
         need = 0b1110
         answer = False
-        put(resp.payload.as_value(), _pack(OUT_LAYOUT, {"fault": 1}))
+        put(resp.payload.as_value(), pack(OUT_LAYOUT, **{"fault": 1}))
         for _ in range(60):
             put(dut.pending, need)
             put(dut.need, need)
@@ -590,10 +556,7 @@ def test_prefetch_lowest_needed_first():
             await ctx.tick()
         assert not ctx.get(dut.fault.valid) and not ctx.get(dut.fill.valid)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert order == [1, 2, 3]
 
 
@@ -607,13 +570,10 @@ def test_prefetch_ring_entry_past_2_64_faults_without_a_check():
     results = {}
 
     async def bench(ctx):
-        put = _setter(ctx)
+        put = setter(ctx)
         results["outcomes"], results["checks"] = await d.fetch(ctx, put, 1, 1, horizon=50)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert results["checks"] == [], f"tracker checks for an entry past 2**64: {results['checks']}"
     assert [k for _, k, _ in results["outcomes"]] == ["fault"], results["outcomes"]
 

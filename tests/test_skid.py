@@ -1,4 +1,4 @@
-"""rtl/cmd/mover.py's SkidBuffer in Amaranth's simulator, against a Python deque.
+"""rtl/stream.py's SkidBuffer in Amaranth's simulator, against a Python deque.
 
 A producer offers words at random and a consumer takes them at random. Every
 word accepted must come out once and in order; the buffer never holds more
@@ -15,7 +15,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from siov.rtl.cmd.mover import SkidBuffer
+from siov.rtl.stream import SkidBuffer
 
 
 def _run(seed, cycles=3000, p_valid=0.6, p_ready=0.6):

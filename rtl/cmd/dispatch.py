@@ -49,7 +49,7 @@ from .arbiter import QosArbiter
 from .cost import COST_WIDTH
 from .dsa import DescriptorLayout
 from .mover import WORD_BITS
-from .ports import RoundRobin, select
+from ..stream import RoundRobin, select
 from .prefetch import DESC_WORDS, FILL_LAYOUT, slot_addr_bits
 
 __all__ = ["Dispatcher", "START_LAYOUT", "DONE_LAYOUT"]

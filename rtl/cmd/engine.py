@@ -45,7 +45,8 @@ from .dispatch import Dispatcher
 from .dsa import Status
 from .executor import FIFO_WORDS, Executor
 from .mover import WORD_BITS
-from .ports import AxiReadArbiter, AxiWriteArbiter, StreamMerge, TrackerPortArbiter
+from ..stream import StreamMerge
+from .ports import AxiReadArbiter, AxiWriteArbiter, TrackerPortArbiter
 from .prefetch import DESC_WORDS, Prefetcher, slot_addr_bits
 
 __all__ = ["Engine", "CSR_ADDR_WIDTH", "FIFO_WORDS", "mem_id_width"]

@@ -70,7 +70,8 @@ from .adi import ADI_FAULT_LAYOUT, AdiError
 from .dispatch import DONE_LAYOUT, START_LAYOUT
 from .dsa import (CR_ALIGN, DESC_BYTES, FILL_ALIGN, MAX_XFER, RESERVED_FLAGS, SEM_ALIGN, CompletionLayout,
                   SIZED_OPCODES, DescriptorLayout, Flag, Opcode, Status)
-from .mover import COUNT_BITS, WORD_BITS, Aligner, AxiReader, AxiWriter, PipeStage
+from ..stream import PipeStage
+from .mover import COUNT_BITS, WORD_BITS, Aligner, AxiReader, AxiWriter
 
 __all__ = ["Executor", "FIFO_WORDS", "FINISH_LAYOUT"]
 

@@ -29,9 +29,10 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..axi4 import BOUNDARY, BURST_INCR, MAX_BURST, Axi4ReadSignature, Axi4WriteSignature
+from ..stream import SkidBuffer
 
 __all__ = ["WORD_BYTES", "WORD_BITS", "COUNT_BITS", "READ_CMD", "WRITE_CMD", "ALIGN_CMD",
-           "AxiReader", "AxiWriter", "Aligner", "PipeStage", "SkidBuffer", "words_covering"]
+           "AxiReader", "AxiWriter", "Aligner", "words_covering"]
 
 WORD_BYTES = 8
 WORD_BITS = 64
@@ -328,57 +329,4 @@ class Aligner(wiring.Component):
         with m.Elif(room & ~in_any & out_any):
             # Flush: the last output word takes its high lanes from zeros.
             m.d.sync += [res_valid.eq(1), res.eq(shifted), out_left.eq(out_left - 1), out_any.eq(out_left != 1)]
-        return m
-
-
-class _StreamStage(wiring.Component):
-    """Register stages on a valid/ready stream of ``width`` bits, at full
-    throughput: ``inp`` (In) and ``out`` (Out), both ``stream.Signature(width)``."""
-
-    def __init__(self, width):
-        super().__init__({
-            "inp": In(stream.Signature(width)),
-            "out": Out(stream.Signature(width)),
-        })
-
-
-class PipeStage(_StreamStage):
-    """One register stage on a valid/ready stream, at full throughput.
-
-    Block RAM on ECP5 as yosys maps it has no output register and a clock to
-    output of about 5.8 ns, so a RAM's read data must go straight into a
-    flip-flop: this stage is that flip-flop for the engine's data FIFO.
-    """
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.inp.ready.eq(~self.out.valid | self.out.ready)
-        with m.If(self.inp.ready):
-            m.d.sync += [self.out.valid.eq(self.inp.valid), self.out.payload.eq(self.inp.payload)]
-        return m
-
-
-class SkidBuffer(_StreamStage):
-    """A two-entry register stage on a valid/ready stream whose ``inp.ready``
-    is a flip-flop, at full throughput.
-
-    :class:`PipeStage` passes ``out.ready`` on to ``inp.ready`` through a LUT,
-    so a consumer's ready logic reaches as far upstream as the stages go. Here
-    ``inp.ready`` is "the spare entry is empty": a beat that arrives while
-    the output is stalled waits in the spare entry, and the output loads from
-    it first.
-    """
-
-    def elaborate(self, platform):
-        m = Module()
-        spare_valid = Signal(name="spare_valid")
-        spare = Signal.like(self.inp.payload, name="spare")
-        m.d.comb += self.inp.ready.eq(~spare_valid)
-        with m.If(~self.out.valid | self.out.ready):
-            with m.If(spare_valid):
-                m.d.sync += [self.out.payload.eq(spare), self.out.valid.eq(1), spare_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.out.payload.eq(self.inp.payload), self.out.valid.eq(self.inp.valid)]
-        with m.Elif(self.inp.valid & ~spare_valid):
-            m.d.sync += [spare.eq(self.inp.payload), spare_valid.eq(1)]
         return m

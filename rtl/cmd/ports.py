@@ -2,11 +2,9 @@
 
 Several requesters (the engines' executors and the shared descriptor
 prefetch, see :mod:`.engine`) share one port of each kind. Every arbiter
-here is round robin, so no requester starves:
+here is round robin (:class:`~siov.rtl.stream.RoundRobin`), so no requester
+starves:
 
-* :class:`RoundRobin`: the rotating-priority pick the others use;
-* :class:`StreamMerge`: streams into one, one beat per cycle, from a register
-  (the interrupt remapper's input and the ADI block's fault input);
 * :class:`TrackerPortArbiter`: the DMA tracker's request port, one check per
   clock; the tracker answers in request order, so a small queue of requester
   indices routes each answer back;
@@ -22,108 +20,18 @@ AR and AW leave from a register: a requester's address is taken into it
 output never changes while valid is up, whoever else requests (A3.2.1).
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..axi4 import Axi4ReadSignature, Axi4WriteSignature
+from ..stream import RoundRobin, select
 
-__all__ = ["RoundRobin", "StreamMerge", "TrackerPortArbiter", "AxiReadArbiter", "AxiWriteArbiter",
-           "select"]
+__all__ = ["TrackerPortArbiter", "AxiReadArbiter", "AxiWriteArbiter"]
 
 #: Depth of the queues that remember which requester a burst or a check belongs to.
 ORDER_DEPTH = 8
-
-
-def select(items, index):
-    """``items[index]`` as a mux, with every value of ``index`` covered.
-
-    An ``Array`` shorter than its index's range leaves the missing cases
-    unassigned in the generated Verilog, which Verilator reports as a latch;
-    the entries past the end repeat the first (callers never select them).
-    """
-    items = list(items)
-    width = Value.cast(index).shape().width
-    items += [items[0]] * ((1 << width) - len(items))
-    return Array(items)[index]
-
-
-def _index_shape(n):
-    return range(max(n, 2))
-
-
-class RoundRobin(wiring.Component):
-    """Rotating priority over ``n`` requests: the first one after the last taken.
-
-    Attributes
-    ----------
-    req : In(n)
-    pick : Out(range(n))
-        The chosen request, valid while ``found``.
-    found : Out(1)
-    take : In(1)
-        The pick was served: it becomes the last (lowest priority next).
-    """
-
-    def __init__(self, n):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"Number of requesters must be a positive integer, not {n!r}")
-        self.n = n
-        super().__init__({"req": In(n), "pick": Out(_index_shape(n)), "found": Out(1), "take": In(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        n = self.n
-        last = Signal(_index_shape(n), init=n - 1)
-        m.d.comb += self.found.eq(self.req.any())
-        with m.Switch(last):
-            for l in range(n):
-                with m.Case(l):
-                    # Lowest priority first, so the first in rotation order wins.
-                    for k in reversed(range(1, n + 1)):
-                        i = (l + k) % n
-                        with m.If(self.req[i]):
-                            m.d.comb += self.pick.eq(i)
-        with m.If(self.take & self.found):
-            m.d.sync += last.eq(self.pick)
-        return m
-
-
-class StreamMerge(wiring.Component):
-    """``n`` streams of ``layout`` into one, round robin, through an output register.
-
-    An input beat is taken (its ready) when it moves into the register; the
-    output holds it until taken. Inputs must hold valid until ready.
-    """
-
-    def __init__(self, n, layout):
-        self.n = n
-        self.layout = layout
-        members = {f"i{k}": In(stream.Signature(layout)) for k in range(n)}
-        members["out"] = Out(stream.Signature(layout))
-        super().__init__(members)
-
-    def inputs(self):
-        return [getattr(self, f"i{k}") for k in range(self.n)]
-
-    def elaborate(self, platform):
-        m = Module()
-        ins = self.inputs()
-        m.submodules.rr = rr = RoundRobin(self.n)
-        for k, s in enumerate(ins):
-            m.d.comb += rr.req[k].eq(s.valid)
-        load = Signal()
-        m.d.comb += load.eq(rr.found & (~self.out.valid | self.out.ready))
-        m.d.comb += rr.take.eq(load)
-        with m.If(self.out.valid & self.out.ready):
-            m.d.sync += self.out.valid.eq(0)
-        with m.If(load):
-            m.d.sync += [self.out.valid.eq(1),
-                         self.out.payload.eq(Array(s.payload for s in ins)[rr.pick])]
-        for k, s in enumerate(ins):
-            m.d.comb += s.ready.eq(load & (rr.pick == k))
-        return m
 
 
 class TrackerPortArbiter(wiring.Component):

@@ -41,7 +41,7 @@ register stages, for the clock rate)::
 
 A request accepted in cycle ``c`` is decided in ``c + DECIDE_LATENCY`` (10),
 and its ``out`` beat is valid from ``c + DECIDE_LATENCY + 1`` (the output
-FIFO is a :class:`~siov.rtl.fifo.BypassFifo`, which passes a word written
+FIFO is a :class:`~siov.rtl.stream.BypassFifo`, which passes a word written
 into it when empty to its output register at once).
 The bitmaps are :class:`~.bram.BitmapRam` block RAMs with a registered output
 (read latency 2: the ECP5 block RAM's clock-to-out without its output
@@ -111,7 +111,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2, exact_log2
 
 from .. import regmap
-from ..fifo import BypassFifo
+from ..stream import BypassFifo
 from ..csr.banked import BankedRegisters
 from ..csr.bus import CsrSignature, Resp
 from ..counter import split_counter

@@ -65,6 +65,7 @@ from ..faultq import FaultQueue
 from ..dma.defs import PASID_BITS
 from ..ecp5 import DP16KD_DEPTH, dp16kd
 from ..regmap import IrqFaultReason
+from ..stream import ShiftQueue
 
 __all__ = [
     "HANDLE_WIDTH", "CSR_ADDR_WIDTH", "IRQ_DEPTH", "DMA_DEPTH", "Decision",
@@ -159,37 +160,6 @@ _PASID_EN = regmap.IRQ_IMS_ENTRY_PASID_EN_LSB
 _PASID = slice(regmap.IRQ_IMS_ENTRY_PASID_LSB, regmap.IRQ_IMS_ENTRY_PASID_LSB + regmap.IRQ_IMS_ENTRY_PASID_WIDTH)
 #: Cycles of an IMS window access, counted from its stb (see InterruptRemapper.elaborate).
 _P_WAIT, _P_READ, _P_ROW, _P_OLD, _P_NEW, _P_CTRL, _P_WRITE, _P_COMMIT = range(8)
-
-
-class _ShiftQueue(wiring.Component):
-    """First-in first-out queue whose head is a register (``r_data`` comes
-    straight from a flip-flop), with a registered ``r_rdy``; ports as
-    :class:`~amaranth.lib.fifo.SyncFIFO` (``w_en`` only when ``w_rdy``)."""
-
-    def __init__(self, width, depth):
-        self.width, self.depth = width, depth
-        super().__init__({
-            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
-            "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
-            "level": Out(range(depth + 1)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        slots = [Signal(self.width, name=f"slot{i}") for i in range(self.depth)]
-        nonempty = Signal()
-        do_read = self.r_en & nonempty
-        do_write = self.w_en & self.w_rdy
-        level_next = self.level + do_write - do_read
-        m.d.comb += [self.w_rdy.eq(self.level != self.depth), self.r_rdy.eq(nonempty),
-                     self.r_data.eq(slots[0])]
-        m.d.sync += [self.level.eq(level_next), nonempty.eq(level_next != 0)]
-        # Slot i takes slot i + 1 on a read; the write lands at level - read.
-        at = self.level - do_read
-        for i, s in enumerate(slots):
-            shifted = slots[i + 1] if i + 1 < self.depth else s
-            m.d.sync += s.eq(Mux(do_write & (at == i), self.w_data, Mux(do_read, shifted, s)))
-        return m
 
 
 class InterruptRemapper(wiring.Component):
@@ -351,7 +321,7 @@ class InterruptRemapper(wiring.Component):
                          self.peek_flags.eq(Cat(pr[32], pr[_LANE + 32]))]
         pending = Signal(n)
 
-        m.submodules.replay_q = replay_q = _ShiftQueue(ib, self.replay_depth)
+        m.submodules.replay_q = replay_q = ShiftQueue(ib, self.replay_depth)
         m.submodules.irq_q = irq_q = SyncFIFO(width=IrqLayout.size, depth=IRQ_DEPTH)
         m.submodules.dma_q = dma_q = SyncFIFO(width=MessageLayout.size, depth=DMA_DEPTH)
         m.submodules.fault_q = fault_q = self._fault_queue
