@@ -103,6 +103,7 @@ from ..model.adi import PAGE_HEAD, PAGE_STATE, PAGE_TAIL, page_address
 from . import config_space as pci
 from .config_space import VirtualConfigSpace
 from .errors import AdiInUse, NoCapacity, VirtualMmioError
+from .migration import DeviceMigration
 from .traps import TrapBudget
 
 __all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "QueueControl", "SpreadPlacement",
@@ -220,6 +221,8 @@ class VirtualDevice:
         self._ims = [(False, v) for v in self.vectors]
         self.released = False
         self.bus = vdcm.pf.bus
+        #: Its VFIO migration state (:mod:`siov.sw.hv.migration`).
+        self.migration = DeviceMigration(self)
 
     async def power_on(self):
         """Make the device follow its configuration space at reset: Bus Master Enable and MSI-X
@@ -391,9 +394,10 @@ class VirtualDevice:
 
     def _vector_masked(self, k):
         """Whether vector ``k`` may not send its message: Bus Master Enable clear (an MSI-X
-        message is a memory write), MSI-X disabled, the Function Mask, or its own Mask Bit."""
+        message is a memory write), MSI-X disabled, the Function Mask, its own Mask Bit, or a
+        stopped migration state (:mod:`siov.sw.hv.migration`)."""
         c = self.config
-        return not c.bus_master or not c.msix_enabled or c.msix_function_masked or c.msix_table.masked(k)
+        return self.migration.holds_interrupts or not c.bus_master or not c.msix_enabled or c.msix_function_masked or c.msix_table.masked(k)
 
     async def _sync_interrupts(self, vectors=None):
         """Bring the IMS entries of ``vectors`` (default all) in line with the controls: masked
