@@ -51,6 +51,16 @@ class _Packed:
         cls._NBYTES = cls.LAYOUT.size // 8
 
     @classmethod
+    def _unpack_order(cls):
+        """``(name, offset, mask)`` of every field, in the order the dataclass declares them (the
+        order its constructor would set them in)."""
+        order = cls.__dict__.get("_ORDER")
+        if order is None:
+            spec = {name: (offset, (1 << width) - 1) for name, offset, width in cls._FIELDS}
+            order = cls._ORDER = tuple((f.name, *spec[f.name]) for f in dataclasses.fields(cls))
+        return order
+
+    @classmethod
     def _check_fields(cls):
         declared = [f.name for f in dataclasses.fields(cls)]
         expected = sorted(name for name, _, _ in cls._FIELDS)
@@ -61,18 +71,24 @@ class _Packed:
     def pack(self):
         """The record as ``LAYOUT.size // 8`` little-endian bytes."""
         word = 0
-        name = type(self).__name__
+        values = self.__dict__
         for field, offset, width in self._FIELDS:
-            value = getattr(self, field)
-            if isinstance(value, py_enum.Enum):
-                value = value.value
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name}.{field} must be an int, not {value!r}")
-            if not 0 <= value < 1 << width:
-                raise ValueError(f"{name}.{field} is a {width}-bit field; "
+            value = values[field]
+            if type(value) is not int:          # an enum member, or a value to refuse
+                value = self._plain(field, value)
+            if value < 0 or value >> width:
+                raise ValueError(f"{type(self).__name__}.{field} is a {width}-bit field; "
                                  f"{value:#x} does not fit")
             word |= value << offset
         return word.to_bytes(self._NBYTES, "little")
+
+    def _plain(self, field, value):
+        """``value`` of ``field`` as a plain int: an enum member's value; anything but an int refused."""
+        if isinstance(value, py_enum.Enum):
+            value = value.value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{type(self).__name__}.{field} must be an int, not {value!r}")
+        return value
 
     @classmethod
     def unpack(cls, buf):
@@ -84,8 +100,11 @@ class _Packed:
         if len(buf) != cls._NBYTES:
             raise ValueError(f"{cls.__name__} is {cls._NBYTES} bytes, not {len(buf)}")
         word = int.from_bytes(buf, "little")
-        return cls(**{field: (word >> offset) & ((1 << width) - 1)
-                      for field, offset, width in cls._FIELDS})
+        # Every field is given, as plain ints: what the constructor would do, without its
+        # handling of aliases and defaults.
+        obj = cls.__new__(cls)
+        obj.__dict__.update((field, word >> offset & mask) for field, offset, mask in cls._unpack_order())
+        return obj
 
 
 #: Which field holds the semaphore address of each semaphore opcode.

@@ -53,7 +53,6 @@ The descriptor is executed (through the block models) when it is taken;
 what it writes becomes visible at its finish.
 """
 
-import asyncio
 import math
 from dataclasses import dataclass
 
@@ -101,6 +100,14 @@ class _Run:
     active: bool = False
 
 
+def _bits(mask):
+    """The indices of the bits set in ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
 class _Engine:
     def __init__(self):
         self.run = None          # the _Run with the executor (loading or executing)
@@ -144,17 +151,22 @@ class Dispatcher:
         self.slice_next = 0                  # ENG.ARB_SLICE, in force from the next boundary
         self.pending = 0
         self.accounted = 0
-        self.wake = None
+        self.loop = None                     # the loop it steps on, once started (:meth:`start`)
+        self.failure = None                  # the exception that stopped it, if one did
+        self._queued = False                 # a step is queued on the loop
+        self._timer = None                   # the timer of the next step due
         self._port = ()                      # the runs moving on the shared port at the last change
         self._bound_masks = [0] * self.ne    # the ADIs bound to each engine, as of this step
+        self.stale = True                    # an MMIO access since the last step: read the ADIs again
         self.over_budget = False             # some engine found work, none of it within budget
 
     # -- inputs from the bus -----------------------------------------------------------
 
     def poke(self):
         """Something the dispatcher reads changed (an MMIO write): decide again now."""
-        if self.wake is not None:
-            self.wake.set()
+        if self.loop is not None and not self._queued and self.failure is None:
+            self._queued = True
+            self.loop.call_soon(self._tick)
 
     def slice_written(self, cycles, now):
         """ENG.ARB_SLICE written at ``now``: the timers reload with it at their next refill."""
@@ -171,37 +183,58 @@ class Dispatcher:
         fell = self.pending & ~now_pending
         rose = now_pending & ~self.pending
         self.pending = now_pending
-        for i in range(self.n):
-            if rose >> i & 1 and since is not None:
+        if since is not None:
+            for i in _bits(rose):
                 self.rose[i] = since
-            if fell >> i & 1:
-                self.gone[i] += 1
-                self.slots[i] = None
-                self.held[i] = 0
-                self.rose[i] = None
-                self.wait_first.pop(i, None)
+        for i in _bits(fell):
+            self.gone[i] += 1
+            self.slots[i] = None
+            self.held[i] = 0
+            self.rose[i] = None
+            self.wait_first.pop(i, None)
 
     # -- the loop ----------------------------------------------------------------------
 
-    async def run(self):
-        """The dispatcher's task: step at every cycle something is due, or an MMIO write pokes it."""
-        loop = asyncio.get_running_loop()
-        self.wake = asyncio.Event()
-        while True:
+    def start(self, loop):
+        """Step on ``loop`` from now on: at every cycle something is due, and after every MMIO
+        write (:meth:`poke`).
+
+        The dispatcher is callbacks on the loop, not a task: a step due at a cycle is a timer
+        whose callback queues the step, so the step runs where the wake-up of a task sleeping
+        until that cycle would (after the callbacks already queued), at the cost of one
+        callback instead of a task's resumption through an event. A step that raises stops
+        the dispatcher; :attr:`failure` holds the exception."""
+        self.loop = loop
+        self.poke()
+
+    def _due(self):
+        self._timer = None
+        self.poke()
+
+    def _tick(self):
+        self._queued = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
             now = self.bus.now()
             self.step(now)
             nxt = self.next_event(now)
-            self.wake.clear()
-            timer = loop.call_at(nxt, self.wake.set) if nxt is not None else None
-            await self.wake.wait()
-            if timer is not None:
-                timer.cancel()
+        except Exception as e:
+            self.failure = e
+            return
+        if nxt is not None:
+            self._timer = self.loop.call_at(nxt, self._due)
 
     def step(self, now):
         """Everything due at cycle ``now``, in the order the RTL's registers see it."""
         self.account(now)
-        self._bound_masks = [self.dev.adi.bound(e) for e in range(self.ne)]
-        self.track_pending()
+        if self.stale:
+            # Bindings and pending bits change only through MMIO writes and the dispatcher's own
+            # takes, fetches and finishes (each of which notes them at once).
+            self._bound_masks = [self.dev.adi.bound(e) for e in range(self.ne)]
+            self.track_pending()
+            self.stale = False
         self._refill(now)
         self._share(now)
         for e, eng in enumerate(self.engines):
@@ -251,8 +284,9 @@ class Dispatcher:
     def _need(self, now):
         """ADIs whose head descriptor must be fetched: pending, slot empty, not just taken."""
         need = 0
-        for i in range(self.n):
-            if self.pending >> i & 1 and self.slots[i] is None and now >= self.taken[i] + SETTLE:
+        slots, taken = self.slots, self.taken
+        for i in _bits(self.pending):
+            if slots[i] is None and now >= taken[i] + SETTLE:
                 need |= 1 << i
         return need
 
@@ -304,10 +338,11 @@ class Dispatcher:
 
     def _dispatchable(self, now):
         ready = 0
-        for i in range(self.n):
-            if self.slots[i] is not None and self.held[i] <= now:
+        slots, held = self.slots, self.held
+        for i in _bits(self.pending):
+            if slots[i] is not None and held[i] <= now:
                 ready |= 1 << i
-        return ready & self.pending & self.dev.engine.eligible
+        return ready & self.dev.engine.eligible
 
     def _deciding(self, e, now):
         eng = self.engines[e]
@@ -373,6 +408,8 @@ class Dispatcher:
         """Runs that start now join the port; if the runs on it changed, every run's pace follows
         its share of the port from now on (its finish moves accordingly)."""
         runs = [eng.run for eng in self.engines if eng.run is not None]
+        if not runs and not self._port:
+            return
         started = [r for r in runs if not r.active and r.start <= now]
         ended = self._port
         live = [r for r in runs if r.active or r in started]
@@ -435,10 +472,9 @@ class Dispatcher:
         ADI bound to it with a descriptor ready is outside the mask, IDLE_WAITING while none is
         dispatchable and some in the mask is held for a WAIT re-check."""
         ready = 0
-        for i in range(self.n):
+        for i in _bits(self.pending):
             if self.slots[i] is not None:
                 ready |= 1 << i
-        ready &= self.pending
         eligible = self.dev.engine.eligible
         dispatchable = self._dispatchable(now)
         for e, eng in enumerate(self.engines):

@@ -164,16 +164,16 @@ class ModelBus:
         self._drain_target = 0                         # ... and those the last drain waits for
         self._watches = {}                              # page -> [(start, end, event)] (:meth:`watch`)
         self._dispatcher = Dispatcher(self, lambda memory: _StagedMemory(memory, self._device_wrote))
-        self._task = None
 
     # -- the loop ------------------------------------------------------------------
 
     def _start(self):
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._dispatcher.run())
-        elif self._task.done() and not self._task.cancelled():
+        dispatcher = self._dispatcher
+        if dispatcher.loop is None:
+            dispatcher.start(asyncio.get_running_loop())
+        elif dispatcher.failure is not None:
             # A failure inside the device model must stop the host program, not hang it.
-            raise RuntimeError("the device model stopped") from self._task.exception()
+            raise RuntimeError("the device model stopped") from dispatcher.failure
 
     def now(self):
         return int(asyncio.get_running_loop().time())
@@ -229,6 +229,7 @@ class ModelBus:
         self._dispatcher.account(now)         # the idle counters count up to now
         self.device.irq.drain_busy = self._irq_fired < self._drain_target
         resp, value = self.device.read(addr)
+        self._dispatcher.stale = True
         if resp != Resp.OKAY:
             raise BusError("read", addr, resp)
         return value
@@ -240,6 +241,7 @@ class ModelBus:
         dispatcher.account(self.now())        # idle cycles so far count under the old state
         drains = self.device.irq.drains
         resp = self.device.write(addr, value, strb)
+        dispatcher.stale = True
         if self.device.irq.drains != drains:      # IRQ.DRAIN_CMD: wait for the deliveries on their way
             self._drain_target = self._irq_scheduled
         # A doorbell reaches the ADI block as the write is made, before its response; an
