@@ -4,6 +4,9 @@
 hypervisor, the guest drivers and the container nodes on the model or the
 rtl backend, shows its progress in device time, prints a report and writes
 report.html, results.json, trace.json (Perfetto), throughput.png and latency.png.
+``siov run --policies per-ring,gang,auto`` runs the same scenario and seed
+under each scheduling policy, writes each run's files in a folder named
+after its policy, and prints and plots (policies.png) them side by side.
 ``siov regs`` prints the register map from the generated tables;
 ``siov verilog`` and ``siov synth`` do what ``make verilog`` and ``make
 synth`` do.
@@ -36,24 +39,28 @@ def main():
 @click.option("--seed", type=int, default=None, help="overrides the scenario's seed")
 @click.option("--out", type=click.Path(file_okay=False, path_type=pathlib.Path), default=pathlib.Path("build/run"),
               show_default=True, help="folder for results.json, trace.json and the plots")
+@click.option("--policies", default=None, metavar="P1,P2,...",
+              help="run the scenario under each of these scheduling policies (per-ring, gang, auto, qos), "
+                   "one folder of OUT each, and compare them side by side")
 @click.option("--waves", is_flag=True, help="rtl backend: dump a waveform and print its path")
 @click.option("--yes", is_flag=True, help=f"run even if the estimated wall time exceeds {LONG_RUN_S // 60} minutes")
-def run(scenario, backend, seed, out, waves, yes):
-    """Run SCENARIO (TOML; default: a built-in one, four VMs and two containers on the model
-    backend, a short one of two VMs and a container on the rtl backend)."""
+def run(scenario, backend, seed, out, policies, waves, yes):
+    """Run SCENARIO (TOML; default: a built-in one, five VMs and two containers under the GPU
+    scheduler on the model backend, a short one of two VMs and a container on the rtl backend)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from .platform import run_program
-    from .report import print_report, write_html, write_plots, write_trace
-    from .results import document, write
-    from .scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, load, parse
+    from .report import print_policies, write_policy_plots
+    from .scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, load, parse, with_policy
 
     console = Console()
     builtin = DEFAULT if backend == "model" else DEFAULT_SHORT
     try:
         sc = load(scenario) if scenario else parse(builtin, "<built-in scenario>")
+        names = [x.strip() for x in policies.split(",") if x.strip()] if policies is not None else [None]
+        if policies is not None and (not names or len(set(names)) != len(names)):
+            raise ScenarioError(f"--policies takes distinct policy names separated by commas, not {policies!r}")
+        runs = [(name, sc if name is None else with_policy(sc, name)) for name in names]
     except ScenarioError as e:
         console.print(f"[red]scenario error[/red]\n{escape(str(e))}", soft_wrap=True)
         sys.exit(2)
@@ -62,15 +69,45 @@ def run(scenario, backend, seed, out, waves, yes):
     if waves and backend != "rtl":
         console.print("[red]--waves needs --backend rtl[/red]")
         sys.exit(2)
-    eta = sc.cycles / CYCLES_PER_S[backend]
+    eta = len(runs) * sc.cycles / CYCLES_PER_S[backend]
     if eta > LONG_RUN_S and not yes:
-        console.print(f"[red]{sc.cycles:,} device cycles would take about {_duration(eta)} on the {backend} "
-                      f"backend[/red] (at ~{CYCLES_PER_S[backend]:,} cycles/s); pass --yes to run it anyway, "
-                      f"or shorten `cycles`")
+        console.print(f"[red]{len(runs)} x {sc.cycles:,} device cycles would take about {_duration(eta)} on the "
+                      f"{backend} backend[/red] (at ~{CYCLES_PER_S[backend]:,} cycles/s); pass --yes to run it "
+                      f"anyway, or shorten `cycles`")
         sys.exit(2)
     if eta > 10:
-        console.print(f"estimated wall time: about {_duration(eta)} ({sc.cycles:,} device cycles)")
-    arg = {"scenario": text, "source": source, "seed": seed}
+        console.print(f"estimated wall time: about {_duration(eta)} ({len(runs)} x {sc.cycles:,} device cycles)")
+    docs = {}
+    for name, run_sc in runs:
+        folder = out if name is None else out / name
+        if name is not None:
+            console.rule(f"policy {name}")
+        doc = _run_one(console, run_sc, text, source, backend, seed, name, folder, waves)
+        docs[name] = doc
+        if doc["partial"]:
+            break
+    if policies is not None:
+        console.rule("side by side")
+        print_policies(docs, console)
+        console.print(f"wrote {write_policy_plots(docs, out)}; each policy's run in {out}/<policy>/",
+                      highlight=False)
+    last = docs[list(docs)[-1]]
+    if last["partial"]:
+        console.print(f"[red]interrupted[/red]: partial results, {last['device']['cycles']:,} of "
+                      f"{sc.cycles:,} device cycles", highlight=False)
+        sys.exit(130)
+
+
+def _run_one(console, sc, text, source, backend, seed, policy, out, waves):
+    """Run scenario ``sc`` (``text`` from ``source``; under scheduling ``policy`` if not None),
+    write its results, trace, plots and report in ``out``, print the report; its document."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from .platform import run_program
+    from .report import print_report, write_html, write_plots, write_trace
+    from .results import document, write
+
+    arg = {"scenario": text, "source": source, "seed": seed, "policy": policy}
     start = time.perf_counter()
     if backend == "model":
         console.print(f"model: {sc.cycles:,} device cycles; Ctrl-C stops the run and writes what it has, "
@@ -104,7 +141,7 @@ def run(scenario, backend, seed, out, waves, yes):
                 f"{last_run['total_s'] - sim:.1f} s more to build or check the Device and start the simulator")
         if waves:
             console.print(f"waveform: {last_run['waves']}", soft_wrap=True, highlight=False)
-    doc = document(result, sc=sc, text=text, source=source, backend=backend)
+    doc = document(result, sc=sc, text=text, source=source, backend=backend, policy=policy)
     out.mkdir(parents=True, exist_ok=True)
     write(doc, out / "results.json")
     write_trace(doc, out / "trace.json")
@@ -113,10 +150,7 @@ def run(scenario, backend, seed, out, waves, yes):
     print_report(doc, console, rate)
     console.print(f"wrote {out / 'report.html'}, {out / 'results.json'}, {out / 'trace.json'} (open in "
                   f"ui.perfetto.dev), {out / 'throughput.png'}, {out / 'latency.png'}", highlight=False)
-    if doc["partial"]:
-        console.print(f"[red]interrupted[/red]: partial results, {doc['device']['cycles']:,} of "
-                      f"{sc.cycles:,} device cycles", highlight=False)
-        sys.exit(130)
+    return doc
 
 
 class _StopOnInterrupt:

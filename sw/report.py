@@ -4,13 +4,19 @@
   work, with units in its headers, narrow enough for 80 columns, then each
   tenant's events one per line (hypercalls and traps, how its descriptors
   ended, what was refused, the faults the device recorded, the faults
-  injected), then the device (utilisation per engine). A console too narrow
-  for the table gets every tenant as a list of lines instead: no figure is
-  ever cut;
+  injected), then the device (utilisation per engine), then the scheduler
+  (:func:`scheduler_lines`: its switches with their reasons, the VM, the
+  rings and the semaphore address, the idle engine-cycles the mask cost, and
+  the pair latency of dependent workloads). A console too narrow for the
+  table gets every tenant as a list of lines instead: no figure is ever cut;
 * ``trace.json`` (:func:`write_trace`): Chrome trace-event format, which
   Perfetto and chrome://tracing open: one track per engine, drawn from the
-  completion records (the engine and start cycle each record carries), and
-  one per tenant;
+  completion records (the engine and start cycle each record carries), one
+  per tenant, and the scheduler's: its switches as instant events and each
+  tenant's gang slices as spans;
+* ``siov run --policies``: the same scenario under several policies side by
+  side (:func:`policy_rows`, :func:`print_policies`, and ``policies.png`` by
+  :func:`write_policy_plots`);
 * ``throughput.png`` and ``latency.png`` (:func:`write_plots`);
 * ``report.html`` (:func:`write_html`): all of the above in one file that
   needs no network: the tables, the plots embedded as PNG, the scenario and
@@ -30,11 +36,16 @@ import html
 import io
 import json
 
-__all__ = ["print_report", "tenant_rows", "tenant_details", "device_lines", "write_trace", "write_plots",
-           "write_html", "PLOTS"]
+__all__ = ["print_report", "tenant_rows", "tenant_details", "device_lines", "scheduler_lines", "write_trace",
+           "write_plots", "write_html", "policy_rows", "print_policies", "write_policy_plots", "PLOTS",
+           "POLICY_PLOT", "SWITCHES_SHOWN"]
 
 #: The plots :func:`write_plots` draws, by file name.
 PLOTS = ("throughput.png", "latency.png")
+#: The plot of ``siov run --policies`` (:func:`write_policy_plots`).
+POLICY_PLOT = "policies.png"
+#: Switches the report lists one per line; results.json has them all.
+SWITCHES_SHOWN = 8
 
 #: Column headers of the per-tenant table: name and unit on two lines, so that the table
 #: stays narrow and no header is cut.
@@ -102,8 +113,9 @@ def device_lines(doc, rate=None):
     dev = doc["device"]
     p = dev["params"]
     c = dev["counters"]
+    policy = (f"scheduler {doc['scheduler']['policy']}" if doc.get("scheduler") else f"policy {dev['policy']}")
     lines = [f"Device {dev['verilog_fingerprint']} ({p['num_engines']} engines, {p['num_adis']} ADIs, "
-             f"{p['num_domains']} domains), policy {dev['policy']}"]
+             f"{p['num_domains']} domains), {policy}"]
     lines += [f"  engine {e['engine']}: busy {e['utilisation']:.1%} of the run (its records' cycles), "
               f"{e['descriptors']:,} descriptors" for e in dev["engines"]]
     lines += [f"  descriptors done {c['desc_done']:,}, failed {c['desc_failed']:,}, refused {c['desc_refused']:,}",
@@ -112,6 +124,42 @@ def device_lines(doc, rate=None):
               f"{dev['lost_faults']:,}"]
     if rate:
         lines.append(rate)
+    return lines
+
+
+def _switch_text(sw):
+    """One switch in words: when, who, to what, why, and the rings and semaphore."""
+    rings = f", rings {_ranges(sw['adis'])}" if sw["adis"] else ""
+    sem = f", semaphore {sw['sem']:#x}" if sw["sem"] is not None else ""
+    return f"cycle {sw['cycle']:,}: {sw['tenant']} -> {sw['mode']} ({sw['reason']}{rings}{sem})"
+
+
+def scheduler_lines(doc):
+    """The scheduler's figures as lines of text (none if no scheduler ran): its policy, the
+    switches by reason and the first :data:`SWITCHES_SHOWN` in full, the gang slices, the idle
+    engine-cycles, its own cost, and each dependent workload's pair latency."""
+    sched = doc.get("scheduler")
+    pairs = [(n, t["pair_latency"]) for n, t in sorted(doc["tenants"].items()) if "pair_latency" in t]
+    lines = []
+    if sched:
+        m = sched["metrics"]
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(m["switch_reasons"].items())) or "none"
+        lines += [f"Scheduler {sched['policy']}, tick {sched['tick']:,} cycles, slice {sched['slice_cycles']:,}: "
+                  f"{len(sched['switches']):,} switches ({reasons}), {len(sched['slices']):,} gang slices "
+                  f"({sum(x['end'] - x['start'] for x in sched['slices']):,} cycles)"]
+        lines += [f"  {_switch_text(sw)}" for sw in sched["switches"][:SWITCHES_SHOWN]]
+        if len(sched["switches"]) > SWITCHES_SHOWN:
+            lines.append(f"  ... {len(sched['switches']) - SWITCHES_SHOWN:,} more in results.json and trace.json")
+        idle = (f"engines idle with ineligible work {m['idle_ineligible']:,} engine-cycles, waiting on a WAIT "
+                f"{m['idle_waiting']:,}" if m["idle_ineligible"] is not None else "idle engine-cycles not read")
+        lines += [f"  {idle}; Jain's index of share over weight {m['jain']:.3f}",
+                  f"  its own cost: {m['ticks']:,} ticks, {m['mmio_accesses']:,} MMIO accesses, "
+                  f"{m['mmio_cycles']:,} device cycles ({m['overhead']:.2%} of the run)"]
+        for nf in sched["never_fits"]:
+            lines.append(f"  never fits: {nf['tenant']} ADI {nf['adi']}, {nf['predicted_cycles']:,} cycles predicted")
+    for name, pl in pairs:
+        lines.append(f"  pair latency of {name} (fill handed to its engine to the copy done): {pl['pairs']:,} "
+                     f"pairs, mean {pl['mean']:,.0f}, p50 {pl['p50']:,}, p99 {pl['p99']:,} cycles")
     return lines
 
 
@@ -153,7 +201,7 @@ def print_report(doc, console, rate=None):
         for label, entries in per_tenant.get(r["tenant"], []) + lines:
             grid.add_row(Text(f"  {label}"), Text("\n".join(entries)))
         console.print(grid)
-    for line in device_lines(doc, rate):
+    for line in device_lines(doc, rate) + scheduler_lines(doc):
         console.print(Text(line))
 
 
@@ -193,11 +241,33 @@ def write_trace(doc, path):
         for i in t.get("injected", []):
             events.append({"name": f"{i['kind']}: {i['outcome']}", "cat": "fault", "ph": "i", "s": "t",
                            "pid": 2, "tid": tid, "ts": i["at"]})
+    events += _scheduler_events(doc)
     events.sort(key=lambda e: (e.get("ts", -1), e.get("id", 0), e["ph"] == "b"))
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns",
                                 "otherData": {"time unit": "1 us on the timeline = 1 device cycle",
                                               "schema_version": doc["schema_version"],
                                               "siov_version": doc["siov_version"]}}))
+
+
+def _scheduler_events(doc):
+    """The scheduler's tracks (process "scheduler"): thread 0 its switches as instant events,
+    then one thread per tenant with its gang slices as complete slices."""
+    sched = doc.get("scheduler")
+    if not sched:
+        return []
+    events = [{"name": "process_name", "ph": "M", "pid": 3, "args": {"name": f"scheduler ({sched['policy']})"}},
+              {"name": "thread_name", "ph": "M", "pid": 3, "tid": 0, "args": {"name": "switches"}}]
+    for sw in sched["switches"]:
+        events.append({"name": f"{sw['tenant']} -> {sw['mode']}: {sw['reason']}", "cat": "switch", "ph": "i",
+                       "s": "t", "pid": 3, "tid": 0, "ts": sw["cycle"],
+                       "args": {"adis": sw["adis"], "sem": None if sw["sem"] is None else hex(sw["sem"])}})
+    tids = {name: k for k, name in enumerate(sorted({x["tenant"] for x in sched["slices"]}), start=1)}
+    for name, tid in tids.items():
+        events.append({"name": "thread_name", "ph": "M", "pid": 3, "tid": tid, "args": {"name": f"gang: {name}"}})
+    for x in sched["slices"]:
+        events.append({"name": f"gang {x['tenant']}", "cat": "gang", "ph": "X", "pid": 3, "tid": tids[x["tenant"]],
+                       "ts": x["start"], "dur": max(x["end"] - x["start"], 1), "args": {"reason": x["reason"]}})
+    return events
 
 
 # -- plots ------------------------------------------------------------------------------------
@@ -272,6 +342,119 @@ def _latency(plt, doc, windows):
     return fig
 
 
+# -- policies side by side ---------------------------------------------------------------------
+
+
+def _pairs(doc):
+    """The pair latencies of every dependent workload of ``doc``, merged: ``(pairs, mean, p99)``
+    (p99 the largest of the tenants'), or None without one."""
+    pl = [t["pair_latency"] for t in doc["tenants"].values() if "pair_latency" in t]
+    n = sum(x["pairs"] for x in pl)
+    if not n:
+        return None
+    return n, sum(x["mean"] * x["pairs"] for x in pl) / n, max(x["p99"] for x in pl)
+
+
+def policy_rows(docs):
+    """``(summary, per_tenant)`` for ``docs`` (policy -> results document of one scenario and
+    seed): a row per policy (engines' utilisation, pair latency, throughput, idle engine-cycles
+    with ineligible work, switches, the scheduler's own cost), and a row per tenant with its
+    throughput and p99 latency under each policy; every figure formatted."""
+    summary = []
+    for policy, doc in docs.items():
+        m = (doc.get("scheduler") or {}).get("metrics", {})
+        pairs = _pairs(doc)
+        total = sum(t["throughput_bytes_per_kcycle"] for t in doc["tenants"].values())
+        summary.append({
+            "policy": policy,
+            "engines busy (%)": " / ".join(f"{e['utilisation']:.0%}".rstrip("%") for e in doc["device"]["engines"]),
+            "pair latency mean / p99 (cycles)": f"{pairs[1]:,.0f} / {pairs[2]:,}" if pairs else "-",
+            "throughput, all (B/kcycle)": f"{total:,.0f}",
+            "idle, ineligible (engine-cycles)": f"{m['idle_ineligible']:,}" if m.get("idle_ineligible") is not None
+                                                 else "-",
+            "switches": f"{len(doc['scheduler']['switches']):,}" if doc.get("scheduler") else "-",
+            "scheduler cost (% of cycles)": f"{m['overhead']:.2%}".rstrip("%") if m else "-"})
+    names = sorted(set().union(*(d["tenants"] for d in docs.values())))
+    per_tenant = []
+    for name in names:
+        row = {"tenant": name}
+        for policy, doc in docs.items():
+            t = doc["tenants"].get(name)
+            row[policy] = (f"{t['throughput_bytes_per_kcycle']:,.0f} B/kc, p99 {t['latency_p99']:,}" if t else "-")
+        per_tenant.append(row)
+    return summary, per_tenant
+
+
+def print_policies(docs, console):
+    """Print :func:`policy_rows` of ``docs`` on a Rich ``console``, as tables, or as lines per
+    policy and tenant on a console too narrow for them (no figure is ever cut)."""
+    from rich import box
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    summary, per_tenant = policy_rows(docs)
+    first = next(iter(docs.values()))
+    title = (f"{len(docs)} policies, the same scenario and seed ({first['scenario']['seed']}), "
+             f"{first['backend']} backend")
+    for rows, head in ((summary, title), (per_tenant, "per tenant: throughput and p99 latency (cycles)")):
+        table = Table(title=head, box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False, show_edge=False)
+        for k, key in enumerate(rows[0]):
+            table.add_column(key.replace(" (", "\n("), justify="left" if k == 0 else "right",
+                             no_wrap=True)
+        for r in rows:
+            table.add_row(*r.values())
+        if Measurement.get(console, console.options.update_width(1 << 16), table).maximum <= console.width:
+            console.print(table)
+            continue
+        console.print(Text(head, style="italic"))
+        for r in rows:
+            key, *rest = r.items()
+            console.print(Text(f"{key[1]}", style="bold"))
+            for k, v in rest:
+                console.print(Text(f"  {k}: {v}"))
+
+
+def write_policy_plots(docs, out_dir):
+    """``policies.png`` in ``out_dir``: per tenant its throughput and p99 latency under each
+    policy, and per policy the pair latency and the engine-cycles idle with ineligible work.
+    Returns its path."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    policies = list(docs)
+    names = sorted(set().union(*(d["tenants"] for d in docs.values())))
+    x = np.arange(len(names))
+    width = 0.8 / max(len(policies), 1)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for k, policy in enumerate(policies):
+        ts = docs[policy]["tenants"]
+        axes[0, 0].bar(x + k * width, [ts[n]["throughput_bytes_per_kcycle"] if n in ts else 0 for n in names],
+                       width, label=policy)
+        axes[0, 1].bar(x + k * width, [ts[n]["latency_p99"] if n in ts else 0 for n in names], width, label=policy)
+    for ax, label in ((axes[0, 0], "throughput (bytes per kcycle)"), (axes[0, 1], "p99 latency (cycles, log)")):
+        ax.set_xticks(x + 0.4 - width / 2, names, fontsize=8)
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    axes[0, 1].set_yscale("log")
+    pairs = [_pairs(docs[p]) for p in policies]
+    axes[1, 0].bar(policies, [p[1] if p else 0 for p in pairs], color="tab:blue", label="mean")
+    axes[1, 0].scatter(policies, [p[2] if p else 0 for p in pairs], color="tab:red", zorder=3, label="p99")
+    axes[1, 0].set_ylabel("pair latency (cycles)")
+    axes[1, 0].legend(fontsize=8)
+    idle = [((docs[p].get("scheduler") or {}).get("metrics") or {}).get("idle_ineligible") or 0 for p in policies]
+    axes[1, 1].bar(policies, idle, color="tab:gray")
+    axes[1, 1].set_ylabel("engine-cycles idle with ineligible work")
+    seed = docs[policies[0]]["scenario"]["seed"]
+    fig.suptitle(f"The same scenario and seed ({seed}) under each scheduling policy")
+    fig.tight_layout()
+    path = out_dir / POLICY_PLOT
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
 # -- the HTML report -----------------------------------------------------------------------
 
 
@@ -301,6 +484,10 @@ def write_html(doc, out_dir, rate=None):
     parts.append('<h2>Events per tenant</h2><div id="events">' + "".join(details) + "</div>")
     parts.append('<h2>Device</h2><ul id="device">' + "".join(f"<li>{e(x)}</li>" for x in device_lines(doc, rate))
                  + "</ul>")
+    sched = scheduler_lines(doc)
+    if sched:
+        parts.append('<h2>Scheduler</h2><ul id="scheduler">' + "".join(f"<li>{e(x.strip())}</li>" for x in sched)
+                     + "</ul>")
     s = doc["scenario"]
     parts.append(f'<h2>Scenario</h2><p>{e(s["source"])}, seed {s["seed"]} '
                  f'(<code>siov run FILE --backend {e(doc["backend"])} --seed {s["seed"]}</code> repeats it)</p>'

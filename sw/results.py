@@ -7,13 +7,16 @@ A results file says what produced it and holds enough to produce it again:
 * ``backend`` and ``partial`` (true when the run was stopped early, by
   Ctrl-C: the figures cover the cycles run, ``device.cycles``);
 * ``scenario``: the file's text as given, its source, the seed the run used
-  (``siov run --seed`` may override the file's) and the parsed scenario
-  with every default filled in, so ``siov run`` of the text with that seed
-  repeats the run;
+  (``siov run --seed`` may override the file's), the scheduling policy
+  ``siov run --policies`` ran it under (``policy``, null for the file's own)
+  and the parsed scenario as it ran, with every default filled in, so
+  ``siov run`` of the text with that seed (and policy) repeats the run;
 * ``device``: the Device's elaboration parameters and the fingerprint of
   its Verilog (:func:`device_fingerprint`), with what the run measured;
 * ``tenants``: per tenant what it did, with every completion, fault and
-  refusal as a named object;
+  refusal as a named object, and the pair latency of a dependent workload;
+* ``scheduler``: the GPU scheduler's policy, its switches with their
+  reasons, the gang slices and its metrics (null when no scheduler ran);
 * ``timing_dependent``: the fields that may differ between the model and
   rtl backends (with ``backend`` itself); every other field is the same on
   both for one scenario and seed.
@@ -36,20 +39,23 @@ SCHEMA_VERSION = 1
 SCHEMA_PATH = pathlib.Path(__file__).resolve().parent.parent / "docs" / "results.schema.json"
 
 
-def document(result, *, sc, text, source, backend, partial=False):
+def document(result, *, sc, text, source, backend, partial=False, policy=None):
     """The results document of a run: what :func:`~siov.sw.programs.scenario.run_scenario` returned
-    (``result``) with the scenario ``sc`` parsed from ``text`` (read from ``source``) and the provenance."""
+    (``result``) with the scenario ``sc`` parsed from ``text`` (read from ``source``), and run
+    under scheduling policy ``policy`` if given (``sc`` is then the scenario as it ran,
+    :func:`~siov.sw.scenario.with_policy`), and the provenance."""
     params = sc.device.params()
     return {
         "schema_version": SCHEMA_VERSION,
         "siov_version": importlib.metadata.version("siov"),
         "backend": backend,
         "partial": bool(partial or result.get("partial")),
-        "scenario": {"source": source, "seed": result["seed"], "text": text,
+        "scenario": {"source": source, "seed": result["seed"], "text": text, "policy": policy,
                      "parsed": sc.model_dump(mode="json")},
         "device": {"params": dict(vars(params)), "verilog_fingerprint": device_fingerprint(params),
                    **result["device"]},
         "tenants": result["tenants"],
+        "scheduler": result.get("scheduler"),
         "timing_dependent": result["timing_dependent"],
     }
 

@@ -13,12 +13,19 @@ Example::
 
     [device]                 # elaboration parameters (rtl/params.py)
     num_adis = 16
+    num_engines = 2          # descriptor engines (the Device's default)
 
-    [arbiter]
+    [arbiter]                # the arbiters' policy, when no [scheduler] programs them
     policy = "wrr"           # rr | wrr | qos
     slice_cycles = 4000      # qos: slice length
     cost_a = 40              # cost model: A + B/256 per byte
     cost_b = 32
+
+    # or, instead of [arbiter]: the GPU scheduler (sw/sched) programs the arbiters and the mask
+    [scheduler]
+    policy = "auto"          # per-ring | gang | auto | qos
+    tick = 8192              # device cycles between two scans of every ring
+    slice_cycles = 2000      # gang and qos: the time slice
 
     [[tenants]]
     name = "vm0"
@@ -27,13 +34,20 @@ Example::
     weight = 2               # wrr
     quantum = 800            # qos: cost per slice
     pages = 64
+    engines = [0, 1]         # engine of each queue (default: the VDCM spreads them)
 
     [[tenants.workloads]]
-    kind = "copy"            # copy | fill | compare
+    kind = "copy"            # copy | fill | compare | dependent
     size = [64, 512]         # bytes, drawn uniformly
     batch = 4                # descriptors per doorbell
     interval = 500           # device cycles between batches (0: as fast as completions allow)
     interrupt = true
+
+    [[tenants.workloads]]
+    kind = "dependent"       # producer queue 0, consumer queue 1, joined by SIGNAL and WAIT
+    size = [256, 1024]
+    depth = 4                # pairs in one chain, posted together
+    interval = 2000
 
     [[faults]]
     tenant = "vm3"
@@ -50,7 +64,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..rtl.cmd.dsa import MAX_XFER
 from ..rtl.params import DeviceParams
 
-__all__ = ["Scenario", "ScenarioError", "load", "parse", "example_text", "DEFAULT", "DEFAULT_SHORT"]
+__all__ = ["Scenario", "SchedulerConfig", "ScenarioError", "load", "parse", "with_policy", "example_text", "DEFAULT",
+           "DEFAULT_SHORT"]
 
 
 class ScenarioError(ValueError):
@@ -74,18 +89,32 @@ class Device(_Strict):
 
 
 class Arbiter(_Strict):
-    """``[arbiter]``: the engines' arbitration policy and its budget parameters."""
+    """``[arbiter]``: the engines' arbitration policy and its budget parameters, when no scheduler runs."""
     policy: Literal["rr", "wrr", "qos"] = Field("rr", description="rr | wrr (weights) | qos (time-slice budgets)")
     slice_cycles: int = Field(4000, ge=0, lt=1 << 24, description="qos: slice length in device cycles")
     cost_a: int = Field(40, ge=0, lt=1 << 24, description="cost model: A + B/256 per byte (A)")
     cost_b: int = Field(32, ge=0, lt=1 << 16, description="cost model: B, per 256 bytes")
 
 
+class SchedulerConfig(_Strict):
+    """``[scheduler]``: the GPU scheduler (sw/sched) programs the arbiters and the eligibility mask."""
+    policy: Literal["per-ring", "gang", "auto", "qos"] = Field(
+        "auto", description="per-ring | gang | auto | qos")
+    tick: int = Field(8192, ge=64, lt=1 << 24, description="device cycles between two scans of every ring")
+    slice_cycles: int = Field(2000, ge=100, lt=1 << 24, description="gang and qos: the time slice, device cycles")
+
+
 class Workload(_Strict):
-    """``[[tenants.workloads]]``: a stream of descriptors one tenant posts."""
-    kind: Literal["copy", "fill", "compare"] = Field(description="copy | fill | compare")
+    """``[[tenants.workloads]]``: a stream of descriptors one tenant posts.
+
+    ``dependent`` is a producer (queue 0) and a consumer (queue 1) joined by semaphores: each
+    chain posts, for ``depth`` pairs, a WAIT and a copy on the consumer, then a fill and the
+    SIGNAL the WAIT is for on the producer, and waits for all of them.
+    """
+    kind: Literal["copy", "fill", "compare", "dependent"] = Field(description="copy | fill | compare | dependent")
     size: tuple[int, int] = Field((64, 512), description="[min, max] bytes, drawn uniformly")
     batch: int = Field(4, ge=1, le=64, description="descriptors per doorbell")
+    depth: int = Field(4, ge=1, le=16, description="dependent: SIGNAL-WAIT pairs in one chain")
     interval: int = Field(0, ge=0, description="device cycles between batches (0: as fast as completions allow)")
     interrupt: bool = Field(True, description="ask for a completion interrupt")
     seed: int = Field(0, description="offsets this workload's random draws")
@@ -100,6 +129,8 @@ class Tenant(_Strict):
     weight: int = Field(1, ge=0, le=255, description="wrr: its share of grants")
     quantum: int = Field(1000, ge=0, lt=1 << 24, description="qos: cost it may spend per slice")
     pages: int = Field(64, ge=8, description="4 KiB pages of guest memory")
+    engines: "list[int] | None" = Field(None, min_length=1, description="engine of each queue, queue k on "
+                                        "engines[k % len] (default: the VDCM spreads them)")
     workloads: list[Workload] = Field(default_factory=list)
 
 
@@ -124,6 +155,7 @@ class Scenario(_Strict):
     seed: int = Field(0, description="seed of every random draw (siov run --seed overrides it)")
     device: Device = Device()
     arbiter: Arbiter = Arbiter()
+    scheduler: "SchedulerConfig | None" = None
     tenants: list[Tenant] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
 
@@ -142,7 +174,10 @@ def _cross_checks(sc):
         seen.setdefault(t.name, i)
         if t.pages > p.pages_per_domain:
             problems.append((("tenants", i, "pages"), f"{t.pages} pages; a domain holds {p.pages_per_domain}"))
-        if sc.arbiter.policy == "wrr" and t.weight == 0:
+        if sc.scheduler is not None and t.weight == 0:
+            problems.append((("tenants", i, "weight"), f"tenant {t.name}: weight 0; the scheduler shares time by "
+                                                       f"weight, so it would never run"))
+        elif sc.arbiter.policy == "wrr" and t.weight == 0:
             problems.append((("tenants", i, "weight"), f"tenant {t.name}: weight 0 under weighted round robin "
                                                        f"would never run"))
         for j, w in enumerate(t.workloads):
@@ -150,15 +185,37 @@ def _cross_checks(sc):
             if not 1 <= lo <= hi <= MAX_XFER:
                 problems.append((("tenants", i, "workloads", j, "size"),
                                  f"size must be [min, max] with 1 <= min <= max <= {MAX_XFER}, not [{lo}, {hi}]"))
+            if w.kind == "dependent" and (t.kind != "vm" or t.adis < 2):
+                problems.append((("tenants", i, "workloads", j, "kind"),
+                                 f"tenant {t.name}: a dependent workload needs a VM with 2 ADIs or more "
+                                 f"(producer and consumer rings)"))
+        for e in t.engines or ():
+            if not 0 <= e < p.num_engines:
+                problems.append((("tenants", i, "engines"), f"tenant {t.name}: engine {e}; the device has "
+                                                           f"{p.num_engines} (0..{p.num_engines - 1})"))
     total = sum(t.adis for t in sc.tenants)
     if total > p.num_adis:
         problems.append((("tenants",), f"tenants ask for {total} ADIs; the device has {p.num_adis}"))
     if len(sc.tenants) > p.num_domains:
         problems.append((("tenants",), f"{len(sc.tenants)} tenants; the device has {p.num_domains} DMA domains"))
+    if sc.scheduler is not None and "arbiter" in sc.model_fields_set:
+        problems.append((("arbiter",), "a [scheduler] programs the arbiters itself; give [arbiter] or "
+                                       "[scheduler], not both"))
     for k, f in enumerate(sc.faults):
         if f.tenant not in seen:
             problems.append((("faults", k, "tenant"), f"fault names tenant {f.tenant!r}, which is not in tenants"))
     return problems
+
+
+def with_policy(sc, policy):
+    """Scenario ``sc`` run under scheduling policy ``policy`` (``siov run --policies``): its
+    ``[scheduler]`` with that policy, or a default one if it has none, in place of ``[arbiter]``."""
+    if policy not in SchedulerConfig.model_fields["policy"].annotation.__args__:
+        raise ScenarioError(f"unknown scheduling policy {policy!r}; choose among "
+                            f"{', '.join(SchedulerConfig.model_fields['policy'].annotation.__args__)}")
+    cfg = (sc.scheduler or SchedulerConfig()).model_copy(update={"policy": policy})
+    return Scenario.model_validate({**sc.model_dump(exclude={"arbiter", "scheduler"}),
+                                    "scheduler": cfg.model_dump()})
 
 
 def _line_of(text, loc):
@@ -232,17 +289,21 @@ def load(path):
         return parse(f.read(), str(path))
 
 
-#: The built-in scenario: four VMs and two containers with mixed work, and one that misbehaves.
+#: The built-in scenario: five VMs and two containers with mixed work on both engines, one VM
+#: whose producer and consumer rings depend on each other (the scheduler gangs it), one that
+#: floods the engines with large copies, and faults of every kind.
 DEFAULT = """\
 cycles = 300000
 seed = 1
 
 [device]
 num_adis = 16
+num_engines = 2
 
-[arbiter]
-policy = "wrr"
-slice_cycles = 4000
+[scheduler]
+policy = "auto"
+tick = 8192
+slice_cycles = 2000
 
 [[tenants]]
 name = "vm0"
@@ -269,6 +330,16 @@ size = [4096, 16384]
 batch = 4
 interval = 0
 interrupt = false
+
+[[tenants]]
+name = "pc"
+adis = 2
+engines = [0, 1]
+[[tenants.workloads]]
+kind = "dependent"
+size = [256, 1024]
+depth = 4
+interval = 2000
 
 [[tenants]]
 name = "vm2"
@@ -385,7 +456,7 @@ at = 10000
 
 
 #: The table of each header, for :func:`example_text`.
-_TABLES = {"": Scenario, "device": Device, "arbiter": Arbiter, "tenants": Tenant,
+_TABLES = {"": Scenario, "device": Device, "arbiter": Arbiter, "scheduler": SchedulerConfig, "tenants": Tenant,
            "tenants.workloads": Workload, "faults": Fault}
 
 

@@ -43,7 +43,9 @@ at = 5000
 
 def test_builtin_scenarios_are_valid():
     sc = parse(DEFAULT)
-    assert (sum(t.kind == "vm" for t in sc.tenants), sum(t.kind == "container" for t in sc.tenants)) == (4, 2)
+    assert (sum(t.kind == "vm" for t in sc.tenants), sum(t.kind == "container" for t in sc.tenants)) == (5, 2)
+    assert sc.device.num_engines == 2 and sc.scheduler.policy == "auto"
+    assert [t.name for t in sc.tenants if any(w.kind == "dependent" for w in t.workloads)] == ["pc"]
     assert {f.kind for f in sc.faults} == {"flood", "foreign_map", "forged_pasid", "unmap_in_flight",
                                            "outside_window", "forged_handle", "use_after_unpin"}
     assert parse(DEFAULT_SHORT).cycles < sc.cycles
@@ -56,6 +58,9 @@ def test_builtin_scenarios_are_valid():
     ("[device]\nnum_adis = 2\n[[tenants]]\nname = 'a'\nadis = 3\n", r"tenants ask for 3 ADIs; the device has 2"),
     ("[arbiter]\npolicy = 'wrr'\n[[tenants]]\nname = 'a'\nweight = 0\n", r"tenant a: weight 0 under weighted round robin"),
     ("[arbiter]\npolicy = 'lottery'\n[[tenants]]\nname = 'a'\n", r"<s>:2: arbiter.policy: Input should be 'rr', 'wrr' or 'qos'"),
+    ("[scheduler]\npolicy = 'fair'\n[[tenants]]\nname = 'a'\n",
+     r"<s>:2: scheduler.policy: Input should be 'per-ring', 'gang', 'auto' or 'qos'"),
+    ("[scheduler]\ntick = 1\n[[tenants]]\nname = 'a'\n", r"<s>:2: scheduler.tick: Input should be greater than"),
     ("[[tenants]]\nname = 'a'\n[[faults]]\ntenant = 'b'\nkind = 'flood'\n", r"names tenant 'b'"),
     ("[device]\nims_entries = 300\n[[tenants]]\nname = 'a'\n", r"power of two"),
     ("tenants = [", r"not valid TOML"),
@@ -76,6 +81,13 @@ def test_scenario_errors_name_the_key(text, message):
     ("[[tenants]]\nname = 'a'\n[[faults]]\ntenant = 'a'\nkind = 'flood'\n[[faults]]\ntenant = 'b'\n"
      "kind = 'flood'\n", r"^<s>:7: faults.1.tenant: fault names tenant 'b'"),
     ("[[tenants]]\nname = 'a'\npages = 9000\n", r"^<s>:3: tenants.0.pages: 9000 pages"),
+    ("[[tenants]]\nname = 'a'\nadis = 2\nengines = [0, 2]\n",
+     r"^<s>:4: tenants.0.engines: tenant a: engine 2; the device has 2 \(0..1\)"),
+    ("[[tenants]]\nname = 'a'\n[[tenants.workloads]]\nkind = 'dependent'\n",
+     r"^<s>:4: tenants.0.workloads.0.kind: tenant a: a dependent workload needs a VM with 2 ADIs"),
+    ("[arbiter]\npolicy = 'rr'\n[scheduler]\npolicy = 'gang'\n[[tenants]]\nname = 'a'\n",
+     r"^<s>:1: arbiter: a \[scheduler\] programs the arbiters itself"),
+    ("[scheduler]\n[[tenants]]\nname = 'a'\nweight = 0\n", r"^<s>:4: tenants.0.weight: tenant a: weight 0; the "),
 ])
 def test_cross_field_errors_name_the_key_and_line(text, message):
     with pytest.raises(ScenarioError, match=message) as e:
@@ -87,7 +99,8 @@ def test_example_scenario_is_the_builtin_one_commented():
     from siov.sw.scenario import example_text
     text = example_text()
     assert parse(text) == parse(DEFAULT)
-    assert "# rr | wrr" in text and "# length of the run, device cycles" in text
+    assert "# per-ring | gang | auto | qos" in text and "# length of the run, device cycles" in text
+    assert "# dependent: SIGNAL-WAIT pairs in one chain" in text
     res = CliRunner().invoke(main, ["scenario", "--example"])
     assert res.exit_code == 0 and res.output == text
 
@@ -141,6 +154,64 @@ def test_run_model_is_reproducible_and_writes_everything(tmp_path):
     assert "tenants.*.latency_p99" in result["timing_dependent"]
     for png in ("throughput.png", "latency.png"):
         assert (outs[0] / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+#: Two VMs on two engines: one whose producer and consumer rings depend on each other, placed on
+#: both engines, and one that floods both with large copies.
+PAIRS = """\
+cycles = 30000
+seed = 2
+[scheduler]
+policy = "per-ring"
+tick = 4096
+[[tenants]]
+name = "pc"
+adis = 2
+engines = [1, 0]
+[[tenants.workloads]]
+kind = "dependent"
+size = [512, 1024]
+depth = 3
+interval = 500
+[[tenants]]
+name = "flood"
+adis = 2
+[[tenants.workloads]]
+kind = "copy"
+size = [8192, 16384]
+batch = 4
+interrupt = false
+"""
+
+
+def test_policies_side_by_side(tmp_path):
+    """--policies runs the same scenario and seed under each policy, one folder each, and shows
+    them side by side: auto gangs the dependent VM (its switches name the VM, both rings and the
+    semaphore), per-ring never switches, and the placement the scenario gave holds."""
+    (tmp_path / "s.toml").write_text(PAIRS)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--policies", "per-ring,auto", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    docs = {p: json.loads((out / p / "results.json").read_text()) for p in ("per-ring", "auto")}
+    for p, doc in docs.items():
+        assert doc["scenario"]["policy"] == p == doc["scheduler"]["policy"] == doc["scenario"]["parsed"]["scheduler"]["policy"]
+        assert doc["scenario"]["seed"] == 2 and doc["tenants"]["pc"]["engines"] == [1, 0]
+        assert doc["tenants"]["pc"]["pair_latency"]["pairs"] >= 3
+        assert (out / p / "report.html").exists()
+    assert docs["per-ring"]["scheduler"]["switches"] == []
+    gang = docs["auto"]["scheduler"]["switches"][0]
+    assert gang["tenant"] == "pc" and gang["mode"] == "gang" and gang["reason"].startswith("dependency")
+    assert set(gang["adis"]) == set(docs["auto"]["tenants"]["pc"]["adis"]) and gang["sem"] is not None
+    assert (out / "policies.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "side by side" in res.output and "pair latency" in res.output
+
+
+def test_policies_refuses_an_unknown_name(tmp_path):
+    (tmp_path / "s.toml").write_text(PAIRS)
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--policies", "auto,fair",
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "unknown scheduling policy 'fair'" in res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_run_refuses_a_bad_file_and_runs_nothing(tmp_path):

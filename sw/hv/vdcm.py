@@ -86,7 +86,10 @@ value is the caller's bug (``TypeError``).
 engines when the queue is enabled. Which one is a rule of the VDCM's
 (:attr:`Vdcm.placement`), called once per virtual device as it is composed;
 the default, :class:`SpreadPlacement`, spreads one tenant's queues over the
-engines and fills the least loaded first. The scheduler replaces the rule.
+engines and fills the least loaded first; :class:`TenantPlacement` places
+named tenants where a scenario says and the others by another rule. A rule is
+told the tenant, so it can place per tenant. The scheduler may replace the
+rule.
 
 The VDCM is given what it uses, explicitly: the device's one
 :class:`~siov.sw.hv.pf.PfDriver`, its capabilities, and the hypervisor's two
@@ -95,6 +98,7 @@ hypercalls; it does not reach back into the hypervisor.
 
 import collections
 import enum
+import inspect
 import logging
 
 from ...rtl import regmap
@@ -106,7 +110,7 @@ from .errors import AdiInUse, NoCapacity, VirtualMmioError
 from .migration import DeviceMigration
 from .traps import TrapBudget
 
-__all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "QueueControl", "SpreadPlacement",
+__all__ = ["Vdcm", "VirtualDevice", "VirtualMmioError", "AdiInUse", "QueueControl", "SpreadPlacement", "TenantPlacement", "place",
            "RING_MIN", "RING_MAX", "PORTAL", "PAGE_TAIL", "PAGE_HEAD", "PAGE_STATE", "CAPS", "MAX_XFER_REG",
            "NUM_VECTORS", "ALIGN", "INT_HANDLE_SEL", "INT_HANDLE", "NO_HANDLE", "QUEUE_BASE", "QUEUE_STRIDE",
            "RING_LO", "RING_HI", "RING_SIZE", "QUEUE_CTRL", "QUEUE_STATUS", "QUEUE_ENGINE", "queue_register"]
@@ -165,12 +169,14 @@ class SpreadPlacement:
     VM's rings run side by side (per-ring scheduling); among tenants it fills
     the least loaded engine first.
 
-    A rule is any callable ``rule(count, load) -> engines``: ``count`` queues
-    of one new device, ``load[e]`` the ADIs already bound to engine ``e``; it
-    returns one engine index per queue.
+    A rule is any callable ``rule(count, load, tenant) -> engines``: ``count``
+    queues of one new device of ``tenant`` (a :class:`~siov.sw.hv.tenant.Tenant`),
+    ``load[e]`` the ADIs already bound to engine ``e``; it returns one engine
+    index per queue. A rule that takes only ``(count, load)`` is called so, and
+    places every tenant alike (:func:`place`).
     """
 
-    def __call__(self, count, load):
+    def __call__(self, count, load, tenant=None):
         load, mine, engines = list(load), [0] * len(load), []
         for _ in range(count):
             e = min(range(len(load)), key=lambda e: (mine[e], load[e], e))
@@ -178,6 +184,44 @@ class SpreadPlacement:
             load[e] += 1
             engines.append(e)
         return engines
+
+
+class TenantPlacement:
+    """A placement rule per tenant: queue ``k`` of tenant ``name`` goes to engine
+    ``engines[name][k % len(engines[name])]``; a tenant not named is placed by ``default``
+    (:class:`SpreadPlacement` unless given).
+
+    This is how a scenario's per-tenant ``engines`` reach the VDCM: a producer and a consumer
+    ring can be put on one engine or on two, and a flooding tenant kept off an engine.
+    """
+
+    def __init__(self, engines, default=None):
+        self.engines = {name: list(e) for name, e in engines.items()}
+        for name, e in self.engines.items():
+            if not e or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in e):
+                raise ValueError(f"the engines of {name} must be a non-empty list of engine indices, not {e!r}")
+        self.default = default or SpreadPlacement()
+
+    def __call__(self, count, load, tenant=None):
+        mine = self.engines.get(getattr(tenant, "name", None))
+        if mine is None:
+            return place(self.default, count, load, tenant)
+        return [mine[k % len(mine)] for k in range(count)]
+
+    def __repr__(self):
+        return f"TenantPlacement({self.engines!r})"
+
+
+def place(rule, count, load, tenant):
+    """Call placement ``rule`` for ``count`` queues of ``tenant``: as ``rule(count, load, tenant)``,
+    or as ``rule(count, load)`` if it takes only two arguments (a rule blind to tenants)."""
+    try:
+        inspect.signature(rule).bind(count, load, tenant)
+    except TypeError:
+        return rule(count, load)
+    except ValueError:               # a callable without a signature Python can read
+        pass
+    return rule(count, load, tenant)
 
 
 def _check_int(v, what):
@@ -569,8 +613,8 @@ class Vdcm:
 
     Attributes
     ----------
-    placement : callable ``(count, load) -> engines``
-        Replaceable; it applies to devices composed afterwards.
+    placement : callable ``(count, load, tenant) -> engines``
+        Replaceable; it applies to devices composed afterwards (see :class:`SpreadPlacement`).
     adi_owner, handle_owner : dict
         ADI index, IMS handle -> the :class:`VirtualDevice` holding it.
     """
@@ -611,8 +655,8 @@ class Vdcm:
             raise NoCapacity(f"{n} ADIs asked for, {len(free)} free")
         return free[:n]
 
-    def _place(self, count):
-        engines = list(self.placement(count, self.engine_load()))
+    def _place(self, count, tenant):
+        engines = list(place(self.placement, count, self.engine_load(), tenant))
         if len(engines) != count or not all(isinstance(e, int) and 0 <= e < self.caps.num_engines
                                             for e in engines):
             raise ValueError(f"placement rule {self.placement!r} gave {engines} for {count} queues; it must give "
@@ -631,7 +675,7 @@ class Vdcm:
         handles = free_handles[:nvec]
         config = VirtualConfigSpace(mmio_size=PORTAL * (len(chosen) + 1), msix_vectors=nvec,
                                     pasid_width=PASID_BITS)
-        vdev = VirtualDevice(self, tenant, chosen, handles, config, self._place(len(chosen)))
+        vdev = VirtualDevice(self, tenant, chosen, handles, config, self._place(len(chosen), tenant))
         for a in chosen:
             await self.pf.bind_adi(a, tenant.pasid, tenant.domain)
             self.adi_owner[a] = vdev

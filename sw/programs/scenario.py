@@ -26,6 +26,22 @@ tenant, and the descriptor's record says how far it got:
 * ``use_after_unpin``: a page mapped, then unpinned by an unmap hypercall,
   then filled by a descriptor as if it were still mapped.
 
+A ``dependent`` workload is a producer ring (queue 0) and a consumer ring
+(queue 1) of one VM joined by semaphores. Each chain posts on the consumer,
+for ``depth`` pairs, a WAIT on semaphore ``j`` and a copy of buffer ``P_j``,
+then on the producer a fill of ``P_j`` and the SIGNAL of semaphore ``j``
+(the chain's number, so each chain waits for its own signals), and waits for
+all of them. A pair's latency is device time, from its records: from the
+fill's hand-over to its engine to the end of the copy.
+
+With a ``[scheduler]``, the GPU scheduler (:class:`~siov.sw.sched.scheduler.Scheduler`)
+runs beside the tenants, from before the first workload to after the last,
+and programs the arbiters and the eligibility mask; its switches (with the
+VM, the rings and the semaphore that caused them), the gang slices they make
+and its metrics are in the result under ``scheduler``, all timing dependent.
+A per-tenant ``engines`` list places that tenant's queues
+(:class:`~siov.sw.hv.vdcm.TenantPlacement`).
+
 The result has, per tenant, what depends only on what happened (faults,
 refused calls, hypercalls, traps) and what depends on timing (descriptors
 completed, bytes, latency, interrupts), and is made of plain, sorted data so
@@ -52,8 +68,10 @@ from ..guest.driver import DescriptorError, FrontendDriver, GuestDriverError, Qu
 from ..hv.hypervisor import HypercallError, Hypervisor, TenantKind
 from ..hv.pf import DmaFault
 from ..hv.unpin import LruUnpin
+from ..hv.vdcm import TenantPlacement
 from ..model.dsa import Descriptor
-from ..scenario import parse
+from ..scenario import parse, with_policy
+from ..sched.scheduler import Scheduler
 
 __all__ = ["run_scenario", "TIMING_DEPENDENT"]
 
@@ -65,7 +83,9 @@ TIMING_DEPENDENT = ("descriptors", "bytes", "throughput_bytes_per_kcycle", "late
                     "latency_max", "interrupts", "ring_full", "statuses", "completions",
                     # how many of a flood's batches find the ring full depends on how fast the
                     # device empties it between two of the host's submissions
-                    "refused.ring_full")
+                    "refused.ring_full", "pair_latency")
+#: Semaphore mask of a dependent workload's WAITs: every bit of the 8 bytes.
+FULL = (1 << 64) - 1
 
 
 def _percentile(xs, p):
@@ -85,6 +105,7 @@ class _TenantRun:
         self.ring_full = 0
         self.injected = []             # each fault injected: kind, cycle, what came of it
         self.clock = 0                 # bus.now() - the Device's cycle counter (_device_clock)
+        self.pairs = []                # a dependent workload's pair latencies, device cycles
 
 
 class _Deadline:
@@ -102,16 +123,22 @@ class _Deadline:
 async def run_scenario(bus, seed, arg):
     """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None.
 
+    ``arg["policy"]``, if given, runs the scenario under that scheduling policy
+    (:func:`~siov.sw.scenario.with_policy`: ``siov run --policies``).
+
     On the model backend ``arg`` may also hold callables: ``_progress(done, total)`` is told
     the cycles run, and ``_stop()`` is asked, at the same ticks, whether to stop now: the run
     then ends as it would at its length (every workload finishes the batch it is waiting for)
     and its result says ``"partial": True``.
     """
     sc = parse(arg["scenario"], arg.get("source", "<scenario>"))
+    if arg.get("policy"):
+        sc = with_policy(sc, arg["policy"])
     seed = sc.seed if arg.get("seed") is None else seed
-    rng = random.Random(seed)
     progress, stop = arg.get("_progress"), arg.get("_stop")
-    hv = Hypervisor(bus, unpin_policy=LruUnpin(sc.cycles // 10))
+    placed = {t.name: t.engines for t in sc.tenants if t.engines}
+    hv = Hypervisor(bus, unpin_policy=LruUnpin(sc.cycles // 10),
+                    placement=TenantPlacement(placed) if placed else None)
     await hv.start()
     runs = []
     for spec in sc.tenants:
@@ -127,12 +154,18 @@ async def run_scenario(bus, seed, arg):
             node = await hv.containers.add_container(spec.name, spec.pages, ring_size=RING)
             handle = await hv.containers.open(node.path, node.tenant)
             runs.append(_TenantRun(spec, node.tenant, node.vdev, [handle.queue], handle.driver))
-    weights, quanta = [1] * hv.caps.num_adis, [0] * hv.caps.num_adis
-    for r in runs:
-        for a in r.vdev.adis:
-            weights[a], quanta[a] = r.spec.weight, r.spec.quantum
-    await hv.pf.set_arbiter(POLICY[sc.arbiter.policy], sc.arbiter.slice_cycles, sc.arbiter.cost_a,
-                            sc.arbiter.cost_b, weights, quanta)
+    sched = None
+    if sc.scheduler is not None:
+        sched = Scheduler(hv, policy=sc.scheduler.policy, tick=sc.scheduler.tick,
+                          slice_cycles=sc.scheduler.slice_cycles, weights={r.spec.name: r.spec.weight for r in runs})
+        await sched.start()
+    else:
+        weights, quanta = [1] * hv.caps.num_adis, [0] * hv.caps.num_adis
+        for r in runs:
+            for a in r.vdev.adis:
+                weights[a], quanta[a] = r.spec.weight, r.spec.quantum
+        await hv.pf.set_arbiter(POLICY[sc.arbiter.policy], sc.arbiter.slice_cycles, sc.arbiter.cost_a,
+                                sc.arbiter.cost_b, weights, quanta)
     clock = await _device_clock(bus)
     for r in runs:
         r.clock = clock
@@ -141,8 +174,11 @@ async def run_scenario(bus, seed, arg):
     tasks = []
     for r in runs:
         for k, w in enumerate(r.spec.workloads):
-            tasks.append(bus.spawn(_workload(bus, r, r.queues[k % len(r.queues)], w,
-                                             random.Random(f"{seed}/{r.spec.name}/{k}/{w.seed}"), deadline)))
+            rng = random.Random(f"{seed}/{r.spec.name}/{k}/{w.seed}")
+            if w.kind == "dependent":
+                tasks.append(bus.spawn(_dependent(bus, r, w, rng, deadline)))
+            else:
+                tasks.append(bus.spawn(_workload(bus, r, r.queues[k % len(r.queues)], w, rng, deadline)))
     for f in sc.faults:
         r = next(x for x in runs if x.spec.name == f.tenant)
         victim = next((x for x in runs if x is not r), r)
@@ -159,11 +195,26 @@ async def run_scenario(bus, seed, arg):
             deadline.stop(bus.now())
     for t in tasks:
         await t
+    if sched is not None:
+        await sched.stop()
     await bus.wait_cycles(200)
     await hv.poll_faults()
     result = await _result(bus, hv, sc, seed, runs, start)
+    result["scheduler"] = None if sched is None else _schedule(sched, sc.scheduler, start)
     result["partial"] = deadline.stopped
     return result
+
+
+def _schedule(sched, cfg, start):
+    """What the scheduler decided and measured, on the run's timeline (cycles from ``start``)."""
+    rep = sched.report()
+    keep = ("ticks", "switch_reasons", "jain", "idle_ineligible", "idle_waiting", "mmio_accesses", "mmio_cycles",
+            "overhead", "cost_error_p95", "overrun_p95")
+    return {"policy": cfg.policy, "tick": cfg.tick, "slice_cycles": cfg.slice_cycles,
+            "switches": [dict(s.as_dict(), cycle=s.cycle - start) for s in sched.switches],
+            "slices": [dict(x, start=x["start"] - start, end=x["end"] - start) for x in sched.gang_slices()],
+            "never_fits": [{"tenant": t, "adi": a, "predicted_cycles": c} for t, a, c in sched.never_fits],
+            "metrics": {k: rep[k] for k in keep}}
 
 
 async def _device_clock(bus):
@@ -224,6 +275,78 @@ async def _workload(bus, r, queue, w, rng, deadline):
             r.completions.append({"submitted": t0, "started": _started(rec, now, r.clock), "completed": now,
                                   "cycles": rec.cycles, "bytes": size if status is Status.SUCCESS else 0,
                                   "engine": rec.engine, "status": status.name})
+        if w.interval:
+            await bus.wait_cycles(w.interval)
+
+
+async def _dependent(bus, r, w, rng, deadline):
+    """Chains of ``w.depth`` SIGNAL-WAIT pairs between ``r``'s queues 0 (producer) and 1
+    (consumer), until the run's end (see the module's docstring)."""
+    d = r.driver
+    prod, cons = r.queues[0], r.queues[1]
+    stride = -(-w.size[1] // 8) * 8
+    span = -(-w.depth * stride // PAGE) * PAGE
+    src, dst, sem = d.memory.alloc(span), d.memory.alloc(span), d.memory.alloc(PAGE)
+    await d.memory.write(sem, bytes(PAGE))
+    for addr, n in ((src, span), (dst, span), (sem, PAGE)):
+        await d.dma_map(addr, n)
+    chain = 0
+    while bus.now() < deadline.end:
+        chain += 1
+        sizes = [rng.randint(*w.size) for _ in range(w.depth)]
+        consume, produce = [], []
+        for j, size in enumerate(sizes):
+            consume += [Descriptor(opcode=Opcode.WAIT, sem_addr=sem + 8 * j, sem_value=chain, sem_mask=FULL),
+                        Descriptor(opcode=Opcode.MEMMOVE, src_addr=src + j * stride, dst_addr=dst + j * stride,
+                                   xfer_size=size)]
+            produce += [Descriptor(opcode=Opcode.MEMFILL, dst_addr=src + j * stride, xfer_size=size,
+                                   src_addr=rng.getrandbits(64)),
+                        Descriptor(opcode=Opcode.SIGNAL, sem_addr=sem + 8 * j, sem_value=chain)]
+        t0 = bus.now()
+        try:
+            posted = [(cons, await cons.submit(consume, interrupt=w.interrupt), consume)]
+        except QueueFull:
+            r.ring_full += 1
+            await bus.wait_cycles(200)
+            continue
+        except QueueError:
+            r.statuses["refused_in_error"] += 1
+            await bus.wait_cycles(200)
+            continue
+        while len(posted) == 1:             # the consumer's WAITs are posted: the producer waits for room
+            try:
+                posted.append((prod, await prod.submit(produce, interrupt=w.interrupt), produce))
+            except QueueFull:
+                r.ring_full += 1
+                await bus.wait_cycles(200)
+            except QueueError:
+                r.statuses["refused_in_error"] += 1
+                break
+        ends = {}
+        for queue, tickets, batch in posted:
+            for k, (tk, desc) in enumerate(zip(tickets, batch)):
+                try:
+                    rec = await queue.wait(tk, poll_cycles=10)
+                    status = Status.SUCCESS
+                except DescriptorError as e:
+                    rec, status = e.record, Status(e.record.status)
+                except QueueError:
+                    r.statuses["lost"] += 1
+                    continue
+                r.statuses[status.name] += 1
+                now = bus.now()
+                started = _started(rec, now, r.clock)
+                moved = desc.xfer_size if status is Status.SUCCESS and desc.opcode in (Opcode.MEMMOVE,
+                                                                                          Opcode.MEMFILL) else 0
+                r.latencies.append(now - t0)
+                r.completions.append({"submitted": t0, "started": started, "completed": now, "cycles": rec.cycles,
+                                      "bytes": moved, "engine": rec.engine, "status": status.name})
+                if status is Status.SUCCESS:
+                    ends[(queue is cons, k)] = (started, started + rec.cycles)
+        for j in range(w.depth):
+            fill, move = ends.get((False, 2 * j)), ends.get((True, 2 * j + 1))
+            if fill is not None and move is not None:
+                r.pairs.append(move[1] - fill[0])
         if w.interval:
             await bus.wait_cycles(w.interval)
 
@@ -367,6 +490,8 @@ async def _result(bus, hv, sc, seed, runs, start):
             "map_hypercalls": r.tenant.hypercalls["map"], "refused_hypercalls": r.tenant.hypercalls["refused"],
             "traps": r.vdev.traps, "faults": faults, "faults_by_reason": dict(sorted(by_reason.items())),
             "refused": dict(sorted(r.refused.items())), "injected": r.injected,
+            **({"pair_latency": _pair_latency(r.pairs)} if any(w.kind == "dependent" for w in r.spec.workloads)
+               else {}),
             "completions": [dict(c, submitted=c["submitted"] - start, started=c["started"] - start,
                                  completed=c["completed"] - start) for c in r.completions],
         }
@@ -374,10 +499,18 @@ async def _result(bus, hv, sc, seed, runs, start):
         "tenants": tenants,
         "device": {"engines": [{"engine": e, "descriptors": done[e], "busy_cycles": busy[e],
                                 "utilisation": round(busy[e] / cycles, 4)} for e in range(hv.caps.num_engines)],
-                   "policy": sc.arbiter.policy, "cycles": cycles, "counters": await hv.pf.counters(),
+                   "policy": "scheduler" if sc.scheduler is not None else sc.arbiter.policy, "cycles": cycles, "counters": await hv.pf.counters(),
                    "unattributed_faults": len(hv.unattributed), "lost_faults": hv.lost_faults},
         "seed": seed,
         "timing_dependent": [f"tenants.*.{k}" for k in TIMING_DEPENDENT]
                             + ["device.engines.*.descriptors", "device.engines.*.busy_cycles",
-                               "device.engines.*.utilisation", "device.cycles", "device.counters"],
+                               "device.engines.*.utilisation", "device.cycles", "device.counters",
+                               "scheduler.switches", "scheduler.slices", "scheduler.never_fits",
+                               "scheduler.metrics"],
     }
+
+
+def _pair_latency(pairs):
+    """A dependent workload's pair latencies (device cycles) in brief."""
+    return {"pairs": len(pairs), "mean": round(sum(pairs) / len(pairs), 1) if pairs else 0,
+            "p50": _percentile(pairs, 50), "p99": _percentile(pairs, 99), "max": max(pairs, default=0)}

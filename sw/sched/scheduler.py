@@ -445,6 +445,22 @@ class Scheduler:
 
     # -- the report --------------------------------------------------------------------------
 
+    def gang_slices(self):
+        """The gangs as spans, for a timeline: ``{"tenant", "start", "end", "reason"}`` from each
+        switch of a tenant to ``"gang"`` to its next switch (or the scheduler's stop, or now),
+        ``reason`` the one that opened it. Tenants' spans may overlap (``auto`` gangs tenants
+        whose engines differ at once); one tenant's never do."""
+        end = self.stopped_at if self.stopped_at is not None else self.bus.now()
+        open_, out = {}, []
+        for s in self.switches:
+            if s.tenant in open_:
+                opened = open_.pop(s.tenant)
+                out.append({"tenant": s.tenant, "start": opened.cycle, "end": s.cycle, "reason": opened.reason})
+            if s.mode == "gang":
+                open_[s.tenant] = s
+        out += [{"tenant": t, "start": s.cycle, "end": end, "reason": s.reason} for t, s in open_.items()]
+        return sorted(out, key=lambda x: (x["start"], x["tenant"]))
+
     def mmio_by_purpose(self):
         """The device cycles of the scheduler's own MMIO by purpose: ``"tail"`` and ``"head"``
         (ring pointers), ``"bitmap"`` (mappings), ``"mask"``, ``"arbiter"``, ``"counters"``."""
