@@ -22,7 +22,17 @@ Measured in one run on one Device (the default parameters):
   Verilog, build check, process start and stop), the simulation itself, and
   that time split into the simulator's (C++) and Python's per component from
   a cProfile of the run;
-* **tb/system**: the pyuvm system regression's wall time, with either host side.
+* **tb/system**: the pyuvm system regression's wall time, with either host side;
+* **the model backend on the default scenario's workload**: the built-in
+  ``siov run`` scenario as it stood when the goal was set, pinned in
+  ``bench/fixtures/simspeed_scenario.toml``, run by the model at
+  :data:`MODEL_BEFORE` (extracted with ``git archive``) and by the model of
+  the tree, interleaved, each in a fresh process with its imports outside
+  the timed part (``siov run`` also plots; that is no part of the
+  simulation): descriptors the engines completed per second of wall time and
+  of CPU time, against the goal of 20,000 per wall second, with a cProfile
+  split of the current model's run by component (``--model-only`` measures
+  just this, keeping the other tables of an earlier run).
 
 How the split is made, in CPU seconds (which other work on a shared
 machine does not inflate as it does wall seconds): cProfile, timing CPU, is
@@ -200,7 +210,7 @@ COMPONENTS = (
     ("cocotbext-axi", ("/cocotbext/axi/", "/cocotb_bus/")),
     ("cocotb scheduler", ("/cocotb/", "/cocotb_tools/")),
     ("event loop", ("/asyncio/", "/sw/platform/vtime.py")),
-    ("model", ("/sw/model/", "/sw/platform/model.py", "/sw/platform/timing.py")),
+    ("model", ("/sw/model/", "/sw/platform/model.py", "/sw/platform/dispatch.py", "/sw/platform/timing.py")),
     ("host code", ("/sw/", "/tb/host/", "/tb/axi.py", "/tb/layouts.py")),
 )
 
@@ -275,6 +285,115 @@ def model_run(profile=False):
         prof.dump_stats(str(path))
         run["profile"] = str(path)
     return run
+
+
+#: The pinned workload: the default scenario of ``siov run`` when the goal was set.
+SCENARIO = ROOT / "bench" / "fixtures" / "simspeed_scenario.toml"
+#: The model backend before it was made to step by events (issue 25), for the before/after table.
+MODEL_BEFORE = "8f0d64a"
+#: Descriptors per second of wall time the model backend is to reach on :data:`SCENARIO`.
+MODEL_GOAL = 20_000
+
+_SCENARIO_CHILD = """
+import json, sys, time
+import siov
+from siov.sw.platform import run_program
+from siov.sw.scenario import parse
+import siov.sw.programs.scenario, siov.sw.platform.model, siov.sw.platform.vtime
+text = open(sys.argv[1]).read()
+params = parse(text, sys.argv[1]).device.params()
+buses = []
+t, c = time.perf_counter(), time.process_time()
+result = run_program("siov.sw.programs.scenario:run_scenario", "model", seed=0, params=params,
+                     arg={"scenario": text, "source": sys.argv[1], "seed": None}, bus_hook=buses.append)
+wall, cpu = time.perf_counter() - t, time.process_time() - c
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "descriptors": len(buses[0].dispatches),
+                  "completions": sum(t["descriptors"] for t in result["tenants"].values()),
+                  "cycles": result["device"]["cycles"], "tree": siov.sw.platform.model.__file__}))
+"""
+
+
+def model_tree(commit):
+    """A folder whose ``siov`` package is the tree at ``commit`` (extracted once), for PYTHONPATH."""
+    top = OUT / f"simspeed-{commit}"
+    pkg = top / "siov"
+    if not (pkg / "sw" / "platform" / "model.py").exists():
+        pkg.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(pkg)], input=archive, check=True)
+    return top
+
+
+def scenario_run(tree=None):
+    """The pinned scenario on the model backend in a fresh process (the tree's, or the one in
+    folder ``tree``): its simulation's wall and CPU seconds and what it did."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    out = json.loads(subprocess.run([sys.executable, "-c", _SCENARIO_CHILD, str(SCENARIO)], check=True,
+                                    cwd=tree or ROOT, env=env, capture_output=True, text=True).stdout)
+    want = ((tree / "siov") if tree is not None else ROOT) / "sw" / "platform" / "model.py"
+    if pathlib.Path(out["tree"]).resolve() != want.resolve():
+        raise RuntimeError(f"the run imported siov from {out['tree']}, not {want}")
+    return out
+
+
+def scenario_profile():
+    """The CPU seconds of the pinned scenario's run (this tree) by component, from cProfile."""
+    import cProfile
+    from siov.sw.platform import run_program
+    from siov.sw.scenario import parse
+    text = SCENARIO.read_text()
+    params = parse(text, str(SCENARIO)).device.params()
+    arg = {"scenario": text, "source": str(SCENARIO), "seed": None}
+    run_program("siov.sw.programs.scenario:run_scenario", "model", seed=0, params=params, arg=dict(arg))
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    run_program("siov.sw.programs.scenario:run_scenario", "model", seed=0, params=params, arg=dict(arg))
+    prof.disable()
+    path = OUT / "simspeed.scenario.pstat"
+    prof.dump_stats(str(path))
+    return profile_split(path)
+
+
+def model_table(repeat):
+    """Before and after on the pinned scenario, best of ``repeat`` interleaved runs."""
+    load_before = _load()
+    before_tree = model_tree(MODEL_BEFORE)
+    runs = {"before": [], "after": []}
+    for _ in range(repeat):
+        runs["before"].append(scenario_run(before_tree))
+        runs["after"].append(scenario_run())
+    rows = []
+    best = {}
+    for label, name in ((f"before ({MODEL_BEFORE})", "before"), ("after (this tree)", "after")):
+        r = runs[name]
+        wall, cpu = min(x["wall_s"] for x in r), min(x["cpu_s"] for x in r)
+        n = r[0]["descriptors"]
+        if any(x["descriptors"] != n or x["cycles"] != r[0]["cycles"] for x in r):
+            raise RuntimeError(f"{name}: runs of the same scenario differ")
+        best[name] = {"wall": n / wall, "cpu": n / cpu}
+        rows.append({"model backend": label, "descriptors": n, "host completions": r[0]["completions"],
+                     "device cycles": r[0]["cycles"], "simulation s (wall)": round(wall, 3),
+                     "simulation s (CPU)": round(cpu, 3), "descriptors/s (wall)": f"{n / wall:,.0f}",
+                     "descriptors/s (CPU)": f"{n / cpu:,.0f}",
+                     "goal / this (wall)": f"{MODEL_GOAL / (n / wall):.1f}x"})
+    total, comps = scenario_profile()
+    split = ", ".join(f"{name} {100 * comps.get(name, 0.0) / total:.0f}%"
+                      for name, _ in COMPONENTS + (("other", ()),) if comps.get(name))
+    notes = (f"The pinned scenario ({SCENARIO.relative_to(ROOT)}, the built-in `siov run` scenario of "
+             f"{MODEL_BEFORE}: six tenants, 300,000 device cycles, seed 1) on the model backend, each run in a "
+             "fresh process with its imports outside the timed part; descriptors are those the engines "
+             "completed (the flood's NOOPs and the faults' descriptors included), host completions those "
+             "the workloads waited for. Best of "
+             f"{repeat} interleaved runs per second of wall time and of CPU time (a busy machine inflates the "
+             f"first). Speed-up after/before: {best['after']['wall'] / best['before']['wall']:.2f}x (wall), "
+             f"{best['after']['cpu'] / best['before']['cpu']:.2f}x (CPU). Goal: {MODEL_GOAL:,} descriptors per "
+             f"wall second; the current model is {MODEL_GOAL / best['after']['wall']:.1f}x short of it per wall "
+             f"second, {MODEL_GOAL / best['after']['cpu']:.1f}x per CPU second. Where its CPU time goes "
+             f"(cProfile, {total:.2f} s profiled): {split}. Load average before {load_before}, after {_load()}.")
+    return {"title": "The model backend on the default scenario's workload (descriptors per second)",
+            "rows": rows, "notes": notes}
 
 
 def _children_cpu():
@@ -352,8 +471,13 @@ def main(argv=None):
     ap.add_argument("--skip-system", action="store_true", help="do not time the system regression")
     ap.add_argument("--flags", action="store_true",
                     help="also build the native harness under each Verilator option set and compare them")
+    ap.add_argument("--model-only", action="store_true",
+                    help="measure only the model backend on the pinned scenario; keep the other tables of the "
+                         "last run")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
+    if args.model_only:
+        return model_only(args.repeat)
     from siov.rtl.device import Device
     from siov.rtl.generate import convert_top
     from siov.rtl.params import DeviceParams
@@ -482,15 +606,34 @@ def main(argv=None):
                       "with the design elaborated on every run and the monitor, memory and waits in Python. "
                       f"Goal: 5x faster. Load average {_load()}.")})
 
-    result = {"title": "Simulation speed: where the time goes (this machine, per CPU and per wall second)",
-              "verilog": verilog_fingerprint(verilog), "tables": tables}
+    tables.append(model_table(args.repeat))
+    result = {"title": TITLE, "verilog": verilog_fingerprint(verilog), "tables": tables}
+    _write(result)
+    return 0
+
+
+TITLE = "Simulation speed: where the time goes (this machine, per CPU and per wall second)"
+
+
+def model_only(repeat):
+    """Only the model table, put in place of its earlier version among the last run's tables."""
+    path = OUT / "simspeed.json"
+    result = json.loads(path.read_text()) if path.exists() else {"title": TITLE, "tables": []}
+    table = model_table(repeat)
+    result["tables"] = [t for t in result["tables"] if t["title"] != table["title"]] + [table]
+    _write(result, [table])
+    return 0
+
+
+def _write(result, show=None):
     (OUT / "simspeed.json").write_text(json.dumps(result, indent=1))
     from run import _table     # bench/run.py
-    for t in result["tables"]:
+    for t in show or result["tables"]:
         print(f"\n{t['title']}\n")
         if t["rows"]:
             print(_table(t["rows"]))
-    return 0
+        if t.get("notes"):
+            print(f"\n{t['notes']}")
 
 
 if __name__ == "__main__":
