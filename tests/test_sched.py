@@ -227,3 +227,24 @@ def test_a_scheduled_program_gives_the_same_data_results_on_the_rtl():
     rtl = run_diff(PROGRAM, "rtl", seed=1)
     assert compare(model, rtl) == []
     assert rtl["timing"]["schedule"]["switches"], "the scheduler ganged the dependent VM on the RTL too"
+
+
+def test_a_placement_rule_is_told_the_tenant():
+    """The VDCM tells its placement rule which tenant a device is for: TenantPlacement puts a
+    named tenant's queues where it says (queue k on engines[k % len]) and the others by the
+    default rule; a rule of (count, load) alone still places every tenant alike."""
+    from siov.sw.hv.tenant import TenantKind
+    from siov.sw.hv.vdcm import SpreadPlacement, TenantPlacement, place
+
+    async def prog(bus, hv):
+        hv.vdcm.placement = TenantPlacement({"pc": [1, 0], "solo": [1]})
+        placed = {}
+        for name, adis in (("pc", 2), ("solo", 3), ("other", 2)):
+            t = await hv.create_tenant(name, TenantKind.VM, 16)
+            placed[name] = (await hv.vdcm.create(t, adis=adis)).engines
+        return placed
+    assert run(prog) == {"pc": [1, 0], "solo": [1, 1, 1], "other": [0, 1]}
+    assert place(lambda count, load: [0] * count, 2, [0, 0], object()) == [0, 0]
+    assert place(SpreadPlacement(), 2, [3, 0], None) == [1, 0]
+    with pytest.raises(ValueError, match=r"the engines of x must be a non-empty list of engine indices, not \[\]"):
+        TenantPlacement({"x": []})
