@@ -563,6 +563,10 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__CMD_T__ADI_CMD__RESET_ERROR_bp 3
 #define SIOV__CMD_T__ADI_CMD__RESET_ERROR_bw 1
 #define SIOV__CMD_T__ADI_CMD__RESET_ERROR_reset 0x0
+#define SIOV__CMD_T__ADI_CMD__LOAD_bm 0x10
+#define SIOV__CMD_T__ADI_CMD__LOAD_bp 4
+#define SIOV__CMD_T__ADI_CMD__LOAD_bw 1
+#define SIOV__CMD_T__ADI_CMD__LOAD_reset 0x0
 
 // reg - siov::cmd_t::ADI_STATUS
 #define SIOV__CMD_T__ADI_STATUS__STATE_bm 0x3
@@ -588,6 +592,42 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__CMD_T__DROPPED_DOORBELLS__COUNT_bp 0
 #define SIOV__CMD_T__DROPPED_DOORBELLS__COUNT_bw 32
 
+// reg - siov::cmd_t::RING_PTRS
+#define SIOV__CMD_T__RING_PTRS__HEAD_bm 0xfff
+#define SIOV__CMD_T__RING_PTRS__HEAD_bp 0
+#define SIOV__CMD_T__RING_PTRS__HEAD_bw 12
+#define SIOV__CMD_T__RING_PTRS__HEAD_reset 0x0
+#define SIOV__CMD_T__RING_PTRS__TAIL_bm 0xfff0000
+#define SIOV__CMD_T__RING_PTRS__TAIL_bp 16
+#define SIOV__CMD_T__RING_PTRS__TAIL_bw 12
+#define SIOV__CMD_T__RING_PTRS__TAIL_reset 0x0
+
+// reg - siov::cmd_t::RING_CUR_BASE_LO
+#define SIOV__CMD_T__RING_CUR_BASE_LO__ADDR_bm 0xffffffc0
+#define SIOV__CMD_T__RING_CUR_BASE_LO__ADDR_bp 6
+#define SIOV__CMD_T__RING_CUR_BASE_LO__ADDR_bw 26
+
+// reg - siov::cmd_t::RING_CUR_BASE_HI
+#define SIOV__CMD_T__RING_CUR_BASE_HI__ADDR_bm 0xffffffff
+#define SIOV__CMD_T__RING_CUR_BASE_HI__ADDR_bp 0
+#define SIOV__CMD_T__RING_CUR_BASE_HI__ADDR_bw 32
+
+// reg - siov::cmd_t::RING_CUR_SIZE
+#define SIOV__CMD_T__RING_CUR_SIZE__ENTRIES_bm 0x1fff
+#define SIOV__CMD_T__RING_CUR_SIZE__ENTRIES_bp 0
+#define SIOV__CMD_T__RING_CUR_SIZE__ENTRIES_bw 13
+
+// reg - siov::cmd_t::ADI_CUR_CFG
+#define SIOV__CMD_T__ADI_CUR_CFG__PASID_bm 0xfffff
+#define SIOV__CMD_T__ADI_CUR_CFG__PASID_bp 0
+#define SIOV__CMD_T__ADI_CUR_CFG__PASID_bw 20
+#define SIOV__CMD_T__ADI_CUR_CFG__DOMAIN_bm 0x3f00000
+#define SIOV__CMD_T__ADI_CUR_CFG__DOMAIN_bp 20
+#define SIOV__CMD_T__ADI_CUR_CFG__DOMAIN_bw 6
+#define SIOV__CMD_T__ADI_CUR_CFG__ENGINE_bm 0x30000000
+#define SIOV__CMD_T__ADI_CUR_CFG__ENGINE_bp 28
+#define SIOV__CMD_T__ADI_CUR_CFG__ENGINE_bw 2
+
 // addrmap - siov::cmd_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t ADI_SEL;
@@ -599,6 +639,11 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t ADI_STATUS;
     uint32_t ADI_PTRS;
     uint32_t DROPPED_DOORBELLS;
+    uint32_t RING_PTRS;
+    uint32_t RING_CUR_BASE_LO;
+    uint32_t RING_CUR_BASE_HI;
+    uint32_t RING_CUR_SIZE;
+    uint32_t ADI_CUR_CFG;
 } siov__cmd_t_t;
 
 // reg - siov::eng_t::ARB_CTRL
@@ -748,6 +793,14 @@ typedef struct __attribute__ ((__packed__)) {
 #define SIOV__ENG_T__IDLE_WAITING__CYCLES_bp 0
 #define SIOV__ENG_T__IDLE_WAITING__CYCLES_bw 32
 
+// reg - siov::eng_t::ARB_CUR
+#define SIOV__ENG_T__ARB_CUR__WEIGHT_bm 0xff
+#define SIOV__ENG_T__ARB_CUR__WEIGHT_bp 0
+#define SIOV__ENG_T__ARB_CUR__WEIGHT_bw 8
+#define SIOV__ENG_T__ARB_CUR__QUANTUM_bm 0xffffff00
+#define SIOV__ENG_T__ARB_CUR__QUANTUM_bp 8
+#define SIOV__ENG_T__ARB_CUR__QUANTUM_bw 24
+
 // addrmap - siov::eng_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t ARB_CTRL;
@@ -775,6 +828,7 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t WAIT_CYCLES;
     uint32_t IDLE_INELIGIBLE;
     uint32_t IDLE_WAITING;
+    uint32_t ARB_CUR;
 } siov__eng_t_t;
 
 // mem - siov::ADI_PAGES
@@ -789,9 +843,9 @@ typedef struct __attribute__ ((__packed__)) {
     siov__irq_t_t IRQ;
     siov__dma_t_t DMA;
     siov__cmd_t_t CMD;
-    uint8_t RESERVED_30024_3ffff[0xffdc];
+    uint8_t RESERVED_30038_3ffff[0xffc8];
     siov__eng_t_t ENG;
-    uint8_t RESERVED_40064_7ffff[0x3ff9c];
+    uint8_t RESERVED_40068_7ffff[0x3ff98];
     siov__ADI_PAGES_t ADI_PAGES;
 } siov_t;
 

@@ -257,10 +257,11 @@ REGISTERS = {
         Field('ENGINE', lsb=28, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc="Engine the ADI's ring is bound to, as a GPU ring belongs to one engine: only that engine's arbiter offers the ADI's descriptors, and they run on it one at a time, in ring order. ENABLE with ENGINE >= GLOBAL.CAP0.NUM_ENGINES puts the ADI into ERROR with ERROR_CODE BAD_RING_CONFIG."),
     ),
     'CMD.ADI_CMD': _reg('CMD.ADI_CMD', 0x30014, 'Commands on ADI ADI_SEL. If several bits are written at once only the first of RESET_ERROR, ABORT, DRAIN, ENABLE acts. A command in a state where it does not apply is ignored. A command takes precedence over a doorbell or a fetcher consume for the same ADI in the same cycle (only possible on the standalone top, which has two bus ports).',
-        Field('ENABLE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='DISABLED only: if RING_SIZE is valid, copy RING_BASE_LO/HI, RING_SIZE and ADI_CFG into the ADI, set HEAD = TAIL = 0 and go ENABLED; otherwise go ERROR with ERROR_CODE BAD_RING_CONFIG.'),
+        Field('ENABLE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='DISABLED only: if RING_SIZE is valid and RING_PTRS.HEAD and RING_PTRS.TAIL are both below it, copy RING_BASE_LO/HI, RING_SIZE and ADI_CFG into the ADI, set HEAD and TAIL to RING_PTRS (0 and 0 unless software staged other values to resume a ring) and go ENABLED; otherwise go ERROR with ERROR_CODE BAD_RING_CONFIG.'),
         Field('DRAIN', lsb=1, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ENABLED only: go DRAINING; the ADI goes DISABLED once the fetcher has consumed every posted descriptor (HEAD == TAIL). Doorbells are dropped meanwhile.'),
         Field('ABORT', lsb=2, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ENABLED or DRAINING: discard the posted descriptors (HEAD = TAIL) and go DISABLED.'),
         Field('RESET_ERROR', lsb=3, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='ERROR only: clear ERROR_CODE and go DISABLED (HEAD and TAIL are kept).'),
+        Field('LOAD', lsb=4, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='DISABLED only: copy RING_BASE_LO/HI, RING_SIZE, ADI_CFG and RING_PTRS into the ADI unchecked and stay DISABLED, so that a restore gives a stopped ADI the configuration and pointers it had when it was saved (ENABLE checks them when the ADI is next enabled). Acts after the other four: with any of them in the same write, LOAD does nothing.'),
     ),
     'CMD.ADI_STATUS': _reg('CMD.ADI_STATUS', 0x30018, 'State of ADI ADI_SEL.',
         Field('STATE', lsb=0, width=2, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='State of the ADI.'),
@@ -273,6 +274,24 @@ REGISTERS = {
     ),
     'CMD.DROPPED_DOORBELLS': _reg('CMD.DROPPED_DOORBELLS', 0x30020, 'Doorbell writes to an ADI that was not ENABLED (saturating).',
         Field('COUNT', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.RING_PTRS': _reg('CMD.RING_PTRS', 0x30024, 'HEAD and TAIL that ADI_CMD.ENABLE and ADI_CMD.LOAD give ADI ADI_SEL: a restore stages the pointers a ring had when it was saved, so that it resumes where it stopped (its queue lives in guest memory). Zero, the reset value, starts an empty ring at entry 0 as a fresh driver expects. Like the other staged registers it keeps its value: software that stages other pointers writes it back to zero afterwards.',
+        Field('HEAD', lsb=0, width=12, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Consumer index for ENABLE and LOAD (below RING_SIZE for ENABLE).'),
+        Field('TAIL', lsb=16, width=12, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='Producer index for ENABLE and LOAD (below RING_SIZE for ENABLE).'),
+    ),
+    'CMD.RING_CUR_BASE_LO': _reg('CMD.RING_CUR_BASE_LO', 0x30028, "Ring base of ADI ADI_SEL as the hardware holds it (the last ENABLE or LOAD copied it), bits 31:6; 0 for an index >= NUM_ADIS. A save reads the ring's configuration here, not from the staged registers, which show what software wrote last for any ADI.",
+        Field('ADDR', lsb=6, width=26, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.RING_CUR_BASE_HI': _reg('CMD.RING_CUR_BASE_HI', 0x3002c, 'Ring base of ADI ADI_SEL as the hardware holds it, bits 63:32.',
+        Field('ADDR', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.RING_CUR_SIZE': _reg('CMD.RING_CUR_SIZE', 0x30030, 'Ring size of ADI ADI_SEL as the hardware holds it, in entries (0 until its first ENABLE or LOAD).',
+        Field('ENTRIES', lsb=0, width=13, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'CMD.ADI_CUR_CFG': _reg('CMD.ADI_CUR_CFG', 0x30034, 'PASID, DMA domain and engine of ADI ADI_SEL as the hardware holds them (ADI_CFG as the last ENABLE or LOAD copied it).',
+        Field('PASID', lsb=0, width=20, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+        Field('DOMAIN', lsb=20, width=6, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+        Field('ENGINE', lsb=28, width=2, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
     'ENG.ARB_CTRL': _reg('ENG.ARB_CTRL', 0x40000, '',
         Field('POLICY', lsb=0, width=2, sw='rw', hw='r', reset=0x0, singlepulse=False, swacc=False, swmod=False, desc='0 round robin, 1 weighted round robin (ARB_WEIGHT), 2 QoS time slices (ARB_QUANTUM per SLICE_CYCLES); 3 acts as 0.'),
@@ -351,6 +370,10 @@ REGISTERS = {
     ),
     'ENG.IDLE_WAITING': _reg('ENG.IDLE_WAITING', 0x40060, 'Summed over engines: cycles an engine was idle while an ADI bound to it had a descriptor ready, none of them was dispatchable, and at least one was in the mask but held for a WAIT re-check (saturating).',
         Field('CYCLES', lsb=0, width=32, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+    ),
+    'ENG.ARB_CUR': _reg('ENG.ARB_CUR', 0x40064, 'Weight and quantum of ADI ARB_SEL as its arbiter holds them (the last ARB_CMD.WRITE copied them; 1 and 0 after reset, and 0 for an index >= NUM_ADIS). A save reads them here: ARB_WEIGHT and ARB_QUANTUM are staged and show what software wrote last for any ADI.',
+        Field('WEIGHT', lsb=0, width=8, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
+        Field('QUANTUM', lsb=8, width=24, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc=''),
     ),
 }
 
@@ -693,6 +716,9 @@ CMD_ADI_CMD_ABORT_MASK = 0x4
 CMD_ADI_CMD_RESET_ERROR_LSB = 3
 CMD_ADI_CMD_RESET_ERROR_WIDTH = 1
 CMD_ADI_CMD_RESET_ERROR_MASK = 0x8
+CMD_ADI_CMD_LOAD_LSB = 4
+CMD_ADI_CMD_LOAD_WIDTH = 1
+CMD_ADI_CMD_LOAD_MASK = 0x10
 CMD_ADI_STATUS = 0x30018
 CMD_ADI_STATUS_STATE_LSB = 0
 CMD_ADI_STATUS_STATE_WIDTH = 2
@@ -714,6 +740,35 @@ CMD_DROPPED_DOORBELLS = 0x30020
 CMD_DROPPED_DOORBELLS_COUNT_LSB = 0
 CMD_DROPPED_DOORBELLS_COUNT_WIDTH = 32
 CMD_DROPPED_DOORBELLS_COUNT_MASK = 0xffffffff
+CMD_RING_PTRS = 0x30024
+CMD_RING_PTRS_HEAD_LSB = 0
+CMD_RING_PTRS_HEAD_WIDTH = 12
+CMD_RING_PTRS_HEAD_MASK = 0xfff
+CMD_RING_PTRS_TAIL_LSB = 16
+CMD_RING_PTRS_TAIL_WIDTH = 12
+CMD_RING_PTRS_TAIL_MASK = 0xfff0000
+CMD_RING_CUR_BASE_LO = 0x30028
+CMD_RING_CUR_BASE_LO_ADDR_LSB = 6
+CMD_RING_CUR_BASE_LO_ADDR_WIDTH = 26
+CMD_RING_CUR_BASE_LO_ADDR_MASK = 0xffffffc0
+CMD_RING_CUR_BASE_HI = 0x3002c
+CMD_RING_CUR_BASE_HI_ADDR_LSB = 0
+CMD_RING_CUR_BASE_HI_ADDR_WIDTH = 32
+CMD_RING_CUR_BASE_HI_ADDR_MASK = 0xffffffff
+CMD_RING_CUR_SIZE = 0x30030
+CMD_RING_CUR_SIZE_ENTRIES_LSB = 0
+CMD_RING_CUR_SIZE_ENTRIES_WIDTH = 13
+CMD_RING_CUR_SIZE_ENTRIES_MASK = 0x1fff
+CMD_ADI_CUR_CFG = 0x30034
+CMD_ADI_CUR_CFG_PASID_LSB = 0
+CMD_ADI_CUR_CFG_PASID_WIDTH = 20
+CMD_ADI_CUR_CFG_PASID_MASK = 0xfffff
+CMD_ADI_CUR_CFG_DOMAIN_LSB = 20
+CMD_ADI_CUR_CFG_DOMAIN_WIDTH = 6
+CMD_ADI_CUR_CFG_DOMAIN_MASK = 0x3f00000
+CMD_ADI_CUR_CFG_ENGINE_LSB = 28
+CMD_ADI_CUR_CFG_ENGINE_WIDTH = 2
+CMD_ADI_CUR_CFG_ENGINE_MASK = 0x30000000
 ENG_ARB_CTRL = 0x40000
 ENG_ARB_CTRL_POLICY_LSB = 0
 ENG_ARB_CTRL_POLICY_WIDTH = 2
@@ -823,6 +878,13 @@ ENG_IDLE_WAITING = 0x40060
 ENG_IDLE_WAITING_CYCLES_LSB = 0
 ENG_IDLE_WAITING_CYCLES_WIDTH = 32
 ENG_IDLE_WAITING_CYCLES_MASK = 0xffffffff
+ENG_ARB_CUR = 0x40064
+ENG_ARB_CUR_WEIGHT_LSB = 0
+ENG_ARB_CUR_WEIGHT_WIDTH = 8
+ENG_ARB_CUR_WEIGHT_MASK = 0xff
+ENG_ARB_CUR_QUANTUM_LSB = 8
+ENG_ARB_CUR_QUANTUM_WIDTH = 24
+ENG_ARB_CUR_QUANTUM_MASK = 0xffffff00
 IRQ_BASE = 0x10000
 IRQ_SIZE = 0x10000
 IRQ_FAULT_LOST_BASE = 0x10200

@@ -30,13 +30,14 @@ def _off(path):
 def test_pending_matches_state_every_cycle(seed):
     dut = AdiBlock(DeviceParams(num_adis=N))
     rng = random.Random(seed)
+    restore_rng = random.Random(seed + 1000)
     seen = {"pending_cycles": 0, "consume_and_tail_move": 0, "consume_applied": 0,
-            "enable": 0, "drained": 0, "tail_error": 0, "fault_error": 0}
+            "enable": 0, "enable_resumed": 0, "loaded": 0, "drained": 0, "tail_error": 0, "fault_error": 0}
 
     async def bench(ctx):
         csr_busy = pg_busy = False
         last = None
-        for cyc in range(30000):
+        for cyc in range(40000):
             # Register bus contract: a one-cycle strobe, one access in flight per port.
             stb = not csr_busy and rng.random() < 0.15
             ctx.set(dut.csr.stb, stb)
@@ -46,12 +47,22 @@ def test_pending_matches_state_every_cycle(seed):
                 command = rng.choices([regmap.CMD_ADI_CMD_ENABLE_MASK, regmap.CMD_ADI_CMD_RESET_ERROR_MASK,
                                        regmap.CMD_ADI_CMD_DRAIN_MASK, regmap.CMD_ADI_CMD_ABORT_MASK],
                                       weights=[10, 6, 1, 1])[0]
+                # A restore's accesses, from a stream of their own (the others keep
+                # their mix): staged pointers, zero half the time as a fresh
+                # driver leaves them, and LOAD.
+                if restore_rng.random() < 0.1:
+                    reg = "CMD.RING_PTRS"
+                if restore_rng.random() < 0.05:
+                    command = regmap.CMD_ADI_CMD_LOAD_MASK
+                ptrs = 0 if restore_rng.random() < 0.5 else (
+                    restore_rng.randrange(5) << regmap.CMD_RING_PTRS_HEAD_LSB
+                    | restore_rng.randrange(5) << regmap.CMD_RING_PTRS_TAIL_LSB)
                 # ADI_CFG: random PASID and domain; the engine mostly one the block has
                 # (an ENABLE with another is BAD_RING_CONFIG, like a bad size).
                 engine = rng.choice([2, 3] if rng.random() < 0.05 else [0, 1])
                 cfg = (rng.getrandbits(32) & ~regmap.CMD_ADI_CFG_ENGINE_MASK) | engine << regmap.CMD_ADI_CFG_ENGINE_LSB
                 value = {"CMD.ADI_SEL": rng.randrange(N + 1), "CMD.RING_SIZE": rng.choice([4, 8, 8, 3]),
-                         "CMD.ADI_CMD": command, "CMD.ADI_CFG": cfg}[reg]
+                         "CMD.ADI_CMD": command, "CMD.ADI_CFG": cfg, "CMD.RING_PTRS": ptrs}[reg]
                 ctx.set(dut.csr.addr, _off(reg))
                 ctx.set(dut.csr.we, 1)
                 ctx.set(dut.csr.wdata, value)
@@ -92,13 +103,17 @@ def test_pending_matches_state_every_cycle(seed):
                 s0, h0, t0, p0 = before[i]
                 applied = cons and cons_adi == i and p0
                 # A consume of an ADI that is not pending never moves its HEAD
-                # (a command may still reset it: ABORT to TAIL, ENABLE to 0).
+                # (a command may still set it: ABORT to TAIL, ENABLE and LOAD to
+                # the staged HEAD, from a DISABLED state).
                 if cons and cons_adi == i and not p0 and head != h0:
-                    assert head in (t0, 0) and state != s0, f"cycle {cyc}: ignored consume moved ADI {i}'s head"
+                    assert head == t0 and state != s0 or s0 == AdiState.DISABLED, (
+                        f"cycle {cyc}: ignored consume moved ADI {i}'s head")
                 seen["pending_cycles"] += want
                 seen["consume_applied"] += bool(applied)
                 seen["consume_and_tail_move"] += bool(applied and tail != t0)
                 seen["enable"] += s0 == AdiState.DISABLED and state == AdiState.ENABLED
+                seen["enable_resumed"] += s0 == AdiState.DISABLED and state == AdiState.ENABLED and want
+                seen["loaded"] += s0 == AdiState.DISABLED and state == s0 and (head, tail) != (h0, t0)
                 seen["drained"] += s0 == AdiState.DRAINING and state == AdiState.DISABLED
                 seen["tail_error"] += s0 == AdiState.ENABLED and state == AdiState.ERROR
                 seen["fault_error"] += flt and flt_adi == i and s0 in ACTIVE and state == AdiState.ERROR

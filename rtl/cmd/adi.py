@@ -11,7 +11,8 @@ Per-ADI state machine (see the RDL text for the register-level contract; the
 states are ``AdiState``, the error codes ``AdiError``, both declared there)::
 
     DISABLED --ENABLE(ok)--> ENABLED --DRAIN--> DRAINING --(head == tail)--> DISABLED
-    DISABLED --ENABLE(bad size or engine)--> ERROR (BAD_RING_CONFIG)
+    DISABLED --ENABLE(bad size, engine or staged pointer)--> ERROR (BAD_RING_CONFIG)
+    DISABLED --LOAD--> DISABLED (configuration and pointers copied, unchecked)
     ENABLED  --doorbell tail >= size--> ERROR (TAIL_BEYOND_RING)
     ENABLED/DRAINING --ABORT (head = tail)--> DISABLED
     ERROR --RESET_ERROR--> DISABLED
@@ -20,7 +21,8 @@ states are ``AdiState``, the error codes ``AdiError``, both declared there)::
 Within one cycle, for one ADI: a fetcher consume advances HEAD, a doorbell
 sets TAIL (or the error), a DRAINING ADI whose HEAD equals TAIL (as they stood
 at the start of the cycle) goes DISABLED, and a command overrides all of
-these. In the Device the two register ports share one bus, so a command and a
+these. ENABLE and LOAD set HEAD and TAIL to the staged RING_PTRS (zero unless
+a restore staged the pointers a saved ring had). In the Device the two register ports share one bus, so a command and a
 doorbell never meet in one cycle.
 
 Towards the descriptor fetcher: ``pending`` (bit i: ADI i is ENABLED or
@@ -197,14 +199,21 @@ class AdiBlock(wiring.Component):
         sel = r("CMD.ADI_SEL.INDEX")
         c_enable, c_drain = r("CMD.ADI_CMD.ENABLE"), r("CMD.ADI_CMD.DRAIN")
         c_abort, c_reset = r("CMD.ADI_CMD.ABORT"), r("CMD.ADI_CMD.RESET_ERROR")
+        c_load = r("CMD.ADI_CMD.LOAD")
         st_size = r("CMD.RING_SIZE.ENTRIES")
+        st_head, st_tail = r("CMD.RING_PTRS.HEAD"), r("CMD.RING_PTRS.TAIL")
         # Registered from the staged register and the select, which software
         # writes in earlier bus transactions than the command: the command's
         # fan-out to every ADI then starts at flip-flops (timing).
-        size_ok = Signal()      # RING_SIZE and ADI_CFG.ENGINE are valid
+        size_ok = Signal()      # RING_SIZE, ADI_CFG.ENGINE and RING_PTRS are valid
         m.d.sync += size_ok.eq((st_size >= 2) & (st_size <= MAX_RING_ENTRIES)
                                & ((st_size & (st_size - 1))[:_SIZE_BITS] == 0)
-                               & (r("CMD.ADI_CFG.ENGINE") < self.params.num_engines))
+                               & (r("CMD.ADI_CFG.ENGINE") < self.params.num_engines)
+                               & (st_head < st_size) & (st_tail < st_size))
+        # Whether the staged pointers differ: an ENABLE that restores them leaves
+        # the ADI pending exactly then (same registered source as size_ok).
+        st_ne = Signal()
+        m.d.sync += st_ne.eq(st_head != st_tail)
         sel_hit = Signal(n)
         m.d.sync += sel_hit.eq(Cat(sel == i for i in range(n)))
         cons = self.consume
@@ -235,13 +244,23 @@ class AdiBlock(wiring.Component):
             # TAIL or the doorbell's value) and picked by what happens to
             # HEAD and TAIL, rather than one compare behind their muxes (a
             # command's priority chain, then the mux, then the compare was the
-            # block's longest path). An ABORT or a good ENABLE leaves it 0
-            # (DISABLED; HEAD = TAIL = 0), which the state already says.
+            # block's longest path). An ABORT leaves it 0 (DISABLED, HEAD =
+            # TAIL), a good ENABLE makes it "the staged pointers differ".
             ne = Array([head[i] != tail[i], head_inc != tail[i],
                         head[i] != db_value[:_IDX_BITS], head_inc != db_value[:_IDX_BITS]])
-            ptrs_reset = Signal(name=f"adi{i}_ptrs_reset")   # set by the commands below
+            ptrs_reset = Signal(name=f"adi{i}_ptrs_reset")   # set by ABORT below
+            ptrs_staged = Signal(name=f"adi{i}_ptrs_staged")  # set by a good ENABLE below
             m.d.sync += self.pending[i].eq(((state_n == AdiState.ENABLED) | (state_n == AdiState.DRAINING))
-                                           & ~ptrs_reset & ne[Cat(consumed, tail_set)])
+                                           & ~ptrs_reset
+                                           & Mux(ptrs_staged, st_ne, ne[Cat(consumed, tail_set)]))
+            # What ENABLE and LOAD copy from the staged registers into the ADI.
+            copy_config = [
+                size[i].eq(st_size), wrap[i].eq(st_size - 1),
+                base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
+                pasid[i].eq(r("CMD.ADI_CFG.PASID")),
+                domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
+                engine[i].eq(r("CMD.ADI_CFG.ENGINE")),
+            ]
             with m.If(consumed):
                 m.d.comb += head_n.eq(head_inc)
             with m.If(db_stb & (db_page == i) & (state[i] == AdiState.ENABLED)):
@@ -269,18 +288,16 @@ class AdiBlock(wiring.Component):
                 with m.Elif(c_enable):
                     with m.If(state[i] == AdiState.DISABLED):
                         with m.If(size_ok):
-                            m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(0), tail_n.eq(0),
-                                         ptrs_reset.eq(1)]
-                            m.d.sync += [
-                                size[i].eq(st_size), wrap[i].eq(st_size - 1),
-                                base[i].eq(Cat(r("CMD.RING_BASE_LO.ADDR"), r("CMD.RING_BASE_HI.ADDR"))),
-                                pasid[i].eq(r("CMD.ADI_CFG.PASID")),
-                                domain[i].eq(r("CMD.ADI_CFG.DOMAIN")),
-                                engine[i].eq(r("CMD.ADI_CFG.ENGINE")),
-                            ]
+                            m.d.comb += [state_n.eq(AdiState.ENABLED), head_n.eq(st_head), tail_n.eq(st_tail),
+                                         ptrs_staged.eq(1)]
+                            m.d.sync += copy_config
                         with m.Else():
                             m.d.comb += state_n.eq(AdiState.ERROR)
                             m.d.sync += [err[i].eq(AdiError.BAD_RING_CONFIG)]
+                with m.Elif(c_load):
+                    with m.If(state[i] == AdiState.DISABLED):
+                        m.d.comb += [head_n.eq(st_head), tail_n.eq(st_tail)]
+                        m.d.sync += copy_config
             m.d.comb += [
                 self.ring[i].base.eq(base[i]), self.ring[i].size.eq(size[i]),
                 self.ring[i].pasid.eq(pasid[i]), self.ring[i].domain.eq(domain[i]),
@@ -296,5 +313,12 @@ class AdiBlock(wiring.Component):
             r("CMD.ADI_PTRS.HEAD").eq(Mux(sel_ok, head_a[sel], 0)),
             r("CMD.ADI_PTRS.TAIL").eq(Mux(sel_ok, tail_a[sel], 0)),
             r("CMD.DROPPED_DOORBELLS.COUNT").eq(dropped),
+            # The ADI's configuration as it holds it, for a save.
+            r("CMD.RING_CUR_BASE_LO.ADDR").eq(Mux(sel_ok, Array(base)[sel][:26], 0)),
+            r("CMD.RING_CUR_BASE_HI.ADDR").eq(Mux(sel_ok, Array(base)[sel][26:], 0)),
+            r("CMD.RING_CUR_SIZE.ENTRIES").eq(Mux(sel_ok, Array(size)[sel], 0)),
+            r("CMD.ADI_CUR_CFG.PASID").eq(Mux(sel_ok, Array(pasid)[sel], 0)),
+            r("CMD.ADI_CUR_CFG.DOMAIN").eq(Mux(sel_ok, Array(domain)[sel], 0)),
+            r("CMD.ADI_CUR_CFG.ENGINE").eq(Mux(sel_ok, Array(engine)[sel], 0)),
         ]
         return m

@@ -158,6 +158,9 @@ class Engine(wiring.Component):
             dp.pending.eq(self.pending), dp.ring.eq(self.ring), dp.eligible.eq(eligible[:n]),
             dp.policy.eq(r("ENG.ARB_CTRL.POLICY")), dp.slice_cycles.eq(r("ENG.ARB_SLICE.CYCLES")),
             dp.budget_sel.eq(sel), r("ENG.ARB_BUDGET.BUDGET").eq(dp.budget),
+            # What the arbiter holds for ADI ARB_SEL, for a save (ARB_WEIGHT/QUANTUM are staged).
+            r("ENG.ARB_CUR.WEIGHT").eq(Mux(sel < n, Array(weight)[sel], 0)),
+            r("ENG.ARB_CUR.QUANTUM").eq(Mux(sel < n, Array(quantum)[sel], 0)),
             dp.recheck.eq(r("ENG.WAIT_RECHECK.CYCLES")), dp.timeout.eq(r("ENG.WAIT_TIMEOUT.CYCLES")),
             dp.now.eq(now),
             self.slice_end.eq(dp.slice_end),

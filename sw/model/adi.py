@@ -123,12 +123,16 @@ class AdiModel:
         else:
             a.state, a.error = ERROR, ERR_TAIL_BEYOND_RING
 
-    def command(self, adi, *, enable=False, drain=False, abort=False, reset_error=False,
-                base=0, size=0, pasid=0, domain=0, engine=0):
-        """ADI_CMD on ADI ``adi``; only the first of reset_error, abort, drain, enable acts.
+    def command(self, adi, *, enable=False, drain=False, abort=False, reset_error=False, load=False,
+                base=0, size=0, pasid=0, domain=0, engine=0, head=0, tail=0):
+        """ADI_CMD on ADI ``adi``; only the first of reset_error, abort, drain, enable, load acts.
 
-        ENABLE with a bad ring size or ``engine >= params.num_engines`` puts the
-        ADI into ERROR with BAD_RING_CONFIG.
+        ENABLE with a bad ring size, ``engine >= params.num_engines`` or a
+        staged ``head`` or ``tail`` not below ``size`` puts the ADI into ERROR
+        with BAD_RING_CONFIG; a good one starts the ring at ``head`` and
+        ``tail`` (CMD.RING_PTRS, zero for a fresh ring). LOAD copies the same
+        values into a DISABLED ADI unchecked and leaves it DISABLED (a restore
+        of a stopped ring).
         """
         if not 0 <= adi < len(self.adis):
             return
@@ -145,12 +149,20 @@ class AdiModel:
                 self._settle(a)
         elif enable:
             if a.state == DISABLED:
-                if ring_size_ok(size) and engine < self.params.num_engines:
-                    a.state, a.head, a.tail = ENABLED, 0, 0
-                    a.size, a.base, a.pasid, a.domain = size, base & ~0x3F & (2**64 - 1), pasid, domain
-                    a.engine = engine
+                if ring_size_ok(size) and engine < self.params.num_engines and head < size and tail < size:
+                    a.state = ENABLED
+                    self._copy(a, base, size, pasid, domain, engine, head, tail)
                 else:
                     a.state, a.error = ERROR, ERR_BAD_RING_CONFIG
+        elif load:
+            if a.state == DISABLED:
+                self._copy(a, base, size, pasid, domain, engine, head, tail)
+
+    @staticmethod
+    def _copy(a, base, size, pasid, domain, engine, head, tail):
+        """What ENABLE and LOAD copy from the staged registers into ADI entry ``a``."""
+        a.size, a.base, a.pasid, a.domain = size, base & ~0x3F & (2**64 - 1), pasid, domain
+        a.engine, a.head, a.tail = engine, head, tail
 
     @staticmethod
     def _settle(a):
@@ -172,6 +184,12 @@ class AdiModel:
             "CMD.ADI_PTRS.HEAD": a.head,
             "CMD.ADI_PTRS.TAIL": a.tail,
             "CMD.DROPPED_DOORBELLS.COUNT": self.dropped,
+            "CMD.RING_CUR_BASE_LO.ADDR": a.base >> 6 & 0x3FF_FFFF,
+            "CMD.RING_CUR_BASE_HI.ADDR": a.base >> 32,
+            "CMD.RING_CUR_SIZE.ENTRIES": a.size,
+            "CMD.ADI_CUR_CFG.PASID": a.pasid,
+            "CMD.ADI_CUR_CFG.DOMAIN": a.domain,
+            "CMD.ADI_CUR_CFG.ENGINE": a.engine,
         })
 
     def _in_pages(self, addr):
@@ -209,7 +227,8 @@ class AdiModel:
         f = self._field
         base = f("CMD.RING_BASE_HI.ADDR") << 32 | f("CMD.RING_BASE_LO.ADDR") << 6
         self.command(f("CMD.ADI_SEL.INDEX"), enable="ENABLE" in pulses, drain="DRAIN" in pulses,
-                     abort="ABORT" in pulses, reset_error="RESET_ERROR" in pulses,
+                     abort="ABORT" in pulses, reset_error="RESET_ERROR" in pulses, load="LOAD" in pulses,
                      base=base, size=f("CMD.RING_SIZE.ENTRIES"), pasid=f("CMD.ADI_CFG.PASID"),
-                     domain=f("CMD.ADI_CFG.DOMAIN"), engine=f("CMD.ADI_CFG.ENGINE"))
+                     domain=f("CMD.ADI_CFG.DOMAIN"), engine=f("CMD.ADI_CFG.ENGINE"),
+                     head=f("CMD.RING_PTRS.HEAD"), tail=f("CMD.RING_PTRS.TAIL"))
         return resp

@@ -293,6 +293,7 @@ class EngineModel:
         return self._regs.field(path)
 
     def _refresh(self):
+        sel = self.field("ENG.ARB_SEL.INDEX")
         self._regs.hw.update({
             "ENG.ENG_STATUS.BUSY": int(self.busy),
             "ENG.ENG_STATUS.ENGINES_BUSY": self.busy_engines,
@@ -308,6 +309,8 @@ class EngineModel:
             "ENG.WAIT_CYCLES.CYCLES": self.wait_cycles,
             "ENG.IDLE_INELIGIBLE.CYCLES": self.idle_ineligible,
             "ENG.IDLE_WAITING.CYCLES": self.idle_waiting,
+            "ENG.ARB_CUR.WEIGHT": self.weights[sel] if sel < self.params.num_adis else 0,
+            "ENG.ARB_CUR.QUANTUM": self.quanta[sel] if sel < self.params.num_adis else 0,
         })
 
     #: Registers whose value depends on timing: budgets refill every slice, the
