@@ -104,6 +104,9 @@ SEM_BYTES = 8
 BUS_WORD = WORD_BYTES
 
 _OPCODES = {op.value: op for op in Opcode}
+#: The flags the checks and the record read, as plain ints (a descriptor's ``flags`` is an int;
+#: ``int & Flag.X`` would build a Flag member for every test).
+_CRAV, _RCR, _RCI = Flag.CRAV.value, Flag.RCR.value, Flag.RCI.value
 
 
 class PageFault(Exception):
@@ -396,15 +399,15 @@ class Engine:
         if op is None:
             return Status.BAD_OPCODE, 0
         bad = desc.flags & RESERVED_FLAGS
-        if desc.flags & Flag.RCR and not desc.flags & Flag.CRAV:
-            bad |= Flag.RCR.value
+        if desc.flags & _RCR and not desc.flags & _CRAV:
+            bad |= _RCR
         if bad:
             return Status.INVALID_FLAGS, int(bad)
-        if desc.flags & Flag.RCI and desc.int_handle >= self.num_handles:
+        if desc.flags & _RCI and desc.int_handle >= self.num_handles:
             return Status.INVALID_INT_HANDLE, 0
         if op in SIZED_OPCODES and not 0 < desc.xfer_size <= self.max_xfer:
             return Status.XFER_SIZE, 0
-        if desc.flags & Flag.CRAV and desc.completion_addr % CR_ALIGN:
+        if desc.flags & _CRAV and desc.completion_addr % CR_ALIGN:
             return Status.ADDR_ALIGN, 0
         if op is Opcode.MEMFILL and desc.dst_addr % FILL_ALIGN:
             return Status.ADDR_ALIGN, 0
@@ -455,8 +458,8 @@ class Engine:
 
         flags = desc.flags
         completion = None
-        cr_valid = flags & Flag.CRAV and desc.completion_addr % CR_ALIGN == 0
-        if cr_valid and (flags & Flag.RCR or status is not Status.SUCCESS):
+        cr_valid = flags & _CRAV and desc.completion_addr % CR_ALIGN == 0
+        if cr_valid and (flags & _RCR or status is not Status.SUCCESS):
             data = rec.pack()
             try:
                 if self._store(desc.pasid, desc.completion_addr, data):
@@ -468,7 +471,7 @@ class Engine:
                 status = Status.PAGE_FAULT
                 rec.status, rec.status_write, rec.fault_addr = status.value, 1, desc.completion_addr
         interrupt = None
-        if flags & Flag.RCI and desc.int_handle < self.num_handles:
+        if flags & _RCI and desc.int_handle < self.num_handles:
             interrupt = Message(True, desc.pasid, desc.int_handle)
         return Outcome(status, rec, completion, interrupt, self._read, self._written,
                        list(self._pages), executed=executed)

@@ -100,12 +100,12 @@ class _Run:
     active: bool = False
 
 
-def _bits(mask):
-    """The indices of the bits set in ``mask``, lowest first."""
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
+def _bits(mask, _known={}):
+    """The indices of the bits set in ``mask``, lowest first (a tuple, made once per mask)."""
+    out = _known.get(mask)
+    if out is None:
+        out = _known[mask] = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+    return out
 
 
 class _Engine:

@@ -60,6 +60,14 @@ def _pieces(addrs, n):
 _CHECKS = frozenset({Status.BAD_OPCODE, Status.INVALID_FLAGS, Status.INVALID_INT_HANDLE, Status.XFER_SIZE,
                      Status.ADDR_ALIGN})
 _OPCODES = {op.value: op for op in Opcode}
+_STATUSES = {st.value: st for st in Status}
+_CRAV, _RCR = Flag.CRAV.value, Flag.RCR.value
+
+
+def _status(value):
+    """``Status(value)`` by a table (the enum's own call is slow, and this runs per descriptor)."""
+    st = _STATUSES.get(value)
+    return Status(value) if st is None else st
 
 
 def _cuts(addrs, n):
@@ -75,7 +83,7 @@ def _span(op, desc, executed):
     the piece that got it (the movers finish a piece whatever its
     responses), counted from the top for a descending MEMMOVE."""
     n = desc.xfer_size
-    stopped = Status(executed.status) is Status.HW_ERROR or op is Opcode.COMPARE and executed.result
+    stopped = _status(executed.status) is Status.HW_ERROR or op is Opcode.COMPARE and executed.result
     if not stopped:
         return 0, n
     addrs = (desc.dst_addr,) if op is Opcode.MEMFILL else (desc.src_addr, desc.dst_addr)
@@ -105,7 +113,7 @@ def features(desc, outcome):
     No descriptor value makes this raise or count more than the engine moved.
     """
     executed = outcome.executed or outcome.record
-    status = Status(executed.status)
+    status = _status(executed.status)
     record = int(outcome.completion is not None)
     op = desc.opcode if isinstance(desc.opcode, Opcode) else _OPCODES.get(desc.opcode)
     if op is None or status in _CHECKS:
@@ -263,8 +271,8 @@ class TimingModel:
         translation only), and two cycles more (``rtl/regs.rdl`` ENG.LAST_CYCLES).
         """
         status = outcome.status
-        record = bool(desc.flags & Flag.CRAV) and desc.completion_addr % CR_ALIGN == 0 \
-            and bool(desc.flags & Flag.RCR or status is not Status.SUCCESS)
+        record = bool(desc.flags & _CRAV) and desc.completion_addr % CR_ALIGN == 0 \
+            and bool(desc.flags & _RCR or status is not Status.SUCCESS)
         if not record:
             return cycles + self.finish
         faulted = outcome.completion is None and status is Status.PAGE_FAULT \

@@ -31,11 +31,20 @@ class Deadlock(RuntimeError):
 
 
 class _JumpingSelector(selectors.DefaultSelector):
-    """A selector that never blocks: a wait of ``timeout`` advances the loop's clock by it."""
+    """A selector that never blocks: a wait of ``timeout`` advances the loop's clock by it.
+
+    A model run does no I/O; the loop's own wake-up pipe (a callback queued from another
+    thread, a signal) is the only file it watches. So the selector asks the kernel only
+    every :data:`POLL_EVERY` turns of the loop, and whenever the loop would otherwise wait
+    for nothing, instead of a system call on every turn."""
+
+    #: Turns of the loop between two looks at its wake-up pipe.
+    POLL_EVERY = 64
 
     def __init__(self, loop):
         super().__init__()
         self._loop = loop
+        self._turns = 0
 
     def select(self, timeout=None):
         if timeout is None:
@@ -48,6 +57,9 @@ class _JumpingSelector(selectors.DefaultSelector):
                            f"(device cycle {self._loop.time():.0f})")
         if timeout > 0:
             self._loop._advance(timeout)
+        self._turns += 1
+        if self._turns % self.POLL_EVERY:
+            return []
         return super().select(0)
 
 
