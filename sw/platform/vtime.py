@@ -107,7 +107,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         in them: no callback is ready and no timer is due before the end (a timer due at
         the very end still runs first, as it would after ``asyncio.sleep(dt)``).
         Returns False, and does nothing, otherwise."""
-        if self._ready or (self._scheduled and self._scheduled[0]._when <= self._virtual_now + dt):
+        scheduled = self._scheduled
+        while scheduled and scheduled[0]._cancelled:     # as the loop's own turn drops them
+            heapq.heappop(scheduled)._scheduled = False
+            self._timer_cancelled_count -= 1
+        if self._ready or (scheduled and scheduled[0]._when <= self._virtual_now + dt):
             return False
         self._virtual_now += dt
         return True
