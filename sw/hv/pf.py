@@ -425,6 +425,20 @@ class PfDriver:
         """
         return self._ring_of.get(adi)
 
+    def adopt_ring(self, adi, ring, size, pasid, dom, engine):
+        """Record that ADI ``adi`` holds the ring given (a restore put it there with its own
+        register sequence, :mod:`siov.sw.hv.devstate`), as :meth:`enable_adi` records what
+        it programs, so that :meth:`ring_config` answers for it."""
+        self._engine_of[adi] = engine
+        self._ring_of[adi] = RingConfig(ring, size, pasid, dom, engine)
+
+    def exclusive(self):
+        """The driver's lock, as an async context manager, for a register sequence of the
+        caller's own through the shared select and status registers (a save or restore of
+        device state, :mod:`siov.sw.hv.devstate`). Inside it, call no method of this
+        driver that takes the lock itself."""
+        return self._lock
+
     @_atomic
     async def ring_pointers(self, adi):
         """``(head, tail)`` of ADI ``adi``'s ring (CMD.ADI_PTRS): entries HEAD .. TAIL - 1, modulo

@@ -1,0 +1,186 @@
+"""Save and restore of device state (sw/hv/devstate.py): a whole Device restored into a
+fresh one reads back register for register; a virtual device restored elsewhere resumes
+its ring; every refusal leaves the destination as it was; the list of device state in
+docs/migration.md covers the register map."""
+
+import pathlib
+
+import pytest
+
+from siov.rtl import regmap
+from siov.rtl.cmd.dsa import Flag, Opcode
+from siov.rtl.params import DeviceParams
+from siov.sw.guest.ring import Ring
+from siov.sw.hv import devstate
+from siov.sw.hv.guest_memory import HOST_BASE
+from siov.sw.hv.pf import PfDriver
+from siov.sw.model.dsa import Descriptor
+from siov.sw.platform import vtime
+from siov.sw.platform.model import ModelBus
+from siov.sw.programs.save_restore import build_state, read_all
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FP = "0123456789ab"          # a fingerprint given explicitly: the model tests need no Verilog
+PARAMS = DeviceParams(num_adis=8, ims_entries=16, num_domains=4, pages_per_domain=64)
+
+
+def run(coro_fn):
+    return vtime.run(coro_fn())
+
+
+async def _built(seed=1, params=PARAMS):
+    """A Device in the state build_state gives, and its driver (kept alive with it)."""
+    bus = ModelBus(params)
+    return bus, await build_state(bus, seed)
+
+
+def test_whole_device_restores_every_register():
+    async def main():
+        src, pf = await _built()
+        before = await read_all(src)
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        dst = ModelBus(PARAMS)
+        pd = PfDriver.of(dst)
+        fresh = await read_all(dst)
+        state = await devstate.restore(pd, blob, fingerprint=FP)
+        after = await read_all(dst)
+        return before, fresh, after, state, blob
+    before, fresh, after, state, blob = run(main)
+    diffs = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not diffs, diffs
+    # The state is not trivially the fresh Device's: rings, pages and settings moved.
+    assert sum(before[k] != fresh[k] for k in before) > 40
+    assert {a.state for a in state.adis} == {regmap.AdiState.DISABLED, regmap.AdiState.ENABLED,
+                                             regmap.AdiState.DRAINING}
+    assert any(a.state == regmap.AdiState.DISABLED and a.head != 0 for a in state.adis)
+    assert state.pending_handles == []
+
+
+def test_virtual_device_is_small_and_resumes_its_ring_elsewhere():
+    """An ADI saved with four NOOPs posted and held resumes on another ADI, IMS handle and
+    domain of a fresh Device, once its guest memory is copied, and completes them."""
+    async def main():
+        src = ModelBus(PARAMS)
+        pf = PfDriver.of(src)
+        await pf.set_domain(0, HOST_BASE, 8)
+        await pf.pin(0, 0, 8)
+        await pf.bind_adi(0, 0x42, 0)
+        for page in range(2):
+            await pf.guest_map(0, page)
+        await pf.set_ims(0, 0x42, 3, 0x40)
+        await pf.set_eligible([])
+        await pf.enable_adi(0, 0, 16, 0x42, 0)
+        await pf.adi_command(0, 0)
+        ring = Ring(src, 0, 0, HOST_BASE, 16)
+        descs = [Descriptor(pasid=0x42, opcode=Opcode.NOOP, flags=Flag.CRAV | Flag.RCR,
+                            completion_addr=0x1000 + 32 * i) for i in range(4)]
+        await ring.post(descs)
+        await src.wait_cycles(300)
+        assert await pf.ring_pointers(0) == (0, 4)
+        blob = await devstate.save(pf, adis=[0], handles=[0], domains=[0], fingerprint=FP)
+        memory = await src.mem_read(HOST_BASE, 2 * 4096)
+        dst = ModelBus(PARAMS)
+        pd = PfDriver.of(dst)
+        await dst.mem_write(HOST_BASE, memory)
+        await pd.set_eligible([])
+        state = await devstate.restore(pd, blob, devstate.Placement(adis={0: 5}, handles={0: 9}, domains={0: 2}),
+                                       fingerprint=FP)
+        restored = (await pd.ring_pointers(5), await pd.adi_state(5), pd.ring_config(5))
+        await pd.set_eligible(range(8))
+        await dst.wait_cycles(3000)
+        records = [(await dst.mem_read(HOST_BASE + 0x1000 + 32 * i, 1))[0] for i in range(4)]
+        return blob, state, restored, records, await pd.ring_pointers(5)
+    blob, state, restored, records, ptrs = run(main)
+    assert len(blob) < 200, len(blob)
+    assert restored[0] == (0, 4) and restored[1] == (regmap.AdiState.ENABLED, 0)
+    assert restored[2].dom == 2 and restored[2].pasid == 0x42
+    assert records == [1, 1, 1, 1]          # success, as run on the source
+    assert ptrs == (4, 4)
+
+
+async def _refused(blob, params=PARAMS, fingerprint=FP, exc=devstate.DeviceStateError, **kw):
+    dst = ModelBus(params)
+    pd = PfDriver.of(dst)
+    before = await read_all(dst)
+    with pytest.raises(exc) as info:
+        await devstate.restore(pd, blob, fingerprint=fingerprint, **kw)
+    assert await read_all(dst) == before, "a refused restore changed the Device"
+    return str(info.value)
+
+
+def test_bad_input_is_refused_and_changes_nothing():
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        msgs = []
+        flipped = bytearray(blob)
+        flipped[len(blob) // 2] ^= 0x10
+        msgs.append(await _refused(bytes(flipped), exc=devstate.CorruptState))
+        msgs.append(await _refused(blob[:-9], exc=devstate.CorruptState))
+        msgs.append(await _refused(b"NOTSIOV!" + blob[8:], exc=devstate.CorruptState))
+        msgs.append(await _refused(blob, params=DeviceParams(num_adis=6, ims_entries=16, num_domains=4,
+                                                             pages_per_domain=64), exc=devstate.IncompatibleState))
+        msgs.append(await _refused(blob, params=DeviceParams(num_adis=8, ims_entries=32, num_domains=4,
+                                                             pages_per_domain=64), exc=devstate.IncompatibleState))
+        msgs.append(await _refused(blob, fingerprint="ba9876543210", exc=devstate.IncompatibleState))
+        return msgs
+    msgs = run(main)
+    assert "checksum" in msgs[0]
+    assert "truncated" in msgs[1]
+    assert "magic" in msgs[2]
+    assert "num_adis" in msgs[3] and "ims_entries" in msgs[4]
+    assert "Verilog" in msgs[5]
+
+
+def test_restore_onto_an_adi_in_use_is_refused():
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        dst = ModelBus(PARAMS)
+        pd = PfDriver.of(dst)
+        await pd.set_eligible([])
+        await pd.enable_adi(1, 0, 8, 0x7, 0)
+        before = await read_all(dst)
+        with pytest.raises(devstate.TargetInUse, match="ADI 1 is ENABLED"):
+            await devstate.restore(pd, blob, fingerprint=FP)
+        assert await read_all(dst) == before
+    run(main)
+
+
+def test_adi_in_error_or_eligible_is_not_saved():
+    """An ADI in ERROR is refused at save (docs/migration.md), as is one that could still be
+    dispatched; after RESET_ERROR, or held, the same ADI saves."""
+    async def main():
+        bus = ModelBus(PARAMS)
+        pf = PfDriver.of(bus)
+        await pf.set_eligible([])
+        await pf.enable_adi(0, 0, 8, 0x5, 0)
+        await bus.write(regmap.ADI_PAGES_BASE, 9)             # beyond the ring: ERROR
+        with pytest.raises(devstate.AdiInError, match="ADI 0 is in ERROR \\(TAIL_BEYOND_RING\\)"):
+            await devstate.save(pf, adis=[0], fingerprint=FP)
+        await pf.adi_command(0, regmap.CMD_ADI_CMD_RESET_ERROR_MASK)
+        assert devstate.decode(await devstate.save(pf, adis=[0], fingerprint=FP)).adis[0].state == 0
+        await pf.enable_adi(1, 0, 8, 0x6, 0)
+        await pf.set_eligible([1])
+        with pytest.raises(devstate.NotQuiesced, match="ADI 1 is ENABLED and eligible"):
+            await devstate.save(pf, adis=[1], fingerprint=FP)
+        await pf.set_eligible([])
+        assert devstate.decode(await devstate.save(pf, adis=[1], fingerprint=FP)).adis[0].state == 1
+    run(main)
+
+
+def test_state_list_covers_the_register_map_and_is_documented():
+    paths = set(regmap.REGISTERS) | set(regmap.EXTERNALS)
+    assert set(devstate.STATE) == paths, (paths ^ set(devstate.STATE))
+    for path, (kind, sel, why) in devstate.STATE.items():
+        assert kind in (devstate.SAVED, devstate.REDERIVED, devstate.RESET, devstate.CONSTANT, devstate.COMMAND)
+        assert sel is None or sel in regmap.REGISTERS, path
+        assert why, path
+        reg = regmap.REGISTERS.get(path)
+        if reg is not None and kind == devstate.COMMAND:
+            assert not any(f.sw_readable for f in reg.fields), f"{path} is readable: state, not a command"
+        if reg is not None and kind == devstate.SAVED and sel is None:
+            assert path in devstate.SETTINGS or any(f.hw == "w" for f in reg.fields), path
+    # Every register a restore writes back is listed as saved.
+    assert all(devstate.STATE[p][0] == devstate.SAVED for p in devstate.SETTINGS)
+    assert devstate.render_state_table() in (ROOT / "docs" / "migration.md").read_text()
