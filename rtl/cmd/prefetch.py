@@ -19,18 +19,19 @@ A ring's descriptors are 64-byte aligned, so a fetch is eight whole words
 that go straight from the reader into the slot, with no aligner.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..axi4 import Axi4ReadSignature
-from ..dma.defs import PAGE_SHIFT, PASID_BITS, TRANSLATABLE_BITS
+from ..dma.defs import PASID_BITS
 from ..dma.tracker import OUT_LAYOUT, REQ_LAYOUT
 from ..params import DeviceParams, require_params
 from .adi import ADI_FAULT_LAYOUT, RING_LAYOUT, AdiError
 from .cost import COST_WIDTH, CostEstimator
 from .dsa import DESC_BYTES, Opcode
 from .mover import WORD_BITS, AxiReader
+from .xlate import TrackerClient
 
 __all__ = ["Prefetcher", "FILL_LAYOUT", "DESC_WORDS", "slot_addr_bits"]
 
@@ -93,6 +94,9 @@ class Prefetcher(wiring.Component):
         m.submodules.reader = rd = AxiReader()
         wiring.connect(m, rd.bus, wiring.flipped(self.bus))
         m.submodules.cost = est = CostEstimator()
+        m.submodules.xlate = xc = TrackerClient(addr_width=65)
+        wiring.connect(m, xc.req, wiring.flipped(self.dma_req))
+        wiring.connect(m, wiring.flipped(self.dma_resp), xc.resp)
         m.d.comb += [est.a.eq(self.cost_a), est.b.eq(self.cost_b)]
 
         cur = Signal(range(max(n, 2)))
@@ -104,9 +108,7 @@ class Prefetcher(wiring.Component):
         pasid = Signal(PASID_BITS)
         base = Signal(58)
         head = Signal(12)
-        addr = Signal(65)              # the ring entry: base + 64 x head may pass 2**64 (a fault)
         host = Signal(64)
-        m.d.sync += addr.eq((base + head) << 6)
 
         pick = Signal(range(max(n, 2)))
         for i in reversed(range(n)):
@@ -115,10 +117,7 @@ class Prefetcher(wiring.Component):
         with m.If(~self.pending.bit_select(cur, 1)):
             m.d.sync += stale.eq(1)
 
-        m.d.comb += [self.dma_req.payload.pasid.eq(pasid),
-                     self.dma_req.payload.page.eq(addr[PAGE_SHIFT:TRANSLATABLE_BITS]),
-                     self.dma_req.payload.write.eq(0),
-                     self.dma_resp.ready.eq(1),
+        m.d.comb += [xc.pasid.eq(pasid),
                      rd.cmd.payload.addr.eq(host),
                      rd.cmd.payload.words.eq(DESC_WORDS),
                      rd.data.ready.eq(1),
@@ -140,21 +139,16 @@ class Prefetcher(wiring.Component):
                 m.d.sync += [base.eq(ring.base), head.eq(ring.head), pasid.eq(ring.pasid)]
                 m.next = "ADDR"
             with m.State("ADDR"):
-                m.next = "XLATE"       # `addr` is registered from base and head
+                # The ring entry's address (base + 64 x head may pass 2**64:
+                # a fault) goes into the tracker client's register.
+                m.d.comb += [xc.start.eq(1), xc.addr.eq((base + head) << 6), xc.write.eq(0)]
+                m.next = "XLATE"
             with m.State("XLATE"):
-                with m.If(addr[TRANSLATABLE_BITS:] != 0):
+                with m.If(xc.done & xc.fault):
                     m.next = "FAULT"
-                with m.Else():
-                    m.d.comb += self.dma_req.valid.eq(1)
-                    with m.If(self.dma_req.ready):
-                        m.next = "XLATE_WAIT"
-            with m.State("XLATE_WAIT"):
-                with m.If(self.dma_resp.valid):
-                    with m.If(self.dma_resp.payload.fault):
-                        m.next = "FAULT"
-                    with m.Else():
-                        m.d.sync += host.eq(self.dma_resp.payload.addr | addr[:PAGE_SHIFT])
-                        m.next = "READ"
+                with m.Elif(xc.done):
+                    m.d.sync += host.eq(xc.host)
+                    m.next = "READ"
             with m.State("READ"):
                 m.d.comb += rd.cmd.valid.eq(1)
                 with m.If(rd.cmd.ready):
