@@ -209,7 +209,7 @@ def _schedule(sched, cfg, start):
     """What the scheduler decided and measured, on the run's timeline (cycles from ``start``)."""
     rep = sched.report()
     keep = ("ticks", "switch_reasons", "jain", "idle_ineligible", "idle_waiting", "mmio_accesses", "mmio_cycles",
-            "overhead", "cost_error_p95", "overrun_p95")
+            "overhead", "mmio_by", "cost_error_p95", "overrun_p95")
     return {"policy": cfg.policy, "tick": cfg.tick, "slice_cycles": cfg.slice_cycles,
             "switches": [dict(s.as_dict(), cycle=s.cycle - start) for s in sched.switches],
             "slices": [dict(x, start=x["start"] - start, end=x["end"] - start) for x in sched.gang_slices()],

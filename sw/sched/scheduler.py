@@ -176,6 +176,9 @@ class Scheduler:
         Least cycles between two scans of one ring that a written slot caused.
     placement : callable, optional
         An engine-placement rule to install in the VDCM (``hv.vdcm.placement``) at start.
+    full_every : int
+        ``per-ring`` and ``auto``: every this many ticks, a tick reads every ring's TAIL; the
+        others read only rings whose slot at TAIL changed (see :meth:`tick`).
     timing : TimingModel, optional
         The scanner's predictor of cycles.
     metrics : Metrics, optional
@@ -201,9 +204,11 @@ class Scheduler:
 
     def __init__(self, hv, policy="auto", tick=8192, slice_cycles=2000, weights=None, hysteresis=None,
                  max_gang=None, dep_timeout=None, margin=0.05, carry_slices=8, stages=10, watch=32,
-                 hint_gap=1024, placement=None, timing=None, metrics=None):
+                 hint_gap=1024, placement=None, timing=None, metrics=None, full_every=4):
         if policy not in POLICIES:
             raise ValueError(f"Unknown scheduling policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        if isinstance(full_every, bool) or not isinstance(full_every, int) or full_every < 1:
+            raise ValueError(f"full_every is a number of ticks, at least 1, not {full_every!r}")
         for name, v in (("tick", tick), ("slice_cycles", slice_cycles), ("watch", watch), ("hint_gap", hint_gap)):
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise ValueError(f"{name} must be a positive number of cycles, not {v!r}")
@@ -223,6 +228,7 @@ class Scheduler:
         self.dep_timeout = dep_timeout
         self.margin, self.carry_slices, self.stages = margin, carry_slices, stages
         self.placement = placement
+        self.full_every = full_every
         self.meter = MmioMeter(hv.bus)
         self.scanner = CommandScanner(hv, timing=timing, meter=self.meter)
         self.cost = CostModel()
@@ -327,9 +333,21 @@ class Scheduler:
 
 
     async def tick(self):
-        """Scan every ring, account what the engines took and completed, and apply the policy."""
+        """Scan the rings, account what the engines took and completed, and apply the policy.
+
+        A policy that needs every ring's TAIL each tick (:attr:`_PolicyBase.EVERY_TAIL`: gang and
+        qos, which weigh which rings have work) scans them all. per-ring and auto learn what they
+        act on from guest memory between ticks (records, and hints of posted WAITs and SIGNALs),
+        so their tick reads TAIL only of the rings whose slot at TAIL holds new bytes or that
+        were never read, and of every ring at one tick in ``full_every``: a guest that posts the
+        very bytes a slot held a lap earlier is seen then.
+        """
         self.ticks += 1
-        new, retired = await self.scanner.scan()
+        if self._policy.EVERY_TAIL or self.ticks % self.full_every == 1 or self.full_every == 1:
+            new, retired = await self.scanner.scan()
+        else:
+            quiet = {a for a, r in self.scanner.rings.items() if r.synced and not r.unscanned}
+            new, retired = await self.scanner.scan([a for a in range(self.hv.caps.num_adis) if a not in quiet])
         topology = tuple(sorted((a, r.engine, r.tenant.name) for a, r in self.scanner.rings.items()))
         if topology != self._topology:
             self._topology = topology
@@ -503,6 +521,9 @@ class Scheduler:
 class _PolicyBase:
     """What every policy does by default: keep the mask open, nothing to program or watch."""
 
+    #: Whether each tick must read every ring's TAIL (the policy weighs which rings have work).
+    EVERY_TAIL = False
+
     def __init__(self, sched):
         self.s = sched
 
@@ -557,6 +578,8 @@ class _PerRing(_PolicyBase):
 
 class _Gang(_PolicyBase):
     """GVT-g's weighted time slices: one tenant's rings get every engine per slice."""
+
+    EVERY_TAIL = True
 
 
     def __init__(self, sched):
@@ -771,6 +794,8 @@ class _Auto(_PolicyBase):
 
 class _Qos(_PolicyBase):
     """Best effort by predicted cost, with budgets carried across slices (see the module docstring)."""
+
+    EVERY_TAIL = True
 
 
     #: The arbiter's quantum of a ring, in multiples of its fair share of a slice: room within a
