@@ -103,7 +103,7 @@ class _Packed:
         # Every field is given, as plain ints: what the constructor would do, without its
         # handling of aliases and defaults.
         obj = cls.__new__(cls)
-        obj.__dict__.update((field, word >> offset & mask) for field, offset, mask in cls._unpack_order())
+        obj.__dict__.update({field: word >> offset & mask for field, offset, mask in cls._unpack_order()})
         return obj
 
 

@@ -146,6 +146,9 @@ class Dispatcher:
         self.rose = [None] * self.n          # cycle a doorbell made each ADI pending, before its response
         self.loader_free = 0
         self.loader_last = self.ne - 1
+        # The loader's round robin: the engines in the order it serves them after each one.
+        self._orders = [tuple((last + 1 + k) % self.ne for k in range(self.ne)) for last in range(self.ne)]
+        self.dispatched = 0                  # descriptors handed to the executors so far
         self.refill_at = 0                   # the next QoS slice boundary
         self.slice = 0                       # its period, once reached (0: every cycle)
         self.slice_next = 0                  # ENG.ARB_SLICE, in force from the next boundary
@@ -244,18 +247,23 @@ class Dispatcher:
             self.stale = False
         self._refill(now)
         self._share(now)
+        finished = False
         for e, eng in enumerate(self.engines):
             if eng.run is not None and eng.run.finish <= now:
                 self._finish(e, now)
-        self._share(now)
+                finished = True
+        if finished:                  # (the port's runs change only with a finish or a start)
+            self._share(now)
         self._prefetch(now)
-        order = [(self.loader_last + 1 + k) % self.ne for k in range(self.ne)]
+        order = self._orders[self.loader_last]
         self.over_budget = False
         for e in order:
             self._decide(e, now)
+        dispatched = self.dispatched
         for e in order:
             self._take(e, now)
-        self._share(now)
+        if self.dispatched != dispatched:
+            self._share(now)
         self._prefetch(now)
         self._classify_idle(now)
 
@@ -362,7 +370,7 @@ class Dispatcher:
         offered = self._dispatchable(now) & self._bound(e)
         if not offered:
             return
-        costs = {i: self.slots[i].cost for i in range(self.n) if offered >> i & 1}
+        costs = {i: self.slots[i].cost for i in _bits(offered)}
         adi = self.arbiters[e].pick(offered, costs, self._config())
         if adi is None:
             self.over_budget = True
@@ -385,6 +393,7 @@ class Dispatcher:
 
     def _dispatch(self, e, adi, now):
         dev, timing = self.dev, self.timing
+        self.dispatched += 1
         slot = self.slots[adi]
         first = self.wait_first.get(adi)
         timed_out = first is not None and now - first >= dev.engine.wait_timeout
