@@ -44,6 +44,9 @@ from .csr import CsrModel, strobe_mask
 
 __all__ = ["DmaModel", "Decision", "FaultRecord", "bitmap_to_vfio", "vfio_to_pages"]
 
+#: The bitmaps a request reads and writes, as plain ints for numpy's scalar indexing.
+_MAPPED, _DIRTY = int(Bitmap.MAPPED), int(Bitmap.DIRTY)
+
 
 @dataclass(frozen=True)
 class FaultRecord:
@@ -131,6 +134,7 @@ class DmaModel:
         D, P, A = params.num_domains, params.pages_per_domain, params.num_adis
         self.bits = np.zeros((len(Bitmap), D, P), dtype=bool)
         self.adi = [(False, 0, 0)] * A          # (valid, pasid, domain)
+        self._domains = {}                      # PASID -> :meth:`lookup`'s answer, until set_adi
         self.dom_base = [0] * D                 # host page number of guest page 0
         self.dom_limit = [0] * D                # window size in pages
         self.faults = collections.deque()
@@ -152,6 +156,7 @@ class DmaModel:
         """Program ADI-table entry ``index`` (ignored beyond num_adis, as in hardware)."""
         if 0 <= index < self.params.num_adis:
             self.adi[index] = (bool(valid), pasid & ((1 << PASID_BITS) - 1), domain & 0x3F)
+            self._domains.clear()
 
     def set_domain(self, domain, base_addr, limit_pages):
         """Set the host window of ``domain``: byte address ``base_addr`` (4 KiB aligned)."""
@@ -161,10 +166,17 @@ class DmaModel:
 
     def lookup(self, pasid):
         """Domain of ``pasid``: the lowest valid ADI entry with that PASID, or None."""
+        try:
+            return self._domains[pasid]
+        except KeyError:
+            pass
+        dom = None
         for valid, p, d in self.adi:
             if valid and p == pasid and d < self.params.num_domains:
-                return d
-        return None
+                dom = d
+                break
+        self._domains[pasid] = dom
+        return dom
 
     # -- requests --------------------------------------------------------------
 
@@ -174,7 +186,7 @@ class DmaModel:
         dom = self.lookup(pasid)
         if dom is None:
             reason = Reason.NO_DOMAIN
-        elif not (page < self.params.pages_per_domain and self.bits[Bitmap.MAPPED, dom, page]):
+        elif not (page < self.params.pages_per_domain and self.bits[_MAPPED, dom, page]):
             reason = Reason.WRITE_UNMAPPED if write else Reason.READ_UNMAPPED
         elif not page < self.dom_limit[dom]:
             reason = Reason.OUT_OF_WINDOW
@@ -196,7 +208,7 @@ class DmaModel:
             if d.write:
                 self.counters["dirtied"] += 1
                 if set_dirty:
-                    self.bits[Bitmap.DIRTY, d.domain, d.page] = True
+                    self.bits[_DIRTY, d.domain, d.page] = True
         else:
             self.counters["blocked"] += 1
             if push:

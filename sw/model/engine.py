@@ -144,6 +144,10 @@ class Memory:
 
     def read(self, addr, n):
         """``n`` bytes at host address ``addr``."""
+        off = addr % self.page_size
+        if off + n <= self.page_size and addr >= 0 and n >= 0:      # within one page
+            buf = self.pages.get(addr // self.page_size)
+            return bytes(n) if buf is None else bytes(buf[off:off + n])
         out = bytearray()
         for page, off, k in self._split(addr, n):
             buf = self.pages.get(page)
@@ -153,6 +157,14 @@ class Memory:
     def write(self, addr, data):
         """Store ``data`` at host address ``addr``."""
         data = bytes(data)
+        off = addr % self.page_size
+        if 0 < len(data) <= self.page_size - off and addr >= 0:      # within one page
+            page = addr // self.page_size
+            buf = self.pages.get(page)
+            if buf is None:
+                buf = self.pages[page] = bytearray(self.page_size)
+            buf[off:off + len(data)] = data
+            return
         pos = 0
         for page, off, k in self._split(addr, len(data)):
             buf = self.pages.setdefault(page, bytearray(self.page_size))
