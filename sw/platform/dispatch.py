@@ -161,6 +161,7 @@ class Dispatcher:
         self._port = ()                      # the runs moving on the shared port at the last change
         self._bound_masks = [0] * self.ne    # the ADIs bound to each engine, as of this step
         self.stale = True                    # an MMIO access since the last step: read the ADIs again
+        self._cfg = self._costs = None       # the arbiters' configuration and ENG.COST_A/B, as of this step
         self.over_budget = False             # some engine found work, none of it within budget
 
     # -- inputs from the bus -----------------------------------------------------------
@@ -244,6 +245,7 @@ class Dispatcher:
             # takes, fetches and finishes (each of which notes them at once).
             self._bound_masks = [self.dev.adi.bound(e) for e in range(self.ne)]
             self.track_pending()
+            self._cfg = self._costs = None      # and the arbiters' registers
             self.stale = False
         self._refill(now)
         self._share(now)
@@ -315,7 +317,9 @@ class Dispatcher:
                     self.track_pending()
                 else:
                     eng = self.dev.engine
-                    cost = estimate_cost(raw, eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"), width=COST_WIDTH)
+                    if self._costs is None:
+                        self._costs = (eng.field("ENG.COST_A.A"), eng.field("ENG.COST_B.B"))
+                    cost = estimate_cost(raw, *self._costs, width=COST_WIDTH)
                     self.slots[adi] = _Slot(raw, cost, raw[7] == Opcode.WAIT.value)
         if self.fetching is None:
             need = self._need(now)
@@ -332,9 +336,12 @@ class Dispatcher:
         return self.dev.engine.field("ENG.ARB_CTRL.POLICY")
 
     def _config(self):
-        eng = self.dev.engine
-        return ArbiterConfig(policy=self._policy(), weight=list(eng.weights), quantum=list(eng.quanta),
-                             slice_cycles=eng.field("ENG.ARB_SLICE.CYCLES"))
+        """The arbiters' configuration registers (read again after every MMIO access)."""
+        if self._cfg is None:
+            eng = self.dev.engine
+            self._cfg = ArbiterConfig(policy=self._policy(), weight=list(eng.weights), quantum=list(eng.quanta),
+                                      slice_cycles=eng.field("ENG.ARB_SLICE.CYCLES"))
+        return self._cfg
 
     def _refill(self, now):
         if self.refill_at > now:
