@@ -51,14 +51,32 @@ class _Packed:
         cls._NBYTES = cls.LAYOUT.size // 8
 
     @classmethod
-    def _unpack_order(cls):
-        """``(name, offset, mask)`` of every field, in the order the dataclass declares them (the
-        order its constructor would set them in)."""
-        order = cls.__dict__.get("_ORDER")
-        if order is None:
-            spec = {name: (offset, (1 << width) - 1) for name, offset, width in cls._FIELDS}
-            order = cls._ORDER = tuple((f.name, *spec[f.name]) for f in dataclasses.fields(cls))
-        return order
+    def _codec(cls):
+        """``(pack, fields)``: straight-line functions made once per class from its layout (the
+        model packs and unpacks every descriptor and record it moves, several times).
+
+        ``pack(record)`` is :meth:`pack`; ``fields(word)`` is the dict of every field of the
+        little-endian integer ``word``, in the order the dataclass declares them (the order
+        its constructor would set them in)."""
+        codec = cls.__dict__.get("_CODEC")
+        if codec is None:
+            spec = {name: (offset, width) for name, offset, width in cls._FIELDS}
+            src = ["def pack(record):", "    values = record.__dict__", "    word = 0"]
+            for name, offset, width in cls._FIELDS:
+                src += [f"    value = values[{name!r}]",
+                        "    if type(value) is not int:",
+                        f"        value = record._plain({name!r}, value)",
+                        f"    if value < 0 or value >> {width}:",
+                        f"        record._too_wide({name!r}, {width}, value)",
+                        f"    word |= value << {offset}"]
+            src.append(f"    return word.to_bytes({cls._NBYTES}, 'little')")
+            items = ", ".join(f"{f.name!r}: word >> {spec[f.name][0]} & {(1 << spec[f.name][1]) - 1:#x}"
+                              for f in dataclasses.fields(cls))
+            src += ["def fields(word):", f"    return {{{items}}}"]
+            scope = {}
+            exec(compile("\n".join(src), f"<{cls.__name__} codec>", "exec"), scope)
+            codec = cls._CODEC = (scope["pack"], scope["fields"])
+        return codec
 
     @classmethod
     def _check_fields(cls):
@@ -70,17 +88,10 @@ class _Packed:
 
     def pack(self):
         """The record as ``LAYOUT.size // 8`` little-endian bytes."""
-        word = 0
-        values = self.__dict__
-        for field, offset, width in self._FIELDS:
-            value = values[field]
-            if type(value) is not int:          # an enum member, or a value to refuse
-                value = self._plain(field, value)
-            if value < 0 or value >> width:
-                raise ValueError(f"{type(self).__name__}.{field} is a {width}-bit field; "
-                                 f"{value:#x} does not fit")
-            word |= value << offset
-        return word.to_bytes(self._NBYTES, "little")
+        return self._codec()[0](self)
+
+    def _too_wide(self, field, width, value):
+        raise ValueError(f"{type(self).__name__}.{field} is a {width}-bit field; {value:#x} does not fit")
 
     def _plain(self, field, value):
         """``value`` of ``field`` as a plain int: an enum member's value; anything but an int refused."""
@@ -103,7 +114,7 @@ class _Packed:
         # Every field is given, as plain ints: what the constructor would do, without its
         # handling of aliases and defaults.
         obj = cls.__new__(cls)
-        obj.__dict__.update({field: word >> offset & mask for field, offset, mask in cls._unpack_order()})
+        obj.__dict__.update(cls._codec()[1](word))
         return obj
 
 
