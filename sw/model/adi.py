@@ -20,7 +20,7 @@ from .csr import CsrModel, strobe_mask
 
 __all__ = ["AdiModel", "AdiEntry", "DISABLED", "ENABLED", "DRAINING", "ERROR",
            "ERR_TAIL_BEYOND_RING", "ERR_BAD_RING_CONFIG", "ERR_DESC_PASID", "ERR_FETCH_FAULT",
-           "page_address"]
+           "page_address", "ring_size_ok"]
 
 # The states and error codes are declared in rtl/regs.rdl (AdiState, AdiError);
 # these short names are the ones the tests, the testbenches and sw/ use.
@@ -40,6 +40,7 @@ def page_address(adi, offset=PAGE_TAIL):
 
 
 def ring_size_ok(size):
+    """Whether ``size`` is a ring size ENABLE accepts: a power of two, 2..4096 (CMD.RING_SIZE)."""
     return 2 <= size <= 4096 and size & (size - 1) == 0
 
 

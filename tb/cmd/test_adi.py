@@ -31,14 +31,14 @@ from siov.rtl.cmd.adi import AdiError
 from siov.rtl.csr.bus import Resp
 from siov.rtl.params import DeviceParams
 from siov.sw.model.adi import (DISABLED, DRAINING, ENABLED, ERROR, PAGE_HEAD, PAGE_STATE, PAGE_TAIL,
-                               AdiModel, page_address)
+                               AdiModel, page_address, ring_size_ok)
 from siov.tb.axi import apply_axil_pauses, axil_read, axil_write
 from siov.tb.coverage import Coverage
 from siov.tb.reset import reset_dut
 
 TIMEOUT_NS = 20_000
 STEPS = int(os.environ.get("SIOV_ADI_STEPS", "1500"))
-ENABLE, DRAIN, ABORT, RESET_ERROR = 1, 2, 4, 8
+ENABLE, DRAIN, ABORT, RESET_ERROR, LOAD = 1, 2, 4, 8, 16
 STATE_NAMES = {DISABLED: "disabled", ENABLED: "enabled", DRAINING: "draining", ERROR: "error"}
 
 COVERAGE = Coverage("adi", [
@@ -51,6 +51,7 @@ COVERAGE = Coverage("adi", [
     "consume_applied", "consume_ignored", "ring_wrap", "pending_multiple",
     "drain_waits_busy", "engine_fault_error", "engine_fault_ignored",
     "concurrent_buses_busy", "concurrent_consume_with_access",
+    "restore_enable_resumed", "restore_bad_pointers", "restore_load", "restore_load_ignored",
 ])
 
 
@@ -154,6 +155,7 @@ class TB:
         bad_engine = size is None and rng.random() < 0.05 and engines < 4
         engine = rng.randrange(engines, 4) if bad_engine else rng.randrange(engines)
         cfg = (rng.getrandbits(32) & ~regmap.CMD_ADI_CFG_ENGINE_MASK) | engine << regmap.CMD_ADI_CFG_ENGINE_LSB
+        random_size = size is None
         if size is None:
             size = rng.choice([2, 4, 8, 16, 4096, 1 << rng.randrange(1, 13)] * 3 + [0, 1, 3, 12, 8192, 5000])
         await self.write(regmap.CMD_ADI_SEL, adi)
@@ -161,7 +163,20 @@ class TB:
         await self.write(regmap.CMD_RING_BASE_HI, rng.getrandbits(32))
         await self.write(regmap.CMD_RING_SIZE, size)
         await self.write(regmap.CMD_ADI_CFG, cfg)
-        await self.command(adi, ENABLE)
+        # In a random configuration, 3 in 10 are a restore's ring: staged pointers,
+        # mostly inside the ring, some beyond it, then ENABLE or LOAD; otherwise
+        # zero, as every fresh driver leaves them.
+        restore = random_size and rng.random() < 0.3
+        head = tail = 0
+        if restore:
+            span = size if 2 <= size < 4096 else 16
+            head, tail = (rng.randrange(span) if rng.random() < 0.85 else rng.randrange(span, 4096)
+                          for _ in range(2))
+        await self.write(regmap.CMD_RING_PTRS, head << regmap.CMD_RING_PTRS_HEAD_LSB
+                         | tail << regmap.CMD_RING_PTRS_TAIL_LSB)
+        await self.command(adi, LOAD if restore and rng.random() < 0.3 else ENABLE)
+        if restore:
+            await self.write(regmap.CMD_RING_PTRS, 0)
 
     async def command(self, adi, bits):
         a = self.model.adis[adi] if adi < self.n else None
@@ -172,7 +187,15 @@ class TB:
         COVERAGE.sample("multi_command", bin(bits).count("1") > 1)
         if a is None:
             return
-        first = next((b for b in (RESET_ERROR, ABORT, DRAIN, ENABLE) if bits & b), None)
+        first = next((b for b in (RESET_ERROR, ABORT, DRAIN, ENABLE, LOAD) if bits & b), None)
+        if first == LOAD:
+            COVERAGE.sample("restore_load" if before == DISABLED else "restore_load_ignored")
+        if first == ENABLE and before == DISABLED:
+            COVERAGE.sample("restore_enable_resumed", a.state == ENABLED and a.head != a.tail)
+            f = self.model._regs.field
+            size = f("CMD.RING_SIZE.ENTRIES")
+            ptrs_bad = ring_size_ok(size) and max(f("CMD.RING_PTRS.HEAD"), f("CMD.RING_PTRS.TAIL")) >= size
+            COVERAGE.sample("restore_bad_pointers", ptrs_bad and a.state == ERROR)
         if first == ENABLE:
             if before != DISABLED:
                 COVERAGE.sample("enable_ignored")
@@ -313,8 +336,8 @@ async def test_random(dut):
         if r < 0.12:
             await tb.configure(adi)
         elif r < 0.22:
-            await tb.command(adi, rng.choice([ENABLE, DRAIN, ABORT, RESET_ERROR, DRAIN, RESET_ERROR,
-                                             rng.randrange(16)]))
+            await tb.command(adi, rng.choice([ENABLE, DRAIN, ABORT, RESET_ERROR, DRAIN, RESET_ERROR, LOAD,
+                                             rng.randrange(32)]))
         elif r < 0.50:
             await tb.doorbell(adi)
         elif r < 0.62:
