@@ -271,30 +271,43 @@ class Dispatcher:
 
     def next_event(self, now):
         """The next cycle at which something changes without an MMIO write (None: nothing will)."""
-        times = []
+        best = math.inf
         if self.fetching is not None:
-            times.append(self.fetching[1])
+            t = self.fetching[1]
+            if now < t < best:
+                best = t
         elif self._need(now + SETTLE + 1):
-            times += [self.taken[i] + SETTLE for i in range(self.n) if self.taken[i] + SETTLE > now]
+            for t in self.taken:
+                t += SETTLE
+                if now < t < best:
+                    best = t
+        engines = self.engines
+        runs = sum(eng.run is not None for eng in engines)
         waiting = False
-        for e, eng in enumerate(self.engines):
-            if eng.run is not None:
+        for eng in engines:
+            run = eng.run
+            if run is not None:
                 # A run that starts alone on the port needs no wake-up at its start: it is
                 # joined to the port (at its own pace since its start) at the next step.
-                alone = all(o.run is None or o is eng for o in self.engines)
-                times.append(eng.run.finish if eng.run.active or alone else eng.run.start)
+                t = run.finish if run.active or runs == 1 else run.start
             elif eng.grant is not None:
-                times.append(max(eng.grant[1], self.loader_free, now + 1))
+                t = max(eng.grant[1], self.loader_free, now + 1)
             elif eng.idle_from > now:
-                times.append(eng.idle_from)
+                t = eng.idle_from
             else:
                 waiting = True
+                continue
+            if now < t < best:
+                best = t
         if waiting:
-            times += [h for h in self.held if h > now]
+            for t in self.held:
+                if now < t < best:
+                    best = t
             if self.over_budget:            # QoS: what is ready fits nobody's budget until the refill
-                times.append(max(self.refill_at, now + 1))
-        later = [t for t in times if t > now]
-        return min(later) if later else None
+                t = max(self.refill_at, now + 1)
+                if t < best:
+                    best = t
+        return None if best is math.inf else best
 
     # -- the prefetch ------------------------------------------------------------------
 
