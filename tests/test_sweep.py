@@ -211,7 +211,7 @@ def test_jobqueue_builds_the_slurm_job_script():
 
 
 def test_jobqueue_dry_run_prints_the_job_script(tmp_path):
-    result = CliRunner().invoke(main, ["sweep", "--seeds", "1-4", "--set", "arbiter.policy=rr,wrr", "--jobqueue",
+    result = CliRunner().invoke(main, ["sweep", "--seeds", "1-4", "--set", "scheduler.policy=gang,auto", "--jobqueue",
                                        "slurm", "-o", "cores=4", "-o", "queue=sim", "--jobs", "16", "--dry-run",
                                        "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c")])
     assert result.exit_code == 0, result.output
@@ -267,3 +267,22 @@ def test_a_sweep_whose_sources_change_while_it_runs_keeps_nothing(tmp_path, monk
         "the host software changed while the sweep ran: its runs may mix two versions, and none of them was kept "
         "in the cache"]
     assert len(sw.missing()) == 2
+
+
+def test_a_scheduler_policy_sweep_of_the_built_in_scenario():
+    """``[scheduler]`` is an optional table of the schema: its keys can be swept."""
+    points = expand(DEFAULT, [parse_set("scheduler.policy=per-ring,gang,auto")])
+    assert [p.scenario.scheduler.policy for p in points] == ["per-ring", "gang", "auto"]
+    # A scenario that sets [arbiter] cannot also have a scheduler: refused naming the point.
+    with pytest.raises(SweepError, match=r"--set scheduler.policy=gang: arbiter: a \[scheduler\] programs"):
+        expand(TINY, [parse_set("scheduler.policy=gang")])
+
+
+def test_headline_carries_pair_latency_of_a_dependent_workload():
+    result = {"device": {"engines": [{"engine": 0, "utilisation": 0.5}]},
+              "tenants": {"pc": {"throughput_bytes_per_kcycle": 10.0, "latency_p50": 5, "latency_p99": 9,
+                                 "pair_latency": {"mean": 700.5, "p99": 1100, "pairs": 4}},
+                          "vm": {"throughput_bytes_per_kcycle": 1.0, "latency_p50": 5, "latency_p99": 9}}}
+    out = headline(result)
+    assert out["pc.pair_latency_mean"] == 700.5 and out["pc.pair_latency_p99"] == 1100
+    assert not any(k.startswith("vm.pair") for k in out)

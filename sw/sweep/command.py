@@ -16,8 +16,9 @@ _WHERE = ("Where runs go: --cluster local (default: a LocalCluster, one worker p
 @click.argument("scenario", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--seeds", required=True, metavar="SEEDS", help="seeds to run: 1-200, or 1,5,9-12")
 @click.option("--set", "sets", multiple=True, metavar="KEY=V1,V2",
-              help="sweep a scenario key (dotted path: arbiter.policy, device.num_engines, tenants.0.weight, "
-                   "tenants.vm1.weight, tenants.*.quantum) over values (A-B[:STEP]: a range); several are crossed")
+              help="sweep a scenario key (dotted path: arbiter.policy, scheduler.policy, device.num_engines, "
+                   "tenants.0.weight, tenants.vm1.weight, tenants.*.quantum) over values (A-B[:STEP]: a range); "
+                   "several are crossed")
 @click.option("--backend", type=click.Choice(["model", "rtl"]), default="model", show_default=True)
 @click.option("--cluster", default=None, metavar="local[:N]|serial", help="a LocalCluster of N workers (default: "
               "one per core), or serial")

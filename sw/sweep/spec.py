@@ -37,6 +37,7 @@ import itertools
 import json
 import re
 import tomllib
+import types
 import typing
 
 from pydantic import BaseModel
@@ -163,7 +164,13 @@ def parse_set(text):
 
 
 def _model_of(annotation):
-    """``(model, is_array)`` of a field's annotation if it holds a table or an array of tables."""
+    """``(model, is_array)`` of a field's annotation if it holds a table or an array of tables
+    (an optional table, ``Table | None``, counts as its table)."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return _model_of(rest[0])
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, False
     if typing.get_origin(annotation) in (list, tuple):

@@ -5,7 +5,10 @@ Headline metrics of one run (:func:`headline`), from ``siov run``'s results:
 * ``throughput``: bytes moved per 1000 device cycles, all tenants together;
 * ``utilisation``: the engines' mean busy fraction, and ``engineN.utilisation`` each;
 * per tenant ``T``: ``T.throughput``, ``T.latency_p50`` and ``T.latency_p99``
-  (device cycles from a batch's doorbell to each completion).
+  (device cycles from a batch's doorbell to each completion);
+* per tenant with a ``dependent`` workload: ``T.pair_latency_mean`` and
+  ``T.pair_latency_p99`` (a producer's fill handed over to its consumer's copy
+  completed), the figure a scheduler policy sweep compares.
 
 Per point and metric (:func:`summarize`): the number of runs, mean, p50 and
 p99 (linear interpolation between order statistics), min, max, standard
@@ -19,7 +22,7 @@ __all__ = ["headline", "summarize", "t_quantile", "UNITS", "family", "print_tabl
 
 #: Unit of each metric family.
 UNITS = {"throughput": "bytes/kcycle", "utilisation": "fraction busy", "latency_p50": "cycles",
-         "latency_p99": "cycles"}
+         "latency_p99": "cycles", "pair_latency_mean": "cycles", "pair_latency_p99": "cycles"}
 
 #: Two-sided 95% quantiles of Student's t for 1 to 30 degrees of freedom.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -54,11 +57,15 @@ def headline(result):
         out[f"{name}.throughput"] = t["throughput_bytes_per_kcycle"]
         out[f"{name}.latency_p50"] = t["latency_p50"]
         out[f"{name}.latency_p99"] = t["latency_p99"]
+        pairs = t.get("pair_latency")
+        if pairs and pairs.get("pairs"):
+            out[f"{name}.pair_latency_mean"] = pairs["mean"]
+            out[f"{name}.pair_latency_p99"] = pairs["p99"]
     return out
 
 
 def family(metric):
-    """The family of ``metric``: ``throughput``, ``utilisation``, ``latency_p50`` or ``latency_p99``."""
+    """The family of ``metric``: a key of :data:`UNITS` (``throughput``, ``latency_p99``, ...)."""
     return metric.rsplit(".", 1)[-1]
 
 
