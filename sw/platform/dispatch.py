@@ -160,7 +160,7 @@ class Dispatcher:
         self._timer = None                   # the timer of the next step due
         self._port = ()                      # the runs moving on the shared port at the last change
         self._bound_masks = [0] * self.ne    # the ADIs bound to each engine, as of this step
-        self.stale = True                    # an MMIO access since the last step: read the ADIs again
+        self.stale = True                    # an MMIO write since the last step: read the ADIs again
         self._cfg = self._costs = None       # the arbiters' configuration and ENG.COST_A/B, as of this step
         self.over_budget = False             # some engine found work, none of it within budget
 
@@ -241,8 +241,9 @@ class Dispatcher:
         """Everything due at cycle ``now``, in the order the RTL's registers see it."""
         self.account(now)
         if self.stale:
-            # Bindings and pending bits change only through MMIO writes and the dispatcher's own
-            # takes, fetches and finishes (each of which notes them at once).
+            # Bindings, pending bits and the arbiters' registers change only through MMIO writes
+            # and the dispatcher's own takes, fetches and finishes (each of which notes them at
+            # once); reads have no side effect on them.
             self._bound_masks = [self.dev.adi.bound(e) for e in range(self.ne)]
             self.track_pending()
             self._cfg = self._costs = None      # and the arbiters' registers
@@ -349,7 +350,7 @@ class Dispatcher:
         return self.dev.engine.field("ENG.ARB_CTRL.POLICY")
 
     def _config(self):
-        """The arbiters' configuration registers (read again after every MMIO access)."""
+        """The arbiters' configuration registers (read again after every MMIO write)."""
         if self._cfg is None:
             eng = self.dev.engine
             self._cfg = ArbiterConfig(policy=self._policy(), weight=list(eng.weights), quantum=list(eng.quanta),

@@ -229,7 +229,6 @@ class ModelBus:
         self._dispatcher.account(now)         # the idle counters count up to now
         self.device.irq.drain_busy = self._irq_fired < self._drain_target
         resp, value = self.device.read(addr)
-        self._dispatcher.stale = True
         if resp != Resp.OKAY:
             raise BusError("read", addr, resp)
         return value
