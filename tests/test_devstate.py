@@ -1,7 +1,8 @@
 """Save and restore of device state (sw/hv/devstate.py): a whole Device restored into a
 fresh one reads back register for register; a virtual device restored elsewhere resumes
-its ring; every refusal leaves the destination as it was; the list of device state in
-docs/migration.md covers the register map."""
+its ring; an interrupt pending at save reaches the guest once, as without the save; every
+refusal leaves the destination as it was; the list of device state in docs/migration.md
+covers the register map."""
 
 import pathlib
 
@@ -17,6 +18,7 @@ from siov.sw.hv.pf import PfDriver
 from siov.sw.model.dsa import Descriptor
 from siov.sw.platform import vtime
 from siov.sw.platform.model import ModelBus
+from siov.sw.platform import run_program
 from siov.sw.programs.save_restore import build_state, read_all
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -184,3 +186,55 @@ def test_state_list_covers_the_register_map_and_is_documented():
     # Every register a restore writes back is listed as saved.
     assert all(devstate.STATE[p][0] == devstate.SAVED for p in devstate.SETTINGS)
     assert devstate.render_state_table() in (ROOT / "docs" / "migration.md").read_text()
+
+
+PENDING = "siov.sw.programs.save_restore:pending_across_save"
+
+
+@pytest.mark.parametrize("fire_again", [False, True])
+def test_interrupt_pending_at_save_reaches_the_guest_as_without_the_save(fire_again):
+    """An entry masked with an interrupt pending is saved and restored onto another handle;
+    on unmask the guest gets what a run without the save gets: the saved interrupt once,
+    delivered by the host (the PENDING bit cannot be restored), or, when another interrupt
+    made the restored entry pending again, by the device's replay alone (MSI-X's PBA holds
+    one bit, so the two are one interrupt on the source too)."""
+    arg = {"fire_again": fire_again, "fingerprint": FP}
+    golden = run_program(PENDING, "model", arg={**arg, "move": False})
+    moved = run_program(PENDING, "model", arg={**arg, "move": True})
+    assert golden["interrupts"] == [[3, 0x41], [3, 0x40], [3, 0x40], [3, 0x41]]
+    assert moved["interrupts"] == golden["interrupts"]
+    assert moved["pending_handles"] == [0]
+    # Delivering the saved interrupt whatever the entry holds would give the guest two.
+    assert moved["pending_before_unmask"] is fire_again and moved["delivered"] is not fire_again
+
+
+def test_restore_drops_a_pending_interrupt_the_state_does_not_hold():
+    """A destination entry that holds a pending interrupt (masked, with the PASID the state
+    gives it) reads back as saved, PENDING clear: an unmask must not deliver an interrupt of
+    the entry's earlier life to the restored device's guest."""
+    async def main():
+        src, pf = await _built()
+        before = await read_all(src)
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        saved = devstate.decode(blob).ims[1].words
+        assert saved[3] & regmap.IRQ_IMS_ENTRY_MASK_MASK and not saved[3] & regmap.IRQ_IMS_ENTRY_PENDING_MASK
+        dst = ModelBus(PARAMS)
+        pd = PfDriver.of(dst)
+        pasid = saved[3] >> regmap.IRQ_IMS_ENTRY_PASID_LSB
+        await pd.set_domain(0, HOST_BASE, 8)
+        await pd.pin(0, 0, 8)
+        await pd.bind_adi(0, pasid, 0)
+        await pd.guest_map(0, 0)
+        await pd.set_ims(1, pasid, 2, 0x30, mask=True)
+        await pd.enable_adi(0, 0, 4, pasid, 0)
+        await Ring(dst, 0, 0, HOST_BASE, 4).post([Descriptor(pasid=pasid, opcode=Opcode.NOOP, flags=Flag.RCI,
+                                                             int_handle=1)])
+        await dst.wait_cycles(500)
+        assert await pd.ims_pending(1)
+        await pd.adi_command(0, regmap.CMD_ADI_CMD_ABORT_MASK)
+        state = await devstate.restore(pd, blob, fingerprint=FP)
+        return before, await read_all(dst), state
+    before, after, state = run(main)
+    diffs = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    assert not diffs, diffs
+    assert state.pending_handles == []

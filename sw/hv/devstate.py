@@ -698,7 +698,8 @@ async def restore(pf, blob, placement=Placement(), *, fingerprint=None):
     blob's structure and checksum, the Device's parameters and Verilog fingerprint
     (``fingerprint``, as for :func:`save`), the placement, and that every destination
     ADI is DISABLED. Then, in order: each domain's window and pages (the dirty log left
-    clean), the DMA ADI-table entries, the IMS entries (CTRL last), each ADI's ring
+    clean), the DMA ADI-table entries, the IMS entries (a pending interrupt the destination's entry held dropped
+    first, CTRL last), each ADI's ring
     (ENABLE or LOAD with the staged pointers, then DRAIN for a DRAINING one) and arbiter
     weight and quantum, and for a whole Device its settings registers, written last.
 
@@ -739,6 +740,12 @@ async def restore(pf, blob, placement=Placement(), *, fingerprint=None):
                         a.dma_valid)
         for e in state.ims:
             base = regmap.IRQ_IMS_BASE + 16 * place_ims[e.handle]
+            # An interrupt the destination's entry holds pending is not the state's: drop it
+            # undelivered (a CTRL write that changes PASID_EN clears PENDING, rtl/regs.rdl
+            # IRQ.IMS), masked, or the writes below would leave it for the next unmask.
+            ctrl = await bus.read(base + 12)
+            if ctrl & regmap.IRQ_IMS_ENTRY_PENDING_MASK:
+                await bus.write(base + 12, (ctrl | regmap.IRQ_IMS_ENTRY_MASK_MASK) ^ regmap.IRQ_IMS_ENTRY_PASID_EN_MASK)
             for w in range(4):
                 await bus.write(base + 4 * w, e.words[w] & ~(regmap.IRQ_IMS_ENTRY_PENDING_MASK if w == 3 else 0))
         for a in state.adis:

@@ -23,7 +23,8 @@ does, in order:
    the new ADI; then let go, it takes up its ring where it stopped;
 4. phase C: every tenant posts more; on odd seeds the mover's work raises
    interrupts that its still-masked entry holds pending again; then the
-   mover's entry is unmasked (:func:`unmask_restored`): the saved pending
+   mover's entry is unmasked
+   (:func:`~siov.sw.programs.save_restore.unmask_restored`): the saved pending
    interrupt is delivered by the host unless the device's own replay
    delivers one, as an uninterrupted run's unmask delivers exactly one;
    a last batch raises interrupts through the unmasked entry;
@@ -48,10 +49,10 @@ from ...rtl.cmd.arbiter import Policy
 from ...rtl.cmd.dsa import Flag, Opcode
 from ...rtl.dma.defs import PAGE_SHIFT
 from ..model.dsa import Descriptor
-from ..model.irq import ims_ctrl
 from .four_tenants import wait_for_descriptors
+from .save_restore import unmask_restored
 
-__all__ = ["migrate_tenant", "uninterrupted", "unmask_restored", "TENANTS", "MOVER"]
+__all__ = ["migrate_tenant", "uninterrupted", "TENANTS", "MOVER"]
 
 PAGE = 1 << PAGE_SHIFT
 PAGES = 16
@@ -60,34 +61,6 @@ RING_SIZE = 64
 #: Names of the tenants, and the one that is moved.
 TENANTS, MOVER = ("t0", "t1", "t2"), "t1"
 _HOLDER = "migration"            # the owner of the mover's hold on the eligibility mask
-
-
-async def unmask_restored(pf, handle, pasid, saved_pending, deliver):
-    """Unmask IMS entry ``handle`` (owned by ``pasid``) of a restored virtual device, and
-    deliver the interrupt that its saved state held pending, unless the device delivers one.
-
-    A restore cannot set an entry's PENDING bit (``rtl/regs.rdl`` IRQ.IMS), so
-    :func:`~siov.sw.hv.devstate.restore` lists the entries that held one
-    (:attr:`~siov.sw.hv.devstate.DeviceState.pending_handles`). On the source,
-    the unmask would have delivered one interrupt however many had fired while
-    the entry was masked (MSI-X's PBA holds one bit). So if an interrupt made the
-    restored entry pending again, the unmask's own replay is that one interrupt
-    and the saved one is not delivered; otherwise ``deliver()`` (which raises the
-    entry's vector where its destination is) is called once the entry is unmasked.
-
-    ``saved_pending``: whether the saved state held an interrupt pending in this entry.
-    PENDING is read and the entry unmasked in two accesses: an interrupt that lands
-    between them is delivered by the replay too, the one case where the guest gets
-    one interrupt more than on the source. Returns whether ``deliver`` was called.
-    """
-    ctrl = regmap.IRQ_IMS_BASE + 16 * handle + 12
-    async with pf.exclusive():
-        pending_now = await pf.bus.read(ctrl) & regmap.IRQ_IMS_ENTRY_PENDING_MASK
-        await pf.bus.write(ctrl, ims_ctrl(mask=False, pasid=pasid))
-    if saved_pending and not pending_now:
-        deliver()
-        return True
-    return False
 
 
 class _Tenant:

@@ -8,6 +8,11 @@ restore must reproduce, enumerated from :data:`siov.sw.hv.devstate.STATE`
 (indexed registers at every index). :func:`cross_backend` runs on the rtl
 backend: it restores a state saved elsewhere onto its fresh Device, reads it,
 then builds and saves its own, so that a test restores that one elsewhere.
+:func:`unmask_restored` is how a host delivers the interrupts a restored IMS
+entry held pending (which no register can set again), and
+:func:`pending_across_save` runs it: an interrupt pending in a masked entry
+when its virtual device is saved and restored elsewhere reaches the guest as
+it would have without the save.
 
 Ref: ``docs/migration.md``; :mod:`siov.sw.hv.devstate`.
 """
@@ -15,11 +20,16 @@ Ref: ``docs/migration.md``; :mod:`siov.sw.hv.devstate`.
 import random
 
 from ...rtl import regmap
+from ...rtl.cmd.dsa import Flag, Opcode
+from ..guest.ring import AdiPortal, Ring
 from ..hv import devstate
 from ..hv.guest_memory import HOST_BASE
 from ..hv.pf import PfDriver
+from ..model.dsa import Descriptor
+from ..model.irq import ims_ctrl
+from .four_tenants import wait_for_descriptors
 
-__all__ = ["build_state", "read_all", "save_whole", "cross_backend"]
+__all__ = ["build_state", "read_all", "save_whole", "cross_backend", "unmask_restored", "pending_across_save"]
 
 _PAGES = 16          # pages of each domain's window used here
 
@@ -128,3 +138,101 @@ async def cross_backend(bus, seed, arg):
     await bus.write(regmap.GLOBAL_SCRATCH, seed)
     built = await read_all(bus)
     return {"restored": restored, "built": built, "blob": await save_whole(bus, fp)}
+
+
+async def unmask_restored(pf, handle, pasid, saved_pending, deliver):
+    """Unmask IMS entry ``handle`` (owned by ``pasid``) of a restored virtual device, and
+    deliver the interrupt that its saved state held pending, unless the device delivers one.
+
+    A restore cannot set an entry's PENDING bit (``rtl/regs.rdl`` IRQ.IMS), so
+    :func:`~siov.sw.hv.devstate.restore` lists the entries that held one
+    (:attr:`~siov.sw.hv.devstate.DeviceState.pending_handles`). On the source,
+    the unmask would have delivered one interrupt however many had fired while
+    the entry was masked (MSI-X's PBA holds one bit). So if an interrupt made the
+    restored entry pending again, the unmask's own replay is that one interrupt
+    and the saved one is not delivered; otherwise ``deliver()`` (which raises the
+    entry's vector where its destination is) is called once the entry is unmasked.
+
+    ``saved_pending``: whether the saved state held an interrupt pending in this entry.
+    PENDING is read and the entry unmasked in two accesses: an interrupt that lands
+    between them is delivered by the replay too, the one case where the guest gets
+    one interrupt more than on the source. Returns whether ``deliver`` was called.
+    """
+    ctrl = regmap.IRQ_IMS_BASE + 16 * handle + 12
+    async with pf.exclusive():
+        pending_now = await pf.bus.read(ctrl) & regmap.IRQ_IMS_ENTRY_PENDING_MASK
+        await pf.bus.write(ctrl, ims_ctrl(mask=False, pasid=pasid))
+    if saved_pending and not pending_now:
+        deliver()
+        return True
+    return False
+
+
+async def pending_across_save(bus, seed, arg):
+    """An interrupt held pending by a masked IMS entry when its virtual device is saved.
+
+    A virtual device of one ADI (PASID 0x42, destination 3) and two IMS entries:
+    handle 0 masked (vector 0x40), handle 1 unmasked (vector 0x41). Two
+    completion interrupts through handle 0 become pending, one through handle 1
+    is delivered. With ``arg["move"]`` the device is then saved (ADI held), its
+    ADI, entries and domain released, and restored onto ADI 5, handles 9 and 10
+    and domain 2 (``arg["fingerprint"]`` for both). With ``arg["fire_again"]``,
+    one more interrupt goes through the (still masked) entry. Then the entry is
+    unmasked (:func:`unmask_restored`, which delivers the saved pending interrupt
+    unless the device's replay does), and one more interrupt goes through each entry.
+
+    Returns ``{"interrupts": [[dest, vector], ...] in arrival order, "pending_handles":
+    restore's, "pending_before_unmask": the entry's PENDING just before the unmask,
+    "delivered": whether the host delivered the saved one}``: without ``move`` the
+    run no save interrupts, which the moved run's interrupts must equal.
+    """
+    pf = PfDriver.of(bus)
+    pasid, dest = 0x42, 3
+    log = []
+    bus.on_irq(lambda irq: log.append([irq.dest, irq.vector]))
+    await pf.set_domain(0, HOST_BASE, 8)
+    await pf.pin(0, 0, 8)
+    await pf.bind_adi(0, pasid, 0)
+    for page in range(2):
+        await pf.guest_map(0, page)
+    await pf.set_ims(0, pasid, dest, 0x40, mask=True)
+    await pf.set_ims(1, pasid, dest, 0x41)
+    await pf.enable_adi(0, 0, 16, pasid, 0)
+    ring, done = Ring(bus, 0, 0, HOST_BASE, 16), 0
+
+    async def fire(*handles):
+        nonlocal done
+        await ring.post([Descriptor(pasid=pasid, opcode=Opcode.NOOP, flags=Flag.RCI, int_handle=h) for h in handles])
+        done += len(handles)
+        await wait_for_descriptors(pf, done)
+
+    await fire(0, 0, 1)
+    handle, saved_pending, pending_handles = {0: 0, 1: 1}, False, []
+    if arg["move"]:
+        fp = arg["fingerprint"]
+        await pf.hold("save", [0])
+        blob = await devstate.save(pf, adis=[0], handles=[0, 1], domains=[0], fingerprint=fp)
+        await pf.adi_command(0, regmap.CMD_ADI_CMD_ABORT_MASK)
+        await pf.bind_adi(0, 0, 0, valid=False)
+        for h in (0, 1):
+            await pf.clear_ims(h)
+        await pf.unpin(0, 0, 8)
+        await pf.set_domain(0, 0, 0)
+        await pf.hold("save", [5])
+        handle = {0: 9, 1: 10}
+        state = await devstate.restore(pf, blob, devstate.Placement(adis={0: 5}, handles=handle, domains={0: 2}),
+                                       fingerprint=fp)
+        pending_handles = state.pending_handles
+        saved_pending = 0 in pending_handles
+        ring.portal = AdiPortal(bus, 5)
+        await pf.hold("save", ())
+    if arg["fire_again"]:
+        await fire(handle[0])
+    before = await pf.ims_pending(handle[0])
+    delivered = await unmask_restored(pf, handle[0], pasid, saved_pending,
+                                      lambda: log.append([dest, 0x40]))
+    await bus.wait_cycles(100)
+    await fire(handle[0], handle[1])
+    await bus.wait_cycles(100)
+    return {"interrupts": log, "pending_handles": pending_handles, "pending_before_unmask": before,
+            "delivered": delivered}
