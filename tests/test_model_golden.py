@@ -20,7 +20,11 @@ a digest of each run with ``tests/golden/model_records.json``:
 * every interrupt the host received, with its cycle.
 
 A deliberate change of the model's behaviour regenerates the file
-(``python tests/test_model_golden.py``) and says why in its commit.
+(``python tests/test_model_golden.py [case ...]``) and says why in its
+commit. So does a change of what a program does on the host (the GPU
+scheduler reading its rings at other times moves the descriptors'
+cycles): capture its records again on the model as it was before, so that
+the file keeps recording that model's behaviour.
 """
 
 import hashlib
