@@ -4,7 +4,9 @@ its ring; an interrupt pending at save reaches the guest once, as without the sa
 refusal leaves the destination as it was; the list of device state in docs/migration.md
 covers the register map."""
 
+import hashlib
 import pathlib
+import struct
 
 import pytest
 
@@ -238,3 +240,107 @@ def test_restore_drops_a_pending_interrupt_the_state_does_not_hold():
     diffs = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
     assert not diffs, diffs
     assert state.pending_handles == []
+
+
+def _reseal(blob, payload=None, version=devstate.VERSION):
+    """``blob`` with another payload or version, its length and checksum made right again:
+    what a writer of another version, or a forger, would hand over."""
+    head = struct.Struct("<8sHHI")
+    magic, _, flags, _ = head.unpack_from(blob)
+    body = blob[head.size:-8] if payload is None else payload
+    sealed = head.pack(magic, version, flags, len(body)) + body
+    return sealed + hashlib.sha256(sealed).digest()[:8]
+
+
+def test_every_flipped_byte_and_every_cut_is_refused():
+    """A flip of any one bit in any byte of the blob, header, payload or checksum, and every
+    truncation, is CorruptState; onto a Device, a few of them change nothing."""
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        for i in range(len(blob)):
+            flipped = bytearray(blob)
+            flipped[i] ^= 1 << (i % 8)
+            with pytest.raises(devstate.CorruptState):
+                devstate.decode(bytes(flipped))
+        for n in range(len(blob)):
+            with pytest.raises(devstate.CorruptState, match="truncated|header says"):
+                devstate.decode(blob[:n])
+        msgs = []
+        for i in (0, 9, 12, len(blob) - 1):       # magic, version, length, checksum
+            flipped = bytearray(blob)
+            flipped[i] ^= 0x80
+            msgs.append(await _refused(bytes(flipped), exc=devstate.CorruptState))
+        return msgs
+    msgs = run(main)
+    assert "magic" in msgs[0] and "version" in msgs[1] and "header says" in msgs[2] and "checksum" in msgs[3]
+
+
+def test_a_resealed_blob_of_another_version_or_impossible_content_is_refused():
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, whole=True, fingerprint=FP)
+        payload = blob[16:-8]
+        msgs = [await _refused(_reseal(blob, version=devstate.VERSION + 1), exc=devstate.CorruptState),
+                await _refused(_reseal(blob, payload + b"\0"), exc=devstate.CorruptState),
+                await _refused(_reseal(blob, payload[:-1]), exc=devstate.CorruptState)]
+        impossible = bytearray(payload)
+        impossible[0:4] = (65).to_bytes(4, "little")            # 65 ADIs: no Device has them
+        msgs.append(await _refused(_reseal(blob, bytes(impossible)), exc=devstate.CorruptState))
+        return msgs
+    msgs = run(main)
+    assert "version 2" in msgs[0]
+    assert "after its last record" in msgs[1] and "truncated" in msgs[2]
+    assert "impossible Device parameters" in msgs[3]
+
+
+@pytest.mark.parametrize("other", [dict(num_adis=4), dict(num_domains=2), dict(pages_per_domain=128),
+                                   dict(num_engines=1), dict(ims_entries=32)])
+def test_a_virtual_device_onto_other_parameters_is_refused(other):
+    """A virtual device's state (not only a whole Device's) carries the parameters: any one
+    of them different, fewer ADIs among them, is refused, and names the parameter."""
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, adis=[0, 1], handles=[0, 1], domains=[0, 1], fingerprint=FP)
+        params = DeviceParams(**{**vars(PARAMS), **other})
+        return await _refused(blob, params=params, exc=devstate.IncompatibleState)
+    msg = run(main)
+    assert next(iter(other)) in msg
+
+
+def test_a_placement_the_destination_cannot_take_is_refused():
+    """Onto an ADI, IMS handle or domain beyond the Device, two saved ADIs onto one, or a
+    whole Device's state with a placement: refused before the first write."""
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, adis=[0, 1], handles=[0, 1], domains=[0, 1], fingerprint=FP)
+        whole = await devstate.save(pf, whole=True, fingerprint=FP)
+        P = devstate.Placement
+        return [await _refused(blob, placement=P(adis={1: PARAMS.num_adis}), exc=devstate.IncompatibleState),
+                await _refused(blob, placement=P(handles={0: PARAMS.ims_entries}), exc=devstate.IncompatibleState),
+                await _refused(blob, placement=P(domains={0: 4}), exc=devstate.IncompatibleState),
+                await _refused(blob, placement=P(adis={0: 5, 1: 5}), exc=ValueError),
+                await _refused(whole, placement=P(adis={0: 5}), exc=ValueError)]
+    msgs = run(main)
+    assert "destination ADI 8 is beyond the Device's 8" in msgs[0]
+    assert "IMS handle 16" in msgs[1] and "domain 4" in msgs[2]
+    assert "two saved ADIs on one" in msgs[3] and "whole Device" in msgs[4]
+
+
+def test_a_whole_device_with_an_adi_in_error_is_not_saved_and_keeps_its_error():
+    """A checkpoint of the whole Device while one ADI is in ERROR: AdiInError, naming the ADI
+    and its code; the ADI stays in ERROR with that code (the guest still sees it) and every
+    other ADI as it was (docs/migration.md: the hypervisor reports it, the guest resets it)."""
+    async def main():
+        bus, pf = await _built()
+        await pf.enable_adi(6, 0, 8, 0x9, 0)
+        await bus.write(regmap.ADI_PAGES_BASE + 0x1000 * 6, 8)          # TAIL = RING_SIZE: ERROR
+        states = [await pf.adi_state(i) for i in range(PARAMS.num_adis)]
+        ptrs = [await pf.ring_pointers(i) for i in range(PARAMS.num_adis)]
+        with pytest.raises(devstate.AdiInError, match="ADI 6 is in ERROR \\(TAIL_BEYOND_RING\\)") as info:
+            await devstate.save(pf, whole=True, fingerprint=FP)
+        after = [await pf.adi_state(i) for i in range(PARAMS.num_adis)]
+        return states, after, ptrs, [await pf.ring_pointers(i) for i in range(PARAMS.num_adis)], str(info.value)
+    states, after, ptrs, ptrs_after, msg = run(main)
+    assert states[6][0] == regmap.AdiState.ERROR and after == states and ptrs_after == ptrs
+    assert "RESET_ERROR" in msg
