@@ -414,13 +414,30 @@ at = 240000
 """
 
 
-#: The built-in scenario of the rtl backend: short enough for a Verilator run of about a minute.
+#: The built-in scenario of the rtl backend, short enough for a Verilator run of a few seconds
+#: once the Device is built: two VMs and a container beside a VM whose producer and consumer
+#: rings depend on each other, under the GPU scheduler (auto) over both engines.
 DEFAULT_SHORT = """\
 cycles = 30000
 seed = 1
 
-[arbiter]
-policy = "rr"
+[device]
+num_engines = 2
+
+[scheduler]
+policy = "auto"
+tick = 4096
+slice_cycles = 2000
+
+[[tenants]]
+name = "pc"
+adis = 2
+engines = [0, 1]
+[[tenants.workloads]]
+kind = "dependent"
+size = [256, 1024]
+depth = 3
+interval = 1000
 
 [[tenants]]
 name = "vm0"

@@ -48,7 +48,10 @@ def test_builtin_scenarios_are_valid():
     assert [t.name for t in sc.tenants if any(w.kind == "dependent" for w in t.workloads)] == ["pc"]
     assert {f.kind for f in sc.faults} == {"flood", "foreign_map", "forged_pasid", "unmap_in_flight",
                                            "outside_window", "forged_handle", "use_after_unpin"}
-    assert parse(DEFAULT_SHORT).cycles < sc.cycles
+    short = parse(DEFAULT_SHORT)
+    assert short.cycles < sc.cycles
+    assert short.device.num_engines == 2 and short.scheduler.policy == "auto"
+    assert [t.name for t in short.tenants if any(w.kind == "dependent" for w in t.workloads)] == ["pc"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -238,13 +241,26 @@ def test_console_script_is_installed():
 @pytest.mark.sim
 @pytest.mark.slow
 def test_run_rtl_short_builtin(tmp_path):
-    res = CliRunner().invoke(main, ["run", "--backend", "rtl", "--out", str(tmp_path)])
+    """The rtl backend's built-in scenario runs the GPU scheduler over both engines (auto gangs the
+    dependent VM on the Verilated Device too), and gives the model's data results: every field
+    of results.json outside ``timing_dependent`` is the same, but where the scenario came from."""
+    from siov.sw.results import differences, validate
+    res = CliRunner().invoke(main, ["run", "--backend", "rtl", "--out", str(tmp_path / "rtl")])
     assert res.exit_code == 0, res.output
-    result = json.loads((tmp_path / "results.json").read_text())
-    model = CliRunner().invoke(main, ["run", "--out", str(tmp_path / "m")])
-    assert model.exit_code == 0
+    result = json.loads((tmp_path / "rtl" / "results.json").read_text())
+    (tmp_path / "short.toml").write_text(DEFAULT_SHORT)
+    model = CliRunner().invoke(main, ["run", str(tmp_path / "short.toml"), "--out", str(tmp_path / "m")])
+    assert model.exit_code == 0, model.output
+    other = json.loads((tmp_path / "m" / "results.json").read_text())
+    for doc in (result, other):
+        validate(doc)
+    assert differences(other, result) == [("scenario.source", str(tmp_path / "short.toml"), "<built-in scenario>")]
     assert result["tenants"]["vm1"]["refused"] == {"foreign_map": 4}
     assert all(t["statuses"].keys() <= {"SUCCESS"} for t in result["tenants"].values())
+    assert result["scheduler"]["policy"] == "auto" and all(e["descriptors"] for e in result["device"]["engines"])
+    assert {(s["tenant"], s["mode"]) for s in result["scheduler"]["switches"]} == {("pc", "gang"), ("pc", "per-ring")}
+    assert result["tenants"]["pc"]["pair_latency"]["pairs"] > 0
+    assert "Scheduler auto" in res.output and "pc -> gang (dependency" in res.output
 
 
 @pytest.mark.sim
