@@ -330,7 +330,9 @@ class Ring:
         self.stalled_at = None      # head at the last full scan, to catch a ring that stopped
         self.tokens, self.tokens_at = 8.0, 0       # hints left, and when they were counted
         self.synced = False         # HEAD read at least once
-        self.unscanned = False      # the slot at TAIL holds bytes not read yet: likely posted since
+        self.unscanned = False      # a slot from TAIL on holds work posted since the scan, not yet run
+        self.posted = set()         # slots from TAIL on seen posted since the last scan
+        self.ran = 0                # of those, how many from TAIL on were seen run
 
     @property
     def engine(self):
@@ -487,8 +489,8 @@ class CommandScanner:
         now = self.bus.now()
         for adi, ring in self.rings.items():
             retired += await self._retire_by_records(ring)
-            raw = await self._peek(ring)
-            ring.unscanned = raw is not None and raw != ring.raw.get(ring.tail, bytes(DESC_BYTES))
+            raw = await self._posted(ring)
+            ring.unscanned = raw is not None
             if not ring.unscanned or raw == ring.peeked:
                 continue
             if want is not None:
@@ -507,6 +509,45 @@ class CommandScanner:
                 ring.peeked = raw
                 hinted.append(adi)
         return retired, hinted
+
+    async def _posted(self, ring, limit=4):
+        """The bytes of the first slot from the TAIL of the last scan on that the guest has
+        posted since and the device has not run yet, as far as guest memory shows, or None.
+
+        The bytes of a slot cannot always tell: a guest that repeats one descriptor writes the
+        same ones each lap. Its completion record can: a descriptor that asks for a record on
+        every completion (CRAV and RCR) is posted with its record zeroed (the guest's driver
+        clears it, as idxd's submitters do) and has run once the record is written. A slot
+        seen so is remembered until the next scan reads TAIL, and once its record is written
+        the slots after it are looked at too (from the first not seen run, up to ``limit`` a
+        call). A slot whose descriptor asks for no such record is posted if it holds other
+        bytes than the scanner last read there. Guest memory is only a hint: a scan is the
+        truth."""
+        for k in range(ring.ran, min(ring.ran + limit, ring.size - 1)):
+            slot = (ring.tail + k) % ring.size
+            raw = await self._peek(ring, k)
+            if raw is None:
+                return None
+            pending = await self._pending(ring, raw)
+            if pending:
+                ring.posted.add(slot)
+                return raw
+            if slot not in ring.posted:
+                return raw if pending is None and raw != ring.raw.get(slot, bytes(DESC_BYTES)) else None
+            ring.ran = k + 1
+        return None
+
+    async def _pending(self, ring, raw):
+        """For a descriptor ``raw`` that asks for a record on every completion, whether its
+        record still reads zero; None for one that does not (or whose record is not the
+        tenant's memory)."""
+        d = Descriptor.unpack(raw)
+        if d.flags & (Flag.CRAV | Flag.RCR) != Flag.CRAV | Flag.RCR:
+            return None
+        t = ring.tenant
+        if not t.alive or not t.memory.contains(d.completion_addr, 1):
+            return None
+        return not (await t.memory.read(d.completion_addr, 1))[0]
 
     async def _peek(self, ring, ahead=0):
         addr = self._slot_addr(ring, (ring.tail + ahead) % ring.size)
@@ -563,6 +604,7 @@ class CommandScanner:
             ring.head, ring.synced = head, True
         ring.tail = tail
         ring.unscanned = False
+        ring.posted, ring.ran = set(), 0
         if full:
             ring.stalled_at = ring.head if tail != ring.head else None
         fresh = [s for s in ring.window(ring.head, tail) if s not in ring.entries]
