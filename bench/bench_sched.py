@@ -34,6 +34,7 @@ from siov.sw.hv.hypervisor import Hypervisor                             # noqa:
 from siov.sw.model.dsa import Descriptor                                 # noqa: E402
 from siov.sw.platform import run_program                                 # noqa: E402
 from siov.sw.sched.metrics import Metrics, jain                          # noqa: E402
+from siov.sw.sched.programs import FIXED_SLICES                          # noqa: E402
 from siov.sw.sched.scanner import CommandScanner, Verdict                 # noqa: E402
 from siov.sw.sched.scheduler import POLICIES, Scheduler                  # noqa: E402
 from siov.sw.sched.workloads import (DRM_CLIENTS, PAGE, Bench, ClientSpec, client, dependent,  # noqa: E402
@@ -41,6 +42,7 @@ from siov.sw.sched.workloads import (DRM_CLIENTS, PAGE, Bench, ClientSpec, clien
 
 SLICE = 2000
 TICK = 8192
+PAIRS_AGAINST_FLOOD = "siov.sw.sched.programs:pairs_against_flood"
 
 
 def ON_ENGINE_0(count, load):
@@ -82,62 +84,43 @@ def _pct(x):
 
 # -- producer/consumer against a flood -----------------------------------------------------------
 
-async def _fixed_slices(b, vms, done):
-    """bench_engines' gang: each VM in turn gets every engine for a slice, whatever it has."""
-    while not done:
-        for vm in vms:
-            await b.hv.pf.set_eligible([a for a in vm.driver.vdev.adis])
-            await b.bus.wait_cycles(SLICE)
-            if done:
-                break
-    await b.hv.pf.set_eligible(range(b.hv.caps.num_adis))
+def _dependency_run(policy, engines, backend="model", **overrides):
+    """One run of :func:`~siov.sw.sched.programs.pairs_against_flood` on ``backend``."""
+    arg = {"policy": policy, "pairs": 12, "size": 512, "flood": 24, "tick": TICK, "slice_cycles": SLICE,
+           **overrides}
+    t0 = time.monotonic()
+    out = run_program(PAIRS_AGAINST_FLOOD, backend, params=DeviceParams(num_engines=engines), arg=arg,
+                      **({"quiet": True} if backend == "rtl" else {}))
+    for k, v in out.pop("audit", {}).items():
+        AUDIT[k] += v
+    return out, time.monotonic() - t0
 
 
-def _dependency_body(policy):
-    async def body(b, sched):
-        vms = [await b.vm(f"vm{i}") for i in range(2)]
-        fl = await b.vm("flood")
-        if sched is not None:
-            await sched.start()
-        done = []
-        slicer = b.bus.spawn(_fixed_slices(b, vms + [fl], done)) if policy == "fixed slices" else None
-        from siov.rtl import regmap
-        idle0 = [await b.bus.read(regmap.ENG_IDLE_INELIGIBLE), await b.bus.read(regmap.ENG_IDLE_WAITING)]
-        lat, span = [], [None, None]
-        start = b.bus.now()
-        tasks = [b.bus.spawn(dependent(b, vm, pairs=12, size=512, latencies=lat)) for vm in vms]
-        tasks.append(b.bus.spawn(flood(b, fl, count=24, span=span)))
-        for t in tasks:
-            await t
-        end = b.bus.now()
-        done.append(True)
-        if slicer is not None:
-            await slicer
-        idle = [await b.bus.read(regmap.ENG_IDLE_INELIGIBLE) - idle0[0],
-                await b.bus.read(regmap.ENG_IDLE_WAITING) - idle0[1]]
-        return {"cycles": end - start, "pair latency mean": round(sum(lat) / len(lat)), "pair latency max": max(lat),
-                "flood bytes/cycle": round(48 * PAGE / (span[1] - span[0]), 3),
-                "idle, ineligible": idle[0], "idle, waiting": idle[1]}
-    return body
+def _dependency_row(engines, policy, out, backend):
+    return {"backend": backend, "engines": engines, "policy": policy,
+            **{k: v for k, v in out.items() if k not in ("switches", "overhead")},
+            "switches": out.get("switches", "-"), "overhead %": _pct(out["overhead"]) if "overhead" in out else "-"}
 
 
-def dependency():
+def dependency(rtl=True):
+    """The producer/consumer study at 2 and 4 engines on the model backend, and at 2 engines on
+    the rtl backend (the Device's default build) when ``rtl``."""
     rows = []
-    for engines in (2, 4):
-        for policy in ("per-ring", "gang", "auto", "qos", "fixed slices"):
-            out, rep = _run(_dependency_body(policy), policy, engines=engines)
-            rows.append({"engines": engines, "policy": policy, **out, "switches": rep.get("switches", "-"),
-                         "overhead %": _pct(rep.get("overhead")) if rep else "-"})
-            print(rows[-1], flush=True)
+    runs = [("model", engines) for engines in (2, 4)] + ([("rtl", 2)] if rtl else [])
+    for backend, engines in runs:
+        for policy in POLICIES + (FIXED_SLICES,):
+            out, wall = _dependency_run(policy, engines, backend)
+            rows.append(_dependency_row(engines, policy, out, backend))
+            print(f"{wall:.0f} s", rows[-1], flush=True)
     goals = []
-    for engines in (2, 4):
-        r = {row["policy"]: row for row in rows if row["engines"] == engines}
+    for backend, engines in runs:
+        r = {row["policy"]: row for row in rows if (row["backend"], row["engines"]) == (backend, engines)}
         a, g, p = r["auto"], r["gang"], r["per-ring"]
         lat = a["pair latency mean"] / g["pair latency mean"]
         thr = a["flood bytes/cycle"] / p["flood bytes/cycle"]
         idle = a["idle, ineligible"] / max(g["idle, ineligible"], 1)
         idle_fixed = a["idle, ineligible"] / max(r["fixed slices"]["idle, ineligible"], 1)
-        goals.append({"engines": engines,
+        goals.append({"backend": backend, "engines": engines,
                       "pair latency auto/gang (goal <= 1.2)": round(lat, 3),
                       "flood throughput auto/per-ring (goal >= 0.9)": round(thr, 3),
                       "idle-ineligible auto/gang (goal <= 0.10)": round(idle, 3),

@@ -15,6 +15,11 @@ What the program returns is the :class:`~siov.sw.diff.Recorder`'s record:
 memory, completion records, interrupts, faults and dirty logs per tenant,
 identical whatever the timing; the scheduler's decisions (its switches and
 report) depend on timing and go under ``"timing"``.
+
+:func:`pairs_against_flood` is the producer/consumer study of issue 27's
+bench (bench/bench_sched.py): two VMs of dependent rings against a VM that
+floods its rings, under one policy, on either backend; it returns the
+figures the bench tabulates.
 """
 
 from ...rtl import regmap
@@ -24,10 +29,10 @@ from ..diff import Recorder
 from ..hv.hypervisor import Hypervisor
 from ..model.dsa import Descriptor
 from .metrics import Metrics
-from .scheduler import Scheduler
+from .scheduler import POLICIES, Scheduler
 from .workloads import FULL, Bench, dependent, flood
 
-__all__ = ["scheduled", "WAIT_TIMEOUT"]
+__all__ = ["scheduled", "pairs_against_flood", "WAIT_TIMEOUT", "FIXED_SLICES"]
 
 PAGE = 1 << PAGE_SHIFT
 #: The device's WAIT timeout in this program, in cycles.
@@ -88,4 +93,71 @@ async def scheduled(bus, seed, policy="auto"):
                                  "policy": policy, "ticks": report["ticks"],
                                  "mmio_cycles": report["mmio_cycles"]}
     out["timing"]["engines_busy_at_end"] = await bus.read(regmap.ENG_ENG_STATUS)
+    return out
+
+
+#: The reference "policy" of :func:`pairs_against_flood`: bench_engines' test sequence, each VM
+#: in turn every engine for a slice, whether it has work or not (the gang issue 27 measured).
+FIXED_SLICES = "fixed slices"
+
+
+async def _fixed_slices(b, vms, done, slice_cycles):
+    """Each VM of ``vms`` in turn gets every engine for ``slice_cycles``, until ``done``."""
+    while not done:
+        for vm in vms:
+            await b.hv.pf.set_eligible(list(vm.driver.vdev.adis))
+            await b.bus.wait_cycles(slice_cycles)
+            if done:
+                break
+    await b.hv.pf.set_eligible(range(b.hv.caps.num_adis))
+
+
+async def pairs_against_flood(bus, seed, arg):
+    """Two VMs of producer and consumer rings (``arg["pairs"]`` pairs of ``arg["size"]`` bytes
+    each) against a VM flooding both its rings with ``arg["flood"]`` copies of 4 KiB each, under
+    ``arg["policy"]`` (one of :data:`~siov.sw.sched.scheduler.POLICIES`, or :data:`FIXED_SLICES`)
+    with ``arg["tick"]`` and ``arg["slice_cycles"]``.
+
+    Returns the cycles from the first submission to the last completion, the pairs' mean and
+    largest latency, the flood's bytes per cycle (from its first hand-over to its last
+    completion), the engines' idle cycles with ineligible work and waiting on a WAIT (ENG
+    counters), and, under a scheduler, its report's ``switches``, ``overhead`` and ``audit``.
+    """
+    policy = arg["policy"]
+    if policy not in POLICIES + (FIXED_SLICES,):
+        raise ValueError(f"unknown policy {policy!r}")
+    hv = Hypervisor(bus)
+    await hv.start()
+    await hv.pf.set_wait(recheck_cycles=31, timeout_cycles=50_000_000)
+    b = Bench(hv, Metrics(), seed)
+    sched = None
+    if policy in POLICIES:
+        sched = Scheduler(hv, policy=policy, metrics=b.metrics, tick=arg["tick"], slice_cycles=arg["slice_cycles"])
+    vms = [await b.vm(f"vm{i}") for i in range(2)]
+    fl = await b.vm("flood")
+    if sched is not None:
+        await sched.start()
+    done = []
+    slicer = (bus.spawn(_fixed_slices(b, vms + [fl], done, arg["slice_cycles"])) if policy == FIXED_SLICES
+              else None)
+    idle0 = [await bus.read(regmap.ENG_IDLE_INELIGIBLE), await bus.read(regmap.ENG_IDLE_WAITING)]
+    lat, span = [], [None, None]
+    start = bus.now()
+    tasks = [bus.spawn(dependent(b, vm, pairs=arg["pairs"], size=arg["size"], latencies=lat)) for vm in vms]
+    tasks.append(bus.spawn(flood(b, fl, count=arg["flood"], span=span)))
+    for t in tasks:
+        await t
+    end = bus.now()
+    done.append(True)
+    if slicer is not None:
+        await slicer
+    idle = [await bus.read(regmap.ENG_IDLE_INELIGIBLE) - idle0[0], await bus.read(regmap.ENG_IDLE_WAITING) - idle0[1]]
+    out = {"cycles": end - start, "pair latency mean": round(sum(lat) / len(lat)), "pair latency max": max(lat),
+           "flood bytes/cycle": round(arg["flood"] * len(fl.queues) * PAGE / (span[1] - span[0]), 3),
+           "idle, ineligible": idle[0], "idle, waiting": idle[1]}
+    if sched is not None:
+        await sched.stop()
+        rep = sched.report()
+        out.update({"switches": rep["switches"], "overhead": rep["overhead"], "audit": dict(sched.audit)})
+    await b.watcher.stop()
     return out
