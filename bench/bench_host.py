@@ -72,7 +72,7 @@ def samples(seed):
     _, executed, _ = model_run(seed)
     out = []
     for name, pairs in rtl["timing"]["cycles"].items():
-        for host, cycles in pairs:
+        for host, cycles, _start in pairs:
             if host not in executed:
                 continue
             desc, outcome, _ = executed[host]
