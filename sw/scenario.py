@@ -27,6 +27,11 @@ Example::
     tick = 8192              # device cycles between two scans of every ring
     slice_cycles = 2000      # gang and qos: the time slice
 
+    [checkpoint]             # optional: the checkpointer (sw/ckpt) protects the VMs
+    mode = "ha"              # ha | migrate
+    interval = 20000         # device cycles between two checkpoints (ha) or pre-copy iterations (migrate)
+    failover = 150000        # ha: the primary fails at this cycle; a secondary continues from its last checkpoint
+
     [[tenants]]
     name = "vm0"
     kind = "vm"              # vm | container
@@ -64,7 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..rtl.cmd.dsa import MAX_XFER
 from ..rtl.params import DeviceParams
 
-__all__ = ["Scenario", "SchedulerConfig", "ScenarioError", "load", "parse", "with_policy", "example_text", "DEFAULT",
+__all__ = ["Scenario", "SchedulerConfig", "Checkpoint", "ScenarioError", "load", "parse", "with_policy", "example_text", "DEFAULT",
            "DEFAULT_SHORT"]
 
 
@@ -102,6 +107,21 @@ class SchedulerConfig(_Strict):
         "auto", description="per-ring | gang | auto | qos")
     tick: int = Field(8192, ge=64, lt=1 << 24, description="device cycles between two scans of every ring")
     slice_cycles: int = Field(2000, ge=100, lt=1 << 24, description="gang and qos: the time slice, device cycles")
+
+
+class Checkpoint(_Strict):
+    """``[checkpoint]``: the checkpointer (sw/ckpt) protects the VMs: HA checkpoints, or a live migration.
+
+    ``ha`` takes a checkpoint of every VM each ``interval`` device cycles (aligned to a
+    predicted completion) and, at ``failover``, stops the primary and has a secondary
+    continue from the last committed checkpoint; ``migrate`` pre-copies each ``interval``
+    cycles and then stops and copies onto a destination Device.
+    """
+    mode: Literal["ha", "migrate"] = Field("ha", description="ha (checkpoints, failover) | migrate (live migration)")
+    interval: int = Field(20_000, ge=1000, lt=1 << 32, description="device cycles between two checkpoints "
+                          "(ha) or two pre-copy iterations (migrate)")
+    failover: "int | None" = Field(None, ge=0, description="ha: device cycle the primary fails at; a secondary "
+                                   "takes over from its last checkpoint (default: no failure)")
 
 
 class Workload(_Strict):
@@ -156,6 +176,7 @@ class Scenario(_Strict):
     device: Device = Device()
     arbiter: Arbiter = Arbiter()
     scheduler: "SchedulerConfig | None" = None
+    checkpoint: "Checkpoint | None" = None
     tenants: list[Tenant] = Field(min_length=1)
     faults: list[Fault] = Field(default_factory=list)
 
@@ -201,6 +222,19 @@ def _cross_checks(sc):
     if sc.scheduler is not None and "arbiter" in sc.model_fields_set:
         problems.append((("arbiter",), "a [scheduler] programs the arbiters itself; give [arbiter] or "
                                        "[scheduler], not both"))
+    ck = sc.checkpoint
+    if ck is not None:
+        if ck.interval >= sc.cycles:
+            problems.append((("checkpoint", "interval"), f"interval {ck.interval} is not shorter than the run "
+                                                         f"({sc.cycles} cycles): no checkpoint would be taken"))
+        if ck.failover is not None and ck.mode != "ha":
+            problems.append((("checkpoint", "failover"), f"failover is a cycle of mode 'ha'; a migration "
+                                                         f"(mode {ck.mode!r}) has none"))
+        elif ck.failover is not None and ck.failover >= sc.cycles:
+            problems.append((("checkpoint", "failover"), f"failover at cycle {ck.failover} is past the run's end "
+                                                         f"({sc.cycles} cycles)"))
+        if not any(t.kind == "vm" for t in sc.tenants):
+            problems.append((("checkpoint",), "the checkpointer protects VMs; the scenario has none"))
     for k, f in enumerate(sc.faults):
         if f.tenant not in seen:
             problems.append((("faults", k, "tenant"), f"fault names tenant {f.tenant!r}, which is not in tenants"))
@@ -473,7 +507,8 @@ at = 10000
 
 
 #: The table of each header, for :func:`example_text`.
-_TABLES = {"": Scenario, "device": Device, "arbiter": Arbiter, "scheduler": SchedulerConfig, "tenants": Tenant,
+_TABLES = {"": Scenario, "device": Device, "arbiter": Arbiter, "scheduler": SchedulerConfig, "checkpoint": Checkpoint,
+           "tenants": Tenant,
            "tenants.workloads": Workload, "faults": Fault}
 
 

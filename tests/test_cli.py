@@ -66,6 +66,9 @@ def test_builtin_scenarios_are_valid():
     ("[scheduler]\ntick = 1\n[[tenants]]\nname = 'a'\n", r"<s>:2: scheduler.tick: Input should be greater than"),
     ("[[tenants]]\nname = 'a'\n[[faults]]\ntenant = 'b'\nkind = 'flood'\n", r"names tenant 'b'"),
     ("[device]\nims_entries = 300\n[[tenants]]\nname = 'a'\n", r"power of two"),
+    ("[checkpoint]\nmode = 'remus'\n[[tenants]]\nname = 'a'\n", r"<s>:2: checkpoint.mode: Input should be 'ha' or 'migrate'"),
+    ("[checkpoint]\ninterval = 10\n[[tenants]]\nname = 'a'\n", r"<s>:2: checkpoint.interval: Input should be greater"),
+    ("[checkpoint]\nevery = 3\n[[tenants]]\nname = 'a'\n", r"<s>:2: checkpoint.every: unknown key"),
     ("tenants = [", r"not valid TOML"),
     ("cycles = 5000\n", r"tenants: Field required"),
 ])
@@ -91,6 +94,14 @@ def test_scenario_errors_name_the_key(text, message):
     ("[arbiter]\npolicy = 'rr'\n[scheduler]\npolicy = 'gang'\n[[tenants]]\nname = 'a'\n",
      r"^<s>:1: arbiter: a \[scheduler\] programs the arbiters itself"),
     ("[scheduler]\n[[tenants]]\nname = 'a'\nweight = 0\n", r"^<s>:4: tenants.0.weight: tenant a: weight 0; the "),
+    ("cycles = 50000\n[checkpoint]\nmode = 'ha'\ninterval = 60000\n[[tenants]]\nname = 'a'\n",
+     r"^<s>:4: checkpoint.interval: interval 60000 is not shorter than the run \(50000 cycles\)"),
+    ("cycles = 50000\n[checkpoint]\nmode = 'migrate'\nfailover = 100\n[[tenants]]\nname = 'a'\n",
+     r"^<s>:4: checkpoint.failover: failover is a cycle of mode 'ha'; a migration \(mode 'migrate'\) has none"),
+    ("cycles = 50000\n[checkpoint]\nfailover = 70000\n[[tenants]]\nname = 'a'\n",
+     r"^<s>:3: checkpoint.failover: failover at cycle 70000 is past the run's end \(50000 cycles\)"),
+    ("[checkpoint]\n[[tenants]]\nname = 'a'\nkind = 'container'\n",
+     r"^<s>:1: checkpoint: the checkpointer protects VMs; the scenario has none"),
 ])
 def test_cross_field_errors_name_the_key_and_line(text, message):
     with pytest.raises(ScenarioError, match=message) as e:
@@ -214,6 +225,19 @@ def test_policies_refuses_an_unknown_name(tmp_path):
     res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--policies", "auto,fair",
                                     "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "unknown scheduling policy 'fair'" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_checkpoint_section_parses_and_run_says_it_cannot_drive_it_yet(tmp_path):
+    """A valid [checkpoint] section parses with its defaults filled in; siov run refuses the
+    scenario with a clear message and runs nothing, rather than run it unprotected."""
+    text = "cycles = 50000\n[checkpoint]\nfailover = 30000\n[[tenants]]\nname = 'a'\n"
+    ck = parse(text).checkpoint
+    assert (ck.mode, ck.interval, ck.failover) == ("ha", 20_000, 30_000)
+    assert parse("[[tenants]]\nname = 'a'\n").checkpoint is None
+    (tmp_path / "s.toml").write_text(text)
+    res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "[checkpoint] is a valid section, but siov run cannot drive" in res.output
     assert not (tmp_path / "out").exists()
 
 

@@ -73,7 +73,7 @@ from ..model.dsa import Descriptor
 from ..scenario import parse, with_policy
 from ..sched.scheduler import Scheduler
 
-__all__ = ["run_scenario", "TIMING_DEPENDENT"]
+__all__ = ["run_scenario", "check_runnable", "TIMING_DEPENDENT"]
 
 PAGE = 1 << PAGE_SHIFT
 RING = 64
@@ -120,6 +120,16 @@ class _Deadline:
         self.event.set()
 
 
+def check_runnable(sc):
+    """Refuse, with :class:`~siov.sw.scenario.ScenarioError`, a scenario that parses but that this
+    program cannot run yet: a ``[checkpoint]`` section (its file format is checked in full),
+    until the checkpointer (sw/ckpt) offers the driver a scenario runs it through."""
+    from ..scenario import ScenarioError
+    if sc.checkpoint is not None:
+        raise ScenarioError("[checkpoint] is a valid section, but siov run cannot drive the checkpointer "
+                            "(sw/ckpt) yet; remove the section to run the rest of the scenario")
+
+
 async def run_scenario(bus, seed, arg):
     """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None.
 
@@ -132,6 +142,7 @@ async def run_scenario(bus, seed, arg):
     and its result says ``"partial": True``.
     """
     sc = parse(arg["scenario"], arg.get("source", "<scenario>"))
+    check_runnable(sc)
     if arg.get("policy"):
         sc = with_policy(sc, arg["policy"])
     seed = sc.seed if arg.get("seed") is None else seed
