@@ -333,6 +333,7 @@ class Ring:
         self.unscanned = False      # a slot from TAIL on holds work posted since the scan, not yet run
         self.posted = set()         # slots from TAIL on seen posted since the last scan
         self.ran = 0                # of those, how many from TAIL on were seen run
+        self.rewritten = False      # the slot at TAIL holds other bytes than the scanner last read there
 
     @property
     def engine(self):
@@ -489,6 +490,8 @@ class CommandScanner:
         now = self.bus.now()
         for adi, ring in self.rings.items():
             retired += await self._retire_by_records(ring)
+            first = await self._peek(ring)
+            ring.rewritten = first is not None and first != ring.raw.get(ring.tail, bytes(DESC_BYTES))
             raw = await self._posted(ring)
             ring.unscanned = raw is not None
             if not ring.unscanned or raw == ring.peeked:
@@ -603,7 +606,7 @@ class CommandScanner:
                 del ring.entries[slot]
             ring.head, ring.synced = head, True
         ring.tail = tail
-        ring.unscanned = False
+        ring.unscanned = ring.rewritten = False
         ring.posted, ring.ran = set(), 0
         if full:
             ring.stalled_at = ring.head if tail != ring.head else None

@@ -340,13 +340,14 @@ class Scheduler:
         act on from guest memory between ticks (records, and hints of posted WAITs and SIGNALs),
         so their tick reads TAIL only of the rings whose slot at TAIL holds new bytes or that
         were never read, and of every ring at one tick in ``full_every``: a guest that posts the
-        very bytes a slot held a lap earlier is seen then.
+        very bytes a slot held a lap earlier is scanned then (between ticks its records show
+        that its ring has work, :attr:`~siov.sw.sched.scanner.Ring.busy`).
         """
         self.ticks += 1
         if self._policy.EVERY_TAIL or self.ticks % self.full_every == 1 or self.full_every == 1:
             new, retired = await self.scanner.scan()
         else:
-            quiet = {a for a, r in self.scanner.rings.items() if r.synced and not r.unscanned}
+            quiet = {a for a, r in self.scanner.rings.items() if r.synced and not r.rewritten}
             new, retired = await self.scanner.scan([a for a in range(self.hv.caps.num_adis) if a not in quiet])
         topology = tuple(sorted((a, r.engine, r.tenant.name) for a, r in self.scanner.rings.items()))
         if topology != self._topology:
