@@ -1,7 +1,18 @@
-"""HA checkpoint epochs of one protected VM, with Remus' output commit.
+"""HA checkpoint epochs of a group of protected VMs, with Remus' output commit.
 
 Ref: US20170329623A1 (HA GPU computing with VM checkpointing: scan, align,
 drain, snapshot, fail over); Remus (NSDI'08) for output commit.
+
+**Which VMs.** A :class:`HaCheckpointer` protects a group of VMs (by default,
+in the programs of :mod:`siov.sw.ckpt.failover`, every tenant of the Device)
+and checkpoints them together: one stop, one epoch number, one commit. A
+failure of the primary Device takes all of its tenants with it, so each one
+needs a checkpoint to fail over to; stopping them together costs one
+downtime per epoch instead of one per VM, and a group commit means the
+secondary never mixes epochs. Each VM keeps its own chain of images
+(:mod:`siov.sw.ckpt.storage`, identity = the Device's parameters and Verilog
+fingerprint and the tenant), so a VM's chain restores on its own, onto any
+compatible Device.
 
 Each :meth:`HaCheckpointer.checkpoint`:
 
@@ -19,28 +30,48 @@ Each :meth:`HaCheckpointer.checkpoint`:
    its guest CPU wrote (:class:`~siov.sw.ckpt.cpu_log.PageHashLog`) and the
    predicted pages; the device state (the device's migration codec); the
    virtual interrupt controller;
-5. **commit**: the image is sealed into the chain (:mod:`siov.sw.ckpt.storage`);
-   only then is the dirty log cleared (the device is stopped, so no write
+5. **commit**: every VM's image is sealed into its chain (:mod:`siov.sw.ckpt.storage`),
+   then the group's epoch number advances (:attr:`HaCheckpointer.committed`:
+   the chains a secondary reads stop there, so a failure between two seals
+   falls back to the previous epoch); only then is the dirty log cleared (the device is stopped, so no write
    falls between the read and the clear), and the outputs of the epoch are
    released;
 6. **resume** (RUNNING).
 
-**Output commit.** What the VM makes visible outside (its results, the
+**Output commit.** What a VM makes visible outside (its results, the
 interrupts host observers see) is handed to :meth:`HaCheckpointer.output`
-and released by the commit of the epoch it was produced in, never before. A
-failover to the last committed checkpoint therefore never contradicts a
-released output.
+and released by the commit of the epoch it was produced in, never before;
+the interrupts a host observer sees are each tenant's interrupt log up to
+the last commit (:meth:`HaCheckpointer.visible_interrupts`). A failover to
+the last committed checkpoint therefore never contradicts a released output.
+Inside the VM the device writes its records at once; a failover rolls them
+back with the memory.
+
+**Timed epochs.** :func:`run_epochs` checkpoints every ``interval`` device
+cycles, each at the first predicted completion within ``slack`` of its
+time (:func:`aligned_time`).
+
+**Guest CPUs.** A checkpoint pauses the VMs' vCPUs between two of their steps
+(``vcpus``: an object with ``async pause()`` and ``resume()``), as a VMM pauses
+its vCPUs; the guest's own state is then all in its memory.
+
+**Copy cost.** The host copies the snapshot's pages while the VMs are stopped;
+``copy_cycles_per_page`` device cycles pass per page (a link to the backup
+of a given bandwidth, at the Device's clock), so a checkpoint's downtime
+grows with what it copies, as a real one does.
 """
 
 import json
 import logging
+from dataclasses import dataclass, field
 
 from ...rtl.dma.defs import PAGE_SHIFT
 from ..hv.migration import MigrationState, dirty_pages
 from .cpu_log import PageHashLog
 from .storage import ChainWriter
 
-__all__ = ["HaCheckpointer", "EpochReport", "aligned_time", "predicted_completions"]
+__all__ = ["HaCheckpointer", "EpochReport", "Span", "aligned_time", "predicted_completions", "run_epochs",
+           "device_identity", "NoPause", "CheckpointRefused"]
 
 PAGE = 1 << PAGE_SHIFT
 
@@ -65,107 +96,253 @@ def aligned_time(wanted, completions, slack):
     return wanted
 
 
-class EpochReport:
-    """One committed epoch: its number, the cycles of its stop and resume, the pages copied
-    (and how many only because they were predicted), and the image's size in bytes."""
+@dataclass
+class Span:
+    """One phase of a checkpoint in device cycles: ``name`` (``"stop"``, ``"copy"``, ``"resume"``),
+    its ``epoch``, ``start`` and ``end``; the trace shows them as spans."""
+    name: str
+    epoch: int
+    start: int
+    end: int
 
-    def __init__(self, epoch, stopped, resumed, pages, predicted_only, nbytes):
-        self.epoch, self.stopped, self.resumed = epoch, stopped, resumed
-        self.pages, self.predicted_only, self.nbytes = pages, predicted_only, nbytes
+
+@dataclass
+class EpochReport:
+    """One committed epoch: its number; the cycles of its stop request, of the VMs stopped, of
+    the copy's end and of the resume; the pages copied (and how many only because they were
+    predicted) and the image bytes, over the group; per tenant the pages copied."""
+    epoch: int
+    stopped: int
+    resumed: int
+    pages: int
+    predicted_only: int
+    nbytes: int
+    quiet: int = 0
+    copied: int = 0
+    per_tenant: dict = field(default_factory=dict)
 
     @property
     def downtime(self):
-        """Device cycles from the stop to the resume."""
+        """Device cycles from the stop request to the resume."""
         return self.resumed - self.stopped
 
-    def __repr__(self):
-        return (f"EpochReport(epoch={self.epoch}, pages={self.pages}, predicted_only={self.predicted_only}, "
-                f"downtime={self.downtime})")
+    @property
+    def spans(self):
+        """The stop, copy and resume :class:`Span` of this epoch."""
+        return [Span("stop", self.epoch, self.stopped, self.quiet), Span("copy", self.epoch, self.quiet, self.copied),
+                Span("resume", self.epoch, self.copied, self.resumed)]
+
+
+class CheckpointRefused(Exception):
+    """A checkpoint that could not be taken; the VMs were left running as they were and the
+    chain is unchanged (see :meth:`HaCheckpointer.checkpoint`)."""
+
+
+class NoPause:
+    """The vCPUs of VMs whose guest runs no code during a checkpoint (nothing to pause)."""
+
+    async def pause(self):
+        """Nothing to pause."""
+
+    async def resume(self):
+        """Nothing to resume."""
+
+
+async def device_identity(pf, fingerprint=None):
+    """What a checkpoint image says it was taken of: the Device's parameters (read from its
+    capability registers) and Verilog fingerprint (:func:`siov.sw.results.device_fingerprint`
+    when not given). A chain restores only onto a Device of the same identity."""
+    caps = await pf.identify()
+    params = {"num_adis": caps.num_adis, "ims_entries": caps.ims_entries, "num_domains": caps.num_domains,
+              "pages_per_domain": caps.pages_per_domain, "num_engines": caps.num_engines}
+    if fingerprint is None:
+        from ...rtl.params import DeviceParams
+        from ..results import device_fingerprint
+        fingerprint = device_fingerprint(DeviceParams(**params))
+    return {"params": params, "fingerprint": fingerprint}
 
 
 class HaCheckpointer:
-    """Checkpoints of the VM that owns virtual device ``vdev``, into a chain of images.
+    """Checkpoints of the VMs that own virtual devices ``vdevs`` (one, or a list), each into a
+    chain of images, committed together.
 
     Parameters
     ----------
-    vdev : VirtualDevice
-        Its device; its migration codec saves the device state.
+    vdevs : VirtualDevice or list of VirtualDevice
+        Their migration codecs save the device state.
     scanner : CommandScanner, optional
         For the predicted pages and completions (none: no prediction).
-    meta : dict
-        The identity the images carry (Device parameters, fingerprint); the tenant's name is added.
+    meta : dict, optional
+        The identity the images carry (:func:`device_identity`: the Device's parameters and
+        fingerprint); each tenant's name is added. None: read from the Device at the first
+        checkpoint.
+    vcpus : object, optional
+        ``async pause()`` and ``resume()`` of the guests' vCPUs (default :class:`NoPause`).
+    copy_cycles_per_page : int
+        Device cycles the copy of one page keeps the VMs stopped.
+    predict : bool
+        Whether the predicted pages are copied (False: the dirty log and the CPU's pages only).
 
     Attributes
     ----------
-    writer : ChainWriter
-        The committed images (``writer.blobs``): what a secondary restores.
+    writers : dict
+        Tenant name -> :class:`~siov.sw.ckpt.storage.ChainWriter` (its ``blobs``).
+    committed : int
+        The last epoch committed for the whole group (-1: none).
     epochs : list of EpochReport
     released : list
         Outputs released, in order, each ``(epoch, value)``.
     """
 
-    def __init__(self, vdev, scanner=None, meta=None):
-        self.vdev, self.scanner = vdev, scanner
-        self.tenant = vdev.tenant
-        self.writer = ChainWriter(dict(meta or {}, tenant=self.tenant.name))
-        self.cpu_log = PageHashLog(self.tenant.memory)
+    def __init__(self, vdevs, scanner=None, meta=None, vcpus=None, copy_cycles_per_page=0, predict=True):
+        self.vdevs = list(vdevs) if isinstance(vdevs, (list, tuple)) else [vdevs]
+        if not self.vdevs:
+            raise ValueError("a checkpointer protects at least one virtual device")
+        self.scanner, self.vcpus = scanner, vcpus or NoPause()
+        self.copy_cycles_per_page, self.use_prediction = copy_cycles_per_page, predict
+        self.bus = self.vdevs[0].bus
+        self.pf = self.vdevs[0].vdcm.pf
+        self.meta = None if meta is None else dict(meta)
+        self.writers = {}
+        self.cpu_logs = {v.tenant.name: PageHashLog(v.tenant.memory) for v in self.vdevs}
+        self.committed = -1
         self.epochs, self.released = [], []
+        self.predicted, self.written = {}, {}        # tenant -> pages predicted / found written, per epoch
+        self._visible = {v.tenant.name: 0 for v in self.vdevs}
         self._held = []
-        self._irqs_released = 0
         self.log = logging.getLogger("siov.ckpt.epoch")
+
+    # -- one VM (the first): what the single-VM callers use --------------------------------------
+
+    @property
+    def vdev(self):
+        """The first protected virtual device."""
+        return self.vdevs[0]
+
+    @property
+    def tenant(self):
+        """The first protected tenant."""
+        return self.vdevs[0].tenant
+
+    @property
+    def writer(self):
+        """The first protected tenant's chain writer."""
+        return self.writers[self.tenant.name]
+
+    # -- epochs and outputs ------------------------------------------------------------------------
 
     @property
     def epoch(self):
         """The epoch running now: the number the next commit will carry."""
-        return len(self.writer.blobs)
+        return self.committed + 1
 
     def output(self, value):
-        """``value`` leaves the VM once the current epoch commits (Remus' output commit)."""
+        """``value`` leaves the VMs once the current epoch commits (Remus' output commit)."""
         self._held.append((self.epoch, value))
 
+    def visible_interrupts(self, tenant):
+        """The interrupts of ``tenant`` (a name) a host observer has seen: its virtual interrupt
+        controller's log up to the last commit."""
+        v = next(v for v in self.vdevs if v.tenant.name == tenant)
+        return list(v.tenant.vic.log[:self._visible[tenant]])
+
+    def chains(self):
+        """Tenant name -> the images of its chain up to the last group commit: what a
+        secondary restores."""
+        return {name: list(w.blobs[:self.committed + 1]) for name, w in self.writers.items()}
+
+    # -- prediction --------------------------------------------------------------------------------
+
     async def predict(self):
-        """``(pages, completions)``: guest pages the VM's queued descriptors are predicted to
-        write, and their predicted completion cycles."""
+        """``(pages, completions)``: per tenant name the guest pages its queued descriptors are
+        predicted to write, and the predicted completion cycles of all of them."""
+        pages = {v.tenant.name: set() for v in self.vdevs}
         if self.scanner is None:
-            return set(), []
-        await self.scanner.scan(self.vdev.adis)
-        pending = [d for a in self.vdev.adis for d in self.scanner.pending(a)]
-        pages = set().union(*(d.writes for d in pending)) if pending else set()
-        return {p for p in pages if p < self.tenant.pages}, predicted_completions(pending, self.vdev.bus.now())
+            return pages, []
+        adis = [a for v in self.vdevs for a in v.adis]
+        await self.scanner.scan(adis)
+        pending = [d for a in adis for d in self.scanner.pending(a)]
+        owner = {a: v.tenant for v in self.vdevs for a in v.adis}
+        for d in pending:
+            t = owner[d.adi]
+            pages[t.name] |= {p for p in d.writes if p < t.pages}
+        return pages, predicted_completions(pending, self.bus.now())
+
+    async def _check(self):
+        """:class:`CheckpointRefused` if a protected ADI is in ERROR (nothing changed yet)."""
+        from ...rtl.regmap import AdiError, AdiState
+        for v in self.vdevs:
+            for a in v.adis:
+                state, code = await self.pf.adi_state(a)
+                if state == AdiState.ERROR:
+                    raise CheckpointRefused(
+                        f"{v.tenant.name}: ADI {a} is in ERROR ({AdiError(code).name}); its error code cannot be "
+                        f"restored, so no checkpoint is taken until the guest resets it (RESET_ERROR). The "
+                        f"last committed checkpoint (epoch {self.committed}) stays the one to fail over to")
 
     async def checkpoint(self):
         """Stop, snapshot, commit, resume; the :class:`EpochReport`. The first is the base image
-        (every page); later ones hold the pages written since the last commit and the predicted.
+        of each VM (every page); later ones hold the pages written since the last commit and the
+        predicted ones.
 
-        If one of the VM's queues is in ERROR the checkpoint is taken as it is: the ADI state
-        is part of the device state, and the secondary restores the queue in ERROR, as the
-        guest driver would find it on the primary.
+        A checkpoint requested while one of the protected queues is in ERROR is refused with
+        :class:`CheckpointRefused` before anything is stopped: the device state could not be
+        restored faithfully (``devstate`` refuses to save an ADI in ERROR), so the VMs keep
+        running, the chains stay as they were, and outputs stay held until a later commit.
         """
-        m, t, pf, bus = self.vdev.migration, self.tenant, self.vdev.vdcm.pf, self.vdev.bus
+        bus = self.bus
+        await self._check()
+        if self.meta is None:
+            self.meta = await device_identity(self.pf)
+        for v in self.vdevs:
+            if v.tenant.name not in self.writers:
+                self.writers[v.tenant.name] = ChainWriter(dict(self.meta, tenant=v.tenant.name))
         predicted, _ = await self.predict()
         stopped = bus.now()
-        await m.set_state(MigrationState.STOP)
-        base = not self.writer.blobs
-        if base:
-            await self.cpu_log.start()
-            pages = set(range(t.pages))
-            extra = set()
-        else:
-            written = dirty_pages(await pf.harvest(t.domain, t.pages, no_clear=True), t.pages)
-            written |= await self.cpu_log()
-            pages = written | predicted
-            extra = predicted - written
-        image = {p: await t.memory.read(p * PAGE, PAGE) for p in sorted(pages)}
-        sections = {"device": await m.codec.save(self.vdev),
-                    "vic": json.dumps({"log": t.vic.log, "pending": dict(t.vic.pending)}).encode()}
-        blob = self.writer.add(image, sections)          # the commit
-        await pf.harvest(t.domain, t.pages)              # cleared only now; the device is stopped
-        epoch = self.epoch - 1
+        await self.vcpus.pause()
+        for v in self.vdevs:
+            await v.migration.set_state(MigrationState.STOP)
+        quiet = bus.now()
+        base = self.committed < 0
+        images, total, extra, per = {}, 0, 0, {}
+        for v in self.vdevs:
+            t, log = v.tenant, self.cpu_logs[v.tenant.name]
+            if base:
+                await log.start()
+                pages, more = set(range(t.pages)), set()
+            else:
+                written = dirty_pages(await self.pf.harvest(t.domain, t.pages, no_clear=True), t.pages)
+                written |= await log()
+                guess = predicted[t.name] if self.use_prediction else set()
+                pages, more = written | guess, guess - written
+                self.predicted.setdefault(t.name, []).append(set(predicted[t.name]))
+                self.written.setdefault(t.name, []).append(written)
+            image = {p: await t.memory.read(p * PAGE, PAGE) for p in sorted(pages)}
+            sections = {"device": await v.migration.codec.save(v),
+                        "vic": json.dumps({"log": t.vic.log, "pending": dict(t.vic.pending)}).encode()}
+            images[t.name] = (image, sections, len(t.vic.log))
+            total += len(pages)
+            extra += len(more)
+            per[t.name] = len(pages)
+        if self.copy_cycles_per_page:
+            await bus.wait_cycles(total * self.copy_cycles_per_page)
+        nbytes = sum(len(self.writers[name].add(image, sections)) for name, (image, sections, _) in images.items())
+        # The group's commit and the release of its outputs are one step (nothing awaited in
+        # between): a primary that dies after it has released what the committed state holds.
+        self.committed += 1
+        epoch = self.committed
+        for name, (_, _, n) in images.items():
+            self._visible[name] = n
         self._release(epoch)
-        await m.set_state(MigrationState.RUNNING)
-        report = EpochReport(epoch, stopped, bus.now(), len(pages), len(extra), len(blob))
+        for v in self.vdevs:
+            await self.pf.harvest(v.tenant.domain, v.tenant.pages)   # cleared only now; stopped
+        copied = bus.now()
+        for v in self.vdevs:
+            await v.migration.set_state(MigrationState.RUNNING)
+        await self.vcpus.resume()
+        report = EpochReport(epoch, stopped, bus.now(), total, extra, nbytes, quiet, copied, per)
         self.epochs.append(report)
-        self.log.info("%s: %r", t.name, report)
+        self.log.info("%r", report)
         return report
 
     def _release(self, epoch):
@@ -173,3 +350,35 @@ class HaCheckpointer:
         for e, v in self._held:
             (self.released if e <= epoch else keep).append((e, v))
         self._held = keep
+
+
+async def run_epochs(ck, interval, slack, done, on_epoch=None):
+    """Checkpoint ``ck``'s VMs every ``interval`` device cycles until ``await done()`` is true.
+
+    Each epoch's time is the first predicted completion within ``slack`` cycles after the
+    wanted one (:func:`aligned_time`: the scanner is read when the wanted time comes); the
+    next is wanted ``interval`` cycles after it. ``on_epoch(report)`` is called after each.
+    A checkpoint refused (:class:`CheckpointRefused`, a queue in ERROR) is logged and tried
+    again at the next time. Returns the reports.
+    """
+    bus = ck.bus
+    wanted = bus.now() + interval
+    while not await done():
+        if bus.now() < wanted:
+            await bus.wait_cycles(wanted - bus.now())
+            continue
+        at = wanted
+        if slack:
+            _, completions = await ck.predict()
+            at = aligned_time(max(wanted, bus.now()), completions, slack)
+            if at > bus.now():
+                await bus.wait_cycles(at - bus.now())
+        try:
+            report = await ck.checkpoint()
+        except CheckpointRefused as e:
+            ck.log.warning("%s", e)
+        else:
+            if on_epoch is not None:
+                on_epoch(report)
+        wanted = max(at, bus.now()) + interval
+    return ck.epochs

@@ -61,6 +61,7 @@ and ``restore(vdev, data)``, both async. By default it is
 """
 
 import enum
+import json
 import logging
 import struct
 from collections import deque
@@ -70,7 +71,7 @@ from ...rtl.dma.defs import PAGE_SHIFT
 from .errors import HypervisorError
 
 __all__ = ["MigrationState", "MigrationError", "MigrationArcRefused", "DeviceMigration", "PrecopyInfo",
-           "ARCS", "SAVING", "STOPPED", "path", "encode_records", "decode_records", "dirty_pages"]
+           "DevstateCodec", "ARCS", "SAVING", "STOPPED", "path", "encode_records", "decode_records", "dirty_pages"]
 
 PAGE = 1 << PAGE_SHIFT
 
@@ -230,14 +231,90 @@ class PrecopyInfo:
     dirty_bytes: int
 
 
-def _devstate_codec():
-    """The device-state codec of :mod:`siov.sw.hv.devstate`."""
-    try:
+class DevstateCodec:
+    """The device state of a virtual device through :mod:`siov.sw.hv.devstate`: its ADIs, IMS
+    entries and domain, read and written through the physical function's registers.
+
+    The bytes are a small JSON header (the source's ADIs, IMS handles and domain, in the
+    virtual device's own order: queue ``k`` is ``adis[k]``) and then ``devstate``'s blob
+    (magic, version, DeviceParams, Verilog fingerprint, checksum). :meth:`restore` puts the
+    saved ADIs, handles and domain onto the destination's in that order (a
+    :class:`~siov.sw.hv.devstate.Placement`); ``devstate.restore`` checks everything before
+    its first write and refuses an incompatible Device. The restored ADIs must be DISABLED
+    (a fresh virtual device whose guest has not enabled its queues).
+
+    ``fingerprint``: the Device's Verilog fingerprint; None computes it from the parameters
+    (:func:`siov.sw.results.device_fingerprint`), as ``devstate`` does.
+    """
+
+    _LEN = struct.Struct("<I")
+
+    def __init__(self, fingerprint=None):
+        self.fingerprint = fingerprint
+
+    async def save(self, vdev):
+        """The device state of ``vdev`` (stopped: its ADIs held and quiesced)."""
         from . import devstate
-    except ImportError as e:
-        raise MigrationError("this tree has no device-state save and restore (sw/hv/devstate.py); give "
-                             "DeviceMigration a codec") from e
-    return devstate.codec()
+        t = vdev.tenant
+        head = json.dumps({"adis": list(vdev.adis), "handles": list(vdev.handles), "domain": t.domain}).encode()
+        blob = await devstate.save(vdev.vdcm.pf, adis=vdev.adis, handles=vdev.handles, domains=[t.domain],
+                                   fingerprint=self.fingerprint)
+        return self._LEN.pack(len(head)) + head + blob
+
+    @classmethod
+    def split(cls, data):
+        """``(header, devstate blob)`` of :meth:`save`'s bytes; :class:`MigrationError` if they
+        are not such bytes."""
+        data = bytes(data)
+        if len(data) < cls._LEN.size:
+            raise MigrationError(f"device state of {len(data)} bytes: too short for its header")
+        n, = cls._LEN.unpack_from(data)
+        try:
+            head = json.loads(data[cls._LEN.size:cls._LEN.size + n])
+            head = {"adis": [int(a) for a in head["adis"]], "handles": [int(h) for h in head["handles"]],
+                    "domain": int(head["domain"])}
+        except (ValueError, KeyError, TypeError) as e:
+            raise MigrationError(f"device state header unreadable: {e}") from None
+        return head, data[cls._LEN.size + n:]
+
+    def _placement(self, vdev, head):
+        from . import devstate
+        if len(head["adis"]) != len(vdev.adis) or len(head["handles"]) != len(vdev.handles):
+            raise MigrationError(f"device state of {len(head['adis'])} ADIs and {len(head['handles'])} vectors; "
+                                 f"{vdev.tenant.name}'s device has {len(vdev.adis)} and {len(vdev.handles)}")
+        return devstate.Placement(adis=dict(zip(head["adis"], vdev.adis)),
+                                  handles=dict(zip(head["handles"], vdev.handles)),
+                                  domains={head["domain"]: vdev.tenant.domain})
+
+    async def check(self, vdev, data):
+        """Everything :meth:`restore` would refuse, checked without writing anything: the bytes,
+        the virtual device's shape, the Device's parameters and fingerprint, and that the
+        destination's ADIs are DISABLED (``devstate``'s own checks)."""
+        from . import devstate
+        head, blob = self.split(data)
+        place = self._placement(vdev, head)
+        state = devstate.decode(blob)
+        pf = vdev.vdcm.pf
+        params = await devstate._params(pf)
+        await devstate._check_target(pf, state, place, params, devstate._fingerprint(params, self.fingerprint))
+
+    async def restore(self, vdev, data):
+        """Restore ``data`` onto ``vdev``'s ADIs, IMS entries and domain; the interrupts its
+        IMS entries held pending are delivered when the device next runs
+        (:attr:`DeviceMigration.held_vectors`). Refused (nothing written): bytes that are not
+        a device state, another shape of virtual device, or an incompatible Device."""
+        from . import devstate
+        head, blob = self.split(data)
+        place = self._placement(vdev, head)
+        state = await devstate.restore(vdev.vdcm.pf, blob, place, fingerprint=self.fingerprint)
+        where = {h: k for k, h in enumerate(head["handles"])}
+        vdev.migration.held_vectors.extend(where[h] for h in state.pending_handles)
+        return state
+
+
+def _devstate_codec():
+    """The default device-state codec: :class:`DevstateCodec` over :mod:`siov.sw.hv.devstate`."""
+    return DevstateCodec()
 
 
 class DeviceMigration:
@@ -257,6 +334,10 @@ class DeviceMigration:
         VMM's KVM dirty log); added to the pages the device's dirty log names.
     history : list of (from, to)
         Every arc taken, in order.
+    held_vectors : list of int
+        Vectors (indexes into the device's vectors) whose interrupt a restored IMS entry held
+        pending: the pending bit cannot be written, so they are raised in the tenant's virtual
+        interrupt controller when the device next runs, as the unmask would have delivered them.
     """
 
     def __init__(self, vdev, codec=None):
@@ -265,6 +346,7 @@ class DeviceMigration:
         self._codec = codec
         self.cpu_dirty = None
         self.history = []
+        self.held_vectors = []
         self.log = logging.getLogger("siov.hv.migration")
         self._initial = deque()           # pages of the pre-copy image not yet read
         self._saved = None                # the device state STOP_COPY took, not yet read
@@ -349,6 +431,12 @@ class DeviceMigration:
     async def _run(self):
         self._stop_flag = False
         await self.vdev._sync_interrupts()
+        held, self.held_vectors = self.held_vectors, []
+        for k in held:
+            if self.vdev._vector_masked(k):          # still masked by the guest: still pending
+                self.held_vectors.append(k)
+            else:
+                self._tenant().vic.raise_vector(self.vdev._ims[k][1], self.vdev.bus.now())
         await self.vdev.vdcm.pf.hold(self, ())
 
     @property
@@ -436,12 +524,26 @@ class DeviceMigration:
         bad = [p for p in pages if not 0 <= p < t.pages]
         if bad:
             raise MigrationError(f"the migration stream names pages {bad[:4]} outside {t.name}'s {t.pages} pages")
+        # A codec that can check without writing is checked first, then the pages are written,
+        # then the device state: a restored ring's prefetch reads its head descriptor when the
+        # ADI is enabled, so the ring must be in memory by then. Without a check, the restore
+        # (which validates whole) comes first, so a refusal still writes nothing.
+        check = getattr(self.codec, "check", None)
         try:
-            await self.codec.restore(self.vdev, state)      # validates whole before it applies
+            if check is not None:
+                await check(self.vdev, state)
+            else:
+                await self.codec.restore(self.vdev, state)
         except Exception as e:
             raise MigrationError(f"the device state was refused, the device stays in RESUMING: {e}") from e
         for p in sorted(pages):
             await t.memory.write(p * PAGE, pages[p])
+        if check is not None:
+            try:
+                await self.codec.restore(self.vdev, state)
+            except Exception as e:
+                self.log.exception("%s: the device state passed its check, then failed", t.name)
+                raise MigrationError(f"the device state failed after its check: {e}") from e
         self._incoming = bytearray()
 
     async def reset(self):
