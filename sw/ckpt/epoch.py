@@ -120,6 +120,7 @@ class EpochReport:
     quiet: int = 0
     copied: int = 0
     per_tenant: dict = field(default_factory=dict)
+    cut: int = 0
 
     @property
     def downtime(self):
@@ -182,6 +183,9 @@ class HaCheckpointer:
         Device cycles the copy of one page keeps the VMs stopped.
     predict : bool
         Whether the predicted pages are copied (False: the dirty log and the CPU's pages only).
+    full_copy : bool
+        Copy every page at every checkpoint (the baseline incremental checkpoints are
+        measured against).
 
     Attributes
     ----------
@@ -194,12 +198,14 @@ class HaCheckpointer:
         Outputs released, in order, each ``(epoch, value)``.
     """
 
-    def __init__(self, vdevs, scanner=None, meta=None, vcpus=None, copy_cycles_per_page=0, predict=True):
+    def __init__(self, vdevs, scanner=None, meta=None, vcpus=None, copy_cycles_per_page=0, predict=True,
+                 full_copy=False):
         self.vdevs = list(vdevs) if isinstance(vdevs, (list, tuple)) else [vdevs]
         if not self.vdevs:
             raise ValueError("a checkpointer protects at least one virtual device")
         self.scanner, self.vcpus = scanner, vcpus or NoPause()
         self.copy_cycles_per_page, self.use_prediction = copy_cycles_per_page, predict
+        self.full_copy = full_copy
         self.bus = self.vdevs[0].bus
         self.pf = self.vdevs[0].vdcm.pf
         self.meta = None if meta is None else dict(meta)
@@ -268,6 +274,17 @@ class HaCheckpointer:
             pages[t.name] |= {p for p in d.writes if p < t.pages}
         return pages, predicted_completions(pending, self.bus.now())
 
+    async def _in_flight(self):
+        """How many protected ADIs have a descriptor in flight (CMD.ADI_STATUS.INFLIGHT)."""
+        from ...rtl import regmap
+        n = 0
+        async with self.pf.exclusive():
+            for v in self.vdevs:
+                for a in v.adis:
+                    await self.bus.write(regmap.CMD_ADI_SEL, a)
+                    n += bool(await self.bus.read(regmap.CMD_ADI_STATUS) & regmap.CMD_ADI_STATUS_INFLIGHT_MASK)
+        return n
+
     async def _check(self):
         """:class:`CheckpointRefused` if a protected ADI is in ERROR (nothing changed yet)."""
         from ...rtl.regmap import AdiError, AdiState
@@ -298,6 +315,7 @@ class HaCheckpointer:
             if v.tenant.name not in self.writers:
                 self.writers[v.tenant.name] = ChainWriter(dict(self.meta, tenant=v.tenant.name))
         predicted, _ = await self.predict()
+        cut = await self._in_flight()
         stopped = bus.now()
         await self.vcpus.pause()
         for v in self.vdevs:
@@ -307,7 +325,7 @@ class HaCheckpointer:
         images, total, extra, per = {}, 0, 0, {}
         for v in self.vdevs:
             t, log = v.tenant, self.cpu_logs[v.tenant.name]
-            if base:
+            if base or self.full_copy:
                 await log.start()
                 pages, more = set(range(t.pages)), set()
             else:
@@ -340,7 +358,7 @@ class HaCheckpointer:
         for v in self.vdevs:
             await v.migration.set_state(MigrationState.RUNNING)
         await self.vcpus.resume()
-        report = EpochReport(epoch, stopped, bus.now(), total, extra, nbytes, quiet, copied, per)
+        report = EpochReport(epoch, stopped, bus.now(), total, extra, nbytes, quiet, copied, per, cut)
         self.epochs.append(report)
         self.log.info("%r", report)
         return report
