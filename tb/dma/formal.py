@@ -31,7 +31,11 @@ registers, so reset does not let it change):
   the queue is full; the queue is full only while at least DEPTH/QUOTA
   sources hold records; and a fault that is not queued is counted.
 
-Assertions live here only, never in the synthesized design. The proofs are
+The harnesses see the tracker through its parts' observation points
+(:meth:`~siov.rtl.dma.tracker.DmaTracker.observe`: the tables, the request
+pipeline's stages, the bitmap engine's state) and the block RAMs' behavioural
+memories, never through private names. Assertions live here only, never in
+the synthesized design. The proofs are
 not vacuous: each fails (induction counterexample) on a design with the
 matching check removed (the mapped bit in the allow condition, the pinned
 test of a guest map, the dirty-word forwarding); the
@@ -42,7 +46,7 @@ from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Module, Mux, 
 from amaranth.lib import wiring
 
 from siov.rtl.dma.defs import PAGE_SHIFT, Bitmap
-from siov.rtl.dma.tracker import _FAULT_LAYOUT, DOMAIN_BITS, FAULT_LATENCY, DmaTracker
+from siov.rtl.dma.tracker import DOMAIN_BITS, FAULT_LATENCY, FAULT_LAYOUT, DmaTracker
 from siov.rtl.faultq import FaultQueue
 from siov.rtl.params import DeviceParams
 from siov.tb.formal import prove
@@ -90,7 +94,7 @@ class Harness(Elaboratable):
         return m
 
     def word_addr(self, dut, word, domain):
-        return dut._word_addr(word, domain)
+        return dut.word_addr(word, domain)
 
 
 def _delay(m, sig, n, name):
@@ -109,56 +113,59 @@ class IsolationHarness(Harness):
         p = self.params
         D, P, A = p.num_domains, p.pages_per_domain, p.num_adis
         L = dut.DECIDE_LATENCY
-        s1, s1_dom = dut._s1, dut._s1_dom
+        obs = dut.observe()
+        pl, adi, win = obs["pipeline"], obs["tables"]["adi"], obs["tables"]["windows"]
+        s1, s1_dom = pl["s_req"], pl["s_dom"]
         # The ADI table as the CAM saw it (stage C, one cycle after accept):
         # the lowest valid entry whose PASID matches, computed here on its own.
         c_hit = Signal()
         c_dom = Signal(DOMAIN_BITS)
         for i in reversed(range(A)):
-            with m.If(dut._adi_valid[i] & (dut._adi_pasid[i] == dut._c_req.pasid) & (dut._adi_dom[i] < D)):
-                m.d.comb += [c_hit.eq(1), c_dom.eq(dut._adi_dom[i])]
+            with m.If(adi[i].valid & (adi[i].pasid == pl["c_req"].pasid) & (adi[i].domain < D)):
+                m.d.comb += [c_hit.eq(1), c_dom.eq(adi[i].domain)]
         exp_hit = _delay(m, c_hit, L - 1, "exp_hit")
         exp_dom = _delay(m, c_dom, L - 1, "exp_dom")
         # The mapped bit as the bitmap stood when the block RAM took the
         # address (stage M), including an engine write in that very cycle.
         mp = dut.mem[Bitmap.MAPPED].read_port(domain="comb")
         ew = dut.ram[Bitmap.MAPPED]
-        m.d.comb += mp.addr.eq(dut._m_addr)
+        m.d.comb += mp.addr.eq(pl["m_addr"])
         word_m = Signal(32)
-        m.d.comb += word_m.eq(Mux(ew.w_en & (ew.w_addr == dut._m_addr), ew.w_data, mp.data))
+        m.d.comb += word_m.eq(Mux(ew.w_en & (ew.w_addr == pl["m_addr"]), ew.w_data, mp.data))
         M_TO_S = 4
-        mapped_then = _delay(m, word_m.bit_select(dut._m_req.page[:5], 1), M_TO_S, "mapped_then")
+        mapped_then = _delay(m, word_m.bit_select(pl["m_req"].page[:5], 1), M_TO_S, "mapped_then")
         # The domain's window as stage M saw it.
         base = Signal(64 - PAGE_SHIFT)
         limit = Signal(32)
-        with m.Switch(dut._m_dom):
+        with m.Switch(pl["m_dom"]):
             for d in range(D):
                 with m.Case(d):
-                    m.d.comb += [limit.eq(dut._dom_limit[d]), base.eq(dut._dom_base[d])]
-        in_window = _delay(m, dut._m_req.page < limit, M_TO_S, "in_window")
+                    m.d.comb += [limit.eq(win[d].limit), base.eq(win[d].base)]
+        in_window = _delay(m, pl["m_req"].page < limit, M_TO_S, "in_window")
         # The tracker's stored "limit covers the bitmap" flag agrees with the
         # limit it was written with (an invariant: induction may not start
         # from a state where they differ).
-        m.d.comb += [Assert(dut._dom_limit_big[d] == (dut._dom_limit[d] >= P)) for d in range(D)]
-        host = _delay(m, (base + dut._m_req.page)[:64 - PAGE_SHIFT], M_TO_S, "host")
-        out_rec = dut._out_rec
+        m.d.comb += [Assert(win[d].big == (win[d].limit >= P)) for d in range(D)]
+        host = _delay(m, (base + pl["m_req"].page)[:64 - PAGE_SHIFT], M_TO_S, "host")
+        out_rec, push = pl["out_record"], pl["out_push"]
         # One beat per decided request, never into a full queue; the credits
         # account for every request in flight and every beat queued (the
         # counter takes a request's credit in stage C, and gets a read's back
         # a cycle after it).
-        in_flight = sum(v for v in dut._valids)
-        m.d.comb += [Assert(dut._out_push == dut.taps["decide"]),
-                     Assert(~dut._out_push | dut._out_w_rdy),
-                     Assert(dut._credits - dut._c_valid + in_flight + dut._out_level + dut._pop_q == dut.out_depth),
-                     Assert(dut._no_credit == (dut._credits == 0)),
-                     Assert(dut._one_credit == (dut._credits == 1))]
-        m.d.comb += [Assert(cond) for fifo in (dut._out_fifo, dut._fault_queue.fifo) for cond in fifo.invariants()]
-        with m.If(dut._out_push & out_rec.fault):
+        in_flight = sum(v for v in pl["valids"])
+        credits = pl["out_credits"]
+        m.d.comb += [Assert(push == dut.taps["decide"]),
+                     Assert(~push | pl["out_w_rdy"]),
+                     Assert(credits - pl["c_valid"] + in_flight + pl["out_level"] + pl["out_pop_q"] == dut.out_depth),
+                     Assert(pl["out_no_credit"] == (credits == 0)),
+                     Assert(pl["out_one_credit"] == (credits == 1))]
+        m.d.comb += [Assert(cond) for fifo in (pl["out_fifo"], obs["fault_fifo"]) for cond in fifo.invariants()]
+        with m.If(push & out_rec.fault):
             m.d.comb += [Assert(~dut.taps["allow"]), Assert(out_rec.reason != 0),
                          Assert(out_rec.addr == 0), Assert(out_rec.pasid == s1.pasid),
                          Assert(out_rec.page == s1.page), Assert(out_rec.write == s1.write)]
         # Let through: an output beat with fault = 0.
-        with m.If(dut._out_push & ~out_rec.fault):
+        with m.If(push & ~out_rec.fault):
             m.d.comb += [
                 Assert(dut.taps["allow"]),
                 Assert(out_rec.reason == 0),
@@ -193,7 +200,7 @@ class _PageHarness(Harness):
         ports = {}
         for b in bitmaps:
             ports[b] = rp = dut.mem[b].read_port(domain="comb")
-            m.d.comb += rp.addr.eq(dut._word_addr(page[5:], dom))
+            m.d.comb += rp.addr.eq(dut.word_addr(page[5:], dom))
         return dom, page, ports
 
 
@@ -208,29 +215,30 @@ class MappedPinnedHarness(_PageHarness):
         bit = page[:5]
         m.d.comb += Assert(~ports[Bitmap.MAPPED].data.bit_select(bit, 1) |
                            ports[Bitmap.PINNED].data.bit_select(bit, 1))
+        eng = dut.observe()["engine"]
         # The engine acts on its choice flags alone: they only rise in IDLE.
-        m.d.comb += Assert(dut._e_choice_in_idle)
+        m.d.comb += Assert(eng["choice_in_idle"])
         # ... and its state is one-hot.
-        m.d.comb += Assert(sum(st for st in dut._e_states) == 1)
-        nxt = dut._e_next
+        m.d.comb += Assert(sum(st for st in eng["states"]) == 1)
+        nxt = eng["next"]
         m.d.comb += Assert(nxt["any"] == (nxt["refuse"] | nxt["guest"] | nxt["win"] | nxt["range"]))
         # Invariants of the engine's data path, so that induction need not
         # reach back to the read of the word: at most one operation, a guest
         # op's mask has one bit, and from the block RAM's output (LATCH) on,
         # the words the engine holds are the bitmaps' words at its address
         # (nothing else writes these bitmaps, and the engine only in WRITE).
-        op, mask = dut._e_op, dut._e_mask
+        op, mask = eng["op"], eng["mask"]
         m.d.comb += Assert(sum(op.values()) <= 1)
         with m.If(op["gmap"] | op["gunmap"]):
             m.d.comb += Assert((mask != 0) & ((mask & (mask - 1)) == 0))
-        _idle, _rd, _out, latch, *held = dut._e_states
+        _idle, _rd, _out, latch, *held = eng["states"]
         for b in (Bitmap.PINNED, Bitmap.MAPPED):
             rp = dut.mem[b].read_port(domain="comb")
-            m.d.comb += rp.addr.eq(dut._e_addr)
+            m.d.comb += rp.addr.eq(eng["addr"])
             with m.If(latch):
                 m.d.comb += Assert(dut.ram[b].r_data == rp.data)
             with m.If(Cat(*held).any()):
-                m.d.comb += Assert(dut._e_words[b] == rp.data)
+                m.d.comb += Assert(eng["words"][b] == rp.data)
 
 
 class DirtyStickyHarness(_PageHarness):
@@ -249,21 +257,22 @@ class DirtyStickyHarness(_PageHarness):
         was = Signal()
         reported = Signal()
         wrote = Signal()
-        s1 = dut._s1
+        pl = dut.observe()["pipeline"]
+        s1 = pl["s_req"]
         m.d.sync += [
             was.eq(now),
             # In the previous cycle: a harvest cleared this word and its data
             # (on the bus in that cycle) had the bit ...
-            reported.eq(dut._h1_clear & (dut._s1_addr == dut._word_addr(page[5:], dom)) &
-                        dut._cur.bit_select(bit, 1)),
+            reported.eq(pl["h1_clear"] & (pl["s_addr"] == dut.word_addr(page[5:], dom)) &
+                        pl["cur"].bit_select(bit, 1)),
             # ... or a write to this page was let through (an output beat
             # with fault = 0).
-            wrote.eq(dut._out_push & ~dut._out_rec.fault & s1.write & (dut._s1_dom == dom) &
+            wrote.eq(pl["out_push"] & ~pl["out_record"].fault & s1.write & (pl["s_dom"] == dom) &
                      (s1.page == page)),
         ]
         # A dirty-bitmap read has its request slot to itself, in every stage
         # (an invariant of the pipeline, stated for the induction).
-        m.d.comb += [Assert(~(v & h)) for v, h in zip(dut._valids, dut._h_mems)]
+        m.d.comb += [Assert(~(v & h)) for v, h in zip(pl["valids"], pl["h_mems"])]
         # A dirty bit falls only through a harvest clear that reports it.
         with m.If(was & ~now):
             m.d.comb += Assert(reported)
@@ -282,7 +291,7 @@ class FaultQuotaHarness(Elaboratable):
 
     def __init__(self, params=TINY):
         self.params = params
-        self.dut = FaultQueue(width=_FAULT_LAYOUT.size, depth=self.DEPTH, sources=params.num_domains + 1,
+        self.dut = FaultQueue(width=FAULT_LAYOUT.size, depth=self.DEPTH, sources=params.num_domains + 1,
                               quota=self.QUOTA, stages=FAULT_LATENCY)
 
     def ports(self):
