@@ -53,8 +53,8 @@ class TrackerClient(wiring.Component):
     x_addr : Out(addr_width), x_write : Out(1)
         The address being translated, and its direction (for a fault record).
     req : Out(stream.Signature(REQ_LAYOUT))
-    resp : In(stream.Signature(OUT_LAYOUT))
-        The tracker's port (every answer is taken).
+    resp : In(stream.Signature(OUT_LAYOUT, always_ready=True))
+        The tracker's port: every answer is taken in the cycle it arrives.
 
     Raises
     ------
@@ -72,7 +72,7 @@ class TrackerClient(wiring.Component):
             "busy": Out(1), "done": Out(1), "fault": Out(1), "host": Out(64),
             "x_addr": Out(addr_width), "x_write": Out(1),
             "req": Out(stream.Signature(REQ_LAYOUT)),
-            "resp": In(stream.Signature(OUT_LAYOUT)),
+            "resp": In(stream.Signature(OUT_LAYOUT, always_ready=True)),
         })
 
     def elaborate(self, platform):
@@ -81,7 +81,6 @@ class TrackerClient(wiring.Component):
         m.d.comb += [self.req.payload.pasid.eq(self.pasid),
                      self.req.payload.page.eq(x_addr[PAGE_SHIFT:TRANSLATABLE_BITS]),
                      self.req.payload.write.eq(self.x_write),
-                     self.resp.ready.eq(1),
                      self.host.eq(self.resp.payload.addr | x_addr[:PAGE_SHIFT])]
         def take_start():
             # Last, so that it outranks the state's own transition.
