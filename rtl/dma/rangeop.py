@@ -38,7 +38,8 @@ class RangeOps(wiring.Component):
     go : In(1)
         OP.GO's pulse.
     step : In(1)
-        The current word is done (a pulse).
+        The current word is done (a pulse): at least six cycles after GO's pulse,
+        and three after the last step (the engine takes nine cycles a word).
     busy : Out(1), err : Out(1)
         STATUS.BUSY and STATUS.ERR (the last GO was refused).
     op_code : Out(2), op_domain : Out(6), word : Out(16)
