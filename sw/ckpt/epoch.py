@@ -26,10 +26,16 @@ Each :meth:`HaCheckpointer.checkpoint`:
 3. **stop** the VM's device (its VFIO state to STOP: its ADIs out of the
    eligibility mask, its vectors masked, the descriptors in flight finished,
    the interrupt remapper drained);
-4. **snapshot**: the pages its dirty log names (read with NO_CLEAR), the pages
-   its guest CPU wrote (:class:`~siov.sw.ckpt.cpu_log.PageHashLog`) and the
-   predicted pages; the device state (the device's migration codec); the
-   virtual interrupt controller;
+4. **snapshot**: the device state (the device's migration codec) and the
+   dirty log (read with NO_CLEAR) first, then, with no device access in
+   between, the pages its guest CPU wrote
+   (:class:`~siov.sw.ckpt.cpu_log.PageHashLog`) and one read of its memory,
+   from which the image takes the logged and the predicted pages; the
+   virtual interrupt controller. A vCPU that is not paused (a scenario's
+   workload) therefore cannot write between the memory an image holds and
+   the ring pointers its device state names. The digests of the whole
+   memory at that point are kept (:meth:`HaCheckpointer.golden`) to check a
+   restore against;
 5. **commit**: every VM's image is sealed into its chain (:mod:`siov.sw.ckpt.storage`),
    then the group's epoch number advances (:attr:`HaCheckpointer.committed`:
    the chains a secondary reads stop there, so a failure between two seals
@@ -61,6 +67,7 @@ of a given bandwidth, at the Device's clock), so a checkpoint's downtime
 grows with what it copies, as a real one does.
 """
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -71,9 +78,14 @@ from .cpu_log import PageHashLog
 from .storage import ChainWriter
 
 __all__ = ["HaCheckpointer", "EpochReport", "Span", "aligned_time", "predicted_completions", "run_epochs",
-           "device_identity", "NoPause", "CheckpointRefused"]
+           "device_identity", "NoPause", "CheckpointRefused", "page_digests"]
 
 PAGE = 1 << PAGE_SHIFT
+
+
+def page_digests(mem):
+    """A short digest of each 4 KiB page of ``mem`` (bytes of whole pages), in page order."""
+    return [hashlib.blake2b(mem[p:p + PAGE], digest_size=12).hexdigest() for p in range(0, len(mem), PAGE)]
 
 
 def predicted_completions(pending, now):
@@ -216,6 +228,7 @@ class HaCheckpointer:
         self.predicted, self.written = {}, {}        # tenant -> pages predicted / found written, per epoch
         self._visible = {v.tenant.name: 0 for v in self.vdevs}
         self._held = []
+        self._digests = {}                            # tenant -> epoch -> page digests at its snapshot
         self.log = logging.getLogger("siov.ckpt.epoch")
 
     # -- one VM (the first): what the single-VM callers use --------------------------------------
@@ -251,6 +264,12 @@ class HaCheckpointer:
         controller's log up to the last commit."""
         v = next(v for v in self.vdevs if v.tenant.name == tenant)
         return list(v.tenant.vic.log[:self._visible[tenant]])
+
+    def golden(self, tenant, epoch):
+        """The digests (:func:`page_digests`) of ``tenant``'s guest memory as it was when epoch
+        ``epoch`` was snapshot (read whole from the primary, not from its image): what a chain
+        restored up to that epoch must reproduce. The last few epochs are kept."""
+        return self._digests[tenant][epoch]
 
     def chains(self):
         """Tenant name -> the images of its chain up to the last group commit: what a
@@ -322,21 +341,31 @@ class HaCheckpointer:
             await v.migration.set_state(MigrationState.STOP)
         quiet = bus.now()
         base = self.committed < 0
-        images, total, extra, per = {}, 0, 0, {}
+        images, total, extra, per, states, dirty = {}, 0, 0, {}, {}, {}
+        # Everything that takes device time first: the dirty logs (NO_CLEAR) and the device
+        # states. Then, for each VM without awaiting the device in between, the guest CPU's
+        # pages and one read of its memory: a vCPU that is not paused cannot slip a write in
+        # between what the images hold and what the device state refers to.
+        for v in self.vdevs:
+            t = v.tenant
+            if not (base or self.full_copy):
+                dirty[t.name] = dirty_pages(await self.pf.harvest(t.domain, t.pages, no_clear=True), t.pages)
+            states[t.name] = await v.migration.codec.save(v)
         for v in self.vdevs:
             t, log = v.tenant, self.cpu_logs[v.tenant.name]
             if base or self.full_copy:
                 await log.start()
                 pages, more = set(range(t.pages)), set()
             else:
-                written = dirty_pages(await self.pf.harvest(t.domain, t.pages, no_clear=True), t.pages)
-                written |= await log()
+                written = dirty[t.name] | await log()
                 guess = predicted[t.name] if self.use_prediction else set()
                 pages, more = written | guess, guess - written
                 self.predicted.setdefault(t.name, []).append(set(predicted[t.name]))
                 self.written.setdefault(t.name, []).append(written)
-            image = {p: await t.memory.read(p * PAGE, PAGE) for p in sorted(pages)}
-            sections = {"device": await v.migration.codec.save(v),
+            mem = await t.memory.read(0, t.pages * PAGE)
+            image = {p: mem[p * PAGE:(p + 1) * PAGE] for p in sorted(pages)}
+            self._digests.setdefault(t.name, {})[self.committed + 1] = page_digests(mem)
+            sections = {"device": states[t.name],
                         "vic": json.dumps({"log": t.vic.log, "pending": dict(t.vic.pending)}).encode()}
             images[t.name] = (image, sections, len(t.vic.log))
             total += len(pages)
@@ -349,6 +378,9 @@ class HaCheckpointer:
         # between): a primary that dies after it has released what the committed state holds.
         self.committed += 1
         epoch = self.committed
+        for d in self._digests.values():
+            for old in [e for e in d if e < epoch - 2]:
+                del d[old]
         for name, (_, _, n) in images.items():
             self._visible[name] = n
         self._release(epoch)
