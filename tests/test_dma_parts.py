@@ -15,6 +15,11 @@
 * BitmapEngine (rtl/dma/engine.py): guest maps and unmaps, window reads and
   range words at random; results, words read and every bitmap word
   afterwards are a set-based model's, and mapped implies pinned throughout.
+* GuestOps (rtl/dma/guest.py): guest MAP and UNMAP writes with random byte
+  strobes and ADI tables; each operation waits for the engine with the
+  page, the domain of its ADI's entry, or its refusal (BAD_ADI,
+  OUT_OF_RANGE), is answered on the bus only when the engine is done, and
+  a read returns the word last written.
 * RangeOps (rtl/dma/rangeop.py): random ranges, codes and domains; GO is
   refused (ERR) while busy, for a domain out of range or a range beyond the
   bitmap, else the walk gives every word of the range once, in order, with
@@ -42,6 +47,7 @@ from siov.rtl.dma.dirtylog import DirtyLog
 from siov.rtl.dma.engine import BitmapEngine
 from siov.rtl.dma.faults import TrackerFaults
 from siov.rtl.dma.front import TrackerFront
+from siov.rtl.dma.guest import GuestOps
 from siov.rtl.dma.lookup import HIT_STAGES, WINDOW_STAGES, AddressLookup
 from siov.rtl.dma.rangeop import RangeOps
 from siov.rtl.dma.tables import DomainTables
@@ -314,6 +320,67 @@ def test_bitmap_engine_against_a_model(seed):
 
     simulate(dut, bench)
     assert min(counts.values()) > 20, counts
+
+
+def test_guest_ops_latch_and_look_up():
+    rng = random.Random(4)
+    p = SMALL
+    dut = GuestOps(p)
+    words = [0, 0]          # MAP, UNMAP as last written (26 bits)
+    counts = {"ok": 0, "bad_adi": 0, "out_of_range": 0, "read": 0}
+
+    async def bench(ctx):
+        put = setter(ctx)
+        for _ in range(150):
+            adi, _win = _random_tables(rng, p)
+            put(dut.adi.as_value(), _array(ADI_ENTRY, adi))
+            which, we = rng.randrange(2), rng.random() < 0.8
+            value, strb = rng.randrange(1 << 32), rng.choice([0xF, 0xF, rng.randrange(16)])
+            if we and strb == 0xF:
+                value = (rng.randrange(p.num_adis + 2) << 20) | rng.choice([rng.randrange(p.pages_per_domain),
+                                                                           rng.randrange(1 << 20)])
+            for sig, v in ((dut.bus.stb, 1), (dut.bus.we, we), (dut.bus.addr, 4 * which), (dut.bus.wdata, value),
+                           (dut.bus.wstrb, strb)):
+                put(sig, v)
+            await ctx.tick()
+            put(dut.bus.stb, 0)
+            if not we:
+                await ctx.tick()
+                assert (ctx.get(dut.bus.ack), ctx.get(dut.bus.rdata)) == (1, words[which])
+                counts["read"] += 1
+                await ctx.tick()
+                continue
+            mask = sum(0xFF << (8 * i) for i in range(4) if strb >> i & 1) & ((1 << 26) - 1)
+            words[which] = (words[which] & ~mask) | (value & mask)
+            page, n = words[which] & 0xFFFFF, words[which] >> 20
+            for _ in range(10):
+                assert not ctx.get(dut.bus.ack)
+                if ctx.get(dut.ready):
+                    break
+                await ctx.tick()
+            assert ctx.get(dut.ready)
+            ok = n < p.num_adis and adi[n]["valid"] and adi[n]["domain"] < p.num_domains
+            if not ok:
+                want, key = (1, GuestResult.BAD_ADI), "bad_adi"
+            elif page >= p.pages_per_domain:
+                want, key = (1, GuestResult.OUT_OF_RANGE), "out_of_range"
+            else:
+                want, key = (0, None), "ok"
+                assert (ctx.get(dut.page), ctx.get(dut.domain), ctx.get(dut.unmap)) == (page, adi[n]["domain"], which)
+            assert ctx.get(dut.refuse) == want[0]
+            if want[0]:
+                assert ctx.get(dut.refuse_result) == want[1]
+            counts[key] += 1
+            await ctx.tick().repeat(rng.randrange(1, 4))
+            assert not ctx.get(dut.bus.ack)
+            put(dut.done, 1)
+            await ctx.tick()
+            put(dut.done, 0)
+            assert ctx.get(dut.bus.ack) and not ctx.get(dut.ready)
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert min(counts.values()) > 10, counts
 
 
 @pytest.mark.parametrize("seed", [1, 2])
