@@ -12,6 +12,11 @@
   a few words, one slot per cycle (back to back on one word most of the
   time); in stage S every slot sees its word with every earlier slot's
   write, as a dictionary of words does.
+* OutcomeQueue (rtl/dma/outq.py): requests accepted only with a credit and
+  pushed a fixed number of cycles later, under random back-pressure; no
+  push ever meets a full FIFO, the outcomes leave in order with the address
+  and reason gated by the verdict, and with a free consumer one request
+  per clock is sustained.
 * BitmapEngine (rtl/dma/engine.py): guest maps and unmaps, window reads and
   range words at random; results, words read and every bitmap word
   afterwards are a set-based model's, and mapped implies pinned throughout.
@@ -40,7 +45,7 @@ import pytest
 
 from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
-from siov.rtl.dma.common import ADI_ENTRY, DOMAIN_WINDOW, FAULT_LAYOUT, HARVEST_LAYOUT
+from siov.rtl.dma.common import ADI_ENTRY, DOMAIN_WINDOW, FAULT_LAYOUT, HARVEST_LAYOUT, OUT_FIFO_LAYOUT, OUT_LAYOUT
 from siov.rtl.dma.counters import COUNT_LAG, COUNTERS, TrackerCounters
 from siov.rtl.dma.defs import Bitmap, GuestResult, RangeOp
 from siov.rtl.dma.dirtylog import DirtyLog
@@ -49,6 +54,7 @@ from siov.rtl.dma.faults import TrackerFaults
 from siov.rtl.dma.front import TrackerFront
 from siov.rtl.dma.guest import GuestOps
 from siov.rtl.dma.lookup import HIT_STAGES, WINDOW_STAGES, AddressLookup
+from siov.rtl.dma.outq import OutcomeQueue
 from siov.rtl.dma.rangeop import RangeOps
 from siov.rtl.dma.tables import DomainTables
 from siov.rtl.params import DeviceParams
@@ -211,6 +217,55 @@ def test_dirty_log_forwards_every_earlier_write(seed):
 
     simulate(dut, bench)
     assert counts["set"] > 500 and counts["clear"] > 100 and counts["same_word"] > 500
+
+
+@pytest.mark.parametrize("depth,latency", [(16, 10), (4, 10), (7, 3)])
+def test_outcome_queue_keeps_room_for_every_request(depth, latency):
+    rng = random.Random(depth)
+    dut = OutcomeQueue(depth)
+    obs = dut.observe()
+    sent, got = [], []
+    stats = {"accepted_free": 0, "cycles_free": 0}
+
+    def outcome(rec):
+        fault = rec["fault"]
+        return {"addr": 0 if fault else rec["host"] << 12, "write": rec["write"], "pasid": rec["pasid"],
+                "domain": rec["domain"], "page": rec["page"], "fault": fault, "reason": rec["reason"] if fault else 0}
+
+    async def bench(ctx):
+        put = setter(ctx)
+        pushes = {}
+        for cyc in range(1500):
+            free = cyc < 300                # a consumer that never waits, then random back-pressure
+            put(dut.out.ready, 1 if free else rng.random() < 0.4)
+            put(dut.take, int(pushes.pop(("take", cyc), 0)))
+            offer = free or rng.random() < 0.8
+            accepted = offer and ctx.get(dut.ready)
+            rec = pushes.pop(cyc, None)
+            put(dut.push, rec is not None)
+            if rec is not None:
+                put(dut.record.as_value(), pack(OUT_FIFO_LAYOUT, **rec))
+                assert ctx.get(obs["w_rdy"]), "a push met a full FIFO"
+                assert unpack(OUT_LAYOUT, ctx.get(obs["record"].as_value())) == outcome(rec)
+                sent.append(outcome(rec))
+            if accepted:
+                pushes[("take", cyc + 1)] = 1
+                pushes[cyc + 1 + latency] = {"host": rng.randrange(1 << 52), "write": rng.randrange(2),
+                                             "pasid": rng.randrange(1 << 20), "domain": rng.randrange(64),
+                                             "page": rng.randrange(1 << 32), "fault": rng.randrange(2),
+                                             "reason": rng.randrange(1, 256)}
+            if free and cyc > 2 * latency:
+                stats["cycles_free"] += 1
+                stats["accepted_free"] += bool(accepted)
+            if ctx.get(dut.out.valid) and ctx.get(dut.out.ready):
+                got.append(unpack(OUT_LAYOUT, ctx.get(dut.out.payload.as_value())))
+            await ctx.tick()
+
+    simulate(dut, bench)
+    assert got == sent[:len(got)] and len(sent) - len(got) <= depth and len(got) > 200
+    # A credit comes back four cycles after its push (out, read, returned, counted).
+    if depth >= latency + 4:
+        assert stats["accepted_free"] == stats["cycles_free"]
 
 
 class BitmapModel:
