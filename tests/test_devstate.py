@@ -344,3 +344,80 @@ def test_a_whole_device_with_an_adi_in_error_is_not_saved_and_keeps_its_error():
     states, after, ptrs, ptrs_after, msg = run(main)
     assert states[6][0] == regmap.AdiState.ERROR and after == states and ptrs_after == ptrs
     assert "RESET_ERROR" in msg
+
+
+
+def test_a_migration_between_two_virtual_devices_of_one_device_keeps_the_guest_pasid():
+    """The PASID is the guest's (its descriptors carry it, in its memory), so a restore keeps
+    it: restored onto another tenant's virtual device of the same Device, the destination's
+    ADI, its DMA ADI-table entry and its IMS entry carry the source's PASID, not the tenant's
+    (docs/migration.md says what that means on one Device)."""
+    from siov.sw.guest.driver import FrontendDriver
+    from siov.sw.hv.hypervisor import Hypervisor, TenantKind
+    from siov.sw.hv.migration import DevstateCodec, MigrationState, encode_records
+
+    async def main():
+        bus = ModelBus(PARAMS)
+        hv = Hypervisor(bus)
+        await hv.start()
+        t0 = await hv.create_tenant("src", TenantKind.VM, 16)
+        v0 = await hv.vdcm.create(t0, adis=1)
+        q = (await FrontendDriver(v0).open()).queues[0]
+        await q.open(16)
+        await q.enable()
+        t1 = await hv.create_tenant("dst", TenantKind.VM, 16)
+        v1 = await hv.vdcm.create(t1, adis=1)
+        await FrontendDriver(v1).open()
+        codec = DevstateCodec(FP)
+        v1.migration.codec = codec
+        await v0.migration.set_state(MigrationState.STOP)
+        blob = await codec.save(v0)
+        await v1.migration.set_state(MigrationState.RESUMING)
+        v1.migration.write_data(encode_records([], blob))
+        await v1.migration.set_state(MigrationState.STOP)
+        a = v1.adis[0]
+        return t0.pasid, t1.pasid, await _cmd_pasid(bus, a), await _dma_pasid(bus, a), \
+            await bus.read(regmap.IRQ_IMS_BASE + 16 * v1.handles[0] + 12)
+
+    src, dst, cfg, dma, ims = run(main)
+    assert src != dst
+    assert cfg == src and dma == src
+    assert (ims & regmap.IRQ_IMS_ENTRY_PASID_MASK) >> regmap.IRQ_IMS_ENTRY_PASID_LSB == src
+
+
+async def _cmd_pasid(bus, adi):
+    await bus.write(regmap.CMD_ADI_SEL, adi)
+    v = await bus.read(regmap.CMD_ADI_CUR_CFG)
+    return (v & regmap.CMD_ADI_CUR_CFG_PASID_MASK) >> regmap.CMD_ADI_CUR_CFG_PASID_LSB
+
+
+async def _dma_pasid(bus, adi):
+    await bus.write(regmap.DMA_ADI_SEL, adi)
+    v = await bus.read(regmap.DMA_ADI_CUR)
+    return (v & regmap.DMA_ADI_CUR_PASID_MASK) >> regmap.DMA_ADI_CUR_PASID_LSB
+
+
+def test_check_validates_without_writing():
+    """devstate.check refuses what restore would refuse, with the same errors, and writes
+    nothing either way (but CMD.ADI_SEL, through which it reads the destination ADIs' states);
+    it returns the decoded state of a blob it accepts."""
+    async def main():
+        src, pf = await _built()
+        blob = await devstate.save(pf, adis=[1], handles=[1], domains=[1], fingerprint=FP)
+        dst = ModelBus(PARAMS)
+        pd = PfDriver.of(dst)
+        before = await read_all(dst)
+        ok = await devstate.check(pd, blob, devstate.Placement(adis={1: 5}), fingerprint=FP)
+        errors = []
+        for b, place, fp in ((blob[:-1], devstate.Placement(), FP), (blob, devstate.Placement(adis={1: 99}), FP),
+                             (blob, devstate.Placement(), "ffffffffffff")):
+            try:
+                await devstate.check(pd, b, place, fingerprint=fp)
+            except devstate.DeviceStateError as e:
+                errors.append(type(e).__name__)
+        after = await read_all(dst)
+        return ok, errors, {k: v for k, v in after.items() if not k.endswith("_SEL")} == \
+            {k: v for k, v in before.items() if not k.endswith("_SEL")}
+    ok, errors, unchanged = run(main)
+    assert isinstance(ok, devstate.DeviceState) and [a.index for a in ok.adis] == [1]
+    assert errors == ["CorruptState", "IncompatibleState", "IncompatibleState"] and unchanged

@@ -297,3 +297,69 @@ def test_a_failed_arc_enters_error_and_only_reset_leaves_it():
         return state, m.state, rec.status
 
     assert run(prog) == (S.ERROR, S.RUNNING, 1)
+
+
+def test_precopy_info_counts_the_vmm_dirty_pages_and_read_data_sends_them():
+    """VFIO_MIG_GET_PRECOPY_INFO's dirty_bytes is what the session has to send beyond the
+    initial data: here the pages the device's log names and those the VMM's own log
+    (``cpu_dirty``) names. Asking does not lose the VMM's pages: the next read sends them."""
+    async def prog(bus, hv):
+        t, vdev, drv, q = await vm_with_queue(hv, pages=16)
+        m = vdev.migration
+        m.codec = Codec()
+        cpu = [set()]
+
+        async def cpu_dirty():
+            pages, cpu[0] = cpu[0], set()
+            return pages
+        m.cpu_dirty = cpu_dirty
+        await m.set_state(S.PRE_COPY)
+        await m.read_data()
+        cpu[0] = {3, 7}                                   # the guest CPU wrote two pages
+        infos = [await m.precopy_info(), await m.precopy_info()]
+        sent = decode_records(await m.read_data())[0]
+        infos.append(await m.precopy_info())
+        await m.set_state(S.RUNNING)
+        return [(i.initial_bytes, i.dirty_bytes) for i in infos], sorted(sent)
+
+    infos, sent = run(prog)
+    assert infos == [(0, 2 * PAGE), (0, 2 * PAGE), (0, 0)]
+    assert sent == [3, 7]
+
+
+def test_a_held_interrupt_still_masked_at_resume_is_delivered_when_the_guest_unmasks():
+    """An interrupt a saved IMS entry held pending, restored onto a device whose guest still
+    masks that vector when it resumes, reaches the guest at its unmask, once, as MSI-X's
+    pending bit would deliver it."""
+    from siov.sw.guest.driver import FrontendDriver
+    from siov.sw.hv.hypervisor import TenantKind
+    from siov.sw.hv.migration import DevstateCodec
+
+    async def prog(bus, hv):
+        t0, vdev0, drv0, q0 = await vm_with_queue(hv, "src", pages=16)
+        t1 = await hv.create_tenant("dst", TenantKind.VM, 16)
+        vdev1 = await hv.vdcm.create(t1, adis=1)
+        await FrontendDriver(vdev1).open()
+        ctrl0 = vdev0.config.msix_table_offset + pci.PCI_MSIX_ENTRY_VECTOR_CTRL
+        ctrl1 = vdev1.config.msix_table_offset + pci.PCI_MSIX_ENTRY_VECTOR_CTRL
+        await vdev0.mmio_write(ctrl0, 1)                  # the source's guest masks vector 0 ...
+        (tk,) = await q0.submit([Descriptor(opcode=Opcode.NOOP)], interrupt=True)
+        await q0.wait(tk, on="record")                    # ... which holds the interrupt pending
+        await vdev0.migration.set_state(S.STOP)
+        blob = await DevstateCodec().save(vdev0)
+        await vdev1.mmio_write(ctrl1, 1)                  # the destination's guest has it masked too
+        m1 = vdev1.migration
+        await m1.set_state(S.RESUMING)
+        m1.write_data(encode_records([], blob))
+        await m1.set_state(S.RUNNING)
+        at_resume = len(t1.vic.log)
+        await vdev1.mmio_write(ctrl1, 0)                  # the guest unmasks it
+        at_unmask = [v for v, _ in t1.vic.log]
+        await vdev1.mmio_write(ctrl1, 1)
+        await vdev1.mmio_write(ctrl1, 0)
+        await bus.wait_cycles(1000)
+        return at_resume, at_unmask, [v for v, _ in t1.vic.log], vdev1.vectors[0]
+
+    at_resume, at_unmask, after, vector = run(prog)
+    assert at_resume == 0
+    assert at_unmask == [vector] and after == [vector]

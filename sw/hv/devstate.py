@@ -20,6 +20,7 @@ The public functions:
   corrupt, truncated, of another version, or from a Device with other
   parameters or another Verilog fingerprint, or a destination whose ADIs
   are in use;
+* :func:`check` makes every check :func:`restore` makes, and writes nothing;
 * :func:`decode` reads a blob into a :class:`DeviceState` without a device
   (to inspect it, or to check it early).
 
@@ -58,7 +59,7 @@ from ...rtl.regmap import AdiState
 from .errors import DeviceTimeout, HypervisorError
 from .pf import _get, _put
 
-__all__ = ["MAGIC", "VERSION", "save", "restore", "decode", "DeviceState", "AdiRecord", "ImsRecord",
+__all__ = ["MAGIC", "VERSION", "save", "restore", "check", "decode", "DeviceState", "AdiRecord", "ImsRecord",
            "DomainRecord", "Placement", "DeviceStateError", "CorruptState", "IncompatibleState",
            "AdiInError", "NotQuiesced", "TargetInUse", "SETTINGS", "STATE", "HIDDEN_STATE",
            "SAVED", "REDERIVED", "RESET", "CONSTANT", "COMMAND", "render_state_table"]
@@ -688,6 +689,20 @@ async def _write_adi(bus, a, dest, dom):
     await bus.write(regmap.ENG_ARB_WEIGHT, a.weight)
     await bus.write(regmap.ENG_ARB_QUANTUM, a.quantum)
     await bus.write(regmap.ENG_ARB_CMD, regmap.ENG_ARB_CMD_WRITE_MASK)
+
+
+async def check(pf, blob, placement=Placement(), *, fingerprint=None):
+    """Everything :func:`restore` checks before its first write, writing nothing but the select
+    register through which it reads the destination ADIs' states: the blob's
+    structure and checksum, the Device's parameters and Verilog fingerprint (``fingerprint``,
+    as for :func:`save`), the placement, and that every destination ADI is DISABLED. Returns
+    the decoded :class:`DeviceState`; raises what :func:`restore` would (CorruptState,
+    IncompatibleState, TargetInUse). A caller that must write something between the check
+    and the restore (a migration's guest pages) checks first, as VFIO's RESUMING does."""
+    state = decode(blob)
+    params = await _params(pf)
+    await _check_target(pf, state, placement, params, _fingerprint(params, fingerprint))
+    return state
 
 
 async def restore(pf, blob, placement=Placement(), *, fingerprint=None):

@@ -45,10 +45,12 @@ byte stream of records (:func:`encode_records`): guest pages (the device's
 queues and records live in guest memory, as in hisi_acc's VFIO driver) and,
 last, the device state. PRE_COPY's stream is the tenant's guest window
 (``initial_bytes``), then the pages dirtied since they were read
-(``dirty_bytes``): the DMA tracker's dirty log, read with NO_CLEAR for
+(``dirty_bytes``, what the session has to send beyond the initial data):
+the DMA tracker's dirty log, read with NO_CLEAR for
 :meth:`DeviceMigration.precopy_info` and cleared only by a read of the data,
 with the pages the VMM's own log names (``cpu_dirty``: a real VMM has KVM's
-dirty log for its vCPUs' writes; the device cannot see them). STOP_COPY's
+dirty log for its vCPUs' writes; the device cannot see them), which are kept
+from the call that names them until a read sends them. STOP_COPY's
 stream ends with what is left and the device state (``codec.save``).
 RESUMING buffers what is written; the RESUMING to STOP arc decodes it whole,
 restores the device state (``codec.restore``, which refuses an incompatible
@@ -243,6 +245,11 @@ class DevstateCodec:
     its first write and refuses an incompatible Device. The restored ADIs must be DISABLED
     (a fresh virtual device whose guest has not enabled its queues).
 
+    The PASIDs are restored as saved, not set to the destination tenant's: the PASID is the
+    guest's (its descriptors in its memory carry it, and the IMS check compares it), so a
+    migration of one guest keeps it. Between two virtual devices of one Device the source
+    must therefore be released before the destination runs (``docs/migration.md``).
+
     ``fingerprint``: the Device's Verilog fingerprint; None computes it from the parameters
     (:func:`siov.sw.results.device_fingerprint`), as ``devstate`` does.
     """
@@ -292,11 +299,7 @@ class DevstateCodec:
         destination's ADIs are DISABLED (``devstate``'s own checks)."""
         from . import devstate
         head, blob = self.split(data)
-        place = self._placement(vdev, head)
-        state = devstate.decode(blob)
-        pf = vdev.vdcm.pf
-        params = await devstate._params(pf)
-        await devstate._check_target(pf, state, place, params, devstate._fingerprint(params, self.fingerprint))
+        return await devstate.check(vdev.vdcm.pf, blob, self._placement(vdev, head), fingerprint=self.fingerprint)
 
     async def restore(self, vdev, data):
         """Restore ``data`` onto ``vdev``'s ADIs, IMS entries and domain; the interrupts its
@@ -336,8 +339,9 @@ class DeviceMigration:
         Every arc taken, in order.
     held_vectors : list of int
         Vectors (indexes into the device's vectors) whose interrupt a restored IMS entry held
-        pending: the pending bit cannot be written, so they are raised in the tenant's virtual
-        interrupt controller when the device next runs, as the unmask would have delivered them.
+        pending: the pending bit cannot be written, so each is raised in the tenant's virtual
+        interrupt controller when the device runs with that vector unmasked (at RUNNING, or at
+        the guest's later unmask: :meth:`deliver_held`), as the unmask would have delivered it.
     """
 
     def __init__(self, vdev, codec=None):
@@ -353,6 +357,7 @@ class DeviceMigration:
         self._incoming = bytearray()
         self._ended = False
         self._stop_flag = False
+        self._cpu_pending = set()         # pages cpu_dirty named that no read has sent yet
 
     @property
     def codec(self):
@@ -430,14 +435,22 @@ class DeviceMigration:
 
     async def _run(self):
         self._stop_flag = False
-        await self.vdev._sync_interrupts()
+        await self.vdev._sync_interrupts()          # delivers the held vectors not masked
+        await self.vdev.vdcm.pf.hold(self, ())
+
+    def deliver_held(self):
+        """Raise each held vector (:attr:`held_vectors`) that may now send its message, once;
+        one still masked stays held. The VDCM calls it whenever it brings the IMS entries in
+        line with the guest's controls, so a vector the guest unmasks after the resume gets its
+        interrupt then, as MSI-X's pending bit delivers it (PCIe 6.0 6.1.4.5)."""
+        if self.holds_interrupts or not self.held_vectors:
+            return
         held, self.held_vectors = self.held_vectors, []
         for k in held:
             if self.vdev._vector_masked(k):          # still masked by the guest: still pending
                 self.held_vectors.append(k)
             else:
                 self._tenant().vic.raise_vector(self.vdev._ims[k][1], self.vdev.bus.now())
-        await self.vdev.vdcm.pf.hold(self, ())
 
     @property
     def holds_interrupts(self):
@@ -467,23 +480,33 @@ class DeviceMigration:
     def _close_session(self):
         self._initial.clear()
         self._saved = None
+        self._cpu_pending = set()
 
     async def precopy_info(self):
         """VFIO_MIG_GET_PRECOPY_INFO: a :class:`PrecopyInfo` (PRE_COPY and PRE_COPY_P2P only).
 
-        ``dirty_bytes`` counts the pages the dirty log (read with NO_CLEAR) names that are not
-        still waiting in the initial image, with the VMM's own dirty pages if any.
+        ``dirty_bytes`` is what the session has to send beyond the initial data, as the uAPI
+        defines it (the data dirtied since it was read): the pages the device's dirty log
+        (read with NO_CLEAR) names and the pages the VMM's own log names (``cpu_dirty``),
+        less those still waiting in the initial image. ``cpu_dirty`` is consumed when called,
+        so the pages it names are kept until a read sends them.
         """
         if self.state not in (S.PRE_COPY, S.PRE_COPY_P2P):
             raise MigrationError(f"pre-copy information exists in PRE_COPY states only, not {self.state.name}")
-        dirty = await self._harvest(clear=False) - set(self._initial)
+        await self._take_cpu_dirty()
+        dirty = (await self._harvest(clear=False) | self._cpu_pending) - set(self._initial)
         return PrecopyInfo(len(self._initial) * PAGE, len(dirty) * PAGE)
+
+    async def _take_cpu_dirty(self):
+        if self.cpu_dirty is not None:
+            self._cpu_pending |= set(await self.cpu_dirty())
 
     async def _dirty(self):
         """Pages dirtied since the last read: the device's log (cleared now), the VMM's."""
         pages = await self._harvest(clear=True)
-        if self.cpu_dirty is not None:
-            pages |= set(await self.cpu_dirty())
+        await self._take_cpu_dirty()
+        pages |= self._cpu_pending
+        self._cpu_pending = set()
         return pages
 
     async def read_data(self, max_pages=None):

@@ -455,6 +455,7 @@ class VirtualDevice:
             elif want[0] != have[0]:
                 await pf.mask_ims(self.handles[k], t.pasid, want[0])
             self._ims[k] = want
+        self.migration.deliver_held()        # a restored interrupt held for a vector now unmasked
 
     async def _bus_master(self, on):
         """Bus Master Enable changed. Cleared: the ADIs leave the eligibility mask, the vectors
