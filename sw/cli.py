@@ -50,7 +50,6 @@ def run(scenario, backend, seed, out, policies, waves, yes):
     from rich.console import Console
     from rich.markup import escape
 
-    from .programs.scenario import check_runnable
     from .report import print_policies, write_policy_plots
     from .scenario import DEFAULT, DEFAULT_SHORT, ScenarioError, load, parse, with_policy
 
@@ -58,7 +57,6 @@ def run(scenario, backend, seed, out, policies, waves, yes):
     builtin = DEFAULT if backend == "model" else DEFAULT_SHORT
     try:
         sc = load(scenario) if scenario else parse(builtin, "<built-in scenario>")
-        check_runnable(sc)
         names = [x.strip() for x in policies.split(",") if x.strip()] if policies is not None else [None]
         if policies is not None and (not names or len(set(names)) != len(names)):
             raise ScenarioError(f"--policies takes distinct policy names separated by commas, not {policies!r}")

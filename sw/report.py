@@ -7,13 +7,16 @@
   injected), then the device (utilisation per engine), then the scheduler
   (:func:`scheduler_lines`: its switches with their reasons, the VM, the
   rings and the semaphore address, the idle engine-cycles the mask cost, and
-  the pair latency of dependent workloads). A console too narrow for the
+  the pair latency of dependent workloads), then the checkpointer
+  (:func:`checkpoint_lines`: checkpoints, pages copied, downtime, and the
+  failover's check or each VM's migration). A console too narrow for the
   table gets every tenant as a list of lines instead: no figure is ever cut;
 * ``trace.json`` (:func:`write_trace`): Chrome trace-event format, which
   Perfetto and chrome://tracing open: one track per engine, drawn from the
   completion records (the engine and start cycle each record carries), one
-  per tenant, and the scheduler's: its switches as instant events and each
-  tenant's gang slices as spans;
+  per tenant, the scheduler's: its switches as instant events and each
+  tenant's gang slices as spans, and the checkpointer's: each checkpoint's
+  stop, copy and resume as spans, and the failover as an instant event;
 * ``siov run --policies``: the same scenario under several policies side by
   side (:func:`policy_rows`, :func:`print_policies`, and ``policies.png`` by
   :func:`write_policy_plots`);
@@ -36,7 +39,8 @@ import html
 import io
 import json
 
-__all__ = ["print_report", "tenant_rows", "tenant_details", "device_lines", "scheduler_lines", "write_trace",
+__all__ = ["print_report", "tenant_rows", "tenant_details", "device_lines", "scheduler_lines", "checkpoint_lines",
+           "write_trace",
            "write_plots", "write_html", "policy_rows", "print_policies", "write_policy_plots", "PLOTS",
            "POLICY_PLOT", "SWITCHES_SHOWN"]
 
@@ -163,6 +167,50 @@ def scheduler_lines(doc):
     return lines
 
 
+def checkpoint_lines(doc):
+    """The checkpointer's figures as lines of text (none without a ``[checkpoint]``): its mode
+    and interval, the checkpoints with the pages they copied and the VMs' downtime, then the
+    failover (the epoch restored and whether the stand-in equals the primary, per VM) or each
+    VM's migration (pre-copy iterations, pages, downtime, converged, equal)."""
+    ck = doc.get("checkpoint")
+    if not ck:
+        return []
+    tot = ck["totals"]
+    vms = ", ".join(ck["vms"])
+    if ck["mode"] == "ha":
+        lines = [f"Checkpoints (ha, every {ck['interval']:,} cycles, VMs {vms}): {tot['checkpoints']:,} taken, "
+                 f"{tot['pages']:,} pages copied ({tot['predicted_pages']:,} predicted written), downtime "
+                 f"{tot['downtime']:,} cycles in all, {tot['max_downtime']:,} the longest"]
+        for c in ck["checkpoints"][:SWITCHES_SHOWN]:
+            lines.append(f"  epoch {c['epoch']} at cycle {c['cycle']:,}: {c['pages']:,} pages "
+                         f"({c['predicted_only']:,} only predicted), downtime {c['downtime']:,} cycles"
+                         + (f", {c['cut']} queue(s) with a descriptor in flight at the stop" if c["cut"] else ""))
+        if len(ck["checkpoints"]) > SWITCHES_SHOWN:
+            lines.append(f"  ... {len(ck['checkpoints']) - SWITCHES_SHOWN:,} more in results.json and trace.json")
+        f = ck["failover"]
+        if f is None:
+            lines.append("  failover: none asked for" if ck.get("failover_at") is None else
+                         f"  failover: none (the run ended before cycle {ck['failover_at']:,})")
+        elif f["restored_epoch"] is None:
+            lines.append(f"  failover at cycle {f['cycle']:,}: no epoch had committed, nothing to restore")
+        else:
+            lines.append(f"  failover at cycle {f['cycle']:,}: epoch {f['restored_epoch']} restored onto a stand-in, "
+                         + ("equal to the primary" if f["equal"] else "NOT equal to the primary"))
+            for name, v in sorted(f["vms"].items()):
+                lines.append(f"    {name}: {len(v['pages_differing']):,} pages differ, "
+                             f"{len(v['device_differences']):,} device-state differences, interrupts "
+                             f"{v['interrupts_restored']:,} restored of {v['interrupts_seen']:,} seen")
+        return lines
+    lines = [f"Migration (every {ck['interval']:,} cycles a pre-copy iteration, VMs {vms}): {tot['pages']:,} pages "
+             f"sent, downtime {tot['downtime']:,} cycles in all, {tot['max_downtime']:,} the longest"]
+    for name, m in sorted((ck["migration"] or {}).items()):
+        lines.append(f"  {name}: {len(m['iterations']):,} pre-copy iterations "
+                     f"({'converged' if m['converged'] else 'not converged'}), {m['total_pages']:,} pages, "
+                     f"{m['stop_copy_pages']:,} in the stop-and-copy, downtime {m['downtime']:,} cycles, "
+                     + ("equal to the source" if m["equal"] else "NOT equal to the source"))
+    return lines
+
+
 def _title(doc):
     s = doc["scenario"]
     partial = " - PARTIAL (interrupted)" if doc["partial"] else ""
@@ -201,7 +249,7 @@ def print_report(doc, console, rate=None):
         for label, entries in per_tenant.get(r["tenant"], []) + lines:
             grid.add_row(Text(f"  {label}"), Text("\n".join(entries)))
         console.print(grid)
-    for line in device_lines(doc, rate) + scheduler_lines(doc):
+    for line in device_lines(doc, rate) + scheduler_lines(doc) + checkpoint_lines(doc):
         console.print(Text(line))
 
 
@@ -242,6 +290,7 @@ def write_trace(doc, path):
             events.append({"name": f"{i['kind']}: {i['outcome']}", "cat": "fault", "ph": "i", "s": "t",
                            "pid": 2, "tid": tid, "ts": i["at"]})
     events += _scheduler_events(doc)
+    events += _checkpoint_events(doc)
     events.sort(key=lambda e: (e.get("ts", -1), e.get("id", 0), e["ph"] == "b"))
     path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns",
                                 "otherData": {"time unit": "1 us on the timeline = 1 device cycle",
@@ -267,6 +316,27 @@ def _scheduler_events(doc):
     for x in sched["slices"]:
         events.append({"name": f"gang {x['tenant']}", "cat": "gang", "ph": "X", "pid": 3, "tid": tids[x["tenant"]],
                        "ts": x["start"], "dur": max(x["end"] - x["start"], 1), "args": {"reason": x["reason"]}})
+    return events
+
+
+def _checkpoint_events(doc):
+    """The checkpointer's track (process "checkpointer"): each checkpoint's (or migration's) stop,
+    copy and resume as complete slices, one after another, and the failover as an instant."""
+    ck = doc.get("checkpoint")
+    if not ck:
+        return []
+    events = [{"name": "process_name", "ph": "M", "pid": 4, "args": {"name": f"checkpointer ({ck['mode']})"}},
+              {"name": "thread_name", "ph": "M", "pid": 4, "tid": 0,
+               "args": {"name": "checkpoints" if ck["mode"] == "ha" else "migration"}}]
+    for x in ck["spans"]:
+        what = f"epoch {x['epoch']}" if ck["mode"] == "ha" else str(x["epoch"])
+        events.append({"name": f"{x['name']} ({what})", "cat": "checkpoint", "ph": "X", "pid": 4, "tid": 0,
+                       "ts": x["start"], "dur": max(x["end"] - x["start"], 1), "args": {"phase": x["name"]}})
+    f = ck.get("failover")
+    if f is not None:
+        events.append({"name": f"failover: epoch {f['restored_epoch']} restored, "
+                               f"{'equal' if f['equal'] else 'not equal'}", "cat": "failover", "ph": "i", "s": "p",
+                       "pid": 4, "tid": 0, "ts": f["cycle"]})
     return events
 
 
@@ -487,6 +557,10 @@ def write_html(doc, out_dir, rate=None):
     sched = scheduler_lines(doc)
     if sched:
         parts.append('<h2>Scheduler</h2><ul id="scheduler">' + "".join(f"<li>{e(x.strip())}</li>" for x in sched)
+                     + "</ul>")
+    ck = checkpoint_lines(doc)
+    if ck:
+        parts.append('<h2>Checkpoints</h2><ul id="checkpoint">' + "".join(f"<li>{e(x.strip())}</li>" for x in ck)
                      + "</ul>")
     s = doc["scenario"]
     parts.append(f'<h2>Scenario</h2><p>{e(s["source"])}, seed {s["seed"]} '

@@ -17,6 +17,10 @@ A results file says what produced it and holds enough to produce it again:
   refusal as a named object, and the pair latency of a dependent workload;
 * ``scheduler``: the GPU scheduler's policy, its switches with their
   reasons, the gang slices and its metrics (null when no scheduler ran);
+* ``checkpoint``: the checkpointer's checkpoints, pages copied, downtime,
+  failover (the epoch restored onto a stand-in and whether it equals the
+  primary) or migration, and the stop/copy/resume spans (null without a
+  ``[checkpoint]`` section);
 * ``timing_dependent``: the fields that may differ between the model and
   rtl backends (with ``backend`` itself); every other field is the same on
   both for one scenario and seed.
@@ -56,6 +60,7 @@ def document(result, *, sc, text, source, backend, partial=False, policy=None):
                    **result["device"]},
         "tenants": result["tenants"],
         "scheduler": result.get("scheduler"),
+        "checkpoint": result.get("checkpoint"),
         "timing_dependent": result["timing_dependent"],
     }
 

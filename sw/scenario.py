@@ -30,7 +30,7 @@ Example::
     [checkpoint]             # optional: the checkpointer (sw/ckpt) protects the VMs
     mode = "ha"              # ha | migrate
     interval = 20000         # device cycles between two checkpoints (ha) or pre-copy iterations (migrate)
-    failover = 150000        # ha: the primary fails at this cycle; a secondary continues from its last checkpoint
+    failover = 150000        # ha: the primary fails here; its last committed epoch is restored and checked
 
     [[tenants]]
     name = "vm0"
@@ -113,9 +113,11 @@ class Checkpoint(_Strict):
     """``[checkpoint]``: the checkpointer (sw/ckpt) protects the VMs: HA checkpoints, or a live migration.
 
     ``ha`` takes a checkpoint of every VM each ``interval`` device cycles (aligned to a
-    predicted completion) and, at ``failover``, stops the primary and has a secondary
-    continue from the last committed checkpoint; ``migrate`` pre-copies each ``interval``
-    cycles and then stops and copies onto a destination Device.
+    predicted completion) and, at ``failover``, restores the last committed epoch onto a
+    stand-in virtual device and checks it against the primary; ``migrate`` live-migrates each
+    VM onto a stand-in, a pre-copy iteration each ``interval`` cycles, then stop and copy
+    (:func:`siov.sw.ckpt.scenario.drive`). The stand-ins are on the same Device: room for the
+    largest VM's ADIs and one more DMA domain is checked.
     """
     mode: Literal["ha", "migrate"] = Field("ha", description="ha (checkpoints, failover) | migrate (live migration)")
     interval: int = Field(20_000, ge=1000, lt=1 << 32, description="device cycles between two checkpoints "
@@ -233,8 +235,17 @@ def _cross_checks(sc):
         elif ck.failover is not None and ck.failover >= sc.cycles:
             problems.append((("checkpoint", "failover"), f"failover at cycle {ck.failover} is past the run's end "
                                                          f"({sc.cycles} cycles)"))
-        if not any(t.kind == "vm" for t in sc.tenants):
+        vms = [t for t in sc.tenants if t.kind == "vm"]
+        if not vms:
             problems.append((("checkpoint",), "the checkpointer protects VMs; the scenario has none"))
+        else:       # a failover's secondary and a migration's destination: a stand-in VM on this Device
+            room = max(t.adis for t in vms)
+            if total + room > p.num_adis:
+                problems.append((("checkpoint",), f"the checkpointer restores each VM onto a stand-in of as many "
+                                                  f"ADIs on this Device: {total} + {room} ADIs; it has {p.num_adis}"))
+            if len(sc.tenants) + 1 > p.num_domains:
+                problems.append((("checkpoint",), f"the checkpointer's stand-in VM needs a DMA domain: "
+                                                  f"{len(sc.tenants)} tenants + 1; the device has {p.num_domains}"))
     for k, f in enumerate(sc.faults):
         if f.tenant not in seen:
             problems.append((("faults", k, "tenant"), f"fault names tenant {f.tenant!r}, which is not in tenants"))

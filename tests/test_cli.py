@@ -102,6 +102,11 @@ def test_scenario_errors_name_the_key(text, message):
      r"^<s>:3: checkpoint.failover: failover at cycle 70000 is past the run's end \(50000 cycles\)"),
     ("[checkpoint]\n[[tenants]]\nname = 'a'\nkind = 'container'\n",
      r"^<s>:1: checkpoint: the checkpointer protects VMs; the scenario has none"),
+    ("[device]\nnum_adis = 4\n[checkpoint]\n[[tenants]]\nname = 'a'\nadis = 3\n",
+     r"^<s>:3: checkpoint: the checkpointer restores each VM onto a stand-in of as many ADIs on this Device: "
+     r"3 \+ 3 ADIs; it has 4"),
+    ("[device]\nnum_domains = 2\n[checkpoint]\n[[tenants]]\nname = 'a'\n[[tenants]]\nname = 'b'\n",
+     r"^<s>:3: checkpoint: the checkpointer's stand-in VM needs a DMA domain: 2 tenants \+ 1; the device has 2"),
 ])
 def test_cross_field_errors_name_the_key_and_line(text, message):
     with pytest.raises(ScenarioError, match=message) as e:
@@ -228,17 +233,77 @@ def test_policies_refuses_an_unknown_name(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_checkpoint_section_parses_and_run_says_it_cannot_drive_it_yet(tmp_path):
-    """A valid [checkpoint] section parses with its defaults filled in; siov run refuses the
-    scenario with a clear message and runs nothing, rather than run it unprotected."""
-    text = "cycles = 50000\n[checkpoint]\nfailover = 30000\n[[tenants]]\nname = 'a'\n"
-    ck = parse(text).checkpoint
-    assert (ck.mode, ck.interval, ck.failover) == ("ha", 20_000, 30_000)
-    assert parse("[[tenants]]\nname = 'a'\n").checkpoint is None
-    (tmp_path / "s.toml").write_text(text)
+#: Two VMs and a container under HA checkpoints every 15k cycles, the primary failing at 90k.
+CHECKPOINTED = """\
+cycles = 120000
+seed = 2
+[checkpoint]
+mode = "ha"
+interval = 15000
+failover = 90000
+[[tenants]]
+name = "vm0"
+adis = 2
+pages = 32
+[[tenants.workloads]]
+kind = "copy"
+size = [256, 4096]
+batch = 2
+interval = 500
+[[tenants]]
+name = "vm1"
+pages = 32
+[[tenants.workloads]]
+kind = "fill"
+size = [512, 2048]
+batch = 2
+interval = 800
+[[tenants]]
+name = "ctr0"
+kind = "container"
+[[tenants.workloads]]
+kind = "copy"
+size = [64, 512]
+interval = 600
+"""
+
+
+def test_a_checkpoint_scenario_shows_its_checkpoints_and_failover(tmp_path):
+    """siov run drives the checkpointer over the scenario's VMs: the report shows the
+    checkpoints, pages copied, downtime and the failover (the last committed epoch restored
+    onto a stand-in equals the primary); the trace has each checkpoint's stop, copy and resume
+    as spans on the checkpointer's track and the failover as an instant; results.json carries
+    it under its schema, and the workloads ran beside it."""
+    from siov.sw.results import validate
+    (tmp_path / "s.toml").write_text(CHECKPOINTED)
     res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
-    assert res.exit_code == 2 and "[checkpoint] is a valid section, but siov run cannot drive" in res.output
-    assert not (tmp_path / "out").exists()
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    validate(doc)
+    ck = doc["checkpoint"]
+    assert ck["mode"] == "ha" and ck["vms"] == ["vm0", "vm1"] and ck["failover_at"] == 90_000
+    cps = ck["checkpoints"]
+    assert len(cps) >= 2 and cps[0]["pages"] == 64 and all(c["cycle"] < 90_000 and c["downtime"] > 0 for c in cps)
+    f = ck["failover"]
+    assert f["cycle"] == 90_000 and f["restored_epoch"] is not None and f["equal"], f
+    assert all(t["descriptors"] > 10 and t["statuses"] == {"SUCCESS": t["descriptors"]}
+               for t in doc["tenants"].values())
+    tot = ck["totals"]
+    assert (tot["checkpoints"], tot["pages"]) == (len(cps), sum(c["pages"] for c in cps))
+    flat = " ".join(res.output.split())
+    assert (f"Checkpoints (ha, every 15,000 cycles, VMs vm0, vm1): {len(cps)} taken, {tot['pages']:,} pages "
+            f"copied" in flat)
+    assert f"downtime {tot['downtime']:,} cycles in all" in flat
+    assert f"failover at cycle 90,000: epoch {f['restored_epoch']} restored onto a stand-in, equal to the primary" in flat
+    events = json.loads((tmp_path / "out" / "trace.json").read_text())["traceEvents"]
+    spans = sorted((e["args"]["phase"], e["ts"], e["ts"] + e["dur"]) for e in events
+                   if e.get("pid") == 4 and e["ph"] == "X")
+    assert spans == sorted((x["name"], x["start"], max(x["end"], x["start"] + 1)) for x in ck["spans"])
+    assert [x["name"] for x in ck["spans"]] == ["stop", "copy", "resume"] * len(cps)
+    assert [e["ts"] for e in events if e.get("pid") == 4 and e["ph"] == "i"] == [90_000]
+    assert 'id="checkpoint"' in (tmp_path / "out" / "report.html").read_text()
+    assert {"checkpoint.checkpoints", "checkpoint.spans", "checkpoint.failover.restored_epoch"} <= set(
+        doc["timing_dependent"])
 
 
 def test_run_refuses_a_bad_file_and_runs_nothing(tmp_path):
@@ -388,3 +453,21 @@ def test_ctrl_c_writes_partial_results(tmp_path):
     assert "PARTIAL" in (tmp_path / "out" / "report.html").read_text()
     for name in ("trace.json", "throughput.png", "latency.png"):
         assert (tmp_path / "out" / name).exists()
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_a_checkpoint_scenario_agrees_between_backends(tmp_path):
+    """The checkpointed scenario on the Verilated Device: the failover's stand-in equals the
+    primary there too, and results.json differs from the model's only in timing-dependent fields."""
+    from siov.sw.results import differences, validate
+    (tmp_path / "s.toml").write_text(CHECKPOINTED)
+    docs = {}
+    for backend in ("model", "rtl"):
+        res = CliRunner().invoke(main, ["run", str(tmp_path / "s.toml"), "--backend", backend,
+                                        "--out", str(tmp_path / backend)])
+        assert res.exit_code == 0, res.output
+        docs[backend] = json.loads((tmp_path / backend / "results.json").read_text())
+        validate(docs[backend])
+    assert differences(docs["model"], docs["rtl"]) == []
+    assert docs["rtl"]["checkpoint"]["failover"]["equal"] and docs["rtl"]["checkpoint"]["checkpoints"]

@@ -34,6 +34,15 @@ then on the producer a fill of ``P_j`` and the SIGNAL of semaphore ``j``
 all of them. A pair's latency is device time, from its records: from the
 fill's hand-over to its engine to the end of the copy.
 
+With a ``[checkpoint]``, the checkpointer runs beside the workloads from the
+start of the timeline to its end (:func:`siov.sw.ckpt.scenario.drive`, over
+the scenario's VMs): HA epochs every ``interval`` cycles with, at
+``failover``, the last committed epoch restored onto a stand-in virtual
+device and checked against the primary; or a live migration of each VM onto
+a stand-in. Its result (checkpoints, pages copied, downtime, the failover's
+check, the stop/copy/resume spans, cycles on the run's timeline) is under
+``checkpoint``; what depends on timing is listed in :data:`CHECKPOINT_TIMING`.
+
 With a ``[scheduler]``, the GPU scheduler (:class:`~siov.sw.sched.scheduler.Scheduler`)
 runs beside the tenants, from before the first workload to after the last,
 and programs the arbiters and the eligibility mask; its switches (with the
@@ -73,7 +82,7 @@ from ..model.dsa import Descriptor
 from ..scenario import parse, with_policy
 from ..sched.scheduler import Scheduler
 
-__all__ = ["run_scenario", "check_runnable", "TIMING_DEPENDENT"]
+__all__ = ["run_scenario", "TIMING_DEPENDENT", "CHECKPOINT_TIMING"]
 
 PAGE = 1 << PAGE_SHIFT
 RING = 64
@@ -84,6 +93,10 @@ TIMING_DEPENDENT = ("descriptors", "bytes", "throughput_bytes_per_kcycle", "late
                     # how many of a flood's batches find the ring full depends on how fast the
                     # device empties it between two of the host's submissions
                     "refused.ring_full", "pair_latency")
+#: Fields of the checkpointer's result that depend on timing: when each checkpoint falls, so what
+#: it copies and how long it stops the VMs, and which epoch a failover restores. Whether the
+#: restored state equals the primary's (``failover.equal``) does not.
+CHECKPOINT_TIMING = ("checkpoints", "totals", "spans", "failover.restored_epoch", "failover.vms", "migration")
 #: Semaphore mask of a dependent workload's WAITs: every bit of the 8 bytes.
 FULL = (1 << 64) - 1
 
@@ -120,16 +133,6 @@ class _Deadline:
         self.event.set()
 
 
-def check_runnable(sc):
-    """Refuse, with :class:`~siov.sw.scenario.ScenarioError`, a scenario that parses but that this
-    program cannot run yet: a ``[checkpoint]`` section (its file format is checked in full),
-    until the checkpointer (sw/ckpt) offers the driver a scenario runs it through."""
-    from ..scenario import ScenarioError
-    if sc.checkpoint is not None:
-        raise ScenarioError("[checkpoint] is a valid section, but siov run cannot drive the checkpointer "
-                            "(sw/ckpt) yet; remove the section to run the rest of the scenario")
-
-
 async def run_scenario(bus, seed, arg):
     """Run the scenario TOML ``arg["scenario"]``; ``seed`` overrides its own if ``arg["seed"]`` is None.
 
@@ -142,7 +145,6 @@ async def run_scenario(bus, seed, arg):
     and its result says ``"partial": True``.
     """
     sc = parse(arg["scenario"], arg.get("source", "<scenario>"))
-    check_runnable(sc)
     if arg.get("policy"):
         sc = with_policy(sc, arg["policy"])
     seed = sc.seed if arg.get("seed") is None else seed
@@ -190,6 +192,12 @@ async def run_scenario(bus, seed, arg):
                 tasks.append(bus.spawn(_dependent(bus, r, w, rng, deadline)))
             else:
                 tasks.append(bus.spawn(_workload(bus, r, r.queues[k % len(r.queues)], w, rng, deadline)))
+    ckpt = None
+    if sc.checkpoint is not None:
+        from ..ckpt.scenario import drive
+        c = sc.checkpoint
+        ckpt = bus.spawn(drive(hv, [r.vdev for r in runs if r.spec.kind == "vm"], c.mode, c.interval,
+                               failover=c.failover, start=start, done=lambda: bus.now() >= deadline.end))
     for f in sc.faults:
         r = next(x for x in runs if x.spec.name == f.tenant)
         victim = next((x for x in runs if x is not r), r)
@@ -206,12 +214,14 @@ async def run_scenario(bus, seed, arg):
             deadline.stop(bus.now())
     for t in tasks:
         await t
+    checkpoint = None if ckpt is None else await ckpt
     if sched is not None:
         await sched.stop()
     await bus.wait_cycles(200)
     await hv.poll_faults()
     result = await _result(bus, hv, sc, seed, runs, start)
     result["scheduler"] = None if sched is None else _schedule(sched, sc.scheduler, start)
+    result["checkpoint"] = None if checkpoint is None else dict(checkpoint, failover_at=sc.checkpoint.failover)
     result["partial"] = deadline.stopped
     return result
 
@@ -517,7 +527,7 @@ async def _result(bus, hv, sc, seed, runs, start):
                             + ["device.engines.*.descriptors", "device.engines.*.busy_cycles",
                                "device.engines.*.utilisation", "device.cycles", "device.counters",
                                "scheduler.switches", "scheduler.slices", "scheduler.never_fits",
-                               "scheduler.metrics"],
+                               "scheduler.metrics"] + [f"checkpoint.{k}" for k in CHECKPOINT_TIMING],
     }
 
 
