@@ -80,3 +80,50 @@ def test_alignment_picks_a_predicted_completion():
     assert aligned_time(1200, done, slack=500) == 1300
     assert aligned_time(1400, done, slack=500) == 1400              # the long copy ends past the slack
     assert aligned_time(6000, done, slack=500) == 6100
+
+
+def test_prehold_lets_the_running_descriptor_finish_before_the_stop():
+    """run_epochs(prehold=...): the VM's ADIs are held out of dispatch until nothing of theirs is
+    in flight, so no stop cuts a descriptor; without it, a ring kept full of long copies is cut."""
+    from siov.rtl.cmd.dsa import Opcode as Op
+    from siov.sw.ckpt.epoch import HaCheckpointer, run_epochs
+    from siov.sw.model.dsa import Descriptor as D
+    from siov.sw.sched.scanner import CommandScanner
+    from hv_support import PAGE as P, run as run_hv, vm_with_queue
+
+    def once(prehold):
+        async def prog(bus, hv):
+            t, vdev, drv, q = await vm_with_queue(hv, "vm", ring=16, pages=64)
+            buf = t.memory.alloc(48 * P)
+            await drv.dma_map(buf, 48 * P)
+            vdev.migration.codec = _TagCodec()
+            ck = HaCheckpointer(vdev, scanner=CommandScanner(hv), meta={"fingerprint": "0123456789ab"})
+            await ck.checkpoint()
+            stop = []
+
+            async def done():
+                return bool(stop)
+            loop = bus.spawn(run_epochs(ck, 6000, 0, done, prehold=prehold))
+            for _ in range(6):
+                tickets = await q.submit([D(opcode=Op.MEMMOVE, src_addr=buf, dst_addr=buf + 16 * P,
+                                            xfer_size=16 * P) for _ in range(4)])
+                for tk in tickets:
+                    await q.wait(tk)
+            stop.append(1)
+            await loop
+            return [(r.cut, r.held) for r in ck.epochs[1:]], hv.pf.held()
+        return run_hv(prog)
+
+    cut, _ = once(0)
+    held, mask = once(40_000)
+    assert cut and any(c for c, _ in cut)
+    assert held and all(c == 0 for c, _ in held) and any(h > 0 for _, h in held)
+    assert mask == 0                                   # every hold released
+
+
+class _TagCodec:
+    async def save(self, vdev):
+        return b"state"
+
+    async def restore(self, vdev, data):
+        pass

@@ -78,7 +78,7 @@ from .cpu_log import PageHashLog
 from .storage import ChainWriter
 
 __all__ = ["HaCheckpointer", "EpochReport", "Span", "aligned_time", "predicted_completions", "run_epochs",
-           "device_identity", "NoPause", "CheckpointRefused", "page_digests"]
+           "device_identity", "NoPause", "CheckpointRefused", "page_digests", "hold_until_idle"]
 
 PAGE = 1 << PAGE_SHIFT
 
@@ -122,7 +122,9 @@ class Span:
 class EpochReport:
     """One committed epoch: its number; the cycles of its stop request, of the VMs stopped, of
     the copy's end and of the resume; the pages copied (and how many only because they were
-    predicted) and the image bytes, over the group; per tenant the pages copied."""
+    predicted) and the image bytes, over the group; per tenant the pages copied; ``cut``, the
+    ADIs with a descriptor in flight at the stop request; ``held``, the device cycles the VMs'
+    ADIs were held out of dispatch before it (:func:`run_epochs` ``prehold``; the vCPUs ran)."""
     epoch: int
     stopped: int
     resumed: int
@@ -133,6 +135,7 @@ class EpochReport:
     copied: int = 0
     per_tenant: dict = field(default_factory=dict)
     cut: int = 0
+    held: int = 0
 
     @property
     def downtime(self):
@@ -402,14 +405,30 @@ class HaCheckpointer:
         self._held = keep
 
 
-async def run_epochs(ck, interval, slack, done, on_epoch=None):
+async def hold_until_idle(ck, limit):
+    """Hold ``ck``'s VMs' ADIs out of the eligibility mask (:meth:`~siov.sw.hv.pf.PfDriver.hold`)
+    until none has a descriptor in flight, at most ``limit`` device cycles: the engine finishes
+    the descriptor it runs and takes no new one of these VMs, while their vCPUs run on. Returns
+    the cycles waited; the caller releases the hold (``pf.hold(ck, ())``) after the checkpoint."""
+    bus = ck.bus
+    t0 = bus.now()
+    await ck.pf.hold(ck, [a for v in ck.vdevs for a in v.adis])
+    while await ck._in_flight() and bus.now() - t0 < limit:
+        await bus.wait_cycles(20)
+    return bus.now() - t0
+
+
+async def run_epochs(ck, interval, slack, done, on_epoch=None, prehold=0):
     """Checkpoint ``ck``'s VMs every ``interval`` device cycles until ``await done()`` is true.
 
     Each epoch's time is the first predicted completion within ``slack`` cycles after the
     wanted one (:func:`aligned_time`: the scanner is read when the wanted time comes); the
     next is wanted ``interval`` cycles after it. ``on_epoch(report)`` is called after each.
     A checkpoint refused (:class:`CheckpointRefused`, a queue in ERROR) is logged and tried
-    again at the next time. Returns the reports.
+    again at the next time. ``prehold`` (device cycles, 0: off): at the checkpoint time the
+    VMs' ADIs are first held out of dispatch until nothing of theirs is in flight, at most that
+    long (:func:`hold_until_idle`), so the stop does not cut a descriptor and the vCPUs are
+    paused only for the copy. Returns the reports.
     """
     bus = ck.bus
     wanted = bus.now() + interval
@@ -423,11 +442,17 @@ async def run_epochs(ck, interval, slack, done, on_epoch=None):
             at = aligned_time(max(wanted, bus.now()), completions, slack)
             if at > bus.now():
                 await bus.wait_cycles(at - bus.now())
+        held = await hold_until_idle(ck, prehold) if prehold else 0
         try:
             report = await ck.checkpoint()
         except CheckpointRefused as e:
             ck.log.warning("%s", e)
+            if prehold:
+                await ck.pf.hold(ck, ())
         else:
+            report.held = held
+            if prehold:
+                await ck.pf.hold(ck, ())
             if on_epoch is not None:
                 on_epoch(report)
         wanted = max(at, bus.now()) + interval
