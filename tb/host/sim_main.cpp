@@ -24,6 +24,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "Vtop.h"
@@ -312,6 +313,7 @@ private:
     // The slave's state, as cocotbext-axi's queues and processes hold it.
     std::deque<Addr> arq, awq;
     std::deque<WBeat> wq;
+    std::vector<std::pair<uint64_t, WBeat>> wburst;  // the open burst's beats, stored at its last
     std::deque<RBeat> rq;
     std::deque<RBeat> bq;  // id and resp
     bool o_arready = false, o_awready = false, o_wready = false, o_rvalid = false, o_bvalid = false;
@@ -484,6 +486,7 @@ private:
         rq.clear();
         bq.clear();
         rbusy = wbusy = wdone = false;
+        wburst.clear();
         o_arready = o_awready = o_wready = o_rvalid = o_bvalid = false;
     }
 
@@ -557,11 +560,16 @@ private:
                 if (wq.empty()) return;
                 const WBeat w = wq.front();
                 wq.pop_front();
-                write_beat(wcur.addr & ~7ULL, w);
+                wburst.push_back({wcur.addr & ~7ULL, w});
                 ++ctl->beats[1];
                 advance(wcur, wwrap_lo, wwrap_hi);
                 if (wn++ == wcur.len) wdone = true;
             }
+            // A burst is stored whole at its last beat, as a host bridge commits
+            // one cache-line write: a host polling a completion record's status
+            // byte (beat 0) never sees it before the record's later beats.
+            for (const auto &b : wburst) write_beat(b.first, b.second);
+            wburst.clear();
             if (bq.size() >= 2) return;  // B is full
             bq.push_back(RBeat{wcur.id, 0, wresp, 0});
             wbusy = false;
