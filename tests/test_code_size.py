@@ -8,8 +8,8 @@ past them fails here and should add a part instead.
 
 from siov.tb import codesize
 
-#: The longest ``elaborate`` in rtl/ (AdiBlock.elaborate; the goal is 150).
-LONGEST_ELABORATE = 204
+#: The longest ``elaborate`` in rtl/ (Dispatcher.elaborate; the goal is 150).
+LONGEST_ELABORATE = 188
 #: The longest function of any name in rtl/ (Executor._sequence).
 LONGEST_FUNCTION = 268
 #: The largest hand-written module (rtl/cmd/executor.py; the goal is 400).
