@@ -145,11 +145,12 @@ class TB:
             return self.rng.randrange(self.n)
         return self.rng.randrange(self.n, 64) if self.n < 64 else self.rng.randrange(64)
 
-    async def configure(self, adi, size=None):
+    async def configure(self, adi, size=None, ptrs=None, load=False):
         """Stage a ring and enable it: a random configuration, or (``size`` given) a good one of that size.
 
         The engine binding is one the block has, except in 1 random configuration of 20
-        (ENABLE then fails with BAD_RING_CONFIG, as for a bad size)."""
+        (ENABLE then fails with BAD_RING_CONFIG, as for a bad size). ``ptrs`` (head, tail)
+        stages a restore's pointers for a directed one, applied by ENABLE or (``load``) LOAD."""
         rng = self.rng
         engines = self.model.params.num_engines
         bad_engine = size is None and rng.random() < 0.05 and engines < 4
@@ -166,15 +167,21 @@ class TB:
         # In a random configuration, 3 in 10 are a restore's ring: staged pointers,
         # mostly inside the ring, some beyond it, then ENABLE or LOAD; otherwise
         # zero, as every fresh driver leaves them.
-        restore = random_size and rng.random() < 0.3
+        restore = (random_size and rng.random() < 0.3) or ptrs is not None
         head = tail = 0
-        if restore:
+        if ptrs is not None:
+            head, tail = ptrs
+        elif restore:
             span = size if 2 <= size < 4096 else 16
             head, tail = (rng.randrange(span) if rng.random() < 0.85 else rng.randrange(span, 4096)
                           for _ in range(2))
         await self.write(regmap.CMD_RING_PTRS, head << regmap.CMD_RING_PTRS_HEAD_LSB
                          | tail << regmap.CMD_RING_PTRS_TAIL_LSB)
-        await self.command(adi, LOAD if restore and rng.random() < 0.3 else ENABLE)
+        if ptrs is not None:
+            load_now = load
+        else:
+            load_now = restore and rng.random() < 0.3
+        await self.command(adi, LOAD if load_now else ENABLE)
         if restore:
             await self.write(regmap.CMD_RING_PTRS, 0)
 
@@ -291,6 +298,15 @@ async def test_directed(dut):
     await tb.configure(1, size=12)       # not a power of two
     assert tb.model.adis[1].state == ERROR
     await tb.command(1, RESET_ERROR | ENABLE)
+    # A restore's staged pointers: inside the ring ENABLE resumes at them, beyond it
+    # ENABLE refuses them (BAD_RING_CONFIG); LOAD copies them into a DISABLED ADI.
+    await tb.configure(2, size=16, ptrs=(3, 7))
+    assert (tb.model.adis[2].state, tb.model.adis[2].head, tb.model.adis[2].tail) == (ENABLED, 3, 7)
+    await tb.configure(3, size=16, ptrs=(3, 20))
+    assert tb.model.adis[3].state == ERROR
+    await tb.command(3, RESET_ERROR)
+    await tb.configure(4, size=16, ptrs=(5, 9), load=True)
+    assert tb.model.adis[4].state == DISABLED
 
 
 @cocotb.test()
