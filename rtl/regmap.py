@@ -318,7 +318,7 @@ REGISTERS = {
         Field('WRITE', lsb=0, width=1, sw='w', hw='r', reset=0x0, singlepulse=True, swacc=False, swmod=False, desc='Write 1 to copy ARB_WEIGHT and ARB_QUANTUM into ADI ARB_SEL.'),
     ),
     'ENG.ARB_BUDGET': _reg('ENG.ARB_BUDGET', 0x40020, '',
-        Field('BUDGET', lsb=0, width=24, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Remaining QoS budget of ADI ARB_SEL in the current slice.'),
+        Field('BUDGET', lsb=0, width=24, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='Remaining QoS budget of ADI ARB_SEL in the current slice. One budget per ADI, whichever engine it is bound to: an ADI rebound in a slice keeps what it spent there.'),
     ),
     'ENG.ENG_STATUS': _reg('ENG.ENG_STATUS', 0x40024, '',
         Field('BUSY', lsb=0, width=1, sw='r', hw='w', reset=None, singlepulse=False, swacc=False, swmod=False, desc='A descriptor is executing on some engine.'),

@@ -64,16 +64,17 @@ def _csr_regressions():
                        quick_build=p == largest, sweep=p == largest) for p in (default, largest)]
 
 
-def _arbiter(n):
+def _arbiter(n, engines=1):
     def make():
         from ..rtl.cmd.arbiter import QosArbiter
-        return QosArbiter(n)
+        return QosArbiter(n, num_engines=engines)
     return make
 
 
 def _arbiter_regressions():
-    return [Regression(f"arbiter-n{n}", "siov_arbiter", "siov.tb.cmd.test_arbiter", _arbiter(n),
-                       env={"SIOV_NUM_ADIS": str(n)}) for n in (8, 64)]
+    return [Regression(f"arbiter-n{n}" + (f"-e{e}" if e > 1 else ""), "siov_arbiter", "siov.tb.cmd.test_arbiter",
+                       _arbiter(n, e), env={"SIOV_NUM_ADIS": str(n), "SIOV_NUM_ENGINES": str(e)})
+            for n, e in ((8, 1), (64, 1), (8, 2), (64, 2))]
 
 
 def _primitive_sources(primitive):

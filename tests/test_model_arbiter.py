@@ -76,3 +76,33 @@ def test_qos_blocks_until_refill():
     times = [t for t, _, _ in grants]
     # 8 fits in 10 once per slice (8 + 8 > 10): one grant per 50-cycle slice.
     assert [t // 50 for t in times] == [0, 1, 2]
+
+
+def test_engines_share_budgets():
+    """An ADI rebound to another engine in the middle of a slice keeps what it spent there:
+    the budgets are per ADI, not per engine (rtl/cmd/arbiter.py), so the second engine
+    does not grant it a second full quantum."""
+    m = ArbiterModel(2, num_engines=2)
+    cfg = ArbiterConfig(Policy.QOS, quantum=[10, 10], slice_cycles=1000)
+    cost = [8, 0]
+    on0, on1 = [[True, False], [False, False]], [[False, False], [True, False]]
+    for _ in range(4):                           # refill, then engine 0 grants ADI 0 (fresh)
+        takes = m.clock_engines(on0, cost, [True, True], cfg)
+        if takes[0]:
+            break
+    assert takes == [True, False] and m.budget[0] == 2
+    granted = [m.clock_engines(on1, cost, [True, True], cfg)[1] for _ in range(50)]
+    assert not any(granted) and m.grant(1) == (False, 0)
+    assert m.budget[0] == 2                      # 8 does not fit what is left
+
+
+def test_policy_models_share_budgets():
+    """The model backend's per-engine grant models charge one set of budgets."""
+    from siov.sw.model.arbiter import ArbiterPolicyModel, SliceBudgets
+    cfg = ArbiterConfig(Policy.QOS, quantum=[10, 10])
+    budgets = SliceBudgets(2)
+    e0, e1 = ArbiterPolicyModel(2, budgets=budgets), ArbiterPolicyModel(2, budgets=budgets)
+    budgets.refill(cfg)
+    assert e0.pick(0b01, {0: 8}, cfg) == 0
+    assert e1.pick(0b01, {0: 8}, cfg) is None     # rebound: 2 left, 8 does not fit
+    assert e1.pick(0b01, {0: 2}, cfg) == 0 and budgets.budget == [0, 10]

@@ -1,4 +1,9 @@
-"""Arbiter that picks which ADI's next descriptor the engine runs.
+"""Arbiter that picks which ADI's next descriptor each engine runs.
+
+One arbiter serves every engine: each engine has its own grant, rotation and
+WRR credit over the ADIs bound to it, while the per-ADI state (QoS budgets,
+and the weights and quanta it reads) exists once, since an ADI is bound to
+one engine at a time and only that engine's grants charge it.
 
 Three policies, selected at run time over CSR (see ``CMD.ARB_CTRL`` in
 ``rtl/regs.rdl``):
@@ -20,10 +25,10 @@ Timing: two registered stages, so the arbiter closes timing with 64 ADIs.
 Stage 1 registers which ADIs are eligible (request, and in ``QOS`` a cost
 that fits) and whether ``WRR`` keeps the grant; stage 2 picks one with a
 rotating priority and registers the grant. A request raised in cycle t is
-granted in cycle t+2 at the latest when no other ADI competes. After a grant
+granted in cycle t+2 at the latest when no other ADI of its engine competes. After a grant
 is taken, one cycle passes before the next decision, so that stage 1 sees
 the charged budget and the requester's updated ``req``: at most one grant
-every three cycles (measured in bench/bench_arbiter.py), above the engine's
+every three cycles per engine (measured in bench/bench_arbiter.py), above the engine's
 rate, since the shortest descriptor (NOOP) still fetches and writes back. Ties rotate from the ADI after the last one granted, in every policy.
 
 The cost model (a + b x transfer size) lives in the front end; the arbiter
@@ -48,23 +53,34 @@ class Policy(enum.IntEnum):
 
 
 class QosArbiter(wiring.Component):
-    """Round-robin / weighted / time-slice arbiter over ``num_adis`` requesters.
+    """Round-robin / weighted / time-slice arbiter over ``num_adis`` requesters, one grant per engine.
+
+    The QoS state (each ADI's budget and whether it is still full, the slice
+    timer) is per ADI and exists once: an ADI is bound to one engine at a
+    time, so only that engine's grants charge it, and a rebound ADI keeps
+    what it has spent in the slice. The rotation, the WRR credit, the two
+    registered stages and the grant are per engine: each engine decides over
+    its own requests as an arbiter of its own would.
 
     Parameters
     ----------
     num_adis : int
         Number of requesters, 1..64.
+    num_engines : int
+        Number of grant streams, 1..4.
     cost_width : int
         Width of costs, quanta and budgets.
 
     Attributes
     ----------
-    req : In(num_adis)
-        Bit i: ADI i has a descriptor ready. Must stay set until granted.
+    req : In(ArrayLayout(num_adis, num_engines))
+        ``req[e]`` bit i: ADI i has a descriptor ready for engine e. Must stay
+        set until granted. An ADI requested by several engines may be granted
+        to each; grants of one ADI taken in the same cycle charge it once.
     cost : In(ArrayLayout(cost_width, num_adis))
         Estimated cost of each ADI's head descriptor.
-    grant : Out(stream.Signature(...))
-        ``{adi}`` of the dispatched descriptor; taken on valid & ready.
+    grant{e} : Out(stream.Signature(...))
+        ``{adi}`` of engine e's dispatched descriptor; taken on valid & ready.
     policy, weight, quantum, slice_cycles : In
         Configuration from CSR.
     budget : Out(ArrayLayout(cost_width, num_adis))
@@ -73,25 +89,34 @@ class QosArbiter(wiring.Component):
         One-cycle pulse when budgets refill.
     """
 
-    def __init__(self, num_adis, *, cost_width=24):
+    def __init__(self, num_adis, *, num_engines=1, cost_width=24):
         if not isinstance(num_adis, int) or not 1 <= num_adis <= 64:
             raise ValueError(f"Number of ADIs must be an integer between 1 and 64, not {num_adis!r}")
+        if not isinstance(num_engines, int) or not 1 <= num_engines <= 4:
+            raise ValueError(f"Number of engines must be an integer between 1 and 4, not {num_engines!r}")
         if not isinstance(cost_width, int) or not 4 <= cost_width <= 32:
             raise ValueError(f"Cost width must be an integer between 4 and 32, not {cost_width!r}")
         self.num_adis = num_adis
+        self.num_engines = num_engines
         self.cost_width = cost_width
         idx = range(num_adis) if num_adis > 1 else range(2)
-        super().__init__({
-            "req": In(num_adis),
+        members = {
+            "req": In(data.ArrayLayout(num_adis, num_engines)),
             "cost": In(data.ArrayLayout(cost_width, num_adis)),
-            "grant": Out(stream.Signature(data.StructLayout({"adi": idx}))),
             "policy": In(2),
             "weight": In(data.ArrayLayout(8, num_adis)),
             "quantum": In(data.ArrayLayout(cost_width, num_adis)),
             "slice_cycles": In(24),
             "budget": Out(data.ArrayLayout(cost_width, num_adis)),
             "slice_end": Out(1),
-        })
+        }
+        for e in range(num_engines):
+            members[f"grant{e}"] = Out(stream.Signature(data.StructLayout({"adi": idx})))
+        super().__init__(members)
+
+    def grants(self):
+        """The grant streams, engine 0 first."""
+        return [getattr(self, f"grant{e}") for e in range(self.num_engines)]
 
     def elaborate(self, platform):
         m = Module()
@@ -100,9 +125,6 @@ class QosArbiter(wiring.Component):
 
         budget = [Signal(w, name=f"budget{i}") for i in range(n)]
         fresh = Signal(n, init=(1 << n) - 1)
-        last = Signal(range(max(n, 2)), init=n - 1)
-        credit = Signal(8)             # WRR: further grants `last` may take in a row
-        settle = Signal()              # one bubble after a take
         timer = Signal(24)
 
         for i in range(n):
@@ -122,63 +144,20 @@ class QosArbiter(wiring.Component):
         with m.Else():
             m.d.sync += [timer.eq(timer - 1), at_zero.eq(timer == 1)]
 
-        # Stage 1: eligibility and the WRR "stay" decision, registered.
+        # What fits each ADI's budget, and the WRR credit each ADI would start
+        # with: per ADI, once for every engine.
         fits = Signal(n)
         for i in range(n):
             m.d.comb += fits[i].eq((self.cost[i] <= budget[i]) | fresh[i])
-        eligible = Signal(n)
-        with m.If(self.policy == Policy.QOS):
-            m.d.comb += eligible.eq(self.req & fits)
-        with m.Else():
-            m.d.comb += eligible.eq(self.req)
-        stay = Signal()
-        m.d.comb += stay.eq((self.policy == Policy.WRR) & (credit != 0) & self.req.bit_select(last, 1))
-        eligible_q = Signal(n)
-        stay_q = Signal()
-        m.d.sync += [eligible_q.eq(eligible), stay_q.eq(stay)]
-
-        # Stage 2: rotating priority, first eligible index after `last`, wrapping.
-        # `after[i]`: i comes after `last` in the rotation; a register kept in
-        # step with `last`, so stage 2 has no index compare (timing).
-        after = Signal(n, init=0)
-        above = Signal(n)
-        m.d.comb += above.eq(eligible_q & after)
-        pick = Signal(range(max(n, 2)))
-        found = Signal()
-        for i in reversed(range(n)):
-            with m.If(eligible_q[i]):
-                m.d.comb += [pick.eq(i), found.eq(1)]
-        for i in reversed(range(n)):
-            with m.If(above[i]):
-                m.d.comb += pick.eq(i)
-        choice = Signal(range(max(n, 2)))
-        m.d.comb += choice.eq(Mux(stay_q, last, pick))
-
-        take = Signal()
-        m.d.comb += take.eq(self.grant.valid & self.grant.ready)
-        # WRR credit each ADI would start with, computed in parallel before the mux.
         credit_load = [Signal(8, name=f"credit_load{i}") for i in range(n)]
         for i in range(n):
             m.d.comb += credit_load[i].eq(Mux(self.weight[i] == 0, 0, self.weight[i] - 1))
 
-        # At the take, everything comes from registers (the granted index and
-        # `last`); `after` follows the new `last` for stage 2.
-        with m.If(take):
-            g = self.grant.payload.adi
-            m.d.sync += [self.grant.valid.eq(0), settle.eq(1), last.eq(g),
-                         after.eq(Cat(Const(0, 1), *(g < i for i in range(1, n))) if n > 1 else 0)]
-            with m.If(g == last):
-                m.d.sync += credit.eq(Mux(credit == 0, 0, credit - 1))
-            with m.Else():
-                m.d.sync += credit.eq(Array(credit_load)[g])
-        with m.Elif(~self.grant.valid & ~settle & (found | stay_q)):
-            m.d.sync += [self.grant.valid.eq(1), self.grant.payload.adi.eq(choice)]
-        with m.If(settle):
-            m.d.sync += settle.eq(0)
+        takes = [self._engine(m, e, fits, credit_load) for e in range(self.num_engines)]
 
         # Budgets: charge on take (saturating at zero), refill at slice end.
         for i in range(n):
-            charged = take & (self.grant.payload.adi == i)
+            charged = Cat(take & (g.payload.adi == i) for take, g in zip(takes, self.grants())).any()
             with m.If(refill):
                 m.d.sync += [budget[i].eq(self.quantum[i]), fresh[i].eq(1)]
             with m.Elif(charged):
@@ -188,3 +167,58 @@ class QosArbiter(wiring.Component):
                 with m.Else():
                     m.d.sync += budget[i].eq(budget[i] - self.cost[i])
         return m
+
+    def _engine(self, m, e, fits, credit_load):
+        """Engine ``e``'s two stages and grant; returns its take."""
+        n = self.num_adis
+        req, grant = self.req[e], self.grants()[e]
+        last = Signal(range(max(n, 2)), init=n - 1, name=f"last{e}")
+        credit = Signal(8, name=f"credit{e}")   # WRR: further grants `last` may take in a row
+        settle = Signal(name=f"settle{e}")      # one bubble after a take
+
+        # Stage 1: eligibility and the WRR "stay" decision, registered.
+        eligible = Signal(n, name=f"eligible{e}")
+        with m.If(self.policy == Policy.QOS):
+            m.d.comb += eligible.eq(req & fits)
+        with m.Else():
+            m.d.comb += eligible.eq(req)
+        stay = Signal(name=f"stay{e}")
+        m.d.comb += stay.eq((self.policy == Policy.WRR) & (credit != 0) & req.bit_select(last, 1))
+        eligible_q = Signal(n, name=f"eligible_q{e}")
+        stay_q = Signal(name=f"stay_q{e}")
+        m.d.sync += [eligible_q.eq(eligible), stay_q.eq(stay)]
+
+        # Stage 2: rotating priority, first eligible index after `last`, wrapping.
+        # `after[i]`: i comes after `last` in the rotation; a register kept in
+        # step with `last`, so stage 2 has no index compare (timing).
+        after = Signal(n, init=0, name=f"after{e}")
+        above = Signal(n, name=f"above{e}")
+        m.d.comb += above.eq(eligible_q & after)
+        pick = Signal(range(max(n, 2)), name=f"pick{e}")
+        found = Signal(name=f"found{e}")
+        for i in reversed(range(n)):
+            with m.If(eligible_q[i]):
+                m.d.comb += [pick.eq(i), found.eq(1)]
+        for i in reversed(range(n)):
+            with m.If(above[i]):
+                m.d.comb += pick.eq(i)
+        choice = Signal(range(max(n, 2)), name=f"choice{e}")
+        m.d.comb += choice.eq(Mux(stay_q, last, pick))
+
+        take = Signal(name=f"take{e}")
+        m.d.comb += take.eq(grant.valid & grant.ready)
+        # At the take, everything comes from registers (the granted index and
+        # `last`); `after` follows the new `last` for stage 2.
+        with m.If(take):
+            g = grant.payload.adi
+            m.d.sync += [grant.valid.eq(0), settle.eq(1), last.eq(g),
+                         after.eq(Cat(Const(0, 1), *(g < i for i in range(1, n))) if n > 1 else 0)]
+            with m.If(g == last):
+                m.d.sync += credit.eq(Mux(credit == 0, 0, credit - 1))
+            with m.Else():
+                m.d.sync += credit.eq(Array(credit_load)[g])
+        with m.Elif(~grant.valid & ~settle & (found | stay_q)):
+            m.d.sync += [grant.valid.eq(1), grant.payload.adi.eq(choice)]
+        with m.If(settle):
+            m.d.sync += settle.eq(0)
+        return take

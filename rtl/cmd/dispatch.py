@@ -1,12 +1,12 @@
-"""The dispatcher: per-engine arbiters, the eligibility mask, and WAIT bookkeeping.
+"""The dispatcher: the engines' arbiter, the eligibility mask, and WAIT bookkeeping.
 
 It owns the per-ADI slots' state (the prefetch fills them, see
 :mod:`.prefetch`) and hands descriptors to the engines' executors
 (:mod:`.executor`):
 
-* **per-ring scheduling**: engine e has its own :class:`~.arbiter.QosArbiter`
-  over the ADIs bound to it (``ring.engine``), under the policy in force. Its
-  requests are ``slot filled & pending & bound to e & eligible & not held``,
+* **per-ring scheduling**: engine e has its own grant of the
+  :class:`~.arbiter.QosArbiter` over the ADIs bound to it (``ring.engine``),
+  under the policy in force; the ADIs' budgets exist once. Its requests are ``slot filled & pending & bound to e & eligible & not held``,
   raised only while e *decides*: its executor is idle, no descriptor is on
   its way to it, and no ADI bound to it waits for a fetch (fetches go first,
   so a decision sees every ADI with work, as with one engine);
@@ -84,9 +84,9 @@ class Dispatcher(wiring.Component):
     consume : Out(stream.Signature(CONSUME_LAYOUT))
         Towards the ADI block (always ready there).
     policy, slice_cycles, weight, quantum : In
-        Arbiter configuration, shared by every engine's arbiter.
+        Arbiter configuration, shared by every engine.
     budget_sel : In(6), budget : Out(COST_WIDTH)
-        The remaining budget of ADI ``budget_sel`` in its engine's arbiter.
+        The remaining budget of ADI ``budget_sel``.
     slice_end : Out(1)
     recheck : In(16), timeout : In(32), now : In(32)
         WAIT re-check period and timeout (cycles), and the cycle counter.
@@ -160,52 +160,42 @@ class Dispatcher(wiring.Component):
             m.d.comb += bound[e].eq(Cat(self.ring[i].engine == e for i in range(n)))
         m.d.comb += self.need.eq(self.pending & ~slot_valid & ~settle & ~settle2)
 
-        # ---- per-engine arbiters --------------------------------------------------
-        arbs = []
-        for e in range(ne):
-            arb = QosArbiter(n, cost_width=COST_WIDTH)
-            m.submodules[f"arbiter{e}"] = arb
-            arbs.append(arb)
+        # ---- the arbiter: a grant per engine, per-ADI state once ----------------------------
+        m.submodules.arbiter = arb = QosArbiter(n, num_engines=ne, cost_width=COST_WIDTH)
+        grants = arb.grants()
         cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
         assigned = Signal(ne)                   # a grant taken for e, not yet started
         deciding = Signal(ne)
         grant_ready = Signal(ne)
         dispatchable = Signal(n)
         m.d.comb += dispatchable.eq(ready & self.eligible & ~held)
-        for e, arb in enumerate(arbs):
+        for e in range(ne):
             m.d.comb += deciding[e].eq(self.idle[e] & ~assigned[e] & ~(self.need & bound[e]).any())
-            m.d.comb += [
-                arb.req.eq(Mux(deciding[e], dispatchable & bound[e], 0)),
-                arb.policy.eq(self.policy),
-                arb.slice_cycles.eq(self.slice_cycles),
-            ]
-            for i in range(n):
-                m.d.comb += [arb.cost[i].eq(cost[i]), arb.weight[i].eq(self.weight[i]),
-                             arb.quantum[i].eq(self.quantum[i])]
-        # Every arbiter's slice timer runs from reset on the same CSR: they agree.
-        m.d.comb += self.slice_end.eq(arbs[0].slice_end)
+            m.d.comb += arb.req[e].eq(Mux(deciding[e], dispatchable & bound[e], 0))
+        m.d.comb += [arb.policy.eq(self.policy), arb.slice_cycles.eq(self.slice_cycles),
+                     self.slice_end.eq(arb.slice_end)]
+        for i in range(n):
+            m.d.comb += [arb.cost[i].eq(cost[i]), arb.weight[i].eq(self.weight[i]),
+                         arb.quantum[i].eq(self.quantum[i])]
         sel = Signal(range(max(n, 2)))          # budget_sel, in range
         m.d.comb += sel.eq(Mux(self.budget_sel < n, self.budget_sel, 0))
-        sel_engine = Array(self.ring[i].engine for i in range(n))[sel]
-        per_engine_budget = [Array(arb.budget[i] for i in range(n))[sel] for arb in arbs]
-        m.d.comb += self.budget.eq(Mux(self.budget_sel < n,
-                                       select(per_engine_budget, sel_engine), 0))
+        m.d.comb += self.budget.eq(Mux(self.budget_sel < n, Array(arb.budget[i] for i in range(n))[sel], 0))
 
         # ---- taking a grant ---------------------------------------------------------
         # The loader takes one grant at a time; engines with a grant waiting are
         # served round robin. `grant_ready` is registered from `deciding`.
         loading = Signal()
         m.submodules.engine_rr = engine_rr = RoundRobin(ne)
-        for e, arb in enumerate(arbs):
-            m.d.comb += engine_rr.req[e].eq(arb.grant.valid & grant_ready[e])
+        for e, gr in enumerate(grants):
+            m.d.comb += engine_rr.req[e].eq(gr.valid & grant_ready[e])
         take = Signal()
         m.d.comb += take.eq(engine_rr.found & ~loading)
         m.d.comb += engine_rr.take.eq(take)
         m.d.sync += grant_ready.eq(deciding)
-        for e, arb in enumerate(arbs):
-            m.d.comb += arb.grant.ready.eq(take & (engine_rr.pick == e))
+        for e, gr in enumerate(grants):
+            m.d.comb += gr.ready.eq(take & (engine_rr.pick == e))
         g = Signal(range(max(n, 2)))            # the taken grant's ADI
-        m.d.comb += g.eq(Array(arb.grant.payload.adi for arb in arbs)[engine_rr.pick])
+        m.d.comb += g.eq(Array(gr.payload.adi for gr in grants)[engine_rr.pick])
         te = engine_rr.pick
         bound_ok = select(bound, te).bit_select(g, 1)
         ok = Signal()

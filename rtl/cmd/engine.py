@@ -10,8 +10,8 @@ engines behind its work queues. Here each ADI's ring is bound to one engine
 
 * :class:`~.prefetch.Prefetcher`: the shared descriptor prefetch into
   per-ADI slots (block RAM), with the cost estimate;
-* :class:`~.dispatch.Dispatcher`: one arbiter per engine over the ADIs bound
-  to it, the eligibility mask, WAIT holds and timeouts, and the hand-over of
+* :class:`~.dispatch.Dispatcher`: the arbiter, with a grant per engine over
+  the ADIs bound to it and one QoS budget per ADI, the eligibility mask, WAIT holds and timeouts, and the hand-over of
   a slot to an executor;
 * ``num_engines`` :class:`~.executor.Executor`: each runs one descriptor at a
   time, so an ADI's descriptors run in ring order on its engine, while
@@ -85,7 +85,7 @@ class Engine(wiring.Component):
     irq : Out(stream.Signature(MessageLayout))
         Completion interrupts towards the interrupt remapper.
     slice_end : Out(1)
-        The arbiters' QoS slice boundary (budgets refill), for observation.
+        The arbiter's QoS slice boundary (budgets refill), for observation.
     dispatched, dispatched_adi, dispatched_engine : Out
         A descriptor was handed to an engine this cycle, for observation.
     """

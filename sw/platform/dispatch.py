@@ -1,7 +1,7 @@
 """The model backend's descriptor path in device time, wired as rtl/cmd wires it.
 
 Ref: ``rtl/cmd/prefetch.py`` (the shared prefetch), ``rtl/cmd/dispatch.py``
-(the per-engine arbiters, the eligibility mask, WAIT holds, the hand-over),
+(the engines' arbiter, the eligibility mask, WAIT holds, the hand-over),
 ``rtl/cmd/arbiter.py`` (the grant rules) and ``rtl/cmd/executor.py`` (what
 an executor spends). Arbitration order is part of what the model promises
 (DESIGN.md, "Scheduler and scanner"): policies studied on the model backend
@@ -47,7 +47,9 @@ structure where it decides who runs, and nowhere else:
   ENG.LAST_CYCLES count what it took;
 * **QoS slices** refill every budget when the RTL's slice timer does: every
   ENG.ARB_SLICE cycles, counted from the first refill after the register
-  was written (each arbiter's timer runs from reset on the same register).
+  was written (the arbiter's timer runs from reset on that register). The
+  budgets are per ADI, one set for every engine, as the RTL's arbiter keeps
+  them.
 
 The descriptor is executed (through the block models) when it is taken;
 what it writes becomes visible at its finish.
@@ -58,7 +60,7 @@ from dataclasses import dataclass
 
 from ...rtl.cmd.cost import COST_WIDTH
 from ...rtl.cmd.dsa import Opcode
-from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel
+from ..model.arbiter import ArbiterConfig, ArbiterPolicyModel, SliceBudgets
 from ..model.engine import estimate_cost
 from .timing import features
 
@@ -117,7 +119,7 @@ class _Engine:
 
 
 class Dispatcher:
-    """The prefetch, the per-engine arbiters, the loader and the executors of ``bus``'s Device.
+    """The prefetch, the engines' arbiter, the loader and the executors of ``bus``'s Device.
 
     Parameters
     ----------
@@ -134,7 +136,9 @@ class Dispatcher:
         self.bus, self.dev, self.timing = bus, bus.device, bus.timing
         self.staged_memory = staged_memory
         self.n, self.ne = bus.params.num_adis, bus.params.num_engines
-        self.arbiters = [ArbiterPolicyModel(self.n, cost_width=COST_WIDTH) for _ in range(self.ne)]
+        # One grant per engine over budgets shared by them all, as the RTL's arbiter keeps them.
+        self.budgets = SliceBudgets(self.n, cost_width=COST_WIDTH)
+        self.arbiters = [ArbiterPolicyModel(self.n, budgets=self.budgets) for _ in range(self.ne)]
         self.engines = [_Engine() for _ in range(self.ne)]
         self.slots = [None] * self.n
         self.taken = [-SETTLE] * self.n      # cycle each ADI's slot was last emptied by a take or a report
@@ -365,9 +369,7 @@ class Dispatcher:
             self.refill_at += (now - self.refill_at) // self.slice * self.slice + self.slice
         else:
             self.refill_at = now + 1
-        cfg = self._config()
-        for arb in self.arbiters:
-            arb.refill(cfg)
+        self.budgets.refill(self._config())
 
     def _bound(self, e):
         return self._bound_masks[e]

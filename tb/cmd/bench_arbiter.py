@@ -29,7 +29,7 @@ async def setup(dut, policy, weight=None, quantum=None, slice_cycles=0):
     Clock(dut.clk, 10, unit="ns").start()
     dut.req.value = 0
     dut.cost.value = 0
-    dut.grant__ready.value = 1
+    dut.grant0__ready.value = 1
     dut.policy.value = int(policy)
     dut.weight.value = pack_array(weight or [1] * N, 8)
     dut.quantum.value = pack_array(quantum or [0] * N, W)
@@ -45,14 +45,14 @@ async def drive(dut, queues, cycles, slice_cycles=0):
     grants = []
     for t in range(cycles):
         await FallingEdge(dut.clk)
-        if int(dut.grant__valid.value) and int(dut.grant__ready.value):
+        if int(dut.grant0__valid.value) and int(dut.grant0__ready.value):
             pass
         queues.arrive()
         dut.req.value = pack_array([int(r) for r in queues.req()], 1)
         dut.cost.value = pack_array(queues.cost(), W)
         # Sample the grant that the coming edge takes (ready is held at 1).
-        if int(dut.grant__valid.value):
-            adi = int(dut.grant__payload.value)
+        if int(dut.grant0__valid.value):
+            adi = int(dut.grant0__payload.value)
             grants.append((t, adi, queues.pop(adi)))
             dut.req.value = pack_array([int(r) for r in queues.req()], 1)
             dut.cost.value = pack_array(queues.cost(), W)
@@ -66,16 +66,16 @@ async def bench_arbiter(dut):
     await setup(dut, Policy.RR)
     await FallingEdge(dut.clk)
     dut.req.value = 1 << (N // 2)
-    dut.grant__ready.value = 0
+    dut.grant0__ready.value = 0
     latency = 0
     while True:
         await FallingEdge(dut.clk)
         latency += 1
-        if int(dut.grant__valid.value):
+        if int(dut.grant0__valid.value):
             break
     results["decision_latency_cycles"] = latency
     dut.req.value = 0
-    dut.grant__ready.value = 1
+    dut.grant0__ready.value = 1
     await ClockCycles(dut.clk, 4)
 
     rng = random.Random(1)
