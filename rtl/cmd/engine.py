@@ -11,8 +11,8 @@ engines behind its work queues. Here each ADI's ring is bound to one engine
 * :class:`~.prefetch.Prefetcher`: the shared descriptor prefetch into
   per-ADI slots (block RAM), with the cost estimate;
 * :class:`~.dispatch.Dispatcher`: the arbiter, with a grant per engine over
-  the ADIs bound to it and one QoS budget per ADI, the eligibility mask, WAIT holds and timeouts, and the hand-over of
-  a slot to an executor;
+  the ADIs bound to it and one QoS budget per ADI, the eligibility mask,
+  WAIT holds and timeouts, and the hand-over of a slot to an executor;
 * ``num_engines`` :class:`~.executor.Executor`: each runs one descriptor at a
   time, so an ADI's descriptors run in ring order on its engine, while
   different engines run at the same time;
