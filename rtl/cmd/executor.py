@@ -126,11 +126,7 @@ class Executor(wiring.Component):
     Attributes
     ----------
     start : In(stream.Signature(START_LAYOUT))
-        The next descriptor; taken when idle. Its ``ready`` is a register
-        (idle in the cycle before, and no start taken then), so the hand-over
-        has no combinational path from the sequencer's state into the
-        dispatcher; it costs no cycle, since the dispatcher only loads a
-        descriptor for an executor that has been idle since before its grant.
+        The next descriptor; taken when idle. ``ready`` is a register (no path from the state).
     done : Out(stream.Signature(DONE_LAYOUT))
         WAIT decided (``consume``) or to be re-checked (``retry``); held until taken.
     rd_bus : Out(Axi4ReadSignature()), wr_bus : Out(Axi4WriteSignature())
@@ -331,8 +327,7 @@ class Executor(wiring.Component):
                                       | Mux(self.irq.valid, (Const(1, n) << irq_adi)[:n], 0)),
                      self.irq_adi.eq(irq_adi),
                      self.finish.status.eq(status), self.finish.cycles.eq(cycles)]
-        with m.If(busy_adi):
-            m.d.sync += cycles.eq(cycles + 1)
+        m.d.sync += cycles.eq(cycles + busy_adi)
         with m.If(self.adi_fault.valid & self.adi_fault.ready):
             m.d.sync += self.adi_fault.valid.eq(0)
         with m.If(self.done.valid & self.done.ready):
@@ -375,16 +370,10 @@ class Executor(wiring.Component):
                     issue("rd", "al", "wr")
                     m.next = "MOVE_WAIT"
 
-        # The start stream's ready, registered: idle now and not taking a start. An idle
-        # executor stays idle until it takes one (no report is raised in IDLE), so a
-        # ready set in a cycle means IDLE with no report waiting in that cycle.
-        start_ready = Signal()
-        m.d.sync += start_ready.eq(self.idle & ~(self.start.valid & self.start.ready))
-        m.d.comb += self.start.ready.eq(start_ready)
-
         with m.FSM(name="seq"):
             with m.State("IDLE"):
-                m.d.comb += self.idle.eq(~self.done.valid)
+                m.d.comb += self.idle.eq(~self.done.valid)      # start.ready: registered, as IDLE lasts to a take
+                m.d.sync += self.start.ready.eq(~self.done.valid & ~(self.start.valid & self.start.ready))
                 with m.If(self.start.valid & self.start.ready):
                     st = self.start.payload
                     m.d.sync += [cur.eq(st.adi), adi_pasid.eq(st.pasid), timed_out.eq(st.timed_out),
