@@ -45,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from .csr.bus import CsrSignature, Resp
-from .stream import BypassFifo
+from .stream import BypassFifo, and_or_by_fours
 
 __all__ = ["FaultQueue", "default_quota", "LOST_WIDTH", "OVF_WIDTH"]
 
@@ -220,20 +220,6 @@ class FaultQueue(wiring.Component):
             out.append((present, source, agrees))
         return out
 
-    @staticmethod
-    def _and_or_by_fours(m, sel, values, name):
-        """``values[i]`` where the one-hot ``sel[i]``, by groups of four, each
-        group registered; the caller ORs the groups."""
-        width = len(values[0])
-        parts = []
-        for g in range(0, len(values), 4):
-            part = Signal(width, name=f"{name}{g // 4}")
-            acc = Const(0, width)
-            for i in range(g, min(g + 4, len(values))):
-                acc = acc | (values[i] & sel[i].replicate(width))
-            m.d.sync += part.eq(acc)
-            parts.append(part)
-        return parts
 
     def elaborate(self, platform):
         m = Module()
@@ -334,7 +320,7 @@ class FaultQueue(wiring.Component):
                 m.d.sync += [cnt.eq(lost_evt[s]), full.eq(0)]
             with m.Elif(lost_evt[s] & ~full):
                 m.d.sync += [cnt.eq(cnt + 1), full.eq(cnt == top - 1)]
-        parts = self._and_or_by_fours(m, sel, self._lost, "lost_grp")
+        parts = and_or_by_fours(m, sel, self._lost, "lost_grp")
         ack1, resp1 = self._lost_ack1, Signal(2, name="lost_resp1")
         m.d.sync += [ack1.eq(rd | wr),
                      resp1.eq(Mux(wr, Resp.SLVERR, Mux(ok, Resp.OKAY, Resp.DECERR)))]

@@ -16,12 +16,13 @@ tests/test_shift_queue.py):
 * :class:`StreamMerge`: streams into one, round robin, from a register.
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PipeStage", "SkidBuffer", "BypassFifo", "ShiftQueue", "select", "RoundRobin", "StreamMerge"]
+__all__ = ["PipeStage", "SkidBuffer", "BypassFifo", "ShiftQueue", "select", "and_or_by_fours", "or_all",
+           "RoundRobin", "StreamMerge"]
 
 
 class _StreamStage(wiring.Component):
@@ -265,6 +266,31 @@ class ShiftQueue(wiring.Component):
             shifted = slots[i + 1] if i + 1 < self.depth else s
             m.d.sync += s.eq(Mux(do_write & (at == i), self.w_data, Mux(do_read, shifted, s)))
         return m
+
+
+def and_or_by_fours(m, sel, values, name):
+    """``values[i]`` where the one-hot ``sel[i]`` is set, as an AND-OR by
+    groups of four entries, each group registered (``name0``, ``name1``,
+    ...): the caller ORs the groups a cycle later. Each select bit drives
+    only its own entry's bits."""
+    width = len(values[0])
+    parts = []
+    for g in range(0, len(values), 4):
+        part = Signal(width, name=f"{name}{g // 4}")
+        acc = Const(0, width)
+        for i in range(g, min(g + 4, len(values))):
+            acc = acc | (values[i] & sel[i].replicate(width))
+        m.d.sync += part.eq(acc)
+        parts.append(part)
+    return parts
+
+
+def or_all(parts):
+    """The OR of ``parts`` (all one width)."""
+    acc = Const(0, len(parts[0]))
+    for part in parts:
+        acc = acc | part
+    return acc
 
 
 def select(items, index):

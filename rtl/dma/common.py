@@ -6,14 +6,15 @@ wide binary muxes (each select flip-flop then drives only its own entry's
 bits, which is what keeps the tracker at its ECP5 clock).
 """
 
-from amaranth.hdl import Cat, Const, Signal
+from amaranth.hdl import Cat, Signal
 from amaranth.lib import data
 from amaranth.utils import exact_log2
 
+from ..stream import and_or_by_fours, or_all
 from .defs import PAGE_BITS, PAGE_SHIFT, PASID_BITS
 
 __all__ = ["DOMAIN_BITS", "REQ_LAYOUT", "OUT_LAYOUT", "OUT_FIFO_LAYOUT", "FAULT_LAYOUT", "HARVEST_LAYOUT",
-           "ADI_ENTRY", "DOMAIN_WINDOW", "word_address", "and_or_by_fours", "or_all", "readback"]
+           "ADI_ENTRY", "DOMAIN_WINDOW", "word_address", "readback"]
 
 #: Width of a domain index (64 domains at most, see DeviceParams).
 DOMAIN_BITS = 6
@@ -54,29 +55,6 @@ def word_address(params, word, domain):
     return Cat(word[:wbits], domain)[:aw]
 
 
-def and_or_by_fours(m, sel, values, name):
-    """``values[i]`` where the one-hot ``sel[i]`` is set, as an AND-OR by
-    groups of four entries, each group registered (``name0``, ``name1``,
-    ...): the caller ORs the groups a cycle later. Each select bit drives
-    only its own entry's bits."""
-    width = len(values[0])
-    parts = []
-    for g in range(0, len(values), 4):
-        part = Signal(width, name=f"{name}{g // 4}")
-        acc = Const(0, width)
-        for i in range(g, min(g + 4, len(values))):
-            acc = acc | (values[i] & sel[i].replicate(width))
-        m.d.sync += part.eq(acc)
-        parts.append(part)
-    return parts
-
-
-def or_all(parts):
-    """The OR of ``parts`` (all one width)."""
-    acc = Const(0, len(parts[0]))
-    for part in parts:
-        acc = acc | part
-    return acc
 
 
 def readback(m, name, index, values):

@@ -20,7 +20,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..csr.bus import CsrSignature, Resp
-from .common import ADI_ENTRY, DOMAIN_BITS, or_all
+from ..stream import or_all
+from .common import ADI_ENTRY, DOMAIN_BITS
 from .defs import GuestResult
 
 __all__ = ["GuestOps"]

@@ -25,7 +25,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import exact_log2
 
-from .common import ADI_ENTRY, DOMAIN_BITS, DOMAIN_WINDOW, and_or_by_fours, or_all
+from ..stream import and_or_by_fours, or_all
+from .common import ADI_ENTRY, DOMAIN_BITS, DOMAIN_WINDOW
 from .defs import PAGE_SHIFT, PASID_BITS
 
 __all__ = ["AddressLookup", "HIT_STAGES", "WINDOW_STAGES"]
