@@ -5,7 +5,7 @@ from siov.sw.guest.driver import FrontendDriver
 from siov.sw.hv.hypervisor import Hypervisor, TenantKind
 from siov.sw.platform import run_program
 
-__all__ = ["PAGE", "device_state", "memory_of", "vm_with_queue", "run"]
+__all__ = ["PAGE", "device_state", "memory_of", "vm_with_queue", "copy_setup", "run"]
 
 PAGE = 4096
 
@@ -31,6 +31,15 @@ async def vm_with_queue(hv, name="vm0", adis=1, ring=16, pages=64):
     await q.open(ring)
     await q.enable()
     return t, vdev, drv, q
+
+
+async def copy_setup(t, drv, nbytes):
+    """A source of ``nbytes`` with a pattern and a zeroed destination, both mapped."""
+    src, dst = t.memory.alloc(nbytes), t.memory.alloc(nbytes)
+    await drv.dma_map(src, nbytes)
+    await drv.dma_map(dst, nbytes)
+    await t.memory.write(src, bytes(range(251)) * (nbytes // 251) + bytes(nbytes % 251))
+    return src, dst
 
 
 def run(prog, **kw):

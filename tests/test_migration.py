@@ -15,7 +15,7 @@ from siov.sw.hv import config_space as pci
 from siov.sw.hv.migration import (MigrationArcRefused, MigrationError, MigrationState, decode_records,
                                   encode_records, path)
 from siov.sw.model.dsa import Descriptor
-from hv_support import PAGE, run, vm_with_queue
+from hv_support import PAGE, copy_setup, run, vm_with_queue
 
 S = MigrationState
 
@@ -150,13 +150,6 @@ def _move(src, dst, n):
     return Descriptor(opcode=Opcode.MEMMOVE, src_addr=src, dst_addr=dst, xfer_size=n)
 
 
-async def _buffers(t, drv, nbytes):
-    src, dst = t.memory.alloc(nbytes), t.memory.alloc(nbytes)
-    await drv.dma_map(src, nbytes)
-    await drv.dma_map(dst, nbytes)
-    await t.memory.write(src, bytes(range(251)) * (nbytes // 251) + bytes(nbytes % 251))
-    return src, dst
-
 
 def test_stop_means_no_dma_and_no_interrupt_while_a_neighbour_runs():
     """vfio.h STOP: no interrupts, no DMA, while MSI-X and the configuration space are answered.
@@ -174,8 +167,8 @@ def test_stop_means_no_dma_and_no_interrupt_while_a_neighbour_runs():
         await vdev0.mmio_write(vector1, 1)                          # the guest masks vector 1 ...
         (pending,) = await q0b.submit([Descriptor(opcode=Opcode.NOOP)], interrupt=True)
         await q0b.wait(pending, on="record")                        # ... so its interrupt is held pending
-        src0, dst0 = await _buffers(t0, drv0, 16 * PAGE)
-        src1, dst1 = await _buffers(t1, drv1, 4 * PAGE)
+        src0, dst0 = await copy_setup(t0, drv0, 16 * PAGE)
+        src1, dst1 = await copy_setup(t1, drv1, 4 * PAGE)
         tickets0 = await q0.submit([_move(src0 + 4 * PAGE * k, dst0 + 4 * PAGE * k, 4 * PAGE) for k in range(4)],
                                    interrupt=True)
         await bus.wait_cycles(300)                                  # the first copy is running
@@ -215,7 +208,7 @@ def test_precopy_info_from_the_dirty_log():
     clearing (asking twice gives the same), and a read of the data clears them."""
     async def prog(bus, hv):
         t, vdev, drv, q = await vm_with_queue(hv, pages=16)
-        src, dst = await _buffers(t, drv, 3 * PAGE)
+        src, dst = await copy_setup(t, drv, 3 * PAGE)
         m = vdev.migration
         m.codec = Codec()
         with pytest.raises(MigrationError, match="PRE_COPY states only"):

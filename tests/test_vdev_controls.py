@@ -24,7 +24,7 @@ from siov.sw.hv.vdcm import (INT_HANDLE, INT_HANDLE_SEL, RING_HI, RING_LO, RING_
                              queue_register)
 from siov.sw.model.dsa import Descriptor
 from siov.sw.platform import run_program
-from hv_support import PAGE, run, vm_with_queue
+from hv_support import PAGE, copy_setup, run, vm_with_queue
 
 ALL_ONES = 0xFFFF_FFFF
 COMMAND = pci.PCI_COMMAND
@@ -35,14 +35,6 @@ MSIX_CTRL = pci.MSIX_CAP_OFFSET + pci.PCI_MSIX_FLAGS
 async def command(vdev, bits):
     await vdev.config_write(COMMAND, bits, 2)
 
-
-async def copy_setup(t, drv, nbytes):
-    """A source of ``nbytes`` with a pattern and a zeroed destination, both mapped."""
-    src, dst = t.memory.alloc(nbytes), t.memory.alloc(nbytes)
-    await drv.dma_map(src, nbytes)
-    await drv.dma_map(dst, nbytes)
-    await t.memory.write(src, bytes(range(251)) * (nbytes // 251) + bytes(nbytes % 251))
-    return src, dst
 
 
 def move(src, dst, n, pasid=0):
