@@ -38,6 +38,8 @@ the mask) and ``idle_waiting`` (idle, nothing dispatchable, and some ready ADI
 in the mask is held for a WAIT re-check).
 """
 
+import types
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -141,104 +143,136 @@ class Dispatcher(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p = self.params
-        n, ne = p.num_adis, p.num_engines
-        starts, dones = self.starts(), self.dones()
+        # The steps share the per-ADI state and each other's nets through `s`, in this order.
+        s = self._slot_state(m)
+        self._arbitrate(m, s)
+        self._take_grant(m, s)
+        self._take_report(m, s)
+        self._consume(m, s)
+        self._fill_slots(m, s)
+        self._wait_holds(m, s)
+        self._load_and_start(m, s)
+        self._idle_accounting(m, s)
+        return m
 
-        slot_valid = Signal(n)
-        slot_wait = Signal(n)                   # the slot holds a WAIT
-        held = Signal(n)                        # retried WAIT: out of the arbiter until the tick
-        wait_run = Signal(n)                    # a WAIT of this ADI's slot is with an executor
-        waiting = Signal(n)                     # a WAIT of this ADI has been retried (stamp valid)
-        stamp = [Signal(32, name=f"wait_since{i}") for i in range(n)]
-        settle = Signal(n)                      # consumed 1 cycle ago
-        settle2 = Signal(n)                     # consumed 2 cycles ago
-        ready = Signal(n)
-        m.d.comb += ready.eq(slot_valid & self.pending)
-        bound = [Signal(n, name=f"bound{e}") for e in range(ne)]
+    def _slot_state(self, m):
+        """The per-ADI state the steps below share; ``need`` towards the prefetch."""
+        n, ne = self.params.num_adis, self.params.num_engines
+        s = types.SimpleNamespace()
+        s.slot_valid = Signal(n)
+        s.slot_wait = Signal(n)                 # the slot holds a WAIT
+        s.held = Signal(n)                      # retried WAIT: out of the arbiter until the tick
+        s.wait_run = Signal(n)                  # a WAIT of this ADI's slot is with an executor
+        s.waiting = Signal(n)                   # a WAIT of this ADI has been retried (stamp valid)
+        s.stamp = [Signal(32, name=f"wait_since{i}") for i in range(n)]
+        s.settle = Signal(n)                    # consumed 1 cycle ago
+        s.settle2 = Signal(n)                   # consumed 2 cycles ago
+        s.ready = Signal(n)
+        m.d.comb += s.ready.eq(s.slot_valid & self.pending)
+        s.bound = [Signal(n, name=f"bound{e}") for e in range(ne)]
         for e in range(ne):
-            m.d.comb += bound[e].eq(Cat(self.ring[i].engine == e for i in range(n)))
-        m.d.comb += self.need.eq(self.pending & ~slot_valid & ~settle & ~settle2)
+            m.d.comb += s.bound[e].eq(Cat(self.ring[i].engine == e for i in range(n)))
+        m.d.comb += self.need.eq(self.pending & ~s.slot_valid & ~s.settle & ~s.settle2)
+        return s
 
-        # ---- the arbiter: a grant per engine, per-ADI state once ----------------------------
+    def _arbitrate(self, m, s):
+        """The arbiter: a grant per engine, its requests raised only while the engine decides.
+
+        The per-ADI state (costs, weights, quanta, budgets) exists once.
+        """
+        n, ne = self.params.num_adis, self.params.num_engines
         m.submodules.arbiter = arb = QosArbiter(n, num_engines=ne, cost_width=COST_WIDTH)
-        grants = arb.grants()
-        cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
-        assigned = Signal(ne)                   # a grant taken for e, not yet started
-        deciding = Signal(ne)
-        grant_ready = Signal(ne)
-        dispatchable = Signal(n)
-        m.d.comb += dispatchable.eq(ready & self.eligible & ~held)
+        s.grants = arb.grants()
+        s.cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
+        s.assigned = Signal(ne)                 # a grant taken for e, not yet started
+        s.deciding = Signal(ne)
+        s.grant_ready = Signal(ne)
+        s.dispatchable = Signal(n)
+        m.d.comb += s.dispatchable.eq(s.ready & self.eligible & ~s.held)
         for e in range(ne):
-            m.d.comb += deciding[e].eq(self.idle[e] & ~assigned[e] & ~(self.need & bound[e]).any())
-            m.d.comb += arb.req[e].eq(Mux(deciding[e], dispatchable & bound[e], 0))
+            m.d.comb += s.deciding[e].eq(self.idle[e] & ~s.assigned[e] & ~(self.need & s.bound[e]).any())
+            m.d.comb += arb.req[e].eq(Mux(s.deciding[e], s.dispatchable & s.bound[e], 0))
         m.d.comb += [arb.policy.eq(self.policy), arb.slice_cycles.eq(self.slice_cycles),
                      self.slice_end.eq(arb.slice_end)]
         for i in range(n):
-            m.d.comb += [arb.cost[i].eq(cost[i]), arb.weight[i].eq(self.weight[i]),
+            m.d.comb += [arb.cost[i].eq(s.cost[i]), arb.weight[i].eq(self.weight[i]),
                          arb.quantum[i].eq(self.quantum[i])]
         sel = Signal(range(max(n, 2)))          # budget_sel, in range
         m.d.comb += sel.eq(Mux(self.budget_sel < n, self.budget_sel, 0))
         m.d.comb += self.budget.eq(Mux(self.budget_sel < n, Array(arb.budget[i] for i in range(n))[sel], 0))
 
-        # ---- taking a grant ---------------------------------------------------------
-        # The loader takes one grant at a time; engines with a grant waiting are
-        # served round robin. `grant_ready` is registered from `deciding`.
-        loading = Signal()
-        m.submodules.engine_rr = engine_rr = RoundRobin(ne)
-        for e, gr in enumerate(grants):
-            m.d.comb += engine_rr.req[e].eq(gr.valid & grant_ready[e])
-        take = Signal()
-        m.d.comb += take.eq(engine_rr.found & ~loading)
-        m.d.comb += engine_rr.take.eq(take)
-        m.d.sync += grant_ready.eq(deciding)
-        for e, gr in enumerate(grants):
-            m.d.comb += gr.ready.eq(take & (engine_rr.pick == e))
-        g = Signal(range(max(n, 2)))            # the taken grant's ADI
-        m.d.comb += g.eq(Array(gr.payload.adi for gr in grants)[engine_rr.pick])
-        te = engine_rr.pick
-        bound_ok = select(bound, te).bit_select(g, 1)
-        ok = Signal()
-        m.d.comb += ok.eq(take & dispatchable.bit_select(g, 1) & bound_ok)
-        m.d.comb += [self.dispatched.eq(ok), self.dispatched_adi.eq(g), self.dispatched_engine.eq(te)]
+    def _take_grant(self, m, s):
+        """Taking a grant: one at a time, engines with a grant waiting served round robin.
 
-        # ---- WAIT reports from the executors ------------------------------------------
-        m.submodules.done_rr = done_rr = RoundRobin(ne)
+        ``grant_ready`` is registered from ``deciding``. A taken grant is dispatched
+        (``ok``) only if its ADI is still dispatchable and bound to the engine.
+        """
+        n, ne = self.params.num_adis, self.params.num_engines
+        s.loading = Signal()
+        m.submodules.engine_rr = engine_rr = RoundRobin(ne)
+        for e, gr in enumerate(s.grants):
+            m.d.comb += engine_rr.req[e].eq(gr.valid & s.grant_ready[e])
+        s.take = Signal()
+        m.d.comb += s.take.eq(engine_rr.found & ~s.loading)
+        m.d.comb += engine_rr.take.eq(s.take)
+        m.d.sync += s.grant_ready.eq(s.deciding)
+        for e, gr in enumerate(s.grants):
+            m.d.comb += gr.ready.eq(s.take & (engine_rr.pick == e))
+        s.g = Signal(range(max(n, 2)))          # the taken grant's ADI
+        m.d.comb += s.g.eq(Array(gr.payload.adi for gr in s.grants)[engine_rr.pick])
+        s.te = engine_rr.pick
+        bound_ok = select(s.bound, s.te).bit_select(s.g, 1)
+        s.ok = Signal()
+        m.d.comb += s.ok.eq(s.take & s.dispatchable.bit_select(s.g, 1) & bound_ok)
+        m.d.comb += [self.dispatched.eq(s.ok), self.dispatched_adi.eq(s.g), self.dispatched_engine.eq(s.te)]
+
+    def _take_report(self, m, s):
+        """The executors' WAIT reports, one per cycle round robin, none in a cycle that takes a grant."""
+        dones = self.dones()
+        m.submodules.done_rr = done_rr = RoundRobin(self.params.num_engines)
         for e, d in enumerate(dones):
             m.d.comb += done_rr.req[e].eq(d.valid)
-        done_take = Signal()
-        m.d.comb += done_take.eq(done_rr.found & ~take)
-        m.d.comb += done_rr.take.eq(done_take)
+        s.done_take = Signal()
+        m.d.comb += s.done_take.eq(done_rr.found & ~s.take)
+        m.d.comb += done_rr.take.eq(s.done_take)
         for e, d in enumerate(dones):
-            m.d.comb += d.ready.eq(done_take & (done_rr.pick == e))
-        rep = Array(d.payload for d in dones)[done_rr.pick]
+            m.d.comb += d.ready.eq(s.done_take & (done_rr.pick == e))
+        s.rep = Array(d.payload for d in dones)[done_rr.pick]
 
-        # ---- consume beats (registered) -------------------------------------------------
+    def _consume(self, m, s):
+        """Consume beats (registered): an ordinary descriptor at its take, a WAIT when decided."""
+        n = self.params.num_adis
         consume_now = Signal()                  # a consume leaves this cycle's take or report
         consume_adi = Signal(6)
-        with m.If(ok & ~slot_wait.bit_select(g, 1)):
-            m.d.comb += [consume_now.eq(1), consume_adi.eq(g)]
-        with m.Elif(done_take & rep.consume & wait_run.bit_select(rep.adi, 1)):
-            m.d.comb += [consume_now.eq(1), consume_adi.eq(rep.adi)]
+        with m.If(s.ok & ~s.slot_wait.bit_select(s.g, 1)):
+            m.d.comb += [consume_now.eq(1), consume_adi.eq(s.g)]
+        with m.Elif(s.done_take & s.rep.consume & s.wait_run.bit_select(s.rep.adi, 1)):
+            m.d.comb += [consume_now.eq(1), consume_adi.eq(s.rep.adi)]
         with m.If(self.consume.valid):          # always ready in the ADI block
             m.d.sync += self.consume.valid.eq(0)
         with m.If(consume_now):
             m.d.sync += [self.consume.valid.eq(1), self.consume.payload.adi.eq(consume_adi)]
-        consumed = Signal(n)
-        m.d.comb += consumed.eq(Mux(consume_now, (Const(1, n) << consume_adi)[:n], 0))
-        m.d.sync += [settle.eq(consumed), settle2.eq(settle)]
+        s.consumed = Signal(n)
+        m.d.comb += s.consumed.eq(Mux(consume_now, (Const(1, n) << consume_adi)[:n], 0))
+        m.d.sync += [s.settle.eq(s.consumed), s.settle2.eq(s.settle)]
 
-        # ---- slots --------------------------------------------------------------------
+    def _fill_slots(self, m, s):
+        """Slots filled by the prefetch, freed when consumed or no longer pending."""
+        n = self.params.num_adis
+        slot_valid = s.slot_valid
         fill_onehot = Signal(n)
         # A fill only lands in an empty slot (the prefetch fetches only what `need` names).
         m.d.comb += fill_onehot.eq(Mux(self.fill.valid, (Const(1, n) << self.fill.payload.adi)[:n], 0) & ~slot_valid)
         m.d.comb += self.fill.ready.eq(1)
-        m.d.sync += slot_valid.eq((slot_valid | fill_onehot) & ~consumed & self.pending)
+        m.d.sync += slot_valid.eq((slot_valid | fill_onehot) & ~s.consumed & self.pending)
         for i in range(n):
             with m.If(fill_onehot[i]):
-                m.d.sync += [cost[i].eq(self.fill.payload.cost), slot_wait[i].eq(self.fill.payload.wait)]
+                m.d.sync += [s.cost[i].eq(self.fill.payload.cost), s.slot_wait[i].eq(self.fill.payload.wait)]
 
-        # ---- WAIT hold, stamps and re-check ticks ----------------------------------------
+    def _wait_holds(self, m, s):
+        """WAIT holds, first-retry stamps and the re-check tick (every ``recheck`` + 1 cycles)."""
+        n = self.params.num_adis
+        done_take, rep, wait_run = s.done_take, s.rep, s.wait_run
         tick = Signal()
         tick_count = Signal(16)
         with m.If(tick_count == 0):
@@ -258,19 +292,27 @@ class Dispatcher(wiring.Component):
         # ADI while an executor checks its WAIT makes that report void (the slot may be
         # refilled by then), so it neither consumes nor holds a later descriptor.
         waited = Signal(n)
-        m.d.comb += waited.eq(Mux(ok & slot_wait.bit_select(g, 1), (Const(1, n) << g)[:n], 0))
+        m.d.comb += waited.eq(Mux(s.ok & s.slot_wait.bit_select(s.g, 1), (Const(1, n) << s.g)[:n], 0))
         reported = Signal(n)                    # any report on a running WAIT ends its run
         m.d.comb += reported.eq(Mux(done_take & wait_run.bit_select(rep.adi, 1), (Const(1, n) << rep.adi)[:n], 0))
         m.d.sync += wait_run.eq((wait_run | waited) & ~reported & self.pending)
         m.d.sync += [
-            held.eq(((held & ~tick.replicate(n)) | retry_onehot) & self.pending),
-            waiting.eq(((waiting | retry_onehot) & ~decided_onehot) & self.pending),
+            s.held.eq(((s.held & ~tick.replicate(n)) | retry_onehot) & self.pending),
+            s.waiting.eq(((s.waiting | retry_onehot) & ~decided_onehot) & self.pending),
         ]
         for i in range(n):
-            with m.If(retry_onehot[i] & ~waiting[i]):
-                m.d.sync += stamp[i].eq(self.now)
+            with m.If(retry_onehot[i] & ~s.waiting[i]):
+                m.d.sync += s.stamp[i].eq(self.now)
 
-        # ---- loading a slot and starting the executor ---------------------------------------
+    def _load_and_start(self, m, s):
+        """Loading a taken grant's slot into the staging register, then starting its executor.
+
+        Word k's address is presented with ``l_word`` = k; it is in ``slot_q`` two
+        cycles later (block RAM and output register). ``loading``/``loading_adi`` say
+        which engine and ADI hold a descriptor taken and not yet started.
+        """
+        n, ne = self.params.num_adis, self.params.num_engines
+        starts = self.starts()
         l_adi = Signal(range(max(n, 2)))
         l_engine = Signal(range(max(ne, 2)))
         l_word = Signal(range(DESC_WORDS + 3))
@@ -282,16 +324,15 @@ class Dispatcher(wiring.Component):
         m.d.comb += self.slot_raddr.eq(Cat(l_word[:3], l_adi))
         starting = Signal()
         stamp_g = Signal(32)
-        for e, s in enumerate(starts):
-            m.d.comb += [s.valid.eq(starting & (l_engine == e)), s.payload.adi.eq(l_adi),
-                         s.payload.pasid.eq(self.ring[l_adi].pasid), s.payload.timed_out.eq(l_timed_out),
-                         s.payload.desc.eq(stage)]
-        with m.If(ok):
-            m.d.sync += [loading.eq(1), l_adi.eq(g), l_engine.eq(te), l_word.eq(0),
-                         assigned.bit_select(te, 1).eq(1),
-                         stamp_g.eq(self.now - Array(stamp)[g]), l_timed_out.eq(waiting.bit_select(g, 1))]
-        with m.If(loading & ~starting):
-            # Word k's address is presented with l_word = k; it is in slot_q two cycles later.
+        for e, st in enumerate(starts):
+            m.d.comb += [st.valid.eq(starting & (l_engine == e)), st.payload.adi.eq(l_adi),
+                         st.payload.pasid.eq(self.ring[l_adi].pasid), st.payload.timed_out.eq(l_timed_out),
+                         st.payload.desc.eq(stage)]
+        with m.If(s.ok):
+            m.d.sync += [s.loading.eq(1), l_adi.eq(s.g), l_engine.eq(s.te), l_word.eq(0),
+                         s.assigned.bit_select(s.te, 1).eq(1),
+                         stamp_g.eq(self.now - Array(s.stamp)[s.g]), l_timed_out.eq(s.waiting.bit_select(s.g, 1))]
+        with m.If(s.loading & ~starting):
             m.d.sync += l_word.eq(l_word + 1)
             with m.If(l_word >= 2):
                 m.d.sync += stage_bits.word_select((l_word - 2)[:3], WORD_BITS).eq(slot_q)
@@ -300,20 +341,21 @@ class Dispatcher(wiring.Component):
                 m.d.sync += l_timed_out.eq(l_timed_out & (stamp_g >= self.timeout))
             with m.If(l_word == DESC_WORDS + 1):
                 m.d.sync += starting.eq(1)
-        m.d.comb += [self.loading.eq(assigned),
-                     self.loading_adi.eq(Mux(loading, (Const(1, n) << l_adi)[:n], 0))]
-        with m.If(starting & Array(s.ready for s in starts)[l_engine]):
-            m.d.sync += [starting.eq(0), loading.eq(0), assigned.bit_select(l_engine, 1).eq(0)]
+        m.d.comb += [self.loading.eq(s.assigned),
+                     self.loading_adi.eq(Mux(s.loading, (Const(1, n) << l_adi)[:n], 0))]
+        with m.If(starting & Array(st.ready for st in starts)[l_engine]):
+            m.d.sync += [starting.eq(0), s.loading.eq(0), s.assigned.bit_select(l_engine, 1).eq(0)]
 
-        # ---- idle accounting ---------------------------------------------------------------
+    def _idle_accounting(self, m, s):
+        """Idle engines: outside the mask (``idle_ineligible``) or held for a WAIT re-check (``idle_waiting``)."""
+        ne = self.params.num_engines
         inel = [Signal(name=f"idle_ineligible{e}") for e in range(ne)]
         wait = [Signal(name=f"idle_waiting{e}") for e in range(ne)]
         for e in range(ne):
-            mine = ready & bound[e]
-            idle = self.idle[e] & ~assigned[e]
+            mine = s.ready & s.bound[e]
+            idle = self.idle[e] & ~s.assigned[e]
             m.d.comb += [
                 inel[e].eq(idle & mine.any() & ~(mine & self.eligible).any()),
-                wait[e].eq(idle & mine.any() & ~(mine & dispatchable).any() & (mine & self.eligible & held).any()),
+                wait[e].eq(idle & mine.any() & ~(mine & s.dispatchable).any() & (mine & self.eligible & s.held).any()),
             ]
         m.d.comb += [self.idle_ineligible.eq(sum(inel)), self.idle_waiting.eq(sum(wait))]
-        return m

@@ -26,6 +26,8 @@ one cycle count two); LAST_STATUS and LAST_CYCLES come from the lowest
 engine finishing in a cycle.
 """
 
+import types
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -115,27 +117,11 @@ class Engine(wiring.Component):
         p = self.params
         n, ne = p.num_adis, p.num_engines
 
-        # ---- registers ---------------------------------------------------------
         m.submodules.regs = regs = RegisterBank.for_window("ENG", addr_width=CSR_ADDR_WIDTH,
                                                           base=regmap.ENG_BASE, pipelined=True)
         wiring.connect(m, wiring.flipped(self.csr), regs.csr)
         r = regs.port
-
-        weight = [Signal(8, name=f"weight{i}", init=1) for i in range(n)]
-        quantum = [Signal(COST_WIDTH, name=f"quantum{i}") for i in range(n)]
-        sel = r("ENG.ARB_SEL.INDEX")
-        for i in range(n):
-            with m.If(r("ENG.ARB_CMD.WRITE") & (sel == i)):
-                m.d.sync += [weight[i].eq(r("ENG.ARB_WEIGHT.WEIGHT")),
-                             quantum[i].eq(r("ENG.ARB_QUANTUM.QUANTUM"))]
-        # The eligibility mask: 64 bits staged in two registers, made current in one cycle.
-        eligible = Signal(64, init=(1 << 64) - 1)
-        with m.If(r("ENG.ELIGIBLE_CMD.COMMIT")):
-            m.d.sync += eligible.eq(Cat(r("ENG.ELIGIBLE_LO.MASK"), r("ENG.ELIGIBLE_HI.MASK")))
-        # Counts every cycle from reset, as the Device's cycle counter does: it is
-        # GLOBAL.CYCLE_LO in every cycle (the records' start_cycle comes from it).
-        now = Signal(32)
-        m.d.sync += now.eq(now + 1)
+        cfg = self._arbiter_config(m, r)
 
         # ---- the blocks -------------------------------------------------------------
         m.submodules.prefetch = pf = Prefetcher(p)
@@ -152,6 +138,7 @@ class Engine(wiring.Component):
         m.d.comb += [slot_wr.en.eq(pf.slot_we), slot_wr.addr.eq(pf.slot_waddr), slot_wr.data.eq(pf.slot_wdata),
                      slot_rd.addr.eq(dp.slot_raddr), dp.slot_rdata.eq(slot_rd.data)]
 
+        weight, quantum, eligible, sel, now = cfg.weight, cfg.quantum, cfg.eligible, cfg.sel, cfg.now
         m.d.comb += [
             pf.need.eq(dp.need), pf.pending.eq(self.pending), pf.ring.eq(self.ring),
             pf.cost_a.eq(r("ENG.COST_A.A")), pf.cost_b.eq(r("ENG.COST_B.B")),
@@ -175,14 +162,38 @@ class Engine(wiring.Component):
             wiring.connect(m, dp.starts()[e], x.start)
             wiring.connect(m, x.done, dp.dones()[e])
             m.d.comb += [dp.idle[e].eq(x.idle), x.now.eq(now)]
-        # In flight (ADI_STATUS.INFLIGHT): taken and not yet started, executing, or its
-        # completion interrupt on its way to the remapper (in an executor's output register
-        # or in the merge's, below).
-        busy = dp.loading_adi
-        for x in execs:
-            busy = busy | x.busy_adi
 
-        # ---- shared ports ---------------------------------------------------------------
+        self._shared_ports(m, pf, execs)
+        self._merges(m, dp, execs, pf)
+        self._counters(m, r, pf, dp, execs, eligible)
+        return m
+
+    def _arbiter_config(self, m, r):
+        """The arbiter's weights and quanta, the eligibility mask and the cycle counter."""
+        n = self.params.num_adis
+        weight = [Signal(8, name=f"weight{i}", init=1) for i in range(n)]
+        quantum = [Signal(COST_WIDTH, name=f"quantum{i}") for i in range(n)]
+        sel = r("ENG.ARB_SEL.INDEX")
+        for i in range(n):
+            with m.If(r("ENG.ARB_CMD.WRITE") & (sel == i)):
+                m.d.sync += [weight[i].eq(r("ENG.ARB_WEIGHT.WEIGHT")),
+                             quantum[i].eq(r("ENG.ARB_QUANTUM.QUANTUM"))]
+        # The eligibility mask: 64 bits staged in two registers, made current in one cycle.
+        eligible = Signal(64, init=(1 << 64) - 1)
+        with m.If(r("ENG.ELIGIBLE_CMD.COMMIT")):
+            m.d.sync += eligible.eq(Cat(r("ENG.ELIGIBLE_LO.MASK"), r("ENG.ELIGIBLE_HI.MASK")))
+        # Counts every cycle from reset, as the Device's cycle counter does: it is
+        # GLOBAL.CYCLE_LO in every cycle (the records' start_cycle comes from it).
+        now = Signal(32)
+        m.d.sync += now.eq(now + 1)
+        return types.SimpleNamespace(weight=weight, quantum=quantum, sel=sel, eligible=eligible, now=now)
+
+    def _shared_ports(self, m, pf, execs):
+        """The tracker port and the AXI4 master, shared by the executors and the prefetch.
+
+        Requester e is executor e; the prefetch is requester ``num_engines`` (it only reads).
+        """
+        ne = self.params.num_engines
         m.submodules.tracker_port = tp = TrackerPortArbiter(ne + 1, REQ_LAYOUT, OUT_LAYOUT)
         for e, x in enumerate(execs):
             wiring.connect(m, x.dma_req, getattr(tp, f"req{e}"))
@@ -192,7 +203,7 @@ class Engine(wiring.Component):
         wiring.connect(m, tp.out, wiring.flipped(self.dma_req))
         wiring.connect(m, wiring.flipped(self.dma_resp), tp.back)
 
-        idw = mem_id_width(p)
+        idw = mem_id_width(self.params)
         m.submodules.axi_read = ar = AxiReadArbiter(ne + 1, id_width=idw)
         m.submodules.axi_write = aw = AxiWriteArbiter(ne, id_width=idw)
         for e, x in enumerate(execs):
@@ -206,8 +217,18 @@ class Engine(wiring.Component):
                 else:
                     m.d.comb += getattr(half, name).eq(getattr(self.mem, name))
 
-        # The merge carries each message's ADI beside it, so that the message counts as its
-        # ADI's until the remapper takes it.
+    def _merges(self, m, dp, execs, pf):
+        """The executors' completion interrupts and faults merged into one stream each; ``busy``.
+
+        In flight (ADI_STATUS.INFLIGHT): taken and not yet started, executing, or its
+        completion interrupt on its way to the remapper (in an executor's output register
+        or in the merge's). The merge carries each message's ADI beside it, so that the
+        message counts as its ADI's until the remapper takes it.
+        """
+        n, ne = self.params.num_adis, self.params.num_engines
+        busy = dp.loading_adi
+        for x in execs:
+            busy = busy | x.busy_adi
         m.submodules.irq_merge = irq_merge = StreamMerge(ne, _IRQ_MERGE_LAYOUT)
         for e, x in enumerate(execs):
             inp = irq_merge.inputs()[e]
@@ -224,7 +245,8 @@ class Engine(wiring.Component):
         wiring.connect(m, pf.fault, fault_merge.inputs()[ne])
         wiring.connect(m, fault_merge.out, wiring.flipped(self.adi_fault))
 
-        # ---- counters and status ---------------------------------------------------------
+    def _counters(self, m, r, pf, dp, execs, eligible):
+        """The ``ENG`` counters (saturating at 2**32 - 1) and status registers."""
         def counter(name, amount):
             c = Signal(32, name=name)
             total = Signal(34, name=f"{name}_next")
