@@ -15,7 +15,7 @@ cycle it arrives (``done``), so a translation costs the owner no cycle over
 a request and response handled in its own states.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -82,10 +82,17 @@ class TrackerClient(wiring.Component):
                      self.req.payload.page.eq(x_addr[PAGE_SHIFT:TRANSLATABLE_BITS]),
                      self.req.payload.write.eq(self.x_write),
                      self.host.eq(self.resp.payload.addr | x_addr[:PAGE_SHIFT])]
+        # Whether the address is beyond what the tracker translates, registered
+        # with it: the check is a wide OR that would otherwise sit between the
+        # address register and ``done``, which the owner's next decision (often
+        # the next ``start``) waits on in the same cycle.
+        beyond = Signal()
+
         def take_start():
             # Last, so that it outranks the state's own transition.
             with m.If(self.start):
-                m.d.sync += [x_addr.eq(self.addr), self.x_write.eq(self.write)]
+                m.d.sync += [x_addr.eq(self.addr), self.x_write.eq(self.write),
+                             beyond.eq(self.addr[TRANSLATABLE_BITS:] != 0)]
                 m.next = "REQUEST"
 
         with m.FSM(name="xlate"):
@@ -93,7 +100,7 @@ class TrackerClient(wiring.Component):
                 take_start()
             with m.State("REQUEST"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(x_addr[TRANSLATABLE_BITS:] != 0):
+                with m.If(beyond):
                     m.d.comb += [self.done.eq(1), self.fault.eq(1)]
                     m.next = "IDLE"
                 with m.Else():
