@@ -29,8 +29,9 @@ every cycle, the mask included. Properties (``dispatch_mask``):
    (taken while the slot was filled), and never otherwise.
 
 The induction is helped by invariants on the dispatcher's registers that the
-harness reads from its elaboration (``_elaborate_probed``: the locals of
-``Dispatcher.elaborate``, so a renamed register fails loudly here): the slot
+harness reads from its elaboration (``_elaborate_probed``: the locals of the
+dispatcher's elaboration steps and the nets they share, so a renamed register
+fails loudly here): the slot
 and WAIT bits equal the harness's model, and the loader's registers (``loading``,
 ``l_adi``, ``l_engine``, ``starting``, ``assigned``) agree with the record of
 the take. Without them, "filled" could not be proven at any depth (an
@@ -44,10 +45,12 @@ while the properties still check the mask in force, and the proof fails.
 Run with ``python -m siov.tb.cmd.formal`` or ``pytest -m formal``.
 """
 
+import inspect
 import pathlib
 import re
 import sys
 import time
+import types
 
 from amaranth.hdl import Assert, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -61,22 +64,28 @@ __all__ = ["SMALL", "DispatchHarness", "CoverHarness", "COVER", "PROOFS", "run",
 #: The configuration proofs run on.
 SMALL = DeviceParams(num_adis=4, num_engines=2)
 
-#: Registers of ``Dispatcher.elaborate`` the invariants read.
+#: Registers of the dispatcher's elaboration the invariants read.
 PROBED = ("slot_valid", "slot_wait", "wait_run", "loading", "starting", "assigned", "l_adi", "l_engine")
 
 
 def _elaborate_probed(dut, platform, names=PROBED):
-    """``dut.elaborate(platform)`` and the named locals of that call.
+    """``dut.elaborate(platform)`` and the named registers it made.
 
-    The dispatcher keeps its registers in locals; the profiler hook copies
-    them when ``elaborate`` returns. The Module is used in place of ``dut``.
+    The dispatcher keeps its registers in locals of its elaboration steps (its
+    methods) and in the namespace they share (``types.SimpleNamespace``); the
+    profiler hook copies both when each step returns. The Module is used in
+    place of ``dut``.
     """
-    code = type(dut).elaborate.__code__
+    codes = {f.__code__ for f in vars(type(dut)).values() if inspect.isfunction(f)}
     seen = {}
 
     def hook(frame, event, arg):
-        if event == "return" and frame.f_code is code:
-            seen.update(frame.f_locals)
+        if event == "return" and frame.f_code in codes:
+            for name, value in frame.f_locals.items():
+                if isinstance(value, types.SimpleNamespace):
+                    seen.update(vars(value))
+                else:
+                    seen[name] = value
 
     old = sys.getprofile()
     sys.setprofile(hook)
@@ -87,7 +96,7 @@ def _elaborate_probed(dut, platform, names=PROBED):
     dut._MustUse__used = True           # elaborated here, through its Module
     missing = [k for k in names if k not in seen]
     if missing:
-        raise LookupError(f"Dispatcher.elaborate has no local {', '.join(missing)}: update the harness")
+        raise LookupError(f"The dispatcher's elaboration has no {', '.join(missing)}: update the harness")
     return module, {k: seen[k] for k in names}
 
 
