@@ -14,7 +14,7 @@ Three interfaces, as the command front end issue asks:
 Inside: ADI block -> engine (prefetch, cost, arbiter, execution) -> DMA
 tracker (every engine access) and interrupt remapping unit (completion
 interrupts). The remapper's DMA pass-through output carries nothing here (the
-engine sends interrupt messages only) and is always ready.
+engine sends interrupt messages only): it ends in a sink that takes every beat.
 
 ``tap_consume_valid``/``tap_consume_adi`` are named copies of the engines'
 consumes (the ADI whose head descriptor is taken: at dispatch, or for a WAIT
@@ -36,7 +36,7 @@ from .cmd.adi import AdiBlock
 from .cmd.engine import Engine, mem_id_width
 from .csr.bank import RegisterBank
 from .dma.tracker import DmaTracker
-from .irq.remapper import InterruptRemapper, IrqLayout
+from .irq.remapper import InterruptRemapper, IrqLayout, MessageLayout
 from .params import DeviceParams, require_params
 
 __all__ = ["Device", "CSR_ADDR_WIDTH"]
@@ -99,7 +99,8 @@ class Device(wiring.Component):
         wiring.connect(m, dma.out, eng.dma_resp)
         wiring.connect(m, eng.irq, iru.msg_in)
         wiring.connect(m, iru.irq_out, wiring.flipped(self.irq_out))
-        m.d.comb += iru.dma_out.ready.eq(1)
+        dma_out_sink = stream.Signature(MessageLayout, always_ready=True).flip().create()
+        wiring.connect(m, iru.dma_out, dma_out_sink)
         wiring.connect(m, eng.mem, wiring.flipped(self.mem))
 
         tap_valid = Signal(name="tap_consume_valid")

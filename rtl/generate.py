@@ -12,8 +12,11 @@ import pathlib
 import sys
 
 from amaranth.back import verilog
+from amaranth.hdl import Const, Value, ValueCastable
+from amaranth.hdl._ir import PortDirection
+from amaranth.lib import wiring
 
-__all__ = ["TOPS", "convert_top", "write_all"]
+__all__ = ["TOPS", "convert_top", "top_ports", "write_all"]
 
 
 def _device():
@@ -71,11 +74,29 @@ TOPS = {
 }
 
 
+def top_ports(component):
+    """The ports of a top: each signal of its signature, named by its path (``csr__awaddr``).
+
+    As ``verilog.convert`` names them, except that a member the signature makes
+    a constant is no port: the ``ready`` of an ``always_ready`` stream
+    (``amaranth.lib.stream``) is ``Const(1)``, and Amaranth takes only signals
+    as ports.
+    """
+    ports = {}
+    for path, member, value in component.signature.flatten(component):
+        value = value.as_value() if isinstance(value, ValueCastable) else Value.cast(value)
+        if isinstance(value, Const):
+            continue
+        direction = PortDirection.Input if member.flow == wiring.In else PortDirection.Output
+        ports["__".join(map(str, path))] = (value, direction)
+    return ports
+
+
 def convert_top(name, component=None):
     """Return the Verilog text of top ``name`` (or of ``component`` under that name)."""
     if component is None:
         component = TOPS[name]()
-    return verilog.convert(component, name=name, emit_src=False)
+    return verilog.convert(component, name=name, ports=top_ports(component), emit_src=False)
 
 
 def write_all(out_dir, names=None):

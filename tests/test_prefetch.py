@@ -198,7 +198,6 @@ def _run(seed, cycles=2500, drain=2500):
 
         put(dut.cost_a, a_cost)
         put(dut.cost_b, b_cost)
-        put(fill.ready, 1)
         put(bus.rid, 0)
         quiet = 0
         t = 0
@@ -423,7 +422,6 @@ class _Directed:
         put(self.req.ready, 1)
         put(self.bus.arready, 1)
         put(self.fault.ready, 1)
-        put(self.fill.ready, 1)
         outcomes, checks, answers, beats = [], [], [], []
         filled = errored = False
         for c in range(horizon):

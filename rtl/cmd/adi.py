@@ -28,14 +28,15 @@ doorbell never meet in one cycle.
 Towards the descriptor fetcher: ``pending`` (bit i: ADI i is ENABLED or
 DRAINING and HEAD != TAIL; a register, computed from the next values of
 those registers, so it always equals that condition on their current ones), ``ring`` (each ADI's base, size, PASID, domain and
-head), and the ``consume`` stream (always ready) that advances an ADI's head
-by one descriptor; a consume for an ADI that is not pending is ignored.
+head), and the ``consume`` stream that advances an ADI's head by one
+descriptor in the cycle of its beat; a consume for an ADI that is not
+pending is ignored.
 From the engine: ``busy`` (bit i: a descriptor of ADI i is in flight, from
 its hand-over to its engine until its completion interrupt message has
 reached the interrupt remapper; shown as ADI_STATUS.INFLIGHT; a DRAINING ADI
 goes DISABLED only once HEAD == TAIL and it is not busy, so DISABLED after
 DRAIN means every posted descriptor has completed) and the
-``fault`` stream (always ready) that puts an ENABLED or DRAINING ADI into
+``fault`` stream that puts an ENABLED or DRAINING ADI into
 ERROR with the engine's code (``DESC_PASID``: a descriptor's PASID differs from
 the ADI's; ``FETCH_FAULT``: a descriptor fetch faulted in the DMA tracker or
 got an AXI error). A command to the same ADI in the same cycle takes precedence.
@@ -82,11 +83,11 @@ class AdiBlock(wiring.Component):
         Local addresses of the ``ADI_PAGES`` window.
     pending : Out(num_adis)
     ring : Out(ArrayLayout(RING_LAYOUT, num_adis))
-    consume : In(stream.Signature(CONSUME_LAYOUT))
+    consume : In(stream.Signature(CONSUME_LAYOUT, always_ready=True))
     busy : In(num_adis)
         Bit i: a descriptor of ADI i is in flight in the engine (ADI_STATUS.INFLIGHT).
-    fault : In(stream.Signature(ADI_FAULT_LAYOUT))
-        Engine faults that put an ADI into ERROR (always ready).
+    fault : In(stream.Signature(ADI_FAULT_LAYOUT, always_ready=True))
+        Engine faults that put an ADI into ERROR.
     """
 
     def __init__(self, params=DeviceParams()):
@@ -97,9 +98,9 @@ class AdiBlock(wiring.Component):
             "pages": In(CsrSignature(PAGES_ADDR_WIDTH)),
             "pending": Out(n),
             "ring": Out(data.ArrayLayout(RING_LAYOUT, n)),
-            "consume": In(stream.Signature(CONSUME_LAYOUT)),
+            "consume": In(stream.Signature(CONSUME_LAYOUT, always_ready=True)),
             "busy": In(n),
-            "fault": In(stream.Signature(ADI_FAULT_LAYOUT)),
+            "fault": In(stream.Signature(ADI_FAULT_LAYOUT, always_ready=True)),
         })
         # One part per ADI, made here so that a test can check `pending`
         # against each ADI's state and pointers every cycle.
@@ -141,7 +142,6 @@ class AdiBlock(wiring.Component):
         ]
 
         cons, flt = self.consume, self.fault
-        m.d.comb += [cons.ready.eq(1), flt.ready.eq(1)]
         for i, slot in enumerate(slots):
             m.submodules[f"adi{i}"] = slot
             m.d.comb += [

@@ -73,8 +73,8 @@ class Dispatcher(wiring.Component):
     ring : In(ArrayLayout(RING_LAYOUT, num_adis))
     eligible : In(num_adis)
         The eligibility mask in force.
-    fill : In(stream.Signature(FILL_LAYOUT))
-        From the prefetch (always ready).
+    fill : In(stream.Signature(FILL_LAYOUT, always_ready=True))
+        From the prefetch: a fill lands in its slot in the cycle it is valid.
     need : Out(num_adis)
         Towards the prefetch.
     slot_raddr : Out, slot_rdata : In
@@ -83,8 +83,8 @@ class Dispatcher(wiring.Component):
     idle : In(num_engines)
         Executor e can take a descriptor.
     done{e} : In(stream.Signature(DONE_LAYOUT))
-    consume : Out(stream.Signature(CONSUME_LAYOUT))
-        Towards the ADI block (always ready there).
+    consume : Out(stream.Signature(CONSUME_LAYOUT, always_ready=True))
+        Towards the ADI block, which advances the ADI's HEAD in the cycle of the beat.
     policy, slice_cycles, weight, quantum : In
         Arbiter configuration, shared by every engine.
     budget_sel : In(6), budget : Out(COST_WIDTH)
@@ -106,12 +106,12 @@ class Dispatcher(wiring.Component):
             "pending": In(n),
             "ring": In(data.ArrayLayout(RING_LAYOUT, n)),
             "eligible": In(n),
-            "fill": In(stream.Signature(FILL_LAYOUT)),
+            "fill": In(stream.Signature(FILL_LAYOUT, always_ready=True)),
             "need": Out(n),
             "slot_raddr": Out(slot_addr_bits(n)),
             "slot_rdata": In(WORD_BITS),
             "idle": In(ne),
-            "consume": Out(stream.Signature(CONSUME_LAYOUT)),
+            "consume": Out(stream.Signature(CONSUME_LAYOUT, always_ready=True)),
             "policy": In(2),
             "slice_cycles": In(24),
             "weight": In(data.ArrayLayout(8, n)),
@@ -248,7 +248,7 @@ class Dispatcher(wiring.Component):
             m.d.comb += [consume_now.eq(1), consume_adi.eq(s.g)]
         with m.Elif(s.done_take & s.rep.consume & s.wait_run.bit_select(s.rep.adi, 1)):
             m.d.comb += [consume_now.eq(1), consume_adi.eq(s.rep.adi)]
-        with m.If(self.consume.valid):          # always ready in the ADI block
+        with m.If(self.consume.valid):
             m.d.sync += self.consume.valid.eq(0)
         with m.If(consume_now):
             m.d.sync += [self.consume.valid.eq(1), self.consume.payload.adi.eq(consume_adi)]
@@ -263,7 +263,6 @@ class Dispatcher(wiring.Component):
         fill_onehot = Signal(n)
         # A fill only lands in an empty slot (the prefetch fetches only what `need` names).
         m.d.comb += fill_onehot.eq(Mux(self.fill.valid, (Const(1, n) << self.fill.payload.adi)[:n], 0) & ~slot_valid)
-        m.d.comb += self.fill.ready.eq(1)
         m.d.sync += slot_valid.eq((slot_valid | fill_onehot) & ~s.consumed & self.pending)
         for i in range(n):
             with m.If(fill_onehot[i]):

@@ -74,13 +74,13 @@ class Engine(wiring.Component):
         DMA to host memory.
     ring : In(ArrayLayout(RING_LAYOUT, num_adis))
     pending : In(num_adis)
-    consume : Out(stream.Signature(CONSUME_LAYOUT))
+    consume : Out(stream.Signature(CONSUME_LAYOUT, always_ready=True))
     busy : Out(num_adis)
         Bit i: a descriptor of ADI i is in flight (CMD.ADI_STATUS.INFLIGHT): taken by its
         engine's dispatcher, executing, or its completion interrupt message not yet
         accepted by the interrupt remapper.
-    adi_fault : Out(stream.Signature(ADI_FAULT_LAYOUT))
-        Towards the ADI block (always ready there).
+    adi_fault : Out(stream.Signature(ADI_FAULT_LAYOUT, always_ready=True))
+        Towards the ADI block, which puts the ADI into ERROR in the cycle of the beat.
     dma_req : Out(stream.Signature(REQ_LAYOUT))
     dma_resp : In(stream.Signature(OUT_LAYOUT))
         The tracker's answer to every request, in order.
@@ -100,9 +100,9 @@ class Engine(wiring.Component):
             "mem": Out(Axi4Signature(64, 64, mem_id_width(params))),
             "ring": In(data.ArrayLayout(RING_LAYOUT, n)),
             "pending": In(n),
-            "consume": Out(stream.Signature(CONSUME_LAYOUT)),
+            "consume": Out(stream.Signature(CONSUME_LAYOUT, always_ready=True)),
             "busy": Out(n),
-            "adi_fault": Out(stream.Signature(ADI_FAULT_LAYOUT)),
+            "adi_fault": Out(stream.Signature(ADI_FAULT_LAYOUT, always_ready=True)),
             "dma_req": Out(stream.Signature(REQ_LAYOUT)),
             "dma_resp": In(stream.Signature(OUT_LAYOUT)),
             "irq": Out(stream.Signature(MessageLayout)),

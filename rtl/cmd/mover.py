@@ -74,12 +74,18 @@ def _burst_len(m, offset, left, name):
 class AxiReader(wiring.Component):
     """Reads ``words`` 64-bit words from ``addr`` (low 3 bits ignored) in INCR bursts.
 
+    Parameters
+    ----------
+    data_always_ready : bool
+        The consumer takes every word in the cycle it is valid (``data`` has
+        no back-pressure).
+
     Attributes
     ----------
     cmd : In(stream.Signature(READ_CMD))
         Accepted when idle; ``words`` must be nonzero and the range must not
         cross a 4 KiB boundary.
-    data : Out(stream.Signature(64))
+    data : Out(stream.Signature(64, always_ready=data_always_ready))
         The words, in address order, from a :class:`SkidBuffer` (so RREADY
         is a flip-flop, not the consumer's ready logic); back-pressure
         stalls R.
@@ -88,10 +94,10 @@ class AxiReader(wiring.Component):
         ``busy`` until the last word has left ``data``.
     """
 
-    def __init__(self):
+    def __init__(self, *, data_always_ready=False):
         super().__init__({
             "cmd": In(stream.Signature(READ_CMD)),
-            "data": Out(stream.Signature(WORD_BITS)),
+            "data": Out(stream.Signature(WORD_BITS, always_ready=data_always_ready)),
             "bus": Out(Axi4ReadSignature()),
             "busy": Out(1),
             "error": Out(1),

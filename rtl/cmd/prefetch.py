@@ -55,12 +55,13 @@ class Prefetcher(wiring.Component):
         ADIs whose head descriptor should be fetched (pending, slot empty).
     pending : In(num_adis)
     ring : In(ArrayLayout(RING_LAYOUT, num_adis))
-    fill : Out(stream.Signature(FILL_LAYOUT))
-        One-cycle beat when a slot has been filled (the taker is always ready).
+    fill : Out(stream.Signature(FILL_LAYOUT, always_ready=True))
+        One-cycle beat when a slot has been filled.
     slot_we, slot_waddr, slot_wdata : Out
         The slot RAM's write port.
     dma_req : Out(stream.Signature(REQ_LAYOUT))
-    dma_resp : In(stream.Signature(OUT_LAYOUT))
+    dma_resp : In(stream.Signature(OUT_LAYOUT, always_ready=True))
+        The tracker's answers, each taken in the cycle it arrives (by the :class:`~.xlate.TrackerClient`).
     bus : Out(Axi4ReadSignature())
     fault : Out(stream.Signature(ADI_FAULT_LAYOUT))
         FETCH_FAULT towards the ADI block, held until taken.
@@ -75,12 +76,12 @@ class Prefetcher(wiring.Component):
             "need": In(n),
             "pending": In(n),
             "ring": In(data.ArrayLayout(RING_LAYOUT, n)),
-            "fill": Out(stream.Signature(FILL_LAYOUT)),
+            "fill": Out(stream.Signature(FILL_LAYOUT, always_ready=True)),
             "slot_we": Out(1),
             "slot_waddr": Out(slot_addr_bits(n)),
             "slot_wdata": Out(WORD_BITS),
             "dma_req": Out(stream.Signature(REQ_LAYOUT)),
-            "dma_resp": In(stream.Signature(OUT_LAYOUT)),
+            "dma_resp": In(stream.Signature(OUT_LAYOUT, always_ready=True)),
             "bus": Out(Axi4ReadSignature()),
             "fault": Out(stream.Signature(ADI_FAULT_LAYOUT)),
             "cost_a": In(24),
@@ -91,7 +92,7 @@ class Prefetcher(wiring.Component):
         m = Module()
         n = self.params.num_adis
 
-        m.submodules.reader = rd = AxiReader()
+        m.submodules.reader = rd = AxiReader(data_always_ready=True)
         wiring.connect(m, rd.bus, wiring.flipped(self.bus))
         m.submodules.cost = est = CostEstimator()
         m.submodules.xlate = xc = TrackerClient(addr_width=65)
@@ -120,7 +121,6 @@ class Prefetcher(wiring.Component):
         m.d.comb += [xc.pasid.eq(pasid),
                      rd.cmd.payload.addr.eq(host),
                      rd.cmd.payload.words.eq(DESC_WORDS),
-                     rd.data.ready.eq(1),
                      self.slot_waddr.eq(Cat(word[:3], cur)),
                      self.slot_wdata.eq(rd.data.payload)]
         with m.If(self.fill.valid):

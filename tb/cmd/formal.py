@@ -116,12 +116,16 @@ class _Base(Elaboratable):
         self.mask = Signal(params.num_adis, name="mask")
 
     def ports(self):
-        """The free inputs: the dispatcher's inputs, with ``mask`` for ``eligible``."""
+        """The free inputs: the dispatcher's inputs, with ``mask`` for ``eligible``.
+
+        The ``ready`` of an ``always_ready`` stream (``consume``) is a constant, not an input.
+        """
         d = self.dut
         out = [self.mask]
         for path, member, value in d.signature.flatten(d):
-            if member.flow == wiring.In and path != ("eligible",):
-                out.append(value.as_value() if hasattr(value, "as_value") else value)
+            value = value.as_value() if hasattr(value, "as_value") else value
+            if member.flow == wiring.In and path != ("eligible",) and not isinstance(value, Const):
+                out.append(value)
         return out
 
     def elaborate(self, platform):
