@@ -123,7 +123,8 @@ class Executor(wiring.Component):
     adi_fault : Out(stream.Signature(ADI_FAULT_LAYOUT))
         DESC_PASID refusals, held until taken.
     dma_req : Out(stream.Signature(REQ_LAYOUT))
-    dma_resp : In(stream.Signature(OUT_LAYOUT))
+    dma_resp : In(stream.Signature(OUT_LAYOUT, always_ready=True))
+        The tracker's answers: every one is taken in the cycle it arrives (its tracker client).
     irq : Out(stream.Signature(MessageLayout))
     idle : Out(1)
         Can take a descriptor.
@@ -164,7 +165,7 @@ class Executor(wiring.Component):
             "wr_bus": Out(Axi4WriteSignature()),
             "adi_fault": Out(stream.Signature(ADI_FAULT_LAYOUT)),
             "dma_req": Out(stream.Signature(REQ_LAYOUT)),
-            "dma_resp": In(stream.Signature(OUT_LAYOUT)),
+            "dma_resp": In(stream.Signature(OUT_LAYOUT, always_ready=True)),
             "irq": Out(stream.Signature(MessageLayout)),
             "idle": Out(1),
             "busy_adi": Out(n),
