@@ -10,16 +10,21 @@ that one translation covers each side and no AXI burst crosses the 4 KiB
 boundary. An overlapping MEMMOVE whose destination starts inside its source
 walks its pieces from the top down.
 
-The walker keeps the running pointers of the next piece and hands each
-piece's geometry to the movers, all from registers: no 64-bit adder sits in
-front of a comparison or of a mover's command. Its owner (the executor's
-sequencer) steps it with one-cycle strobes, in this order::
+The walker keeps where the next piece lies in the transfer (``done``
+bytes below it walking up, ``rem`` bytes left up to its end walking down)
+and hands each piece's geometry to the movers, all from registers: no 64-bit
+adder sits in front of a comparison or of a mover's command. Its owner (the
+executor's sequencer) steps it with one-cycle strobes, in this order::
 
     prepare, begin, orient, then per piece: measure, place, shape, advance
 
-Each strobe's effect is visible in the cycle after it; ``measure`` needs the
-pointers one cycle old (``orient`` or ``advance`` the cycle before at the
-latest), as the sequencer's states guarantee.
+Each strobe's effect is visible in the cycle after it; ``measure`` needs
+``begin`` or ``advance`` one cycle old at the latest (the bytes to the page
+boundaries are registered from them), as the sequencer's states guarantee.
+
+A piece's addresses are the transfer's start plus its offset, one adder per
+side (``place``); its length is the bytes to the nearer page boundary,
+measured from the low 12 bits of those sums, or the bytes left if fewer.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal
@@ -59,7 +64,9 @@ class PieceWalker(wiring.Component):
     begin : In(1)
         Strobe: start the transfer: every byte left, none done, the direction decided.
     orient : In(1)
-        Strobe: the first piece's pointers and bytes to the page boundaries.
+        Strobe: the first piece comes next. The walker needs nothing then
+        (``begin`` has set what ``measure`` uses); the sequencer's ORIENT
+        state keeps the cycle.
     measure : In(1)
         Strobe: the piece's length (``p_len``) and offset in the transfer (``p_lo``).
     place : In(1)
@@ -105,49 +112,74 @@ class PieceWalker(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        page = 1 << PAGE_SHIFT
-        down = self.down
-        # Running pointers: the next piece's start (ascending) or end,
-        # exclusive (descending); `rem` the bytes left.
-        at_src, at_dst = Signal(64), Signal(64)
-        rem = Signal(32)
-        dst_end = Signal(64)
-        gap = Signal(64)                          # dst - src
-        # Bytes to the page boundary on each side, registered every cycle
-        # (valid one cycle after the pointers move, when `measure` uses them).
-        len_src, len_dst = Signal(LEN_BITS), Signal(LEN_BITS)
+        done, rem = self.done, Signal(32)
+        gap = self._direction(m, rem)
+        left = self._measure(m, rem)
+        m.d.comb += self.last.eq(rem == 0)
+        with m.If(self.place):
+            offset = Mux(self.down, left, done)
+            m.d.sync += [self.p_src.eq(self.src + offset), self.p_dst.eq(self.dst + offset)]
+        with m.If(self.advance):
+            m.d.sync += [done.eq(done + self.p_len), rem.eq(left)]
+        with m.If(self.stop):
+            m.d.sync += done.eq(self.stop_at)
+        self._shape(m, gap)
+        return m
 
-        def to_page_end(at):
-            low = at[:PAGE_SHIFT]
-            return Mux(down, Mux(low == 0, page, low), page - low)
-        m.d.sync += [len_src.eq(to_page_end(at_src)), len_dst.eq(to_page_end(at_dst))]
-        lim = Signal(LEN_BITS)
-        plen = Signal(LEN_BITS)
-        m.d.comb += [lim.eq(Mux(self.fill | (len_dst < len_src), len_dst, len_src)),
-                     plen.eq(Mux((rem[LEN_BITS:] == 0) & (rem[:LEN_BITS] < lim), rem, lim)),
-                     self.last.eq(rem == 0)]
+    def _direction(self, m, rem):
+        """`prepare` and `begin`: the source's end, the destination's distance from the source,
+        and the direction; returns the low half of dst - src.
 
+        src < dst < src_end when dst - src is neither zero nor the size or
+        more and src + size does not wrap around 2**64 (then src_end is below
+        both). Such a gap is below 2**32: only its low half is kept, for
+        `begin` and for `shape`'s overlap, with whether bits 32 to 63 are
+        zero. The borrow is not needed: with dst below src, dst - src is at
+        least the size unless src + size wraps.
+        """
+        gap = Signal(32)                          # dst - src, low half
+        near = Signal()                           # src + size does not wrap; dst - src < 2**32
         with m.If(self.prepare):
-            m.d.sync += [self.src_end.eq(self.src + self.size), dst_end.eq(self.dst + self.size),
-                         gap.eq(self.dst - self.src)]
+            end, diff = self.src + self.size, self.dst - self.src
+            m.d.sync += [self.src_end.eq(end), gap.eq(diff),
+                         near.eq(~end[64] & (diff[32:64] == 0))]
         with m.If(self.begin):
             m.d.sync += [self.done.eq(0), rem.eq(self.size),
-                         down.eq(self.move & (self.src < self.dst) & (self.dst < self.src_end))]
-        with m.If(self.orient):
-            # From the direction `begin` registered (its compares and these
-            # muxes in one cycle were too long), with the bytes to the page
-            # boundaries alongside, so that `measure` may follow at once.
-            first_src = Mux(down, self.src_end, self.src)
-            first_dst = Mux(down, dst_end, self.dst)
-            m.d.sync += [at_src.eq(first_src), at_dst.eq(first_dst),
-                         len_src.eq(to_page_end(first_src)), len_dst.eq(to_page_end(first_dst))]
+                         self.down.eq(self.move & near & (gap != 0) & (gap < self.size))]
+        return gap
+
+    def _measure(self, m, rem):
+        """`measure`: the piece's length and offset; returns the bytes left after it.
+
+        The next piece starts `done` bytes into the transfer (walking up) or
+        ends `rem` bytes into it (walking down). The bytes from there to the
+        page boundary on each side are registered every cycle. The piece is
+        the smaller of them (the destination's, for MEMFILL), or the `rem`
+        left if fewer (`rem - lim` borrows); the bytes left after it are
+        registered with it: where a downward piece starts, and `rem` once it
+        is done.
+        """
+        page, down = 1 << PAGE_SHIFT, self.down
+        edge = Mux(down, rem, self.done)[:PAGE_SHIFT]
+        to_end = []
+        for start in (self.src, self.dst):
+            low, length = Signal(PAGE_SHIFT), Signal(LEN_BITS)
+            m.d.comb += low.eq(start[:PAGE_SHIFT] + edge)
+            m.d.sync += length.eq(Mux(down, Mux(low == 0, page, low), page - low))
+            to_end.append(length)
+        len_src, len_dst = to_end
+        lim = Mux(self.fill | (len_dst < len_src), len_dst, len_src)
+        after = Signal(32)
+        final = Signal()                          # the piece takes every byte left
+        short = rem - lim
         with m.If(self.measure):
-            m.d.sync += [self.p_len.eq(plen), self.p_lo.eq(self.done)]
-        with m.If(self.place):
-            m.d.sync += [self.p_src.eq(Mux(down, at_src - self.p_len, at_src)),
-                         self.p_dst.eq(Mux(down, at_dst - self.p_len, at_dst))]
-        # Word counts and strobes, registered after p_src/p_dst/p_len are, so
-        # no adder feeds the movers or the comparator.
+            m.d.sync += [self.p_len.eq(Mux(short[32], rem, lim)), self.p_lo.eq(self.done),
+                         after.eq(short), final.eq(short[32])]
+        return Mux(final, 0, after)
+
+    def _shape(self, m, gap):
+        """`shape` (or `one_word`): word counts and strobes, registered after p_src/p_dst/p_len
+        are, so no adder feeds the movers or the comparator."""
         lane_s, lane_d, p_len = self.p_src[:3], self.p_dst[:3], self.p_len
         with m.If(self.shape):
             fs, ls = _strobes(lane_d, p_len)
@@ -155,13 +187,6 @@ class PieceWalker(wiring.Component):
                          self.words_d.eq((lane_d + p_len + 7) >> 3),
                          self.last_k.eq(((lane_d + p_len + 7) >> 3) - 1),
                          self.first_strb.eq(fs), self.last_strb.eq(ls),
-                         self.overlap.eq(down & (gap[LEN_BITS:] == 0) & (gap[:LEN_BITS] < p_len))]
+                         self.overlap.eq(self.down & (gap[LEN_BITS:] == 0) & (gap[:LEN_BITS] < p_len))]
         with m.If(self.one_word):
             m.d.sync += [self.words_d.eq(1), self.first_strb.eq(0xFF), self.last_strb.eq(0xFF)]
-        with m.If(self.advance):
-            m.d.sync += [self.done.eq(self.done + p_len), rem.eq(rem - p_len),
-                         at_src.eq(Mux(down, self.p_src, self.p_src + p_len)),
-                         at_dst.eq(Mux(down, self.p_dst, self.p_dst + p_len))]
-        with m.If(self.stop):
-            m.d.sync += self.done.eq(self.stop_at)
-        return m
