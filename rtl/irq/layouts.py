@@ -54,7 +54,7 @@ FaultLayout = data.StructLayout({
 #: Observation points for testbenches and formal harnesses (not used by the design).
 ProbeLayout = data.StructLayout({
     "dec_valid": 1,             # a decision is reported this cycle (the effect stage; it was
-                                # taken in the previous cycle, against the IMS as it stood then)
+                                # taken three cycles before, against the IMS as it stood then)
     "dec_kind": 2,              # Decision
     "dec_replay": 1,            # ... and it is a replay of a pending interrupt
     "dec_reason": 8,            # IrqFaultReason when dec_kind is FAULT
@@ -69,10 +69,10 @@ ProbeLayout = data.StructLayout({
     "ims_wstrb": 4,
     "ims_rdata": 32,
     "ims_resp": 2,
-    "eff_irq": 1,               # pushed into the irq_out queue
-    "eff_dma": 1,               # pushed into the dma_out queue (the cycle before the report)
+    "eff_irq": 1,               # delivered: on irq_out past the queue, or into the queue
+    "eff_dma": 1,               # pushed into the dma_out queue (three cycles before the report)
     "eff_pend": 1,              # set a pending bit
-    "eff_fault": 1,             # pushed into the fault queue (the cycle after the report)
+    "eff_fault": 1,             # pushed into the fault queue (two cycles after the report)
     "eff_lost": 1,              # not queued (queue full, or its source at its quota), idem
     "irq_level": 3,             # irq_out queue occupancy
     "dma_level": 3,             # dma_out queue occupancy

@@ -17,15 +17,17 @@ Pipeline, one message per cycle:
   register (nothing else in that path: the ECP5 DP16KD's clock-to-out without
   its output register, about 5.7 ns, is most of a cycle); a DMA message is
   pushed to the 3-deep ``dma_out`` queue;
-* effect (cycle t+2): the checks (fault, pending or deliver) on the
-  registered entry, and their effect: push to the 4-deep ``irq_out`` queue,
-  or set the pending bit (registered first, set one cycle later), or a fault
-  record (registered first, queued or counted as lost one cycle later);
-* ``dma_out`` valid from cycle t+2, ``irq_out`` from cycle t+3.
+* check (t+2), decide (t+3): the entry's fields checked one by one into
+  registers, then combined (fault, pending or deliver) into the decision's;
+* effect (cycle t+4): the interrupt on ``irq_out`` (past the 5-deep queue
+  while it is empty and ``irq_out`` ready, else into it), or the pending bit
+  (registered first, set one cycle later), or a fault record (queued or
+  counted as lost two cycles later: the fault queue's two stages);
+* ``dma_out`` valid from cycle t+2, ``irq_out`` from cycle t+4.
 
 The message is *decided* in cycle t+1 in the sense of the register map: it
 uses the entry as the IMS writes committed up to cycle t left it, and the
-probe reports its decision in cycle t+2. Neither stage after acceptance ever
+probe reports its decision in cycle t+4. No stage after acceptance ever
 stalls: a message is accepted only when the output queues have room for it
 and for the messages in flight (an interrupt in the effect stage counts as a
 delivery). So the outcome of a race with an IMS write depends only on the
@@ -33,9 +35,9 @@ order of the acceptance and the write's commit cycle (the cycle of its bus
 response).
 
 Because no stage stalls, a *drain* (``DRAIN_CMD``, ``DRAIN_STATUS``) is a
-count, not a search: a fixed number of cycles after it starts, every message
-accepted before has had its effect, except the interrupts still in the
-``irq_out`` queue, which leave in order; the drain waits for those.
+count: a fixed number of cycles after it starts, every message accepted
+before has had its effect but the interrupts in the ``irq_out`` queue, which
+leave in order; the drain waits for those.
 
 The IMS table has a single block RAM port shared by the pipeline and the
 register window, with one 36-bit lane per IMS word (the word and a flag
@@ -43,23 +45,24 @@ decoded when it is written, so that "present" needs no comparison). A window
 access reads the row (no message is accepted in that cycle) and, for a write,
 writes the lane one cycle before its commit (only a message for the same
 entry, which reads the old row, or a DMA message is accepted in that cycle);
-a CTRL read takes no message two cycles before its commit. Counters, the
-overflow flag, pending-bit updates, replay pushes and the registers the bank
-reads are all fed from flip-flops, one cycle after their events, to keep the
-checks' logic off every other path.
+a CTRL read takes none in the three cycles before the one before its commit
+(their pending bits would come too late for it). Counters, the overflow
+flag, pending bits, replay pushes and the registers the bank reads are fed
+from flip-flops, after the registered decision, to keep the checks' logic
+off every other path.
 
 The remapper is a composition of parts, each with its own unit test against
 a Python model (tests/test_irq_parts.py): the IMS table
 (:class:`~.ims.ImsTable`), the message pipeline with its output queues
 (:class:`~.pipeline.RemapPipeline`), the IMS window with the pending bits
 and the replays (:class:`~.window.ImsWindow`), the replay queue
-(:class:`~siov.rtl.stream.ShiftQueue`) and the fault queue
-(:class:`~siov.rtl.faultq.FaultQueue`, shared with the DMA tracker). What
+(:class:`~siov.rtl.stream.ShiftQueue`), the fault queue
+(:class:`~siov.rtl.faultq.FaultQueue`, shared with the DMA tracker) and the
+drain's fence (:class:`~.drain.DrainFence`). What
 testbenches and formal harnesses observe is :attr:`InterruptRemapper.probe`,
 the peek port, :meth:`~InterruptRemapper.fault_observe` and
 :meth:`~InterruptRemapper.invariants`.
 """
-
 
 from amaranth.hdl import Mux, Module, Signal
 from amaranth.lib import stream, wiring
@@ -72,6 +75,7 @@ from ..counter import saturating_inc
 from ..ecp5 import DP16KD_DEPTH
 from ..faultq import FaultQueue
 from ..stream import ShiftQueue
+from .drain import DrainFence
 from .ims import ImsTable
 from .layouts import HANDLE_WIDTH, Decision, FaultLayout, IrqLayout, MessageLayout, ProbeLayout
 from .pipeline import DMA_DEPTH, IRQ_DEPTH, RemapPipeline
@@ -85,9 +89,6 @@ __all__ = [
 
 #: Byte address width of the IRU's CSR window (64 KiB).
 CSR_ADDR_WIDTH = 16
-#: Cycles after a drain's START by which every message accepted until then has had its
-#: effect (a fault record reaches the registers the bank reads 5 cycles after acceptance).
-_DRAIN_SETTLE = 6
 
 
 class InterruptRemapper(wiring.Component):
@@ -103,9 +104,8 @@ class InterruptRemapper(wiring.Component):
         Records one source may hold in the fault queue at once, 1..``fault_depth``
         (default :func:`~siov.rtl.faultq.default_quota`, a quarter of the depth).
     fault_source_bits : int
-        A fault's source is its PASID's low ``fault_source_bits`` bits, 0 to 7
-        (default 3: eight sources). The fault queue is a
-        :class:`~siov.rtl.faultq.FaultQueue`.
+        A fault's source (its quota's, in the :class:`~siov.rtl.faultq.FaultQueue`)
+        is its PASID's low ``fault_source_bits`` bits, 0 to 7 (default 3).
     pipelined : bool
         ``True`` (default): one message per cycle. ``False``: one message in
         flight at a time (the reference point for the benchmark).
@@ -120,8 +120,7 @@ class InterruptRemapper(wiring.Component):
         How the IMS table is built: an inferred memory followed by a register
         (default: simulation, formal, lint, and ``make synth``'s ``siov_irq``),
         or ECP5 DP16KD instances whose output register is that register
-        (``siov_irq_ecp5``; see :mod:`siov.rtl.ecp5`). Same behaviour, cycle
-        for cycle; at most 1024 entries.
+        (``siov_irq_ecp5``; :mod:`siov.rtl.ecp5`): cycle for cycle alike; at most 1024 entries.
 
     Attributes
     ----------
@@ -168,8 +167,8 @@ class InterruptRemapper(wiring.Component):
         self.fault_source_bits = fault_source_bits
         self._fault_queue = FaultQueue(
             width=FaultLayout.size, depth=fault_depth, sources=1 << fault_source_bits, quota=fault_quota,
-            lost_addr_width=max(2, (regmap.EXTERNALS["IRQ.FAULT_LOST"].size - 1).bit_length()))
-        self.fault_quota = self._fault_queue.quota
+            lost_addr_width=max(2, (regmap.EXTERNALS["IRQ.FAULT_LOST"].size - 1).bit_length()), stages=2)
+        self.fault_quota, self.fault_stages = self._fault_queue.quota, self._fault_queue.stages
         self.pipelined = bool(pipelined)
         self.replay_depth = replay_depth
         self.idx_bits = (entries - 1).bit_length()
@@ -191,9 +190,9 @@ class InterruptRemapper(wiring.Component):
         self.window = ImsWindow(entries, replay_depth=replay_depth)
 
     def invariants(self):
-        """Relations between the fault queue's flags and counts that hold in every reachable
-        state (for formal harnesses: induction must not start where they disagree)."""
-        return self._fault_queue.invariants()
+        """Relations between the fault queue's (and the pipeline's) counts that hold in every
+        reachable state (for formal harnesses: induction must not start where they disagree)."""
+        return self._fault_queue.invariants() + self.pipeline.invariants()
 
     def fault_observe(self):
         """The fault queue's observation points (:meth:`~siov.rtl.faultq.FaultQueue.observe`)."""
@@ -225,9 +224,9 @@ class InterruptRemapper(wiring.Component):
         wiring.connect(m, wiring.flipped(self.msg_in), pipe.msg_in)
         wiring.connect(m, pipe.irq_out, wiring.flipped(self.irq_out))
         wiring.connect(m, pipe.dma_out, wiring.flipped(self.dma_out))
-        # A fault is queued (or counted as lost) one cycle after its effect
-        # stage: the queue registers the record first. Its source (the quota
-        # it is held to) is its PASID's low bits.
+        # A fault is queued (or counted as lost) two cycles after its effect
+        # stage: the queue registers the record, then judges it against the
+        # quota of its source (its PASID's low bits) made a cycle ahead.
         m.d.comb += [
             fault_q.push.valid.eq(pipe.fault), fault_q.push.payload.record.eq(pipe.record),
             fault_q.push.payload.source.eq(pipe.record.pasid[:self.fault_source_bits]),
@@ -247,31 +246,20 @@ class InterruptRemapper(wiring.Component):
             saturating_inc(m, cnt, ev, clear_cnt)
             m.d.comb += regs.port(f"IRQ.{name}.COUNT").eq(cnt)
 
-        # ---- drain (DRAIN_CMD / DRAIN_STATUS) ------------------------------------------
-        # A message accepted in the cycle of the START pulse or before has had every
-        # effect but a delivery's last step by _DRAIN_SETTLE cycles later: its fault
-        # record queued (and the registered head and level the bank reads updated) or
-        # counted, its pending bit set, or its interrupt in the irq_out queue. The
-        # drain then waits for the interrupts the queue holds at that moment: they
-        # leave in order. A replay queued (or about to be) holds the settling time.
-        drain_wait = Signal(range(_DRAIN_SETTLE + 1))
-        drain_left = Signal(range(IRQ_DEPTH + 1))
-        with m.If(regs.port("IRQ.DRAIN_CMD.START") | ((drain_wait != 0) & (replay_q.r_rdy | win.push))):
-            m.d.sync += drain_wait.eq(_DRAIN_SETTLE)
-        with m.Elif(drain_wait != 0):
-            m.d.sync += drain_wait.eq(drain_wait - 1)
-            with m.If(drain_wait == 1):
-                m.d.sync += drain_left.eq(pipe.irq_level - irq_pop)
-        with m.Elif((drain_left != 0) & irq_pop):
-            m.d.sync += drain_left.eq(drain_left - 1)
-        m.d.comb += regs.port("IRQ.DRAIN_STATUS.BUSY").eq((drain_wait != 0) | (drain_left != 0))
+        # ---- drain (DRAIN_CMD / DRAIN_STATUS): a count, as no stage stalls ----------
+        m.submodules.drain = drain = DrainFence(depth=IRQ_DEPTH)
+        m.d.comb += [
+            drain.start.eq(regs.port("IRQ.DRAIN_CMD.START")), drain.replays.eq(replay_q.r_rdy | pipe.replay_held | win.push),
+            drain.irq_level.eq(pipe.irq_level), drain.irq_ready.eq(self.irq_out.ready),
+            regs.port("IRQ.DRAIN_STATUS.BUSY").eq(drain.busy),
+        ]
 
         # ---- probe ---------------------------------------------------------------
         p, d, ims_bus = self.probe, pipe.decision, regs.ext_irq_ims
         m.d.comb += [
             p.dec_valid.eq(d.valid), p.dec_kind.eq(d.kind), p.dec_replay.eq(d.replay),
             p.dec_reason.eq(d.reason), p.dec_handle.eq(d.handle),
-            p.dec_pasid.eq(d.pasid), p.replay_take.eq(pipe.replay.valid & pipe.replay.ready),
+            p.dec_pasid.eq(d.pasid), p.replay_take.eq(pipe.replay_take),
             p.ims_busy.eq(win.busy), p.ims_ack.eq(ims_bus.ack), p.ims_we.eq(ims_bus.we), p.ims_addr.eq(ims_bus.addr),
             p.ims_wdata.eq(ims_bus.wdata), p.ims_wstrb.eq(ims_bus.wstrb),
             p.ims_rdata.eq(ims_bus.rdata), p.ims_resp.eq(ims_bus.resp),

@@ -13,9 +13,12 @@ from its strobe:
 * 2 (ROW)    the row comes out of the block RAM into ``raw``;
 * 3 (OLD)    the addressed word is taken from ``raw``;
 * 4 (NEW)    the new word is computed;
-* 5 (CTRL)   and what a CTRL write does to PENDING;
+* 5 (CTRL)   its decoded flag, and whether a CTRL write changes the owner
+  (from OLD to CTRL, the pipeline takes no message before a CTRL read: see
+  ``_pending``);
 * 6 (WRITE)  a write is written into the table (``lane_en``, ``wdata``: the
-  only message taken is one for the same entry, which reads the old row);
+  only message taken is one for the same entry, which reads the old row),
+  and what a CTRL write does to PENDING is registered;
 * 7 (COMMIT) the access commits (``ack``).
 
 A message is read at the end of its acceptance cycle, so writing the table
@@ -38,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 from .. import regmap
 from ..csr.bus import CsrSignature, Resp
 from .ims import LANE, ROW
-from .pipeline import CTRL_WORD, MASK, PASID, PASID_EN, PENDING
+from .pipeline import CTRL_WORD, EFFECT_DELAY, MASK, PASID, PASID_EN, PENDING
 
 __all__ = ["ImsWindow", "PHASES"]
 
@@ -107,31 +110,32 @@ class ImsWindow(wiring.Component):
         n_owner = Signal()                    # ... that changes PASID_EN or PASID (if CTRL)
         n_unmask = Signal()                   # ... of CTRL that leaves MASK clear, same owner
         n_clear = Signal()                    # ... of CTRL that clears PENDING
+        # One step per phase: the new word, then its flag and owner, then what it does to PENDING.
         with m.If(at(_P_NEW)):
-            m.d.sync += [
-                n_word.eq(new_word),
-                n_flag.eq(Mux(q_word == 0, new_word[20:32] == 0xFEE, Mux(q_word == 1, new_word.any(), 0))),
-                n_write.eq(bus.we & q_in_range),
-                n_owner.eq((old_word[PASID_EN] != new_word[PASID_EN]) | (old_word[PASID] != new_word[PASID])),
-            ]
+            m.d.sync += [n_word.eq(new_word), n_write.eq(bus.we & q_in_range)]
         with m.If(at(_P_CTRL)):
+            m.d.sync += [
+                n_flag.eq(Mux(q_word == 0, n_word[20:32] == 0xFEE, Mux(q_word == 1, n_word.any(), 0))),
+                n_owner.eq((old_word[PASID_EN] != n_word[PASID_EN]) | (old_word[PASID] != n_word[PASID])),
+            ]
+        with m.If(at(_P_WRITE)):
             m.d.sync += [n_unmask.eq(n_write & is_ctrl & ~n_word[MASK] & ~n_owner),
                          n_clear.eq(n_write & is_ctrl & (~n_word[MASK] | n_owner))]
-        # An unmask pushes at most one replay, one to three cycles after its
-        # commit; no other access commits meanwhile. So room now, counting
-        # the pushes still to come from the last commit, is room at this
-        # access's push.
-        replay_1, replay_2, last_unmask = Signal(), Signal(), Signal()
-        owed = self.push + replay_1 + replay_2 + last_unmask
+        # An unmask pushes at most one replay, one to EFFECT_DELAY + 2 cycles
+        # after its commit; no other access commits meanwhile. So room now,
+        # counting the push still to come from the last commit, is room at
+        # this access's push.
+        owed = Signal(2)
         wait = bus.we & q_in_range & is_ctrl & (self.replay_level + owed >= self.replay_depth)
         start = Mux(bus.stb, 1, at(_P_WAIT)) & ~wait
         commit = Signal()
         m.d.comb += commit.eq(at(_P_COMMIT))
-        # The pipeline takes no message while the port reads, nor two cycles
-        # before the commit of a CTRL read (see _pending), and only one for
-        # the same entry while it writes.
-        ctrl_read = ~bus.we & q_in_range & is_ctrl
-        excl = start | (at(_P_COMMIT - 3) & ctrl_read)
+        # The pipeline takes no message while the port reads, nor in the
+        # EFFECT_DELAY cycles from the one two cycles before the commit of a
+        # CTRL read backwards (see _pending), and only one for the same entry
+        # while it writes.
+        ctrl_read = ~bus.we & q_in_range & is_ctrl & self.busy
+        excl = start | (ctrl_read & (self._phase >= _P_COMMIT - 2 - EFFECT_DELAY) & (self._phase <= _P_COMMIT - 3))
         m.d.sync += [self.port_csr.eq(excl | (at(_P_WRITE - 1) & n_write)), self.port_excl.eq(excl)]
         phase = self._phase
         with m.If(bus.stb):
@@ -142,7 +146,7 @@ class ImsWindow(wiring.Component):
             m.d.sync += phase.eq(phase + 1)
         do_write = at(_P_WRITE) & n_write
         m.d.comb += [self.wdata.eq(Cat(n_word, n_flag)), self.lane_en.eq(Mux(do_write, Const(1, 4) << q_word, 0))]
-        pend_start = self._pending(m, commit, n_unmask, n_clear, replay_1, replay_2, last_unmask)
+        pend_start = self._pending(m, commit, n_unmask, n_clear, owed)
         m.d.comb += [
             bus.ack.eq(commit),
             bus.resp.eq(Mux(q_in_range, Resp.OKAY, Resp.DECERR)),
@@ -150,59 +154,66 @@ class ImsWindow(wiring.Component):
         ]
         return m
 
-    def _pending(self, m, commit, n_unmask, n_clear, replay_1, replay_2, last_unmask):
-        """The pending bits, and the replays an unmask queues; returns PENDING of the
-        access's entry at the start of the commit cycle."""
+    def _pending(self, m, commit, n_unmask, n_clear, owed):
+        """The pending bits, and the replays an unmask queues (``owed``: the push still
+        to come from the last commit); returns PENDING of the access's entry at the
+        start of the commit cycle."""
         n, ib, q_idx = self.entries, self.idx_bits, self.index
         pending = Signal(n, name="pending")
-        # A pending interrupt sets its bit one cycle after its effect stage
-        # (registered first). PENDING of the addressed entry at the start of
-        # the commit cycle: the bit three cycles earlier (read in two steps),
-        # plus the interrupts of the three effect stages since (only a commit
-        # clears). The pipeline takes no message two cycles before a CTRL read
-        # commits, so no interrupt is in the effect stage then.
-        last_clear = Signal()                 # the write of the previous cycle cleared PENDING
-        last_idx = Signal(ib)
+        # A message decided in cycle x (the cycle after its acceptance) has its
+        # effect stage in x + EFFECT_DELAY; a pending interrupt sets its bit one
+        # cycle later (registered first). PENDING of the addressed entry at the
+        # start of the commit cycle: the bit k + 1 cycles earlier (read in k
+        # steps, each a 4:1 choice), plus the interrupts of the k + 1 effect
+        # stages since (only a commit clears). That is every decision up to
+        # the commit cycle's, as a read must see, because the pipeline takes no message in the
+        # EFFECT_DELAY cycles up to two cycles before a CTRL read commits: no
+        # decision of the EFFECT_DELAY cycles before the commit is still on its way.
+        after = Signal(range(EFFECT_DELAY + 1))   # effect stages left of decisions before the last clearing commit
+        after_idx = Signal(ib)
+        after_unmask = Signal()               # ... which unmasked its entry and queued no replay yet
         s2_idx = self.pend_index
-        s2_cleared = last_clear & (last_idx == s2_idx)
+        s2_cleared = (after != 0) & (after_idx == s2_idx)
         s2_sets = self.pend & ~s2_cleared
         s2_hit = s2_sets & (s2_idx == q_idx)
-        lo = min(4, ib)
-        pend_grp = Signal(n >> lo)            # bit q_idx[:lo] of each group of 2**lo bits
-        m.d.sync += [pend_grp[g].eq(pending[g << lo:(g + 1) << lo].bit_select(q_idx[:lo], 1))
-                     for g in range(n >> lo)]
-        pend_q = Signal()
-        set_q = Signal(3)                     # s2_hit of the last three cycles
-        m.d.sync += [pend_q.eq(pend_grp.bit_select(q_idx[lo:], 1)), set_q.eq(Cat(s2_hit, set_q[:2]))]
+        bits, done, k = pending, 0, 0
+        while done < ib:                      # bit q_idx[:done + 2] of each group of 2**(done + 2) bits
+            lo = min(2, ib - done)
+            step = Signal(len(bits) >> lo, name=f"pend_sel{k}")
+            m.d.sync += [step[g].eq(bits[g << lo:(g + 1) << lo].bit_select(q_idx[done:done + lo], 1))
+                         for g in range(len(step))]
+            bits, done, k = step, done + lo, k + 1
+        assert k < _P_COMMIT, "the index is stable from the strobe on"
+        set_q = Signal(k + 1)                 # s2_hit of the last k + 1 cycles
+        m.d.sync += set_q.eq(Cat(s2_hit, set_q[:k]))
         pend_start = Signal()
-        m.d.comb += pend_start.eq(pend_q | set_q.any())
+        m.d.comb += pend_start.eq(bits | set_q.any())
         unmask = commit & n_unmask
         pend_clear = commit & n_clear
         # An unmask queues one replay if the entry is pending: set before the
-        # commit cycle (queued now), set by the interrupt in the effect stage
-        # of the commit cycle (queued in the next cycle), or set by the one in
-        # the effect stage of the next cycle, which had read the entry before
-        # the write (queued two cycles after the commit). The two later cases
-        # are registered first, so that no check feeds the queue directly.
+        # commit cycle (queued now), or set by an interrupt decided up to the
+        # commit cycle, which read the entry before the write: the one in the
+        # effect stage of the commit cycle or of the EFFECT_DELAY cycles after
+        # it. Those are registered first (replay_hit), so that no check feeds
+        # the queue directly.
         replay_now = unmask & pend_start
-        last_replayed = Signal()              # ... and queued (or will queue) a replay
-        m.d.sync += [
-            replay_1.eq(unmask & ~pend_start & s2_hit),
-            replay_2.eq(self.pend & s2_cleared & last_unmask & ~last_replayed),
-            last_clear.eq(pend_clear), last_unmask.eq(unmask), last_idx.eq(q_idx),
-            last_replayed.eq(unmask & (pend_start | s2_hit)),
-        ]
-        replay_idx = Signal(ib)               # entry of the last commit, for replay_1 and replay_2
-        with m.If(commit):
-            m.d.sync += replay_idx.eq(q_idx)
-        # At most one of the three per unmask, and commits are at least eight
-        # cycles apart. The push itself is registered.
-        m.d.sync += [self.push.eq(replay_now | replay_1 | replay_2),
-                     self.push_index.eq(Mux(commit, q_idx, replay_idx))]
+        replay_hit = Signal()
+        m.d.sync += replay_hit.eq((unmask & ~pend_start & s2_hit) | (self.pend & s2_cleared & after_unmask))
+        with m.If(pend_clear):
+            m.d.sync += [after.eq(EFFECT_DELAY), after_idx.eq(q_idx),
+                         after_unmask.eq(unmask & ~pend_start & ~s2_hit)]
+        with m.Elif(after != 0):
+            m.d.sync += after.eq(after - 1)
+            with m.If(self.pend & s2_cleared):
+                m.d.sync += after_unmask.eq(0)
+        # At most one per unmask, and commits are at least eight cycles apart.
+        # The push itself is registered.
+        m.d.sync += [self.push.eq(replay_now | replay_hit), self.push_index.eq(Mux(commit, q_idx, after_idx))]
+        m.d.comb += owed.eq(self.push + replay_hit + ((after != 0) & after_unmask))
         # Unmasking or a new owner clears the pending bit (one cycle after the
         # commit, registered first), over a set by an interrupt of an earlier
         # effect stage (registered in set_ev) or of the commit cycle's (dropped
-        # here). The next one cannot set it (s2_cleared).
+        # here). Those of the EFFECT_DELAY cycles after cannot set it (s2_cleared).
         set_ev, clr_ev = Signal(), Signal()
         set_idx, clr_idx = Signal(ib), Signal(ib)
         m.d.sync += [set_ev.eq(s2_sets & ~(pend_clear & (s2_idx == q_idx))), set_idx.eq(s2_idx),

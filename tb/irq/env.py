@@ -14,8 +14,9 @@ The scoreboard replays every event in hardware order through the reference
 model (:class:`siov.sw.model.irq.IrqModel`): a message is decided the cycle
 after its acceptance (it sees the IMS as it stands then); an IMS read
 committing in that cycle comes before the decision, an IMS write after it.
-The probe reports a decision one cycle later, from the effect stage, so the
-scoreboard holds each IMS write until the decision of its cycle is known.
+The probe reports a decision ``EFFECT_DELAY`` (3) cycles later, from the
+effect stage, so the scoreboard holds each IMS access that commits until the
+decisions that come before it are known.
 Every decision, every output and every IMS read is compared with the model;
 every delivery is also checked for PASID isolation against the entry as the
 model holds it. The coverage subscriber fails ``check_phase`` on a missed bin.
@@ -34,6 +35,7 @@ from pyuvm import (uvm_agent, uvm_analysis_port, uvm_component, uvm_driver, uvm_
 
 from siov.rtl import regmap
 from siov.rtl.csr.bus import Resp
+from siov.rtl.irq.pipeline import EFFECT_DELAY
 from siov.rtl.irq.remapper import Decision, IrqLayout, MessageLayout, ProbeLayout
 from siov.sw.model.irq import CTRL_PASID_EN, CTRL_PASID_LSB, CTRL_WORD, IrqModel, Message
 from siov.tb.axi import axil_read, axil_write
@@ -141,12 +143,13 @@ class IrqBfm:
             c = self.cycle
             # ---- sample (values of the cycle that ends at this edge) ----
             p = int(probe.value)
-            # The cycle after an IMS commit is always reported: the decision
-            # of the commit's cycle is reported then (see IrqScoreboard).
+            # The EFFECT_DELAY cycles after an IMS commit are always reported:
+            # the decision of the commit's cycle is reported in the last of
+            # them (see IrqScoreboard).
             if p & self._interest or flush:
                 self._emit("probe", c, {n: (p >> o) & ((1 << w) - 1)
                                         for n, (o, w) in self._probe_fields.items()})
-            flush = p & self._ack_bit
+            flush = EFFECT_DELAY if p & self._ack_bit else max(flush - 1, 0)
             if driven_valid and int(msg_ready.value):
                 self._emit("accept", c, self.current)
                 self.current = None
@@ -303,9 +306,10 @@ class IrqScoreboard(uvm_component):
         self.model = self.cdb_get("MODEL")
         self.errors = []
         self.accepted = collections.deque()     # (cycle, Message) not yet decided
-        self.held_write = None                  # (cycle, probe) of an IMS write not yet applied
+        self.held = collections.deque()         # (cycle, probe) of IMS accesses committed, not yet applied
         self.exp_irq = collections.deque()
         self.exp_dma = collections.deque()
+        self.early_dma = collections.deque()    # (cycle, payload) on dma_out before its decision
         self.decisions = 0
         self.deliveries = 0
         self.isolation_checked = 0
@@ -327,19 +331,24 @@ class IrqScoreboard(uvm_component):
     def _probe(self, t):
         # Within a cycle: an IMS read sees the state at the start of the cycle,
         # then the decision, then an IMS write takes effect at the end. The
-        # decision of cycle c - 1 (the cycle after its acceptance) is reported
-        # in cycle c, from the effect stage: a write of cycle c - 1 waits for it.
+        # decision of cycle x (the cycle after its acceptance) is reported in
+        # cycle x + EFFECT_DELAY, from the effect stage: an access committed
+        # in cycle x or later waits for it (a read of cycle x is applied
+        # before it). Every decision of cycle x or earlier is known once the
+        # report of cycle x + EFFECT_DELAY is sampled.
         c, p = t
-        if p["dec_valid"]:
-            self._decide(c - 1, p)
-        if self.held_write is not None:
-            self._commit(*self.held_write)
-            self.held_write = None
         if p["ims_ack"]:
-            if p["ims_we"]:
-                self.held_write = (c, p)
-            else:
-                self._commit(c, p)
+            self.held.append((c, p))
+        x = c - EFFECT_DELAY
+        if p["dec_valid"]:
+            self._apply_held(lambda cc, we: cc < x or (cc == x and not we))
+            self._decide(x, p)
+        self._apply_held(lambda cc, we: cc <= x)
+        self._check_early_dma(x)
+
+    def _apply_held(self, due):
+        while self.held and due(self.held[0][0], self.held[0][1]["ims_we"]):
+            self._commit(*self.held.popleft())
 
     def _decide(self, c, p):
         self.decisions += 1
@@ -378,7 +387,10 @@ class IrqScoreboard(uvm_component):
                 self._fail(f"cycle {c}: ISOLATION: handle {out.handle} owned by PASID "
                            f"{owner:#x} delivered for PASID {out.pasid:#x}")
         elif out.kind == "dma":
-            self.exp_dma.append(out.message)
+            if self.early_dma:
+                self._match_dma(self.early_dma.popleft(), out.message)
+            else:
+                self.exp_dma.append(out.message)
         self.events.write((c, "decide", (kind, p, out)))
 
     def _commit(self, c, p):
@@ -412,23 +424,35 @@ class IrqScoreboard(uvm_component):
         self.deliveries += 1
 
     def _dma(self, t):
-        c, got = t
+        # A DMA message is pushed from the read stage: it may leave on dma_out up to
+        # EFFECT_DELAY - 1 cycles before its decision is reported (early_dma).
         if not self.exp_dma:
-            return self._fail(f"cycle {c}: unexpected dma_out {got}")
-        want = self.exp_dma.popleft()
+            return self.early_dma.append(t)
+        self._match_dma(t, self.exp_dma.popleft())
+
+    def _match_dma(self, t, want):
+        c, got = t
         if got != want:
             self._fail(f"cycle {c}: dma_out {got}, model {want}")
 
+    def _check_early_dma(self, x):
+        """Every decision up to cycle x is known: a DMA output of cycle x + 1 or earlier is
+        one of those decisions' (a message leaves dma_out one cycle after its decision at the soonest)."""
+        while self.early_dma and self.early_dma[0][0] <= x + 1:
+            c, got = self.early_dma.popleft()
+            self._fail(f"cycle {c}: unexpected dma_out {got}")
+
     @property
     def settled(self):
-        return not (self.accepted or self.exp_irq or self.exp_dma or self.model.replays
-                    or self.held_write is not None)
+        return not (self.accepted or self.exp_irq or self.exp_dma or self.early_dma or self.model.replays
+                    or self.held)
 
     def check_phase(self):
         if self.errors:
             raise AssertionError(f"{len(self.errors)} scoreboard errors; first: {self.errors[0]}")
         assert self.settled, (f"unfinished: {len(self.accepted)} undecided, {len(self.exp_irq)} "
-                              f"irq and {len(self.exp_dma)} DMA outputs missing, "
+                              f"irq and {len(self.exp_dma)} DMA outputs missing, {len(self.early_dma)} "
+                              f"DMA outputs undecided, "
                               f"{len(self.model.replays)} replays")
 
 

@@ -8,7 +8,7 @@ start. Properties:
 
 A message is decided the cycle after its acceptance (it sees the IMS table
 as the writes committed up to its acceptance cycle left it); the probe reports
-the decision one cycle later, from the effect stage.
+the decision ``EFFECT_DELAY`` (3) cycles later, from the effect stage.
 
 ``isolation``
     A message from ``msg_in`` delivered through entry ``sel`` (a free input
@@ -19,11 +19,12 @@ the decision one cycle later, from the effect stage.
     decision: "the table as software wrote it", not the pipeline's own copy.
 ``outcome``
     Every accepted interrupt message (and every replay) is reported decided
-    exactly two cycles later and has exactly one effect: pushed to
-    ``irq_out`` or made pending in that cycle, or a fault (queued or counted
-    as overflow) in the next; DMA messages are pushed to ``dma_out`` the cycle
-    before their report; a push never meets a full queue (nothing is
-    dropped); nothing happens without a decision.
+    exactly ``LATENCY`` (4) cycles later and has exactly one effect:
+    delivered (on ``irq_out`` or into its queue) or made pending in that
+    cycle, or a fault (queued or counted as overflow) two cycles later; DMA
+    messages are pushed to ``dma_out`` three cycles before their report; a
+    push never meets a full queue (nothing is dropped); nothing happens
+    without a decision.
 
 Run with ``python -m siov.tb.irq.formal`` or ``pytest -m formal``.
 """
@@ -39,6 +40,7 @@ from amaranth.lib.wiring import In, Out
 from siov.rtl import regmap
 from siov.rtl.csr.bus import CsrSignature, Resp
 from siov.rtl.dma.defs import PASID_BITS
+from siov.rtl.irq.pipeline import EFFECT_DELAY, LATENCY
 from siov.rtl.irq.remapper import (CSR_ADDR_WIDTH, DMA_DEPTH, HANDLE_WIDTH, IRQ_DEPTH, Decision,
                                    InterruptRemapper, IrqLayout, MessageLayout)
 from siov.tb.formal import prove
@@ -105,27 +107,27 @@ class IrqHarness(wiring.Component):
         m.d.comb += [Assert(c) for c in dut.invariants()]
         self.outstanding = outstanding
 
-        # The message accepted two cycles ago, as seen on the port (h1: one cycle ago).
+        # The message accepted LATENCY cycles ago, as seen on the port (hist[k]: k + 1 cycles ago).
         accept = self.msg_in.valid & self.msg_in.ready
-        h1_valid = Signal()
-        h1_irq = Signal()
-        h1_pasid = Signal(PASID_BITS)
-        h1_handle = Signal(HANDLE_WIDTH)
-        h1_replay = Signal()
-        m.d.sync += [h1_valid.eq(accept), h1_replay.eq(p.replay_take)]
-        with m.If(accept):
-            pl = self.msg_in.payload
-            m.d.sync += [h1_irq.eq(pl.is_irq), h1_pasid.eq(pl.pasid), h1_handle.eq(pl.handle)]
-        h_valid = Signal()
-        h_irq = Signal()
-        h_pasid = Signal(PASID_BITS)
-        h_handle = Signal(HANDLE_WIDTH)
-        h_replay = Signal()
-        m.d.sync += [h_valid.eq(h1_valid), h_replay.eq(h1_replay), h_irq.eq(h1_irq),
-                     h_pasid.eq(h1_pasid), h_handle.eq(h1_handle)]
-        # An interrupt (or replay) is in the stage between acceptance and report.
-        self.in_flight_irq = (h1_valid & h1_irq) | h1_replay
-        # Reported exactly two cycles after acceptance, in order, for what was accepted.
+        pl = self.msg_in.payload
+        hist = []
+        last = (accept, p.replay_take, pl.is_irq, pl.pasid, pl.handle)
+        for k in range(LATENCY):
+            h = (Signal(name=f"h{k}_valid"), Signal(name=f"h{k}_replay"), Signal(name=f"h{k}_irq"),
+                 Signal(PASID_BITS, name=f"h{k}_pasid"), Signal(HANDLE_WIDTH, name=f"h{k}_handle"))
+            m.d.sync += [h[0].eq(last[0]), h[1].eq(last[1])]
+            payload = [h[2].eq(last[2]), h[3].eq(last[3]), h[4].eq(last[4])]
+            if k == 0:
+                with m.If(accept):          # the port's payload is held while nothing is accepted
+                    m.d.sync += payload
+            else:
+                m.d.sync += payload
+            hist.append(h)
+            last = h
+        h_valid, h_replay, h_irq, h_pasid, h_handle = hist[-1]
+        # Interrupts (and replays) in the stages between acceptance and report.
+        self.in_flight_irq = sum(((v & irq) | rp) for v, rp, irq, _, _ in hist[:-1])
+        # Reported exactly LATENCY cycles after acceptance, in order, for what was accepted.
         m.d.comb += [
             Assert(~(accept & p.replay_take)),
             Assert((p.dec_valid & ~p.dec_replay) == h_valid),
@@ -154,10 +156,9 @@ class IrqHarness(wiring.Component):
             m.d.comb += Assume(sel == sel_q)
 
         # Shadow of entry `sel`, updated by writes as they commit; `shadow_next`
-        # includes the write committing now, `shadow_q` is the shadow one cycle ago.
+        # includes the write committing now, `shadow_q` is the shadow EFFECT_DELAY cycles ago.
         shadow = Signal(128, reset_less=True)
         shadow_next = Signal(128)
-        shadow_q = Signal(128, reset_less=True)
         ims_local = regmap.IRQ_IMS_BASE - regmap.IRQ_BASE
         entry_hit = csr.addr[4:] == ((ims_local >> 4) | sel)
         commit = self.outstanding & csr.ack & csr.we & entry_hit & (csr.resp == Resp.OKAY)
@@ -175,7 +176,11 @@ class IrqHarness(wiring.Component):
                             m.d.comb += shadow_next[96:128].eq(new & 0xFFFF_FFFD)
                         else:
                             m.d.comb += shadow_next[32 * w:32 * w + 32].eq(new)
-        m.d.sync += [shadow.eq(shadow_next), shadow_q.eq(shadow)]
+        m.d.sync += shadow.eq(shadow_next)
+        for k in range(EFFECT_DELAY):
+            older = Signal(128, reset_less=True, name=f"shadow_q{k}")
+            m.d.sync += older.eq(shadow if k == 0 else shadow_q)
+            shadow_q = older
         # The table is written the cycle before the commit; the flags stored
         # with words 0 and 1 are what the pipeline checks for "present".
         m.d.comb += [
@@ -184,7 +189,7 @@ class IrqHarness(wiring.Component):
             Assert(dut.peek_flags[1] == dut.peek_data[32:64].any()),
         ]
 
-        # A decision reported now was taken one cycle ago, against the shadow as it stood then.
+        # A decision reported now was taken EFFECT_DELAY cycles ago, against the shadow as it stood then.
         ctrl = shadow_q[32 * regmap.IRQ_IMS_ENTRY_MASK_WORD:][:32]
         pasid = ctrl[regmap.IRQ_IMS_ENTRY_PASID_LSB:][:regmap.IRQ_IMS_ENTRY_PASID_WIDTH]
         delivered = h_valid & p.dec_valid & (p.dec_kind == Decision.DELIVER)
@@ -201,11 +206,18 @@ class IrqHarness(wiring.Component):
         kind = p.dec_kind
         is_dma = p.dec_valid & (kind == Decision.DMA)
         is_irq = p.dec_valid & (kind != Decision.DMA)
-        # DMA: pushed the cycle before its report. Interrupts: delivered or made
-        # pending in the cycle of the report, or a fault in the next cycle.
-        d_dma = Signal()
-        d_fault = Signal()
-        m.d.sync += [d_dma.eq(p.eff_dma), d_fault.eq(is_irq & (kind == Decision.FAULT))]
+        # DMA: pushed EFFECT_DELAY cycles before its report. Interrupts: delivered or
+        # made pending in the cycle of the report, or a fault the fault queue's stages later.
+        d_dma = p.eff_dma
+        for k in range(EFFECT_DELAY):
+            later = Signal(name=f"d_dma{k}")
+            m.d.sync += later.eq(d_dma)
+            d_dma = later
+        d_fault = is_irq & (kind == Decision.FAULT)
+        for k in range(dut.fault_stages):
+            later = Signal(name=f"d_fault{k}")
+            m.d.sync += later.eq(d_fault)
+            d_fault = later
         fault = p.eff_fault | p.eff_lost
         m.d.comb += [
             Assert(d_dma == is_dma),
