@@ -229,7 +229,10 @@ def test_window_reads_writes_and_pending_bits():
         for _ in range(300):
             e, w = rng.randrange(entries), rng.choice([0, 1, 2, 3, 3, 3])
             if rng.random() < 0.3:
-                # A pending interrupt from the pipeline, between accesses.
+                # A pending interrupt from the pipeline, between accesses (its entry
+                # on pend_index_next the cycle before).
+                ctx.set(dut.pend_index_next, e)
+                await step()
                 ctx.set(dut.pend, 1)
                 ctx.set(dut.pend_index, e)
                 await step()

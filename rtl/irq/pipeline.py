@@ -118,6 +118,8 @@ class RemapPipeline(wiring.Component):
         The effect stage's decision.
     pend : Out(1), fault : Out(1), index : Out(idx_bits), record : Out(FaultLayout)
         The effect stage makes entry ``index`` pending, or raises a fault with this record.
+    index_next : Out(idx_bits)
+        ``index`` of the next cycle (the decide stage's).
     dma_push : Out(1), irq_push : Out(1)
         A DMA message is pushed (the read stage); an interrupt is delivered (the effect stage:
         on ``irq_out`` past the queue, or into it).
@@ -136,7 +138,7 @@ class RemapPipeline(wiring.Component):
             "port_csr": In(1), "port_excl": In(1), "window_index": In(ib),
             "table_addr": Out(ib), "raw": In(ROW),
             "decision": Out(DecisionLayout),
-            "pend": Out(1), "fault": Out(1), "index": Out(ib), "record": Out(FaultLayout),
+            "pend": Out(1), "fault": Out(1), "index": Out(ib), "index_next": Out(ib), "record": Out(FaultLayout),
             "dma_push": Out(1), "irq_push": Out(1), "irq_level": Out(3), "dma_level": Out(3), "irq_full": Out(1), "dma_full": Out(1),
         })
         # Room left in the irq_out queue: its depth less its level and the
@@ -251,6 +253,7 @@ class RemapPipeline(wiring.Component):
         with m.Else():
             m.d.comb += reason.eq(IrqFaultReason.PASID_MISMATCH)
         d = self.decision
+        m.d.comb += self.index_next.eq(s3.out.handle[:self.idx_bits])
         m.d.sync += [
             s4.eq(s3),
             d.valid.eq(s3.irq | s3.dma), d.kind.eq(kind), d.replay.eq(s3.replay),

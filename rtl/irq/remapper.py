@@ -217,7 +217,8 @@ class InterruptRemapper(wiring.Component):
                      pipe.raw.eq(table.raw), win.raw.eq(table.raw),
                      pipe.port_csr.eq(win.port_csr), pipe.port_excl.eq(win.port_excl),
                      pipe.window_index.eq(win.index),
-                     win.pend.eq(pipe.pend), win.pend_index.eq(pipe.index), win.replay_level.eq(replay_q.level),
+                     win.pend.eq(pipe.pend), win.pend_index.eq(pipe.index), win.pend_index_next.eq(pipe.index_next),
+                     win.replay_level.eq(replay_q.level),
                      replay_q.w_en.eq(win.push), replay_q.w_data.eq(win.push_index),
                      pipe.replay.valid.eq(replay_q.r_rdy), pipe.replay.payload.eq(replay_q.r_data),
                      replay_q.r_en.eq(pipe.replay.ready)]

@@ -65,8 +65,9 @@ class ImsWindow(wiring.Component):
         The window uses the table's port this cycle; ... and the pipeline takes no message.
     lane_en : Out(4), wdata : Out(36)
         The table's write (lane and data).
-    pend : In(1), pend_index : In(idx_bits)
-        The pipeline's effect stage makes entry ``pend_index`` pending.
+    pend : In(1), pend_index : In(idx_bits), pend_index_next : In(idx_bits)
+        The pipeline's effect stage makes entry ``pend_index`` pending; ``pend_index_next``
+        is ``pend_index`` of the next cycle (so that comparisons with it are registered).
     replay_level : In(7)
         Entries in the replay queue.
     push : Out(1), push_index : Out(idx_bits)
@@ -83,7 +84,7 @@ class ImsWindow(wiring.Component):
         super().__init__({
             "bus": In(CsrSignature(aw)), "raw": In(ROW),
             "index": Out(ib), "port_csr": Out(1), "port_excl": Out(1), "lane_en": Out(4), "wdata": Out(LANE),
-            "pend": In(1), "pend_index": In(ib), "replay_level": In(7),
+            "pend": In(1), "pend_index": In(ib), "pend_index_next": In(ib), "replay_level": In(7),
             "push": Out(1), "push_index": Out(ib), "busy": Out(1),
         })
         self._phase = Signal(range(_P_COMMIT + 1), name="phase")
@@ -106,17 +107,19 @@ class ImsWindow(wiring.Component):
         m.d.comb += new_word.eq(((old_word & ~bytemask) | (bus.wdata & bytemask)) &
                                 Mux(is_ctrl, Const(0xFFFF_FFFF ^ (1 << PENDING), 32), Const(0xFFFF_FFFF, 32)))
         n_word, n_flag = Signal(32), Signal()
+        n_diff = Signal(32)                   # the bits a write changes (but PENDING)
         n_write = Signal()                    # a write inside the table
         n_owner = Signal()                    # ... that changes PASID_EN or PASID (if CTRL)
         n_unmask = Signal()                   # ... of CTRL that leaves MASK clear, same owner
         n_clear = Signal()                    # ... of CTRL that clears PENDING
         # One step per phase: the new word, then its flag and owner, then what it does to PENDING.
         with m.If(at(_P_NEW)):
-            m.d.sync += [n_word.eq(new_word), n_write.eq(bus.we & q_in_range)]
+            m.d.sync += [n_word.eq(new_word), n_diff.eq((old_word ^ bus.wdata) & bytemask),
+                         n_write.eq(bus.we & q_in_range)]
         with m.If(at(_P_CTRL)):
             m.d.sync += [
                 n_flag.eq(Mux(q_word == 0, n_word[20:32] == 0xFEE, Mux(q_word == 1, n_word.any(), 0))),
-                n_owner.eq((old_word[PASID_EN] != n_word[PASID_EN]) | (old_word[PASID] != n_word[PASID])),
+                n_owner.eq(n_diff[PASID_EN] | n_diff[PASID].any()),
             ]
         with m.If(at(_P_WRITE)):
             m.d.sync += [n_unmask.eq(n_write & is_ctrl & ~n_word[MASK] & ~n_owner),
@@ -164,7 +167,7 @@ class ImsWindow(wiring.Component):
         # effect stage in x + EFFECT_DELAY; a pending interrupt sets its bit one
         # cycle later (registered first). PENDING of the addressed entry at the
         # start of the commit cycle: the bit k + 1 cycles earlier (read in k
-        # steps, each a 4:1 choice), plus the interrupts of the k + 1 effect
+        # steps, each a 4:1 choice, 8:1 beyond 1024 entries), plus the interrupts of the k + 1 effect
         # stages since (only a commit clears). That is every decision up to
         # the commit cycle's, as a read must see, because the pipeline takes no message in the
         # EFFECT_DELAY cycles up to two cycles before a CTRL read commits: no
@@ -173,17 +176,23 @@ class ImsWindow(wiring.Component):
         after_idx = Signal(ib)
         after_unmask = Signal()               # ... which unmasked its entry and queued no replay yet
         s2_idx = self.pend_index
-        s2_cleared = (after != 0) & (after_idx == s2_idx)
+        # The pending interrupt's entry against the last clearing commit's, and the
+        # access's (stable from its strobe on), compared a cycle ahead.
+        is_after, is_here = Signal(), Signal()
+        m.d.sync += [is_after.eq(self.pend_index_next == Mux(commit & n_clear, q_idx, after_idx)),
+                     is_here.eq(self.pend_index_next == q_idx)]
+        s2_cleared = (after != 0) & is_after
         s2_sets = self.pend & ~s2_cleared
-        s2_hit = s2_sets & (s2_idx == q_idx)
+        s2_hit = s2_sets & is_here
         bits, done, k = pending, 0, 0
-        while done < ib:                      # bit q_idx[:done + 2] of each group of 2**(done + 2) bits
-            lo = min(2, ib - done)
+        while done < ib:                      # bit q_idx[:done + lo] of each group of 2**(done + lo) bits
+            lo = min(2 if ib <= 10 else 3, ib - done)
             step = Signal(len(bits) >> lo, name=f"pend_sel{k}")
             m.d.sync += [step[g].eq(bits[g << lo:(g + 1) << lo].bit_select(q_idx[done:done + lo], 1))
                          for g in range(len(step))]
             bits, done, k = step, done + lo, k + 1
-        assert k < _P_COMMIT, "the index is stable from the strobe on"
+        # The index is stable from the strobe on, and is_here from the cycle after.
+        assert k + 1 < _P_COMMIT - _P_WAIT
         set_q = Signal(k + 1)                 # s2_hit of the last k + 1 cycles
         m.d.sync += set_q.eq(Cat(s2_hit, set_q[:k]))
         pend_start = Signal()
@@ -215,11 +224,16 @@ class ImsWindow(wiring.Component):
         # effect stage (registered in set_ev) or of the commit cycle's (dropped
         # here). Those of the EFFECT_DELAY cycles after cannot set it (s2_cleared).
         set_ev, clr_ev = Signal(), Signal()
-        set_idx, clr_idx = Signal(ib), Signal(ib)
-        m.d.sync += [set_ev.eq(s2_sets & ~(pend_clear & (s2_idx == q_idx))), set_idx.eq(s2_idx),
-                     clr_ev.eq(pend_clear), clr_idx.eq(q_idx)]
-        set_mask, clr_mask = Signal(n), Signal(n)
-        m.d.comb += [set_mask.eq(Mux(set_ev, Const(1, n) << set_idx, 0)),
-                     clr_mask.eq(Mux(clr_ev, Const(1, n) << clr_idx, 0))]
-        m.d.sync += pending.eq((pending | set_mask) & ~clr_mask)
+        m.d.sync += [set_ev.eq(s2_sets & ~(pend_clear & is_here)), clr_ev.eq(pend_clear)]
+        set_at, clr_at = _decoded(m, s2_idx, "set"), _decoded(m, q_idx, "clr")
+        m.d.sync += pending.eq(Cat(*((pending[i] | (set_ev & set_at(i))) & ~(clr_ev & clr_at(i)) for i in range(n))))
         return pend_start
+
+
+def _decoded(m, index, name):
+    """``index`` registered as two one-hots, of its low and its high half: entry ``i``
+    is selected by two flip-flops (``at(i)``), not by a comparison fanned out to every entry."""
+    lo_bits = (len(index) + 1) // 2
+    lo, hi = Signal(1 << lo_bits, name=f"{name}_lo"), Signal(1 << (len(index) - lo_bits), name=f"{name}_hi")
+    m.d.sync += [lo.eq(Const(1, len(lo)) << index[:lo_bits]), hi.eq(Const(1, len(hi)) << index[lo_bits:])]
+    return lambda i: lo[i % len(lo)] & hi[i // len(lo)]
