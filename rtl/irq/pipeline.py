@@ -115,7 +115,7 @@ class RemapPipeline(wiring.Component):
     table_addr : Out(idx_bits), raw : In(144)
         The table's port (:class:`~.ims.ImsTable`): the row addressed, and the row two cycles later.
     decision : Out(DecisionLayout)
-        The effect stage's decision.
+        The effect stage's decision (for the probe: the effects use the registered flags).
     pend : Out(1), fault : Out(1), index : Out(idx_bits), record : Out(FaultLayout)
         The effect stage makes entry ``index`` pending, or raises a fault with this record.
     index_next : Out(idx_bits)
@@ -160,10 +160,8 @@ class RemapPipeline(wiring.Component):
         m.submodules.dma_q = dma_q = SyncFIFO(width=MessageLayout.size, depth=DMA_DEPTH)
         s2, s3, s4 = Signal(_StageLayout), Signal(_StageLayout), Signal(_StageLayout)
         # ---- accept stage (cycle t) ----
-        s1_valid, s1_replay = Signal(), Signal()
+        s1_to_irq, s1_to_dma, s1_replay = Signal(), Signal(), Signal()   # the read stage: where it goes
         s1_msg = Signal(MessageLayout)
-        s1_to_irq = s1_valid & (s1_msg.is_irq | s1_replay)
-        s1_to_dma = s1_valid & ~s1_msg.is_irq & ~s1_replay
         can_accept = Signal()
         if self.pipelined:
             # Room for it and the interrupt in the read stage; one in the effect
@@ -171,7 +169,7 @@ class RemapPipeline(wiring.Component):
             m.d.comb += can_accept.eq((self._irq_room > s1_to_irq) & (dma_q.level + s1_to_dma < DMA_DEPTH) &
                                       ~self.port_excl)
         else:
-            m.d.comb += can_accept.eq(~s1_valid & ~(s2.irq | s3.irq | s4.irq) & (irq_q.level == 0) &
+            m.d.comb += can_accept.eq(~s1_to_irq & ~s1_to_dma & ~(s2.irq | s3.irq | s4.irq) & (irq_q.level == 0) &
                                       (dma_q.level == 0) & ~self.port_excl)
         replay_take, accept = self.replay_take, Signal()
         pl, held, held_idx = self.msg_in.payload, self.replay_held, Signal(ib)
@@ -193,12 +191,8 @@ class RemapPipeline(wiring.Component):
             # The entry is read at the end of the acceptance cycle.
             self.table_addr.eq(Mux(self.port_csr, self.window_index, next_msg.handle[:ib])),
         ]
-        m.d.sync += [s1_valid.eq(accept | replay_take), s1_replay.eq(replay_take), s1_msg.eq(next_msg)]
-        # The room: taken by an interrupt leaving the read stage, given back by one
-        # leaving on irq_out or by a decision other than a delivery.
-        given = (self.irq_out.valid & self.irq_out.ready) + (s4.irq & (self.decision.kind != Decision.DELIVER))
-        m.d.sync += self._irq_room.eq(self._irq_room + given - s1_to_irq)
-        m.d.comb += self._irq_used.eq(irq_q.level + s2.irq + s3.irq + s4.irq)
+        m.d.sync += [s1_to_irq.eq((accept & pl.is_irq) | replay_take), s1_to_dma.eq(accept & ~pl.is_irq),
+                     s1_replay.eq(replay_take), s1_msg.eq(next_msg)]
         # ---- read stage (cycle t+1): the row comes out of the block RAM ----
         m.d.comb += [self.dma_push.eq(s1_to_dma), dma_q.w_en.eq(s1_to_dma), dma_q.w_data.eq(s1_msg)]
         m.d.sync += [
@@ -207,8 +201,13 @@ class RemapPipeline(wiring.Component):
             s2.out.handle.eq(s1_msg.handle), s2.out.pasid.eq(s1_msg.pasid),
         ]
         checks = self._check(m, s2, s3)
-        self._decide(m, s3, checks, s4)
-        self._effect(m, s4, irq_q)
+        flags = self._decide(m, s3, checks, s4)
+        self._effect(m, s4, irq_q, flags)
+        # The room: taken by an interrupt leaving the read stage, given back by one
+        # leaving on irq_out or by a decision other than a delivery.
+        given = (self.irq_out.valid & self.irq_out.ready) + (flags[1] | flags[2])
+        m.d.sync += self._irq_room.eq(self._irq_room + given - s1_to_irq)
+        m.d.comb += self._irq_used.eq(irq_q.level + s2.irq + s3.irq + s4.irq)
         m.d.comb += [
             self.dma_out.valid.eq(dma_q.r_rdy), self.dma_out.payload.eq(dma_q.r_data), dma_q.r_en.eq(self.dma_out.ready),
             self.irq_level.eq(irq_q.level), self.dma_level.eq(dma_q.level),
@@ -235,41 +234,35 @@ class RemapPipeline(wiring.Component):
         return checks
 
     def _decide(self, m, s3, checks, s4):
-        """Decide stage (cycle t+3): the checks combined into the decision, registered."""
+        """Decide stage (cycle t+3): the checks combined into the decision, registered as
+        one flag per outcome; returns ``(deliver, pend, fault, reason)``."""
         ok = s3.in_range & checks.present & (checks.any_pasid | checks.pasid_eq.all())
-        kind, reason = Signal(Decision), Signal(8)
-        with m.If(s3.dma):
-            m.d.comb += kind.eq(Decision.DMA)
-        with m.Elif(~ok):
-            m.d.comb += kind.eq(Decision.FAULT)
-        with m.Elif(checks.mask):
-            m.d.comb += kind.eq(Decision.PEND)
-        with m.Else():
-            m.d.comb += kind.eq(Decision.DELIVER)
+        reason = Signal(8)
         with m.If(~s3.in_range):
             m.d.comb += reason.eq(IrqFaultReason.HANDLE_BEYOND_TABLE)
         with m.Elif(~checks.present):
             m.d.comb += reason.eq(IrqFaultReason.ENTRY_NOT_PRESENT)
         with m.Else():
             m.d.comb += reason.eq(IrqFaultReason.PASID_MISMATCH)
-        d = self.decision
+        flags = deliver, pend, fault, reason_q = Signal(), Signal(), Signal(), Signal(8)
         m.d.comb += self.index_next.eq(s3.out.handle[:self.idx_bits])
         m.d.sync += [
-            s4.eq(s3),
-            d.valid.eq(s3.irq | s3.dma), d.kind.eq(kind), d.replay.eq(s3.replay),
-            d.reason.eq(Mux(s3.irq & ~ok, reason, 0)), d.handle.eq(s3.out.handle), d.pasid.eq(s3.out.pasid),
+            s4.eq(s3), deliver.eq(s3.irq & ok & ~checks.mask), pend.eq(s3.irq & ok & checks.mask),
+            fault.eq(s3.irq & ~ok), reason_q.eq(reason),
         ]
+        return flags
 
-    def _effect(self, m, s4, irq_q):
+    def _effect(self, m, s4, irq_q, flags):
         """Effect stage (cycle t+4): the registered decision's effect, ``irq_out`` past an empty queue."""
-        d = self.decision
-        deliver = s4.irq & (d.kind == Decision.DELIVER)
+        deliver, pend, fault, reason = flags
         bypass = deliver & ~irq_q.r_rdy & self.irq_out.ready
+        d = self.decision
         m.d.comb += [
-            self.pend.eq(s4.irq & (d.kind == Decision.PEND)), self.fault.eq(s4.irq & (d.kind == Decision.FAULT)),
-            self.index.eq(s4.out.handle[:self.idx_bits]),
-            self.record.reason.eq(d.reason), self.record.pasid.eq(s4.out.pasid),
-            self.record.handle.eq(s4.out.handle),
+            d.valid.eq(s4.irq | s4.dma), d.replay.eq(s4.replay), d.reason.eq(Mux(fault, reason, 0)),
+            d.handle.eq(s4.out.handle), d.pasid.eq(s4.out.pasid),
+            d.kind.eq(Mux(s4.dma, Decision.DMA, Mux(deliver, Decision.DELIVER, Mux(pend, Decision.PEND, Decision.FAULT)))),
+            self.pend.eq(pend), self.fault.eq(fault), self.index.eq(s4.out.handle[:self.idx_bits]),
+            self.record.reason.eq(reason), self.record.pasid.eq(s4.out.pasid), self.record.handle.eq(s4.out.handle),
             self.irq_push.eq(deliver), irq_q.w_en.eq(deliver & ~bypass), irq_q.w_data.eq(s4.out),
             self.irq_out.valid.eq(irq_q.r_rdy | deliver),
             self.irq_out.payload.eq(Mux(irq_q.r_rdy, irq_q.r_data, s4.out)),
