@@ -33,8 +33,9 @@ the end of ``p + 1`` (a ``head.ready`` in that cycle is ignored), and the
 verdict on the quota is made a cycle ahead, into a flip-flop, from the
 counts as that cycle's decision and pop leave them (the decision is the
 same): the queue's pointers and flags then hang off flip-flops and a LUT,
-and the verdict off a sum of products of flip-flops, not off a decoder and
-an OR over every source. ``popped`` is high in the cycle a record leaves. A ``lost`` read whose strobe comes in cycle
+and the verdict off the first stage's source flags (an AND-OR by its
+one-hot) and flip-flops set from the push's source, not off the decision
+and the POP through a term per source. ``popped`` is high in the cycle a record leaves. A ``lost`` read whose strobe comes in cycle
 ``r`` takes the count as it stands in ``r + 1`` and clears it at the end of
 that cycle; it answers in ``r + 3``.
 """
@@ -164,6 +165,11 @@ class FaultQueue(wiring.Component):
         #: With two stages: a POP registered, and the popped record's source one-hot.
         self._pop_q = Signal(name="pop_q")
         self._pop_oh = Signal(S, name="pop_onehot")
+        #: With two stages, for the verdict: the decision's record and the first
+        #: stage's have one source, and the registered POP pops a record of the
+        #: first stage's source (flip-flops set from the push's source a cycle ahead).
+        self._same_src = Signal(name="a_same_src", init=1)
+        self._pop_hits_a = Signal(name="pop_hits_a")
         #: A record leaves the queue in this cycle.
         self.popped = Signal(name="popped")
         #: The lost window's access in flight: strobe registered (read, write), answer staged, answer.
@@ -190,6 +196,10 @@ class FaultQueue(wiring.Component):
             head_oh = self.fifo._out_data[self.layout.size:]
             out += [~self._pop_q | self.fifo._out_valid,
                     self._pop_oh == Mux(self._pop_q, head_oh, 0)]
+            # The verdict's flags name the records they were set for.
+            head_src = self.layout(self.fifo._out_data[:self.layout.size]).source
+            out += [self._same_src == (self._a_data.source == self._p_data.source),
+                    self._pop_hits_a == (self._pop_q & (head_src == self._a_data.source))]
         return out
 
     def observe(self):
@@ -220,6 +230,27 @@ class FaultQueue(wiring.Component):
             out.append((present, source, agrees))
         return out
 
+
+    def _next_verdict(self, m):
+        """With two stages: the next decision's verdict, made in the cycle before it
+        for the first stage's record, from its source's flags as this cycle leaves
+        them. A source is at its quota after this cycle if it is now and its record
+        is not popped, or if it holds one less and this cycle's decision takes a
+        record of it (and none of its records is popped):
+        ``~pop_hits_a & (at_quota[a] | same_src & p_valid & w_rdy & near[a])``
+        (the decision takes a record of a source below its quota only, so the
+        "below" is implied by ``at_quota[a]``'s term). The source's two flags are
+        one AND-OR by the first stage's one-hot each; whether the decision's record
+        and the POP concern that source are flip-flops set a cycle earlier from the
+        push's source, so the decision's ``p_valid`` and the POP reach the verdict
+        through one LUT, not through a term per source."""
+        a_oh = self._a_onehot
+        a_at = Signal(name="a_at_quota")
+        a_near = Signal(name="a_near_quota")
+        m.d.comb += [a_at.eq((a_oh & self._at_quota).any()), a_near.eq((a_oh & self._near).any())]
+        onto = Signal(name="a_taken_onto")
+        m.d.comb += onto.eq(self._same_src & self._p_valid & self.fifo.w_rdy)
+        m.d.sync += self._over_q.eq(~self._pop_hits_a & (a_at | (onto & a_near)))
 
     def elaborate(self, platform):
         m = Module()
@@ -256,17 +287,15 @@ class FaultQueue(wiring.Component):
             take = Signal(name="pop_take")
             m.d.comb += [take.eq(self.head.ready & fifo.r_rdy & ~self._pop_q),
                          fifo.r_en.eq(self._pop_q), popped.eq(self._pop_q)]
-            m.d.sync += [self._pop_q.eq(take), self._pop_oh.eq(head_oh & take.replicate(S))]
+            m.d.sync += [self._pop_q.eq(take), self._pop_oh.eq(head_oh & take.replicate(S)),
+                         # (the head stays until the pop: it is the record popped)
+                         self._pop_hits_a.eq(take & (head.source == self.push.payload.source)),
+                         self._same_src.eq(self.push.payload.source == self._a_data.source)]
         else:
             m.d.comb += [fifo.r_en.eq(self.head.ready), popped.eq(fifo.r_rdy & self.head.ready)]
 
         # Records per source: each count moves on its own record's push
         # (its own quota flag, not the OR of all) and on a pop of one.
-        # With two stages, the next decision's verdict is made here from the
-        # flags as this cycle leaves them: at quota after it is "at quota and
-        # none popped, or one taken onto the quota" (a sum of products of
-        # flip-flops, ORed over the sources).
-        next_terms = []
         for s in range(S):
             occ = self._occ[s]
             inc, dec = Signal(name=f"occ{s}_inc"), Signal(name=f"occ{s}_dec")
@@ -276,13 +305,8 @@ class FaultQueue(wiring.Component):
                 m.d.sync += [occ.eq(occ + 1), at_quota[s].eq(near[s]), near[s].eq(occ == Q - 2)]
             with m.Elif(dec & ~inc):
                 m.d.sync += [occ.eq(occ - 1), at_quota[s].eq(0), near[s].eq(at_quota[s])]
-            if self.stages == 2:
-                next_terms += [self._a_onehot[s] & at_quota[s] & ~dec, self._a_onehot[s] & inc & ~dec & near[s]]
         if self.stages == 2:
-            acc = Const(0, 1)
-            for t in next_terms:
-                acc = acc | t
-            m.d.sync += self._over_q.eq(acc)
+            self._next_verdict(m)
 
         # What was not queued, counted a cycle later: in total, and per source.
         ovf_evt = Signal(name="ovf_evt")
