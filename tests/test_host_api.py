@@ -189,6 +189,39 @@ def test_a_queue_that_is_not_enabled_refuses_work_and_names_its_state(stop, mess
     assert run(prog) == (True, Status.SUCCESS)
 
 
+def test_a_submit_that_meets_a_recovery_runs():
+    """A task submits while another recovers the queue from an error (the scenario's
+    ``forged_pasid``), in the window where the ADI is ENABLED again but the recovery has not
+    yet read its state back: the submit waits for the recovery, so the ring pointers of the
+    driver and of the device agree after both, and what is submitted next completes. (A
+    submit that posted in that window at the driver's old tail moved the device's tail
+    beyond the driver's: nothing posted after it ever ran, and its waiters timed out.)"""
+    async def prog(bus, hv):
+        t, vdev, drv, q = await vm_with_queue(hv)
+        await _foreign_pasid(q)
+        racing, status = [], q.status
+
+        async def submit():
+            try:
+                return len(await q.submit([Descriptor(opcode=Opcode.NOOP)] * 3))
+            except QueueError:
+                return 0                                        # refused: nothing posted
+
+        async def status_with_a_submit_racing():
+            if not racing:                                      # recover(): ENABLE written, not read back
+                racing.append(bus.spawn(submit()))
+                await bus.wait_cycles(200)
+            return await status()
+        q.status = status_with_a_submit_racing
+        await q.recover()
+        q.status = status
+        raced = await racing[0]
+        tickets = await q.submit([Descriptor(opcode=Opcode.NOOP)] * 2)
+        return raced, [(await q.wait(tk, timeout_cycles=20_000)).status for tk in tickets]
+
+    assert run(prog) == (3, [Status.SUCCESS] * 2)
+
+
 def test_queue_is_built_on_ring_and_refuses_more_than_fits():
     async def prog(bus, hv):
         t, vdev, drv, q = await vm_with_queue(hv, ring=4)

@@ -50,6 +50,7 @@ from ..model.irq import msi_address
 from ..hv import config_space as pci
 from ..hv import vdcm as bar
 from ..hv.errors import GuestAddressError, HypercallError
+from ..bus import BusLock
 from ..hv.vdcm import QueueControl
 from .ring import Ring, RingFull
 
@@ -165,6 +166,13 @@ class Queue:
         Guest address of the completion records.
     epoch : int
         Bumped when the ring is reset after an error: older tickets will never complete.
+
+    Posting (:meth:`submit`, :meth:`post_raw`) and the commands that reset the
+    ring's pointers (:meth:`enable`, :meth:`recover`) hold the queue's lock: each
+    is several bus accesses, and a post that interleaved with a recovery (its
+    state check before the ENABLE, its doorbell after it, with the driver's tail
+    from before the ring was reset) would leave the device's tail and the
+    driver's apart, so that nothing posted after it ever ran.
     """
 
     def __init__(self, driver, index):
@@ -174,6 +182,7 @@ class Queue:
         self.slot = 0
         self.epoch = 0
         self.opened = False
+        self._lock = BusLock(driver.bus)
 
     @property
     def size(self):
@@ -213,6 +222,10 @@ class Queue:
 
     async def enable(self):
         """Enable the queue (its ring starts empty); :class:`QueueError` if the device refused."""
+        async with self._lock:
+            await self._enable()
+
+    async def _enable(self):
         self._check_open()
         await self._control(QueueControl.ENABLE)
         state, error = await self.status()
@@ -279,16 +292,18 @@ class Queue:
 
     async def recover(self):
         """After an error: reset it and enable the queue again, with empty ring pointers."""
-        await self.reset_error()
-        await self.enable()
-        self.epoch += 1
+        async with self._lock:
+            await self.reset_error()
+            self.epoch += 1
+            await self._enable()
 
     async def post_raw(self, desc):
         """Post ``desc`` exactly as given, PASID and all, and ring the doorbell: what a
         misbehaving guest can do to its own ring. Nothing is checked, not even the queue's
         state. Returns nothing to wait on."""
         self._check_open()
-        await self.ring.post([desc])
+        async with self._lock:
+            await self.ring.post([desc])
 
     def _check_epoch(self, ticket):
         if ticket.epoch != self.epoch:
@@ -323,6 +338,10 @@ class Queue:
         descriptors = list(descriptors)
         if len(descriptors) >= self.size:
             raise QueueError(f"{len(descriptors)} descriptors do not fit a ring of {self.size}")
+        async with self._lock:
+            return await self._submit(descriptors, interrupt)
+
+    async def _submit(self, descriptors, interrupt):
         await self._check_enabled()
         prepared = [self._prepare(desc, k, interrupt) for k, desc in enumerate(descriptors)]
         try:
