@@ -236,8 +236,14 @@ class TimingModel:
         256-byte copies beside each other take 12% longer, 64-128-byte ones
         3%, 4-8 KiB ones 68%.
     irq_latency : int
-        Cycles from the completion record being visible to the interrupt reaching the host
-        (``siov.sw.programs.probe:irq_latency`` measures 9 on the RTL).
+        Cycles from the model making a descriptor's completion visible (its
+        record committed) to the interrupt reaching the host: 10. On the RTL,
+        ``siov.sw.programs.probe:irq_latency`` measures 9 from the record being
+        visible, since the interrupt remapper decides a message a cycle before
+        its effects (4 cycles from acceptance to ``irq_out``); the model commits a
+        record one cycle before the RTL's last beat lands, so it counts one more,
+        and a doorbell's interrupt comes at the same cycle on both backends
+        (``siov.sw.programs.doorbell_irq``, ``tests/test_host_runtime.py``).
     record_write, record_fault, finish : int
         What ENG.LAST_CYCLES adds to the record's cycles (:meth:`engine_cycles`):
         the record's write (its page's translation and the AXI write to its
@@ -251,7 +257,7 @@ class TimingModel:
     """
 
     def __init__(self, coefficients=None, mmio_read=7, mmio_write=7, doorbell=7, prefetch=36, take=2, load=12, refuse=4, contend=0.55,
-                 irq_latency=9, windows=None, record_write=24, record_fault=13, finish=2, xlate=11):
+                 irq_latency=10, windows=None, record_write=24, record_fault=13, finish=2, xlate=11):
         self.coefficients = dict(CALIBRATED if coefficients is None else coefficients)
         self.mmio_read, self.mmio_write = mmio_read, mmio_write
         self.doorbell, self.prefetch, self.take, self.load, self.refuse = doorbell, prefetch, take, load, refuse
