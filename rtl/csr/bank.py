@@ -180,30 +180,28 @@ class RegisterBank(wiring.Component):
         # A local register access reads (an AND-OR of the matched register's
         # value) or writes in the cycle ``act``, and ``ack`` follows one cycle
         # later. Without ``pipelined`` that is the cycle of ``stb``; with it,
-        # the cycle of ``stb`` only registers a one-hot match per register and
-        # the access acts one cycle later (timing; the request stays stable
-        # meanwhile, by the bus contract). Externals get ``stb`` at once and
-        # answer themselves.
+        # the cycle of ``stb`` only registers the address decode (see
+        # :meth:`_decode`) and the access acts one cycle later (timing).
+        # Externals get ``stb`` at once and answer themselves.
         regs = list(self._registers)
-        match = Signal(max(len(regs), 1))
         act = Signal()                  # a local request acts this cycle
         local = csr.stb & ~ext_hit
-        decode = Cat(*(word == reg.offset >> 2 for reg in regs)) if regs else 0
         if self.pipelined:
             m.d.sync += act.eq(local)
-            with m.If(local):
-                m.d.sync += match.eq(decode)
         else:
-            m.d.comb += [act.eq(local), match.eq(decode)]
-
+            m.d.comb += act.eq(local)
+        low, high, low_any, low_writable = self._decode(m, word, regs)
+        match = Cat(*(low[k] & high for k in range(len(regs))))
         resp_q = Signal(2)
         rdata_q = Signal(32)
         read_any = Signal(32)
         hit_any = Signal()
         writable = Signal()
-        selected = [self._read_value(reg) & match[k].replicate(32) for k, reg in enumerate(regs)]
-        hit_now = match.any() if regs else 0
-        writable_now = Cat(*(match[k] & int(reg.sw_writable) for k, reg in enumerate(regs))).any() if regs else 0
+        # The read selects by the low half of the decode alone; the high half
+        # gates the read's acknowledge (a read of no register answers zero).
+        selected = [self._read_value(reg) & low[k].replicate(32) for k, reg in enumerate(regs)]
+        hit_now = high & low_any
+        writable_now = high & low_writable
         if self.split_read and regs:
             # Stage one (the acting cycle): each group of four registers'
             # AND-OR into a register; stage two: their OR, kept for a read
@@ -215,26 +213,28 @@ class RegisterBank(wiring.Component):
             # from registers only (whether a register matched, and whether
             # it is writable, registered with stage one).
             act2 = Signal(name="act2")
-            m.d.sync += [act2.eq(act), local_ack.eq(act2), hit_any.eq(hit_now), writable.eq(writable_now)]
+            m.d.sync += [act2.eq(act), hit_any.eq(hit_now), writable.eq(writable_now)]
             answer = act2
         else:
             m.d.comb += [read_any.eq(0 if not regs else _or_all(selected)),
                          hit_any.eq(hit_now), writable.eq(writable_now)]
-            m.d.sync += local_ack.eq(act)
             answer = act
-        with m.If(answer):
-            with m.If(~hit_any):
-                m.d.sync += [resp_q.eq(Resp.DECERR), rdata_q.eq(0)]
-            with m.Elif(csr.we):
-                m.d.sync += [resp_q.eq(Mux(writable, Resp.OKAY, Resp.SLVERR)), rdata_q.eq(0)]
-            with m.Else():
-                m.d.sync += [resp_q.eq(Resp.OKAY), rdata_q.eq(read_any)]
+        # The answer is registered in every cycle, from the match alone: a
+        # read's data is the AND-OR (zero where no register matched), and the
+        # response a function of the match and ``we``, with no access flag or
+        # "no match" mux in front of either. What is not an answer is masked
+        # by the acknowledge, a read's data by a read's acknowledge (a write
+        # answers zero data): the masks are flip-flops.
+        read_ack = Signal(name="read_ack")
+        m.d.sync += [local_ack.eq(answer), read_ack.eq(answer & ~csr.we & high), rdata_q.eq(read_any),
+                     resp_q.eq(Mux(~hit_any, Resp.DECERR,
+                                   Mux(csr.we & ~writable, Resp.SLVERR, Resp.OKAY)))]
         with m.If(act):
             for k, reg in enumerate(regs):
                 with m.If(match[k]):
                     self._decode_register(m, reg, bytemask)
 
-        m.d.comb += local_rdata.eq(rdata_q & local_ack.replicate(32))
+        m.d.comb += local_rdata.eq(rdata_q & read_ack.replicate(32))
         rdata, resp, ack = local_rdata, resp_q & local_ack.replicate(2), local_ack
         for r in ext_rdata:
             rdata = rdata | r
@@ -244,6 +244,32 @@ class RegisterBank(wiring.Component):
             ack = ack | a
         m.d.comb += [csr.ack.eq(ack), csr.rdata.eq(rdata), csr.resp.eq(resp)]
         return m
+
+    def _decode(self, m, word, regs):
+        """The word address decoded in two halves: the low ``L`` bits, in which the
+        registers differ, one flag per register (``low``), and the high bits,
+        which they share, one flag (``high``); with ``low_any`` and
+        ``low_writable``: the low bits name a register, a writable one. A
+        register matches where its low flag and the high flag are set. With
+        ``pipelined`` the four are flip-flops loaded in every cycle (the
+        request stays stable until its ``ack``, by the bus contract, so they
+        hold the access's decode): a low flag is a compare of ``L`` address
+        bits, one LUT for up to sixteen registers at consecutive words, and
+        nothing after them selects a register by the high bits."""
+        if not regs:
+            return Const(0, 1), Const(0, 1), Const(0, 1), Const(0, 1)
+        words = [reg.offset >> 2 for reg in regs]
+        L = next(n for n in range(len(word) + 1) if len({w >> n for w in words}) == 1)
+        low_now = Cat(*(word[:L] == (w & ((1 << L) - 1)) for w in words)) if L else Const(1, len(regs))
+        high_now = word[L:] == (words[0] >> L) if L < len(word) else Const(1, 1)
+        writable = [k for k, reg in enumerate(regs) if reg.sw_writable]
+        values = (low_now, high_now, low_now.any(), Cat(*(low_now[k] for k in writable)).any() if writable else 0)
+        if not self.pipelined:
+            return values
+        low, high = Signal(len(regs), name="match_low"), Signal(name="match_high")
+        low_any, low_writable = Signal(name="match_any"), Signal(name="match_writable")
+        m.d.sync += [low.eq(values[0]), high.eq(values[1]), low_any.eq(values[2]), low_writable.eq(values[3])]
+        return low, high, low_any, low_writable
 
     def _read_value(self, reg):
         """The 32-bit value a read of ``reg`` returns."""
