@@ -80,6 +80,7 @@ def render(results, synth, previous=""):
                  "fmax by seed": " / ".join(f"{v}" for v in r.get("fmax_by_seed", {"1": r["fmax_mhz"]}).values()),
                  "source": r.get("source", "-")}
                 for r in synth]
+        rows += _rows_not_rerun(previous, {r["top"] for r in synth}, list(rows[0]))
         out += ["## Synthesis (ECP5 LFE5U-25F, nextpnr out-of-context)", "",
                 "fmax_mhz is the median over the nextpnr seeds listed in 'fmax by seed' "
                 "(`make synth SEEDS=N`; placement alone moves one netlist's fmax by about 10%). "
@@ -91,6 +92,27 @@ def render(results, synth, previous=""):
         if head not in made and not (synth and head.startswith("Synthesis")):
             out.append(text)
     return "\n".join(out)
+
+
+def _rows_not_rerun(previous, tops, cols):
+    """The synthesis table rows of ``previous`` for tops other than ``tops``, as dicts over
+    ``cols``, their source marked 'STALE' unless it already said so: ``make synth TOPS=x``
+    re-runs one top, and the table keeps the others' last figures instead of losing them,
+    without claiming they were made from the Verilog of now (no fingerprint is kept in the
+    document to tell)."""
+    section = _sections(previous).get("Synthesis (ECP5 LFE5U-25F, nextpnr out-of-context)", "")
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    if not lines:
+        return []
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    out = []
+    for line in lines[1:]:
+        row = dict(zip(head, (c.strip() for c in line.strip("|").split("|"))))
+        if row.get("top") in tops or "top" not in row:
+            continue
+        row["source"] = "STALE"
+        out.append({c: row.get(c, "") for c in cols})
+    return out
 
 
 def mark_stale(synth):

@@ -38,6 +38,19 @@ def test_report_marks_results_of_other_verilog_stale():
     assert doc.count("| current |") == 1 and doc.count("| STALE |") == 2
 
 
+def test_report_keeps_the_rows_of_tops_not_rerun():
+    """Re-running one top (make synth TOPS=x) keeps the other tops' last figures in the
+    table, marked STALE (the document keeps no fingerprint to tell), and replaces its own."""
+    run = _bench_run()
+    base = {"top": "siov_arbiter", "lut4": 1, "ff": 1, "bram": 0, "fmax_mhz": 100.0, "source": "current"}
+    before = run.render({}, [base, dict(base, top="siov_irq", lut4=7, fmax_mhz=150.0)])
+    after = run.render({}, [dict(base, lut4=2)], before)
+    rows = [line for line in after.splitlines() if line.startswith("| siov_")]
+    assert rows[0].startswith("| siov_arbiter | 2 |") and "| current |" in rows[0]
+    assert rows[1].startswith("| siov_irq | 7 |") and "| STALE |" in rows[1] and "150.0" in rows[1]
+    assert len(rows) == 2 and after.count("## Synthesis") == 1
+
+
 def test_generated_verilog_does_not_depend_on_the_hash_seed():
     """The Device's Verilog (every block) is the same text whatever Python's
     string hash seed: a set iterated while building hardware once made it
