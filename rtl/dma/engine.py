@@ -80,8 +80,7 @@ class BitmapEngine(wiring.Component):
         A guest operation, when ``ready``; ``guest_done`` pulses when it is answered.
     window : In({pend, addr, sel})
         A bitmap window read (:data:`~.front.WINDOW_READ`); ``window_done`` pulses
-        (from a flip-flop, in WRITE) when it is answered, with its word on
-        ``window_data`` from the next cycle.
+        when it is answered, with its word on ``window_data`` from the next cycle.
     range : In(RANGE_WORD)
         The running range operation's current word; ``range_step`` pulses when it is done.
     result : Out(4)
@@ -176,11 +175,9 @@ class BitmapEngine(wiring.Component):
             m.d.sync += [pw.eq(rams[Bitmap.PINNED].r_data),
                          mw.eq(rams[Bitmap.MAPPED].r_data), uw.eq(rams[Bitmap.UNMAP].r_data)]
         self._evaluate(m, at[FLAGS], at[HITS], at[EVAL], at[WRITE])
-        # WRITE answers the work. The window read's answer is a flip-flop
-        # (set from EVAL: ``kind`` holds from IDLE to WRITE), because it
-        # crosses to the CSR front, which clears its pending read with it.
-        m.d.sync += self.window_done.eq(at[EVAL] & (kind == Kind.WINDOW))
+        # WRITE answers the work.
         m.d.comb += [self.guest_done.eq(nxt["refuse"] | (at[WRITE] & (kind == Kind.GUEST))),
+                     self.window_done.eq(at[WRITE] & (kind == Kind.WINDOW)),
                      self.range_step.eq(at[WRITE] & (kind == Kind.RANGE))]
         return m
 
