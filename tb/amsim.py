@@ -10,7 +10,7 @@ import types
 
 from amaranth.sim import Simulator
 
-__all__ = ["simulate", "setter", "signals"]
+__all__ = ["simulate", "setter", "signals", "csr_access"]
 
 
 def simulate(dut, bench, *, period=1e-8):
@@ -43,3 +43,21 @@ def signals(interface):
     """An interface's signals as plain attributes (``wiring``'s own lookup is
     slow in a bench loop that runs every cycle)."""
     return types.SimpleNamespace(**{name: getattr(interface, name) for name in interface.signature.members})
+
+
+async def csr_access(ctx, csr, addr, *, we=0, wdata=0, wstrb=0xF, limit=20):
+    """One request on a register bus (rtl/csr/bus.py: a one-cycle strobe, the rest held until
+    the one-cycle ack): ``(cycles to the ack, resp, rdata)``. Fails after ``limit`` cycles."""
+    ctx.set(csr.stb, 1)
+    ctx.set(csr.addr, addr)
+    ctx.set(csr.we, we)
+    ctx.set(csr.wdata, wdata)
+    ctx.set(csr.wstrb, wstrb)
+    cycles = 0
+    while True:
+        await ctx.tick()
+        ctx.set(csr.stb, 0)
+        cycles += 1
+        assert cycles < limit, f"no answer at {addr:#x}"
+        if ctx.get(csr.ack):
+            return cycles, ctx.get(csr.resp), ctx.get(csr.rdata)

@@ -16,6 +16,7 @@ from amaranth.sim import Simulator
 from siov.rtl.csr.banked import BankedRegisters
 from siov.rtl.csr.bus import Resp
 from siov.rtl.csr.regdefs import External, Field, Register
+from siov.tb.amsim import csr_access
 
 BASE = 0x4000
 # Twenty read-write registers over three banks of eight words, a gap at word
@@ -70,22 +71,7 @@ def test_random_accesses_match_model():
                 off = rng.choice([0x80, 0x0F0, 0x140, 0xFFC])
             else:
                 off = 0x100 + 4 * rng.randrange(16)
-            ctx.set(dut.csr.stb, 1)
-            ctx.set(dut.csr.addr, off)
-            ctx.set(dut.csr.we, we)
-            ctx.set(dut.csr.wdata, wdata)
-            ctx.set(dut.csr.wstrb, wstrb)
-            # The bus contract (rtl/csr/bus.py): a one-cycle strobe, the rest
-            # held until the one-cycle ack.
-            cycles = 0
-            while True:
-                await ctx.tick()
-                ctx.set(dut.csr.stb, 0)
-                cycles += 1
-                assert cycles < 20, f"no answer at {off:#x}"
-                if ctx.get(dut.csr.ack):
-                    break
-            rdata, resp = ctx.get(dut.csr.rdata), ctx.get(dut.csr.resp)
+            cycles, resp, rdata = await csr_access(ctx, dut.csr, off, we=we, wdata=wdata, wstrb=wstrb)
             await ctx.tick()
             assert not ctx.get(dut.csr.ack), "the ack is one cycle long"
             if kind == "rw":

@@ -6,6 +6,7 @@ from siov.rtl import regmap
 from siov.rtl.csr.bank import RegisterBank
 from siov.rtl.csr.regdefs import External, Field, Register, window_contents
 from siov.rtl.gen_regs import OUTPUTS, ROOT, generate
+from siov.tb.amsim import csr_access
 
 
 def test_generated_files_are_current():
@@ -149,20 +150,8 @@ def test_bank_answers_by_the_whole_address(pipelined, split_read, latency):
                 (0x10, 1, 0xFFFF_FFFF, (Resp.DECERR, 0)), (0x40, 1, 0xFFFF_FFFF, (Resp.DECERR, 0)),
                 (0x4, 1, 0, (Resp.SLVERR, 0)), (0x0, 1, 0xAAAA_5555, (Resp.OKAY, 0)),
                 (0x40, 0, 0, (Resp.DECERR, 0)), (0x0, 0, 0, (Resp.OKAY, 0xAAAA_5555))]:
-            ctx.set(dut.csr.stb, 1)
-            ctx.set(dut.csr.addr, addr)
-            ctx.set(dut.csr.we, we)
-            ctx.set(dut.csr.wdata, wdata)
-            ctx.set(dut.csr.wstrb, 0xF)
-            cycles = 0
-            while True:
-                await ctx.tick()
-                ctx.set(dut.csr.stb, 0)
-                cycles += 1
-                assert cycles < 10, f"no answer at {addr:#x}"
-                if ctx.get(dut.csr.ack):
-                    break
-            got = (ctx.get(dut.csr.resp), ctx.get(dut.csr.rdata))
+            cycles, resp, rdata = await csr_access(ctx, dut.csr, addr, we=we, wdata=wdata, limit=10)
+            got = (resp, rdata)
             seen.append((addr, we, cycles, got, want))
             assert (cycles, got) == (latency, want), f"{addr:#x} we={we}: {cycles} cycles, {got}"
             await ctx.tick()
