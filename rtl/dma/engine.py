@@ -80,7 +80,8 @@ class BitmapEngine(wiring.Component):
         A guest operation, when ``ready``; ``guest_done`` pulses when it is answered.
     window : In({pend, addr, sel})
         A bitmap window read (:data:`~.front.WINDOW_READ`); ``window_done`` pulses
-        when it is answered, with its word on ``window_data`` from the next cycle.
+        (from a flip-flop, in WRITE) when it is answered, with its word on
+        ``window_data`` from the next cycle.
     range : In(RANGE_WORD)
         The running range operation's current word; ``range_step`` pulses when it is done.
     result : Out(4)
@@ -102,6 +103,7 @@ class BitmapEngine(wiring.Component):
         self._states = [Signal(name=f"e_at_{n}", init=(n == "idle")) for n in STATES]
         self._next = {k: Signal(name=f"e_next_{k}") for k in ("refuse", "guest", "win", "range", "any")}
         self._choice_in_idle = Signal(name="e_choice_in_idle")
+        self._window_done_in_write = Signal(name="e_window_done_in_write")
         self._addr = Signal(aw, name="e_addr")
         self._op = {k: Signal(name=f"op_{k}") for k in ENGINE_OPS}
         self._mask = Signal(32, name="e_mask")
@@ -118,9 +120,12 @@ class BitmapEngine(wiring.Component):
         """Observation points for formal harnesses (not ports): the one-hot state
         (``states``, in :data:`STATES` order), the choice flags for the next word
         (``next``: refuse, guest, win, range, and any), whether those are high only
-        in IDLE (``choice_in_idle``), the word's address, operation (one flag per
-        :data:`ENGINE_OPS`) and mask, and the words latched (``words``, by bitmap)."""
+        in IDLE (``choice_in_idle``), whether the registered ``window_done`` is
+        high exactly in a window read's WRITE (``window_done_in_write``), the
+        word's address, operation (one flag per :data:`ENGINE_OPS`) and mask,
+        and the words latched (``words``, by bitmap)."""
         return {"states": list(self._states), "next": dict(self._next), "choice_in_idle": self._choice_in_idle,
+                "window_done_in_write": self._window_done_in_write,
                 "addr": self._addr, "op": dict(self._op), "mask": self._mask, "words": dict(self._words)}
 
     def elaborate(self, platform):
@@ -175,9 +180,12 @@ class BitmapEngine(wiring.Component):
             m.d.sync += [pw.eq(rams[Bitmap.PINNED].r_data),
                          mw.eq(rams[Bitmap.MAPPED].r_data), uw.eq(rams[Bitmap.UNMAP].r_data)]
         self._evaluate(m, at[FLAGS], at[HITS], at[EVAL], at[WRITE])
-        # WRITE answers the work.
+        # WRITE answers the work. The window read's answer is a flip-flop
+        # (set from EVAL: ``kind`` holds from IDLE to WRITE), because it
+        # crosses to the CSR front, which clears its pending read with it.
+        m.d.sync += self.window_done.eq(at[EVAL] & (kind == Kind.WINDOW))
+        m.d.comb += self._window_done_in_write.eq(self.window_done == (at[WRITE] & (kind == Kind.WINDOW)))
         m.d.comb += [self.guest_done.eq(nxt["refuse"] | (at[WRITE] & (kind == Kind.GUEST))),
-                     self.window_done.eq(at[WRITE] & (kind == Kind.WINDOW)),
                      self.range_step.eq(at[WRITE] & (kind == Kind.RANGE))]
         return m
 

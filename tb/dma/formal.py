@@ -146,6 +146,13 @@ class IsolationHarness(Harness):
         # limit it was written with (an invariant: induction may not start
         # from a state where they differ).
         m.d.comb += [Assert(win[d].big == (win[d].limit >= P)) for d in range(D)]
+        # Likewise the bitmap engine's registered window answer: high exactly
+        # in a window read's WRITE (it clears the CSR front's pending read);
+        # with the engine's state one-hot and its choices made only in IDLE
+        # (MappedPinnedHarness proves both), that is 1-inductive.
+        eng = obs["engine"]
+        m.d.comb += [Assert(eng["window_done_in_write"]), Assert(eng["choice_in_idle"]),
+                     Assert(sum(st for st in eng["states"]) == 1)]
         host = _delay(m, (base + pl["m_req"].page)[:64 - PAGE_SHIFT], M_TO_S, "host")
         out_rec, push = pl["out_record"], pl["out_push"]
         # One beat per decided request, never into a full queue; the credits
