@@ -8,6 +8,13 @@
 * WriteSourceSelect (rtl/cmd/wsource.py): random selections, FIFO words and
   writer readiness; the writer sees exactly the selected source, the FIFO is
   popped only when selected, and the record's four words come out in order.
+* DescriptorChecks (rtl/cmd/checks.py): random descriptors, drawn near
+  every check's edge (unknown opcodes, reserved flags and RCR without CRAV,
+  handles around the IMS's size, sizes 0, MAX_XFER and one more, addresses
+  one byte off their alignment), against the reference model's
+  ``Engine.check`` and the hand-over's PASID refusal; the verdict is the
+  model's first failing check, or the opcode's next step, a cycle after the
+  descriptor is presented; every verdict is seen.
 * TrackerClient (rtl/cmd/xlate.py): random translations against a fake
   tracker with random ready and answer delays; every request carries the
   address's page, its direction and the PASID, the answer ends the
@@ -23,12 +30,15 @@ import warnings
 import pytest
 from amaranth.hdl import UnusedElaboratable
 
+from siov.rtl.cmd.checks import DescriptorChecks, Verdict
 from siov.rtl.cmd.compare import Comparator
-from siov.rtl.cmd.dsa import CompletionLayout
+from siov.rtl.cmd.dsa import MAX_XFER, SIZED_OPCODES, CompletionLayout, Flag, Opcode, Status
 from siov.rtl.cmd.wsource import RECORD_WORDS, WriteSource, WriteSourceSelect
 from siov.rtl.cmd.xlate import TrackerClient
 from siov.rtl.dma.defs import TRANSLATABLE_BITS
 from siov.rtl.dma.tracker import OUT_LAYOUT, REQ_LAYOUT
+from siov.sw.model.dsa import Descriptor
+from siov.sw.model.engine import Engine
 from siov.tb.amsim import setter, signals, simulate
 from siov.tb.layouts import pack, unpack
 
@@ -91,6 +101,66 @@ def test_comparator_finds_the_first_difference(seed):
 
     simulate(dut, bench)
     assert log["found"] and log["clean"]
+
+
+#: The verdict of a descriptor the model's checks fail, by its status.
+_FAILED = {Status.BAD_OPCODE: Verdict.BAD_OPCODE, Status.INVALID_FLAGS: Verdict.INVALID_FLAGS,
+           Status.INVALID_INT_HANDLE: Verdict.BAD_HANDLE, Status.XFER_SIZE: Verdict.XFER_SIZE,
+           Status.ADDR_ALIGN: Verdict.ADDR_ALIGN}
+
+
+def _expected_verdict(model, desc, adi_pasid):
+    """The hand-over's refusal, then the model's checks, then the opcode's next step."""
+    if desc.pasid != adi_pasid:
+        return Verdict.REFUSE
+    status, _invalid = model.check(desc)
+    if status is not Status.SUCCESS:
+        return _FAILED[status]
+    op = Opcode(desc.opcode)
+    if op in SIZED_OPCODES:
+        return Verdict.SIZED
+    return {Opcode.WAIT: Verdict.WAIT, Opcode.SIGNAL: Verdict.SIGNAL}.get(op, Verdict.UNSIZED)
+
+
+def _edge_descriptor(rng, ims_entries):
+    """A descriptor whose fields sit near the checks' edges (one check's edge at a time, mostly)."""
+    ok_flags = [0, Flag.CRAV, Flag.CRAV | Flag.RCR, Flag.RCI, Flag.CRAV | Flag.RCR | Flag.RCI, Flag.CC | Flag.FENCE]
+    flags = int(rng.choice(ok_flags))
+    if rng.random() < 0.15:
+        flags |= 1 << rng.choice([1, 5, 6, 7, 9, 12, 15, 16, 23])       # reserved here
+    if rng.random() < 0.1:
+        flags = (flags | Flag.RCR) & ~Flag.CRAV                         # RCR without CRAV
+    opcode = rng.choice([op.value for op in Opcode] * 3 + [0x01, 0x06, 0x20, 0xF2, 0xFF])
+    aligned = lambda: rng.getrandbits(58) << 6                          # noqa: E731
+    nudge = lambda a: a | rng.choice([1, 2, 4, 8, 16]) if rng.random() < 0.2 else a   # noqa: E731
+    size = rng.choice([0, 1, rng.randrange(1, MAX_XFER), MAX_XFER, MAX_XFER + 1, rng.getrandbits(32)])
+    return Descriptor(pasid=rng.choice([1, 2, rng.getrandbits(20)]), flags=flags, opcode=opcode,
+                      completion_addr=nudge(aligned()), src_addr=nudge(aligned()), dst_addr=nudge(aligned()),
+                      xfer_size=size, int_handle=rng.choice([0, ims_entries - 1, ims_entries, rng.getrandbits(16)]))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_descriptor_checks_match_the_model(seed):
+    rng = random.Random(seed)
+    ims_entries = 256
+    dut = DescriptorChecks(ims_entries)
+    model = Engine(memory=None, translate=None, num_handles=ims_entries)
+    seen = {v: 0 for v in Verdict}
+
+    async def bench(ctx):
+        put = setter(ctx)
+        for _ in range(1500):
+            desc = _edge_descriptor(rng, ims_entries)
+            adi_pasid = desc.pasid if rng.random() < 0.9 else rng.getrandbits(20)
+            put(dut.desc.as_value(), int.from_bytes(desc.pack(), "little"))
+            put(dut.adi_pasid, adi_pasid)
+            await ctx.tick()
+            want = _expected_verdict(model, desc, adi_pasid)
+            assert Verdict(ctx.get(dut.verdict)) is want, (desc, adi_pasid)
+            seen[want] += 1
+
+    simulate(dut, bench)
+    assert all(seen.values()), seen
 
 
 @pytest.mark.parametrize("seed", [1, 2])

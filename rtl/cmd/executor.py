@@ -57,6 +57,8 @@ sequencer that steps them:
   the completion, with :class:`~.move_states.MoveStates`: its states that
   move or compare a piece, and the movers' commands, issued from registers;
 * :class:`~.pieces.PieceWalker`: the page-bounded pieces and their geometry;
+* :class:`~.checks.DescriptorChecks`: the descriptor's checks, registered in
+  the cycle between the hand-over and the state that acts on them;
 * :class:`~.compare.Comparator`: COMPARE's first difference;
 * :class:`~.wsource.WriteSourceSelect`: the writer's data (FIFO, pattern or record);
 * :class:`~.xlate.TrackerClient`: one translation through the DMA tracker
@@ -82,7 +84,8 @@ from ..irq.remapper import HANDLE_WIDTH, MessageLayout
 from ..params import DeviceParams, require_params
 from .adi import ADI_FAULT_LAYOUT
 from .dispatch import DONE_LAYOUT, START_LAYOUT
-from .dsa import RESERVED_FLAGS, SIZED_OPCODES, DescriptorLayout, Flag, Opcode
+from .checks import DescriptorChecks, bad_flags
+from .dsa import SIZED_OPCODES, DescriptorLayout, Flag, Opcode
 from ..stream import PipeStage
 from .compare import Comparator
 from .mover import WORD_BITS, Aligner, AxiReader, AxiWriter
@@ -233,9 +236,7 @@ class Executor(wiring.Component):
                      d.is_signal.eq(dec[Opcode.SIGNAL]), d.sized.eq(sized_now),
                      d.known.eq(unsized_now | sized_now)]
         d.bad_flags = Signal(24)
-        m.d.comb += d.bad_flags.eq((flags & RESERVED_FLAGS)
-                                   | Mux((flags & Flag.RCR.value).any() & ~(flags & Flag.CRAV.value).any(),
-                                         Flag.RCR.value, 0))
+        m.d.comb += d.bad_flags.eq(bad_flags(flags))
         d.rci = (flags & Flag.RCI.value).any()
         d.crav = (flags & Flag.CRAV.value).any()
         d.rcr = (flags & Flag.RCR.value).any()
@@ -257,8 +258,13 @@ class Executor(wiring.Component):
                      self.irq.payload.as_value().eq(irq_stage.out.payload),
                      irq_stage.out.ready.eq(self.irq.ready)]
 
+        # The checks, registered in PREPARE from the descriptor and its ADI's PASID
+        # that the hand-over loads.
+        m.submodules.checks = checks = DescriptorChecks(self.params.ims_entries)
         parts = types.SimpleNamespace(rd=rd, wr=wr, al=al, walk=walk, cmp=cmp, wsel=wsel, xc=xc,
                                       irq_stage=irq_stage, head=head, route_compare=route_compare,
-                                      fifo_pop_sem=fifo_pop_sem)
-        Sequencer(m, self, desc, d, parts).build()
+                                      fifo_pop_sem=fifo_pop_sem, checks=checks)
+        seq = Sequencer(m, self, desc, d, parts)
+        m.d.comb += [checks.desc.eq(desc), checks.adi_pasid.eq(seq.adi_pasid)]
+        seq.build()
         return m

@@ -36,15 +36,14 @@ from amaranth.utils import exact_log2
 
 from ..dma.defs import PASID_BITS
 from .adi import AdiError
-from .dsa import CR_ALIGN, FILL_ALIGN, MAX_XFER, SEM_ALIGN, CompletionLayout, Status
+from .checks import Verdict
+from .dsa import CR_ALIGN, CompletionLayout, Status
 from .move_states import MoveStates
 from .wsource import WriteSource
 
 __all__ = ["Sequencer"]
 
 _CR_LOW = exact_log2(CR_ALIGN)        # address bits that must be 0 in a completion address
-_FILL_LOW = exact_log2(FILL_ALIGN)    # ... and in a MEMFILL destination
-_SEM_LOW = exact_log2(SEM_ALIGN)      # ... and in a semaphore address
 
 
 class _Then(enum.Enum, shape=2):
@@ -79,8 +78,8 @@ class Sequencer:
     parts : SimpleNamespace
         The executor's parts: the movers ``rd``, ``al``, ``wr``, the data
         FIFO's register stage ``head``, ``walk``, ``cmp``, ``wsel``, ``xc``,
-        ``irq_stage``, and the data path's controls ``route_compare`` and
-        ``fifo_pop_sem``.
+        ``irq_stage``, the descriptor's ``checks``, and the data path's
+        controls ``route_compare`` and ``fifo_pop_sem``.
     """
 
     def __init__(self, m, unit, desc, d, parts):
@@ -188,39 +187,31 @@ class Sequencer:
                 m.next = "IDLE"
 
     def _checks(self):
-        """State CHECK: the descriptor's checks in the model's order (:mod:`.dsa`), and
-        the state each outcome leads to."""
+        """State CHECK: the state the checks' registered verdict (:class:`~.checks.DescriptorChecks`,
+        made in PREPARE) leads to, and the status of a failed check."""
         m, desc, d, status = self.m, self.desc, self.d, self.status
-        with m.If(desc.pasid != self.adi_pasid):
-            m.next = "REFUSE"
-        with m.Elif(~d.known):
-            m.d.sync += status.eq(Status.BAD_OPCODE)
-            m.next = "RECORD"
-        with m.Elif(d.bad_flags != 0):
-            m.d.sync += [status.eq(Status.INVALID_FLAGS), self.invalid.eq(d.bad_flags)]
-            m.next = "RECORD"
-        with m.Elif(d.rci & ~d.handle_ok):
-            m.d.sync += status.eq(Status.INVALID_INT_HANDLE)
-            m.next = "RECORD"
-        with m.Elif(d.sized & ((desc.xfer_size == 0) | (desc.xfer_size > MAX_XFER))):
-            m.d.sync += status.eq(Status.XFER_SIZE)
-            m.next = "RECORD"
-        with m.Elif((d.crav & (desc.completion_addr[:_CR_LOW] != 0))
-                    | (d.is_fill & (desc.dst_addr[:_FILL_LOW] != 0))
-                    | (d.is_wait & (desc.src_addr[:_SEM_LOW] != 0))
-                    | (d.is_signal & (desc.dst_addr[:_SEM_LOW] != 0))):
-            m.d.sync += status.eq(Status.ADDR_ALIGN)
-            m.next = "RECORD"
-        with m.Elif(d.sized):
-            m.next = "ORIENT"
-        with m.Elif(d.is_wait):
-            self._translate(desc.src_addr, 0, _Then.SEM)
-        with m.Elif(d.is_signal):
-            # One whole word (the address is aligned): as a one-word MEMFILL.
-            m.d.comb += self.parts.walk.one_word.eq(1)
-            self._translate(desc.dst_addr, 1, _Then.DST)
-        with m.Else():
-            m.next = "RECORD"
+        failed = {Verdict.BAD_OPCODE: Status.BAD_OPCODE, Verdict.BAD_HANDLE: Status.INVALID_INT_HANDLE,
+                  Verdict.XFER_SIZE: Status.XFER_SIZE, Verdict.ADDR_ALIGN: Status.ADDR_ALIGN}
+        with m.Switch(self.parts.checks.verdict):
+            with m.Case(Verdict.REFUSE):
+                m.next = "REFUSE"
+            for verdict, code in failed.items():
+                with m.Case(verdict):
+                    m.d.sync += status.eq(code)
+                    m.next = "RECORD"
+            with m.Case(Verdict.INVALID_FLAGS):
+                m.d.sync += [status.eq(Status.INVALID_FLAGS), self.invalid.eq(d.bad_flags)]
+                m.next = "RECORD"
+            with m.Case(Verdict.SIZED):
+                m.next = "ORIENT"
+            with m.Case(Verdict.WAIT):
+                self._translate(desc.src_addr, 0, _Then.SEM)
+            with m.Case(Verdict.SIGNAL):
+                # One whole word (the address is aligned): as a one-word MEMFILL.
+                m.d.comb += self.parts.walk.one_word.eq(1)
+                self._translate(desc.dst_addr, 1, _Then.DST)
+            with m.Default():
+                m.next = "RECORD"
 
     def _pieces(self):
         """PIECE to PIECE_XLATE: the next piece, or the record after the last one (or COMPARE's
