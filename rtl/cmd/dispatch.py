@@ -185,12 +185,14 @@ class Dispatcher(wiring.Component):
         s.grants = arb.grants()
         s.cost = [Signal(COST_WIDTH, name=f"cost{i}") for i in range(n)]
         s.assigned = Signal(ne)                 # a grant taken for e, not yet started
+        s.claimed = Signal(ne)                  # ... taken in the cycle before (see _take_grant)
         s.deciding = Signal(ne)
         s.grant_ready = Signal(ne)
         s.dispatchable = Signal(n)
         m.d.comb += s.dispatchable.eq(s.ready & self.eligible & ~s.held)
         for e in range(ne):
-            m.d.comb += s.deciding[e].eq(self.idle[e] & ~s.assigned[e] & ~(self.need & s.bound[e]).any())
+            m.d.comb += s.deciding[e].eq(self.idle[e] & ~(s.assigned[e] | s.claimed[e])
+                                         & ~(self.need & s.bound[e]).any())
             m.d.comb += arb.req[e].eq(Mux(s.deciding[e], s.dispatchable & s.bound[e], 0))
         m.d.comb += [arb.policy.eq(self.policy), arb.slice_cycles.eq(self.slice_cycles),
                      self.slice_end.eq(arb.slice_end)]
@@ -206,6 +208,12 @@ class Dispatcher(wiring.Component):
 
         ``grant_ready`` is registered from ``deciding``. A taken grant is dispatched
         (``ok``) only if its ADI is still dispatchable and bound to the engine.
+        The loader acts on the dispatch a cycle later, from registers (``ok_q``,
+        ``g_q``, ``te_q``): the take's decision (the engines' round robin, the
+        ADI's flags) ends in flip-flops, not in the enables of the loader's
+        registers beside the slot RAM. No cycle changes: in that cycle the grant
+        counts as the loader's (``claimed``: no take, the engine not deciding)
+        and the slot's first word is addressed from the registers.
         """
         n, ne = self.params.num_adis, self.params.num_engines
         s.loading = Signal()
@@ -213,7 +221,10 @@ class Dispatcher(wiring.Component):
         for e, gr in enumerate(s.grants):
             m.d.comb += engine_rr.req[e].eq(gr.valid & s.grant_ready[e])
         s.take = Signal()
-        m.d.comb += s.take.eq(engine_rr.found & ~s.loading)
+        s.ok_q = Signal()                       # a dispatch in the cycle before ...
+        s.g_q = Signal(range(max(n, 2)))        # ... of this ADI
+        s.te_q = Signal(range(max(ne, 2)))      # ... to this engine
+        m.d.comb += s.take.eq(engine_rr.found & ~s.loading & ~s.ok_q)
         m.d.comb += engine_rr.take.eq(s.take)
         m.d.sync += s.grant_ready.eq(s.deciding)
         for e, gr in enumerate(s.grants):
@@ -225,6 +236,8 @@ class Dispatcher(wiring.Component):
         s.ok = Signal()
         m.d.comb += s.ok.eq(s.take & s.dispatchable.bit_select(s.g, 1) & bound_ok)
         m.d.comb += [self.dispatched.eq(s.ok), self.dispatched_adi.eq(s.g), self.dispatched_engine.eq(s.te)]
+        m.d.sync += [s.ok_q.eq(s.ok), s.g_q.eq(s.g), s.te_q.eq(s.te)]
+        m.d.comb += s.claimed.eq(Mux(s.ok_q, (Const(1, ne) << s.te_q)[:ne], 0))
 
     def _take_report(self, m, s):
         """The executors' WAIT reports, one per cycle round robin, none in a cycle that takes a grant."""
@@ -320,17 +333,23 @@ class Dispatcher(wiring.Component):
         stage_bits = stage.as_value()
         slot_q = Signal(WORD_BITS)              # the block RAM's output, registered (timing)
         m.d.sync += slot_q.eq(self.slot_rdata)
-        m.d.comb += self.slot_raddr.eq(Cat(l_word[:3], l_adi))
+        # The slot's first word is addressed from the dispatch's registers, in the
+        # cycle the loader takes them over (l_word 0).
+        m.d.comb += self.slot_raddr.eq(Mux(s.ok_q, Cat(Const(0, 3), s.g_q), Cat(l_word[:3], l_adi)))
         starting = Signal()
         stamp_g = Signal(32)
+        # The take's WAIT figures, as they stood in its cycle (registered every cycle).
+        stamp_at_take = Signal(32)
+        waiting_at_take = Signal()
+        m.d.sync += [stamp_at_take.eq(self.now - Array(s.stamp)[s.g]), waiting_at_take.eq(s.waiting.bit_select(s.g, 1))]
         for e, st in enumerate(starts):
             m.d.comb += [st.valid.eq(starting & (l_engine == e)), st.payload.adi.eq(l_adi),
                          st.payload.pasid.eq(self.ring[l_adi].pasid), st.payload.timed_out.eq(l_timed_out),
                          st.payload.desc.eq(stage)]
-        with m.If(s.ok):
-            m.d.sync += [s.loading.eq(1), l_adi.eq(s.g), l_engine.eq(s.te), l_word.eq(0),
-                         s.assigned.bit_select(s.te, 1).eq(1),
-                         stamp_g.eq(self.now - Array(s.stamp)[s.g]), l_timed_out.eq(s.waiting.bit_select(s.g, 1))]
+        with m.If(s.ok_q):
+            m.d.sync += [s.loading.eq(1), l_adi.eq(s.g_q), l_engine.eq(s.te_q), l_word.eq(1),
+                         s.assigned.bit_select(s.te_q, 1).eq(1),
+                         stamp_g.eq(stamp_at_take), l_timed_out.eq(waiting_at_take)]
         with m.If(s.loading & ~starting):
             m.d.sync += l_word.eq(l_word + 1)
             with m.If(l_word >= 2):
@@ -340,8 +359,9 @@ class Dispatcher(wiring.Component):
                 m.d.sync += l_timed_out.eq(l_timed_out & (stamp_g >= self.timeout))
             with m.If(l_word == DESC_WORDS + 1):
                 m.d.sync += starting.eq(1)
-        m.d.comb += [self.loading.eq(s.assigned),
-                     self.loading_adi.eq(Mux(s.loading, (Const(1, n) << l_adi)[:n], 0))]
+        m.d.comb += [self.loading.eq(s.assigned | s.claimed),
+                     self.loading_adi.eq(Mux(s.loading, (Const(1, n) << l_adi)[:n], 0)
+                                         | Mux(s.ok_q, (Const(1, n) << s.g_q)[:n], 0))]
         with m.If(starting & Array(st.ready for st in starts)[l_engine]):
             m.d.sync += [starting.eq(0), s.loading.eq(0), s.assigned.bit_select(l_engine, 1).eq(0)]
 
@@ -352,7 +372,7 @@ class Dispatcher(wiring.Component):
         wait = [Signal(name=f"idle_waiting{e}") for e in range(ne)]
         for e in range(ne):
             mine = s.ready & s.bound[e]
-            idle = self.idle[e] & ~s.assigned[e]
+            idle = self.idle[e] & ~(s.assigned[e] | s.claimed[e])
             m.d.comb += [
                 inel[e].eq(idle & mine.any() & ~(mine & self.eligible).any()),
                 wait[e].eq(idle & mine.any() & ~(mine & s.dispatchable).any() & (mine & self.eligible & s.held).any()),

@@ -32,9 +32,10 @@ The induction is helped by invariants on the dispatcher's registers that the
 harness reads from its elaboration (``_elaborate_probed``: the locals of the
 dispatcher's elaboration steps and the nets they share, so a renamed register
 fails loudly here): the slot
-and WAIT bits equal the harness's model, and the loader's registers (``loading``,
-``l_adi``, ``l_engine``, ``starting``, ``assigned``) agree with the record of
-the take. Without them, "filled" could not be proven at any depth (an
+and WAIT bits equal the harness's model, and the dispatch's registers
+(``ok_q``, ``g_q``, ``te_q``: the take of the cycle before) and the loader's
+(``loading``, ``l_adi``, ``l_engine``, ``starting``, ``assigned``), which
+takes them over a cycle after the take, agree with the record of the take. Without them, "filled" could not be proven at any depth (an
 unreachable state may hold a slot valid for ever without a fill).
 
 Not vacuous: :class:`CoverHarness` asserts that a dispatch (a start, a
@@ -65,7 +66,8 @@ __all__ = ["SMALL", "DispatchHarness", "CoverHarness", "COVER", "PROOFS", "run",
 SMALL = DeviceParams(num_adis=4, num_engines=2)
 
 #: Registers of the dispatcher's elaboration the invariants read.
-PROBED = ("slot_valid", "slot_wait", "wait_run", "loading", "starting", "assigned", "l_adi", "l_engine")
+PROBED = ("slot_valid", "slot_wait", "wait_run", "loading", "starting", "assigned", "l_adi", "l_engine",
+          "ok_q", "g_q", "te_q")
 
 
 def _elaborate_probed(dut, platform, names=PROBED):
@@ -251,13 +253,17 @@ class DispatchHarness(_Base):
             Assert(pr["slot_wait"] == is_wait),
             Assert(pr["wait_run"] == running),
             Assert((running & ~(filled & is_wait)) == 0),   # only a filled WAIT slot runs
-            Assert(pr["loading"] == rec),
-            Assert(pr["assigned"] == Mux(rec, _onehot(rec_engine, ne), 0)),
+            Assert((pr["loading"] | pr["ok_q"]) == rec),
+            Assert(~(pr["loading"] & pr["ok_q"])),
+            Assert(pr["assigned"] == Mux(pr["loading"], _onehot(rec_engine, ne), 0)),
             Assert(~pr["starting"] | pr["loading"]),
         ]
         with m.If(rec):
-            m.d.comb += [Assert(pr["l_adi"] == rec_adi), Assert(pr["l_engine"] == rec_engine),
-                         Assert(rec_adi < n), Assert(rec_engine < ne), Assert(rec_ok)]
+            m.d.comb += [Assert(rec_adi < n), Assert(rec_engine < ne), Assert(rec_ok)]
+        with m.If(pr["ok_q"]):
+            m.d.comb += [Assert(pr["g_q"] == rec_adi), Assert(pr["te_q"] == rec_engine)]
+        with m.If(pr["loading"]):
+            m.d.comb += [Assert(pr["l_adi"] == rec_adi), Assert(pr["l_engine"] == rec_engine)]
 
 
 #: What :class:`CoverHarness` shows reachable, with the BMC bound used (the
