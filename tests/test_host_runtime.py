@@ -292,3 +292,17 @@ def test_an_idle_device_under_qos_costs_no_steps():
     start = time.perf_counter()
     assert run_program(prog) > 4_000_000
     assert time.perf_counter() - start < 2
+
+
+@pytest.mark.sim
+def test_rtl_runs_of_one_program_with_other_arguments_run_in_parallel():
+    """Two rtl runs of one program and seed with different arguments, at the same time (as
+    pytest's workers run the arbitration comparisons): each gets its own argument and result,
+    not the other's (they had one run folder, argument file and result file between them)."""
+    from concurrent.futures import ThreadPoolExecutor
+    args = [{"policy": "rr", "tenants": [{"op": "noop", "count": count}]} for count in (3, 9)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda a: run_program("siov.sw.programs.arbitration:arbitration", "rtl",
+                                                      seed=1, arg=a, quiet=True), args))
+    assert [len(r["records"][0]) for r in results] == [3, 9]
+    assert all(status == Status.SUCCESS for r in results for status, _ in r["records"][0])

@@ -3,10 +3,12 @@
 The Device is built once per parameter set, in the folder the register and
 system regressions share (``build/sim/device-<tag>``), so a host program
 after ``make sim`` compiles nothing. The program runs inside cocotb
-(:mod:`siov.tb.host.test_host`) in its own run folder per program and seed,
-so runs of different seeds may go on in parallel.
+(:mod:`siov.tb.host.test_host`) in its own run folder per program, seed and
+argument (a digest of it), so runs of different seeds or arguments may go on
+in parallel: pytest's workers run one program with several arguments at once.
 """
 
+import hashlib
 import json
 import os
 import resource
@@ -54,6 +56,8 @@ def run_on_rtl(program, seed=0, params=DeviceParams(), waves=False, arg=None, qu
     """
     reg = device_build(params)
     tag = f"host-{program.rsplit(':', 1)[-1]}-s{seed}"
+    if arg is not None:
+        tag += "-" + hashlib.sha256(json.dumps(arg, sort_keys=True).encode()).hexdigest()[:10]
     result_file = BUILD / "host" / f"{tag}-{params.tag}.json"
     result_file.parent.mkdir(parents=True, exist_ok=True)
     if result_file.exists():
