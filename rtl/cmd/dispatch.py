@@ -338,10 +338,13 @@ class Dispatcher(wiring.Component):
         m.d.comb += self.slot_raddr.eq(Mux(s.ok_q, Cat(Const(0, 3), s.g_q), Cat(l_word[:3], l_adi)))
         starting = Signal()
         stamp_g = Signal(32)
-        # The take's WAIT figures, as they stood in its cycle (registered every cycle).
-        stamp_at_take = Signal(32)
+        # The take's WAIT flag and cycle as they stood in its cycle (registered every
+        # cycle); its WAIT's stamp cannot change in that cycle (no report is taken
+        # with a take), so the time since it is counted in the next cycle, from the
+        # registered ADI.
         waiting_at_take = Signal()
-        m.d.sync += [stamp_at_take.eq(self.now - Array(s.stamp)[s.g]), waiting_at_take.eq(s.waiting.bit_select(s.g, 1))]
+        now_at_take = Signal(32)
+        m.d.sync += [waiting_at_take.eq(s.waiting.bit_select(s.g, 1)), now_at_take.eq(self.now)]
         for e, st in enumerate(starts):
             m.d.comb += [st.valid.eq(starting & (l_engine == e)), st.payload.adi.eq(l_adi),
                          st.payload.pasid.eq(self.ring[l_adi].pasid), st.payload.timed_out.eq(l_timed_out),
@@ -349,7 +352,7 @@ class Dispatcher(wiring.Component):
         with m.If(s.ok_q):
             m.d.sync += [s.loading.eq(1), l_adi.eq(s.g_q), l_engine.eq(s.te_q), l_word.eq(1),
                          s.assigned.bit_select(s.te_q, 1).eq(1),
-                         stamp_g.eq(stamp_at_take), l_timed_out.eq(waiting_at_take)]
+                         stamp_g.eq(now_at_take - Array(s.stamp)[s.g_q]), l_timed_out.eq(waiting_at_take)]
         with m.If(s.loading & ~starting):
             m.d.sync += l_word.eq(l_word + 1)
             with m.If(l_word >= 2):

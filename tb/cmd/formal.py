@@ -21,7 +21,10 @@ every cycle, the mask included. Properties (``dispatch_mask``):
    ADI was taken (``dispatched``) for engine e, with its bit set in the mask
    and bound to e *at the take*, and it has not been started since (a harness
    register recorded at the take; the mask may have changed since, which is
-   legal: the decision is the take's). One descriptor in flight at a time, so
+   legal: the decision is the take's), and it says the WAIT timed out exactly
+   when the ADI's WAIT had been retried before the take and the cycles from
+   its first retry to the take reach the timeout (as the timeout stands when
+   the loader compares, two cycles into the load). One descriptor in flight at a time, so
    at most one ``start`` is valid;
 3. **consume beats**: a consume beat (``consume.valid``) leaves exactly one
    cycle after the slot of its ADI was freed, i.e. after a take of an
@@ -53,10 +56,11 @@ import sys
 import time
 import types
 
-from amaranth.hdl import Assert, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from siov.rtl.cmd.dispatch import Dispatcher
+from siov.rtl.cmd.prefetch import DESC_WORDS
 from siov.rtl.params import DeviceParams
 from siov.tb.formal import prove
 
@@ -67,7 +71,8 @@ SMALL = DeviceParams(num_adis=4, num_engines=2)
 
 #: Registers of the dispatcher's elaboration the invariants read.
 PROBED = ("slot_valid", "slot_wait", "wait_run", "loading", "starting", "assigned", "l_adi", "l_engine",
-          "ok_q", "g_q", "te_q")
+          "ok_q", "g_q", "te_q", "l_word", "l_timed_out", "stamp_g", "waiting_at_take", "now_at_take",
+          "stamp", "waiting")
 
 
 def _elaborate_probed(dut, platform, names=PROBED):
@@ -100,6 +105,11 @@ def _elaborate_probed(dut, platform, names=PROBED):
     if missing:
         raise LookupError(f"The dispatcher's elaboration has no {', '.join(missing)}: update the harness")
     return module, {k: seen[k] for k in names}
+
+
+def _select(values, index):
+    """``values[index]`` of a list of signals (0 beyond it)."""
+    return Array(values + [Const(0, len(values[0]))])[Mux(index < len(values), index, len(values))]
 
 
 def _onehot(index, n):
@@ -218,11 +228,15 @@ class DispatchHarness(_Base):
         rec_adi = Signal(6)
         rec_engine = Signal(2)
         rec_ok = Signal()                      # in the mask and bound to the engine at the take
+        rec_waiting = Signal()                 # its ADI's WAIT retried before the take ...
+        rec_elapsed = Signal(32)               # ... this many cycles before it
+        rec_timed_out = Signal()               # ... and so timed out (set at the loader's compare)
         start_take = Signal()
         for e, s in enumerate(starts):
             with m.If(s.valid):
                 m.d.comb += [
                     Assert(rec), Assert(rec_engine == e), Assert(s.payload.adi == rec_adi), Assert(rec_ok),
+                    Assert(s.payload.timed_out == rec_timed_out),
                 ]
             with m.If(s.valid & s.ready):
                 m.d.comb += start_take.eq(1)
@@ -232,7 +246,11 @@ class DispatchHarness(_Base):
         with m.If(dut.dispatched):
             m.d.comb += Assert(~rec)           # one descriptor in flight at a time
             m.d.sync += [rec.eq(1), rec_adi.eq(adi), rec_engine.eq(eng),
-                         rec_ok.eq(mask.bit_select(adi, 1) & (ring_engine == eng))]
+                         rec_ok.eq(mask.bit_select(adi, 1) & (ring_engine == eng)),
+                         rec_waiting.eq(pr["waiting"].bit_select(adi, 1)),
+                         rec_elapsed.eq(dut.now - _select(pr["stamp"], adi))]
+        with m.If(pr["loading"] & (pr["l_word"] == 2)):
+            m.d.sync += rec_timed_out.eq(rec_waiting & (rec_elapsed >= dut.timeout))
         # What the engines see of it: busy while taken and not started.
         m.d.comb += [
             Assert(dut.loading == Mux(rec, _onehot(rec_engine, ne), 0)),
@@ -257,13 +275,21 @@ class DispatchHarness(_Base):
             Assert(~(pr["loading"] & pr["ok_q"])),
             Assert(pr["assigned"] == Mux(pr["loading"], _onehot(rec_engine, ne), 0)),
             Assert(~pr["starting"] | pr["loading"]),
+            Assert(~pr["starting"] | (pr["l_word"] == DESC_WORDS + 2)),   # it waits there for the ready
         ]
         with m.If(rec):
             m.d.comb += [Assert(rec_adi < n), Assert(rec_engine < ne), Assert(rec_ok)]
         with m.If(pr["ok_q"]):
-            m.d.comb += [Assert(pr["g_q"] == rec_adi), Assert(pr["te_q"] == rec_engine)]
+            m.d.comb += [Assert(pr["g_q"] == rec_adi), Assert(pr["te_q"] == rec_engine),
+                         Assert(pr["waiting_at_take"] == rec_waiting),
+                         Assert((pr["now_at_take"] - _select(pr["stamp"], pr["g_q"]))[:32] == rec_elapsed)]
         with m.If(pr["loading"]):
-            m.d.comb += [Assert(pr["l_adi"] == rec_adi), Assert(pr["l_engine"] == rec_engine)]
+            m.d.comb += [Assert(pr["l_adi"] == rec_adi), Assert(pr["l_engine"] == rec_engine),
+                         Assert(pr["l_word"] >= 1), Assert(pr["l_word"] <= DESC_WORDS + 2)]
+            with m.If(pr["l_word"] <= 2):
+                m.d.comb += [Assert(pr["l_timed_out"] == rec_waiting), Assert(pr["stamp_g"] == rec_elapsed)]
+            with m.Else():
+                m.d.comb += Assert(pr["l_timed_out"] == rec_timed_out)
 
 
 #: What :class:`CoverHarness` shows reachable, with the BMC bound used (the
