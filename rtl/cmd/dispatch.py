@@ -32,10 +32,13 @@ It owns the per-ADI slots' state (the prefetch fills them, see
   empty slot, except an ADI consumed in the last two cycles (its HEAD and
   ``pending`` are being updated by the ADI block).
 
-Counters of idle engines: ``idle_ineligible`` (this cycle, the engines that
-are idle while every ADI bound to them that has a descriptor ready is outside
-the mask) and ``idle_waiting`` (idle, nothing dispatchable, and some ready ADI
-in the mask is held for a WAIT re-check).
+Counters of idle engines: ``idle_ineligible`` (the engines that are idle
+while every ADI bound to them that has a descriptor ready is outside the
+mask) and ``idle_waiting`` (idle, nothing dispatchable, and some ready ADI in
+the mask is held for a WAIT re-check), each of the cycle before: registered,
+because they come from every executor's state and go to the engine's 32-bit
+cycle counters (on the Device's critical path while combinational). A read of
+``ENG.IDLE_*`` therefore counts the cycles up to the one before its own.
 """
 
 import types
@@ -97,6 +100,7 @@ class Dispatcher(wiring.Component):
     loading : Out(num_engines), loading_adi : Out(num_adis)
         The engine and ADI (one-hot) of a descriptor taken and not yet started: busy.
     idle_ineligible, idle_waiting : Out(range(num_engines + 1))
+        The idle engines of each kind, in the cycle before (registered; see above).
     """
 
     def __init__(self, params=DeviceParams()):
@@ -380,4 +384,4 @@ class Dispatcher(wiring.Component):
                 inel[e].eq(idle & mine.any() & ~(mine & self.eligible).any()),
                 wait[e].eq(idle & mine.any() & ~(mine & s.dispatchable).any() & (mine & self.eligible & s.held).any()),
             ]
-        m.d.comb += [self.idle_ineligible.eq(sum(inel)), self.idle_waiting.eq(sum(wait))]
+        m.d.sync += [self.idle_ineligible.eq(sum(inel)), self.idle_waiting.eq(sum(wait))]
