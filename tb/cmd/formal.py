@@ -56,12 +56,13 @@ import sys
 import time
 import types
 
-from amaranth.hdl import Array, Assert, Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from siov.rtl.cmd.dispatch import Dispatcher
 from siov.rtl.cmd.prefetch import DESC_WORDS
 from siov.rtl.params import DeviceParams
+from siov.rtl.stream import select
 from siov.tb.formal import prove
 
 __all__ = ["SMALL", "DispatchHarness", "CoverHarness", "COVER", "PROOFS", "run", "trace_values"]
@@ -105,11 +106,6 @@ def _elaborate_probed(dut, platform, names=PROBED):
     if missing:
         raise LookupError(f"The dispatcher's elaboration has no {', '.join(missing)}: update the harness")
     return module, {k: seen[k] for k in names}
-
-
-def _select(values, index):
-    """``values[index]`` of a list of signals (0 beyond it)."""
-    return Array(values + [Const(0, len(values[0]))])[Mux(index < len(values), index, len(values))]
 
 
 def _onehot(index, n):
@@ -248,7 +244,7 @@ class DispatchHarness(_Base):
             m.d.sync += [rec.eq(1), rec_adi.eq(adi), rec_engine.eq(eng),
                          rec_ok.eq(mask.bit_select(adi, 1) & (ring_engine == eng)),
                          rec_waiting.eq(pr["waiting"].bit_select(adi, 1)),
-                         rec_elapsed.eq(dut.now - _select(pr["stamp"], adi))]
+                         rec_elapsed.eq(dut.now - select(pr["stamp"], adi))]
         with m.If(pr["loading"] & (pr["l_word"] == 2)):
             m.d.sync += rec_timed_out.eq(rec_waiting & (rec_elapsed >= dut.timeout))
         # What the engines see of it: busy while taken and not started.
@@ -282,7 +278,7 @@ class DispatchHarness(_Base):
         with m.If(pr["ok_q"]):
             m.d.comb += [Assert(pr["g_q"] == rec_adi), Assert(pr["te_q"] == rec_engine),
                          Assert(pr["waiting_at_take"] == rec_waiting),
-                         Assert((pr["now_at_take"] - _select(pr["stamp"], pr["g_q"]))[:32] == rec_elapsed)]
+                         Assert((pr["now_at_take"] - select(pr["stamp"], pr["g_q"]))[:32] == rec_elapsed)]
         with m.If(pr["loading"]):
             m.d.comb += [Assert(pr["l_adi"] == rec_adi), Assert(pr["l_engine"] == rec_engine),
                          Assert(pr["l_word"] >= 1), Assert(pr["l_word"] <= DESC_WORDS + 2)]
